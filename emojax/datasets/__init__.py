@@ -1,0 +1,33 @@
+"""TFDS builders. A dataset named `x` is the module `emojax.datasets.x` (no registry to edit)."""
+
+from __future__ import annotations
+
+import importlib
+
+import tensorflow_datasets as tfds
+
+from emojax import errors, paths
+
+
+def get_builder(name: str, config: str | None = None, data_dir: str | None = None,
+                **builder_kwargs) -> tfds.core.DatasetBuilder:
+  """Imports `emojax.datasets.<name>` and returns its TFDS builder writing array_record files."""
+  try:
+    importlib.import_module(f"emojax.datasets.{name}")
+  except ModuleNotFoundError as e:
+    if e.name != f"emojax.datasets.{name}":
+      raise
+    raise errors.ConfigError(
+        f"unknown dataset {name!r}: there is no module emojax/datasets/{name}.py; set "
+        "config.dataset.name to one of the modules in emojax/datasets/") from e
+  kwargs = dict(data_dir=str(paths.data_dir(data_dir)), file_format="array_record")
+  if config:
+    kwargs["config"] = config
+  kwargs.update(builder_kwargs)
+  return tfds.builder(name, **kwargs)
+
+
+def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str | None = None) -> None:
+  """Builds the dataset if it is not in the data dir yet (deterministic, cached)."""
+  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+  builder.download_and_prepare(download_config=download_config)

@@ -1,0 +1,158 @@
+"""The one Orbax module: every checkpoint emojax writes or reads goes through here.
+
+Layout of a training workdir:
+  checkpoints/<phase>/latest/<step>/   model state + optimizer state + meta (keep N, for resuming)
+  checkpoints/<phase>/best/<step>/     model state of the best validation score of the phase (keep 1)
+Everything else (phase records, manifests) is plain JSON next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from emojax import errors
+
+
+def _abstract(tree: Any) -> Any:
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def model_pure_state(model: nnx.Module) -> dict:
+  """All variables of the model as a nested dict of arrays (what we save)."""
+  return nnx.to_pure_dict(nnx.state(model))
+
+
+def load_pure_state(model: nnx.Module, pure: dict) -> None:
+  """Writes a saved nested dict of arrays back into the model, in place."""
+  state = nnx.state(model)
+  try:
+    nnx.replace_by_pure_dict(state, pure)
+  except (KeyError, ValueError) as e:
+    raise errors.ConfigError(
+        f"checkpoint does not fit the model built from this config ({e}); evaluate with the "
+        "config the checkpoint was trained with (it is saved as config.json in the workdir)") from e
+  nnx.update(model, state)
+
+
+class PhaseCheckpoints:
+  """Latest-N (for resume) and best-1 (by a validation metric) checkpoints of one training phase."""
+
+  def __init__(self, directory: str | os.PathLike, *, keep: int, best_metric: str,
+               best_mode: str):
+    self.directory = pathlib.Path(directory).absolute()
+    self.best_metric = best_metric
+    self._latest = ocp.CheckpointManager(
+        self.directory / "latest",
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+    self._best = ocp.CheckpointManager(
+        self.directory / "best",
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, create=True, best_fn=lambda m: m[best_metric], best_mode=best_mode,
+            keep_checkpoints_without_metrics=False))
+
+  def latest_step(self) -> int | None:
+    return self._latest.latest_step()
+
+  def save_latest(self, step: int, model_pure: dict, opt_state: Any, meta: dict) -> None:
+    self._latest.save(step, args=ocp.args.Composite(
+        model=ocp.args.StandardSave(model_pure),
+        opt=ocp.args.StandardSave(opt_state),
+        meta=ocp.args.JsonSave(meta)))
+
+  def restore_latest(self, model_pure_like: dict, opt_state_like: Any) -> tuple[int, dict, Any, dict]:
+    step = self._latest.latest_step()
+    restored = self._latest.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore(_abstract(model_pure_like)),
+        opt=ocp.args.StandardRestore(_abstract(opt_state_like)),
+        meta=ocp.args.JsonRestore()))
+    return step, restored["model"], restored["opt"], restored["meta"]
+
+  def save_best(self, step: int, model_pure: dict, metrics: dict[str, float]) -> None:
+    value = metrics.get(self.best_metric)
+    if value is None or not np.isfinite(value):
+      return  # an undefined score (e.g. PCC of a constant prediction) never becomes "best"
+    self._best.save(step, args=ocp.args.Composite(model=ocp.args.StandardSave(model_pure)),
+                    metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+
+  def best_step(self) -> int | None:
+    return self._best.best_step()
+
+  def restore_best(self, model_pure_like: dict) -> dict:
+    step = self._best.best_step()
+    if step is None:
+      raise errors.ConfigError(f"no best checkpoint in {self.directory / 'best'}")
+    restored = self._best.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore(_abstract(model_pure_like))))
+    return restored["model"]
+
+  def wait(self) -> None:
+    self._latest.wait_until_finished()
+    self._best.wait_until_finished()
+
+  def close(self) -> None:
+    self._latest.close()
+    self._best.close()
+
+
+def save_model(directory: str | os.PathLike, model: nnx.Module, meta: dict) -> None:
+  """Saves a standalone model checkpoint (the final model of a run) with its metadata."""
+  directory = pathlib.Path(directory).absolute()
+  with ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+      max_to_keep=1, create=True)) as mngr:
+    step = (mngr.latest_step() or 0) + 1
+    mngr.save(step, args=ocp.args.Composite(
+        model=ocp.args.StandardSave(model_pure_state(model)), meta=ocp.args.JsonSave(meta)))
+    mngr.wait_until_finished()
+
+
+def restore_model(directory: str | os.PathLike, model: nnx.Module) -> dict:
+  """Restores a checkpoint written by `save_model` (or a phase's best) into `model`; returns meta."""
+  directory = pathlib.Path(directory).absolute()
+  if not directory.exists():
+    raise errors.ConfigError(f"checkpoint directory {directory} does not exist")
+  with ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+      read_only=True)) as mngr:
+    step = mngr.latest_step()
+    if step is None:
+      raise errors.ConfigError(
+          f"no checkpoint found in {directory}; train first or point --checkpoint at a "
+          "'final_model' folder of a training workdir")
+    restored = mngr.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore(_abstract(model_pure_state(model))),
+        meta=ocp.args.JsonRestore()))
+  load_pure_state(model, restored["model"])
+  return restored["meta"]
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+  """Atomic JSON write (temp file + rename): a killed process never leaves half a file."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default))
+  os.replace(tmp, path)
+
+
+def read_json(path: str | os.PathLike, default: Any = None) -> Any:
+  path = pathlib.Path(path)
+  if not path.exists():
+    return default
+  return json.loads(path.read_text())
+
+
+def _json_default(o: Any) -> Any:
+  if isinstance(o, (np.floating, np.integer)):
+    return o.item()
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  if isinstance(o, (pathlib.Path,)):
+    return str(o)
+  raise TypeError(f"not JSON serialisable: {type(o)}")

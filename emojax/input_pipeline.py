@@ -1,0 +1,188 @@
+"""Per-second films -> windows of L clips of S seconds -> sharded batches, via grain.
+
+A split of a per-second dataset (docs/design.md) is read once through `tfds.data_source` into a
+`FilmStore` (films in memory, validated), then cut into windows. A window is L consecutive clips of
+S seconds of one film; the ragged end of a film is masked, never dropped, so every second of every
+film gets a prediction at evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterator, Sequence
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from emojax import datasets, errors
+
+
+@dataclasses.dataclass
+class FilmStore:
+  """The films of one split, in memory: per-second streams and labels, all of equal length."""
+  name: str                                  # "<dataset>/<split>", for messages
+  film_ids: list[str]
+  streams: dict[str, list[np.ndarray]]       # modality -> per film (T, D) float32
+  labels: dict[str, list[np.ndarray]]        # target -> per film (T,) float32
+
+  @property
+  def lengths(self) -> np.ndarray:
+    return np.array([len(x) for x in next(iter(self.labels.values()))], np.int64)
+
+  def feature_dims(self) -> dict[str, int]:
+    return {m: int(v[0].shape[-1]) for m, v in self.streams.items()}
+
+  def film(self, i: int) -> dict[str, np.ndarray]:
+    out = {m: v[i] for m, v in self.streams.items()}
+    out.update({t: v[i] for t, v in self.labels.items()})
+    return out
+
+  @classmethod
+  def from_examples(cls, name: str, examples: Sequence[dict], modalities: Sequence[str],
+                    targets: Sequence[str]) -> "FilmStore":
+    film_ids, streams, labels = [], {m: [] for m in modalities}, {t: [] for t in targets}
+    for ex in examples:
+      fid = ex["film_id"]
+      fid = fid.decode() if isinstance(fid, bytes) else str(fid)
+      where = f"film {fid!r} of {name}"
+      for key in (*modalities, *targets):
+        if key not in ex:
+          raise errors.DataError(
+              f"{where} has no stream {key!r} (it has {sorted(ex)}); fix config.<task>.modalities "
+              "or config.targets to name streams the dataset has")
+      t_lens = {key: len(ex[key]) for key in (*modalities, *targets)}
+      if len(set(t_lens.values())) != 1:
+        raise errors.DataError(
+            f"{where}: per-second label and feature lengths differ {t_lens}; the dataset builder "
+            "must truncate all streams of a film to the shortest (rebuild the dataset)")
+      for key in (*modalities, *targets):
+        arr = np.asarray(ex[key], np.float32)
+        if not np.all(np.isfinite(arr)):
+          bad = np.argwhere(~np.isfinite(arr.reshape(len(arr), -1)))[0, 0]
+          raise errors.DataError(
+              f"{where}: stream {key!r} has NaN/Inf values (first at second {bad}); repair or "
+              "drop that film in the dataset builder")
+        (streams[key] if key in streams else labels[key]).append(
+            arr.reshape(len(arr), -1) if key in streams else arr)
+      film_ids.append(fid)
+    if not film_ids:
+      raise errors.DataError(f"{name} has no films")
+    return cls(name, film_ids, streams, labels)
+
+
+def load_split(config: ml_collections.ConfigDict, split: str, modalities: Sequence[str],
+               targets: Sequence[str]) -> FilmStore:
+  """Builds the dataset if needed and loads one split into memory."""
+  d = config.dataset
+  builder = datasets.get_builder(d.name, d.config or None, d.data_dir or None,
+                                 **dict(d.builder_kwargs))
+  datasets.prepare(builder, d.manual_dir or None)
+  sources = builder.as_data_source()
+  if split not in sources:
+    raise errors.ConfigError(
+        f"dataset {d.name} has no split {split!r} (it has {sorted(sources)}); fix "
+        "config.dataset.splits")
+  source = sources[split]
+  examples = (source[i] for i in range(len(source)))
+  return FilmStore.from_examples(f"{d.name}/{split}", examples, modalities, targets)
+
+
+def num_clips(num_seconds: int, clip_seconds: int) -> int:
+  return max(1, math.ceil(num_seconds / clip_seconds))
+
+
+def window_index(store: FilmStore, clip_seconds: int, num_clips_per_window: int,
+                 stride: int) -> np.ndarray:
+  """(N, 2) int array of (film index, first clip) of every window."""
+  rows = []
+  for f, t in enumerate(store.lengths):
+    c = num_clips(int(t), clip_seconds)
+    last_start = max(c - num_clips_per_window, 0) if stride < num_clips_per_window else c - 1
+    rows.extend((f, s) for s in range(0, last_start + 1, stride))
+  return np.asarray(rows, np.int64).reshape(-1, 2)
+
+
+class WindowMaker:
+  """Turns (film, first clip) into one window element (numpy, masked at the film's end)."""
+
+  def __init__(self, store: FilmStore, clip_seconds: int, num_clips_per_window: int):
+    self.store, self.s, self.l = store, clip_seconds, num_clips_per_window
+
+  def __call__(self, row: np.ndarray) -> dict:
+    f, c0 = int(row[0]), int(row[1])
+    s, l = self.s, self.l
+    t = int(self.store.lengths[f])
+    first, last = c0 * s, min((c0 + l) * s, t)
+    n = max(last - first, 0)
+    second_mask = np.zeros(l * s, bool)
+    second_mask[:n] = True
+    out = {"x": {}, "y": {}}
+    for m, films in self.store.streams.items():
+      x = np.zeros((l * s, films[f].shape[-1]), np.float32)
+      x[:n] = films[f][first:last]
+      out["x"][m] = x.reshape(l, s, -1)
+    second_mask = second_mask.reshape(l, s)
+    count = second_mask.sum(-1)
+    for k, films in self.store.labels.items():
+      y = np.zeros(l * s, np.float32)
+      y[:n] = films[f][first:last]
+      out["y"][k] = (y.reshape(l, s).sum(-1) / np.maximum(count, 1)).astype(np.float32)
+    out["second_mask"] = second_mask
+    out["clip_mask"] = count > 0
+    out["film_index"] = np.int32(f)
+    out["clip_start"] = np.int32(c0)
+    return out
+
+
+def train_batches(store: FilmStore, *, clip_seconds: int, num_clips_per_window: int,
+                  batch_size: int, seed: int, start_step: int = 0,
+                  stride: int = 1) -> Iterator[dict]:
+  """Infinite, deterministically shuffled batches; batch k is the same whatever `start_step`.
+
+  Each process reads its own slice of every global batch, so batches are sharded over hosts.
+  """
+  rows = window_index(store, clip_seconds, num_clips_per_window, stride)
+  n_proc, proc = jax.process_count(), jax.process_index()
+  if batch_size % n_proc:
+    raise errors.ConfigError(f"batch_size {batch_size} is not divisible by {n_proc} processes")
+  local = batch_size // n_proc
+  ds = (grain.MapDataset.source(rows).shuffle(seed=seed).repeat()
+        .batch(batch_size, drop_remainder=True)
+        .map(lambda b: b[proc * local:(proc + 1) * local]))
+  maker = WindowMaker(store, clip_seconds, num_clips_per_window)
+  ds = ds.slice(slice(start_step, None)).map(lambda rows_b: _stack([maker(r) for r in rows_b]))
+  it = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
+  return iter(it)
+
+
+def eval_batches(store: FilmStore, *, clip_seconds: int, num_clips_per_window: int,
+                 batch_size: int) -> Iterator[dict]:
+  """Non-overlapping windows covering every second of every film, padded to full batches."""
+  rows = window_index(store, clip_seconds, num_clips_per_window, num_clips_per_window)
+  maker = WindowMaker(store, clip_seconds, num_clips_per_window)
+  for i in range(0, len(rows), batch_size):
+    elems = [maker(r) for r in rows[i:i + batch_size]]
+    pad = batch_size - len(elems)
+    if pad:
+      blank = jax.tree.map(np.zeros_like, elems[0])
+      elems += [blank] * pad
+    yield _stack(elems)
+
+
+def _stack(elems: list[dict]) -> dict:
+  return jax.tree.map(lambda *xs: np.stack(xs), *elems)
+
+
+def make_mesh() -> jax.sharding.Mesh:
+  """A 1-D data-parallel mesh over all devices (all hosts)."""
+  return jax.make_mesh((jax.device_count(),), ("data",))
+
+
+def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
+  """Local numpy batch -> global jax arrays sharded along the batch axis over the mesh."""
+  sharding = NamedSharding(mesh, P("data"))
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
