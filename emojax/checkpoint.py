@@ -85,6 +85,10 @@ class PhaseCheckpoints:
   def best_step(self) -> int | None:
     return self._best.best_step()
 
+  def best_latest_step(self) -> int | None:
+    """The newest step evaluated into the best manager (to never save a step twice on resume)."""
+    return self._best.latest_step()
+
   def restore_best(self, model_pure_like: dict) -> dict:
     step = self._best.best_step()
     if step is None:
@@ -92,6 +96,9 @@ class PhaseCheckpoints:
     restored = self._best.restore(step, args=ocp.args.Composite(
         model=ocp.args.StandardRestore(_abstract(model_pure_like))))
     return restored["model"]
+
+  def restore_best_into(self, model: nnx.Module) -> None:
+    load_pure_state(model, self.restore_best(model_pure_state(model)))
 
   def wait(self) -> None:
     self._latest.wait_until_finished()

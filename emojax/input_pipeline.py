@@ -28,6 +28,7 @@ class FilmStore:
   film_ids: list[str]
   streams: dict[str, list[np.ndarray]]       # modality -> per film (T, D) float32
   labels: dict[str, list[np.ndarray]]        # target -> per film (T,) float32
+  metadata: dict = dataclasses.field(default_factory=dict)  # the dataset's recorded metadata
 
   @property
   def lengths(self) -> np.ndarray:
@@ -88,7 +89,9 @@ def load_split(config: ml_collections.ConfigDict, split: str, modalities: Sequen
         "config.dataset.splits")
   source = sources[split]
   examples = (source[i] for i in range(len(source)))
-  return FilmStore.from_examples(f"{d.name}/{split}", examples, modalities, targets)
+  store = FilmStore.from_examples(f"{d.name}/{split}", examples, modalities, targets)
+  store.metadata = dict(builder.info.metadata or {})
+  return store
 
 
 def num_clips(num_seconds: int, clip_seconds: int) -> int:

@@ -1,0 +1,62 @@
+"""Config blocks shared by every method's config (dataset, data, checkpoint, log, sweep)."""
+
+import ml_collections
+
+
+def base_config(method: str) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.method = method             # module name under emojax/models
+  c.seed = 0
+  c.targets = ("valence", "arousal")
+
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.name = "synthetic_benchmark"   # module name under emojax/datasets (TFDS builder name)
+  c.dataset.config = "default"             # TFDS BuilderConfig name ("" = the builder's default)
+  c.dataset.data_dir = ""                  # "" = $EMOJAX_DATA_DIR or ~/emojax_data
+  c.dataset.manual_dir = ""                # for benchmarks downloaded by hand
+  c.dataset.builder_kwargs = ml_collections.ConfigDict()
+  c.dataset.splits = ml_collections.ConfigDict(
+      dict(train="train", validation="validation", test="test"))
+
+  c.data = ml_collections.ConfigDict()
+  c.data.clip_seconds = 10      # films cut into non-overlapping 10 s clips (seed 000)
+  c.data.batch_size = 64
+  c.data.eval_batch_size = 64
+  c.data.train_stride = 1       # training windows start every `train_stride` clips
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.keep = 2         # latest checkpoints kept per phase (for resuming)
+  c.checkpoint.every_steps = 50
+  c.checkpoint.best_metric = "pcc"   # validation metric selecting each phase's best checkpoint
+  c.checkpoint.best_mode = "max"
+
+  c.log = ml_collections.ConfigDict()
+  c.log.every_steps = 25
+
+  # Sweeps (emojax/sweep.py): tuples of (dotted field, values) / random specs; empty = no sweep.
+  c.sweep = ml_collections.ConfigDict()
+  c.sweep.grid = ()
+  c.sweep.random = ()
+  c.sweep.num_random = 0
+  c.sweep.seeds = (0,)
+  c.sweep.metric = "validation/valence/pcc"
+  c.sweep.mode = "max"
+  return c
+
+
+def parse_arg(arg: str | None, allowed: set[str]) -> set[str]:
+  """`get_config("valence,runlocal")` -> {"valence", "runlocal"}; unknown words fail loudly."""
+  words = {w.strip() for w in (arg or "").split(",") if w.strip()}
+  unknown = words - allowed
+  if unknown:
+    raise ValueError(f"unknown config argument(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+  return words
+
+
+def shrink_for_local_run(c: ml_collections.ConfigDict) -> None:
+  """runlocal: the small synthetic benchmark and short phases, for a laptop / CI smoke run."""
+  c.dataset.config = "small"
+  c.data.batch_size = 16
+  c.data.eval_batch_size = 16
+  c.checkpoint.every_steps = 10
+  c.log.every_steps = 10

@@ -1,0 +1,109 @@
+"""Evaluation: a trained model -> per-second predictions -> the files of the evaluation contract.
+
+`<workdir>/eval/<split>/metrics.json`, `predictions/<film>.csv`, `plots/<film>.png` (see
+emojax/reporting.py), plus `eval/ablation.md`: every training phase's validation/test scores (the
+paper's Tables 1-2: single modalities, progressive steps, fine-tuning, inter-clip) and the extra
+variants of the method (M2 decision fusion, the EMA decay sweep of Table 4).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import json
+
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from emojax import checkpoint, errors, input_pipeline, metrics, reporting
+
+SPLITS = ("validation", "test")
+
+
+def _films_for_report(store: input_pipeline.FilmStore, preds: dict) -> dict:
+  return {fid: {t: (store.labels[t][i], preds[fid][t]) for t in preds[fid]}
+          for i, fid in enumerate(store.film_ids)}
+
+
+def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
+                   stores: dict[str, input_pipeline.FilmStore], workdir: pathlib.Path, mesh,
+                   records: list[dict] | None = None, plots: bool = True) -> dict[str, float]:
+  """Writes the evaluation files for every split in `stores`; returns flat metrics."""
+  flat, ablation_rows = {}, []
+  for split, store in stores.items():
+    preds = method.predict(model, config, store, mesh)
+    out = reporting.write_eval_outputs(workdir / "eval" / split, _films_for_report(store, preds),
+                                       plot=plots)
+    for target, m in out.items():
+      for k in ("mse", "rmse", "mae", "pcc", "ccc"):
+        flat[f"{split}/{target}/{k}"] = m[k]
+      ablation_rows.append((f"final ({config.method})", split, target, m))
+    for name, vpreds in method.ablations(model, config, store, mesh).items():
+      for target in next(iter(vpreds.values())):
+        true = [store.labels[target][i] for i in range(len(store.film_ids))]
+        pred = [vpreds[fid][target] for fid in store.film_ids]
+        m = metrics.regression_metrics(np.concatenate(true), np.concatenate(pred))
+        ablation_rows.append((name, split, target, m))
+        flat[f"{split}/{target}/{name}/pcc"] = m["pcc"]
+    print(f"   eval {split}: " + ", ".join(
+        f"{t} pcc {m['pcc']:.3f} mse {m['mse']:.4f}" for t, m in out.items()), flush=True)
+  for r in records or []:
+    for split in SPLITS:
+      if split in r:
+        ablation_rows.append((f"phase {r['name']}", split, r["target"], r[split]))
+  _write_ablation(workdir / "eval", ablation_rows, stores)
+  checkpoint.write_json(workdir / "eval" / "summary.json", flat)
+  return flat
+
+
+def _write_ablation(out_dir: pathlib.Path, rows, stores) -> None:
+  lines = ["# Evaluation summary", "",
+           "Per-second metrics pooled over all seconds of the split. Phase rows: the network as it "
+           "stood at the end of that training phase (clip predictions repeated over their seconds, "
+           "before any post-processing).", "",
+           "| variant | split | target | MSE | PCC | CCC |", "|---|---|---|---|---|---|"]
+  for name, split, target, m in rows:
+    lines.append(f"| {name} | {split} | {target} | {m['mse']:.4f} | {m['pcc']:.3f} | "
+                 f"{m['ccc']:.3f} |")
+  for split, store in stores.items():
+    if store.metadata.get("ceiling"):
+      lines += ["", f"Ceiling recorded by the dataset ({split}): "
+                f"`{json.dumps(store.metadata['ceiling'])}`"]
+  out_dir.mkdir(parents=True, exist_ok=True)
+  tmp = out_dir / "ablation.md.tmp"
+  tmp.write_text("\n".join(lines) + "\n")
+  tmp.replace(out_dir / "ablation.md")
+
+
+def evaluate_trainer(trainer) -> dict[str, float]:
+  """Evaluation at the end of train mode, on the trainer's loaded splits."""
+  stores = {k: v for k, v in trainer.stores.items() if k in SPLITS}
+  return evaluate_model(trainer.model, trainer.method, trainer.config, stores, trainer.workdir,
+                        trainer.mesh, trainer.records)
+
+
+def load_run_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
+  path = workdir / "config.json"
+  if not path.exists():
+    raise errors.ConfigError(f"{path} not found: {workdir} is not a training workdir; pass "
+                             "--config as well, or train first")
+  return ml_collections.ConfigDict(checkpoint.read_json(path))
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+             checkpoint_path: str | None = None) -> dict[str, float]:
+  """Evaluate mode: the final model of `workdir` (or the checkpoint at `checkpoint_path`)."""
+  from emojax import train  # pylint: disable=g-import-not-at-top
+  workdir = pathlib.Path(workdir)
+  method = train.get_method(config)
+  mods, targets = method.modalities(config), tuple(config.targets)
+  stores = {k: input_pipeline.load_split(config, getattr(config.dataset.splits, k), mods, targets)
+            for k in SPLITS if getattr(config.dataset.splits, k)}
+  dims = next(iter(stores.values())).feature_dims()
+  model = method.create(config, dims, nnx.Rngs(config.seed))
+  ckpt = pathlib.Path(checkpoint_path) if checkpoint_path else workdir / "final_model"
+  checkpoint.restore_model(ckpt, model)
+  records = checkpoint.read_json(workdir / "phases.json", [])
+  mesh = input_pipeline.make_mesh()
+  return evaluate_model(model, method, config, stores, workdir, mesh, records)

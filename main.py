@@ -1,0 +1,74 @@
+r"""emojax: train, evaluate, sweep, predict and inspect data from a config.
+
+  python main.py --config=configs/two_timescale.py --workdir=runs/tts            # train + evaluate
+  python main.py --mode=evaluate --workdir=runs/tts [--checkpoint=DIR]           # evaluate again
+  python main.py --mode=sweep --config=configs/two_timescale.py --workdir=runs/sweep
+  python main.py --mode=predict --workdir=runs/tts --video=film.mp4 [--output=DIR]
+  python main.py --mode=doctor --dataset=mediaeval2018 --manual_dir=~/downloads/me18
+
+Any config field can be overridden: --config.train.learning_rate=3e-4. Unknown keys fail.
+"""
+
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", None, "Config file (path[:arg]).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Where checkpoints, logs and evaluation outputs go.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "sweep", "predict", "doctor"], "What to do.")
+flags.DEFINE_string("checkpoint", None, "evaluate/predict: a model checkpoint folder (default: "
+                    "<workdir>/final_model).")
+flags.DEFINE_string("video", None, "predict: a video file or a folder of videos.")
+flags.DEFINE_string("output", None, "predict: output folder (default: <workdir>/predict).")
+flags.DEFINE_string("dataset", None, "doctor: dataset name (a module of emojax/datasets).")
+flags.DEFINE_string("manual_dir", None, "doctor: the folder holding the manual download.")
+flags.DEFINE_string("dataset_config", None, "doctor: the dataset's builder config, if any.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from emojax import errors  # pylint: disable=g-import-not-at-top
+  try:
+    return run(FLAGS.mode)
+  except errors.EmojaxError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+def run(mode: str):
+  from emojax import evaluate, train  # pylint: disable=g-import-not-at-top
+  if mode == "doctor":
+    from emojax import doctor  # pylint: disable=g-import-not-at-top
+    problems = doctor.run_doctor(FLAGS.dataset, FLAGS.manual_dir, FLAGS.dataset_config)
+    print(doctor.format_report(problems))
+    return 1 if any(p.severity == "error" for p in problems) else 0
+  if not FLAGS.workdir:
+    raise app.UsageError("--workdir is required")
+  workdir = pathlib.Path(FLAGS.workdir)
+  config = FLAGS.config
+  if config is None:
+    if mode not in ("evaluate", "predict"):
+      raise app.UsageError("--config is required to train or sweep")
+    config = evaluate.load_run_config(workdir)
+  if mode == "train":
+    train.train_and_evaluate(config, workdir)
+  elif mode == "evaluate":
+    evaluate.evaluate(config, workdir, FLAGS.checkpoint)
+  elif mode == "sweep":
+    from emojax import sweep  # pylint: disable=g-import-not-at-top
+    sweep.run_sweep(config, workdir, train.train_and_evaluate)
+  elif mode == "predict":
+    from emojax import predict  # pylint: disable=g-import-not-at-top
+    if not FLAGS.video:
+      raise app.UsageError("--video is required in predict mode")
+    predict.predict(config, workdir, FLAGS.video, FLAGS.output, FLAGS.checkpoint)
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)
