@@ -135,6 +135,13 @@ def regression_metrics(y_true, y_pred, where: str = "") -> dict:
   }
 
 
+def film_key(film_id) -> str:
+  """A film id as str (TFDS Text features come back as bytes: decoded as UTF-8)."""
+  if isinstance(film_id, (bytes, bytearray, np.bytes_)):
+    return bytes(film_id).decode("utf-8")
+  return str(film_id)
+
+
 def ordered_dims(dims) -> list[str]:
   """Dims in output order: valence, arousal, then the others in order of appearance."""
   dims = list(dict.fromkeys(dims))
@@ -146,7 +153,7 @@ def evaluate_films(films: Mapping[str, Mapping[str, tuple]]) -> dict:
 
   Args:
     films: film_id -> {dim: (true_T, pred_T)}. A film may lack a dim; it is then left out of
-      that dim only.
+      that dim only. bytes film ids are decoded (UTF-8).
 
   Returns:
     {dim: {mse, rmse, mae, pcc, ccc, num_seconds, per_film: {film_id: {mse, ..., num_seconds}}}},
@@ -166,11 +173,14 @@ def evaluate_films(films: Mapping[str, Mapping[str, tuple]]) -> dict:
         continue
       pair = per_dim[dim]
       if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-        raise DataError(f"film {film_id!r} / {dim}: expected a (true_T, pred_T) pair, "
+        raise DataError(f"film {film_key(film_id)!r} / {dim}: expected a (true_T, pred_T) pair, "
                         f"got {type(pair).__name__}.")
-      where = f"film {film_id!r} / {dim}"
+      key = film_key(film_id)
+      where = f"film {key!r} / {dim}"
+      if key in per_film:
+        raise DataError(f"{where}: the film id appears twice (as str and bytes?).")
       t_T, p_T = _pair(pair[0], pair[1], where)
-      per_film[str(film_id)] = regression_metrics(t_T, p_T, where)
+      per_film[key] = regression_metrics(t_T, p_T, where)
       trues.append(t_T)
       preds.append(p_T)
     pooled = regression_metrics(np.concatenate(trues), np.concatenate(preds), f"all films / {dim}")

@@ -123,3 +123,8 @@ def test_evaluate_films_pools_and_splits():
 def test_evaluate_films_rejects_empty():
   with pytest.raises(DataError):
     metrics.evaluate_films({})
+
+
+def test_evaluate_films_decodes_bytes_ids():
+  got = metrics.evaluate_films({b"MEDIAEVAL18_54": {"valence": ([0.0, 1.0], [0.0, 0.5])}})
+  assert list(got["valence"]["per_film"]) == ["MEDIAEVAL18_54"]
