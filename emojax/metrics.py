@@ -1,0 +1,188 @@
+"""Regression and classification metrics, pooled over films and per film (numpy, float64).
+
+Every function takes array-likes of any float (or int) dtype, flattens them, computes in float64
+and returns python floats. Inputs of different lengths, empty inputs and non-finite values (NaN,
+Inf) raise `emojax.errors.DataError`: a NaN prediction is a bug upstream, never a metric value.
+
+Undefined correlations. Pearson's r is undefined when either series is constant (zero variance) or
+has fewer than 2 values: `pcc` returns `float('nan')` then (like `scipy.stats.pearsonr`).
+Lin's CCC = 2 cov / (var_t + var_p + (mean_t - mean_p)^2) with population (1/N) moments stays
+defined when only one series is constant (it is 0 then: a constant prediction does not concord),
+and is `nan` only when its denominator is 0, i.e. both series are the same constant. A series
+counts as constant when all its values are exactly equal; its deviations are then exactly 0, so
+rounding in the mean cannot turn a constant into a spurious correlation.
+`emojax.reporting.write_json` writes these NaNs as JSON `null`.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from emojax.errors import DataError
+
+# Dimensions in the order every output lists them; others follow in order of appearance.
+DIM_ORDER = ("valence", "arousal")
+REGRESSION_KEYS = ("mse", "rmse", "mae", "pcc", "ccc")
+
+
+def _as_vector(x, name: str) -> np.ndarray:
+  """Returns `x` as a finite float64 vector, or raises DataError naming `name`."""
+  try:
+    x_N = np.asarray(x, dtype=np.float64).reshape(-1)
+  except (TypeError, ValueError) as e:
+    raise DataError(f"{name}: cannot read as numbers ({e}).") from e
+  if x_N.size == 0:
+    raise DataError(f"{name} is empty: a metric needs at least one value.")
+  bad = ~np.isfinite(x_N)
+  if bad.any():
+    first = int(np.flatnonzero(bad)[0])
+    raise DataError(
+        f"{name} holds {int(bad.sum())} non-finite value(s) (first at index {first}: "
+        f"{x_N[first]}); fix the predictions or labels that produced them.")
+  return x_N
+
+
+def _pair(y_true, y_pred, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+  prefix = f"{where}: " if where else ""
+  t_N = _as_vector(y_true, f"{prefix}y_true")
+  p_N = _as_vector(y_pred, f"{prefix}y_pred")
+  if t_N.shape != p_N.shape:
+    raise DataError(
+        f"{prefix}y_true has {t_N.size} values but y_pred has {p_N.size}; "
+        "give one prediction per label (same length).")
+  return t_N, p_N
+
+
+def _centered(x_N: np.ndarray) -> np.ndarray:
+  """Deviations from the mean; exactly zero for a constant series."""
+  if x_N[0] == x_N[-1] and np.all(x_N == x_N[0]):
+    return np.zeros_like(x_N)
+  return x_N - x_N.mean()
+
+
+def mse(y_true, y_pred) -> float:
+  """Mean squared error."""
+  t_N, p_N = _pair(y_true, y_pred)
+  return float(np.mean((p_N - t_N) ** 2))
+
+
+def rmse(y_true, y_pred) -> float:
+  """Root mean squared error."""
+  return float(np.sqrt(mse(y_true, y_pred)))
+
+
+def mae(y_true, y_pred) -> float:
+  """Mean absolute error."""
+  t_N, p_N = _pair(y_true, y_pred)
+  return float(np.mean(np.abs(p_N - t_N)))
+
+
+def _pcc(t_N: np.ndarray, p_N: np.ndarray) -> float:
+  if t_N.size < 2:
+    return float("nan")
+  dt_N, dp_N = _centered(t_N), _centered(p_N)
+  ss_t, ss_p = float(dt_N @ dt_N), float(dp_N @ dp_N)
+  if ss_t == 0.0 or ss_p == 0.0:
+    return float("nan")
+  r = float(dt_N @ dp_N) / np.sqrt(ss_t * ss_p)
+  return float(np.clip(r, -1.0, 1.0))
+
+
+def _ccc(t_N: np.ndarray, p_N: np.ndarray) -> float:
+  dt_N, dp_N = _centered(t_N), _centered(p_N)
+  n = t_N.size
+  cov = float(dt_N @ dp_N) / n
+  var_t, var_p = float(dt_N @ dt_N) / n, float(dp_N @ dp_N) / n
+  mean_t = t_N[0] if not dt_N.any() else t_N.mean()
+  mean_p = p_N[0] if not dp_N.any() else p_N.mean()
+  denom = var_t + var_p + float(mean_t - mean_p) ** 2
+  if denom == 0.0:
+    return float("nan")
+  return float(2.0 * cov / denom)
+
+
+def pcc(y_true, y_pred) -> float:
+  """Pearson correlation; nan when either series is constant or has < 2 values."""
+  return _pcc(*_pair(y_true, y_pred))
+
+
+def ccc(y_true, y_pred) -> float:
+  """Lin's concordance correlation (population moments); nan only when both are one constant."""
+  return _ccc(*_pair(y_true, y_pred))
+
+
+def accuracy(labels_true, labels_pred) -> float:
+  """Share of positions where the labels are equal (global accuracy)."""
+  t_N, p_N = _pair(labels_true, labels_pred)
+  return float(np.mean(t_N == p_N))
+
+
+def regression_metrics(y_true, y_pred, where: str = "") -> dict:
+  """Returns {mse, rmse, mae, pcc, ccc} as python floats plus num_seconds (int).
+
+  `where` (e.g. "film X / valence") prefixes error messages.
+  """
+  t_N, p_N = _pair(y_true, y_pred, where)
+  err_N = p_N - t_N
+  m = float(np.mean(err_N ** 2))
+  return {
+      "mse": m,
+      "rmse": float(np.sqrt(m)),
+      "mae": float(np.mean(np.abs(err_N))),
+      "pcc": _pcc(t_N, p_N),
+      "ccc": _ccc(t_N, p_N),
+      "num_seconds": int(t_N.size),
+  }
+
+
+def film_key(film_id) -> str:
+  """A film id as str (TFDS Text features come back as bytes: decoded as UTF-8)."""
+  if isinstance(film_id, (bytes, bytearray, np.bytes_)):
+    return bytes(film_id).decode("utf-8")
+  return str(film_id)
+
+
+def ordered_dims(dims) -> list[str]:
+  """Dims in output order: valence, arousal, then the others in order of appearance."""
+  dims = list(dict.fromkeys(dims))
+  return [d for d in DIM_ORDER if d in dims] + [d for d in dims if d not in DIM_ORDER]
+
+
+def evaluate_films(films: Mapping[str, Mapping[str, tuple]]) -> dict:
+  """Metrics per dimension, pooled over all seconds of all films and per film.
+
+  Args:
+    films: film_id -> {dim: (true_T, pred_T)}. A film may lack a dim; it is then left out of
+      that dim only. bytes film ids are decoded (UTF-8).
+
+  Returns:
+    {dim: {mse, rmse, mae, pcc, ccc, num_seconds, per_film: {film_id: {mse, ..., num_seconds}}}},
+    dims ordered valence, arousal, then others; films in the given order. The pooled numbers
+    concatenate every film's seconds (so a long film weighs more), as the benchmarks do.
+  """
+  if not films:
+    raise DataError("evaluate_films: no films given; nothing to evaluate.")
+  dims = ordered_dims(d for per_dim in films.values() for d in per_dim)
+  if not dims:
+    raise DataError("evaluate_films: the films hold no dimension (valence / arousal) to evaluate.")
+  out = {}
+  for dim in dims:
+    per_film, trues, preds = {}, [], []
+    for film_id, per_dim in films.items():
+      if dim not in per_dim:
+        continue
+      pair = per_dim[dim]
+      if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise DataError(f"film {film_key(film_id)!r} / {dim}: expected a (true_T, pred_T) pair, "
+                        f"got {type(pair).__name__}.")
+      key = film_key(film_id)
+      where = f"film {key!r} / {dim}"
+      if key in per_film:
+        raise DataError(f"{where}: the film id appears twice (as str and bytes?).")
+      t_T, p_T = _pair(pair[0], pair[1], where)
+      per_film[key] = regression_metrics(t_T, p_T, where)
+      trues.append(t_T)
+      preds.append(p_T)
+    pooled = regression_metrics(np.concatenate(trues), np.concatenate(preds), f"all films / {dim}")
+    out[dim] = {**pooled, "per_film": per_film}
+  return out

@@ -1,0 +1,91 @@
+"""Curve plots of true vs predicted valence/arousal per film (matplotlib Agg, no display).
+
+Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly (no pyplot), so
+plotting needs no display, keeps no global figure state and is safe from threads.
+"""
+
+import io
+import math
+import os
+import pathlib
+from collections.abc import Mapping
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from emojax import fileio
+from emojax.errors import DataError
+from emojax.metrics import ordered_dims
+
+# Films longer than this are drawn with a minutes axis.
+MINUTES_ABOVE_SECONDS = 600
+_METRIC_LABELS = (("mse", "MSE"), ("pcc", "PCC"), ("ccc", "CCC"))
+
+
+def _fmt(v) -> str:
+  return "n/a" if v is None or not math.isfinite(v) else f"{v:.3f}"
+
+
+def plot_film(path: str | os.PathLike, seconds_T, curves: Mapping[str, tuple],
+              title: str, metrics: Mapping[str, Mapping] | None = None) -> pathlib.Path:
+  """Writes a PNG with one panel per dimension: true vs predicted over time.
+
+  Args:
+    path: the PNG to write (atomically; parent folders are created).
+    seconds_T, curves, title, metrics: as in `film_figure`.
+  """
+  fig = film_figure(seconds_T, curves, title, metrics, where=str(path))
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png")
+  return fileio.atomic_write_bytes(path, buf.getvalue())
+
+
+def film_figure(seconds_T, curves: Mapping[str, tuple], title: str,
+                metrics: Mapping[str, Mapping] | None = None, where: str = "plot") -> Figure:
+  """Builds the figure of `plot_film` (one panel per dimension).
+
+  Args:
+    seconds_T: (T,) time of each value in seconds.
+    curves: dim -> (true_T or None, pred_T); None (predict mode) draws the prediction only.
+      Panels are ordered valence, arousal, then other dims.
+    title: figure title (e.g. the film id).
+    metrics: optional dim -> {mse, pcc, ccc, ...}; shown in that dim's panel title.
+    where: names the output in error messages.
+  """
+  if not curves:
+    raise DataError(f"{where}: no curves to draw.")
+  sec_T = np.asarray(seconds_T, dtype=np.float64).reshape(-1)
+  in_minutes = sec_T.size > 0 and sec_T.max() - sec_T.min() > MINUTES_ABOVE_SECONDS
+  x_T = sec_T / 60.0 if in_minutes else sec_T
+  dims = ordered_dims(curves)
+  fig = Figure(figsize=(11, 0.6 + 2.6 * len(dims)), dpi=100, layout="constrained")
+  FigureCanvasAgg(fig)
+  axes = fig.subplots(len(dims), 1, sharex=True, squeeze=False)[:, 0]
+  for ax, dim in zip(axes, dims):
+    true_T, pred_T = curves[dim]
+    for name, y in (("true", true_T), ("predicted", pred_T)):
+      if y is not None and np.asarray(y).reshape(-1).shape != sec_T.shape:
+        raise DataError(f"{where}: {dim} {name} has {np.asarray(y).size} values "
+                        f"but there are {sec_T.size} seconds.")
+    ax.axhline(0.0, color="0.8", linewidth=0.8, zorder=0)
+    if true_T is not None:
+      ax.plot(x_T, np.asarray(true_T).reshape(-1), color="black", linewidth=1.5, label="true",
+              zorder=3)
+    ax.plot(x_T, np.asarray(pred_T).reshape(-1), color="tab:red" if dim == "arousal" else
+            "tab:blue", linewidth=1.1, alpha=0.85, label="predicted", zorder=2)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel(dim)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    panel = dim
+    if metrics and dim in metrics:
+      m = metrics[dim]
+      panel += "    " + "   ".join(f"{lab} {_fmt(m.get(key))}" for key, lab in _METRIC_LABELS
+                                   if key in m)
+    ax.set_title(panel, fontsize=10, loc="left")
+  if x_T.size and x_T.max() > x_T.min():
+    axes[-1].set_xlim(x_T.min(), x_T.max())
+  axes[-1].set_xlabel("time (min)" if in_minutes else "time (s)")
+  fig.suptitle(title, fontsize=11)
+  return fig
