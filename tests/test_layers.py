@@ -1,0 +1,217 @@
+"""BiLSTM against a NumPy reference written from the LSTM equations (torch.nn.LSTM conventions)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from emojax.models import layers
+
+
+def _sigmoid(z):
+  return 1.0 / (1.0 + np.exp(-z))
+
+
+def _torch_style_weights(model: layers.BiLSTM) -> list[dict[str, np.ndarray]]:
+  """The documented mapping to torch's weight_ih_l{n}{_reverse} etc. (float64)."""
+  out = []
+  for layer in model.layers:
+    p = {}
+    for k, suffix in ((0, ''), (1, '_reverse')):
+      p['weight_ih' + suffix] = np.asarray(layer.w_ih[...][:, k, :], np.float64).T
+      p['weight_hh' + suffix] = np.asarray(layer.w_hh[...][k], np.float64).T
+      p['bias_ih' + suffix] = np.asarray(layer.b_ih[...][k], np.float64)
+      p['bias_hh' + suffix] = np.asarray(layer.b_hh[...][k], np.float64)
+    out.append(p)
+  return out
+
+
+def _ref_direction(x_TxD, w_ih, w_hh, b_ih, b_hh):
+  """One LSTM direction over a whole (unpadded) sequence, from zero state."""
+  hidden = w_hh.shape[1]
+  h = np.zeros(hidden)
+  c = np.zeros(hidden)
+  hs = []
+  for x in x_TxD:
+    z = w_ih @ x + b_ih + w_hh @ h + b_hh
+    i, f, g, o = z[:hidden], z[hidden:2 * hidden], z[2 * hidden:3 * hidden], z[3 * hidden:]
+    c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+    h = _sigmoid(o) * np.tanh(c)
+    hs.append(h)
+  return np.stack(hs), h
+
+
+def _ref_bilstm(weights, x_TxD):
+  """Stacked bidirectional LSTM of one unpadded sequence: (y_Tx2H, h_2H of the last layer)."""
+  y = np.asarray(x_TxD, np.float64)
+  for p in weights:
+    yf, hf = _ref_direction(y, p['weight_ih'], p['weight_hh'], p['bias_ih'], p['bias_hh'])
+    yb, hb = _ref_direction(y[::-1], p['weight_ih_reverse'], p['weight_hh_reverse'],
+                            p['bias_ih_reverse'], p['bias_hh_reverse'])
+    y = np.concatenate([yf, yb[::-1]], axis=-1)
+  return y, np.concatenate([hf, hb])
+
+
+def _model(d=5, hidden=6, num_layers=2, seed=0):
+  return layers.BiLSTM(d, hidden, num_layers, rngs=nnx.Rngs(seed))
+
+
+def _mask(lengths, t):
+  return np.arange(t)[None, :] < np.asarray(lengths)[:, None]
+
+
+@pytest.mark.parametrize('num_layers', [1, 2, 3])
+def test_matches_reference_without_mask(num_layers):
+  model = _model(num_layers=num_layers)
+  x = np.random.default_rng(1).normal(size=(3, 7, 5)).astype(np.float32)
+  y, h = model(jnp.asarray(x))
+  assert y.shape == (3, 7, 12) and h.shape == (3, 12)
+  weights = _torch_style_weights(model)
+  for b in range(3):
+    y_ref, h_ref = _ref_bilstm(weights, x[b])
+    np.testing.assert_allclose(y[b], y_ref, atol=2e-5)
+    np.testing.assert_allclose(h[b], h_ref, atol=2e-5)
+  # The final state is the forward state at the last step and the backward state at step 0.
+  np.testing.assert_allclose(h[:, :6], y[:, -1, :6], atol=1e-6)
+  np.testing.assert_allclose(h[:, 6:], y[:, 0, 6:], atol=1e-6)
+
+
+def test_masked_matches_reference_on_unpadded_sequences():
+  model = _model()
+  t, lengths = 8, [8, 5, 1, 3]
+  x = np.random.default_rng(2).normal(size=(4, t, 5)).astype(np.float32)
+  y, h = model(jnp.asarray(x), jnp.asarray(_mask(lengths, t)))
+  weights = _torch_style_weights(model)
+  for b, n in enumerate(lengths):
+    y_ref, h_ref = _ref_bilstm(weights, x[b, :n])
+    np.testing.assert_allclose(y[b, :n], y_ref, atol=2e-5)
+    np.testing.assert_allclose(h[b], h_ref, atol=2e-5)
+    np.testing.assert_array_equal(y[b, n:], 0.0)
+    # Same as running the layer itself on the shorter sequence alone.
+    y_short, h_short = model(jnp.asarray(x[b:b + 1, :n]))
+    np.testing.assert_allclose(y[b, :n], y_short[0], atol=1e-5)
+    np.testing.assert_allclose(h[b], h_short[0], atol=1e-5)
+
+
+def test_padding_values_do_not_change_valid_outputs():
+  model = _model()
+  t, lengths = 6, [6, 2, 4]
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(3, t, 5)).astype(np.float32)
+  mask = _mask(lengths, t)
+  x_garbage = np.where(mask[..., None], x, rng.normal(size=x.shape) * 100).astype(np.float32)
+  y1, h1 = model(jnp.asarray(x), jnp.asarray(mask))
+  y2, h2 = model(jnp.asarray(x_garbage), jnp.asarray(mask))
+  np.testing.assert_array_equal(y1, y2)
+  np.testing.assert_array_equal(h1, h2)
+
+
+def test_gradients_flow_and_ignore_padding():
+  model = _model()
+  t, lengths = 6, [6, 3]
+  x = jnp.asarray(np.random.default_rng(4).normal(size=(2, t, 5)), jnp.float32)
+  mask = jnp.asarray(_mask(lengths, t))
+
+  def loss(model, x):
+    y, h = model(x, mask)
+    return jnp.sum(h**2) + jnp.sum(y**3)
+
+  grads_model, grads_x = nnx.grad(loss, argnums=(0, 1))(model, x)
+  for path, g in jax.tree_util.tree_leaves_with_path(nnx.state(grads_model)):
+    assert np.all(np.isfinite(g)), path
+    assert np.abs(g).max() > 0, path
+  assert np.abs(grads_x[1, :3]).min(axis=-1).max() > 0
+  np.testing.assert_array_equal(grads_x[1, 3:], 0.0)
+
+
+def test_gradients_match_finite_differences():
+  model = _model(d=3, hidden=4)
+  x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 4, 3)), jnp.float32)
+  mask = jnp.asarray(_mask([4, 2], 4))
+  graphdef, state = nnx.split(model)
+  leaves, treedef = jax.tree.flatten(state)
+
+  @jax.jit
+  def loss(leaves):
+    y, h = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))(x, mask)
+    return jnp.sum(jnp.sin(3 * h)) + jnp.sum(y[:, 1:3] ** 2)
+
+  grads = jax.jit(jax.grad(loss))(leaves)
+  rng = np.random.default_rng(9)
+  for _ in range(3):
+    v = [jnp.asarray(rng.normal(size=l.shape), jnp.float32) for l in leaves]
+    eps = 1e-2
+    plus = loss([l + eps * d for l, d in zip(leaves, v)])
+    minus = loss([l - eps * d for l, d in zip(leaves, v)])
+    directional = sum(float(jnp.vdot(g, d)) for g, d in zip(grads, v))
+    np.testing.assert_allclose(directional, (plus - minus) / (2 * eps), rtol=1e-2, atol=1e-3)
+
+
+def test_jit_equals_eager_and_vmap_equals_loop():
+  model = _model()
+  t = 5
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.normal(size=(2, 3, t, 5)), jnp.float32)
+  mask = jnp.asarray(np.stack([_mask([5, 2, 4], t), _mask([1, 5, 3], t)]))
+  graphdef, state = nnx.split(model)
+
+  def apply(state, x, mask):
+    return nnx.merge(graphdef, state)(x, mask)
+
+  y_eager, h_eager = apply(state, x[0], mask[0])
+  y_jit, h_jit = jax.jit(apply)(state, x[0], mask[0])
+  np.testing.assert_allclose(y_jit, y_eager, atol=1e-6)
+  np.testing.assert_allclose(h_jit, h_eager, atol=1e-6)
+  y_vmap, h_vmap = jax.jit(jax.vmap(apply, in_axes=(None, 0, 0)))(state, x, mask)
+  for i in range(2):
+    y_i, h_i = apply(state, x[i], mask[i])
+    np.testing.assert_allclose(y_vmap[i], y_i, atol=1e-5)
+    np.testing.assert_allclose(h_vmap[i], h_i, atol=1e-5)
+
+
+def test_sharded_batch_matches_unsharded():
+  n = len(jax.devices())
+  mesh = jax.make_mesh((n,), ('data',))
+  batch = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
+  model = _model()
+  x = jnp.asarray(np.random.default_rng(7).normal(size=(2 * n, 4, 5)), jnp.float32)
+  mask = jnp.asarray(_mask([4, 1] * n, 4))
+  graphdef, state = nnx.split(model)
+  f = jax.jit(lambda s, x, m: nnx.merge(graphdef, s)(x, m))
+  y, h = f(state, jax.device_put(x, batch), jax.device_put(mask, batch))
+  y0, h0 = f(state, x, mask)
+  np.testing.assert_allclose(y, y0, atol=1e-6)
+  np.testing.assert_allclose(h, h0, atol=1e-6)
+  assert h.sharding.is_equivalent_to(batch, h.ndim)
+
+
+def test_initialisation_is_torch_uniform():
+  hidden = 16
+  model = layers.BiLSTM(40, hidden, 2, rngs=nnx.Rngs(0))
+  values = np.concatenate([np.ravel(v) for v in jax.tree.leaves(nnx.state(model, nnx.Param))])
+  bound = 1 / np.sqrt(hidden)
+  assert values.min() >= -bound and values.max() <= bound
+  assert values.min() < -0.95 * bound and values.max() > 0.95 * bound
+  assert abs(values.mean()) < 0.01 and abs(values.std() - bound / np.sqrt(3)) < 0.01
+  # torch.nn.LSTM(40, 16, 2, bidirectional=True) has this many parameters.
+  n_torch = 2 * (4 * hidden * 40 + 4 * hidden * hidden + 8 * hidden) + 2 * (
+      4 * hidden * 2 * hidden + 4 * hidden * hidden + 8 * hidden)
+  assert values.size == n_torch
+
+
+def test_matches_torch_lstm_when_installed():
+  torch = pytest.importorskip('torch')
+  model = _model(d=5, hidden=6, num_layers=2)
+  lstm = torch.nn.LSTM(5, 6, num_layers=2, bidirectional=True, batch_first=True).double()
+  with torch.no_grad():
+    for n, p in enumerate(_torch_style_weights(model)):
+      for name, value in p.items():
+        getattr(lstm, f'{name[:-8] if name.endswith("_reverse") else name}_l{n}'
+                + ('_reverse' if name.endswith('_reverse') else '')).copy_(torch.from_numpy(value))
+  x = np.random.default_rng(8).normal(size=(2, 6, 5))
+  y_t, (h_t, _) = lstm(torch.from_numpy(x))
+  y, h = model(jnp.asarray(x, jnp.float32))
+  np.testing.assert_allclose(y, y_t.detach().numpy(), atol=2e-5)
+  # torch's h_n is (num_layers * 2, B, H); the last layer's forward and backward states.
+  np.testing.assert_allclose(h, torch.cat([h_t[-2], h_t[-1]], -1).detach().numpy(), atol=2e-5)
