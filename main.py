@@ -41,7 +41,7 @@ def main(argv):
 
 
 def run(mode: str):
-  from emojax import evaluate, train  # pylint: disable=g-import-not-at-top
+  from emojax import errors, evaluate, train  # pylint: disable=g-import-not-at-top
   if mode == "doctor":
     from emojax import doctor  # pylint: disable=g-import-not-at-top
     problems = doctor.run_doctor(FLAGS.dataset, FLAGS.manual_dir, FLAGS.dataset_config)
@@ -50,7 +50,12 @@ def run(mode: str):
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required")
   workdir = pathlib.Path(FLAGS.workdir)
-  config = FLAGS.config
+  try:
+    config = FLAGS.config
+    if config is not None:
+      _ = config.method  # config_flags reports a broken config file on first attribute access
+  except OSError as e:  # config_flags defers a missing/broken config file to first access
+    raise errors.ConfigError(" ".join(str(e).split())) from None
   if config is None:
     if mode not in ("evaluate", "predict"):
       raise app.UsageError("--config is required to train or sweep")
@@ -70,5 +75,20 @@ def run(mode: str):
   return 0
 
 
+def parse_flags(argv):
+  """absl's parser, but a mistyped config key ends with one clear line instead of a traceback."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    lines = [l for l in str(e).splitlines() if l.strip()]
+    if any(l.startswith("Traceback") for l in lines):  # a config file raised: keep its message
+      lines = [lines[0], lines[-1].strip()]
+    sys.exit("error: " + "\n".join(lines) + "\nPass --helpshort to see the flags.")
+  except (AttributeError, KeyError, ValueError, TypeError) as e:
+    overrides = [a.split("=")[0] for a in argv if a.startswith("--config.")]
+    msg = str(e).replace("\\'", "'").replace("\\n", " ").replace("\n", " ").replace("' Did", " (did").strip("'\" ")
+    sys.exit(f"error: bad config override among {overrides}: {msg}")
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -8,7 +8,6 @@ Everything else (phase records, manifests) is plain JSON next to it.
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 from typing import Any
@@ -51,12 +50,13 @@ class PhaseCheckpoints:
     self.best_metric = best_metric
     self._latest = ocp.CheckpointManager(
         self.directory / "latest",
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                             enable_async_checkpointing=False))
     self._best = ocp.CheckpointManager(
         self.directory / "best",
         options=ocp.CheckpointManagerOptions(
             max_to_keep=1, create=True, best_fn=lambda m: m[best_metric], best_mode=best_mode,
-            keep_checkpoints_without_metrics=False))
+            keep_checkpoints_without_metrics=False, enable_async_checkpointing=False))
 
   def latest_step(self) -> int | None:
     return self._latest.latest_step()
@@ -137,29 +137,3 @@ def restore_model(directory: str | os.PathLike, model: nnx.Module) -> dict:
         meta=ocp.args.JsonRestore()))
   load_pure_state(model, restored["model"])
   return restored["meta"]
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-  """Atomic JSON write (temp file + rename): a killed process never leaves half a file."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default))
-  os.replace(tmp, path)
-
-
-def read_json(path: str | os.PathLike, default: Any = None) -> Any:
-  path = pathlib.Path(path)
-  if not path.exists():
-    return default
-  return json.loads(path.read_text())
-
-
-def _json_default(o: Any) -> Any:
-  if isinstance(o, (np.floating, np.integer)):
-    return o.item()
-  if isinstance(o, np.ndarray):
-    return o.tolist()
-  if isinstance(o, (pathlib.Path,)):
-    return str(o)
-  raise TypeError(f"not JSON serialisable: {type(o)}")

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import checkpoint, errors, input_pipeline, metrics, reporting
+from emojax import checkpoint, fileio, errors, input_pipeline, metrics, reporting
 
 SPLITS = ("validation", "test")
 
@@ -53,7 +53,7 @@ def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
       if split in r:
         ablation_rows.append((f"phase {r['name']}", split, r["target"], r[split]))
   _write_ablation(workdir / "eval", ablation_rows, stores)
-  checkpoint.write_json(workdir / "eval" / "summary.json", flat)
+  fileio.write_json(workdir / "eval" / "summary.json", flat)
   return flat
 
 
@@ -88,7 +88,7 @@ def load_run_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
   if not path.exists():
     raise errors.ConfigError(f"{path} not found: {workdir} is not a training workdir; pass "
                              "--config as well, or train first")
-  return ml_collections.ConfigDict(checkpoint.read_json(path))
+  return ml_collections.ConfigDict(fileio.read_json(path))
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
@@ -104,6 +104,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   model = method.create(config, dims, nnx.Rngs(config.seed))
   ckpt = pathlib.Path(checkpoint_path) if checkpoint_path else workdir / "final_model"
   checkpoint.restore_model(ckpt, model)
-  records = checkpoint.read_json(workdir / "phases.json", [])
+  records = fileio.read_json(workdir / "phases.json", [])
   mesh = input_pipeline.make_mesh()
   return evaluate_model(model, method, config, stores, workdir, mesh, records)

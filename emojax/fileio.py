@@ -56,3 +56,11 @@ def write_json(path: str | os.PathLike, obj, indent: int = 2) -> pathlib.Path:
   """Writes strict JSON atomically: undefined metrics (NaN) are written as `null`."""
   text = json.dumps(to_jsonable(obj), indent=indent, allow_nan=False, sort_keys=False)
   return atomic_write_text(path, text + "\n")
+
+
+def read_json(path: str | os.PathLike, default=None):
+  """Reads a JSON file, or returns `default` when it does not exist."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    return default
+  return json.loads(path.read_text())

@@ -10,6 +10,7 @@ command resumes from the latest checkpoint and ends with the same parameters.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import pathlib
 import time
@@ -24,7 +25,7 @@ from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from emojax import checkpoint, config_lib, errors, input_pipeline, metrics
+from emojax import checkpoint, fileio, config_lib, errors, input_pipeline, metrics, postprocess
 
 Forward = Callable[[nnx.Module, dict], jax.Array]  # (model, batch) -> per-clip predictions (B, L)
 
@@ -84,7 +85,7 @@ class ClipPredictor:
     self.graphdef, state = nnx.split(model)
     self.state = jax.device_put(state, NamedSharding(mesh, P()))
     self.mesh = mesh
-    self._fn = jax.jit(lambda state, batch: forward(nnx.merge(self.graphdef, state), batch))
+    self._fn = functools.partial(_jitted_forward(forward), self.graphdef)
 
   def film_clips(self, store: input_pipeline.FilmStore, *, clip_seconds: int, num_clips: int,
                  batch_size: int) -> list[np.ndarray]:
@@ -104,6 +105,13 @@ class ClipPredictor:
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def _jitted_forward(forward: Forward):
+  """One jitted function per forward (a phase's forward is reused by all its validations)."""
+  return jax.jit(lambda graphdef, state, batch: forward(nnx.merge(graphdef, state), batch),
+                 static_argnums=0)
+
+
 def _round_up(n: int, k: int) -> int:
   return -(-n // k) * k
 
@@ -111,7 +119,8 @@ def _round_up(n: int, k: int) -> int:
 def clips_to_seconds(store: input_pipeline.FilmStore, clip_preds: list[np.ndarray],
                      clip_seconds: int) -> list[np.ndarray]:
   """Each clip prediction repeated over its seconds (the paper's per-second evaluation)."""
-  return [np.repeat(c, clip_seconds)[:int(t)] for c, t in zip(clip_preds, store.lengths)]
+  return [postprocess.repeat_to_seconds(c, int(t), clip_seconds)
+          for c, t in zip(clip_preds, store.lengths)]
 
 
 def score(store: input_pipeline.FilmStore, target: str, preds_s: list[np.ndarray]) -> dict:
@@ -141,7 +150,7 @@ class Trainer:
     self.feature_dims = self.stores["train"].feature_dims()
     self.model = self.method.create(config, self.feature_dims, nnx.Rngs(config.seed))
     self.records_path = self.workdir / "phases.json"
-    self.records: list[dict] = checkpoint.read_json(self.records_path, [])
+    self.records: list[dict] = fileio.read_json(self.records_path, [])
     self._writer = None
 
   # Logging ------------------------------------------------------------------------------------
@@ -160,9 +169,9 @@ class Trainer:
   def run(self) -> list[dict]:
     self.workdir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
-      checkpoint.write_json(self.workdir / "config.json", self.config.to_dict())
+      fileio.write_json(self.workdir / "config.json", self.config.to_dict())
       (self.workdir / "config.py.txt").write_text(str(self.config))
-      checkpoint.write_json(self.workdir / "run_info.json", config_lib.run_info())
+      fileio.write_json(self.workdir / "run_info.json", config_lib.run_info())
     if self.records:
       last = self.records[-1]
       logging.info("resuming after %d finished phases (last: %s)", len(self.records), last["name"])
@@ -172,7 +181,7 @@ class Trainer:
         raise RuntimeError(f"method planned phase {phase.name} twice")
       record = self.run_phase(phase)
       self.records.append(record)
-      checkpoint.write_json(self.records_path, self.records)
+      fileio.write_json(self.records_path, self.records)
     checkpoint.save_model(self.workdir / "final_model", self.model, {
         "method": self.config.method, "feature_dims": self.feature_dims,
         "phases": [r["name"] for r in self.records]})
@@ -232,6 +241,8 @@ class Trainer:
       phase.setup(self.model)
     if start < phase.steps:
       graphdef, train_state, frozen_state = nnx.split(self.model, phase.trainable, ...)
+      # Fresh buffers for what the step donates: no other variable may alias them.
+      train_state = jax.tree.map(jnp.copy, train_state)
       replicated = NamedSharding(self.mesh, P())
       train_state, frozen_state, opt_state = jax.device_put(
           (train_state, frozen_state, opt_state), replicated)

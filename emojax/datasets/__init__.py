@@ -17,9 +17,13 @@ def get_builder(name: str, config: str | None = None, data_dir: str | None = Non
   except ModuleNotFoundError as e:
     if e.name != f"emojax.datasets.{name}":
       raise
-    raise errors.ConfigError(
+    if name in tfds.list_builders(with_community_datasets=False):
+      pass  # a builder the user registered with TFDS in their own code
+    else:
+      raise errors.ConfigError(
         f"unknown dataset {name!r}: there is no module emojax/datasets/{name}.py; set "
-        "config.dataset.name to one of the modules in emojax/datasets/") from e
+        "config.dataset.name to one of the modules in emojax/datasets/ (or import your own "
+        "TFDS builder before training)") from e
   kwargs = dict(data_dir=str(paths.data_dir(data_dir)), file_format="array_record")
   if config:
     kwargs["config"] = config

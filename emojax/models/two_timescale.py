@@ -156,7 +156,7 @@ def _net_forward(target: str, method: str, *args):
 def _copy_stage1_encoder(target: str, m: str):
   def setup(model: TwoTimeScale) -> None:
     net = model.nets[target]
-    nnx.update(net.encoders[m], nnx.clone(nnx.state(net.stage1_encoders[m])))
+    nnx.update(net.encoders[m], jax.tree.map(jnp.copy, nnx.state(net.stage1_encoders[m])))
   return setup
 
 
