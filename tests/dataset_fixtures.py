@@ -1,0 +1,129 @@
+"""Tiny copies of the benchmark downloads, written in code (layouts as in docs/datasets.md).
+
+Each writer returns the values it wrote, so tests can check what the builders read against them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+
+from emojax.datasets import mediaeval2018 as me18
+
+# ---------------------------------------------------------------------------------------------
+# MediaEval 2018.
+
+# Film number -> (label rows, visual seconds, audio seconds). Audio ends early as the real
+# 5 s-window features do; film 46 has far fewer label rows than seconds of features (the real one:
+# 100 rows for ~3000 s).
+ME18_FILMS: dict[int, tuple[int, int, int]] = {
+    0: (14, 14, 12),
+    1: (13, 13, 13),
+    2: (12, 12, 11),
+    6: (24, 24, 23),
+    18: (22, 22, 21),
+    27: (15, 15, 14),
+    46: (8, 30, 29),
+    54: (12, 12, 10),
+    60: (11, 11, 11),
+}
+# The planted defects (scaled-down copies of the real ones).
+ME18_AUDIO_MISSING = {6: [20]}  # Film 06 lacks audio second 5588.
+ME18_VISUAL_MISSING = {18: {"fc6": [5, 6, 7], "jcd": [10]}}  # Film 18's fc6/jcd gaps.
+ME18_EMPTY = {27: ("cl", 6)}  # Film 27's empty cl file at second 6.
+# Layout variants: film -> (annotation folder, header?, separator).
+_PART_FOLDER = {
+    "DevSet-Part1": "MEDIAEVAL18-DevSet-Part1-{kind}/{sub}",  # the archive's own X/sub/ layout
+    "DevSet-Part2": "MEDIAEVAL18-DevSet-Part2-{kind}/MEDIAEVAL18-DevSet-Part2-{kind}/{sub}",
+    "DevSet-Part3": "part3/{sub}",
+    "TestSet": "{sub}",  # a single folder right under manual_dir
+}
+_NO_HEADER_FILMS = (1, 54)
+_SPACE_FILMS = (2, 60)
+
+
+@dataclasses.dataclass
+class Me18Film:
+  """What was written for one film: values per second (row k = second k+1) before any defect."""
+  valence: np.ndarray
+  arousal: np.ndarray
+  streams: dict[str, np.ndarray]  # name -> (seconds, D) float32, as parsed back from the text.
+  label_path: pathlib.Path
+
+
+def _fmt(values: np.ndarray) -> list[str]:
+  return [f"{v:.5g}" for v in values.tolist()]
+
+
+def _folder(root: pathlib.Path, number: int, kind: str, sub: str) -> pathlib.Path:
+  path = root / _PART_FOLDER[me18.download_part(number)].format(kind=kind, sub=sub)
+  path.mkdir(parents=True, exist_ok=True)
+  return path
+
+
+def write_arff(path: pathlib.Path, values: np.ndarray, name: str = "'unknown'",
+               num_attributes: int = me18.AUDIO_DIM) -> list[str]:
+  """An openSMILE emobase2010 ARFF file (with the `.csv` suffix of the real download)."""
+  fields = _fmt(values)
+  head = ["@relation openSMILE_features", "", "@attribute name string"]
+  head += [f"@attribute emobase_{i:04d} numeric" for i in range(num_attributes)]
+  head += ["@attribute class {0,1}", "", "@data", ""]
+  path.write_text("\n".join(head + [",".join([name] + fields + ["0"])]) + "\n")
+  return fields
+
+
+def write_mediaeval2018(root: pathlib.Path, films: dict[int, tuple[int, int, int]] | None = None,
+                        seed: int = 0, defects: bool = True) -> dict[int, Me18Film]:
+  """Writes a MediaEval 2018 download (labels, visual and audio features) under `root`."""
+  films = ME18_FILMS if films is None else films
+  rng = np.random.default_rng(seed)
+  out = {}
+  for number, (n_labels, n_visual, n_audio) in films.items():
+    fid = me18.film_id(number)
+    # Labels.
+    valence = np.round(rng.uniform(-1, 1, n_labels), 4)
+    arousal = np.round(rng.uniform(-1, 1, n_labels), 4)
+    sep = " " if number in _SPACE_FILMS else "\t"
+    lines = [] if number in _NO_HEADER_FILMS else [sep.join(["Time", "Valence", "Arousal"])]
+    lines += [sep.join([str(t), f"{v:.4f}", f"{a:.4f}"])
+              for t, v, a in zip(range(n_labels), valence, arousal)]
+    label_dir = _folder(root, number, "Valence_Arousal-annotations", "annotations")
+    label_path = label_dir / f"{fid}_Valence-Arousal.txt"
+    label_path.write_text("\n".join(lines) + "\n")
+    streams = {}
+    # Visual descriptors: one folder per descriptor, one file per second.
+    vis_root = _folder(root, number, "Visual_features", "visual_features") / fid
+    for feat, dim in me18.VISUAL_DIMS.items():
+      (vis_root / feat).mkdir(parents=True, exist_ok=True)
+      x = rng.random((n_visual, dim)).astype(np.float32)
+      if feat in ("cl", "fcth", "jcd"):  # Some descriptors are integer-valued.
+        x = np.floor(x * 8)
+      rows = np.zeros_like(x)
+      missing = ME18_VISUAL_MISSING.get(number, {}).get(feat, []) if defects else []
+      for s in range(1, n_visual + 1):
+        if s in missing:
+          continue
+        path = vis_root / feat / f"{fid}-{s:05d}_{feat}.txt"
+        if defects and ME18_EMPTY.get(number) == (feat, s):
+          path.write_text("")
+          continue
+        fields = _fmt(x[s - 1])
+        path.write_text(",".join(fields) + ("\n" if s % 2 else ""))
+        rows[s - 1] = np.asarray(fields, np.float32)
+      streams[feat] = rows
+    # Audio: ARFF text in .csv files.
+    aud_root = _folder(root, number, "Audio_features", "audio_features") / fid
+    aud_root.mkdir(parents=True, exist_ok=True)
+    x = rng.normal(size=(n_audio, me18.AUDIO_DIM)).astype(np.float32)
+    rows = np.zeros_like(x)
+    for s in range(1, n_audio + 1):
+      if defects and s in ME18_AUDIO_MISSING.get(number, []):
+        continue
+      fields = write_arff(aud_root / f"{fid}_{s:05d}.csv", x[s - 1])
+      rows[s - 1] = np.asarray(fields, np.float32)
+    streams[me18.AUDIO_STREAM] = rows
+    out[number] = Me18Film(valence=valence, arousal=arousal, streams=streams,
+                           label_path=label_path)
+  return out
