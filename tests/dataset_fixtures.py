@@ -8,9 +8,47 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+import av
 import numpy as np
 
 from emojax.datasets import mediaeval2018 as me18
+
+
+def write_tiny_film(path: pathlib.Path, seconds: float, *, fps: int = 4, size: int = 32,
+                    audio: bool = True, seed: int = 0) -> pathlib.Path:
+  """A small MPEG-4 film (grey frames whose level changes, a tone) made with PyAV."""
+  rng = np.random.default_rng(seed)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with av.open(str(path), "w") as out:
+    v = out.add_stream("mpeg4", rate=fps)
+    v.width = v.height = size
+    v.pix_fmt = "yuv420p"
+    if audio:
+      a = out.add_stream("aac", rate=16000)
+      a.layout = "mono"
+    for i in range(int(round(seconds * fps))):
+      level = int(rng.integers(0, 255))
+      frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), level, np.uint8),
+                                         format="rgb24")
+      frame.pts = i
+      for packet in v.encode(frame):
+        out.mux(packet)
+    for packet in v.encode():
+      out.mux(packet)
+    if audio:
+      sr = 16000
+      t = np.arange(int(seconds * sr)) / sr
+      x = (0.3 * np.sin(2 * np.pi * float(rng.uniform(200, 2000)) * t)).astype(np.float32)
+      for k in range(0, x.size, 1024):
+        frame = av.AudioFrame.from_ndarray(x[None, k:k + 1024], format="flt", layout="mono")
+        frame.sample_rate = sr
+        frame.pts = k
+        for packet in a.encode(frame):
+          out.mux(packet)
+      for packet in a.encode():
+        out.mux(packet)
+  return path
+
 
 # ---------------------------------------------------------------------------------------------
 # MediaEval 2018.
@@ -75,8 +113,13 @@ def write_arff(path: pathlib.Path, values: np.ndarray, name: str = "'unknown'",
 
 
 def write_mediaeval2018(root: pathlib.Path, films: dict[int, tuple[int, int, int]] | None = None,
-                        seed: int = 0, defects: bool = True) -> dict[int, Me18Film]:
-  """Writes a MediaEval 2018 download (labels, visual and audio features) under `root`."""
+                        seed: int = 0, defects: bool = True, features: bool = True,
+                        media_seconds: dict[int, float] | None = None) -> dict[int, Me18Film]:
+  """Writes a MediaEval 2018 download under `root`.
+
+  Labels always; the official visual and audio features when `features`; the films
+  `MEDIAEVAL18_XX.mp4` (in `MEDIAEVAL18-<part>-Data/data/`) of the films in `media_seconds`.
+  """
   films = ME18_FILMS if films is None else films
   rng = np.random.default_rng(seed)
   out = {}
@@ -93,6 +136,13 @@ def write_mediaeval2018(root: pathlib.Path, films: dict[int, tuple[int, int, int
     label_path = label_dir / f"{fid}_Valence-Arousal.txt"
     label_path.write_text("\n".join(lines) + "\n")
     streams = {}
+    if media_seconds and number in media_seconds:
+      write_tiny_film(_folder(root, number, "Data", "data") / f"{fid}.mp4",
+                      media_seconds[number], seed=seed + number)
+    if not features:
+      out[number] = Me18Film(valence=valence, arousal=arousal, streams={},
+                             label_path=label_path)
+      continue
     # Visual descriptors: one folder per descriptor, one file per second.
     vis_root = _folder(root, number, "Visual_features", "visual_features") / fid
     for feat, dim in me18.VISUAL_DIMS.items():

@@ -220,3 +220,46 @@ def test_fill_gaps_edges():
   np.testing.assert_array_equal(y[3], (x[2] + x[4]) / 2)
   np.testing.assert_array_equal(y[5], x[4])  # nearest at the end
   np.testing.assert_array_equal(y[obs], x[obs])
+
+
+# ---------------------------------------------------------------------------------------------
+# extracted_features: emojax's extractors run on the films.
+
+
+def test_extracted_features_from_films(tmp_path):
+  from emojax.features import extract_film
+  media = {0: 6, 27: 5, 54: 4}
+  written = fx.write_mediaeval2018(tmp_path / "m", films={0: (5, 0, 0), 27: (7, 0, 0),
+                                                          54: (6, 0, 0)},
+                                   features=False, media_seconds=media)
+  config = me18.Mediaeval2018Config(name="extracted_test", features="extracted",
+                                    extractors=("vggish_logmel",))
+  builder = _build(tmp_path / "m", tmp_path / "d", config=config)
+  assert builder.info.features["vggish_logmel"].shape == (None, 96, 64)
+  md = builder.info.metadata
+  assert md["manifest"]["extractors"]["vggish_logmel"]["shape"] == [96, 64]
+  assert md["feature_dims"] == {"vggish_logmel": 96 * 64}
+  for split, numbers in (("train", [0, 27]), ("test", [54])):
+    src = builder.as_data_source(split)
+    got = {ex["film_id"].decode(): ex for ex in (src[i] for i in range(len(src)))}
+    assert sorted(got) == [me18.film_id(i) for i in numbers]
+    for i in numbers:
+      ex = got[me18.film_id(i)]
+      film = next((tmp_path / "m").rglob(f"{me18.film_id(i)}.mp4"))
+      ref = extract_film(film, ["vggish_logmel"]).streams["vggish_logmel"]
+      t = min(len(written[i].valence), ref.shape[0])
+      np.testing.assert_array_equal(ex["vggish_logmel"], ref[:t])
+      np.testing.assert_allclose(ex["valence"], written[i].valence[:t], atol=1e-6)
+  cuts = [p["message"] for p in md["problems"] if "truncated" in p["message"]]
+  assert any("MEDIAEVAL18_54: truncated to 4 s (seconds cut: arousal 2, valence 2)" in c
+             for c in cuts)
+  assert any("MEDIAEVAL18_27: truncated to 5 s" in c for c in cuts)
+
+
+def test_extracted_features_missing_film(tmp_path):
+  fx.write_mediaeval2018(tmp_path / "m", films={0: (5, 0, 0)}, features=False)
+  config = me18.Mediaeval2018Config(name="extracted_test", features="extracted",
+                                    extractors=("vggish_logmel",))
+  with pytest.raises(DataError, match=r"no film file MEDIAEVAL18_00\.mp4 found.*"
+                     r"MEDIAEVAL18-DevSet-Part1-Data"):
+    _build(tmp_path / "m", tmp_path / "d", config=config)

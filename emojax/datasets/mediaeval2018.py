@@ -564,18 +564,19 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
           description="Features emojax extracts from the films (needs the MEDIAEVAL18_XX.mp4)."),
   ]
 
-  def _feature_dims(self) -> dict[str, int]:
+  def _streams(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Feature stream name -> (row shape, dtype)."""
     if self.builder_config.features == "official":
-      return dict(OFFICIAL_DIMS)
+      return {name: ((dim,), np.dtype(np.float32)) for name, dim in OFFICIAL_DIMS.items()}
     if self.builder_config.features == "extracted":
-      return _extracted_dims(self.builder_config.extractors)
+      return common.extracted_specs(self.builder_config.extractors)[1]
     raise DataError(f"mediaeval2018 config '{self.builder_config.name}': features must be "
                     f"'official' or 'extracted', got '{self.builder_config.features}'.")
 
   def _info(self) -> tfds.core.DatasetInfo:
     feats = {"film_id": tfds.features.Text()}
-    for name, dim in self._feature_dims().items():
-      feats[name] = tfds.features.Tensor(shape=(None, dim), dtype=np.float32)
+    for name, (shape, dtype) in self._streams().items():
+      feats[name] = tfds.features.Tensor(shape=(None, *shape), dtype=dtype)
     if self.builder_config.features == "official":
       feats[MASK_STREAM] = tfds.features.Tensor(shape=(None, len(OFFICIAL_STREAMS)),
                                                 dtype=np.bool_)
@@ -617,7 +618,9 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
     self._film_info: dict[str, dict[str, object]] = {}
     md = self.info.metadata
     md["problems"] = [p.to_dict() for p in problems]
-    md["feature_dims"] = self._feature_dims()
+    md["feature_dims"] = {k: int(np.prod(shape)) for k, (shape, _) in self._streams().items()}
+    if cfg.features == "extracted":
+      md["manifest"] = common.extracted_specs(cfg.extractors)[0]
     md["validation_films"] = [film_id(i) for i in sorted(cfg.validation_films)]
     md["films"] = self._film_info
     present = {name: [i for i in ids if i in films] for name, ids in splits.items()}
@@ -648,11 +651,6 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
 # Extracted features (emojax.features.extract).
 
 
-def _extracted_dims(extractors: Sequence[str]) -> dict[str, int]:
-  from emojax.features import extract  # pylint: disable=g-import-not-at-top
-  return extract.stream_dims(tuple(extractors))
-
-
 def load_extracted_film(film: FilmFiles, extractors: Sequence[str]
                         ) -> tuple[dict[str, np.ndarray], list[Problem]]:
   """Extracts features from the film, truncates with the labels -> (example, problems)."""
@@ -663,8 +661,9 @@ def load_extracted_film(film: FilmFiles, extractors: Sequence[str]
         film.labels[0].parent if film.labels else "", None, f"no film file {film.id}.mp4 found.",
         f"download MEDIAEVAL18-{part}-Data and unzip it into manual_dir.")
   scan = scan_film(film, ())
-  features = extract.extract_film(film.media[0], tuple(extractors), fast=False, progress=False)
-  streams = {k: np.asarray(v, np.float32) for k, v in features.streams.items()}
+  features = extract.extract_film(film.media[0], tuple(extractors) or extract.DEFAULT,
+                                  fast=False, progress=False)
+  streams = dict(features.streams)
   streams["valence"] = scan.valence.astype(np.float32)
   streams["arousal"] = scan.arousal.astype(np.float32)
   out, trunc = common.truncate_to_shortest(streams)
