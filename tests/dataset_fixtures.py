@@ -177,3 +177,67 @@ def write_mediaeval2018(root: pathlib.Path, films: dict[int, tuple[int, int, int
     out[number] = Me18Film(valence=valence, arousal=arousal, streams=streams,
                            label_path=label_path)
   return out
+
+
+# ---------------------------------------------------------------------------------------------
+# COGNIMUSE.
+
+# Film code -> (annotation rows at 25 Hz, experienced files as (subject, pass, rows)).
+COGNIMUSE_FILMS: dict[str, tuple[int, tuple[tuple[int, int, int], ...]]] = {
+    "BMI": (300, ((1, 1, 300), (2, 1, 300), (3, 1, 302))),  # 12 s; one file 2 rows longer
+    "CHI": (275, ((1, 1, 275), (2, 2, 275))),  # 11 s
+    "GLA": (280, ((1, 1, 280),)),  # 11.2 s: a 1.2 s tail outside 5 s segments
+    "SIL": (260, ()),  # 10.4 s, no experienced annotation
+}
+# Layout variants: the database's own <CODE>/emotion/, a doubled top folder, a CODE_suffix
+# folder, and a flat CODE folder.
+_COGNIMUSE_DIRS = {
+    "BMI": "COGNIMUSEdatabase/BMI/emotion",
+    "CHI": "COGNIMUSEdatabase/COGNIMUSEdatabase/CHI",
+    "GLA": "annotations/GLA_emotion",
+    "SIL": "SIL",
+}
+
+
+@dataclasses.dataclass
+class CognimuseFilm:
+  """What was written for one film: 25 Hz rows (time, valence, arousal) per file."""
+  intended: np.ndarray  # (N, 3)
+  experienced: list[np.ndarray]  # [(N_i, 3)]
+  folder: pathlib.Path
+
+
+def _cognimuse_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+  t = np.round(np.arange(n) * 0.04, 2)
+  walk = np.clip(np.cumsum(rng.normal(0, 0.05, (n, 2)), axis=0), -1, 1)
+  return np.column_stack([t, np.round(walk, 4)])
+
+
+def _write_dat(path: pathlib.Path, rows: np.ndarray, header: bool = False) -> None:
+  lines = ["time valence arousal"] if header else []
+  lines += [f"{t:.2f} {v:.4f} {a:.4f}" for t, v, a in rows]
+  path.write_text("\n".join(lines) + "\n")
+
+
+def write_cognimuse(root: pathlib.Path, films=None, seed: int = 0,
+                    media_seconds: dict[str, float] | None = None) -> dict[str, CognimuseFilm]:
+  """Writes COGNIMUSE annotations (and films `films/<CODE>.mp4` or `<folder>/video.mp4`)."""
+  films = COGNIMUSE_FILMS if films is None else films
+  rng = np.random.default_rng(seed)
+  out = {}
+  for code, (n, subjects) in films.items():
+    folder = root / _COGNIMUSE_DIRS.get(code, code)
+    folder.mkdir(parents=True, exist_ok=True)
+    intended = _cognimuse_rows(rng, n)
+    _write_dat(folder / "intended_1.dat", intended, header=(code == "CHI"))
+    experienced = []
+    for s, i, rows in subjects:
+      x = _cognimuse_rows(rng, rows)
+      name = f"subj{s}_{i}" + ("" if (s, i) == (2, 2) else ".dat")
+      _write_dat(folder / name, x)
+      experienced.append(x)
+    if media_seconds and code in media_seconds:
+      target = (folder / "video.mp4") if code == "CHI" else (root / "films" / f"{code}.mp4")
+      write_tiny_film(target, media_seconds[code], seed=seed + len(out))
+    out[code] = CognimuseFilm(intended=intended, experienced=experienced, folder=folder)
+  return out
