@@ -144,3 +144,10 @@ def test_problem_format_and_raise_errors():
     common.raise_errors([w, p, p])
   e = common.data_error("f.txt", 2, "m.", "x.")
   assert isinstance(e, DataError) and str(e) == "f.txt:2: m. Fix: x."
+
+
+def test_problem_from_error():
+  e = common.data_error("f.txt", 2, "bad.", "fix it.")
+  assert common.problem_from_error(e) == common.Problem("f.txt", 2, "bad.", "fix it.", "error")
+  p = common.problem_from_error(ValueError("boom"))
+  assert p.severity == "error" and "ValueError: boom" in p.message

@@ -501,3 +501,69 @@ def load_film(film: FilmFiles, cfg: CognimuseConfig
     example["arousal_std"] = labels.arousal_std[:num_segments].astype(np.float32)
   info["segments"] = int(num_segments)
   return example, problems, info
+
+
+# ---------------------------------------------------------------------------------------------
+# The data doctor.
+
+
+def doctor(manual_dir: str | os.PathLike[str], config: str | None = None) -> list[Problem]:
+  """Inspects a COGNIMUSE download (annotations, and the user's films) before a build.
+
+  config: a config name (checks what it needs) or None (everything: both streams; films reported
+  as warnings when absent, with the command that cuts them).
+  """
+  configs = {c.name: c for c in Cognimuse.BUILDER_CONFIGS}
+  if config is not None and config not in configs:
+    return [Problem("", None, f"unknown cognimuse config '{config}'.",
+                    f"use one of {', '.join(configs)}.", "error")]
+  cfg = configs.get(config) if config else None
+  streams = (cfg.stream,) if cfg else ("intended", "experienced")
+  films_needed = cfg is not None and cfg.features == "extracted"
+  try:
+    films = index_download(manual_dir)
+  except DataError as e:
+    return [common.problem_from_error(e)]
+  problems: list[Problem] = []
+  for code, film in films.items():
+    durations = {}
+    for stream in streams:
+      has = bool(film.intended) if stream == "intended" else bool(film.experienced)
+      if not has:
+        required = cfg is not None or stream == "intended"
+        problems.append(Problem(
+            str(manual_dir), None, f"film {code}: no {stream} annotation found"
+            + ("." if required else " (only the experienced configs need it)."),
+            f"unzip the COGNIMUSE annotations of {code} into a folder named {code}.",
+            "warning"))
+        continue
+      try:
+        labels = load_labels(film, stream, 1)
+      except DataError as e:
+        problems.append(common.problem_from_error(e))
+        continue
+      problems += [p for p in labels.problems if "do not fill" not in p.message]
+      durations[stream] = labels.duration_s
+    if not durations:
+      continue
+    annotation_s = durations.get("intended", next(iter(durations.values())))
+    if len(film.media) > 1:
+      problems.append(Problem(str(film.media[0]), None, f"{len(film.media)} film files for "
+                              f"{code}: {', '.join(map(str, film.media[:3]))}.",
+                              "keep one film per code under manual_dir.", "error"))
+    if not film.media:
+      if cfg is None or films_needed:
+        problems.append(Problem(
+            str(manual_dir), None, f"film {code}: no films/{code}.mp4 (needed by the configs "
+            "without '_labels').", f"cut the annotated excerpt from your copy of the film: "
+            f"{cut_command(code, annotation_s)}", "error" if films_needed else "warning"))
+      continue
+    try:
+      from emojax.features import decode  # pylint: disable=g-import-not-at-top
+      info = decode.probe(film.media[0])
+    except DataError as e:
+      problems.append(common.problem_from_error(e))
+      continue
+    if bad := check_duration(code, film.media[0], info.duration_s, annotation_s):
+      problems.append(bad)
+  return problems

@@ -68,9 +68,23 @@ class Problem:
 
 def data_error(file: str | os.PathLike[str], line: int | None, message: str,
                fix: str) -> DataError:
-  """A DataError whose message names the file (and line) and the fix."""
+  """A DataError whose message names the file (and line) and the fix.
+
+  The error carries the same facts as `error.problem` (a Problem), for the data doctor.
+  """
   where = f"{file}:{line}" if line is not None else str(file)
-  return DataError(f"{where}: {message} Fix: {fix}")
+  error = DataError(f"{where}: {message} Fix: {fix}")
+  error.problem = Problem(str(file), line, message, fix, "error")
+  return error
+
+
+def problem_from_error(error: Exception) -> Problem:
+  """The Problem a DataError (from `data_error`) describes; other errors as a generic Problem."""
+  problem = getattr(error, "problem", None)
+  if isinstance(problem, Problem):
+    return problem
+  return Problem("", None, f"{type(error).__name__}: {error}",
+                 "see the message; restore the file it names from the download.", "error")
 
 
 def raise_errors(problems: Sequence[Problem]) -> None:

@@ -676,3 +676,135 @@ def load_extracted_film(film: FilmFiles, extractors: Sequence[str]
         "warning" if big else "info"))
   example = {"film_id": film.id, **out}
   return example, problems
+
+
+# ---------------------------------------------------------------------------------------------
+# The data doctor.
+
+
+def _check_stream_files(film: FilmFiles, stream: str, num_seconds: int) -> list[Problem]:
+  """Sizes of every file, contents of the first, the last and the near-empty ones."""
+  problems = []
+  dim = OFFICIAL_DIMS[stream]
+  files = film.streams[stream]
+  to_read = []
+  for folder, seconds in zip(files.dirs, files.seconds):
+    for second in seconds[seconds <= num_seconds].tolist():
+      path = folder / stream_file_name(film.id, stream, second)
+      try:
+        small = path.stat().st_size <= 2
+      except OSError as e:
+        problems.append(Problem(str(path), None, f"cannot read ({e.strerror}).",
+                                "check the file's permissions or unzip it again.", "error"))
+        continue
+      if small or second in (1, num_seconds) or second == seconds[0]:
+        to_read.append((second, path))
+  for second, path in to_read:
+    try:
+      row = read_audio(path) if stream == AUDIO_STREAM else read_visual(path, dim)
+    except DataError as e:
+      problems.append(common.problem_from_error(e))
+      continue
+    if row is None:
+      problems.append(Problem(
+          str(path), None, f"{film.id} '{stream}': empty file for second {second}.",
+          "none needed: the builder fills it by linear interpolation from the neighbouring "
+          f"seconds and marks it False in '{MASK_STREAM}'.", "warning"))
+    elif not np.isfinite(row).all():
+      problems.append(Problem(
+          str(path), 1, f"{film.id} '{stream}': NaN or Inf in second {second}.",
+          "none needed: the builder fills it by linear interpolation from the neighbouring "
+          f"seconds and marks it False in '{MASK_STREAM}'.", "warning"))
+  return problems
+
+
+def doctor(manual_dir: str | os.PathLike[str], config: str | None = None) -> list[Problem]:
+  """Inspects a MediaEval 2018 download before a build; returns every problem found.
+
+  config: 'official_features' (labels + official features), 'extracted_features' (labels +
+  films) or None (labels and official features; films reported when present).
+  """
+  configs = {c.name: c for c in Mediaeval2018.BUILDER_CONFIGS}
+  if config is not None and config not in configs:
+    return [Problem("", None, f"unknown mediaeval2018 config '{config}'.",
+                    f"use one of {', '.join(configs)}.", "error")]
+  cfg = configs[config or "official_features"]
+  try:
+    films = index_download(manual_dir)
+  except DataError as e:
+    return [common.problem_from_error(e)]
+  problems = check_splits(split_films(cfg.validation_films))
+  if not any(f.labels for f in films.values()):
+    problems.append(Problem(str(manual_dir), None, "no MEDIAEVAL18_XX_Valence-Arousal.txt found.",
+                            "unzip the MEDIAEVAL18-*-Valence_Arousal-annotations archives into "
+                            "manual_dir.", "error"))
+  absent = [i for i in range(NUM_FILMS) if i not in films or not films[i].labels]
+  if absent:
+    problems.append(Problem(
+        str(manual_dir), None, f"{len(absent)} of {NUM_FILMS} films have no labels: "
+        f"{_ranges(absent)}; the builder leaves them out of their splits.",
+        "download and unzip the annotations of parts " +
+        ", ".join(sorted({download_part(i) for i in absent})) + ".", "warning"))
+  official = cfg.features == "official"
+  streams = OFFICIAL_STREAMS if official else ()
+  for number, film in films.items():
+    if not film.labels:
+      if film.streams or film.media:
+        problems.append(Problem(
+            str(next(iter(film.streams.values())).dirs[0] if film.streams else film.media[0]),
+            None, f"{film.id} has files but no {film.id}_Valence-Arousal.txt; the build fails.",
+            f"download MEDIAEVAL18-{download_part(number)}-Valence_Arousal-annotations and unzip "
+            "it into manual_dir.", "error"))
+      continue
+    for paths, what in ((film.labels, "label file"), (film.media, "film")):
+      if p := _single(paths, what, number):
+        problems.append(p)
+    if official:
+      lacking = [s for s in OFFICIAL_STREAMS if s not in film.streams]
+      for s in lacking:
+        archive = "Audio_features" if s == AUDIO_STREAM else "Visual_features"
+        problems.append(Problem(
+            str(film.labels[0].parent), None, f"{film.id} has no '{s}' feature files.",
+            f"download MEDIAEVAL18-{download_part(number)}-{archive} and unzip it into "
+            "manual_dir.", "error"))
+      unknown = sorted(set(film.streams) - set(OFFICIAL_STREAMS))
+      if unknown:
+        problems.append(Problem(
+            str(film.labels[0].parent), None, f"{film.id}: unknown descriptor(s) {unknown}.",
+            "none needed: the builder reads only the 11 documented descriptors and the audio.",
+            "info"))
+      if lacking:
+        try:
+          read_labels(film.labels[0])
+        except DataError as e:
+          problems.append(common.problem_from_error(e))
+        continue
+    try:
+      scan = scan_film(film, streams)
+    except DataError as e:
+      problems.append(common.problem_from_error(e))
+      continue
+    problems += scan.problems
+    for stream in streams:
+      problems += _check_stream_files(film, stream, scan.num_seconds)
+    if not film.media:
+      if not official:
+        problems.append(Problem(
+            str(film.labels[0].parent), None, f"no film file {film.id}.mp4 found.",
+            f"download MEDIAEVAL18-{download_part(number)}-Data and unzip it into manual_dir.",
+            "error"))
+      continue
+    try:
+      from emojax.features import decode  # pylint: disable=g-import-not-at-top
+      info = decode.probe(film.media[0])
+    except DataError as e:
+      problems.append(common.problem_from_error(e))
+      continue
+    gap = abs(info.num_seconds - scan.num_label_rows)
+    if gap > SMALL_CUT_S:
+      problems.append(Problem(
+          str(film.media[0]), None, f"{film.id}: the film has {info.num_seconds} s, its labels "
+          f"{scan.num_label_rows} rows; extracted_features cuts both to the shorter.",
+          "none needed (a real-data defect when the labels are short, e.g. film 46).",
+          "warning" if not official else "info"))
+  return problems
