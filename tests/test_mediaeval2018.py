@@ -263,3 +263,11 @@ def test_extracted_features_missing_film(tmp_path):
   with pytest.raises(DataError, match=r"no film file MEDIAEVAL18_00\.mp4 found.*"
                      r"MEDIAEVAL18-DevSet-Part1-Data"):
     _build(tmp_path / "m", tmp_path / "d", config=config)
+
+
+def test_file_numbered_zero_is_refused(tmp_path):
+  fx.write_mediaeval2018(tmp_path / "m", films={0: (4, 4, 4)}, defects=False)
+  one = next((tmp_path / "m").rglob("MEDIAEVAL18_00-00001_sc.txt"))
+  one.rename(one.with_name("MEDIAEVAL18_00-00000_sc.txt"))
+  with pytest.raises(DataError, match=r"00000_sc\.txt: feature files are numbered from 00000"):
+    _build(tmp_path / "m", tmp_path / "d")

@@ -389,6 +389,11 @@ def scan_film(film: FilmFiles, streams: Sequence[str]) -> FilmScan:
           files.dirs[0], None, f"{stream_file_name(film.id, stream, dup_second)} lies in more "
           f"than one folder: {', '.join(map(str, files.dirs[:3]))}.",
           "keep one copy of the features under manual_dir.")
+    if seconds[0] < 1:
+      raise common.data_error(
+          files.dirs[0] / stream_file_name(film.id, stream, int(seconds[0])), None,
+          "feature files are numbered from 00000; the documented numbering starts at 00001.",
+          "restore the original file names from the archive (second N is file number N).")
     last_second[stream] = int(seconds[-1])
   num_seconds = min([valence.shape[0]] + list(last_second.values()))
   if num_seconds < 1:
