@@ -108,7 +108,7 @@ def test_every_defect_reported_in_metadata(built):
   assert "MEDIAEVAL18_27 'cl': empty file for second 6" in text
   film46 = [p for p in problems if "MEDIAEVAL18_46: labels have 8 rows" in p.message]
   assert len(film46) == 1 and film46[0].severity == "warning"
-  assert "cut to 8 s" in film46[0].message and "emobase2010 21 s" in film46[0].message
+  assert "cut to 8 s (cut: emobase2010 21 s, each visual descriptor 22 s)" in film46[0].message
   absent = [p for p in problems if "films absent" in p.message]
   assert len(absent) == 1 and "57 of 66" in absent[0].message
   # Each defect is reported once, although 'dev' reads the films again.

@@ -404,7 +404,13 @@ def scan_film(film: FilmFiles, streams: Sequence[str]) -> FilmScan:
     cuts[stream] = int(np.sum(film.streams[stream].all_seconds() > num_seconds))
   if any(cuts.values()):
     big = max(cuts.values()) > SMALL_CUT_S
-    cut_text = ", ".join(f"{k} {v} s" for k, v in cuts.items() if v)
+    visual_cuts = {cuts[k] for k in streams if k in VISUAL_DIMS}
+    if len(visual_cuts) == 1 and len([k for k in streams if k in VISUAL_DIMS]) > 1:
+      shown = {k: v for k, v in cuts.items() if k not in VISUAL_DIMS}
+      shown["each visual descriptor"] = visual_cuts.pop()
+    else:
+      shown = cuts
+    cut_text = ", ".join(f"{k} {v} s" for k, v in shown.items() if v)
     problems.append(Problem(
         str(labels_path), None,
         f"{film.id}: labels have {valence.shape[0]} rows, features end at "
