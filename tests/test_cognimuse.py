@@ -96,7 +96,8 @@ def test_extracted_features_per_segment(manual):
   from emojax.features import extract_film
   root, written = manual
   config = cognimuse.CognimuseConfig(name="intended_5s_test", stream="intended",
-                                     segment_seconds=5, extractors=("vggish_logmel",))
+                                     segment_seconds=5,
+                                     extractors=("vggish_logmel", "visual_stats"))
   builder = _build(root / "manual", root / "d_feat", config)
   assert builder.info.features["vggish_logmel"].shape == (None, 96, 64)
   train, test = cognimuse.fold_splits("CHI", ["BMI", "CHI", "GLA", "SIL"])
@@ -105,12 +106,14 @@ def test_extracted_features_per_segment(manual):
   for code, ex in films.items():
     film = next((root / "manual").rglob(f"{code}.mp4"), None) or (
         written[code].folder / "video.mp4")
-    per_second = extract_film(film, ["vggish_logmel"]).streams["vggish_logmel"]
+    per_second = extract_film(film, ["vggish_logmel", "visual_stats"]).streams
     s = ex["valence"].shape[0]
     assert ex["vggish_logmel"].shape == (s, 96, 64)
-    for k in range(s):
-      np.testing.assert_allclose(ex["vggish_logmel"][k], per_second[5 * k:5 * k + 5].mean(0),
-                                 rtol=1e-5, atol=1e-5)
+    assert ex["visual_stats"].shape == (s, per_second["visual_stats"].shape[1])
+    for name in ("vggish_logmel", "visual_stats"):
+      for k in range(s):
+        np.testing.assert_allclose(ex[name][k], per_second[name][5 * k:5 * k + 5].mean(0),
+                                   rtol=1e-5, atol=1e-5)
     labels = _segment_oracle(written[code].intended, 5)
     np.testing.assert_allclose(ex["valence"], labels[:s, 0], atol=1e-6)
   assert films["SIL"]["valence"].shape == (2,)  # 10.4 s of annotation, a 10.5 s film
