@@ -1,0 +1,363 @@
+"""Rules every benchmark reader follows (see ../shared/docs/datasets.md, "General rules").
+
+- find files by glob, accepting a doubled folder (`X-annotations/annotations/`) or a single one;
+- read annotation tables by column position, split on any whitespace, and skip a first line only
+  when its first field is not numeric;
+- strip a trailing `.mp4` before joining tables on clip names;
+- truncate per-second streams to the shortest and report what was cut.
+
+`Problem` is what builders report (and store in metadata) and what the data doctor returns.
+Malformed input raises `DataError` whose message names the file and line and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+
+from emojax.errors import DataError
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+
+# How deep below manual_dir a file may lie: enough for `Dataset-part1/X-annotations/annotations/f`.
+DEFAULT_MAX_DEPTH = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  """One thing wrong (or repaired) in a download.
+
+  Attributes:
+    file: the file or folder concerned ('' when it concerns the whole download).
+    line: 1-based line number in `file`, or None.
+    message: what is wrong, in words.
+    fix: what the user (or the builder, for repairs) does about it.
+    severity: 'error' (the build fails), 'warning' (the builder repairs or truncates and reports
+      it), 'info' (a fact worth knowing).
+  """
+  file: str
+  line: int | None
+  message: str
+  fix: str
+  severity: Severity = "error"
+
+  def __post_init__(self):
+    if self.severity not in SEVERITIES:
+      raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
+
+  @property
+  def where(self) -> str:
+    if not self.file:
+      return "<download>"
+    return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+  def __str__(self) -> str:
+    return f"[{self.severity}] {self.where}: {self.message} Fix: {self.fix}"
+
+  def to_dict(self) -> dict[str, object]:
+    """A JSON-friendly dict (for TFDS metadata)."""
+    return dataclasses.asdict(self)
+
+
+def data_error(file: str | os.PathLike[str], line: int | None, message: str,
+               fix: str) -> DataError:
+  """A DataError whose message names the file (and line) and the fix.
+
+  The error carries the same facts as `error.problem` (a Problem), for the data doctor.
+  """
+  where = f"{file}:{line}" if line is not None else str(file)
+  error = DataError(f"{where}: {message} Fix: {fix}")
+  error.problem = Problem(str(file), line, message, fix, "error")
+  return error
+
+
+def problem_from_error(error: Exception) -> Problem:
+  """The Problem a DataError (from `data_error`) describes; other errors as a generic Problem."""
+  problem = getattr(error, "problem", None)
+  if isinstance(problem, Problem):
+    return problem
+  return Problem("", None, f"{type(error).__name__}: {error}",
+                 "see the message; restore the file it names from the download.", "error")
+
+
+def raise_errors(problems: Sequence[Problem]) -> None:
+  """Raises a DataError for the first 'error' problem (listing how many there are)."""
+  errors = [p for p in problems if p.severity == "error"]
+  if not errors:
+    return
+  first = errors[0]
+  more = f" ({len(errors) - 1} more errors; run the data doctor to list them all)" if len(
+      errors) > 1 else ""
+  raise DataError(f"{first.where}: {first.message} Fix: {first.fix}{more}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding files.
+
+
+def _tail_matches(rel_parts: Sequence[str], pattern_parts: Sequence[str]) -> bool:
+  if len(rel_parts) < len(pattern_parts):
+    return False
+  tail = rel_parts[len(rel_parts) - len(pattern_parts):]
+  return all(fnmatch.fnmatchcase(p, q) for p, q in zip(tail, pattern_parts))
+
+
+def _walk(root: pathlib.Path, pattern: str, want_dirs: bool,
+          max_depth: int) -> list[pathlib.Path]:
+  root = pathlib.Path(root)
+  if not root.is_dir():
+    raise data_error(root, None, "folder not found.",
+                     "pass the folder you downloaded the dataset into as manual_dir.")
+  pattern_parts = [p for p in pattern.replace(os.sep, "/").split("/") if p]
+  if not pattern_parts:
+    raise ValueError("empty pattern")
+  found = []
+  for dirpath, dirnames, filenames in os.walk(root):
+    rel = pathlib.Path(dirpath).relative_to(root).parts
+    if len(rel) >= max_depth:
+      dirnames[:] = []
+    dirnames.sort()
+    for name in (dirnames if want_dirs else filenames):
+      if name.startswith("."):
+        continue
+      if _tail_matches(rel + (name,), pattern_parts):
+        found.append(pathlib.Path(dirpath, name))
+  return sorted(found)
+
+
+def find_files(root: str | os.PathLike[str], pattern: str, *,
+               max_depth: int = DEFAULT_MAX_DEPTH) -> list[pathlib.Path]:
+  """All files under `root` whose path ends with glob `pattern` (e.g. 'annotations/*.txt').
+
+  The pattern may match at any depth up to `max_depth` folders, so
+  `root/annotations/a.txt`, `root/X-annotations/annotations/a.txt` and
+  `root/annotations/annotations/a.txt` all match 'annotations/a.txt'. Sorted; hidden entries
+  (`.name`, e.g. macOS `._` files) skipped.
+  """
+  return _walk(pathlib.Path(root), pattern, want_dirs=False, max_depth=max_depth)
+
+
+def find_dirs(root: str | os.PathLike[str], pattern: str, *,
+              max_depth: int = DEFAULT_MAX_DEPTH) -> list[pathlib.Path]:
+  """Like `find_files`, for folders."""
+  return _walk(pathlib.Path(root), pattern, want_dirs=True, max_depth=max_depth)
+
+
+def find_file(root: str | os.PathLike[str], pattern: str, *, what: str = "",
+              max_depth: int = DEFAULT_MAX_DEPTH) -> pathlib.Path:
+  """The one file under `root` matching `pattern` (see `find_files`).
+
+  Raises:
+    DataError: no file matches, or several do (e.g. two unpacked copies), naming them.
+  """
+  found = find_files(root, pattern, max_depth=max_depth)
+  label = what or pattern
+  if not found:
+    raise data_error(root, None, f"no file matching '{pattern}' ({label}) found.",
+                     f"unpack the archive that holds '{pattern}' into this folder "
+                     "(a doubled folder such as X/X/ is fine).")
+  if len(found) > 1:
+    listed = ", ".join(str(p) for p in found[:4])
+    raise data_error(root, None, f"{len(found)} files match '{pattern}': {listed}.",
+                     "keep one copy of the download under manual_dir.")
+  return found[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables.
+
+
+def is_number(field: str) -> bool:
+  """True when `field` parses as a float (e.g. '3', '-0.5', '1e-3', 'nan')."""
+  try:
+    float(field)
+  except ValueError:
+    return False
+  return True
+
+
+def strip_mp4(name: str) -> str:
+  """'ACCEDE00001.mp4' -> 'ACCEDE00001' (case-insensitive; surrounding whitespace removed)."""
+  name = name.strip()
+  return name[:-4] if name.lower().endswith(".mp4") else name
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  """A whitespace-separated annotation table, addressed by column position.
+
+  Attributes:
+    path: where it was read from.
+    header: the first line's fields when it was a header (first field not numeric), else None.
+    rows: the fields of each data row.
+    lines: 1-based line number of each row in the file (for error messages).
+  """
+  path: pathlib.Path
+  header: tuple[str, ...] | None
+  rows: tuple[tuple[str, ...], ...]
+  lines: tuple[int, ...]
+
+  def __len__(self) -> int:
+    return len(self.rows)
+
+  def strings(self, column: int) -> list[str]:
+    """Column `column` (0-based) as strings."""
+    return [row[column] for row in self.rows]
+
+  def floats(self, columns: Sequence[int] | int) -> np.ndarray:
+    """Columns as float64, shape (N, len(columns)) (or (N,) for one int column).
+
+    Raises:
+      DataError: a field is not a number, naming file, line and column.
+    """
+    single = isinstance(columns, int)
+    cols = [columns] if single else list(columns)
+    out_NxC = np.empty((len(self.rows), len(cols)), np.float64)
+    for i, (row, line) in enumerate(zip(self.rows, self.lines)):
+      for j, c in enumerate(cols):
+        try:
+          out_NxC[i, j] = float(row[c])
+        except ValueError:
+          raise data_error(
+              self.path, line, f"column {c + 1} is '{row[c]}', not a number.",
+              "restore the original file from the download (it may have been edited or "
+              "truncated).") from None
+    return out_NxC[:, 0] if single else out_NxC
+
+
+def read_table(path: str | os.PathLike[str], *, min_columns: int,
+               max_columns: int | None = None) -> Table:
+  """Reads a table: fields split on any whitespace, blank lines skipped.
+
+  The first non-blank line is a header (and skipped) only when its first field is not numeric.
+
+  Args:
+    path: the file.
+    min_columns: every data row must have at least this many fields.
+    max_columns: when given, no data row may have more.
+
+  Raises:
+    DataError: the file is missing or unreadable, or a row has the wrong number of fields
+      (naming file and line).
+  """
+  path = pathlib.Path(path)
+  try:
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+  except OSError as e:
+    raise data_error(path, None, f"cannot read the file ({e.strerror}).",
+                     "check that it exists and is readable.") from None
+  header = None
+  rows, lines = [], []
+  first = True
+  for number, raw in enumerate(text.splitlines(), start=1):
+    fields = raw.split()
+    if not fields:
+      continue
+    if first:
+      first = False
+      if not is_number(fields[0]):
+        header = tuple(fields)
+        continue
+    if len(fields) < min_columns or (max_columns is not None and len(fields) > max_columns):
+      want = (f"{min_columns}" if max_columns == min_columns else
+              f"at least {min_columns}" if max_columns is None else
+              f"{min_columns}-{max_columns}")
+      raise data_error(path, number, f"expected {want} fields, found {len(fields)}: '{raw[:80]}'.",
+                       "restore the original file from the download; columns are separated by "
+                       "tabs or spaces.")
+    rows.append(tuple(fields))
+    lines.append(number)
+  return Table(path=path, header=header, rows=tuple(rows), lines=tuple(lines))
+
+
+def parse_floats(text: str, *, path: str | os.PathLike[str], line: int | None,
+                 sep: str | None = None, expected: int | None = None) -> np.ndarray:
+  """Parses one line of numbers separated by `sep` (None: any whitespace) to float32.
+
+  Raises:
+    DataError: a field is not a number, or the count differs from `expected`.
+  """
+  fields = [f for f in (text.split(sep) if sep else text.split())]
+  if sep:
+    fields = [f.strip() for f in fields]
+    if fields and fields[-1] == "":  # a trailing separator
+      fields = fields[:-1]
+  try:
+    values = np.asarray([float(f) for f in fields], np.float32)
+  except ValueError:
+    bad = next(f for f in fields if not is_number(f))
+    raise data_error(path, line, f"'{bad[:40]}' is not a number.",
+                     "restore the original file from the download.") from None
+  if expected is not None and values.shape[0] != expected:
+    raise data_error(path, line, f"expected {expected} numbers, found {values.shape[0]}.",
+                     "restore the original file from the download (it may be truncated).")
+  return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-second streams.
+
+
+@dataclasses.dataclass(frozen=True)
+class Truncation:
+  """What `truncate_to_shortest` cut: the common length and the seconds cut per stream."""
+  length: int
+  cut: Mapping[str, int]
+
+  @property
+  def any_cut(self) -> bool:
+    return any(v > 0 for v in self.cut.values())
+
+  def describe(self) -> str:
+    parts = [f"{k} {v}" for k, v in sorted(self.cut.items()) if v]
+    return (f"truncated to {self.length} s (seconds cut: {', '.join(parts)})" if parts else
+            f"all streams have {self.length} s")
+
+
+def truncate_to_shortest(
+    streams: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Truncation]:
+  """Cuts every stream (leading axis = seconds) to the shortest one's length.
+
+  Returns:
+    The truncated streams (same keys and order) and what was cut from each.
+  """
+  if not streams:
+    return {}, Truncation(0, {})
+  length = min(int(np.shape(v)[0]) for v in streams.values())
+  out = {k: v[:length] for k, v in streams.items()}
+  cut = {k: int(np.shape(v)[0]) - length for k, v in streams.items()}
+  return out, Truncation(length, cut)
+
+
+# ---------------------------------------------------------------------------------------------
+# Features extracted from films (emojax.features).
+
+
+def extracted_specs(extractors: Sequence[str]) -> tuple[dict[str, object], dict[str, tuple]]:
+  """The manifest and {stream: (row_shape, dtype)} of `extract_film(path, extractors)`.
+
+  Empty `extractors` = `emojax.features.extract.DEFAULT`. Only per-second numeric extractors fit
+  the per-second film format.
+
+  Raises:
+    ConfigError: an unknown extractor, or one that is per-clip or not numeric.
+  """
+  # pylint: disable=g-import-not-at-top
+  from emojax.errors import ConfigError
+  from emojax.features import extract
+  from emojax.features import manifest as manifest_lib
+  manifest = manifest_lib.for_spec(tuple(extractors) or extract.DEFAULT)
+  specs = {}
+  for name, entry in manifest["extractors"].items():
+    if entry["per"] != "second" or entry["dtype"] in ("object", "bytes"):
+      raise ConfigError(f"extractor {name!r} is per-{entry['per']} with dtype {entry['dtype']}; "
+                        "dataset builders take per-second numeric extractors only.")
+    specs[name] = (tuple(entry["shape"]), np.dtype(entry["dtype"]))
+  return manifest, specs
