@@ -120,12 +120,14 @@ def read_description(path: PathLike, problems: list[Problem]) -> dict[str, Media
   medias: dict[str, Media] = {}
   current: dict[str, Any] | None = None
   chunks: list[str] = []
+  element_line = 0
 
   def start(name: str, attrs: Mapping[str, str]) -> None:
-    nonlocal current
+    nonlocal current, element_line
     del attrs
+    element_line = parser.CurrentLineNumber
     if name == "media":
-      current = {"line": parser.CurrentLineNumber}
+      current = {"line": element_line}
     chunks.clear()
 
   def end(name: str) -> None:
@@ -134,6 +136,7 @@ def read_description(path: PathLike, problems: list[Problem]) -> dict[str, Media
       return
     if name in ("id", "name", "movie", "start", "end"):
       current[name] = "".join(chunks).strip()
+      current[f"{name}_line"] = element_line
     elif name == "media":
       _add_media(path, current, medias, problems)
       current = None
@@ -165,7 +168,8 @@ def _add_media(path: pathlib.Path, fields: dict[str, Any], medias: dict[str, Med
     try:
       frames.append(int(value))
     except ValueError:
-      raise common.data_error(path, line, f"<{tag}> of {name} is '{value}', not a frame number.",
+      raise common.data_error(path, fields.get(f"{tag}_line", line),
+                              f"<{tag}> of {name} is '{value}', not a frame number.",
                               _RESTORE) from None
   film_id = common.strip_mp4(fields.get("movie", ""))
   if not film_id:
@@ -462,14 +466,15 @@ def plan(manual_dir: PathLike, protocol: str, *, need_videos: bool,
   else:
     films = _films(root, problems, strict, ["ACCEDEdescription.xml"],
                    ["MEDIAEVALdescription.xml"])
-    tables = {}
+    tables, paths = {}, {}
     for name, reader in (("ACCEDEaffect.txt", read_affect), ("MEDIAEVALaffect.txt", read_affect),
                          ("ACCEDEviolence.txt", read_violence),
                          ("MEDIAEVALviolence.txt", read_violence),
                          ("shots-devset-nl.txt", read_shots), ("shots-testset-nl.txt", read_shots)):
-      tables[name] = _parse(reader, _locate(root, name, problems), problems, strict)
+      paths[name] = _locate(root, name, problems)
+      tables[name] = _parse(reader, paths[name], problems, strict)
     if all(t is not None for t in tables.values()):
-      splits = _mediaeval2015_splits(tables, films, missing_films, problems)
+      splits = _mediaeval2015_splits(tables, paths, films, missing_films, problems)
   _report_missing_films(missing_films, problems)
   _report_film_overlap(splits, problems)
   videos: dict[str, pathlib.Path] = {}
@@ -523,7 +528,8 @@ def _global_splits(ranking: Mapping[str, Rating], glob: Mapping[str, tuple[float
   return {"train": train, "test": test}
 
 
-def _mediaeval2015_splits(tables: Mapping[str, Any], films: Mapping[str, Media],
+def _mediaeval2015_splits(tables: Mapping[str, Any], paths: Mapping[str, pathlib.Path],
+                          films: Mapping[str, Media],
                           missing_films: list[str],
                           problems: list[Problem]) -> dict[str, list[dict[str, Any]]]:
 
@@ -545,7 +551,7 @@ def _mediaeval2015_splits(tables: Mapping[str, Any], films: Mapping[str, Media],
                              ("test", test, "shots-testset-nl.txt")):
     for clip in sorted(shots):
       if split == "train" and clip in test:
-        problems.append(Problem(name, shots[clip], f"{clip} is in both the development set and "
+        problems.append(Problem(str(paths[name]), shots[clip], f"{clip} is in both the development set and "
                                 f"the test set (shots-testset-nl.txt line {test[clip]}).",
                                 _RESTORE))
         continue
@@ -553,7 +559,8 @@ def _mediaeval2015_splits(tables: Mapping[str, Any], films: Mapping[str, Media],
         continue
       if clip not in affect or clip not in violence:
         what = "ACCEDEaffect.txt/MEDIAEVALaffect.txt" if clip not in affect else "*violence.txt"
-        problems.append(Problem(name, shots[clip], f"{clip} has no label in {what}.", _RESTORE))
+        problems.append(Problem(str(paths[name]), shots[clip], f"{clip} has no label in {what}.",
+                                _RESTORE))
         continue
       v, a, _ = affect[clip]
       splits[split].append({
