@@ -242,3 +242,46 @@ def test_doctor_reports_film_in_two_splits_and_missing_film(tmp_path):
 def test_doctor_missing_manual_dir(tmp_path):
   problems = la.doctor(tmp_path / "nope", "discrete")
   assert len(problems) == 1 and problems[0].severity == "error"
+
+
+# ---------------------------------------------------------------------------------------------
+# Features extracted from the clips.
+
+
+@pytest.fixture(scope="module")
+def video_tree(tmp_path_factory):
+  return lf.write_tree(tmp_path_factory.mktemp("liris_videos") / "manual",
+                       lf.Layout(doubled=True, videos=True, video_seconds=3.0))
+
+
+def test_default_extractors_are_the_engines():
+  from emojax.features import extract
+  assert la.DEFAULT_EXTRACTORS == tuple(extract.DEFAULT)
+
+
+def test_discrete_with_features_matches_the_engine(tmp_path, video_tree):
+  from emojax.features import extract
+  extractors = ("vggish_logmel", "spectrogram_image")
+  builder, splits = build(video_tree, tmp_path / "data", "discrete", extractors=extractors)
+  assert builder.builder_config.name == "discrete_vggish_logmel_spectrogram_image"
+  assert sum(map(len, splits.values())) == len(lf.ACCEDE)
+  ex = by_clip(splits["test"])["ACCEDE00007"]
+  assert ex["valence"] == np.float32(lf.ACCEDE[7].valence)
+  want = extract.extract_film(next(video_tree.rglob("ACCEDE00007.mp4")), list(extractors))
+  assert ex["vggish_logmel"].shape == (3, 96, 64) and ex["vggish_logmel"].dtype == np.float32
+  assert ex["spectrogram_image"].dtype == np.uint8
+  for name in extractors:
+    np.testing.assert_array_equal(ex[name], want.streams[name])
+  manifest = builder.info.metadata["feature_manifest"]
+  assert sorted(manifest["extractors"]) == sorted(extractors)
+
+
+def test_mediaeval2016_global_with_features(tmp_path, video_tree):
+  _, splits = build(video_tree, tmp_path / "data", "mediaeval2016_global",
+                    extractors=("vggish_logmel",))
+  test = by_clip(splits["test"])
+  assert sorted(test) == [n for n, _, _ in lf.GLOBAL16]
+  assert all(ex["vggish_logmel"].shape == (3, 96, 64) for ex in test.values())
+  # Different clips, different features (the fixture's tones differ).
+  a, b = (test[n]["vggish_logmel"] for n, _, _ in lf.GLOBAL16)
+  assert not np.allclose(a, b)

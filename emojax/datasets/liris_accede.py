@@ -38,12 +38,13 @@ import tensorflow_datasets as tfds
 
 from emojax.datasets import common
 from emojax.datasets.common import Problem
-from emojax.errors import DataError
+from emojax.errors import ConfigError, DataError
 
 PathLike = str | os.PathLike[str]
 
-# The features computed from the videos when a config does not say otherwise.
-DEFAULT_EXTRACTORS: tuple[str, ...] = ("audio", "scene")
+# The features computed from the videos when a config does not say otherwise: the extraction
+# engine's defaults (emojax.features.extract.DEFAULT; a test keeps the two equal).
+DEFAULT_EXTRACTORS: tuple[str, ...] = ("vggish_logmel", "audio_functionals", "visual_stats")
 
 # Row counts of the official files, to flag partial downloads (info only).
 OFFICIAL_ROWS = {
@@ -57,7 +58,7 @@ VALENCE_CLASSES = ("negative", "neutral", "positive")
 AROUSAL_CLASSES = ("calm", "neutral", "active")
 PROTOCOLS = ("discrete", "mediaeval2015", "mediaeval2016_global")
 
-_RESTORE = "restore the original file from the LIRIS-ACCEDE download."
+RESTORE_FIX = "restore the original file from the LIRIS-ACCEDE download."
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 LIRIS-ACCEDE needs an agreement: ask for access at https://liris-accede.ec-lyon.fr/ and download
@@ -113,7 +114,7 @@ def read_description(path: PathLike, problems: list[Problem]) -> dict[str, Media
   try:
     text = path.read_text(encoding="utf-8-sig", errors="replace")
   except OSError as e:
-    raise common.data_error(path, None, f"cannot read the file ({e.strerror}).", _RESTORE)
+    raise common.data_error(path, None, f"cannot read the file ({e.strerror}).", RESTORE_FIX)
   text = _BARE_AMPERSAND.sub("&amp;", text)
   text = re.sub(r"^\s*<\?xml[^>]*\?>", "", text)  # the text is already decoded
   parser = xml.parsers.expat.ParserCreate()
@@ -148,7 +149,7 @@ def read_description(path: PathLike, problems: list[Problem]) -> dict[str, Media
   try:
     parser.Parse(text, True)
   except xml.parsers.expat.ExpatError as e:
-    raise common.data_error(path, e.lineno, f"not well-formed XML ({e}).", _RESTORE) from None
+    raise common.data_error(path, e.lineno, f"not well-formed XML ({e}).", RESTORE_FIX) from None
   return medias
 
 
@@ -157,7 +158,7 @@ def _add_media(path: pathlib.Path, fields: dict[str, Any], medias: dict[str, Med
   line = fields["line"]
   name = fields.get("name", "")
   if not name:
-    raise common.data_error(path, line, "<media> has no <name>.", _RESTORE)
+    raise common.data_error(path, line, "<media> has no <name>.", RESTORE_FIX)
   clip_id = common.strip_mp4(name)
   frames = []
   for tag in ("start", "end"):
@@ -170,7 +171,7 @@ def _add_media(path: pathlib.Path, fields: dict[str, Any], medias: dict[str, Med
     except ValueError:
       raise common.data_error(path, fields.get(f"{tag}_line", line),
                               f"<{tag}> of {name} is '{value}', not a frame number.",
-                              _RESTORE) from None
+                              RESTORE_FIX) from None
   film_id = common.strip_mp4(fields.get("movie", ""))
   if not film_id:
     problems.append(Problem(str(path), line, f"{clip_id} has no <movie>; its film_id is ''.",
@@ -178,7 +179,7 @@ def _add_media(path: pathlib.Path, fields: dict[str, Any], medias: dict[str, Med
   if clip_id in medias:
     problems.append(Problem(str(path), line,
                             f"{clip_id} is described twice (first at line {medias[clip_id].line}).",
-                            f"the first is kept; {_RESTORE}", "warning"))
+                            f"the first is kept; {RESTORE_FIX}", "warning"))
     return
   medias[clip_id] = Media(clip_id, film_id, frames[0], frames[1], line)
 
@@ -204,7 +205,7 @@ def _by_clip(table: common.Table, name_column: int,
     if clip_id in rows:
       problems.append(Problem(str(table.path), line,
                               f"{clip_id} is listed twice (first at line "
-                              f"{table.lines[rows[clip_id]]}).", _RESTORE))
+                              f"{table.lines[rows[clip_id]]}).", RESTORE_FIX))
       continue
     rows[clip_id] = i
   return rows
@@ -217,7 +218,7 @@ def _check_values(table: common.Table, values: np.ndarray, column: int, what: st
   for i in np.flatnonzero(~ok(values)):
     problems.append(Problem(str(table.path), table.lines[i],
                             f"{what} (column {column + 1}) is {table.rows[i][column]}, "
-                            f"outside {allowed}.", _RESTORE))
+                            f"outside {allowed}.", RESTORE_FIX))
 
 
 def _report_rows(table: common.Table, problems: list[Problem]) -> None:
@@ -316,7 +317,7 @@ def read_shots(path: PathLike, problems: list[Problem]) -> dict[str, int]:
 
 
 def read_global(path: PathLike, problems: list[Problem]) -> dict[str, tuple[float, float, int]]:
-  """`MEDIAEVAL16-Global_prediction.txt` (`name valence arousal`, values 1-5): clip -> (v, a, line)."""
+  """`MEDIAEVAL16-Global_prediction.txt` (`name valence arousal`, 1-5): clip -> (v, a, line)."""
   rows = read_column(path, columns=3, value_columns=[1, 2], names=["valence", "arousal"],
                      check=_in_range(1, 5), allowed="[1, 5]", problems=problems, name_column=0,
                      first_line_may_be_data=True)
@@ -352,8 +353,8 @@ def _locate(root: pathlib.Path, name: str, problems: list[Problem], *,
   return None
 
 
-def _parse(reader: Callable[..., Any], path: pathlib.Path | None, problems: list[Problem],
-           strict: bool) -> Any:
+def parse_or_report(reader: Callable[..., Any], path: pathlib.Path | None,
+                    problems: list[Problem], strict: bool) -> Any:
   """Runs `reader(path, problems)`; in non-strict mode a DataError becomes a problem."""
   if path is None:
     return None
@@ -377,7 +378,7 @@ def problem_from_error(error: DataError, path: pathlib.Path) -> Problem:
     message = message[match.end():]
   elif message.startswith(f"{path}: "):
     message = message[len(f"{path}: "):]
-  return Problem(str(path), line, message, fix or _RESTORE)
+  return Problem(str(path), line, message, fix or RESTORE_FIX)
 
 
 def _films(root: pathlib.Path, problems: list[Problem], strict: bool,
@@ -385,7 +386,7 @@ def _films(root: pathlib.Path, problems: list[Problem], strict: bool,
   films: dict[str, Media] = {}
   for name in list(required) + list(optional):
     why = "" if name in required else "; its clips get film_id ''"
-    medias = _parse(read_description,
+    medias = parse_or_report(read_description,
                     _locate(root, name, problems, required=name in required, why=why),
                     problems, strict)
     for clip, media in (medias or {}).items():
@@ -453,14 +454,16 @@ def plan(manual_dir: PathLike, protocol: str, *, need_videos: bool,
   splits: dict[str, list[dict[str, Any]]] = {}
   if protocol in ("discrete", "mediaeval2016_global"):
     films = _films(root, problems, strict, ["ACCEDEdescription.xml"], [])
-    ranking = _parse(read_ranking, _locate(root, "ACCEDEranking.txt", problems), problems, strict)
+    ranking = parse_or_report(read_ranking, _locate(root, "ACCEDEranking.txt", problems),
+                              problems, strict)
     if protocol == "discrete":
-      sets = _parse(read_sets, _locate(root, "ACCEDEsets.txt", problems), problems, strict)
+      sets = parse_or_report(read_sets, _locate(root, "ACCEDEsets.txt", problems), problems, strict)
       if ranking is not None and sets is not None:
         splits = _discrete_splits(ranking, sets, films, missing_films, problems)
     else:
-      glob = _parse(read_global, _locate(root, "MEDIAEVAL16-Global_prediction.txt", problems),
-                    problems, strict)
+      glob = parse_or_report(read_global,
+                             _locate(root, "MEDIAEVAL16-Global_prediction.txt", problems),
+                             problems, strict)
       if ranking is not None and glob is not None:
         splits = _global_splits(ranking, glob, films, missing_films, problems)
   else:
@@ -472,7 +475,7 @@ def plan(manual_dir: PathLike, protocol: str, *, need_videos: bool,
                          ("MEDIAEVALviolence.txt", read_violence),
                          ("shots-devset-nl.txt", read_shots), ("shots-testset-nl.txt", read_shots)):
       paths[name] = _locate(root, name, problems)
-      tables[name] = _parse(reader, paths[name], problems, strict)
+      tables[name] = parse_or_report(reader, paths[name], problems, strict)
     if all(t is not None for t in tables.values()):
       splits = _mediaeval2015_splits(tables, paths, films, missing_films, problems)
   _report_missing_films(missing_films, problems)
@@ -493,7 +496,7 @@ def _discrete_splits(ranking: Mapping[str, Rating], sets: Mapping[str, tuple[int
     if clip not in sets:
       r = ranking[clip]
       problems.append(Problem("", None, f"{clip} (ACCEDEranking.txt line {r.line}) is in no set "
-                              "of ACCEDEsets.txt.", _RESTORE))
+                              "of ACCEDEsets.txt.", RESTORE_FIX))
       continue
     r = ranking[clip]
     split = SET_SPLITS.get(sets[clip][0])
@@ -507,7 +510,7 @@ def _discrete_splits(ranking: Mapping[str, Rating], sets: Mapping[str, tuple[int
     })
   for clip in sorted(set(sets) - set(ranking)):
     problems.append(Problem("", None, f"{clip} (ACCEDEsets.txt line {sets[clip][1]}) has no "
-                            "row in ACCEDEranking.txt.", _RESTORE))
+                            "row in ACCEDEranking.txt.", RESTORE_FIX))
   return splits
 
 
@@ -521,7 +524,7 @@ def _global_splits(ranking: Mapping[str, Rating], glob: Mapping[str, tuple[float
     if clip in ranking:
       problems.append(Problem("", None, f"{clip} is both a development clip (ACCEDEranking.txt "
                               f"line {ranking[clip].line}) and a test clip "
-                              f"(MEDIAEVAL16-Global_prediction.txt line {line}).", _RESTORE))
+                              f"(MEDIAEVAL16-Global_prediction.txt line {line}).", RESTORE_FIX))
       continue
     test.append({"clip_id": clip, "film_id": films[clip].film_id if clip in films else "",
                  "valence": v, "arousal": a})
@@ -538,7 +541,7 @@ def _mediaeval2015_splits(tables: Mapping[str, Any], paths: Mapping[str, pathlib
     for clip, row in tables[b].items():
       if clip in out:
         problems.append(Problem("", None, f"{clip} is in both {a} (line {out[clip][-1]}) and "
-                                f"{b} (line {row[-1]}).", _RESTORE))
+                                f"{b} (line {row[-1]}).", RESTORE_FIX))
         continue
       out[clip] = row
     return out
@@ -551,16 +554,17 @@ def _mediaeval2015_splits(tables: Mapping[str, Any], paths: Mapping[str, pathlib
                              ("test", test, "shots-testset-nl.txt")):
     for clip in sorted(shots):
       if split == "train" and clip in test:
-        problems.append(Problem(str(paths[name]), shots[clip], f"{clip} is in both the development set and "
+        problems.append(Problem(str(paths[name]), shots[clip],
+                                f"{clip} is in both the development set and "
                                 f"the test set (shots-testset-nl.txt line {test[clip]}).",
-                                _RESTORE))
+                                RESTORE_FIX))
         continue
       if split == "test" and clip in dev:
         continue
       if clip not in affect or clip not in violence:
         what = "ACCEDEaffect.txt/MEDIAEVALaffect.txt" if clip not in affect else "*violence.txt"
         problems.append(Problem(str(paths[name]), shots[clip], f"{clip} has no label in {what}.",
-                                _RESTORE))
+                                RESTORE_FIX))
         continue
       v, a, _ = affect[clip]
       splits[split].append({
@@ -611,39 +615,63 @@ def log_problems(where: str, problems: Sequence[Problem]) -> None:
     logging.log(logging.INFO if p.severity == "info" else logging.WARNING, "%s: %s", where, p)
 
 
-def stream_specs(extractors: Sequence[str]) -> dict[str, tuple[int, ...]]:
-  """Per-second stream name -> trailing shape, for the given extractors."""
+@dataclasses.dataclass(frozen=True)
+class StreamSpec:
+  """One extractor's output: row shape, dtype, and whether it has one row per second."""
+  shape: tuple[int, ...]
+  dtype: str
+  per_second: bool
+
+
+def stream_specs(extractors: Sequence[str]) -> dict[str, StreamSpec]:
+  """Stream name (= extractor name) -> its spec, from the feature registry.
+
+  Raises:
+    ConfigError: an unknown extractor, or one whose rows are not numeric arrays.
+  """
   from emojax.features import registry  # pylint: disable=g-import-not-at-top
-  return registry.stream_shapes(extractors)
+  specs = {}
+  for name in extractors:
+    extractor = registry.create(name)
+    if np.dtype(extractor.dtype) == np.dtype(object):
+      raise ConfigError(f"extractor {name!r} produces encoded bytes, which per-clip/per-film "
+                        "datasets do not store; choose extractors with numeric rows.")
+    specs[name] = StreamSpec(tuple(extractor.row_shape()), str(np.dtype(extractor.dtype)),
+                             extractor.per == "second")
+  return specs
+
+
+def stream_features(specs: Mapping[str, StreamSpec]) -> dict[str, tfds.features.Tensor]:
+  """One `Tensor(shape=(None, *row_shape))` per stream."""
+  return {name: tfds.features.Tensor(shape=(None,) + spec.shape, dtype=np.dtype(spec.dtype))
+          for name, spec in specs.items()}
 
 
 def extract_streams(video: pathlib.Path, extractors: Sequence[str], fast: bool,
-                    specs: Mapping[str, tuple[int, ...]]
+                    specs: Mapping[str, StreamSpec]
                     ) -> tuple[dict[str, np.ndarray], common.Truncation, dict[str, Any]]:
-  """Runs the extraction engine on one video; streams truncated to the shortest.
+  """Runs the extraction engine on one video.
 
   Returns:
-    The float32 streams (T, ...) named as in `specs`, what was cut, and the manifest.
+    The streams named as in `specs` (per-second ones truncated to the shortest of them), what
+    was cut, and the feature manifest.
   """
   from emojax.features import extract  # pylint: disable=g-import-not-at-top
   features = extract.extract_film(str(video), list(extractors), fast=fast, progress=False)
   streams = {}
-  for name, shape in specs.items():
+  for name, spec in specs.items():
     if name not in features.streams:
       raise DataError(f"{video}: the extraction engine returned no '{name}' stream (got "
                       f"{sorted(features.streams)}). Fix: rebuild with matching emojax versions.")
-    x = np.asarray(features.streams[name], np.float32)
-    if x.shape[1:] != tuple(shape):
-      raise DataError(f"{video}: stream '{name}' has per-second shape {x.shape[1:]}, expected "
-                      f"{tuple(shape)}. Fix: rebuild with matching emojax versions.")
+    x = np.asarray(features.streams[name], spec.dtype)
+    if x.shape[1:] != spec.shape:
+      raise DataError(f"{video}: stream '{name}' has rows of shape {x.shape[1:]}, expected "
+                      f"{spec.shape}. Fix: rebuild with matching emojax versions.")
     streams[name] = x
-  streams, cut = common.truncate_to_shortest(streams)
-  return streams, cut, dict(features.manifest) if features.manifest else {}
-
-
-def stream_features(specs: Mapping[str, tuple[int, ...]]) -> dict[str, tfds.features.Tensor]:
-  return {name: tfds.features.Tensor(shape=(None,) + tuple(shape), dtype=np.float32)
-          for name, shape in specs.items()}
+  per_second, cut = common.truncate_to_shortest(
+      {n: x for n, x in streams.items() if specs[n].per_second})
+  streams.update(per_second)
+  return streams, cut, dict(features.manifest or {})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -658,18 +686,26 @@ class LirisAccedeConfig(tfds.core.BuilderConfig):
   fast: bool = False
 
 
+DESCRIPTIONS = {
+    "discrete": "valence/arousal 1-5 + variances and ranks; official learning/validation/test sets",
+    "mediaeval2015": "MediaEval 2015: 3-class valence/arousal + violence; official dev/test split",
+    "mediaeval2016_global": "MediaEval 2016 Global: 9,800 development + 1,200 test clips (1-5)",
+}
+
+
+def describe(text: str, extractors: Sequence[str]) -> str:
+  if not extractors:
+    return f"{text}; labels only (no videos needed)."
+  return f"{text}; features {', '.join(extractors)} extracted from the videos."
+
+
 def _configs() -> list[LirisAccedeConfig]:
-  described = {
-      "discrete": "valence/arousal 1-5 + variances; official learning/validation/test sets",
-      "mediaeval2015": "MediaEval 2015: 3-class valence/arousal + violence; official dev/test",
-      "mediaeval2016_global": "MediaEval 2016 Global: 9,800 development + 1,200 test clips",
-  }
   out = []
-  for protocol, text in described.items():
-    out.append(LirisAccedeConfig(name=protocol, protocol=protocol, description=text +
-                                 f"; features {', '.join(DEFAULT_EXTRACTORS)} from the clips."))
+  for protocol, text in DESCRIPTIONS.items():
+    out.append(LirisAccedeConfig(name=protocol, protocol=protocol,
+                                 description=describe(text, DEFAULT_EXTRACTORS)))
     out.append(LirisAccedeConfig(name=f"{protocol}_annotations", protocol=protocol, extractors=(),
-                                 description=text + "; labels only (no videos needed)."))
+                                 description=describe(text, ())))
   return out
 
 
@@ -688,12 +724,14 @@ def derive_config(configs: Mapping[str, tfds.core.BuilderConfig],
   extractors = tuple(extractors)
   if extractors == tuple(base.extractors):
     return base
-  stem = getattr(base, "protocol", base.name.removesuffix("_annotations"))
-  name = f"{stem}_annotations" if not extractors else f"{stem}_{'_'.join(extractors)}"
+  stem = getattr(base, "protocol", "")
+  suffix = "_".join(extractors) if extractors else "annotations"
+  name = f"{stem}_{suffix}" if stem else suffix
   if name in configs and tuple(configs[name].extractors) == extractors:
     return configs[name]
+  text = DESCRIPTIONS.get(stem, "LIRIS-ACCEDE continuous: per-second valence/arousal")
   return dataclasses.replace(base, name=name, extractors=extractors,
-                             description=f"{base.description} (features: {extractors or 'none'})")
+                             description=describe(text, extractors))
 
 
 class LirisAccede(tfds.core.GeneratorBasedBuilder):
@@ -755,7 +793,7 @@ class LirisAccede(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, examples: list[dict[str, Any]],
                          videos: Mapping[str, pathlib.Path],
-                         specs: Mapping[str, tuple[int, ...]]
+                         specs: Mapping[str, StreamSpec]
                          ) -> Iterator[tuple[str, dict[str, Any]]]:
     config = self.builder_config
     for example in examples:
@@ -787,8 +825,8 @@ CITATION = """\
 @inproceedings{sjoberg2015mediaeval,
   title={The MediaEval 2015 Affective Impact of Movies Task},
   author={Sj{\\"o}berg, Mats and Baveye, Yoann and Wang, Hanli and Quang, Vu Lam and Ionescu,
-          Bogdan and Dellandr{\\'e}a, Emmanuel and Schedl, Markus and Demarty, Claire-H{\\'e}l{\\`e}ne
-          and Chen, Liming},
+          Bogdan and Dellandr{\\'e}a, Emmanuel and Schedl, Markus and
+          Demarty, Claire-H{\\'e}l{\\`e}ne and Chen, Liming},
   booktitle={MediaEval 2015 Workshop}, year={2015}
 }
 """
