@@ -320,3 +320,30 @@ def truncate_to_shortest(
   out = {k: v[:length] for k, v in streams.items()}
   cut = {k: int(np.shape(v)[0]) - length for k, v in streams.items()}
   return out, Truncation(length, cut)
+
+
+# ---------------------------------------------------------------------------------------------
+# Features extracted from films (emojax.features).
+
+
+def extracted_specs(extractors: Sequence[str]) -> tuple[dict[str, object], dict[str, tuple]]:
+  """The manifest and {stream: (row_shape, dtype)} of `extract_film(path, extractors)`.
+
+  Empty `extractors` = `emojax.features.extract.DEFAULT`. Only per-second numeric extractors fit
+  the per-second film format.
+
+  Raises:
+    ConfigError: an unknown extractor, or one that is per-clip or not numeric.
+  """
+  # pylint: disable=g-import-not-at-top
+  from emojax.errors import ConfigError
+  from emojax.features import extract
+  from emojax.features import manifest as manifest_lib
+  manifest = manifest_lib.for_spec(tuple(extractors) or extract.DEFAULT)
+  specs = {}
+  for name, entry in manifest["extractors"].items():
+    if entry["per"] != "second" or entry["dtype"] in ("object", "bytes"):
+      raise ConfigError(f"extractor {name!r} is per-{entry['per']} with dtype {entry['dtype']}; "
+                        "dataset builders take per-second numeric extractors only.")
+    specs[name] = (tuple(entry["shape"]), np.dtype(entry["dtype"]))
+  return manifest, specs
