@@ -272,8 +272,9 @@ def test_discrete_with_features_matches_the_engine(tmp_path, video_tree):
   assert ex["spectrogram_image"].dtype == np.uint8
   for name in extractors:
     np.testing.assert_array_equal(ex[name], want.streams[name])
-  manifest = builder.info.metadata["feature_manifest"]
-  assert sorted(manifest["extractors"]) == sorted(extractors)
+  metadata = builder.info.metadata
+  assert metadata["manifest"] == want.manifest
+  assert metadata["feature_dims"] == {"vggish_logmel": 96 * 64, "spectrogram_image": 256 * 256}
 
 
 def test_mediaeval2016_global_with_features(tmp_path, video_tree):

@@ -1,6 +1,5 @@
 """liris_accede_continuous: per-second film examples from fixture downloads."""
 
-import pathlib
 import re
 
 import numpy as np
@@ -46,7 +45,8 @@ def test_valence_arousal_length_mismatch_is_truncated_and_reported(tmp_path):
   builder, splits = build(tmp_path / "manual", tmp_path / "data", "annotations")
   ex = splits["train"]["After_The_Rain"]
   assert all(ex[name].shape == (4,) for name in LABELS)
-  np.testing.assert_array_equal(ex["valence"], written["After_The_Rain"]["valence"][:4].astype(np.float32))
+  np.testing.assert_array_equal(ex["valence"],
+                                written["After_The_Rain"]["valence"][:4].astype(np.float32))
   (problem,) = builder.info.metadata["problems"]
   assert "After_The_Rain valence and arousal rows differ" in problem["message"]
   assert "truncated to 4 s" in problem["message"] and problem["severity"] == "info"
@@ -65,7 +65,8 @@ def test_features_truncate_labels_and_streams_to_the_film(tmp_path):
   rain, bunny = splits["train"]["After_The_Rain"], splits["train"]["Big_Buck_Bunny"]
   assert rain["vggish_logmel"].shape == (5, 96, 64) and rain["valence"].shape == (5,)
   assert bunny["vggish_logmel"].shape == (3, 96, 64) and bunny["arousal_std"].shape == (3,)
-  np.testing.assert_array_equal(rain["arousal"], written["After_The_Rain"]["arousal"][:5].astype(np.float32))
+  np.testing.assert_array_equal(rain["arousal"],
+                                written["After_The_Rain"]["arousal"][:5].astype(np.float32))
   want = extract.extract_film(next((tmp_path / "manual").rglob("Big_Buck_Bunny.mp4")),
                               ["vggish_logmel"])
   np.testing.assert_array_equal(bunny["vggish_logmel"], want.streams["vggish_logmel"][:3])

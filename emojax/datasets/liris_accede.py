@@ -38,7 +38,7 @@ import tensorflow_datasets as tfds
 
 from emojax.datasets import common
 from emojax.datasets.common import Problem
-from emojax.errors import ConfigError, DataError
+from emojax.errors import DataError
 
 PathLike = str | os.PathLike[str]
 
@@ -615,63 +615,40 @@ def log_problems(where: str, problems: Sequence[Problem]) -> None:
     logging.log(logging.INFO if p.severity == "info" else logging.WARNING, "%s: %s", where, p)
 
 
-@dataclasses.dataclass(frozen=True)
-class StreamSpec:
-  """One extractor's output: row shape, dtype, and whether it has one row per second."""
-  shape: tuple[int, ...]
-  dtype: str
-  per_second: bool
+StreamSpecs = Mapping[str, tuple[tuple[int, ...], np.dtype]]  # common.extracted_specs()[1]
 
 
-def stream_specs(extractors: Sequence[str]) -> dict[str, StreamSpec]:
-  """Stream name (= extractor name) -> its spec, from the feature registry.
-
-  Raises:
-    ConfigError: an unknown extractor, or one whose rows are not numeric arrays.
-  """
-  from emojax.features import registry  # pylint: disable=g-import-not-at-top
-  specs = {}
-  for name in extractors:
-    extractor = registry.create(name)
-    if np.dtype(extractor.dtype) == np.dtype(object):
-      raise ConfigError(f"extractor {name!r} produces encoded bytes, which per-clip/per-film "
-                        "datasets do not store; choose extractors with numeric rows.")
-    specs[name] = StreamSpec(tuple(extractor.row_shape()), str(np.dtype(extractor.dtype)),
-                             extractor.per == "second")
-  return specs
+def stream_features(specs: StreamSpecs) -> dict[str, tfds.features.Tensor]:
+  """One `Tensor(shape=(None, *row_shape))` per extracted stream."""
+  return {name: tfds.features.Tensor(shape=(None,) + tuple(shape), dtype=dtype)
+          for name, (shape, dtype) in specs.items()}
 
 
-def stream_features(specs: Mapping[str, StreamSpec]) -> dict[str, tfds.features.Tensor]:
-  """One `Tensor(shape=(None, *row_shape))` per stream."""
-  return {name: tfds.features.Tensor(shape=(None,) + spec.shape, dtype=np.dtype(spec.dtype))
-          for name, spec in specs.items()}
-
-
-def extract_streams(video: pathlib.Path, extractors: Sequence[str], fast: bool,
-                    specs: Mapping[str, StreamSpec]
-                    ) -> tuple[dict[str, np.ndarray], common.Truncation, dict[str, Any]]:
-  """Runs the extraction engine on one video.
-
-  Returns:
-    The streams named as in `specs` (per-second ones truncated to the shortest of them), what
-    was cut, and the feature manifest.
-  """
+def extract_streams(video: pathlib.Path, extractors: Sequence[str], specs: StreamSpecs
+                    ) -> tuple[dict[str, np.ndarray], common.Truncation]:
+  """Runs the extraction engine on one video -> streams truncated to the shortest, and the cut."""
   from emojax.features import extract  # pylint: disable=g-import-not-at-top
-  features = extract.extract_film(str(video), list(extractors), fast=fast, progress=False)
+  features = extract.extract_film(str(video), list(extractors), progress=False)
   streams = {}
-  for name, spec in specs.items():
+  for name, (shape, dtype) in specs.items():
     if name not in features.streams:
       raise DataError(f"{video}: the extraction engine returned no '{name}' stream (got "
                       f"{sorted(features.streams)}). Fix: rebuild with matching emojax versions.")
-    x = np.asarray(features.streams[name], spec.dtype)
-    if x.shape[1:] != spec.shape:
+    x = np.asarray(features.streams[name], dtype)
+    if x.shape[1:] != tuple(shape):
       raise DataError(f"{video}: stream '{name}' has rows of shape {x.shape[1:]}, expected "
-                      f"{spec.shape}. Fix: rebuild with matching emojax versions.")
+                      f"{tuple(shape)}. Fix: rebuild with matching emojax versions.")
     streams[name] = x
-  per_second, cut = common.truncate_to_shortest(
-      {n: x for n, x in streams.items() if specs[n].per_second})
-  streams.update(per_second)
-  return streams, cut, dict(features.manifest or {})
+  return common.truncate_to_shortest(streams)
+
+
+def feature_metadata(extractors: Sequence[str]) -> tuple[dict[str, Any], StreamSpecs]:
+  """(metadata entries `manifest` and `feature_dims`, stream specs); empty for no extractors."""
+  if not extractors:
+    return {"manifest": {}, "feature_dims": {}}, {}
+  manifest, specs = common.extracted_specs(extractors)
+  dims = {name: int(np.prod(shape)) for name, (shape, _) in specs.items()}
+  return {"manifest": manifest, "feature_dims": dims}, specs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -683,7 +660,6 @@ class LirisAccedeConfig(tfds.core.BuilderConfig):
   """A protocol and the features extracted from the clips (none: annotations only)."""
   protocol: str = "discrete"
   extractors: tuple[str, ...] = DEFAULT_EXTRACTORS
-  fast: bool = False
 
 
 DESCRIPTIONS = {
@@ -767,7 +743,7 @@ class LirisAccede(tfds.core.GeneratorBasedBuilder):
       features["valence"] = tfds.features.Scalar(np.float32)
       features["arousal"] = tfds.features.Scalar(np.float32)
     if config.extractors:
-      features.update(stream_features(stream_specs(config.extractors)))
+      features.update(stream_features(common.extracted_specs(config.extractors)[1]))
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
@@ -783,30 +759,27 @@ class LirisAccede(tfds.core.GeneratorBasedBuilder):
                     need_videos=bool(config.extractors))
     self._problems = list(the_plan.problems)
     log_problems(f"liris_accede/{config.name}", self._problems)
+    entries, specs = feature_metadata(config.extractors)
     self.info.metadata.update({
         "protocol": config.protocol, "extractors": list(config.extractors),
-        "problems": [p.to_dict() for p in self._problems], "feature_manifest": {},
+        "problems": [p.to_dict() for p in self._problems], **entries,
     })
-    specs = stream_specs(config.extractors) if config.extractors else {}
     return {split: self._generate_examples(examples, the_plan.videos, specs)
             for split, examples in the_plan.splits.items() if examples}
 
   def _generate_examples(self, examples: list[dict[str, Any]],
                          videos: Mapping[str, pathlib.Path],
-                         specs: Mapping[str, StreamSpec]
-                         ) -> Iterator[tuple[str, dict[str, Any]]]:
+                         specs: StreamSpecs) -> Iterator[tuple[str, dict[str, Any]]]:
     config = self.builder_config
     for example in examples:
       example = dict(example)
       if specs:
         video = videos[example["clip_id"]]
-        streams, cut, manifest = extract_streams(video, config.extractors, config.fast, specs)
+        streams, cut = extract_streams(video, config.extractors, specs)
         if cut.any_cut:
           self._add_problem(Problem(str(video), None, f"feature streams {cut.describe()}.",
                                     "none needed: the streams are kept at their common length.",
                                     "info"))
-        if manifest and not self.info.metadata.get("feature_manifest"):
-          self.info.metadata["feature_manifest"] = manifest
         example.update(streams)
       yield example["clip_id"], example
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -199,7 +199,6 @@ def _check_durations(films: Sequence[Film], problems: list[Problem]) -> None:
 class ContinuousConfig(tfds.core.BuilderConfig):
   """The features extracted from the films (none: annotations only)."""
   extractors: tuple[str, ...] = la.DEFAULT_EXTRACTORS
-  fast: bool = False
 
 
 class LirisAccedeContinuous(tfds.core.GeneratorBasedBuilder):
@@ -227,7 +226,7 @@ class LirisAccedeContinuous(tfds.core.GeneratorBasedBuilder):
     for name in ("valence", "arousal", "valence_std", "arousal_std"):
       features[name] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
     if self.builder_config.extractors:
-      features.update(la.stream_features(la.stream_specs(self.builder_config.extractors)))
+      features.update(la.stream_features(common.extracted_specs(self.builder_config.extractors)[1]))
     return tfds.core.DatasetInfo(
         builder=self, description=__doc__, features=tfds.features.FeaturesDict(features),
         homepage="https://liris-accede.ec-lyon.fr/", citation=CITATION,
@@ -239,32 +238,27 @@ class LirisAccedeContinuous(tfds.core.GeneratorBasedBuilder):
                            need_videos=bool(config.extractors))
     self._problems = list(problems)
     la.log_problems(f"liris_accede_continuous/{config.name}", self._problems)
+    entries, specs = la.feature_metadata(config.extractors)
     self.info.metadata.update({
-        "extractors": list(config.extractors), "feature_manifest": {},
-        "problems": [p.to_dict() for p in self._problems],
-        "num_seconds": {f.film_id: int(len(f.labels["valence"])) for f in films},
+        "extractors": list(config.extractors), "problems": [p.to_dict() for p in self._problems],
+        "num_seconds": {f.film_id: int(len(f.labels["valence"])) for f in films}, **entries,
     })
-    specs = la.stream_specs(config.extractors) if config.extractors else {}
     by_split: dict[str, list[Film]] = {}
     for film in films:
       by_split.setdefault(film.split, []).append(film)
     return {split: self._generate_examples(group, specs) for split, group in by_split.items()}
 
-  def _generate_examples(self, films: list[Film], specs: Mapping[str, la.StreamSpec]
+  def _generate_examples(self, films: list[Film], specs: la.StreamSpecs
                          ) -> Iterator[tuple[str, dict[str, Any]]]:
     config = self.builder_config
     for film in films:
       example: dict[str, Any] = {"film_id": film.film_id}
       arrays = dict(film.labels)
       if specs:
-        streams, cut, manifest = la.extract_streams(film.video, config.extractors, config.fast,
-                                                    specs)
+        streams, cut = la.extract_streams(film.video, config.extractors, specs)
         if cut.any_cut:
           self._add_problem(_cut_problem(str(film.video), cut, "feature streams differ"))
-        if manifest and not self.info.metadata.get("feature_manifest"):
-          self.info.metadata["feature_manifest"] = manifest
-        per_second = {n: x for n, x in streams.items() if specs[n].per_second}
-        arrays, cut = common.truncate_to_shortest({**arrays, **per_second})
+        arrays, cut = common.truncate_to_shortest({**arrays, **streams})
         if cut.any_cut:
           self._add_problem(_cut_problem(str(film.video), cut,
                                          f"{film.film_id} labels vs features"))
