@@ -62,6 +62,9 @@ def test_discrete_is_deterministic_and_reloads(tmp_path):
   reloaded = la.LirisAccede(config="discrete_annotations", data_dir=str(tmp_path / "a"))
   assert reloaded.info.splits["train"].num_examples == 4
   assert reloaded.info.metadata["protocol"] == "discrete"
+  # The harness's way: by registered name, after importing the module.
+  source = tfds.data_source("liris_accede/discrete_annotations", data_dir=str(tmp_path / "a"))
+  assert len(source["validation"]) == 2 and len(source["test"]) == 2
 
 
 @pytest.mark.parametrize("layout", [lf.Layout(), lf.Layout(doubled=True, header=False, mp4=True)])
