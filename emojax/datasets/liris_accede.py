@@ -386,9 +386,8 @@ def _films(root: pathlib.Path, problems: list[Problem], strict: bool,
   films: dict[str, Media] = {}
   for name in list(required) + list(optional):
     why = "" if name in required else "; its clips get film_id ''"
-    medias = parse_or_report(read_description,
-                    _locate(root, name, problems, required=name in required, why=why),
-                    problems, strict)
+    path = _locate(root, name, problems, required=name in required, why=why)
+    medias = parse_or_report(read_description, path, problems, strict)
     for clip, media in (medias or {}).items():
       films.setdefault(clip, media)
   return films
