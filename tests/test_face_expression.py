@@ -58,13 +58,24 @@ def test_batching_and_padding_match_one_call(extractor):
   assert empty[0].shape == (0, 128) and empty[1].shape == (0, 7)
 
 
-def test_mean_face_level_is_fer2013_mean_pixel():
-  # FER2013's mean pixel is ~129.5 / 255 (0.5077, the normalisation constant FER code bases use);
-  # the level recovered from the weights must land within a few grey levels of it.
+def test_mean_face_reproduces_the_first_batch_norm_mean(extractor):
+  # Oracle 1: least squares of moving_mean = mu * sum(kernel), from the raw HDF5 datasets.
+  with h5py.File(face_expression.default_weights_path(), "r") as f:
+    w = f["model_weights"]
+    kernel = w["conv2d_1/conv2d_1_1/kernel:0"][...].astype(np.float64)
+    moving_mean = w["batch_normalization_1/batch_normalization_1_1/moving_mean:0"][...]
+  ksum_F = kernel.sum(axis=(0, 1, 2))
+  mu = np.linalg.lstsq(ksum_F[:, None], moving_mean.astype(np.float64), rcond=None)[0][0]
   mean_face = face_expression.mean_face_from_weights()
   assert mean_face.shape == (64, 64) and np.ptp(mean_face) == 0
-  pixel = (mean_face[0, 0] + 1.0) * 127.5
-  assert abs(pixel - 129.5) < 3.0
+  np.testing.assert_allclose(mean_face[0, 0], mu, rtol=1e-5)
+  assert 100 < (mu + 1.0) * 127.5 < 160  # a mid grey, as face crops are
+  # Oracle 2: the model's own first conv on the mean face gives the recorded mean activation of
+  # the filters that respond to brightness (large kernel sums), within 5%.
+  conv1_F = np.asarray(extractor.model.conv1(mean_face[None, :, :, None])).mean(axis=(0, 1, 2))
+  big = np.abs(ksum_F) > 0.1
+  assert big.sum() == 2
+  np.testing.assert_allclose(conv1_F[big], moving_mean[big], rtol=0.05)
 
 
 def test_crop_face_closed_form():
@@ -157,7 +168,7 @@ def test_registered_extractor_on_the_fixture_film(extractor, monkeypatch):
   assert registry.get("face_expression") is face_expression.FaceExpressionExtractor
   # Two seconds per model call, so rows are also returned from end_second, not only finish.
   monkeypatch.setattr(face_expression, "_BATCH_SECONDS", 2)
-  params = {"frames_per_second": 2, "max_side": 640}
+  params = {"frames_per_second": 2}  # default max_side 640: frames scaled to 640x360
   film = extract_film(MEDIA_FIXTURE, {"face_expression": params})
   rows_TxD = film.streams["face_expression"]
   assert rows_TxD.shape == (decode.probe(MEDIA_FIXTURE).num_seconds, 136)
