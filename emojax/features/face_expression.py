@@ -27,6 +27,11 @@ Pipeline per frame (RGB uint8):
    read with h5py; no TensorFlow, no Keras. Outputs the 7 class probabilities (order of
    `EMOTIONS`) and a 128-d expression embedding: the global average of the last residual
    block's output (`add_4`, 4x4x128), i.e. the features just before the classifier conv.
+
+API: `FaceExpression(weights_path=None).process_frames(frames_NxHxWx3_uint8)` ->
+(embedding_Nx128, probs_Nx7) float32; the registered extractor `face_expression`
+(`FaceExpressionExtractor`) writes one (136,) row per second of film:
+[probs 0:7, embedding 7:135, face fraction 135].
 """
 
 from __future__ import annotations
