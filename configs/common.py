@@ -14,6 +14,7 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.dataset.config = "default"             # TFDS BuilderConfig name ("" = the builder's default)
   c.dataset.data_dir = ""                  # "" = $EMOJAX_DATA_DIR or ~/emojax_data
   c.dataset.manual_dir = ""                # for benchmarks downloaded by hand
+  c.dataset.import_module = ""             # a module of yours that registers your own TFDS builder
   c.dataset.builder_kwargs = ml_collections.ConfigDict()
   c.dataset.splits = ml_collections.ConfigDict(
       dict(train="train", validation="validation", test="test"))

@@ -9,6 +9,7 @@ film gets a prediction at evaluation.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from typing import Iterator, Sequence
 
@@ -79,6 +80,8 @@ def load_split(config: ml_collections.ConfigDict, split: str, modalities: Sequen
                targets: Sequence[str]) -> FilmStore:
   """Builds the dataset if needed and loads one split into memory."""
   d = config.dataset
+  if d.import_module:
+    importlib.import_module(d.import_module)
   builder = datasets.get_builder(d.name, d.config or None, d.data_dir or None,
                                  **dict(d.builder_kwargs))
   datasets.prepare(builder, d.manual_dir or None)

@@ -10,9 +10,12 @@ command resumes from the latest checkpoint and ends with the same parameters.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import functools
 import importlib
+import os
 import pathlib
+import signal
 import time
 from typing import Any, Callable
 
@@ -264,6 +267,7 @@ class Trainer:
               f"checkpoint in {ckpt.directory} is kept. Lower config.train.learning_rate, check "
               "the features for extreme values, or raise config.train.grad_clip")
         done = step + 1
+        _fault_injection(phase.name, done)
         if done % cfg.log.every_steps == 0 or done == phase.steps:
           now = time.time()
           rate = (done - s_last) / max(now - t_last, 1e-9)
@@ -297,6 +301,16 @@ class Trainer:
     summary = ", ".join(f"{s} pcc {m['pcc']:.3f} mse {m['mse']:.4f}" for s, m in val.items())
     print(f"   done {phase.name}: {summary}", flush=True)
     return rec
+
+
+def _fault_injection(phase: str, step: int) -> None:
+  """EMOJAX_FAULT_KILL_AT="<phase glob>:<step>" SIGKILLs the process after that step (tests of
+  resuming use it to interrupt training at an exact point, as a crash or a pre-emption would)."""
+  spec = os.environ.get("EMOJAX_FAULT_KILL_AT")
+  if spec:
+    pattern, _, at = spec.rpartition(":")
+    if int(at) == step and fnmatch.fnmatch(phase, pattern):
+      os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _flat_metrics(m: dict) -> dict[str, float]:

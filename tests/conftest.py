@@ -5,6 +5,12 @@ import pathlib
 
 import pytest
 
+# Compiled XLA programs and numba functions are cached across test runs (CI keeps ~/.cache).
+_CACHE = pathlib.Path(os.environ.get("EMOJAX_CACHE_DIR", pathlib.Path.home() / ".cache" / "emojax"))
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_CACHE / "numba"))
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The read-only shared material (papers, real media fixtures) lies beside the checkout.
 SHARED = pathlib.Path(os.environ.get("EMOJAX_SHARED", REPO.parent / "shared"))
@@ -16,3 +22,28 @@ def shared_dir() -> pathlib.Path:
   if not SHARED.exists():
     pytest.fail(f"shared material not found at {SHARED}; set EMOJAX_SHARED")
   return SHARED
+
+
+def toy_config(workdir_data: pathlib.Path, *, targets=("arousal",), steps: int = 6):
+  """A shrunken seed-000 config on the toy dataset of tests/toy_dataset.py."""
+  import toy_dataset  # pylint: disable=import-outside-toplevel,unused-import  (registers the builder)
+  from configs import two_timescale  # pylint: disable=import-outside-toplevel
+  c = two_timescale.get_config("runlocal")
+  with c.unlocked():
+    c.targets = tuple(targets)
+    c.dataset.name = "emojax_toy_films"
+    c.dataset.import_module = "toy_dataset"
+    c.dataset.config = ""
+    c.dataset.data_dir = str(workdir_data)
+    c.data.clip_seconds = 5
+    c.data.batch_size = 8
+    c.data.eval_batch_size = 8
+    c.valence.modalities = ("audio", "expression")
+    c.valence.num_clips = 3
+    c.arousal.modalities = ("audio", "action")
+    c.train.steps_per_phase = steps
+    c.train.inter_steps = steps
+    c.train.eval_every_steps = 3
+    c.checkpoint.every_steps = 2
+    c.log.every_steps = 3
+  return c

@@ -1,0 +1,175 @@
+"""The training harness end to end on the toy dataset: files, resume, freezing, sharding."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import REPO, toy_config
+from emojax import checkpoint, errors, train
+
+
+def _final_params(workdir: pathlib.Path, config) -> dict:
+  method = train.get_method(config)
+  dims = {"audio": 3, "scene": 4, "expression": 5, "action": 2}
+  model = method.create(config, {m: dims[m] for m in method.modalities(config)}, nnx.Rngs(0))
+  checkpoint.restore_model(workdir / "final_model", model)
+  return jax.tree.map(np.asarray, checkpoint.model_pure_state(model))
+
+
+def test_train_and_evaluate_writes_the_contract(tmp_path):
+  config = toy_config(tmp_path / "data", targets=("valence", "arousal"), steps=4)
+  flat = train.train_and_evaluate(config, tmp_path / "run")
+  run = tmp_path / "run"
+  for split in ("validation", "test"):
+    m = json.loads((run / "eval" / split / "metrics.json").read_text())
+    for dim in ("valence", "arousal"):
+      assert set(m[dim]) >= {"mse", "rmse", "mae", "pcc", "ccc", "per_film"}
+      assert np.isclose(m[dim]["rmse"] ** 2, m[dim]["mse"])
+      assert flat[f"{split}/{dim}/mse"] == pytest.approx(m[dim]["mse"])
+    films = sorted(m["valence"]["per_film"])
+    assert len(films) == 2
+    for fid in films:
+      rows = (run / "eval" / split / "predictions" / f"{fid}.csv").read_text().splitlines()
+      assert rows[0] == "second,valence_true,valence_pred,arousal_true,arousal_pred"
+      assert m["valence"]["per_film"][fid]["num_seconds"] == len(rows) - 1
+      assert (run / "eval" / split / "plots" / f"{fid}.png").stat().st_size > 1000
+  records = json.loads((run / "phases.json").read_text())
+  names = [r["name"] for r in records]
+  # Stage 1 for both modalities, 2 progressive steps in the ranked order, fine-tuning, inter-clip.
+  assert names[:2] == ["valence/stage1_audio", "valence/stage1_expression"]
+  assert {names[2].split("_", 1)[1], names[3].split("_", 1)[1]} == {"audio", "expression"}
+  assert names[4:6] == ["valence/finetune", "valence/inter_clip"]
+  assert names[-1] == "arousal/finetune"
+  for f in ("config.json", "run_info.json", "eval/ablation.md"):
+    assert (run / f).exists(), f
+  assert json.loads((run / "run_info.json").read_text())["packages"]["jax"] == jax.__version__
+  assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+  assert "M2_decision" in (run / "eval" / "ablation.md").read_text()
+
+
+def _run_main(args, env=None, check=True):
+  env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), **(env or {})}
+  return subprocess.run([sys.executable, str(REPO / "main.py"), *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, check=check, timeout=600)
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
+  """SIGKILL in the middle of a phase and rerunning the same command gives the same parameters."""
+  config = toy_config(tmp_path / "data", steps=6)
+  overrides = _overrides(config)
+  full = tmp_path / "full"
+  _run_main([f"--workdir={full}", *overrides])
+  killed = tmp_path / "killed"
+  # The harness kills itself with SIGKILL right after step 5 of the second progressive phase.
+  r = _run_main([f"--workdir={killed}", *overrides],
+                env={"EMOJAX_FAULT_KILL_AT": "arousal/progressive2_*:5"}, check=False)
+  assert r.returncode == -9, r.stderr[-2000:]
+  assert not (killed / "final_model").exists()
+  _run_main([f"--workdir={killed}", *overrides])
+  a, b = _final_params(full, config), _final_params(killed, config)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def _overrides(config) -> list[str]:
+  c = config
+  return ["--config=configs/two_timescale.py:arousal,runlocal",
+          f"--config.dataset.name={c.dataset.name}", "--config.dataset.config=",
+          f"--config.dataset.import_module={c.dataset.import_module}",
+          f"--config.dataset.data_dir={c.dataset.data_dir}",
+          f"--config.data.clip_seconds={c.data.clip_seconds}",
+          f"--config.data.batch_size={c.data.batch_size}",
+          f"--config.data.eval_batch_size={c.data.eval_batch_size}",
+          f"--config.arousal.modalities={c.arousal.modalities}",
+          f"--config.train.steps_per_phase={c.train.steps_per_phase}",
+          "--config.train.eval_every_steps=3", "--config.checkpoint.every_steps=2",
+          "--config.log.every_steps=3"]
+
+
+def test_eight_devices_give_the_same_result_as_one(tmp_path):
+  config = toy_config(tmp_path / "data", steps=4)
+  overrides = _overrides(config)
+  one, eight = tmp_path / "one", tmp_path / "eight"
+  _run_main([f"--workdir={one}", *overrides])
+  _run_main([f"--workdir={eight}", *overrides],
+            env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  info = json.loads((eight / "run_info.json").read_text())
+  assert len(info["devices"]) == 8
+  a, b = _final_params(one, config), _final_params(eight, config)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5), a, b)
+  m1 = json.loads((one / "eval" / "test" / "metrics.json").read_text())
+  m8 = json.loads((eight / "eval" / "test" / "metrics.json").read_text())
+  assert m1["arousal"]["mse"] == pytest.approx(m8["arousal"]["mse"], rel=1e-3)
+
+
+def test_progressive_phase_freezes_earlier_modalities(tmp_path):
+  config = toy_config(tmp_path / "data", steps=3)
+  trainer = train.Trainer(config, tmp_path / "run")
+  from emojax.models import two_timescale  # pylint: disable=import-outside-toplevel
+  records = [{"name": f"arousal/stage1_{m}", "info": {"modality": m},
+              "validation": {"mse": v}} for m, v in (("audio", 0.1), ("action", 0.2))]
+  phase = [p for p in two_timescale.phases(config, "arousal", records)][3]
+  assert phase.name == "arousal/progressive2_action"
+  net = trainer.model.nets["arousal"]
+  before = jax.tree.map(np.array, nnx.to_pure_dict(nnx.state(net)))
+  # The loss' gradient w.r.t. every parameter: the frozen modality's encoder gets no update.
+  graphdef, train_state, frozen = nnx.split(trainer.model, phase.trainable, ...)
+  flat, _ = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(train_state))
+  paths = {tuple(k.key for k in path[:4]) for path, _ in flat}
+  assert paths == {("nets", "arousal", "encoders", "action"),
+                   ("nets", "arousal", "progressive_heads", "action")}
+  trainer.run_phase(phase)
+  after = jax.tree.map(np.array, nnx.to_pure_dict(nnx.state(net)))
+  jax.tree.map(np.testing.assert_array_equal, before["encoders"]["audio"], after["encoders"]["audio"])
+  jax.tree.map(np.testing.assert_array_equal, before["fc1"], after["fc1"])
+  changed = jax.tree.leaves(jax.tree.map(lambda x, y: not np.array_equal(x, y),
+                                         before["encoders"]["action"], after["encoders"]["action"]))
+  assert all(changed)
+
+
+def test_inter_clip_phase_gives_zero_gradient_to_the_intra_clip_part(tmp_path):
+  config = toy_config(tmp_path / "data", targets=("valence",), steps=2)
+  trainer = train.Trainer(config, tmp_path / "run")
+  from emojax import input_pipeline  # pylint: disable=import-outside-toplevel
+  batch = next(input_pipeline.train_batches(trainer.stores["train"], clip_seconds=5,
+                                            num_clips_per_window=3, batch_size=4, seed=0))
+  net = trainer.model.nets["valence"]
+
+  def loss(model):
+    return jnp.sum(model.inter_clip(batch) ** 2)
+  grads = nnx.grad(loss)(net)
+  enc = jax.tree.leaves(nnx.to_pure_dict(grads["encoders"]))
+  assert enc and all(np.all(np.asarray(g) == 0) for g in enc)
+  assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(nnx.to_pure_dict(grads["inter"])))
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path):
+  config = toy_config(tmp_path / "data", steps=3)
+  trainer = train.Trainer(config, tmp_path / "run")
+  phase = train.Phase("arousal/broken", "arousal",
+                      lambda model, batch: model.nets["arousal"].intra(batch) * jnp.nan,
+                      lambda path, x: isinstance(x, nnx.Param) and "fc2" in path, 1, 3, 1e-3)
+  with pytest.raises(errors.NonFiniteLossError, match="loss is nan at step 1"):
+    trainer.run_phase(phase)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.train.learnin_rate=3"], "learnin_rate"),
+    (["--config.arousal.modalities=('audio','smell')"], "smell"),
+    (["--config.method=nope"], "unknown method 'nope'"),
+    (["--config.dataset.name=nope"], "unknown dataset 'nope'"),
+    (["--config.train.fusion=magic"], "fusion"),
+])
+def test_bad_configs_fail_with_a_message_naming_the_key(tmp_path, args, message):
+  config = toy_config(tmp_path / "data", steps=1)
+  r = _run_main([f"--workdir={tmp_path / 'run'}", *_overrides(config), *args], check=False)
+  assert r.returncode != 0
+  assert message in r.stderr
+  assert "Traceback" not in r.stderr
