@@ -242,12 +242,12 @@ class Frame:
   def second(self) -> int:
     return int(math.floor(self.t))
 
-  def rgb(self, width: int, height: int) -> np.ndarray:
-    """uint8 (height, width, 3), scaled by swscale (bicubic, FFmpeg's default) ."""
-    key = ("rgb", width, height)
+  def rgb(self, width: int, height: int, interpolation: str = "BILINEAR") -> np.ndarray:
+    """uint8 (height, width, 3), scaled by swscale (bilinear by default)."""
+    key = ("rgb", width, height, interpolation)
     if key not in self._cache:
-      self._cache[key] = self.av_frame.reformat(width=width, height=height,
-                                                format="rgb24").to_ndarray()
+      self._cache[key] = self.av_frame.reformat(
+          width=width, height=height, format="rgb24", interpolation=interpolation).to_ndarray()
     return self._cache[key]
 
   def luma_thumb(self, step: int) -> np.ndarray:
@@ -275,7 +275,8 @@ def iter_video_frames(path: str | os.PathLike, *, fast: bool = False,
                       threads: int = 0) -> Iterator[Frame]:
   """Yields every decoded frame in presentation order with its time from the origin.
 
-  Frames before the origin are skipped; decoding stops at the first frame at or after `until_s`.
+  Frames before the origin are skipped; decoding stops after the first frame at or after
+  `until_s`, which is still yielded (one frame of look-ahead for motion pairs).
   `fast=True` skips the in-loop deblocking filter (see the module docstring). `threads=0` lets
   FFmpeg pick (frame + slice threading over all cores).
   """
@@ -302,10 +303,10 @@ def iter_video_frames(path: str | os.PathLike, *, fast: bool = False,
         t -= origin_s
         if t < -1e-6:
           continue
-        if until_s is not None and t >= until_s:
-          return
         yield Frame(max(t, 0.0), index, av_frame)
         index += 1
+        if until_s is not None and t >= until_s:
+          return
     except av.error.FFmpegError as e:
       raise DataError(f"{path}: video stream is corrupt ({e}); re-export or remove the file") from e
 
@@ -379,6 +380,6 @@ def sample_frames(path: str | os.PathLike, fps: float = 1.0, *, pairs: bool = Fa
       yield (float(targets[i]), *(f.rgb(width, height) for f in frames))
 
   for frame in iter_video_frames(path, fast=fast, origin_s=info.origin_s,
-                                 until_s=info.num_seconds + 1.0):
+                                 until_s=float(info.num_seconds)):
     yield from convert(sampler.push(frame))
   yield from convert(sampler.flush())

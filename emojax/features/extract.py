@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import threadpoolctl
 
 from emojax.errors import DataError
 from emojax.features import decode
@@ -87,7 +88,14 @@ def extract_film(path: str | os.PathLike,
     DataError: unreadable, corrupt, truncated, zero-length or video-less file (names the file);
     decode.NoAudioError: audio features requested, no audio stream, allow_missing_audio False.
   """
-  path = os.fspath(path)
+  # Feature maths is many small matrix products: multi-threaded BLAS only steals the cores the
+  # video decoder's threads use (measured 80x slower small matmuls on a loaded 2-core machine).
+  with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+    return _extract_film(os.fspath(path), extractors, fast, progress, allow_missing_audio)
+
+
+def _extract_film(path: str, extractors, fast: bool, progress: bool,
+                  allow_missing_audio: bool) -> FilmFeatures:
   info = decode.probe(path)
   num_seconds = info.num_seconds
   exs = create_extractors(extractors)
@@ -145,11 +153,14 @@ def _video_pass(path: str, info: decode.MediaInfo, video_exs, rows, fast: bool, 
         bar.update(1)
       current += 1
 
+  # Each frame goes to the extractors before the seconds before it are closed, so end_second(s)
+  # always comes after the first frame past second s (the look-ahead motion pairs need); the
+  # first frame at or after T is fed too (f.second == T), then decoding stops.
   for f in decode.iter_video_frames(path, fast=fast, origin_s=info.origin_s,
                                     until_s=float(num_seconds)):
-    close_seconds(min(f.second, num_seconds))
     for e in video_exs:
       e.frame(f)
+    close_seconds(min(f.second, num_seconds))
     last_t = f.t
   if last_t is None:
     raise DataError(f"{path}: no video frame could be decoded; the file is corrupt or "

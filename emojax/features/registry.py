@@ -6,10 +6,11 @@ with the user's params and feeds it one decode pass (see docs/features.md):
 - audio extractors (`modality = 'audio'`) get `audio_second(s, x_S)` for every second s, with
   x_S the second's 16 kHz mono float32 samples (S = 16000), and return that second's row;
 - video extractors (`modality = 'video'`) get `frame(f)` for every decoded frame (a
-  `decode.Frame`, time-stamped from the film's origin, in presentation order) and `end_second(s)`
-  once second s is over (also for seconds in which no new frame started: a still picture), and
-  return the rows that are complete (a list, usually one row; per-clip extractors return a row
-  when a clip ends);
+  `decode.Frame`, time-stamped from the film's origin, in presentation order), then the first
+  frame at or after T (`f.second == T`: look-ahead only, its second is not part of the film);
+  `end_second(s)` comes once second s is over, always after the first frame past it (also for
+  seconds in which no new frame started: a still picture), and returns the rows that are complete
+  (a list, usually one row; a row may be delayed, e.g. per-clip rows when a clip ends);
 - all get `begin(num_seconds)` before decoding and `finish()` after it (returning the last rows).
 
 The rows of a stream must number `num_rows(T)` (T for per-second streams) and each has
