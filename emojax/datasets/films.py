@@ -11,8 +11,8 @@ header line that picks one of two formats (column order free, names exact):
       duplicates (rows may come in any order).
   per clip:    film,start,end,valence,arousal[,split]
       one row per clip [start, end) in seconds (decimals allowed); second s of the film gets the
-      label of the clip that contains its middle s + 0.5; clips must not overlap, and seconds
-      between the first and the last clip must all be covered (the labels end with the last clip).
+      label of the clip that contains its middle s + 0.5; clips must not overlap and must cover
+      every second from 0 to the last clip's end (the labels end there).
 
 `film` is the video's file name, with or without extension; valence and arousal are numbers in
 [-1, 1]; the optional `split` (a name such as train / validation / test, the same on every row of
@@ -202,15 +202,12 @@ def _per_clip_rows(csv_path, film: str, recs) -> dict[str, np.ndarray]:
     owner[inside] = line
     for k in film_builder.LABELS:
       out[k][inside] = rec[k]
-  first = int(np.argmax(owner > 0)) if (owner > 0).any() else num
-  holes = np.flatnonzero(owner[first:] == 0) + first
-  if holes.size or first == num:
+  holes = np.flatnonzero(owner == 0)
+  if holes.size or num == 0:
     raise DataError(f"{csv_path}: film {film!r}: no clip covers second(s) "
-                    f"{holes[:10].tolist() or list(range(num))[:10]} (the middle of a second "
-                    "must fall inside a clip); add clips for the gap")
-  if first > 0:
-    raise DataError(f"{csv_path}: film {film!r}: the first clip starts after second {first}; "
-                    "clips must cover the film from its start (second 0)")
+                    f"{holes[:10].tolist()}{' ...' if holes.size > 10 else ''} (the middle "
+                    "s + 0.5 of every second from 0 to the last clip's end must fall inside a "
+                    "clip); add clips for the gap")
   return out
 
 
