@@ -37,20 +37,6 @@ RENDER_DEFAULTS = {"num_films": 12, "duration_s": 30, "fps": 12, "width": 320, "
 BAD_FILMS = ("bad_corrupt", "bad_truncated", "bad_zero_length", "bad_no_audio")
 
 
-def _render_one(path: str, seed: int, params: dict[str, Any]) -> None:
-  """Renders film `path` and its labels `<path>.labels.npz` (skipped when both exist)."""
-  labels_path = pathlib.Path(path + ".labels.npz")
-  if labels_path.exists() and os.path.exists(path):
-    return
-  info = render.render_film(path, seed=seed, duration_s=params["duration_s"], fps=params["fps"],
-                            size=(params["width"], params["height"]),
-                            sample_rate=params["sample_rate"], channels=params["channels"])
-  tmp = labels_path.with_name(f".{labels_path.name}.tmp-{os.getpid()}")
-  with open(tmp, "wb") as f:
-    np.savez(f, valence=info["valence"], arousal=info["arousal"])
-  os.replace(tmp, labels_path)
-
-
 def _write_bad(directory: pathlib.Path, seed: int, duration_s: int) -> dict[str, pathlib.Path]:
   paths = {name: directory / f"{name}.mp4" for name in BAD_FILMS}
   if not paths["bad_corrupt"].exists():
@@ -60,10 +46,8 @@ def _write_bad(directory: pathlib.Path, seed: int, duration_s: int) -> dict[str,
   if not paths["bad_zero_length"].exists():
     render.write_zero_length_film(paths["bad_zero_length"])
   if not paths["bad_no_audio"].exists():
-    info = render.write_film_without_audio(paths["bad_no_audio"], seed=seed,
-                                           duration_s=duration_s, size=(160, 120))
-    np.savez(str(paths["bad_no_audio"]) + ".labels.npz", valence=info["valence"],
-             arousal=info["arousal"])
+    render.render_film_with_labels(paths["bad_no_audio"], seed=seed, duration_s=duration_s,
+                                   size=(160, 120), audio=False)
   return paths
 
 
@@ -107,30 +91,32 @@ class SyntheticFilms(film_builder.FilmBuilder):
     directory = pathlib.Path(os.fspath(dl_manager.download_dir)) / "synthetic_films" / digest
     directory.mkdir(parents=True, exist_ok=True)
     paths = [str(directory / f"film_{i:04d}.mp4") for i in range(params["num_films"])]
-    jobs = [(p, params["seed"] + i, params) for i, p in enumerate(paths)]
+    kwargs = {"duration_s": params["duration_s"], "fps": params["fps"],
+              "size": (params["width"], params["height"]), "sample_rate": params["sample_rate"],
+              "channels": params["channels"]}
+    seeds = [params["seed"] + i for i in range(len(paths))]
     workers = self._num_workers if self._num_workers is not None else (os.cpu_count() or 1)
-    workers = min(workers, len(jobs))
+    workers = min(workers, len(paths))
     if workers <= 1:
-      for job in jobs:
-        _render_one(*job)
-    else:
+      for p, seed in zip(paths, seeds):
+        render.render_film_with_labels(p, seed=seed, **kwargs)
+    else:  # spawned workers import only the renderer (numpy, PyAV, PIL)
       ctx = multiprocessing.get_context("spawn")
       with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        for future in [pool.submit(_render_one, *job) for job in jobs]:
+        futures = [pool.submit(render.render_film_with_labels, p, seed=seed, **kwargs)
+                   for p, seed in zip(paths, seeds)]
+        for future in futures:
           future.result()
     records = []
     for i, p in enumerate(paths):
-      with np.load(p + ".labels.npz") as z:
-        labels = {k: z[k] for k in film_builder.LABELS}
+      labels = render.load_labels(p)
       records.append(film_builder.FilmRecord(film_id=pathlib.Path(p).stem, path=p,
                                              split=self._split_of(i), labels=labels))
     if params["include_bad_films"]:
       bad = _write_bad(directory, params["seed"] + 10_000, min(params["duration_s"], 6))
       for name, p in bad.items():
-        labels_path = pathlib.Path(str(p) + ".labels.npz")
-        if labels_path.exists():
-          with np.load(labels_path) as z:
-            labels = {k: z[k] for k in film_builder.LABELS}
+        if pathlib.Path(f"{p}.labels.npz").exists():
+          labels = render.load_labels(p)
         else:  # unreadable files: labels of the length the header would claim
           labels = {k: np.zeros(params["duration_s"], np.float32) for k in film_builder.LABELS}
         records.append(film_builder.FilmRecord(film_id=name, path=str(p), split="train",

@@ -19,7 +19,6 @@ linearly between second centres.
 Also here: writers of deliberately bad files (corrupt, truncated, no audio, zero length) for tests.
 """
 
-from collections.abc import Sequence
 import fractions
 import os
 import pathlib
@@ -405,8 +404,26 @@ def write_zero_length_film(path: str | os.PathLike, *, kind: str = "empty_file")
     raise ValueError(f"kind must be 'empty_file' or 'no_frames', got {kind!r}")
 
 
-def render_films(directory: str | os.PathLike, seeds: Sequence[int], **kwargs) -> list[dict]:
-  """Renders one film per seed as `<directory>/film_<seed>.mp4`; returns their label dicts."""
-  directory = pathlib.Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
-  return [render_film(directory / f"film_{s:04d}.mp4", seed=s, **kwargs) for s in seeds]
+def render_film_with_labels(path: str | os.PathLike, *, seed: int, **kwargs) -> None:
+  """`render_film`, then its labels as `<path>.labels.npz` (valence, arousal), atomically.
+
+  Does nothing when both files exist, so an interrupted batch of renders resumes.
+  """
+  path = pathlib.Path(path)
+  labels_path = path.with_name(path.name + ".labels.npz")
+  if labels_path.exists() and path.exists():
+    return
+  info = render_film(path, seed=seed, **kwargs)
+  tmp = _atomic_target(labels_path)
+  try:
+    with open(tmp, "wb") as f:
+      np.savez(f, valence=info["valence"], arousal=info["arousal"])
+    os.replace(tmp, labels_path)
+  finally:
+    tmp.unlink(missing_ok=True)
+
+
+def load_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:
+  """The labels `render_film_with_labels` wrote beside film `path`."""
+  with np.load(f"{os.fspath(path)}.labels.npz") as z:
+    return {"valence": z["valence"], "arousal": z["arousal"]}
