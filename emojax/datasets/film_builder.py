@@ -400,6 +400,12 @@ class FilmBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
       splits[split] = self._generate_examples(ok, outcomes)
     return splits
 
+  def _download_and_prepare(self, dl_manager, download_config):  # pylint: disable=arguments-differ
+    super()._download_and_prepare(dl_manager, download_config)
+    if self._use_beam:  # the pipeline has run: gather the report from the cache
+      from emojax.datasets import film_beam  # pylint: disable=g-import-not-at-top
+      film_beam.finish_report(self)
+
   def _finish_report(self, records, outcomes, pre_skipped) -> dict[str, Any]:
     report = build_report(records, outcomes, pre_skipped)
     if not report["written"]:
