@@ -88,7 +88,7 @@ def descriptors(x_S: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
   y = np.ascontiguousarray(x_S, dtype=np.float32)
   S_FxN = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP, win_length=WIN, center=True))
   n = S_FxN.shape[1]
-  rms = librosa.feature.rms(S=S_FxN, frame_length=N_FFT)[0]
+  rms = librosa.feature.rms(y=y, frame_length=WIN, hop_length=HOP, center=True)[0]
   zcr = librosa.feature.zero_crossing_rate(y, frame_length=WIN, hop_length=HOP, center=True)[0]
   centroid = librosa.feature.spectral_centroid(S=S_FxN, sr=sr, n_fft=N_FFT)[0]
   bandwidth = librosa.feature.spectral_bandwidth(S=S_FxN, sr=sr, n_fft=N_FFT)[0]
@@ -98,7 +98,7 @@ def descriptors(x_S: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
   mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
   delta = librosa.feature.delta(mfcc, width=9, mode="nearest")
   f0, voicing = pitch_track(y, n, sr)
-  out = np.concatenate([np.stack([rms, zcr[:n], centroid, bandwidth, rolloff, flatness]),
+  out = np.concatenate([np.stack([rms[:n], zcr[:n], centroid, bandwidth, rolloff, flatness]),
                         mfcc, delta, np.stack([f0, voicing])], axis=0)
   return out.astype(np.float64)
 
