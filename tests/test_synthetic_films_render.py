@@ -199,3 +199,18 @@ def test_bad_files(tmp_path):
   render.write_zero_length_film(tmp_path / "no_frames.mp4", kind="no_frames")
   with av.open(str(tmp_path / "no_frames.mp4")) as container:
     assert len(container.streams) == 0 and container.duration is None
+
+
+def test_cuts_are_more_frequent_when_aroused(tmp_path):
+  counts = {"high": 0, "low": 0}
+  seconds = {"high": 0, "low": 0}
+  for seed in range(4):
+    info = render.render_film(tmp_path / "f.mp4", seed=seed, duration_s=60, fps=8, size=(48, 32),
+                              audio=False)
+    a = info["arousal"]
+    cut_seconds = np.floor(info["cut_times_s"][1:]).astype(int)  # [0] is the film's start
+    for name, mask in (("high", a > 0.2), ("low", a < -0.2)):
+      counts[name] += mask[cut_seconds].sum()
+      seconds[name] += mask.sum()
+  assert seconds["high"] > 30 and seconds["low"] > 30
+  assert counts["high"] / seconds["high"] > 2.5 * counts["low"] / seconds["low"]

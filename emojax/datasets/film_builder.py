@@ -23,6 +23,10 @@ Films without an audio track, `missing_audio` policy:
   and the film is listed under `no_audio` in the report.
 
 Only per-second extractors are supported (a per-clip extractor raises ConfigError).
+
+Workers are spawned (not forked: the parent may hold JAX threads), so a script that builds with
+num_workers > 1 must guard its entry point with `if __name__ == "__main__":` (absl's app.run
+scripts do). A worker that dies hard (killed, out of memory) stops the build; rerun it to resume.
 """
 
 from __future__ import annotations
