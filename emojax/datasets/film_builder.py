@@ -314,6 +314,7 @@ class FilmBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
   """
 
   VERSION = tfds.core.Version("1.0.0")
+  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="default", description="default parameters")]
   LABEL_NAMES: tuple[str, ...] = LABELS
   DESCRIPTION = ""
 
@@ -336,8 +337,6 @@ class FilmBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
     kwargs.setdefault("file_format", "array_record")
     kwargs["config"] = self._derived_config(kwargs.get("config"))
     super().__init__(**kwargs)
-
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="default", description="default parameters")]
 
   def _content_params(self) -> dict[str, Any]:
     """The builder kwargs that change the dataset's content (subclasses add theirs)."""
