@@ -247,7 +247,8 @@ class Frame:
     key = ("rgb", width, height, interpolation)
     if key not in self._cache:
       self._cache[key] = self.av_frame.reformat(
-          width=width, height=height, format="rgb24", interpolation=interpolation).to_ndarray()
+          width=width, height=height, format="rgb24", interpolation=interpolation,
+          threads=1).to_ndarray()
     return self._cache[key]
 
   def luma_thumb(self, step: int) -> np.ndarray:
