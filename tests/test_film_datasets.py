@@ -42,7 +42,9 @@ def test_synthetic_films_splits_labels_and_report(synthetic):
   assert sorted(reasons) == sorted(synthetic_films.BAD_FILMS)
   assert "no audio" in reasons["bad_no_audio"]
   assert "empty" in reasons["bad_zero_length"]
-  assert "truncated" in reasons["bad_truncated"]
+  assert "cannot be read" in reasons["bad_no_index"]
+  assert "no video stream" in reasons["bad_no_frames"]
+  assert "truncated" in reasons["bad_truncated"] or "corrupt" in reasons["bad_truncated"]
   assert report["written"] == {"train": 2, "validation": 1, "test": 1}
   expected = manifest_lib.for_spec(EXTRACTORS)
   assert synthetic.info.metadata["feature_manifest"] == expected

@@ -10,8 +10,9 @@ Labels are the latent per-second curves. Film i has seed `seed + i`; splits are 
 Builder kwargs (besides those of `film_builder.FilmBuilder`):
   num_films (12), duration_s (30), fps (12), width (320), height (240), sample_rate (22050),
   channels (2), seed (0), num_validation (2), num_test (2),
-  include_bad_films (False): also write four broken files to `train` (corrupt, truncated,
-  zero-length, no audio) to exercise the skip report.
+  include_bad_films (False): also write six broken files to `train` (random bytes, an mp4 cut
+  before its index, an mp4 cut after its index, zero bytes, an mp4 without frames, a film
+  without audio) to exercise the skip report.
 Any non-default kwarg gives the dataset its own config name (`custom_<hash>`).
 """
 
@@ -34,17 +35,22 @@ from emojax.errors import ConfigError
 RENDER_DEFAULTS = {"num_films": 12, "duration_s": 30, "fps": 12, "width": 320, "height": 240,
                    "sample_rate": 22050, "channels": 2, "seed": 0, "num_validation": 2,
                    "num_test": 2, "include_bad_films": False}
-BAD_FILMS = ("bad_corrupt", "bad_truncated", "bad_zero_length", "bad_no_audio")
+BAD_FILMS = ("bad_corrupt", "bad_no_index", "bad_truncated", "bad_zero_length", "bad_no_frames",
+             "bad_no_audio")
 
 
 def _write_bad(directory: pathlib.Path, seed: int, duration_s: int) -> dict[str, pathlib.Path]:
   paths = {name: directory / f"{name}.mp4" for name in BAD_FILMS}
   if not paths["bad_corrupt"].exists():
     render.write_corrupt_film(paths["bad_corrupt"], seed=seed, kind="garbage")
+  if not paths["bad_no_index"].exists():
+    render.write_corrupt_film(paths["bad_no_index"], seed=seed, kind="no_index")
   if not paths["bad_truncated"].exists():
     render.write_corrupt_film(paths["bad_truncated"], seed=seed, kind="truncated")
   if not paths["bad_zero_length"].exists():
     render.write_zero_length_film(paths["bad_zero_length"])
+  if not paths["bad_no_frames"].exists():
+    render.write_zero_length_film(paths["bad_no_frames"], kind="no_frames")
   if not paths["bad_no_audio"].exists():
     render.render_film_with_labels(paths["bad_no_audio"], seed=seed, duration_s=duration_s,
                                    size=(160, 120), audio=False)
