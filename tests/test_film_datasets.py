@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from emojax.datasets import film_builder
 from emojax.datasets import films
 from emojax.datasets import synthetic_films
 from emojax.datasets import synthetic_films_render as render
+from emojax.errors import DataError
 from emojax.features import manifest as manifest_lib
 
 EXTRACTORS = ("vggish_logmel", "visual_stats")  # the fast ones (no numba warm-up)
@@ -108,5 +108,5 @@ def test_films_missing_video_is_an_error(tmp_path):
   (folder / "labels.csv").write_text("film,second,valence,arousal\na,0,0,0\nb,0,0,0\n")
   builder = films.Films(data_dir=str(tmp_path / "data"), films_dir=str(folder),
                         extractors=EXTRACTORS, num_workers=0)
-  with pytest.raises(film_builder.DataError, match=r"labels name film\(s\) \['b'\]"):
+  with pytest.raises(DataError, match=r"labels name film\(s\) \['b'\]"):
     builder.download_and_prepare()
