@@ -184,3 +184,15 @@ def test_no_audio_stream(tmp_path):
 def test_missing_file(tmp_path):
   with pytest.raises(DataError, match="not found"):
     decode.probe(tmp_path / "nope.mp4")
+
+
+def test_seconds_follow_the_video_not_a_longer_soundtrack(tmp_path):
+  p = tmp_path / "long_audio.mkv"
+  sr = 16000
+  tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(4 * sr) / sr)[None]
+  media_synth.write_video(p, media_synth.solid_frames(np.arange(55)), np.arange(55) / 25,
+                          audio=tone, audio_rate=sr)
+  info = decode.probe(p)
+  assert info.duration_s == pytest.approx(2.2, abs=0.05) and info.num_seconds == 2
+  ff = extract_film(p, ["vggish_logmel", "visual_stats"])
+  assert ff.streams["vggish_logmel"].shape[0] == ff.streams["visual_stats"].shape[0] == 2

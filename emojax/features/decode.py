@@ -6,8 +6,8 @@ clock, for both modalities, so audio and pictures are aligned by presentation ti
 frame or sample count (variable-frame-rate films decode correctly).
 
 Length. A film has `T = floor(video duration)` whole seconds (a 5.28 s film has 5); the partial last
-second is dropped. The video duration is the video stream's declared duration, else the container's,
-else the last packet's end found by demuxing (no decoding). Audio is padded with silence or cut to
+second is dropped. The video duration is the video stream's declared duration, else its Matroska
+DURATION tag, else the end of its last packet found by demuxing (no decoding), else the container's. Audio is padded with silence or cut to
 exactly T seconds.
 
 Audio. Decoded, down-mixed to mono and resampled to 16 kHz float32 in one step by libswresample
@@ -87,6 +87,15 @@ def _stream_seconds(value: int | None, time_base) -> float | None:
   return float(value * time_base)
 
 
+def _parse_hms(text: str) -> float | None:
+  """'HH:MM:SS.fffffffff' -> seconds (None if not that form)."""
+  try:
+    h, m, sec = text.strip().split(":")
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+  except ValueError:
+    return None
+
+
 def _demux_end(path: str, stream_index: int) -> float | None:
   """End time (s, container clock) of a stream's last packet, by demuxing without decoding."""
   with _open(path) as container:
@@ -113,9 +122,12 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     video = container.streams.video[0]
     origin = _stream_seconds(video.start_time, video.time_base) or 0.0
     duration = _stream_seconds(video.duration, video.time_base)
-    if not duration and container.duration:
+    if not duration:  # Matroska keeps per-stream durations in a tag
+      duration = _parse_hms(video.metadata.get("DURATION", ""))
+    container_duration = None
+    if container.duration:
       start = (container.start_time or 0) / 1e6
-      duration = container.duration / 1e6 - (origin - start)
+      container_duration = container.duration / 1e6 - (origin - start)
     index = video.index
     rate = float(video.average_rate or video.guessed_rate or 0.0)
     width, height = video.codec_context.width, video.codec_context.height
@@ -127,9 +139,9 @@ def probe(path: str | os.PathLike) -> MediaInfo:
       audio_duration = _stream_seconds(audio.duration, audio.time_base)
     else:
       layout, audio_rate, audio_duration = "", 0, None
-  if not duration:
-    end = _demux_end(path, index)
-    duration = (end - origin) if end is not None else 0.0
+  if not duration:  # read the video packets' timestamps (no decoding); the container's
+    end = _demux_end(path, index)  # duration may be the audio's, hence last
+    duration = (end - origin) if end is not None else (container_duration or 0.0)
   if not duration or duration <= 0 or width <= 0 or height <= 0:
     raise DataError(f"{path}: the video stream is empty (zero length or no decodable picture); "
                     "re-export or remove the file")
@@ -247,7 +259,8 @@ class Frame:
     key = ("rgb", width, height, interpolation)
     if key not in self._cache:
       self._cache[key] = self.av_frame.reformat(
-          width=width, height=height, format="rgb24", interpolation=interpolation).to_ndarray()
+          width=width, height=height, format="rgb24", interpolation=interpolation,
+          threads=1).to_ndarray()
     return self._cache[key]
 
   def luma_thumb(self, step: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """`extract_film`: one film -> per-second feature streams, in one audio pass and one video pass.
 
-Both passes stream: audio in one-second blocks, video frame by frame, each second handed to every
+The two passes run at the same time (audio in a thread). Both stream: audio in one-second blocks, video frame by frame, each second handed to every
 extractor as soon as it is complete, so memory stays flat however long the film (only the output
 rows grow, by the manifest's row size per second). Seconds are aligned across modalities by
 timestamp (see `decode`); the film has T = floor(video duration) seconds and every per-second
@@ -9,6 +9,7 @@ stream has exactly T rows.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
@@ -115,20 +116,20 @@ def _extract_film(path: str, extractors, fast: bool, progress: bool,
     passes = bool(audio_exs) + bool(video_exs)
     bar = tqdm(total=num_seconds * passes, unit="s", desc=os.path.basename(path))
 
-  if audio_exs:
-    if info.has_audio:
-      blocks = decode.iter_audio_seconds(path, num_seconds, origin_s=info.origin_s)
-    else:
-      blocks = (np.zeros(decode.SAMPLE_RATE, np.float32) for _ in range(num_seconds))
-    for s, x_S in enumerate(blocks):
-      for e in audio_exs:
-        rows[e.name].add([e.audio_second(s, x_S)])
-      if bar is not None:
-        bar.update(1)
-    for e in audio_exs:
-      rows[e.name].add(e.finish())
-
-  if video_exs:
+  # The audio pass runs in a thread beside the video pass: FFmpeg and NumPy release the GIL, so
+  # the audio work fills the gaps the video decoder's threads leave on the cores.
+  if audio_exs and video_exs:
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="audio_pass") as pool:
+      audio_done = pool.submit(_audio_pass, path, info, audio_exs, rows, bar)
+      try:
+        _video_pass(path, info, video_exs, rows, fast, bar)
+      finally:
+        error = audio_done.exception()  # waits for the audio pass in every case
+      if error is not None:
+        raise error
+  elif audio_exs:
+    _audio_pass(path, info, audio_exs, rows, bar)
+  elif video_exs:
     _video_pass(path, info, video_exs, rows, fast, bar)
 
   if bar is not None:
@@ -137,6 +138,21 @@ def _extract_film(path: str, extractors, fast: bool, progress: bool,
   return FilmFeatures(streams=streams, num_seconds=num_seconds, duration_s=info.duration_s,
                       manifest=manifest_lib.build(exs, fast=fast),
                       has_audio=info.has_audio, path=path)
+
+
+def _audio_pass(path: str, info: decode.MediaInfo, audio_exs, rows, bar) -> None:
+  num_seconds = info.num_seconds
+  if info.has_audio:
+    blocks = decode.iter_audio_seconds(path, num_seconds, origin_s=info.origin_s)
+  else:
+    blocks = (np.zeros(decode.SAMPLE_RATE, np.float32) for _ in range(num_seconds))
+  for s, x_S in enumerate(blocks):
+    for e in audio_exs:
+      rows[e.name].add([e.audio_second(s, x_S)])
+    if bar is not None:
+      bar.update(1)
+  for e in audio_exs:
+    rows[e.name].add(e.finish())
 
 
 def _video_pass(path: str, info: decode.MediaInfo, video_exs, rows, fast: bool, bar) -> None:

@@ -2,7 +2,7 @@
 
 Sampled frames. At `fps` target times per second, s + (k + 0.5) / fps, the frame on screen (by
 timestamp) and the frame after it (a consecutive pair) are scaled to `width` x `height` RGB
-(swscale bilinear). From each pair (stats averaged over the second's samples):
+(swscale 'area' averaging: the right filter for an 8x reduction, and the cheapest). From each pair (stats averaged over the second's samples):
   brightness     mean luma Y' = 0.299 R + 0.587 G + 0.114 B, in [0, 1]
   contrast       std of luma
   saturation     mean HSV saturation (max - min) / max
@@ -64,15 +64,18 @@ def picture_stats(rgb_HxWx3: np.ndarray, hue_bins: int, edge_threshold: float) -
   gy = np.zeros_like(y)
   gx[:, 1:-1] = 0.5 * (y[:, 2:] - y[:, :-2])
   gy[1:-1, :] = 0.5 * (y[2:, :] - y[:-2, :])
-  edges = np.mean(np.hypot(gx, gy) > edge_threshold)
-  # HSV hue in [0, 1).
-  delta = mx - mn
-  safe = np.where(delta > 0, delta, 1.0)
-  h = np.where(mx == r, ((g - b) / safe) % 6.0,
-               np.where(mx == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)) / 6.0
-  h = np.where(delta > 0, h, 0.0)
-  idx = np.minimum((h * hue_bins).astype(np.int64), hue_bins - 1)
-  hist = np.bincount(idx.ravel(), weights=sat.ravel(), minlength=hue_bins)
+  edges = np.mean(gx * gx + gy * gy > edge_threshold * edge_threshold)
+  # HSV hue in [0, 1), only where there is colour (grey pixels carry no hue weight).
+  delta = (mx - mn).ravel()
+  colour = np.flatnonzero(delta > 0)
+  hist = np.zeros(hue_bins)
+  if colour.size:
+    rr, gg, bb = r.ravel()[colour], g.ravel()[colour], b.ravel()[colour]
+    m, d = mx.ravel()[colour], delta[colour]
+    h = np.where(m == rr, ((gg - bb) / d) % 6.0,
+                 np.where(m == gg, (bb - rr) / d + 2.0, (rr - gg) / d + 4.0)) / 6.0
+    idx = np.minimum((h * hue_bins).astype(np.int64), hue_bins - 1)
+    hist = np.bincount(idx, weights=sat.ravel()[colour], minlength=hue_bins)
   total = hist.sum()
   hist = hist / total if total > 0 else hist
   return np.concatenate([[y.mean(), y.std(), sat.mean(), colourfulness, edges], hist])
@@ -138,13 +141,13 @@ class VisualStats(registry.Extractor):
 
   def _sample(self, i: int, f0, f1) -> None:
     w, h = int(self.params["width"]), int(self.params["height"])
-    rgb0 = f0.rgb(w, h)
+    rgb0 = f0.rgb(w, h, "AREA")
     pic = picture_stats(rgb0, int(self.params["hue_bins"]), float(self.params["edge_threshold"]))
     if f1 is f0:
       motion, flow_stats = 0.0, np.zeros(4)
     else:
       y0 = luma(rgb0.astype(np.float32) * (1.0 / 255.0))
-      y1 = luma(f1.rgb(w, h).astype(np.float32) * (1.0 / 255.0))
+      y1 = luma(f1.rgb(w, h, "AREA").astype(np.float32) * (1.0 / 255.0))
       motion = float(np.mean(np.abs(y1 - y0)))
       dt = max(f1.t - f0.t, 1e-3)
       uv = block_flow(y0, y1, int(self.params["flow_block"])) / (w * dt)

@@ -1,0 +1,196 @@
+"""Extraction throughput and peak memory of the default feature set (issue 3, section 5).
+
+  python benchmarks/extraction.py [--minutes 10 60] [--repeats 2] [--cache ~/.cache/emojax/bench]
+
+Builds, once, the real fixture film (720p H.264 + AAC 5.1, 5.3 s) looped to each length by
+re-muxing its packets with shifted timestamps (no re-encoding: the decoder does exactly the work
+of a real 720p film), into the cache folder. Then, each in its own subprocess (so ru_maxrss is the
+peak RSS of that run alone), interleaved `repeats` times on the first length:
+  decode        decode every video frame + decode/down-mix/resample the audio to 16 kHz: the
+                floor any extraction pays (FFmpeg threads as in extraction, nothing converted)
+  extract       extract_film(default set)
+  decode_fast / extract_fast   the same with fast=True (in-loop deblocking skipped)
+and `extract` once on every further length for peak memory. Throughput is seconds of film per
+second of wall time. Finally the effect of fast mode on the features of the first length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fractions
+import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FIXTURE = pathlib.Path(os.environ.get("EMOJAX_SHARED", REPO.parent / "shared")) / "fixtures" / \
+    "media" / "bigbuckbunny.mp4"
+
+
+def build_looped(src: pathlib.Path, dst: pathlib.Path, minutes: float) -> pathlib.Path:
+  """Re-muxes `src` looped to at least `minutes` (stream copy, timestamps shifted per loop)."""
+  import av  # pylint: disable=g-import-not-at-top
+  if dst.exists():
+    return dst
+  dst.parent.mkdir(parents=True, exist_ok=True)
+  with av.open(str(src)) as c:
+    loop_s = max(float(s.duration * s.time_base) for s in c.streams)
+  loops = int(np.ceil(minutes * 60 / loop_s))
+  tmp = dst.with_suffix(".partial.mp4")
+  with av.open(str(tmp), "w") as out:
+    ins = av.open(str(src))
+    streams = {s.index: out.add_stream_from_template(s) for s in ins.streams}
+    ins.close()
+    for k in range(loops):
+      with av.open(str(src)) as c:
+        for packet in c.demux():
+          if packet.dts is None:
+            continue
+          shift = int(round(k * loop_s / packet.time_base))
+          packet.pts += shift
+          packet.dts += shift
+          packet.stream = streams[packet.stream.index]
+          out.mux(packet)
+  os.replace(tmp, dst)
+  return dst
+
+
+def _run_child(mode: str, path: str, out_npz: str | None) -> dict:
+  """One measurement in this (fresh) process."""
+  from emojax.features import decode, extract  # pylint: disable=g-import-not-at-top
+  info = decode.probe(path)
+  if mode.startswith("extract"):  # imports, numba caches: one-off costs, not throughput
+    extract.extract_film(FIXTURE, fast=mode.endswith("_fast"))
+  t0 = time.perf_counter()
+  c0 = time.process_time()
+  fast = mode.endswith("_fast")
+  if mode.startswith("decode"):
+    import threadpoolctl  # pylint: disable=g-import-not-at-top
+    import concurrent.futures  # pylint: disable=g-import-not-at-top
+    with threadpoolctl.threadpool_limits(1, "blas"), \
+        concurrent.futures.ThreadPoolExecutor(1) as pool:  # as extract_film: audio in a thread
+      audio = pool.submit(lambda: sum(1 for _ in decode.iter_audio_seconds(
+          path, info.num_seconds, origin_s=info.origin_s)))
+      frames = sum(1 for _ in decode.iter_video_frames(path, fast=fast, origin_s=info.origin_s,
+                                                       until_s=float(info.num_seconds)))
+      n = audio.result()
+    result = {"frames": frames, "audio_seconds": n}
+  else:
+    ff = extract.extract_film(path, fast=fast)
+    result = {"streams": {k: list(v.shape) for k, v in ff.streams.items()},
+              "output_mb": sum(v.nbytes for v in ff.streams.values()) / 2**20}
+    if out_npz:
+      np.savez(out_npz, **ff.streams)
+  wall = time.perf_counter() - t0
+  result.update(mode=mode, wall_s=wall, cpu_s=time.process_time() - c0, film_s=info.num_seconds,
+                speed=info.num_seconds / wall,
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+  return result
+
+
+def run(mode: str, path: pathlib.Path, out_npz: pathlib.Path | None = None) -> dict:
+  cmd = [sys.executable, __file__, "--child", mode, str(path)]
+  if out_npz:
+    cmd.append(str(out_npz))
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  env.setdefault("NUMBA_CACHE_DIR", os.path.expanduser("~/.cache/emojax/numba"))
+  out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+  res = json.loads(out.stdout.strip().splitlines()[-1])
+  print(f"  {mode:13s} {path.name}: {res['wall_s']:7.1f} s wall, {res['speed']:6.1f}x real time, "
+        f"CPU {res['cpu_s']:7.1f} s, peak RSS {res['peak_rss_mb']:.0f} MiB", flush=True)
+  return res
+
+
+def fast_effect(exact: dict, fast: dict) -> list[str]:
+  """Per stream (and per visual_stats column): error of fast mode relative to the spread."""
+  from emojax.features import visual_stats  # pylint: disable=g-import-not-at-top
+  rows = []
+  for name in sorted(exact):
+    a, b = exact[name].astype(np.float64), fast[name].astype(np.float64)
+    cols = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    if name == "visual_stats":
+      labels = list(visual_stats.SCALARS) + ["hue_hist"] * (a.shape[1] - len(visual_stats.SCALARS))
+      for j, lab in enumerate(labels[:len(visual_stats.SCALARS)]):
+        x, y = cols[0][:, j], cols[1][:, j]
+        sd = x.std()
+        rel = np.abs(x - y).mean() / sd if sd > 0 else 0.0
+        r = np.corrcoef(x, y)[0, 1] if sd > 0 and y.std() > 0 else float("nan")
+        rows.append(f"| visual_stats.{lab} | {np.abs(x - y).max():.3g} | {rel:.3g} | {r:.4f} |")
+      x, y = cols[0][:, len(visual_stats.SCALARS):], cols[1][:, len(visual_stats.SCALARS):]
+      rows.append(f"| visual_stats.hue_hist | {np.abs(x - y).max():.3g} | "
+                  f"{np.abs(x - y).mean() / max(x.std(), 1e-12):.3g} | - |")
+    else:
+      x, y = cols
+      rows.append(f"| {name} | {np.abs(x - y).max():.3g} | "
+                  f"{np.abs(x - y).mean() / max(x.std(), 1e-12):.3g} | - |")
+  return rows
+
+
+def main() -> None:
+  if len(sys.argv) > 1 and sys.argv[1] == "--child":
+    mode, path = sys.argv[2], sys.argv[3]
+    out_npz = sys.argv[4] if len(sys.argv) > 4 else None
+    print(json.dumps(_run_child(mode, path, out_npz)))
+    return
+  ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  ap.add_argument("--minutes", type=float, nargs="+", default=[10, 60])
+  ap.add_argument("--repeats", type=int, default=2)
+  ap.add_argument("--cache", default=os.path.expanduser("~/.cache/emojax/bench"))
+  args = ap.parse_args()
+  cache = pathlib.Path(args.cache)
+  films = [build_looped(FIXTURE, cache / f"bbb_loop_{m:g}min.mp4", m) for m in args.minutes]
+  first = films[0]
+  results: dict[str, list[dict]] = {}
+  print(f"throughput on {first.name} (interleaved, {args.repeats} repeats):")
+  for rep in range(args.repeats):
+    for mode in ("decode", "extract", "decode_fast", "extract_fast"):
+      npz = cache / f"{mode}.npz" if mode.startswith("extract") and rep == 0 else None
+      results.setdefault(mode, []).append(run(mode, first, npz))
+  mem = [results["extract"][0]]
+  for film in films[1:]:
+    print(f"peak memory on {film.name}:")
+    mem.append(run("extract", film))
+
+  best = {m: max(r["speed"] for r in rs) for m, rs in results.items()}
+  lines = [
+      f"Film: fixture looped to {args.minutes[0]:g} min ({results['decode'][0]['film_s']} s), "
+      f"720p H.264 + AAC 5.1; {os.cpu_count()} cores; best of {args.repeats} interleaved runs.",
+      "",
+      "| run | film s / wall s | vs decode-only |",
+      "|---|---|---|",
+      f"| decode only | {best['decode']:.1f} | 1.00 |",
+      f"| extract default set | {best['extract']:.1f} | {best['extract'] / best['decode']:.2f} |",
+      f"| decode only, fast | {best['decode_fast']:.1f} | "
+      f"{best['decode_fast'] / best['decode']:.2f} |",
+      f"| extract default set, fast | {best['extract_fast']:.1f} | "
+      f"{best['extract_fast'] / best['decode']:.2f} "
+      f"({best['extract_fast'] / best['decode_fast']:.2f} of fast decode) |",
+      "",
+      "| film | peak RSS (MiB) | output arrays (MiB) | RSS - output (MiB) |",
+      "|---|---|---|---|",
+  ]
+  for m, r in zip(args.minutes, mem):
+    lines.append(f"| {m:g} min | {r['peak_rss_mb']:.0f} | {r['output_mb']:.0f} | "
+                 f"{r['peak_rss_mb'] - r['output_mb']:.0f} |")
+  exact = dict(np.load(cache / "extract.npz"))
+  fast = dict(np.load(cache / "extract_fast.npz"))
+  lines += ["", "Fast mode vs exact, per feature over all seconds: max |diff|, mean |diff| / std "
+            "over seconds, Pearson r:", "",
+            "| feature | max abs diff | mean abs diff / std | r |", "|---|---|---|---|"]
+  lines += fast_effect(exact, fast)
+  text = "\n".join(lines)
+  print()
+  print(text)
+  (cache / "extraction_results.json").write_text(json.dumps(
+      {"throughput": results, "memory": mem, "minutes": args.minutes}, indent=1))
+  (cache / "extraction_table.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,438 @@
+"""The film dataset builder core: media files -> cached per-second features -> TFDS examples.
+
+A film builder (see `FilmBuilder`) names its films (`FilmRecord`: id, media path, split, per-second
+labels); the core then
+
+1. extracts every film's features with `emojax.features.extract_film` (or an injected function of
+   the same signature), films in parallel over a process pool (`num_workers`, default one per
+   core), each finished film cached atomically as `<data_dir>/<name>/extracted/<key>.npz`, where
+   key = sha256(file bytes, feature manifest, missing-audio policy). A rerun of an interrupted
+   build, or a build of another split or version over the same films, extracts only films without
+   a cache entry. Bad films (the extractor raises `DataError`: corrupt, truncated, zero length,
+   no video) are cached as `<key>.error.json` so reruns skip them without decoding again.
+2. writes one example per film in the per-second format of docs/design.md, key = film id: one
+   `Tensor((None, *row_shape))` per extractor (named after it), `valence`, `arousal` (and
+   `valence_std` / `arousal_std` when the builder has them), all truncated to the shortest length.
+3. ends with a report (printed, and stored in the DatasetInfo metadata as `build_report`, next to
+   `feature_manifest`): films written per split, films skipped and why, films without audio,
+   seconds cut by truncation.
+
+Films without an audio track, `missing_audio` policy:
+  "skip" (default): the film is skipped and reported ("no audio track");
+  "silence": its audio features are computed on silence (`extract_film(allow_missing_audio=True)`)
+  and the film is listed under `no_audio` in the report.
+
+Only per-second extractors are supported (a per-clip extractor raises ConfigError).
+
+Workers are spawned (not forked: the parent may hold JAX threads), so a script that builds with
+num_workers > 1 must guard its entry point with `if __name__ == "__main__":` (absl's app.run
+scripts do). A worker that dies hard (killed, out of memory) stops the build; rerun it to resume.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import pathlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from emojax.errors import ConfigError
+from emojax.errors import DataError
+
+LABELS = ("valence", "arousal")
+MISSING_AUDIO_POLICIES = ("skip", "silence")
+_STREAM_PREFIX = "stream."
+
+
+@dataclasses.dataclass(frozen=True)
+class FilmRecord:
+  """One film of a build: where it is, which split it goes to, its per-second labels."""
+  film_id: str
+  path: str
+  split: str
+  labels: Mapping[str, np.ndarray]  # 'valence', 'arousal' (and optional '*_std'): (T_labels,)
+
+
+def default_extract_fn():
+  from emojax.features import extract  # pylint: disable=g-import-not-at-top
+  return extract.extract_film
+
+
+def default_manifest_fn():
+  from emojax.features import manifest  # pylint: disable=g-import-not-at-top
+  return manifest.for_spec
+
+
+def default_extractors() -> tuple[str, ...]:
+  from emojax.features import extract  # pylint: disable=g-import-not-at-top
+  return tuple(extract.DEFAULT)
+
+
+def normalize_extractors(extractors: Sequence[str] | Mapping[str, Any] | str
+                         ) -> dict[str, dict[str, Any]]:
+  """Names or {name: params} (a ConfigDict too) -> {name: params} with plain dicts."""
+  if isinstance(extractors, str):
+    extractors = [extractors]
+  if isinstance(extractors, Mapping) or hasattr(extractors, "to_dict"):
+    items = extractors.to_dict() if hasattr(extractors, "to_dict") else extractors
+    return {str(k): json.loads(json.dumps(dict(v or {}))) for k, v in items.items()}
+  return {str(n): {} for n in extractors}
+
+
+def _file_sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def cache_key(path: str, manifest: Mapping[str, Any], missing_audio: str) -> str:
+  """sha256 over the film's bytes, the feature manifest and the missing-audio policy."""
+  h = hashlib.sha256()
+  h.update(_file_sha256(path).encode())
+  h.update(json.dumps(manifest, sort_keys=True).encode())
+  h.update(missing_audio.encode())
+  return h.hexdigest()[:32]
+
+
+def _atomic_write_bytes(path: pathlib.Path, write: Callable[[Any], None]) -> None:
+  tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+  try:
+    with open(tmp, "wb") as f:
+      write(f)
+    os.replace(tmp, path)
+  finally:
+    tmp.unlink(missing_ok=True)
+
+
+def load_cached(cache_path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+  """Returns (streams, meta) of one cached film."""
+  with np.load(cache_path, allow_pickle=False) as z:
+    meta = json.loads(str(z["meta"]))
+    streams = {k[len(_STREAM_PREFIX):]: z[k] for k in z.files if k.startswith(_STREAM_PREFIX)}
+  return streams, meta
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+  film_id: str
+  path: str
+  cache_dir: str
+  extractors: dict[str, dict[str, Any]]
+  manifest: dict[str, Any]
+  fast: bool
+  missing_audio: str
+
+
+def _extract_one(job: _Job, extract_fn: Callable[..., Any]) -> dict[str, Any]:
+  """Extracts one film into the cache (or finds it there); returns its outcome (JSON-able)."""
+  out = {"film_id": job.film_id, "path": job.path}
+  if not os.path.isfile(job.path):
+    return {**out, "status": "skipped", "reason": "file not found", "cached": False}
+  key = cache_key(job.path, job.manifest, job.missing_audio)
+  cache = pathlib.Path(job.cache_dir)
+  npz, err = cache / f"{key}.npz", cache / f"{key}.error.json"
+  out["key"] = key
+  if npz.exists():
+    _, meta = load_cached(npz)
+    return {**out, **meta, "status": "ok", "cache": str(npz), "cached": True}
+  if err.exists():
+    return {**out, **json.loads(err.read_text()), "status": "skipped", "cached": True}
+  try:
+    feats = extract_fn(job.path, job.extractors, fast=job.fast, progress=False,
+                       allow_missing_audio=job.missing_audio == "silence")
+  except DataError as e:
+    reason = {"reason": str(e), "error": type(e).__name__}
+    _atomic_write_bytes(err, lambda f: f.write(json.dumps(reason).encode()))
+    return {**out, **reason, "status": "skipped", "cached": False}
+  except Exception as e:
+    e.add_note(f"while extracting film {job.film_id!r} ({job.path})")
+    raise
+  rows = {name: int(len(a)) for name, a in feats.streams.items()}
+  meta = {"has_audio": bool(feats.has_audio), "num_seconds": int(feats.num_seconds),
+          "duration_s": float(feats.duration_s), "rows": rows}
+  arrays = {_STREAM_PREFIX + name: np.asarray(a) for name, a in feats.streams.items()}
+  arrays["meta"] = np.array(json.dumps(meta))
+  _atomic_write_bytes(npz, lambda f: np.savez(f, **arrays))
+  return {**out, **meta, "status": "ok", "cache": str(npz), "cached": False}
+
+
+def extract_films(films: Sequence[tuple[str, str]], *, cache_dir: str | os.PathLike,
+                  extractors: Mapping[str, dict[str, Any]], manifest: Mapping[str, Any],
+                  fast: bool = False, missing_audio: str = "skip",
+                  extract_fn: Callable[..., Any] | None = None,
+                  num_workers: int | None = None) -> dict[str, dict[str, Any]]:
+  """Extracts (film_id, path) films into `cache_dir`, in parallel; returns outcomes by film id.
+
+  num_workers: processes (spawned, so the parent may hold JAX); None = one per core; 0 = run in
+  this process. A `DataError` skips the film (outcome status 'skipped' and a reason); any other
+  exception stops the build (finished films stay cached) and names the film.
+  """
+  if missing_audio not in MISSING_AUDIO_POLICIES:
+    raise ConfigError(f"missing_audio must be one of {MISSING_AUDIO_POLICIES}, got "
+                      f"{missing_audio!r}")
+  extract_fn = extract_fn or default_extract_fn()
+  cache_dir = pathlib.Path(cache_dir)
+  cache_dir.mkdir(parents=True, exist_ok=True)
+  jobs = [_Job(fid, os.fspath(path), os.fspath(cache_dir), dict(extractors), dict(manifest), fast,
+               missing_audio) for fid, path in films]
+  if num_workers is None:
+    num_workers = os.cpu_count() or 1
+  num_workers = min(num_workers, len(jobs))
+  outcomes = {}
+  if num_workers <= 1:
+    for job in jobs:
+      outcomes[job.film_id] = _extract_one(job, extract_fn)
+      _log_outcome(outcomes[job.film_id], len(outcomes), len(jobs))
+    return outcomes
+  ctx = multiprocessing.get_context("spawn")
+  with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
+    futures = {pool.submit(_extract_one, job, extract_fn): job for job in jobs}
+    try:
+      for future in concurrent.futures.as_completed(futures):
+        outcome = future.result()
+        outcomes[outcome["film_id"]] = outcome
+        _log_outcome(outcome, len(outcomes), len(jobs))
+    except BaseException:
+      pool.shutdown(wait=True, cancel_futures=True)
+      raise
+  return {job.film_id: outcomes[job.film_id] for job in jobs}
+
+
+def _log_outcome(outcome: Mapping[str, Any], done: int, total: int) -> None:
+  what = "cached" if outcome.get("cached") else "extracted"
+  if outcome["status"] == "ok":
+    logging.info("[%d/%d] %s: %s, %d s", done, total, outcome["film_id"], what,
+                 outcome["num_seconds"])
+  else:
+    logging.info("[%d/%d] %s: skipped (%s)", done, total, outcome["film_id"], outcome["reason"])
+
+
+def _label_length(record: FilmRecord) -> int:
+  return min(len(record.labels[k]) for k in record.labels)
+
+
+def build_report(records: Sequence[FilmRecord], outcomes: Mapping[str, Mapping[str, Any]],
+                 pre_skipped: Sequence[Mapping[str, str]] = ()) -> dict[str, Any]:
+  """What was written, skipped (and why), truncated; JSON-able, for the DatasetInfo metadata."""
+  written: dict[str, int] = {}
+  skipped = [dict(s) for s in pre_skipped]
+  truncated, no_audio = [], []
+  for r in records:
+    o = outcomes[r.film_id]
+    if o["status"] != "ok":
+      skipped.append({"film": r.film_id, "path": r.path, "split": r.split, "reason": o["reason"]})
+      continue
+    rows = o["rows"]
+    n_labels = _label_length(r)
+    kept = min([n_labels, *rows.values()])
+    if kept < 1:
+      skipped.append({"film": r.film_id, "path": r.path, "split": r.split,
+                      "reason": f"no second left after truncation (features {rows}, labels "
+                                f"{n_labels} s)"})
+      continue
+    written[r.split] = written.get(r.split, 0) + 1
+    cut = {name: n - kept for name, n in {**rows, "labels": n_labels}.items() if n > kept}
+    if cut:
+      truncated.append({"film": r.film_id, "split": r.split, "kept_seconds": kept,
+                        "feature_seconds": o["num_seconds"], "label_seconds": n_labels,
+                        "cut_seconds": cut})
+    if not o.get("has_audio", True):
+      no_audio.append({"film": r.film_id, "split": r.split, "path": r.path})
+  return {"films": len(records) + len(pre_skipped), "written": written,
+          "skipped": skipped, "truncated": truncated, "no_audio": no_audio}
+
+
+def format_report(name: str, report: Mapping[str, Any]) -> str:
+  """The report as text, one line per problem film."""
+  total_written = sum(report["written"].values())
+  lines = [f"{name}: {total_written} of {report['films']} films written "
+           f"({', '.join(f'{k}: {v}' for k, v in sorted(report['written'].items())) or 'none'})"]
+  if report["skipped"]:
+    lines.append(f"skipped {len(report['skipped'])}:")
+    lines += [f"  {s['film']}: {s['reason']}" for s in report["skipped"]]
+  if report["no_audio"]:
+    lines.append(f"without audio (audio features computed on silence) {len(report['no_audio'])}:")
+    lines += [f"  {s['film']} ({s['path']})" for s in report["no_audio"]]
+  if report["truncated"]:
+    lines.append(f"truncated {len(report['truncated'])}:")
+    lines += [f"  {t['film']}: kept {t['kept_seconds']} s; cut "
+              + ", ".join(f"{k} -{v} s" for k, v in t["cut_seconds"].items())
+              for t in report["truncated"]]
+  return "\n".join(lines)
+
+
+def film_example(record: FilmRecord, streams: Mapping[str, np.ndarray],
+                 label_names: Sequence[str]) -> dict[str, Any]:
+  """The per-second example of one film, every array truncated to the shortest length."""
+  kept = min([_label_length(record), *(len(a) for a in streams.values())])
+  example = {"film_id": record.film_id}
+  example.update({name: a[:kept] for name, a in streams.items()})
+  example.update({k: np.asarray(record.labels[k][:kept], np.float32) for k in label_names})
+  return example
+
+
+def feature_spec(manifest: Mapping[str, Any], label_names: Sequence[str]) -> dict[str, Any]:
+  """TFDS features of the per-second film format for the manifest's extractors."""
+  features: dict[str, Any] = {"film_id": tfds.features.Text()}
+  for name, entry in manifest["extractors"].items():
+    if entry.get("per", "second") != "second" or entry["dtype"] == "object":
+      raise ConfigError(f"extractor {name!r} is per-{entry.get('per')} with dtype "
+                        f"{entry['dtype']}; film datasets store per-second numeric streams only: "
+                        "remove it from `extractors`")
+    if name in ("film_id", *LABELS, "valence_std", "arousal_std"):
+      raise ConfigError(f"extractor name {name!r} collides with a label field; rename it")
+    features[name] = tfds.features.Tensor(shape=(None, *entry["shape"]),
+                                          dtype=np.dtype(entry["dtype"]))
+  for k in label_names:
+    features[k] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
+  return features
+
+
+class FilmBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
+  """Base of the film builders: subclasses implement `_film_records`.
+
+  Builder kwargs (also through `config.dataset.builder_kwargs`):
+    extractors: extractor names, or {name: params}; default `emojax.features.DEFAULT`.
+    fast: the extractor's fast decoding mode.
+    missing_audio: "skip" (default) or "silence" (see the module docstring).
+    num_workers: extraction processes; None = one per core, 0 = in this process.
+    extract_fn, manifest_fn: replace `extract_film` / `manifest.for_spec` (tests).
+    use_beam: generate with Apache Beam (`emojax[beam]`); pass the runner through
+      `tfds.download.DownloadConfig(beam_runner=...)` (default: DirectRunner).
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="default", description="default parameters")]
+  LABEL_NAMES: tuple[str, ...] = LABELS
+  DESCRIPTION = ""
+
+  def __init__(self, *, extractors: Sequence[str] | Mapping[str, Any] | None = None,
+               fast: bool = False, missing_audio: str = "skip", num_workers: int | None = None,
+               extract_fn: Callable[..., Any] | None = None,
+               manifest_fn: Callable[..., dict] | None = None, use_beam: bool = False,
+               **kwargs):
+    if missing_audio not in MISSING_AUDIO_POLICIES:
+      raise ConfigError(f"missing_audio must be one of {MISSING_AUDIO_POLICIES}, got "
+                        f"{missing_audio!r}")
+    self._extractors = normalize_extractors(extractors if extractors is not None
+                                            else default_extractors())
+    self._fast = bool(fast)
+    self._missing_audio = missing_audio
+    self._num_workers = num_workers
+    self._extract_fn = extract_fn
+    self._manifest = (manifest_fn or default_manifest_fn())(self._extractors, fast=self._fast)
+    self._use_beam = use_beam
+    kwargs.setdefault("file_format", "array_record")
+    kwargs["config"] = self._derived_config(kwargs.get("config"))
+    super().__init__(**kwargs)
+
+  def _content_params(self) -> dict[str, Any]:
+    """The builder kwargs that change the dataset's content (subclasses add theirs)."""
+    return {"manifest": self._manifest, "missing_audio": self._missing_audio}
+
+  def _default_content_params(self) -> dict[str, Any]:
+    from emojax.features import manifest  # pylint: disable=g-import-not-at-top
+    return {"manifest": manifest.for_spec(default_extractors()), "missing_audio": "skip"}
+
+  def _derived_config(self, requested) -> tfds.core.BuilderConfig:
+    """"default" for the default kwargs, else "custom_<hash of the content kwargs>".
+
+    So two builds with different extractors / params never share a dataset directory.
+    """
+    params = self._content_params()
+    try:
+      is_default = params == self._default_content_params()
+    except Exception:  # pylint: disable=broad-except
+      is_default = False  # defaults not resolvable (e.g. extractors of a missing extra)
+    if is_default:
+      name = "default"
+    else:
+      digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+      name = f"custom_{digest}"
+    requested = getattr(requested, "name", requested)
+    if requested not in (None, "", "default", name):
+      raise ConfigError(f"{self.name}: the builder config name is derived from the builder "
+                        f"kwargs (here {name!r}); got config={requested!r}: leave it empty")
+    if name == "default":
+      return self.builder_configs["default"]
+    return tfds.core.BuilderConfig(name=name, description=json.dumps(params, sort_keys=True))
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self, description=self.DESCRIPTION,
+        features=tfds.features.FeaturesDict(feature_spec(self._manifest, self.LABEL_NAMES)),
+        metadata=tfds.core.MetadataDict())
+
+  @property
+  def cache_dir(self) -> pathlib.Path:
+    """`<data_dir>/<name>/extracted`: per-film features, shared by versions and configs."""
+    return pathlib.Path(os.fspath(self.data_dir_root)) / self.name / "extracted"
+
+  @abc.abstractmethod
+  def _film_records(self, dl_manager: tfds.download.DownloadManager
+                    ) -> tuple[list[FilmRecord], list[dict[str, str]]]:
+    """Returns (films to build, films skipped before extraction as {film, path, split, reason})."""
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    records, pre_skipped = self._film_records(dl_manager)
+    _check_unique(records)
+    if self._use_beam:
+      from emojax.datasets import film_beam  # pylint: disable=g-import-not-at-top
+      return film_beam.split_transforms(self, records, pre_skipped)
+    outcomes = extract_films(
+        [(r.film_id, r.path) for r in records], cache_dir=self.cache_dir,
+        extractors=self._extractors, manifest=self._manifest, fast=self._fast,
+        missing_audio=self._missing_audio, extract_fn=self._extract_fn,
+        num_workers=self._num_workers)
+    report = self._finish_report(records, outcomes, pre_skipped)
+    splits = {}
+    for split in sorted(report["written"]):
+      ok = [r for r in records if r.split == split and outcomes[r.film_id]["status"] == "ok"]
+      splits[split] = self._generate_examples(ok, outcomes)
+    return splits
+
+  def _download_and_prepare(self, dl_manager, download_config):  # pylint: disable=arguments-differ
+    super()._download_and_prepare(dl_manager, download_config)
+    if self._use_beam:  # the pipeline has run: gather the report from the cache
+      from emojax.datasets import film_beam  # pylint: disable=g-import-not-at-top
+      film_beam.finish_report(self)
+
+  def _finish_report(self, records, outcomes, pre_skipped) -> dict[str, Any]:
+    report = build_report(records, outcomes, pre_skipped)
+    if not report["written"]:
+      raise DataError(f"{self.name}: no film could be used:\n{format_report(self.name, report)}")
+    self.info.metadata["feature_manifest"] = self._manifest
+    self.info.metadata["build_report"] = report
+    self.info.metadata["missing_audio"] = self._missing_audio
+    print(format_report(self.name, report), flush=True)
+    return report
+
+  def _generate_examples(self, records: Sequence[FilmRecord],
+                         outcomes: Mapping[str, Mapping[str, Any]]
+                         ) -> Iterator[tuple[str, dict[str, Any]]]:
+    for r in records:
+      streams, _ = load_cached(outcomes[r.film_id]["cache"])
+      example = film_example(r, streams, self.LABEL_NAMES)
+      if len(example[self.LABEL_NAMES[0]]) >= 1:
+        yield r.film_id, example
+
+
+def _check_unique(records: Sequence[FilmRecord]) -> None:
+  seen: dict[str, str] = {}
+  for r in records:
+    if r.film_id in seen:
+      raise DataError(f"two films share the id {r.film_id!r}: {seen[r.film_id]} and {r.path}; "
+                      "film ids (file names without extension) must be unique: rename one")
+    seen[r.film_id] = r.path

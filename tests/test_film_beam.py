@@ -1,0 +1,61 @@
+"""The Beam path (DirectRunner) writes the same dataset and report as the process-pool path."""
+
+import functools
+import shutil
+
+import numpy as np
+import pytest
+
+beam = pytest.importorskip("apache_beam")
+import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from emojax.datasets import synthetic_films  # pylint: disable=g-import-not-at-top,wrong-import-position
+import test_film_builder as fakes  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def _direct_runner():
+  options = beam.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])
+  return tfds.download.DownloadConfig(beam_options=options)
+
+
+def _read(builder):
+  source = builder.as_data_source()
+  return {split: {ex["film_id"].decode(): ex for ex in source[split]} for split in source}
+
+
+def test_beam_matches_process_pool(tmp_path):
+  records = fakes._records(tmp_path)  # pylint: disable=protected-access
+  log = str(tmp_path / "calls.txt")
+  pool = fakes.FakeFilms(records=records, data_dir=str(tmp_path / "pool"), num_workers=0)
+  pool.download_and_prepare()
+  beamed = fakes.FakeFilms(records=records, data_dir=str(tmp_path / "beam"), use_beam=True)
+  beamed._extract_fn = functools.partial(fakes.fake_extract, log=log)  # pylint: disable=protected-access
+  beamed.download_and_prepare(download_config=_direct_runner())
+  assert sorted(fakes.calls(log)) == sorted(f"{r.film_id}.mp4" for r in records)
+  a, b = _read(pool), _read(beamed)
+  assert a.keys() == b.keys() and all(a[s].keys() == b[s].keys() for s in a)
+  for split in a:
+    for fid in a[split]:
+      for k, v in a[split][fid].items():
+        np.testing.assert_array_equal(v, b[split][fid][k])
+  assert beamed.info.metadata["build_report"] == pool.info.metadata["build_report"]
+  # Rebuild after deleting the dataset (not the cache): nothing is extracted again.
+  shutil.rmtree(beamed.data_path.parent)  # <data_dir>/fake_films/<config>; keeps .../extracted
+  rebuilt = fakes.FakeFilms(records=records, data_dir=str(tmp_path / "beam"), use_beam=True)
+  rebuilt._extract_fn = functools.partial(fakes.fake_extract, log=log)  # pylint: disable=protected-access
+  rebuilt.download_and_prepare(download_config=_direct_runner())
+  assert len(fakes.calls(log)) == len(records)  # the cache was reused
+  assert rebuilt.info.metadata["build_report"] == pool.info.metadata["build_report"]
+
+def test_beam_synthetic_films_with_real_extractors(tmp_path):
+  builder = synthetic_films.SyntheticFilms(
+      data_dir=str(tmp_path), num_films=3, duration_s=4, fps=8, width=64, height=48,
+      sample_rate=16000, num_validation=1, num_test=1, extractors=("visual_stats",),
+      num_workers=0, use_beam=True)
+  builder.download_and_prepare(download_config=_direct_runner())
+  got = _read(builder)
+  assert {s: sorted(v) for s, v in got.items()} == {
+      "train": ["film_0000"], "validation": ["film_0001"], "test": ["film_0002"]}
+  assert got["test"]["film_0002"]["visual_stats"].shape == (4, 25)
+  assert builder.info.metadata["build_report"]["written"] == {"train": 1, "validation": 1,
+                                                              "test": 1}

@@ -1,0 +1,277 @@
+"""Film builder core: caching, resume, parallel extraction, bad films, report, TFDS output.
+
+The extractor is a fake with extract_film's signature reading tiny JSON "films", so these tests
+check the plumbing exactly and fast; tests/test_film_datasets.py runs the real extractors on
+rendered media.
+"""
+
+import functools
+import json
+import os
+import pathlib
+import types
+
+import numpy as np
+import pytest
+
+from emojax.datasets import film_builder
+from emojax.errors import ConfigError
+from emojax.errors import DataError
+
+MANIFEST = {"format": 1, "fast": False, "extractors": {
+    "fake_audio": {"version": 1, "modality": "audio", "per": "second", "shape": [3],
+                   "dtype": "float32", "params": {}},
+    "fake_video": {"version": 1, "modality": "video", "per": "second", "shape": [2, 2],
+                   "dtype": "float32", "params": {}}}}
+
+
+def fake_manifest(extractors, fast=False):
+  del extractors
+  return {**MANIFEST, "fast": fast}
+
+
+def expected_streams(seed: int, seconds: int, has_audio: bool = True) -> dict[str, np.ndarray]:
+  t = np.arange(seconds, dtype=np.float32)
+  audio = np.stack([t, t * 2, np.full_like(t, seed)], 1) * (1.0 if has_audio else 0.0)
+  video = (t[:, None, None] + seed * np.ones((1, 2, 2), np.float32)) / 10
+  return {"fake_audio": audio.astype(np.float32), "fake_video": video.astype(np.float32)}
+
+
+def fake_extract(path, extractors, *, fast=False, progress=False, allow_missing_audio=False,
+                 log=None, crash_on=None):
+  """extract_film's signature over JSON 'films': {"seed", "seconds", "audio", "bad"}."""
+  del extractors, fast, progress
+  if log is not None:
+    with open(log, "a") as f:
+      f.write(os.path.basename(path) + "\n")
+  if crash_on is not None and os.path.basename(path) == crash_on:
+    raise RuntimeError("simulated crash (e.g. the machine went down)")
+  try:
+    spec = json.loads(pathlib.Path(path).read_text())
+  except (ValueError, UnicodeDecodeError) as e:
+    raise DataError(f"{path}: cannot be read as a media file ({e})") from e
+  if spec.get("bad"):
+    raise DataError(f"{path}: {spec['bad']}")
+  if not spec["audio"] and not allow_missing_audio:
+    raise DataError(f"{path}: no audio stream")
+  streams = expected_streams(spec["seed"], spec["seconds"], spec["audio"])
+  return types.SimpleNamespace(streams=streams, num_seconds=spec["seconds"],
+                               duration_s=spec["seconds"] + 0.4, manifest=MANIFEST,
+                               has_audio=spec["audio"])
+
+
+def write_film(directory, name, seed, seconds, audio=True, bad=None):
+  path = pathlib.Path(directory) / f"{name}.mp4"
+  path.write_text(json.dumps({"seed": seed, "seconds": seconds, "audio": audio, "bad": bad}))
+  return str(path)
+
+
+def calls(log) -> list[str]:
+  return pathlib.Path(log).read_text().split() if os.path.exists(log) else []
+
+
+def _extract(films, cache, **kwargs):
+  return film_builder.extract_films(films, cache_dir=cache, extractors={"fake": {}},
+                                    manifest=MANIFEST, **kwargs)
+
+
+def test_interrupted_build_resumes_without_recomputing(tmp_path):
+  films = [(f"f{i}", write_film(tmp_path, f"f{i}", i, 5)) for i in range(6)]
+  cache, log = tmp_path / "cache", str(tmp_path / "calls.txt")
+  crashing = functools.partial(fake_extract, log=log, crash_on="f3.mp4")
+  with pytest.raises(RuntimeError, match="simulated crash") as info:
+    _extract(films, cache, extract_fn=crashing, num_workers=0)
+  assert any("f3" in note for note in info.value.__notes__)  # names the film
+  assert calls(log) == ["f0.mp4", "f1.mp4", "f2.mp4", "f3.mp4"]
+  assert len(list(cache.glob("*.npz"))) == 3
+  assert not [p for p in cache.iterdir() if "tmp" in p.name]  # nothing half-written
+  os.remove(log)
+  outcomes = _extract(films, cache, extract_fn=functools.partial(fake_extract, log=log),
+                      num_workers=0)
+  assert calls(log) == ["f3.mp4", "f4.mp4", "f5.mp4"]  # finished films were not recomputed
+  assert [outcomes[f"f{i}"]["cached"] for i in range(6)] == [True] * 3 + [False] * 3
+  os.remove(log)
+  _extract(films, cache, extract_fn=functools.partial(fake_extract, log=log), num_workers=0)
+  assert calls(log) == []
+  for i in range(6):
+    streams, meta = film_builder.load_cached(outcomes[f"f{i}"]["cache"])
+    assert meta["num_seconds"] == 5
+    for name, want in expected_streams(i, 5).items():
+      np.testing.assert_array_equal(streams[name], want)
+
+
+def test_changed_file_or_manifest_is_recomputed(tmp_path):
+  path = write_film(tmp_path, "a", 1, 4)
+  cache, log = tmp_path / "cache", str(tmp_path / "calls.txt")
+  fn = functools.partial(fake_extract, log=log)
+  _extract([("a", path)], cache, extract_fn=fn, num_workers=0)
+  write_film(tmp_path, "a", 2, 4)  # same name, new content
+  _extract([("a", path)], cache, extract_fn=fn, num_workers=0)
+  other = {**MANIFEST, "fast": True}
+  film_builder.extract_films([("a", path)], cache_dir=cache, extractors={}, manifest=other,
+                             extract_fn=fn, num_workers=0)
+  assert calls(log) == ["a.mp4"] * 3
+
+
+def test_process_pool_matches_serial_and_extracts_each_film_once(tmp_path):
+  films = [(f"f{i}", write_film(tmp_path, f"f{i}", i, 3 + i)) for i in range(5)]
+  log = str(tmp_path / "calls.txt")
+  fn = functools.partial(fake_extract, log=log)
+  parallel = _extract(films, tmp_path / "c1", extract_fn=fn, num_workers=2)
+  assert sorted(calls(log)) == sorted(f"f{i}.mp4" for i in range(5))
+  serial = _extract(films, tmp_path / "c2", extract_fn=fake_extract, num_workers=0)
+  assert list(parallel) == [f"f{i}" for i in range(5)]  # input order, not completion order
+  for fid in parallel:
+    a, _ = film_builder.load_cached(parallel[fid]["cache"])
+    b, _ = film_builder.load_cached(serial[fid]["cache"])
+    assert a.keys() == b.keys()
+    for k in a:
+      np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_bad_films_are_skipped_and_not_retried(tmp_path):
+  films = [("good", write_film(tmp_path, "good", 0, 4)),
+           ("corrupt", write_film(tmp_path, "corrupt", 0, 4, bad="moov atom not found")),
+           ("silent", write_film(tmp_path, "silent", 0, 4, audio=False)),
+           ("gone", str(tmp_path / "gone.mp4"))]
+  (tmp_path / "garbage.mp4").write_bytes(b"\x00\xff" * 10)
+  films.append(("garbage", str(tmp_path / "garbage.mp4")))
+  log = str(tmp_path / "calls.txt")
+  fn = functools.partial(fake_extract, log=log)
+  out = _extract(films, tmp_path / "cache", extract_fn=fn, num_workers=0)
+  assert out["good"]["status"] == "ok"
+  assert out["corrupt"]["status"] == "skipped" and "moov atom" in out["corrupt"]["reason"]
+  assert out["silent"]["status"] == "skipped" and "no audio" in out["silent"]["reason"]
+  assert out["gone"] == {"film_id": "gone", "path": films[3][1], "status": "skipped",
+                         "reason": "file not found", "cached": False}
+  assert "cannot be read" in out["garbage"]["reason"]
+  os.remove(log)
+  _extract(films, tmp_path / "cache", extract_fn=fn, num_workers=0)
+  assert calls(log) == []  # bad films are remembered, not decoded again
+  silence = _extract(films, tmp_path / "cache", extract_fn=fn, num_workers=0,
+                     missing_audio="silence")
+  assert silence["silent"]["status"] == "ok" and not silence["silent"]["has_audio"]
+  with pytest.raises(ConfigError, match="missing_audio"):
+    _extract(films, tmp_path / "cache", extract_fn=fn, missing_audio="zeros")
+
+
+class FakeFilms(film_builder.FilmBuilder):
+  """A film builder over given records (the films and labels come from the test)."""
+
+  def __init__(self, *, records=(), pre_skipped=(), **kwargs):
+    self._records, self._pre_skipped = list(records), list(pre_skipped)
+    super().__init__(extract_fn=fake_extract, manifest_fn=fake_manifest, **kwargs)
+
+  def _film_records(self, dl_manager):
+    return self._records, self._pre_skipped
+
+
+def _labels(seed, n):
+  rng = np.random.default_rng(seed)
+  return {k: rng.uniform(-1, 1, n).astype(np.float32) for k in film_builder.LABELS}
+
+
+def _records(tmp_path):
+  return [
+      film_builder.FilmRecord("a", write_film(tmp_path, "a", 1, 6), "train", _labels(1, 6)),
+      film_builder.FilmRecord("b", write_film(tmp_path, "b", 2, 8), "train", _labels(2, 5)),
+      film_builder.FilmRecord("c", write_film(tmp_path, "c", 3, 4), "test", _labels(3, 7)),
+      film_builder.FilmRecord("d", write_film(tmp_path, "d", 4, 4, bad="truncated at 1.2 s"),
+                              "test", _labels(4, 4)),
+      film_builder.FilmRecord("e", write_film(tmp_path, "e", 5, 5, audio=False), "train",
+                              _labels(5, 5)),
+  ]
+
+
+def test_builder_writes_per_second_films_and_reports(tmp_path, capsys):
+  records = _records(tmp_path)
+  pre = [{"film": "z", "path": "z.mp4", "split": "", "reason": "no labels in labels.csv"}]
+  builder = FakeFilms(records=records, pre_skipped=pre, data_dir=str(tmp_path / "data"),
+                      num_workers=0)
+  builder.download_and_prepare()
+  printed = capsys.readouterr().out
+  assert "3 of 6 films written" in printed and "truncated at 1.2 s" in printed
+  source = builder.as_data_source()
+  assert sorted(source) == ["test", "train"]
+  got = {ex["film_id"].decode(): ex for split in source for ex in source[split]}
+  assert sorted(got) == ["a", "b", "c"]  # d corrupt, e without audio (policy skip)
+  by_id = {r.film_id: r for r in records}
+  for fid, seed, kept in (("a", 1, 6), ("b", 2, 5), ("c", 3, 4)):
+    ex = got[fid]
+    for name, want in expected_streams(seed, kept).items():
+      np.testing.assert_array_equal(ex[name], want)
+    for k in film_builder.LABELS:
+      np.testing.assert_array_equal(ex[k], by_id[fid].labels[k][:kept])
+  report = builder.info.metadata["build_report"]
+  assert report["written"] == {"train": 2, "test": 1}
+  assert {s["film"]: s["reason"] for s in report["skipped"]} == {
+      "z": "no labels in labels.csv", "d": f"{by_id['d'].path}: truncated at 1.2 s",
+      "e": f"{by_id['e'].path}: no audio stream"}
+  cuts = {t["film"]: t["cut_seconds"] for t in report["truncated"]}
+  assert cuts == {"b": {"fake_audio": 3, "fake_video": 3}, "c": {"labels": 3}}
+  assert builder.info.metadata["feature_manifest"] == MANIFEST
+  # The metadata is on disk: a fresh builder reads it back.
+  again = FakeFilms(data_dir=str(tmp_path / "data"))
+  assert again.info.metadata["build_report"] == report
+
+
+def test_builder_is_deterministic_and_reuses_the_cache(tmp_path):
+  records = _records(tmp_path)
+  log = str(tmp_path / "calls.txt")
+
+  class Logged(FakeFilms):
+    def __init__(self, **kwargs):
+      super().__init__(**kwargs)
+      self._extract_fn = functools.partial(fake_extract, log=log)
+
+  shards = []
+  for run in range(2):
+    data = tmp_path / f"data{run}"
+    if run == 1:  # the same corpus in another data dir: copy the finished extractions over
+      (data / "logged").mkdir(parents=True)
+      os.rename(tmp_path / "data0" / "logged" / "extracted", data / "logged" / "extracted")
+    Logged(records=records, data_dir=str(data), num_workers=0,
+           missing_audio="silence").download_and_prepare()
+    files = sorted(data.glob("logged/*/1.0.0/*.array_record*"))
+    shards.append({p.name: p.read_bytes() for p in files})
+  assert len(calls(log)) == 5  # second run: everything from the cache
+  assert shards[0] == shards[1] and shards[0]
+
+
+def test_builder_silence_policy_keeps_films_without_audio(tmp_path):
+  builder = FakeFilms(records=_records(tmp_path), data_dir=str(tmp_path / "data"),
+                      num_workers=0, missing_audio="silence")
+  builder.download_and_prepare()
+  assert builder.builder_config.name.startswith("custom_")
+  report = builder.info.metadata["build_report"]
+  assert [s["film"] for s in report["no_audio"]] == ["e"]
+  ex = {x["film_id"]: x for x in builder.as_data_source()["train"]}[b"e"]
+  np.testing.assert_array_equal(ex["fake_audio"], np.zeros((5, 3), np.float32))
+
+
+def test_builder_refuses_duplicate_ids_and_empty_builds(tmp_path):
+  path = write_film(tmp_path, "a", 1, 3)
+  dup = [film_builder.FilmRecord("a", path, "train", _labels(0, 3))] * 2
+  with pytest.raises(DataError, match="share the id 'a'"):
+    FakeFilms(records=dup, data_dir=str(tmp_path / "d1"), num_workers=0).download_and_prepare()
+  bad = [film_builder.FilmRecord("x", write_film(tmp_path, "x", 0, 3, bad="broken"), "train",
+                                 _labels(0, 3))]
+  with pytest.raises(DataError, match="no film could be used"):
+    FakeFilms(records=bad, data_dir=str(tmp_path / "d2"), num_workers=0).download_and_prepare()
+
+
+def test_per_clip_extractors_are_refused():
+  manifest = {"extractors": {"frame_clips": {"per": "clip", "shape": [16, 8, 8, 3],
+                                             "dtype": "uint8"}}}
+  with pytest.raises(ConfigError, match="per-second numeric streams only"):
+    film_builder.feature_spec(manifest, film_builder.LABELS)
+
+
+def test_format_report_lists_every_problem():
+  report = {"films": 4, "written": {"train": 2}, "no_audio": [],
+            "skipped": [{"film": "x", "path": "x.mp4", "reason": "zero bytes"}],
+            "truncated": [{"film": "y", "kept_seconds": 3, "cut_seconds": {"labels": 2}}]}
+  text = film_builder.format_report("films", report)
+  assert text.splitlines() == ["films: 2 of 4 films written (train: 2)", "skipped 1:",
+                               "  x: zero bytes", "truncated 1:",
+                               "  y: kept 3 s; cut labels -2 s"]
