@@ -14,6 +14,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "Config file (path[:arg]).", lock_config=True)
@@ -33,6 +34,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from emojax import errors  # pylint: disable=g-import-not-at-top
+  if not FLAGS["verbosity"].present:  # Orbax/TFDS chatter; emojax prints its own progress
+    logging.set_verbosity(logging.ERROR)
   try:
     return run(FLAGS.mode)
   except errors.EmojaxError as e:

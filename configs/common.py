@@ -24,6 +24,7 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.data.batch_size = 64
   c.data.eval_batch_size = 64
   c.data.train_stride = 1       # training windows start every `train_stride` clips
+  c.data.standardize = True     # features standardised with the training split's mean/std
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.keep = 2         # latest checkpoints kept per phase (for resuming)

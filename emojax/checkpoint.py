@@ -20,6 +20,9 @@ from flax import nnx
 from emojax import errors
 
 
+_READ_ONLY = ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, create=False)
+
+
 def _abstract(tree: Any) -> Any:
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
@@ -109,15 +112,38 @@ class PhaseCheckpoints:
     self._best.close()
 
 
-def save_model(directory: str | os.PathLike, model: nnx.Module, meta: dict) -> None:
-  """Saves a standalone model checkpoint (the final model of a run) with its metadata."""
+def save_model(directory: str | os.PathLike, model: nnx.Module, meta: dict,
+               feature_stats: dict[str, dict[str, np.ndarray]] | None = None) -> None:
+  """Saves a standalone model checkpoint (the final model of a run): the model's variables, its
+  metadata (method, feature dims, feature manifest) and the input standardisation statistics."""
   directory = pathlib.Path(directory).absolute()
+  items = dict(model=ocp.args.StandardSave(model_pure_state(model)), meta=ocp.args.JsonSave(meta))
+  if feature_stats:
+    items["feature_stats"] = ocp.args.StandardSave(dict(feature_stats))
   with ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
-      max_to_keep=1, create=True)) as mngr:
+      max_to_keep=1, create=True, enable_async_checkpointing=False)) as mngr:
     step = (mngr.latest_step() or 0) + 1
-    mngr.save(step, args=ocp.args.Composite(
-        model=ocp.args.StandardSave(model_pure_state(model)), meta=ocp.args.JsonSave(meta)))
+    mngr.save(step, args=ocp.args.Composite(**items))
     mngr.wait_until_finished()
+
+
+def read_model_meta(directory: str | os.PathLike) -> tuple[dict, dict]:
+  """The metadata and feature statistics of a `save_model` checkpoint, without building a model."""
+  directory = pathlib.Path(directory).absolute()
+  if not directory.exists():
+    raise errors.ConfigError(f"checkpoint directory {directory} does not exist; train first or "
+                             "point --checkpoint at the 'final_model' folder of a training workdir")
+  with ocp.CheckpointManager(directory, options=_READ_ONLY) as mngr:
+    step = mngr.latest_step()
+    if step is None:
+      raise errors.ConfigError(f"no checkpoint found in {directory}")
+    has_stats = (directory / str(step) / "feature_stats").exists()
+    args = dict(meta=ocp.args.JsonRestore())
+    if has_stats:
+      args["feature_stats"] = ocp.args.StandardRestore()
+    restored = mngr.restore(step, args=ocp.args.Composite(**args))
+  stats = restored["feature_stats"] if has_stats else None
+  return restored["meta"], jax.tree.map(np.asarray, stats or {})
 
 
 def restore_model(directory: str | os.PathLike, model: nnx.Module) -> dict:
@@ -125,8 +151,7 @@ def restore_model(directory: str | os.PathLike, model: nnx.Module) -> dict:
   directory = pathlib.Path(directory).absolute()
   if not directory.exists():
     raise errors.ConfigError(f"checkpoint directory {directory} does not exist")
-  with ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
-      read_only=True)) as mngr:
+  with ocp.CheckpointManager(directory, options=_READ_ONLY) as mngr:
     step = mngr.latest_step()
     if step is None:
       raise errors.ConfigError(

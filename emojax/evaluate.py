@@ -16,7 +16,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import checkpoint, fileio, errors, input_pipeline, metrics, reporting
+from emojax import checkpoint, errors, fileio, input_pipeline, metrics, reporting
+from emojax.features import manifest
 
 SPLITS = ("validation", "test")
 
@@ -91,19 +92,39 @@ def load_run_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(fileio.read_json(path))
 
 
+def load_trained_model(config: ml_collections.ConfigDict, checkpoint_dir: pathlib.Path):
+  """(method, model, meta, feature stats) of a `final_model` checkpoint trained with `config`."""
+  from emojax import train  # pylint: disable=g-import-not-at-top
+  method = train.get_method(config)
+  meta, stats = checkpoint.read_model_meta(checkpoint_dir)
+  model = method.create(config, meta["feature_dims"], nnx.Rngs(config.seed))
+  checkpoint.restore_model(checkpoint_dir, model)
+  return method, model, meta, stats
+
+
+def check_manifest(meta: dict, offered: dict | None, what: str) -> None:
+  """Refuses features made by other extractors (or params) than the model was trained on."""
+  expected = meta.get("feature_manifest")
+  if expected and offered:
+    manifest.compare_manifests(expected, offered, what=what)
+  elif expected and not offered:
+    raise errors.ManifestMismatchError(
+        f"the model was trained on features extracted by emojax (manifest with extractors "
+        f"{sorted(expected.get('extractors', {}))}) but {what} records no feature manifest")
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
              checkpoint_path: str | None = None) -> dict[str, float]:
   """Evaluate mode: the final model of `workdir` (or the checkpoint at `checkpoint_path`)."""
-  from emojax import train  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(workdir)
-  method = train.get_method(config)
+  ckpt = pathlib.Path(checkpoint_path) if checkpoint_path else workdir / "final_model"
+  method, model, meta, stats = load_trained_model(config, ckpt)
   mods, targets = method.modalities(config), tuple(config.targets)
   stores = {k: input_pipeline.load_split(config, getattr(config.dataset.splits, k), mods, targets)
             for k in SPLITS if getattr(config.dataset.splits, k)}
-  dims = next(iter(stores.values())).feature_dims()
-  model = method.create(config, dims, nnx.Rngs(config.seed))
-  ckpt = pathlib.Path(checkpoint_path) if checkpoint_path else workdir / "final_model"
-  checkpoint.restore_model(ckpt, model)
+  for split, store in stores.items():
+    check_manifest(meta, store.feature_manifest, f"the {store.name} split")
+    if stats:
+      store.standardize(stats)
   records = fileio.read_json(workdir / "phases.json", [])
-  mesh = input_pipeline.make_mesh()
-  return evaluate_model(model, method, config, stores, workdir, mesh, records)
+  return evaluate_model(model, method, config, stores, workdir, input_pipeline.make_mesh(), records)

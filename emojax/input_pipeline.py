@@ -33,7 +33,34 @@ class FilmStore:
 
   @property
   def lengths(self) -> np.ndarray:
-    return np.array([len(x) for x in next(iter(self.labels.values()))], np.int64)
+    return np.array([len(x) for x in next(iter(self.streams.values()))], np.int64)
+
+  @property
+  def feature_manifest(self) -> dict | None:
+    """The manifest of the extractors that produced the streams, when the dataset records one."""
+    return self.metadata.get("feature_manifest") or self.metadata.get("manifest") or None
+
+  def feature_stats(self) -> dict[str, dict[str, np.ndarray]]:
+    """Per-stream mean and std over every second of every film (float64 accumulation)."""
+    stats = {}
+    for m, films in self.streams.items():
+      n = sum(len(x) for x in films)
+      mean = sum(x.sum(0, dtype=np.float64) for x in films) / n
+      var = sum(((x - mean) ** 2).sum(0) for x in films) / n
+      stats[m] = {"mean": mean.astype(np.float32), "std": np.sqrt(var).astype(np.float32)}
+    return stats
+
+  def standardize(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
+    """(x - mean) / std per feature with the training split's statistics, in place."""
+    for m, films in self.streams.items():
+      if m not in stats:
+        raise errors.DataError(f"no feature statistics for stream {m!r} in the run")
+      mean, std = np.asarray(stats[m]["mean"]), np.maximum(np.asarray(stats[m]["std"]), 1e-6)
+      if mean.shape[-1] != films[0].shape[-1]:
+        raise errors.DataError(
+            f"stream {m!r} of {self.name} has {films[0].shape[-1]} features per second but the "
+            f"model was trained on {mean.shape[-1]}; use the features it was trained on")
+      self.streams[m] = [((x - mean) / std).astype(np.float32) for x in films]
 
   def feature_dims(self) -> dict[str, int]:
     return {m: int(v[0].shape[-1]) for m, v in self.streams.items()}
@@ -57,7 +84,7 @@ class FilmStore:
               f"{where} has no stream {key!r} (it has {sorted(ex)}); fix config.<task>.modalities "
               "or config.targets to name streams the dataset has")
       t_lens = {key: len(ex[key]) for key in (*modalities, *targets)}
-      if len(set(t_lens.values())) != 1:
+      if len(set(t_lens.values())) > 1:
         raise errors.DataError(
             f"{where}: per-second label and feature lengths differ {t_lens}; the dataset builder "
             "must truncate all streams of a film to the shortest (rebuild the dataset)")

@@ -151,6 +151,11 @@ class Trainer:
         k: input_pipeline.load_split(config, getattr(splits, k), self.modalities, self.targets)
         for k in ("train", "validation", "test") if getattr(splits, k)}
     self.feature_dims = self.stores["train"].feature_dims()
+    self.feature_manifest = self.stores["train"].feature_manifest
+    self.feature_stats = self.stores["train"].feature_stats() if config.data.standardize else {}
+    for store in self.stores.values():
+      if self.feature_stats:
+        store.standardize(self.feature_stats)
     self.model = self.method.create(config, self.feature_dims, nnx.Rngs(config.seed))
     self.records_path = self.workdir / "phases.json"
     self.records: list[dict] = fileio.read_json(self.records_path, [])
@@ -185,12 +190,17 @@ class Trainer:
       record = self.run_phase(phase)
       self.records.append(record)
       fileio.write_json(self.records_path, self.records)
-    checkpoint.save_model(self.workdir / "final_model", self.model, {
-        "method": self.config.method, "feature_dims": self.feature_dims,
-        "phases": [r["name"] for r in self.records]})
+    checkpoint.save_model(self.workdir / "final_model", self.model, self.model_meta(),
+                          self.feature_stats)
     if self._writer is not None:
       self._writer.close()
     return self.records
+
+  def model_meta(self) -> dict:
+    return {"method": self.config.method, "feature_dims": self.feature_dims,
+            "modalities": list(self.modalities), "targets": list(self.targets),
+            "feature_manifest": self.feature_manifest,
+            "phases": [r["name"] for r in self.records]}
 
   def _phase_checkpoints(self, name: str) -> checkpoint.PhaseCheckpoints:
     c = self.config.checkpoint

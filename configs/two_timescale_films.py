@@ -1,0 +1,51 @@
+r"""Seed 000 on features emojax extracts from films (synthetic_films, or your own `films` dataset).
+
+The default extractors stand in for the paper's pretrained backbones: `vggish_logmel` (VGGish's
+input, 96x64 per second) for audio, `visual_stats` for the scene, and `audio_functionals` as a third
+modality. A run trained with this config records the feature manifest, so it can predict new films:
+
+  python main.py --config=configs/two_timescale_films.py --workdir=runs/films
+  python main.py --mode=predict --workdir=runs/films --video=../shared/fixtures/media/bigbuckbunny.mp4
+
+Arguments: `valence` / `arousal` (one target), `runlocal` (few short films, tiny model),
+`films` (your own films: set --config.dataset.manual_dir to the folder with videos + labels.csv).
+"""
+
+import ml_collections
+
+from configs import common
+from configs import two_timescale
+
+MODALITIES = ("vggish_logmel", "visual_stats", "audio_functionals")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  words = common.parse_arg(arg, {"valence", "arousal", "runlocal", "films"})
+  c = two_timescale.get_config(",".join(sorted(words & {"valence", "arousal", "runlocal"})))
+  with c.unlocked():
+    c.dataset.name = "films" if "films" in words else "synthetic_films"
+    c.dataset.config = ""
+    c.dataset.builder_kwargs = ml_collections.ConfigDict(
+        {} if "films" in words else dict(num_films=24, duration_s=60, num_validation=4,
+                                         num_test=4))
+    c.valence.modalities = MODALITIES
+    c.arousal.modalities = MODALITIES
+    c.train.steps_per_phase = 60
+    c.train.inter_steps = 60
+    c.train.eval_every_steps = 20
+    c.checkpoint.every_steps = 20
+    c.log.every_steps = 10
+    c.data.batch_size = 16
+    c.data.eval_batch_size = 16
+    c.valence.num_clips = 3
+    if "runlocal" in words:
+      if "films" not in words:
+        c.dataset.builder_kwargs = ml_collections.ConfigDict(
+            dict(num_films=6, duration_s=30, num_validation=1, num_test=1))
+      c.train.steps_per_phase = 10
+      c.train.inter_steps = 10
+      c.train.eval_every_steps = 5
+      c.checkpoint.every_steps = 5
+      c.data.batch_size = 4
+      c.data.eval_batch_size = 4
+  return c
