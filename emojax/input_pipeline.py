@@ -110,7 +110,7 @@ def load_split(config: ml_collections.ConfigDict, split: str, modalities: Sequen
   if d.import_module:
     importlib.import_module(d.import_module)
   builder = datasets.get_builder(d.name, d.config or None, d.data_dir or None,
-                                 **dict(d.builder_kwargs))
+                                 **d.builder_kwargs.to_dict())
   datasets.prepare(builder, d.manual_dir or None)
   sources = builder.as_data_source()
   if split not in sources:

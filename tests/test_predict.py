@@ -1,0 +1,81 @@
+"""Predict mode end to end: synthetic films -> trained run -> the real fixture film's curve."""
+
+import csv
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+
+from conftest import MEDIA_FIXTURE, REPO
+from emojax import errors, evaluate, predict, train
+from emojax.features import manifest
+
+
+def _config(data_dir, extractors=("visual_stats",)):
+  from configs import two_timescale_films  # pylint: disable=import-outside-toplevel
+  c = two_timescale_films.get_config("arousal,runlocal")
+  with c.unlocked():
+    c.dataset.data_dir = str(data_dir)
+    c.dataset.builder_kwargs = ml_collections.ConfigDict(dict(
+        num_films=5, duration_s=12, fps=8, width=96, height=72, sample_rate=16000,
+        num_validation=1, num_test=1, extractors=extractors, num_workers=0))
+    c.arousal.modalities = ("visual_stats",)
+    c.data.clip_seconds = 4
+    c.train.steps_per_phase = 4
+    c.train.eval_every_steps = 2
+    c.checkpoint.every_steps = 2
+  return c
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  root = tmp_path_factory.mktemp("predict")
+  config = _config(root / "data")
+  train.train_and_evaluate(config, root / "run")
+  return config, root
+
+
+def test_predict_writes_csv_and_png_for_the_real_film(trained, tmp_path):
+  config, root = trained
+  out = predict.predict(config, root / "run", str(MEDIA_FIXTURE), str(tmp_path / "out"))
+  rows = list(csv.reader((tmp_path / "out" / "bigbuckbunny.csv").open()))
+  assert rows[0] == ["second", "arousal"]
+  assert [int(r[0]) for r in rows[1:]] == [0, 1, 2, 3, 4]  # floor(5.3 s) seconds
+  assert all(-1.0 <= float(r[1]) <= 1.0 for r in rows[1:])
+  assert (tmp_path / "out" / "bigbuckbunny.png").stat().st_size > 1000
+  assert set(out) == {"bigbuckbunny"}
+
+
+def test_predict_from_the_command_line_skips_unreadable_videos(trained, tmp_path):
+  _, root = trained
+  videos = tmp_path / "videos"
+  videos.mkdir()
+  (videos / "broken.mp4").write_bytes(b"not a video at all")
+  (videos / "film.mp4").write_bytes(MEDIA_FIXTURE.read_bytes())
+  r = subprocess.run([sys.executable, "main.py", "--mode=predict", f"--workdir={root / 'run'}",
+                      f"--video={videos}", f"--output={tmp_path / 'out'}"], cwd=REPO,
+                     capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert "broken.mp4" in r.stdout and "1 of 2 videos could not be read" in r.stdout
+  assert (tmp_path / "out" / "film.csv").exists() and not (tmp_path / "out" / "broken.csv").exists()
+
+
+def test_evaluate_refuses_features_extracted_differently(trained):
+  config, root = trained
+  other = config.copy_and_resolve_references()
+  with other.unlocked():
+    kwargs = other.dataset.builder_kwargs.to_dict()
+    kwargs["extractors"] = {"visual_stats": {"fps": 2}}
+    other.dataset.builder_kwargs = ml_collections.ConfigDict(kwargs)
+  with pytest.raises(errors.ManifestMismatchError, match="visual_stats"):
+    evaluate.evaluate(other, root / "run")
+
+
+def test_manifest_differences_are_named():
+  a = manifest.for_spec({"visual_stats": {}})
+  b = manifest.for_spec({"visual_stats": {"fps": 2}})
+  with pytest.raises(errors.ManifestMismatchError, match="fps"):
+    evaluate.check_manifest({"feature_manifest": a}, b, "the test split")
+  with pytest.raises(errors.ManifestMismatchError, match="records no feature manifest"):
+    evaluate.check_manifest({"feature_manifest": a}, None, "the test split")
