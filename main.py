@@ -5,6 +5,8 @@ r"""emojax: train, evaluate, sweep, predict and inspect data from a config.
   python main.py --mode=sweep --config=configs/two_timescale.py --workdir=runs/sweep
   python main.py --mode=predict --workdir=runs/tts --video=film.mp4 [--output=DIR]
   python main.py --mode=doctor --dataset=mediaeval2018 --manual_dir=~/downloads/me18
+  python main.py --mode=build --dataset=mediaeval2018 --dataset_config=official_features \
+      --manual_dir=~/downloads/me18
 
 Any config field can be overridden: --config.train.learning_rate=3e-4. Unknown keys fail.
 """
@@ -19,14 +21,17 @@ from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "Config file (path[:arg]).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Where checkpoints, logs and evaluation outputs go.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "sweep", "predict", "doctor"], "What to do.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "sweep", "predict", "doctor", "build"],
+                  "What to do.")
 flags.DEFINE_string("checkpoint", None, "evaluate/predict: a model checkpoint folder (default: "
                     "<workdir>/final_model).")
 flags.DEFINE_string("video", None, "predict: a video file or a folder of videos.")
 flags.DEFINE_string("output", None, "predict: output folder (default: <workdir>/predict).")
-flags.DEFINE_string("dataset", None, "doctor: dataset name (a module of emojax/datasets).")
-flags.DEFINE_string("manual_dir", None, "doctor: the folder holding the manual download.")
-flags.DEFINE_string("dataset_config", None, "doctor: the dataset's builder config, if any.")
+flags.DEFINE_string("dataset", None, "doctor/build: dataset name (a module of emojax/datasets).")
+flags.DEFINE_string("manual_dir", None, "doctor/build: the folder holding the manual download.")
+flags.DEFINE_string("dataset_config", None, "doctor/build: the dataset's builder config, if any.")
+flags.DEFINE_string("data_dir", None, "build: where to write the dataset (default: "
+                    "$EMOJAX_DATA_DIR or ~/emojax_data).")
 FLAGS = flags.FLAGS
 
 
@@ -50,6 +55,15 @@ def run(mode: str):
     problems = doctor.run_doctor(FLAGS.dataset, FLAGS.manual_dir, FLAGS.dataset_config)
     print(doctor.format_report(problems))
     return 1 if any(p.severity == "error" for p in problems) else 0
+  if mode == "build":
+    from emojax import datasets  # pylint: disable=g-import-not-at-top
+    if not FLAGS.dataset:
+      raise app.UsageError("--dataset is required in build mode")
+    builder = datasets.get_builder(FLAGS.dataset, FLAGS.dataset_config, FLAGS.data_dir)
+    datasets.prepare(builder, FLAGS.manual_dir)
+    print(f"built {builder.info.full_name} in {builder.data_dir}: " + ", ".join(
+        f"{name} {split.num_examples}" for name, split in builder.info.splits.items()))
+    return 0
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required")
   workdir = pathlib.Path(FLAGS.workdir)
