@@ -52,24 +52,24 @@ class GeneratorParams:
   seg_mean_s: float = 45.0
   transition_tau_s: float = 2.0  # First-order smoothing of the segment steps.
   jump_prob: float = 0.08  # Chance that a segment starts with a jump (shared by both dims).
-  film_std: tuple[float, float] = (0.35, 0.4)  # (valence, arousal), in z units.
-  seg_std: tuple[float, float] = (0.55, 0.25)
+  film_std: tuple[float, float] = (0.3, 0.35)  # (valence, arousal), in z units.
+  seg_std: tuple[float, float] = (0.45, 0.2)
   seg_rho: tuple[float, float] = (0.5, 0.7)  # AR(1) of the level from one segment to the next.
   jump_std: tuple[float, float] = (1.0, 0.8)  # Arousal jumps are upward (|N|), valence either way.
-  drift_std: tuple[float, float] = (0.25, 0.35)
+  drift_std: tuple[float, float] = (0.2, 0.3)
   drift_tau_s: tuple[float, float] = (120.0, 300.0)
   # Labels: first-order annotator inertia, then AR(1) noise, clipped to [-1, 1].
   inertia_tau_s: tuple[float, float] = (4.0, 6.0)
-  label_noise_std: tuple[float, float] = (0.12, 0.12)
+  label_noise_std: tuple[float, float] = (0.2, 0.2)
   label_noise_tau_s: float = 3.0
   # Features: x = tanh(u W1 + b1) W2 + obs_noise * N(0, 1); u = [signal, distractors, nuisance].
   carriers: tuple[tuple[str, str, Carrier], ...] = (
-      ("audio", "valence", Carrier(-5, 5, 1.3)),
-      ("audio", "arousal", Carrier(-3, 3, 1.1)),
-      ("scene", "valence", Carrier(-20, 20, 1.8)),
-      ("scene", "arousal", Carrier(-20, 20, 1.8)),
-      ("expression", "valence", Carrier(0, 2, 1.6)),
-      ("action", "arousal", Carrier(0, 3, 1.5)),
+      ("audio", "valence", Carrier(-5, 5, 2.0)),
+      ("audio", "arousal", Carrier(-3, 3, 1.7)),
+      ("scene", "valence", Carrier(-20, 20, 2.7)),
+      ("scene", "arousal", Carrier(-20, 20, 2.7)),
+      ("expression", "valence", Carrier(0, 2, 2.4)),
+      ("action", "arousal", Carrier(0, 3, 2.2)),
   )
   signal_gain: float = 1.5  # Multiplies the signal inputs of u.
   num_shared_distractors: int = 2  # Slow OU factors shared by all modalities.
@@ -332,7 +332,7 @@ class SyntheticBenchmark(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     features = {"film_id": tfds.features.Text()}
     for m, d in cfg.dims.items():
-      features[m] = tfds.features.Tensor(shape=(None, d), dtype=np.float32)
+      features[m] = tfds.features.Tensor(shape=(None, d), dtype=np.float32, encoding="bytes")
     for t in TARGETS:
       features[t] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
     return self.dataset_info_from_configs(
