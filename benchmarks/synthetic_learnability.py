@@ -12,7 +12,7 @@ over all seconds against the noisy labels:
                    (valence: a few neighbouring clips, as the inter-clip biLSTM sees)
   ridge/clip+ema   ridge/clip followed by the arousal EMA over clips (beta = 0.97)
   per modality     ridge/clip on one modality alone (the stage-1 ranking)
-The ridge penalty of each row is chosen on the validation films. Generates the films on the fly
+The ridge penalty of each row is chosen by MSE on the validation films. Generates the films on the fly
 (no TFDS), streaming so memory stays at a few hundred MB for the default config.
 """
 
@@ -139,7 +139,7 @@ def main(name: str = "default"):
   gen_s = time.time() - t0
 
   def pick(preds_by_film, target, split_val="validation", split_test="test", post=None):
-    """Chooses the penalty on validation PCC; returns test (pcc, mse)."""
+    """Chooses the penalty on validation MSE; returns test (pcc, mse)."""
     def score(split, j):
       p = [preds_by_film[i][j] for i in splits[split]]
       if post:
@@ -147,7 +147,7 @@ def main(name: str = "default"):
       p = [np.repeat(x, CLIP)[:len(films[i][target])] if len(x) < len(films[i][target]) else x
            for x, i in zip(p, splits[split])]
       return pcc_mse(p, [films[i][target] for i in splits[split]])
-    best = max(range(len(LAMBDAS)), key=lambda j: score(split_val, j)[0])
+    best = min(range(len(LAMBDAS)), key=lambda j: score(split_val, j)[1])
     return score(split_test, best)
 
   def clip_ridge(target, modalities, k):

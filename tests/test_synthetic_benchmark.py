@@ -146,6 +146,10 @@ def test_custom_config_and_name_collision(small, tmp_path):
   with pytest.raises(errors.ConfigError, match="min_seconds"):
     sb.SyntheticBenchmark(config=dataclasses.replace(tiny, name="bad", min_seconds=50),
                           data_dir=tmp_path)
+  bad_carrier = sb.GeneratorParams(carriers=(("audio", "dominance", sb.Carrier(0, 1, 1.0)),))
+  with pytest.raises(errors.ConfigError, match="dominance"):
+    sb.SyntheticBenchmark(config=dataclasses.replace(tiny, name="bad2", params=bad_carrier),
+                          data_dir=tmp_path)
 
 
 def _ridge_fit(x_NxD, y_N, lam):

@@ -113,10 +113,9 @@ class SyntheticBenchmarkConfig(tfds.core.BuilderConfig):
 
   def fingerprint(self) -> dict[str, Any]:
     """Everything that determines the bytes, in JSON form (stored in the metadata)."""
-    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-         if f.name not in ("name", "version", "release_notes", "supported_versions",
-                           "description", "tags")}
-    return json.loads(json.dumps(dataclasses.asdict(self.params) | d, default=_jsonable))
+    base = {f.name for f in dataclasses.fields(tfds.core.BuilderConfig)}
+    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in base}
+    return json.loads(json.dumps(d, default=_jsonable))
 
   def validate(self) -> None:
     problems = []
@@ -130,6 +129,19 @@ class SyntheticBenchmarkConfig(tfds.core.BuilderConfig):
                       f"({self.max_seconds})")
     if self.map_hidden < 1:
       problems.append(f"map_hidden={self.map_hidden} must be >= 1")
+    p = self.params
+    for m, t, c in p.carriers:
+      if m not in MODALITIES or t not in TARGETS or c.lag_lo > c.lag_hi or c.jitter < 0:
+        problems.append(f"params.carriers entry ({m!r}, {t!r}, {c}) needs a modality in "
+                        f"{MODALITIES}, a target in {TARGETS}, lag_lo <= lag_hi, jitter >= 0")
+    if not 0 < p.seg_min_s < p.seg_mean_s:
+      problems.append(f"need 0 < params.seg_min_s ({p.seg_min_s}) < seg_mean_s ({p.seg_mean_s})")
+    taus = (p.transition_tau_s, p.label_noise_tau_s, *p.drift_tau_s, *p.inertia_tau_s,
+            *p.distractor_tau_s)
+    if min(taus) <= 0:
+      problems.append(f"params time constants must be > 0, got {taus}")
+    if p.num_shared_distractors + p.num_private_distractors + p.num_nuisance < 1:
+      problems.append("params need at least one distractor or nuisance input")
     if problems:
       raise errors.ConfigError(f"synthetic_benchmark config {self.name!r}: " + "; ".join(problems))
 
@@ -337,8 +349,7 @@ class SyntheticBenchmark(tfds.core.GeneratorBasedBuilder):
       features[t] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict(features),
-        metadata=tfds.core.MetadataDict(),
-        homepage="https://github.com/emojax/emojax/blob/main/docs/synthetic_benchmark.md")
+        metadata=tfds.core.MetadataDict())
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Everything is generated.
