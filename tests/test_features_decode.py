@@ -1,7 +1,6 @@
 """Decoding: 16 kHz mono down-mix (5.1 included), timestamp-based frame sampling, bad files."""
 
 import fractions
-import shutil
 
 import av
 import numpy as np

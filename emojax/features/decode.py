@@ -278,10 +278,6 @@ class Frame:
         self._cache[key] = g[::step, ::step].copy()
     return self._cache[key]
 
-  def release(self) -> None:
-    """Drops the decoded picture (conversions already made stay usable)."""
-    self.av_frame = None
-
 
 def iter_video_frames(path: str | os.PathLike, *, fast: bool = False,
                       origin_s: float | None = None, until_s: float | None = None,
