@@ -195,3 +195,13 @@ def test_seconds_follow_the_video_not_a_longer_soundtrack(tmp_path):
   assert info.duration_s == pytest.approx(2.2, abs=0.05) and info.num_seconds == 2
   ff = extract_film(p, ["vggish_logmel", "visual_stats"])
   assert ff.streams["vggish_logmel"].shape[0] == ff.streams["visual_stats"].shape[0] == 2
+
+
+def test_corrupt_stream_inside_a_readable_file(tmp_path):
+  data = bytearray(MEDIA_FIXTURE.read_bytes())
+  rng = np.random.default_rng(0)
+  for i in rng.integers(1000, data.find(b"moov") - 1000, len(data) // 100):  # inside mdat
+    data[i] = int(rng.integers(0, 256))
+  p = tmp_path / "corrupt.mp4"
+  p.write_bytes(bytes(data))
+  _expect_data_error(p, "corrupt")
