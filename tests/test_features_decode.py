@@ -205,3 +205,18 @@ def test_corrupt_stream_inside_a_readable_file(tmp_path):
   p = tmp_path / "corrupt.mp4"
   p.write_bytes(bytes(data))
   _expect_data_error(p, "corrupt")
+
+
+def test_audio_before_the_picture_starts_is_dropped(tmp_path):
+  """Pictures from 0.5 s, sound from 0 s: the origin is the first picture; 0.5 s of sound goes."""
+  sr = 16000
+  x = np.zeros(4 * sr)
+  x[sr // 2:] = 0.5  # silence until the picture starts, then a constant level
+  p = tmp_path / "early_audio.mkv"
+  media_synth.write_video(p, media_synth.solid_frames(np.arange(75)), 0.5 + np.arange(75) / 25,
+                          audio=x[None], audio_rate=sr)
+  info = decode.probe(p)
+  assert info.origin_s == pytest.approx(0.5) and info.num_seconds == 3
+  y = decode.decode_audio(p)
+  assert y.shape == (3 * sr,)
+  assert np.all(np.abs(y[5:] - 0.5) < 1e-3), np.flatnonzero(np.abs(y - 0.5) > 1e-3)[:5]
