@@ -17,7 +17,6 @@ second of wall time. Finally the effect of fast mode on the features of the firs
 from __future__ import annotations
 
 import argparse
-import fractions
 import json
 import os
 import pathlib
@@ -29,6 +28,7 @@ import time
 import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 FIXTURE = pathlib.Path(os.environ.get("EMOJAX_SHARED", REPO.parent / "shared")) / "fixtures" / \
     "media" / "bigbuckbunny.mp4"
 
@@ -108,27 +108,27 @@ def run(mode: str, path: pathlib.Path, out_npz: pathlib.Path | None = None) -> d
 
 
 def fast_effect(exact: dict, fast: dict) -> list[str]:
-  """Per stream (and per visual_stats column): error of fast mode relative to the spread."""
+  """Per stream (and per visual_stats column): fast mode's error, absolute and relative."""
   from emojax.features import visual_stats  # pylint: disable=g-import-not-at-top
+
+  def row(label, x, y, corr=True):
+    d = np.abs(x - y)
+    sd, scale = x.std(), np.abs(x).mean()
+    r = (f"{np.corrcoef(x.ravel(), y.ravel())[0, 1]:.4f}"
+         if corr and sd > 0 and y.std() > 0 else "-")
+    return (f"| {label} | {d.max():.3g} | {d.mean() / scale if scale > 0 else 0:.3g} | "
+            f"{d.mean() / sd if sd > 0 else 0:.3g} | {r} |")
+
   rows = []
   for name in sorted(exact):
     a, b = exact[name].astype(np.float64), fast[name].astype(np.float64)
-    cols = a.reshape(len(a), -1), b.reshape(len(b), -1)
     if name == "visual_stats":
-      labels = list(visual_stats.SCALARS) + ["hue_hist"] * (a.shape[1] - len(visual_stats.SCALARS))
-      for j, lab in enumerate(labels[:len(visual_stats.SCALARS)]):
-        x, y = cols[0][:, j], cols[1][:, j]
-        sd = x.std()
-        rel = np.abs(x - y).mean() / sd if sd > 0 else 0.0
-        r = np.corrcoef(x, y)[0, 1] if sd > 0 and y.std() > 0 else float("nan")
-        rows.append(f"| visual_stats.{lab} | {np.abs(x - y).max():.3g} | {rel:.3g} | {r:.4f} |")
-      x, y = cols[0][:, len(visual_stats.SCALARS):], cols[1][:, len(visual_stats.SCALARS):]
-      rows.append(f"| visual_stats.hue_hist | {np.abs(x - y).max():.3g} | "
-                  f"{np.abs(x - y).mean() / max(x.std(), 1e-12):.3g} | - |")
+      n = len(visual_stats.SCALARS)
+      rows += [row(f"visual_stats.{lab}", a[:, j], b[:, j])
+               for j, lab in enumerate(visual_stats.SCALARS)]
+      rows.append(row("visual_stats.hue_hist", a[:, n:], b[:, n:], corr=False))
     else:
-      x, y = cols
-      rows.append(f"| {name} | {np.abs(x - y).max():.3g} | "
-                  f"{np.abs(x - y).mean() / max(x.std(), 1e-12):.3g} | - |")
+      rows.append(row(name, a, b, corr=False))
   return rows
 
 
@@ -142,55 +142,69 @@ def main() -> None:
   ap.add_argument("--minutes", type=float, nargs="+", default=[10, 60])
   ap.add_argument("--repeats", type=int, default=2)
   ap.add_argument("--cache", default=os.path.expanduser("~/.cache/emojax/bench"))
+  ap.add_argument("--report", action="store_true",
+                  help="only re-render the tables from the cache's extraction_results.json")
   args = ap.parse_args()
   cache = pathlib.Path(args.cache)
-  films = [build_looped(FIXTURE, cache / f"bbb_loop_{m:g}min.mp4", m) for m in args.minutes]
-  first = films[0]
-  results: dict[str, list[dict]] = {}
-  print(f"throughput on {first.name} (interleaved, {args.repeats} repeats):")
-  for rep in range(args.repeats):
-    for mode in ("decode", "extract", "decode_fast", "extract_fast"):
-      npz = cache / f"{mode}.npz" if mode.startswith("extract") and rep == 0 else None
-      results.setdefault(mode, []).append(run(mode, first, npz))
-  mem = [results["extract"][0]]
-  for film in films[1:]:
-    print(f"peak memory on {film.name}:")
-    mem.append(run("extract", film))
-
-  best = {m: max(r["speed"] for r in rs) for m, rs in results.items()}
-  lines = [
-      f"Film: fixture looped to {args.minutes[0]:g} min ({results['decode'][0]['film_s']} s), "
-      f"720p H.264 + AAC 5.1; {os.cpu_count()} cores; best of {args.repeats} interleaved runs.",
-      "",
-      "| run | film s / wall s | vs decode-only |",
-      "|---|---|---|",
-      f"| decode only | {best['decode']:.1f} | 1.00 |",
-      f"| extract default set | {best['extract']:.1f} | {best['extract'] / best['decode']:.2f} |",
-      f"| decode only, fast | {best['decode_fast']:.1f} | "
-      f"{best['decode_fast'] / best['decode']:.2f} |",
-      f"| extract default set, fast | {best['extract_fast']:.1f} | "
-      f"{best['extract_fast'] / best['decode']:.2f} "
-      f"({best['extract_fast'] / best['decode_fast']:.2f} of fast decode) |",
-      "",
-      "| film | peak RSS (MiB) | output arrays (MiB) | RSS - output (MiB) |",
-      "|---|---|---|---|",
-  ]
-  for m, r in zip(args.minutes, mem):
-    lines.append(f"| {m:g} min | {r['peak_rss_mb']:.0f} | {r['output_mb']:.0f} | "
-                 f"{r['peak_rss_mb'] - r['output_mb']:.0f} |")
-  exact = dict(np.load(cache / "extract.npz"))
-  fast = dict(np.load(cache / "extract_fast.npz"))
-  lines += ["", "Fast mode vs exact, per feature over all seconds: max |diff|, mean |diff| / std "
-            "over seconds, Pearson r:", "",
-            "| feature | max abs diff | mean abs diff / std | r |", "|---|---|---|---|"]
-  lines += fast_effect(exact, fast)
-  text = "\n".join(lines)
+  raw = cache / "extraction_results.json"
+  if not args.report:
+    films = [build_looped(FIXTURE, cache / f"bbb_loop_{m:g}min.mp4", m) for m in args.minutes]
+    first = films[0]
+    results: dict[str, list[dict]] = {}
+    print(f"throughput on {first.name} (interleaved, {args.repeats} repeats):")
+    for rep in range(args.repeats):
+      for mode in ("decode", "extract", "decode_fast", "extract_fast"):
+        npz = cache / f"{mode}.npz" if mode.startswith("extract") and rep == 0 else None
+        results.setdefault(mode, []).append(run(mode, first, npz))
+    mem = [results["extract"][0]]
+    for film in films[1:]:
+      print(f"peak memory on {film.name}:")
+      mem.append(run("extract", film))
+    raw.write_text(json.dumps({"throughput": results, "memory": mem, "minutes": args.minutes,
+                               "cores": os.cpu_count()}, indent=1))
+  text = report(json.loads(raw.read_text()), cache)
   print()
   print(text)
-  (cache / "extraction_results.json").write_text(json.dumps(
-      {"throughput": results, "memory": mem, "minutes": args.minutes}, indent=1))
   (cache / "extraction_table.md").write_text(text + "\n")
 
+
+def report(raw: dict, cache: pathlib.Path) -> str:
+  """Markdown tables from the raw results (best run of each mode)."""
+  results, mem, minutes = raw["throughput"], raw["memory"], raw["minutes"]
+  best = {m: max(rs, key=lambda r: r["speed"]) for m, rs in results.items()}
+  speed = {m: r["speed"] for m, r in best.items()}
+  cpu = {m: min(r["cpu_s"] for r in rs) for m, rs in results.items()}
+  film_s = results["decode"][0]["film_s"]
+  lines = [
+      f"Film: the fixture looped to {minutes[0]:g} min ({film_s} s), 720p H.264 + AAC 5.1; "
+      f"{raw.get('cores', '?')} cores; best of {len(results['decode'])} interleaved runs "
+      "(wall); CPU = least process CPU time (all threads) of the runs.",
+      "",
+      "| run | film s / wall s | wall speed vs decode-only | CPU s | decode CPU / run CPU |",
+      "|---|---|---|---|---|",
+  ]
+  for mode, label, base in (("decode", "decode only", "decode"),
+                            ("extract", "extract default set", "decode"),
+                            ("decode_fast", "decode only, fast", "decode_fast"),
+                            ("extract_fast", "extract default set, fast", "decode_fast")):
+    lines.append(f"| {label} | {speed[mode]:.1f} | {speed[mode] / speed[base]:.2f} | "
+                 f"{cpu[mode]:.1f} | {cpu[base] / cpu[mode]:.2f} |")
+  lines += ["", f"Fast decoding vs exact: {speed['decode_fast'] / speed['decode']:.2f}x wall, "
+            f"{cpu['decode'] / cpu['decode_fast']:.2f}x CPU; fast extraction vs exact extraction: "
+            f"{speed['extract_fast'] / speed['extract']:.2f}x wall.", "",
+            "| film | extraction wall s | peak RSS (MiB) | output arrays (MiB) | "
+            "RSS - output (MiB) |", "|---|---|---|---|---|"]
+  for m, r in zip(minutes, mem):
+    lines.append(f"| {m:g} min | {r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} | "
+                 f"{r['output_mb']:.0f} | {r['peak_rss_mb'] - r['output_mb']:.0f} |")
+  exact = dict(np.load(cache / "extract.npz"))
+  fast = dict(np.load(cache / "extract_fast.npz"))
+  lines += ["", "Fast mode vs exact, per feature over all seconds: max |diff|, mean |diff| "
+            "relative to the mean |value| and to the std over seconds, Pearson r over seconds:",
+            "", "| feature | max abs diff | mean abs diff / mean abs | mean abs diff / std | r |",
+            "|---|---|---|---|---|"]
+  lines += fast_effect(exact, fast)
+  return "\n".join(lines)
 
 if __name__ == "__main__":
   main()

@@ -1,7 +1,6 @@
 """Decoding: 16 kHz mono down-mix (5.1 included), timestamp-based frame sampling, bad files."""
 
 import fractions
-import shutil
 
 import av
 import numpy as np
@@ -196,3 +195,28 @@ def test_seconds_follow_the_video_not_a_longer_soundtrack(tmp_path):
   assert info.duration_s == pytest.approx(2.2, abs=0.05) and info.num_seconds == 2
   ff = extract_film(p, ["vggish_logmel", "visual_stats"])
   assert ff.streams["vggish_logmel"].shape[0] == ff.streams["visual_stats"].shape[0] == 2
+
+
+def test_corrupt_stream_inside_a_readable_file(tmp_path):
+  data = bytearray(MEDIA_FIXTURE.read_bytes())
+  rng = np.random.default_rng(0)
+  for i in rng.integers(1000, data.find(b"moov") - 1000, len(data) // 100):  # inside mdat
+    data[i] = int(rng.integers(0, 256))
+  p = tmp_path / "corrupt.mp4"
+  p.write_bytes(bytes(data))
+  _expect_data_error(p, "corrupt")
+
+
+def test_audio_before_the_picture_starts_is_dropped(tmp_path):
+  """Pictures from 0.5 s, sound from 0 s: the origin is the first picture; 0.5 s of sound goes."""
+  sr = 16000
+  x = np.zeros(4 * sr)
+  x[sr // 2:] = 0.5  # silence until the picture starts, then a constant level
+  p = tmp_path / "early_audio.mkv"
+  media_synth.write_video(p, media_synth.solid_frames(np.arange(75)), 0.5 + np.arange(75) / 25,
+                          audio=x[None], audio_rate=sr)
+  info = decode.probe(p)
+  assert info.origin_s == pytest.approx(0.5) and info.num_seconds == 3
+  y = decode.decode_audio(p)
+  assert y.shape == (3 * sr,)
+  assert np.all(np.abs(y[5:] - 0.5) < 1e-3), np.flatnonzero(np.abs(y - 0.5) > 1e-3)[:5]

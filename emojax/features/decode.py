@@ -174,13 +174,13 @@ def iter_audio_seconds(path: str | os.PathLike, num_seconds: int | None = None, 
       raise NoAudioError(f"{path}: no audio stream; extract video features only, or pass "
                          "allow_missing_audio=True to use silence for the audio features")
     stream = container.streams.audio[0]
-    declared = _stream_seconds(stream.duration, stream.time_base)
+    declared = (_stream_seconds(stream.duration, stream.time_base)
+                or _parse_hms(stream.metadata.get("DURATION", "")))
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     buf: list[np.ndarray] = []
-    buffered = 0
-    position = None  # index (on the output clock, from the origin) of the next buffered sample
+    buffered = 0  # samples in buf
     emitted = 0  # samples yielded so far
-
+    skip = None  # samples still to drop before the origin (None until the first frame is seen)
     first_time: list[float | None] = []  # time of the first decoded frame (the audio's start)
 
     def chunks() -> Iterator[tuple[float | None, np.ndarray]]:
@@ -197,18 +197,18 @@ def iter_audio_seconds(path: str | os.PathLike, num_seconds: int | None = None, 
           from e
 
     decoded = 0
-    for pts_s, x in chunks():
+    for start_s, x in chunks():
       decoded += x.size
-      if position is None:
-        # The first block fixes where the audio starts relative to the origin.
-        start = 0 if pts_s is None else int(round((pts_s - origin_s) * sample_rate))
-        if start < 0:
-          x = x[-start:]
-          start = 0
-        if start > 0:
+      if skip is None:  # the first samples fix where the audio starts relative to the origin
+        start = 0 if start_s is None else int(round((start_s - origin_s) * sample_rate))
+        start = min(start, total)
+        skip = max(0, -start)
+        if start > 0:  # audio starts late: silence first
           buf.append(np.zeros(start, np.float32))
           buffered += start
-        position = start
+      if skip:
+        dropped = min(skip, x.size)
+        x, skip = x[dropped:], skip - dropped
       buf.append(x)
       buffered += x.size
       while buffered >= sample_rate and emitted < total:
@@ -277,10 +277,6 @@ class Frame:
         g = f.reformat(format="gray").to_ndarray()
         self._cache[key] = g[::step, ::step].copy()
     return self._cache[key]
-
-  def release(self) -> None:
-    """Drops the decoded picture (conversions already made stay usable)."""
-    self.av_frame = None
 
 
 def iter_video_frames(path: str | os.PathLike, *, fast: bool = False,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -116,37 +117,59 @@ def _extract_film(path: str, extractors, fast: bool, progress: bool,
     passes = bool(audio_exs) + bool(video_exs)
     bar = tqdm(total=num_seconds * passes, unit="s", desc=os.path.basename(path))
 
-  # The audio pass runs in a thread beside the video pass: FFmpeg and NumPy release the GIL, so
-  # the audio work fills the gaps the video decoder's threads leave on the cores.
-  if audio_exs and video_exs:
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="audio_pass") as pool:
-      audio_done = pool.submit(_audio_pass, path, info, audio_exs, rows, bar)
-      try:
-        _video_pass(path, info, video_exs, rows, fast, bar)
-      finally:
-        error = audio_done.exception()  # waits for the audio pass in every case
-      if error is not None:
-        raise error
-  elif audio_exs:
-    _audio_pass(path, info, audio_exs, rows, bar)
-  elif video_exs:
-    _video_pass(path, info, video_exs, rows, fast, bar)
-
-  if bar is not None:
-    bar.close()
+  try:
+    _run_passes(path, info, audio_exs, video_exs, rows, fast, bar)
+  finally:
+    if bar is not None:
+      bar.close()
   streams = {name: r.done() for name, r in rows.items()}
   return FilmFeatures(streams=streams, num_seconds=num_seconds, duration_s=info.duration_s,
                       manifest=manifest_lib.build(exs, fast=fast),
                       has_audio=info.has_audio, path=path)
 
 
-def _audio_pass(path: str, info: decode.MediaInfo, audio_exs, rows, bar) -> None:
+def _run_passes(path, info, audio_exs, video_exs, rows, fast, bar) -> None:
+  """The audio pass runs in a thread beside the video pass: FFmpeg and NumPy release the GIL, so
+  the audio work fills the gaps the video decoder's threads leave on the cores."""
+  if not (audio_exs and video_exs):
+    if audio_exs:
+      _audio_pass(path, info, audio_exs, rows, bar)
+    if video_exs:
+      _video_pass(path, info, video_exs, rows, fast, bar)
+    return
+  stop = threading.Event()  # set by the first pass that fails, so the other one stops early
+  with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="audio_pass") as pool:
+    audio_done = pool.submit(_audio_pass, path, info, audio_exs, rows, bar, stop)
+    try:
+      _video_pass(path, info, video_exs, rows, fast, bar, stop)
+    except BaseException:
+      stop.set()
+      raise
+    finally:
+      error = audio_done.exception()  # waits for the audio pass in every case
+    if error is not None:
+      raise error
+
+
+def _audio_pass(path: str, info: decode.MediaInfo, audio_exs, rows, bar,
+                stop: threading.Event | None = None) -> None:
+  try:
+    _audio_seconds(path, info, audio_exs, rows, bar, stop)
+  except BaseException:
+    if stop is not None:
+      stop.set()
+    raise
+
+
+def _audio_seconds(path, info, audio_exs, rows, bar, stop) -> None:
   num_seconds = info.num_seconds
   if info.has_audio:
     blocks = decode.iter_audio_seconds(path, num_seconds, origin_s=info.origin_s)
   else:
     blocks = (np.zeros(decode.SAMPLE_RATE, np.float32) for _ in range(num_seconds))
   for s, x_S in enumerate(blocks):
+    if stop is not None and stop.is_set():
+      return  # the video pass failed; its error is the one raised
     for e in audio_exs:
       rows[e.name].add([e.audio_second(s, x_S)])
     if bar is not None:
@@ -155,7 +178,8 @@ def _audio_pass(path: str, info: decode.MediaInfo, audio_exs, rows, bar) -> None
     rows[e.name].add(e.finish())
 
 
-def _video_pass(path: str, info: decode.MediaInfo, video_exs, rows, fast: bool, bar) -> None:
+def _video_pass(path: str, info: decode.MediaInfo, video_exs, rows, fast: bool, bar,
+                stop: threading.Event | None = None) -> None:
   num_seconds = info.num_seconds
   current = 0  # the second being filled
   last_t = None
@@ -174,6 +198,8 @@ def _video_pass(path: str, info: decode.MediaInfo, video_exs, rows, fast: bool, 
   # first frame at or after T is fed too (f.second == T), then decoding stops.
   for f in decode.iter_video_frames(path, fast=fast, origin_s=info.origin_s,
                                     until_s=float(num_seconds)):
+    if stop is not None and stop.is_set():
+      return  # the audio pass failed; its error is the one raised
     for e in video_exs:
       e.frame(f)
     close_seconds(min(f.second, num_seconds))

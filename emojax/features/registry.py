@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -125,5 +124,3 @@ def names() -> list[str]:
 def create(name: str, params: dict[str, Any] | None = None) -> Extractor:
   return get(name)(**(params or {}))
 
-
-ExtractorFactory = Callable[..., Extractor]
