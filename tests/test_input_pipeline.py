@@ -1,0 +1,97 @@
+"""Windows of clips, masks at ragged film ends, deterministic shuffling, validation of films."""
+
+import numpy as np
+import pytest
+
+from emojax import errors, input_pipeline
+
+
+def _store(lengths=(23, 7, 30), dims=(("a", 2), ("b", 3))):
+  examples = []
+  for i, t in enumerate(lengths):
+    ex = {"film_id": f"f{i}".encode()}
+    for m, d in dims:
+      ex[m] = (np.arange(t * d, dtype=np.float32).reshape(t, d) + 1000 * i)
+    ex["valence"] = np.linspace(-1, 1, t, dtype=np.float32)
+    examples.append(ex)
+  return input_pipeline.FilmStore.from_examples("toy/train", examples, [m for m, _ in dims],
+                                                ["valence"])
+
+
+def test_eval_windows_cover_every_second_once_with_masks():
+  store = _store()
+  seen = {i: np.zeros(t, int) for i, t in enumerate(store.lengths)}
+  for batch in input_pipeline.eval_batches(store, clip_seconds=5, num_clips_per_window=2,
+                                           batch_size=3):
+    assert batch["x"]["b"].shape == (3, 2, 5, 3)
+    for b in range(3):
+      f, c0 = int(batch["film_index"][b]), int(batch["clip_start"][b])
+      for k in range(2):
+        valid = batch["second_mask"][b, k]
+        assert batch["clip_mask"][b, k] == valid.any()
+        for s in np.flatnonzero(valid):
+          second = (c0 + k) * 5 + s
+          seen[f][second] += 1
+          # The window holds exactly that second's features.
+          np.testing.assert_array_equal(batch["x"]["a"][b, k, s], store.streams["a"][f][second])
+        if valid.any():
+          secs = (c0 + k) * 5 + np.flatnonzero(valid)
+          assert batch["y"]["valence"][b, k] == pytest.approx(
+              store.labels["valence"][f][secs].mean(), abs=1e-6)
+        # Padding is zero.
+        assert not batch["x"]["a"][b, k][~valid].any()
+  for f, counts in seen.items():
+    assert (counts == 1).all(), f
+
+
+def test_train_batches_are_deterministic_and_resumable():
+  store = _store()
+  kw = dict(clip_seconds=5, num_clips_per_window=1, batch_size=4, seed=3)
+  it = input_pipeline.train_batches(store, **kw)
+  first = [next(it) for _ in range(6)]
+  again = input_pipeline.train_batches(store, **kw, start_step=4)
+  for expect in first[4:]:
+    got = next(again)
+    np.testing.assert_array_equal(got["film_index"], expect["film_index"])
+    np.testing.assert_array_equal(got["clip_start"], expect["clip_start"])
+    np.testing.assert_array_equal(got["x"]["a"], expect["x"]["a"])
+  other = input_pipeline.train_batches(store, **{**kw, "seed": 4})
+  assert any((next(other)["clip_start"] != b["clip_start"]).any() for b in first[:3])
+  # 13 clips (5 + 2 + 6): the first 3 batches of 4 are 12 distinct clips of the first epoch.
+  pairs = {(int(f), int(c)) for b in first[:3] for f, c in zip(b["film_index"], b["clip_start"])}
+  assert len(pairs) == 12
+
+
+def test_window_index_strides():
+  store = _store(lengths=(23,))
+  # 5 clips of 5 s; training windows of 2 clips at stride 1 start at 0..3, eval windows at 0, 2, 4.
+  rows = input_pipeline.window_index(store, 5, 2, 1)
+  assert rows[:, 1].tolist() == [0, 1, 2, 3]
+  rows = input_pipeline.window_index(store, 5, 2, 2)
+  assert rows[:, 1].tolist() == [0, 2, 4]
+
+
+def test_standardize_uses_training_statistics():
+  store = _store()
+  stats = store.feature_stats()
+  allx = np.concatenate(store.streams["b"])
+  np.testing.assert_allclose(stats["b"]["mean"], allx.mean(0), rtol=1e-6)
+  np.testing.assert_allclose(stats["b"]["std"], allx.std(0), rtol=1e-5)
+  store.standardize(stats)
+  z = np.concatenate(store.streams["b"])
+  np.testing.assert_allclose(z.mean(0), 0, atol=1e-4)
+  np.testing.assert_allclose(z.std(0), 1, atol=1e-4)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda ex: ex.update(valence=ex["valence"][:-1]), "lengths differ"),
+    (lambda ex: ex["a"].__setitem__((3, 1), np.nan), "NaN/Inf values \\(first at second 3\\)"),
+    (lambda ex: ex.pop("b"), "has no stream 'b'"),
+])
+def test_bad_films_are_refused_naming_the_film(mutate, message):
+  ex = {"film_id": b"bad", "a": np.zeros((9, 2), np.float32), "b": np.zeros((9, 3), np.float32),
+        "valence": np.zeros(9, np.float32)}
+  mutate(ex)
+  with pytest.raises(errors.DataError, match=message) as e:
+    input_pipeline.FilmStore.from_examples("toy/train", [ex], ["a", "b"], ["valence"])
+  assert "'bad'" in str(e.value)
