@@ -173,3 +173,28 @@ def test_bad_configs_fail_with_a_message_naming_the_key(tmp_path, args, message)
   assert r.returncode != 0
   assert message in r.stderr
   assert "Traceback" not in r.stderr
+
+
+def test_sweep_runs_real_trials_and_skips_finished_ones(tmp_path):
+  from emojax import sweep  # pylint: disable=import-outside-toplevel
+  config = toy_config(tmp_path / "data", steps=2)
+  with config.unlocked():
+    config.arousal.modalities = ("audio",)
+    config.sweep.grid = (("arousal.ema_beta", (0.5, 0.9)),)
+    config.sweep.metric = "validation/arousal/pcc"
+  calls = []
+
+  def run_trial(c, workdir):
+    calls.append(workdir.name)
+    return train.train_and_evaluate(c, workdir)
+  sweep.run_sweep(config, tmp_path / "sweep", run_trial)
+  assert len(calls) == 2
+  rows = (tmp_path / "sweep" / "sweep" / "results.csv").read_text().splitlines()
+  assert len(rows) == 3 and "validation/arousal/pcc" in rows[0]
+  for name in calls:
+    assert (tmp_path / "sweep" / "sweep" / "trials" / name / "eval" / "test" /
+            "metrics.json").exists()
+  table = (tmp_path / "sweep" / "sweep" / "results.md").read_text()
+  assert "ema_beta=0.5" in table and "ema_beta=0.9" in table
+  sweep.run_sweep(config, tmp_path / "sweep", run_trial)
+  assert len(calls) == 2  # both finished: nothing reruns
