@@ -77,7 +77,9 @@ def film_figure(seconds_T, curves: Mapping[str, tuple], title: str,
     ax.set_ylim(-1.05, 1.05)
     ax.set_ylabel(dim)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    # Above the panel, right of its left-aligned title: never hides a curve.
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=8, frameon=False,
+              borderaxespad=0.1)
     panel = dim
     if metrics and dim in metrics:
       m = metrics[dim]
