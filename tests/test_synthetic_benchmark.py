@@ -141,7 +141,7 @@ def test_custom_config_and_name_collision(small, tmp_path):
   films = _films(_prepare(tmp_path, tiny))
   assert films["test"][0]["action"].shape[1] == 6
   clash = dataclasses.replace(tiny, audio_dim=7)
-  with pytest.raises(errors.ConfigError, match="new name"):
+  with pytest.raises(errors.ConfigError, match="audio_dim: cached 3 != given 7.*new name"):
     sb.SyntheticBenchmark(config=clash, data_dir=tmp_path, file_format="array_record")
   with pytest.raises(errors.ConfigError, match="min_seconds"):
     sb.SyntheticBenchmark(config=dataclasses.replace(tiny, name="bad", min_seconds=50),

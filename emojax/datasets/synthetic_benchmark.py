@@ -146,6 +146,18 @@ class SyntheticBenchmarkConfig(tfds.core.BuilderConfig):
       raise errors.ConfigError(f"synthetic_benchmark config {self.name!r}: " + "; ".join(problems))
 
 
+def _diff(stored: dict, given: dict, prefix: str = "") -> list[str]:
+  """`key: stored -> given` for every (nested) key whose values differ."""
+  out = []
+  for k in sorted(set(stored) | set(given)):
+    a, b = stored.get(k, "<missing>"), given.get(k, "<missing>")
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += _diff(a, b, f"{prefix}{k}.")
+    elif a != b:
+      out.append(f"{prefix}{k}: cached {a} != given {b}")
+  return out
+
+
 def _jsonable(x):
   if dataclasses.is_dataclass(x):
     return dataclasses.asdict(x)
@@ -333,12 +345,14 @@ class SyntheticBenchmark(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     cfg.validate()
     if self.is_prepared():  # Cached: refuse data generated from other numbers under this name.
-      stored = dict(self.info.metadata or {}).get("params")
-      if stored != cfg.fingerprint():
+      stored = dict(self.info.metadata or {}).get("params") or {}
+      given = cfg.fingerprint()
+      if stored != given:
+        diff = _diff(stored, given)
         raise errors.ConfigError(
             f"{self.data_dir}: cached synthetic_benchmark config {cfg.name!r} was generated with "
-            f"other parameters ({stored}) than the ones given ({cfg.fingerprint()}); give this "
-            "config a new name or delete that directory.")
+            f"other parameters ({'; '.join(diff[:5])}{'; ...' if len(diff) > 5 else ''}); give "
+            "this config a new name or delete that directory.")
 
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
