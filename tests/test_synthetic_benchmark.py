@@ -1,4 +1,4 @@
-"""The synthetic benchmark: determinism, format, splits, ceiling, and that its signal is learnable."""
+"""The synthetic benchmark: determinism, format, splits, ceiling, and a learnable signal."""
 
 import dataclasses
 import pathlib
@@ -178,7 +178,8 @@ def test_signal_is_learnable_beyond_one_second():
     def xy(i):
       x = np.concatenate([films[i][m] for m in modalities], -1).astype(np.float64)
       y = films[i][target].astype(np.float64)
-      return (_clip_means(x), _clip_means(y)) if clip else (x[:len(x) // 10 * 10], y[:len(y) // 10 * 10])
+      n = len(x) // 10 * 10
+      return (_clip_means(x), _clip_means(y)) if clip else (x[:n], y[:n])
     xs, ys = zip(*(xy(i) for i in splits["train"]))
     predict = _ridge_fit(np.concatenate(xs), np.concatenate(ys), 0.1)
     pred, true = [], []
