@@ -12,8 +12,8 @@ over all seconds against the noisy labels:
                    (valence: a few neighbouring clips, as the inter-clip biLSTM sees)
   ridge/clip+ema   ridge/clip followed by the arousal EMA over clips (beta = 0.97)
   per modality     ridge/clip on one modality alone (the stage-1 ranking)
-The ridge penalty of each row is chosen by MSE on the validation films. Generates the films on the fly
-(no TFDS), streaming so memory stays at a few hundred MB for the default config.
+The ridge penalty of each row is chosen by MSE on the validation films. Generates the films on the
+fly (no TFDS), streaming, so memory stays at a few hundred MB for the default config.
 """
 
 import sys
@@ -23,7 +23,8 @@ import numpy as np
 
 from emojax.datasets import synthetic_benchmark as sb
 
-MODALITIES_OF = {"valence": ("audio", "scene", "expression"), "arousal": ("audio", "scene", "action")}
+MODALITIES_OF = {"valence": ("audio", "scene", "expression"),
+                 "arousal": ("audio", "scene", "action")}
 CLIP = 10
 LAMBDAS = np.logspace(-2, 5, 15)
 
@@ -133,7 +134,8 @@ def main(name: str = "default"):
   for i in splits["validation"] + splits["test"]:
     f = film(i, keep_seconds=True)
     for t in sb.TARGETS:
-      sec_pred[t][i] = sec[t].predict(np.concatenate([f["seconds"][m] for m in MODALITIES_OF[t]], -1))
+      x = np.concatenate([f["seconds"][m] for m in MODALITIES_OF[t]], -1)
+      sec_pred[t][i] = sec[t].predict(x)
     del f["seconds"]
     films[i] = f
   gen_s = time.time() - t0

@@ -1,4 +1,4 @@
-"""The synthetic benchmark: determinism, format, splits, ceiling, and that its signal is learnable."""
+"""The synthetic benchmark: determinism, format, splits, ceiling, and a learnable signal."""
 
 import dataclasses
 import pathlib
@@ -141,7 +141,7 @@ def test_custom_config_and_name_collision(small, tmp_path):
   films = _films(_prepare(tmp_path, tiny))
   assert films["test"][0]["action"].shape[1] == 6
   clash = dataclasses.replace(tiny, audio_dim=7)
-  with pytest.raises(errors.ConfigError, match="new name"):
+  with pytest.raises(errors.ConfigError, match="audio_dim: cached 3 != given 7.*new name"):
     sb.SyntheticBenchmark(config=clash, data_dir=tmp_path, file_format="array_record")
   with pytest.raises(errors.ConfigError, match="min_seconds"):
     sb.SyntheticBenchmark(config=dataclasses.replace(tiny, name="bad", min_seconds=50),
@@ -178,7 +178,8 @@ def test_signal_is_learnable_beyond_one_second():
     def xy(i):
       x = np.concatenate([films[i][m] for m in modalities], -1).astype(np.float64)
       y = films[i][target].astype(np.float64)
-      return (_clip_means(x), _clip_means(y)) if clip else (x[:len(x) // 10 * 10], y[:len(y) // 10 * 10])
+      n = len(x) // 10 * 10
+      return (_clip_means(x), _clip_means(y)) if clip else (x[:n], y[:n])
     xs, ys = zip(*(xy(i) for i in splits["train"]))
     predict = _ridge_fit(np.concatenate(xs), np.concatenate(ys), 0.1)
     pred, true = [], []

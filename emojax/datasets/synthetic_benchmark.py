@@ -32,8 +32,9 @@ TARGETS = ("valence", "arousal")
 MODALITIES = ("audio", "scene", "expression", "action")
 SPLITS = ("train", "validation", "test")
 
-# Independent random streams: np.random.default_rng([seed, stream, index...]).
-_LENGTH_STREAM, _LATENT_STREAM, _LABEL_STREAM, _MAP_STREAM, _FEATURE_STREAM, _GLOBAL_STREAM = range(6)
+# Independent random streams: np.random.default_rng([seed, stream, index...]), so that no film
+# depends on how many films there are or on another film's length.
+_LENGTH_STREAM, _LATENT_STREAM, _LABEL_STREAM, _MAP_STREAM, _FEATURE_STREAM = range(5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +147,18 @@ class SyntheticBenchmarkConfig(tfds.core.BuilderConfig):
       raise errors.ConfigError(f"synthetic_benchmark config {self.name!r}: " + "; ".join(problems))
 
 
+def _diff(stored: dict, given: dict, prefix: str = "") -> list[str]:
+  """`key: cached A != given B` for every (nested) key whose values differ."""
+  out = []
+  for k in sorted(set(stored) | set(given)):
+    a, b = stored.get(k, "<missing>"), given.get(k, "<missing>")
+    if isinstance(a, dict) and isinstance(b, dict):
+      out += _diff(a, b, f"{prefix}{k}.")
+    elif a != b:
+      out.append(f"{prefix}{k}: cached {a} != given {b}")
+  return out
+
+
 def _jsonable(x):
   if dataclasses.is_dataclass(x):
     return dataclasses.asdict(x)
@@ -255,7 +268,7 @@ def generate_features(cfg: SyntheticBenchmarkConfig, index: int, latents: dict[s
   """Per-second features (T, D) float32 of every modality of film `index`."""
   p = cfg.params
   num_seconds = len(latents[TARGETS[0]])
-  grng = _rng(cfg.seed, _FEATURE_STREAM, index, len(MODALITIES))
+  grng = _rng(cfg.seed, _FEATURE_STREAM, index, len(MODALITIES))  # Shared by all modalities.
   shared_TxK = np.stack([ar1(grng, num_seconds, 1.0, p.distractor_tau_s[0])
                          for _ in range(p.num_shared_distractors)], axis=-1)
   feats = {}
@@ -315,6 +328,8 @@ def ceiling(films: list[dict[str, np.ndarray]], source: str = "clean") -> dict[s
 class SyntheticBenchmark(tfds.core.GeneratorBasedBuilder):
   """Synthetic per-second films (valence / arousal) with a known ceiling."""
 
+  # Bump whenever the generator's output changes: caches live in
+  # <data_dir>/synthetic_benchmark/<config>/<version>.
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First version."}
   BUILDER_CONFIGS = [
@@ -333,12 +348,14 @@ class SyntheticBenchmark(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     cfg.validate()
     if self.is_prepared():  # Cached: refuse data generated from other numbers under this name.
-      stored = dict(self.info.metadata or {}).get("params")
-      if stored != cfg.fingerprint():
+      stored = dict(self.info.metadata or {}).get("params") or {}
+      given = cfg.fingerprint()
+      if stored != given:
+        diff = _diff(stored, given)
         raise errors.ConfigError(
             f"{self.data_dir}: cached synthetic_benchmark config {cfg.name!r} was generated with "
-            f"other parameters ({stored}) than the ones given ({cfg.fingerprint()}); give this "
-            "config a new name or delete that directory.")
+            f"other parameters ({'; '.join(diff[:5])}{'; ...' if len(diff) > 5 else ''}); give "
+            "this config a new name or delete that directory.")
 
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
