@@ -41,6 +41,8 @@ def main(argv):
   from emojax import errors  # pylint: disable=g-import-not-at-top
   if not FLAGS["verbosity"].present:  # Orbax/TFDS chatter; emojax prints its own progress
     logging.set_verbosity(logging.ERROR)
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    tfds.disable_progress_bar()
   try:
     return run(FLAGS.mode)
   except errors.EmojaxError as e:
