@@ -259,25 +259,25 @@ def predict(model: TwoTimeScale, config: ml_collections.ConfigDict, store, mesh)
 
 
 def ablations(model: TwoTimeScale, config: ml_collections.ConfigDict, store, mesh) -> dict:
-  """Extra variants evaluated after training: M2 (decision fusion of the stage-1 models) and the
-  arousal EMA decay sweep of the paper's Table 4. Returns {name: {film_id: {target: pred_T}}}."""
+  """Variants evaluated after training: M2 (the average of the stage-1 modality-specific models,
+  decision-level fusion) and the arousal EMA decays of the paper's Table 4.
+  Returns {variant: {film_id: {target: per-second predictions}}}."""
   from emojax import train  # pylint: disable=g-import-not-at-top
   d, out = config.data, {}
+
+  def seconds(forward, target, smooth=lambda c: c):
+    clips = train.ClipPredictor(model, forward, mesh).film_clips(
+        store, clip_seconds=d.clip_seconds, num_clips=1, batch_size=d.eval_batch_size)
+    secs = train.clips_to_seconds(store, [smooth(c) for c in clips], d.clip_seconds)
+    return dict(zip(store.film_ids, secs))
+
   for target in config.targets:
     if config.train.fusion == "progressive":
-      clips = train.ClipPredictor(model, _net_forward(target, "decision"), mesh).film_clips(
-          store, clip_seconds=d.clip_seconds, num_clips=1, batch_size=d.eval_batch_size)
-      secs = train.clips_to_seconds(store, clips, d.clip_seconds)
-      out.setdefault(f"M2_decision", {}).update(
-          {fid: {**out.get("M2_decision", {}).get(fid, {}), target: s}
-           for fid, s in zip(store.film_ids, secs)})
+      for fid, s in seconds(_net_forward(target, "decision"), target).items():
+        out.setdefault("M2_decision", {}).setdefault(fid, {})[target] = s
     if config[target].context == "ema":
-      forward, _ = final_forward(config, target)
-      clips = train.ClipPredictor(model, forward, mesh).film_clips(
-          store, clip_seconds=d.clip_seconds, num_clips=1, batch_size=d.eval_batch_size)
       for beta in config[target].ema_betas_ablation:
-        name = f"{target}_ema_beta{beta}"
-        smoothed = [postprocess.ema(c, beta) for c in clips]
-        secs = train.clips_to_seconds(store, smoothed, d.clip_seconds)
-        out[name] = {fid: {target: s} for fid, s in zip(store.film_ids, secs)}
+        smoothed = seconds(_net_forward(target, "intra"), target,
+                           lambda c, beta=beta: postprocess.ema(c, beta))
+        out[f"{target}_ema_beta{beta}"] = {fid: {target: s} for fid, s in smoothed.items()}
   return out
