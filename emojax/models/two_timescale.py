@@ -265,19 +265,20 @@ def ablations(model: TwoTimeScale, config: ml_collections.ConfigDict, store, mes
   from emojax import train  # pylint: disable=g-import-not-at-top
   d, out = config.data, {}
 
-  def seconds(forward, target, smooth=lambda c: c):
-    clips = train.ClipPredictor(model, forward, mesh).film_clips(
+  def clip_preds(forward):
+    return train.ClipPredictor(model, forward, mesh).film_clips(
         store, clip_seconds=d.clip_seconds, num_clips=1, batch_size=d.eval_batch_size)
-    secs = train.clips_to_seconds(store, [smooth(c) for c in clips], d.clip_seconds)
-    return dict(zip(store.film_ids, secs))
+
+  def by_film(clips):
+    return dict(zip(store.film_ids, train.clips_to_seconds(store, clips, d.clip_seconds)))
 
   for target in config.targets:
     if config.train.fusion == "progressive":
-      for fid, s in seconds(_net_forward(target, "decision"), target).items():
+      for fid, s in by_film(clip_preds(_net_forward(target, "decision"))).items():
         out.setdefault("M2_decision", {}).setdefault(fid, {})[target] = s
-    if config[target].context == "ema":
+    if config[target].context == "ema" and config[target].ema_betas_ablation:
+      raw = clip_preds(_net_forward(target, "intra"))
       for beta in config[target].ema_betas_ablation:
-        smoothed = seconds(_net_forward(target, "intra"), target,
-                           lambda c, beta=beta: postprocess.ema(c, beta))
+        smoothed = by_film([postprocess.ema(c, beta) for c in raw])
         out[f"{target}_ema_beta{beta}"] = {fid: {target: s} for fid, s in smoothed.items()}
   return out
