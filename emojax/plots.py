@@ -20,6 +20,7 @@ from emojax.metrics import ordered_dims
 
 # Films longer than this are drawn with a minutes axis.
 MINUTES_ABOVE_SECONDS = 600
+_TOP_IN, _BOTTOM_IN, _PANEL_IN, _GAP_IN = 0.65, 0.55, 2.2, 0.4
 _METRIC_LABELS = (("mse", "MSE"), ("pcc", "PCC"), ("ccc", "CCC"))
 
 
@@ -59,9 +60,14 @@ def film_figure(seconds_T, curves: Mapping[str, tuple], title: str,
   in_minutes = sec_T.size > 0 and sec_T.max() - sec_T.min() > MINUTES_ABOVE_SECONDS
   x_T = sec_T / 60.0 if in_minutes else sec_T
   dims = ordered_dims(curves)
-  fig = Figure(figsize=(11, 0.6 + 2.6 * len(dims)), dpi=100, layout="constrained")
+  # Fixed margins in inches (constrained layout doubles the cost of a plot on a busy CPU).
+  n = len(dims)
+  height = _TOP_IN + _BOTTOM_IN + n * _PANEL_IN + (n - 1) * _GAP_IN
+  fig = Figure(figsize=(11, height), dpi=100)
   FigureCanvasAgg(fig)
-  axes = fig.subplots(len(dims), 1, sharex=True, squeeze=False)[:, 0]
+  fig.subplots_adjust(left=0.07, right=0.985, top=1 - _TOP_IN / height, bottom=_BOTTOM_IN / height,
+                      hspace=_GAP_IN / _PANEL_IN)
+  axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
   for ax, dim in zip(axes, dims):
     true_T, pred_T = curves[dim]
     for name, y in (("true", true_T), ("predicted", pred_T)):
@@ -77,7 +83,9 @@ def film_figure(seconds_T, curves: Mapping[str, tuple], title: str,
     ax.set_ylim(-1.05, 1.05)
     ax.set_ylabel(dim)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    # Above the panel, right of its left-aligned title: never hides a curve.
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=8, frameon=False,
+              borderaxespad=0.1)
     panel = dim
     if metrics and dim in metrics:
       m = metrics[dim]
