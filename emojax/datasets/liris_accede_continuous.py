@@ -226,7 +226,8 @@ class LirisAccedeContinuous(tfds.core.GeneratorBasedBuilder):
     for name in ("valence", "arousal", "valence_std", "arousal_std"):
       features[name] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
     if self.builder_config.extractors:
-      features.update(la.stream_features(common.extracted_specs(self.builder_config.extractors)[1]))
+      features.update(common.stream_features(
+          common.extracted_specs(self.builder_config.extractors)[1]))
     return tfds.core.DatasetInfo(
         builder=self, description=__doc__, features=tfds.features.FeaturesDict(features),
         homepage="https://liris-accede.ec-lyon.fr/", citation=CITATION,
@@ -248,7 +249,7 @@ class LirisAccedeContinuous(tfds.core.GeneratorBasedBuilder):
       by_split.setdefault(film.split, []).append(film)
     return {split: self._generate_examples(group, specs) for split, group in by_split.items()}
 
-  def _generate_examples(self, films: list[Film], specs: la.StreamSpecs
+  def _generate_examples(self, films: list[Film], specs: common.StreamSpecs
                          ) -> Iterator[tuple[str, dict[str, Any]]]:
     config = self.builder_config
     for film in films:
