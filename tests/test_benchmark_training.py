@@ -1,5 +1,6 @@
-"""The harness on a public benchmark: seed 000 trained through configs/two_timescale_mediaeval2018.py
-on the MediaEval 2018 fixture download (tests/dataset_fixtures.py), and its official numbers."""
+"""The harness on a public benchmark: seed 000 trained through
+configs/two_timescale_mediaeval2018.py on the MediaEval 2018 fixture download
+(tests/dataset_fixtures.py), and its official numbers."""
 
 import json
 import pathlib
