@@ -795,17 +795,19 @@ CITATION = """\
 """
 
 
-def doctor(manual_dir: PathLike, config: str | LirisAccedeConfig = "discrete") -> list[Problem]:
-  """Every problem of a download for `config` (a config name or object), without building.
+def doctor(manual_dir: PathLike,
+           config: str | LirisAccedeConfig | None = "discrete") -> list[Problem]:
+  """Every problem of a download for `config` (a config name or object; None = 'discrete'),
+  without building; an unknown config name is reported as an error.
 
   Lists missing or duplicated files, malformed rows (file and line), labels out of range, a clip
   in two sets, clips without a film, films in several splits, missing videos (features configs).
   """
-  if isinstance(config, str):
-    configs = {c.name: c for c in LirisAccede.BUILDER_CONFIGS}
-    if config not in configs:
-      raise ValueError(f"unknown config {config!r}; expected one of {sorted(configs)}")
-    config = configs[config]
+  if not isinstance(config, LirisAccedeConfig):
+    config, problems = common.doctor_config("liris_accede", LirisAccede.BUILDER_CONFIGS, config,
+                                            "discrete")
+    if problems:
+      return problems
   root = pathlib.Path(manual_dir)
   if not root.is_dir():
     return [Problem(str(root), None, "manual_dir not found.",
