@@ -39,6 +39,7 @@ def _config(download, arg="runlocal", steps=2):
     c.model.inter_hidden = 4
     c.valence.num_clips = 2
     c.train.fusion = "joint"  # M1: one phase per target (progressive: tests/test_train.py)
+    c.valence.context = "none"  # no inter-clip phase (tested in tests/test_train.py)
     c.train.steps_per_phase = steps
     c.train.inter_steps = steps
     c.train.eval_every_steps = steps
@@ -147,4 +148,4 @@ def test_train_on_the_fixture_and_official_numbers(me18_download, tmp_path):
   assert json.loads((tmp_path / "run" / "eval" / "validation" / "metrics.json").read_text())[
       "valence"]["per_film"]["MEDIAEVAL18_46"]["num_seconds"] == 8
   names = [r["name"] for r in json.loads((tmp_path / "run" / "phases.json").read_text())]
-  assert names == ["valence/joint", "valence/inter_clip", "arousal/joint"]
+  assert names == ["valence/joint", "arousal/joint"]
