@@ -16,6 +16,9 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.dataset.manual_dir = ""                # for benchmarks downloaded by hand
   c.dataset.import_module = ""             # a module of yours that registers your own TFDS builder
   c.dataset.builder_kwargs = ml_collections.ConfigDict()
+  # Modalities made of several dataset streams concatenated along the feature axis:
+  # ((name, (stream, ...)), ...), e.g. (("colour", ("acc", "cl", "sc")),). Empty = none.
+  c.dataset.concat = ()
   c.dataset.splits = ml_collections.ConfigDict(
       dict(train="train", validation="validation", test="test"))
 

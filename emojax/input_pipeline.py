@@ -4,6 +4,11 @@ A split of a per-second dataset (docs/design.md) is read once through `tfds.data
 `FilmStore` (films in memory, validated), then cut into windows. A window is L consecutive clips of
 S seconds of one film; the ragged end of a film is masked, never dropped, so every second of every
 film gets a prediction at evaluation.
+
+`config.dataset.concat` builds a modality out of several streams of the dataset, concatenated along
+the feature axis in the order given, e.g. `(("colour", ("acc", "cl", "sc")),)`: the model then names
+`colour` among its modalities like any stream (MediaEval 2018's official descriptors are one file
+each; a method wants one stream per modality).
 """
 
 from __future__ import annotations
@@ -112,16 +117,86 @@ def load_split(config: ml_collections.ConfigDict, split: str, modalities: Sequen
   builder = datasets.get_builder(d.name, d.config or None, d.data_dir or None,
                                  **d.builder_kwargs.to_dict())
   datasets.prepare(builder, d.manual_dir or None)
-  sources = builder.as_data_source()
-  if split not in sources:
-    raise errors.ConfigError(
-        f"dataset {d.name} has no split {split!r} (it has {sorted(sources)}); fix "
-        "config.dataset.splits")
-  source = sources[split]
-  examples = (source[i] for i in range(len(source)))
+  source = _split_source(builder, split, d.name)
+  groups = concat_groups(config)
+  examples = (with_concatenated(source[i], groups, f"{d.name}/{split}")
+              for i in range(len(source)))
   store = FilmStore.from_examples(f"{d.name}/{split}", examples, modalities, targets)
   store.metadata = dict(builder.info.metadata or {})
   return store
+
+
+def _split_source(builder, split: str, name: str):
+  """The data source of `split`: a split name, or TFDS split arithmetic over the split names
+  (e.g. 'film_ABE+film_BMI', as `emojax.datasets.cognimuse.fold_splits` gives)."""
+  names = sorted(builder.info.splits)
+  if split in names:
+    return builder.as_data_source(split=split)
+  parts = [p.split("[")[0].strip() for p in split.split("+")]
+  unknown = [p for p in parts if p not in names]
+  if unknown:
+    raise errors.ConfigError(
+        f"dataset {name} has no split {unknown[0]!r} (in {split!r}; it has {names}); fix "
+        "config.dataset.splits")
+  try:
+    return builder.as_data_source(split=split)
+  except (ValueError, KeyError, AssertionError) as e:
+    raise errors.ConfigError(f"dataset {name}: bad split {split!r} ({e}); fix "
+                             "config.dataset.splits") from None
+
+
+def concat_groups(config: ml_collections.ConfigDict) -> dict[str, tuple[str, ...]]:
+  """`config.dataset.concat` as {modality: (stream, ...)}, checked.
+
+  Raises:
+    ConfigError: an entry is not (name, (stream, ...)), a name repeats, or a group is empty.
+  """
+  groups = {}
+  for entry in config.dataset.get("concat", ()) or ():
+    if (not isinstance(entry, (tuple, list)) or len(entry) != 2 or not isinstance(entry[0], str)
+        or isinstance(entry[1], str) or not isinstance(entry[1], (tuple, list))):
+      raise errors.ConfigError(
+          f"config.dataset.concat entry {entry!r} is not (name, (stream, ...)); write e.g. "
+          "(('colour', ('acc', 'cl', 'sc')),)")
+    name, streams = entry[0], tuple(entry[1])
+    if name in groups:
+      raise errors.ConfigError(f"config.dataset.concat names {name!r} twice; give it one entry")
+    if not streams:
+      raise errors.ConfigError(f"config.dataset.concat entry {name!r} lists no streams")
+    groups[name] = streams
+  return groups
+
+
+def with_concatenated(example: dict, groups: dict[str, tuple[str, ...]], where: str) -> dict:
+  """`example` plus one stream per group: its streams concatenated along the feature axis.
+
+  Raises:
+    ConfigError: a group's name is already a stream of the dataset, or names a stream it lacks.
+  """
+  if not groups:
+    return example
+  out = dict(example)
+  fid = example.get("film_id", b"?")
+  fid = fid.decode() if isinstance(fid, bytes) else str(fid)
+  for name, streams in groups.items():
+    if name in example:
+      raise errors.ConfigError(
+          f"config.dataset.concat: {name!r} is already a stream of {where}; pick another name")
+    missing = [s for s in streams if s not in example]
+    if missing:
+      raise errors.ConfigError(
+          f"config.dataset.concat[{name!r}]: film {fid!r} of {where} has no stream(s) {missing} "
+          f"(it has {sorted(example)}); fix the stream names")
+    parts = [np.asarray(example[s], np.float32) for s in streams]
+    parts = [p.reshape(len(p), -1) for p in parts]
+    lengths = {s: len(p) for s, p in zip(streams, parts)}
+    if len(set(lengths.values())) != 1:
+      raise errors.DataError(
+          f"film {fid!r} of {where}: streams of config.dataset.concat[{name!r}] differ in length "
+          f"{lengths}; the dataset builder must truncate all streams of a film to the shortest "
+          "(rebuild the dataset)")
+    out[name] = np.concatenate(parts, axis=-1)
+  return out
 
 
 def num_clips(num_seconds: int, clip_seconds: int) -> int:

@@ -6,14 +6,19 @@ Each protocol takes either one dimension or several:
     each film/fold; for `mediaeval2015_accuracy`/`liris_discrete`, the two arguments are
     {dim: array} dicts) -> {dim: dict of numbers}, dims ordered valence, arousal, then others.
 PCC follows emojax.metrics (nan when a series is constant).
+
+`official_numbers(dataset, config, eval_dir)` applies the right one to a finished run's
+`<workdir>/eval/<split>/predictions/*.csv`.
 """
 
+import os
+import pathlib
 from collections.abc import Mapping
 
 import numpy as np
 from scipy import stats
 
-from emojax import metrics, postprocess
+from emojax import fileio, metrics, postprocess, reporting
 from emojax.errors import DataError
 
 
@@ -162,3 +167,134 @@ def liris_discrete(true, pred) -> dict:
                                   np.asarray(pred, np.float64).reshape(-1)).pvalue)
   return {"mse": out["mse"], "pcc": out["pcc"], "pcc_pvalue": pvalue,
           "num_clips": out["num_clips"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# From a finished run's evaluation files (docs/design.md "Evaluation outputs").
+
+MEDIAEVAL2015_CLASSES = (-1.0, 0.0, 1.0)
+
+
+def read_predictions(eval_dir) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+  """`<eval_dir>/predictions/<film>.csv` -> {film_id: {dim: (true_T, pred_T)}} (float64).
+
+  When `<eval_dir>/metrics.json` exists, exactly the films it lists are read (under their original
+  ids; a CSV of a film no longer evaluated is left out); otherwise every CSV, named by its stem.
+  The harness writes float32 values as their shortest text; read as float64, numbers computed
+  from them agree with its metrics.json to about 1e-7 (relative).
+
+  Raises:
+    DataError: no predictions, a film of metrics.json without its CSV, or a malformed CSV (not
+      `second,<dim>_true,<dim>_pred,...`, a non-number), naming the file and line.
+  """
+  eval_dir = pathlib.Path(eval_dir)
+  folder = eval_dir / "predictions"
+  metrics_json = eval_dir / "metrics.json"
+  if metrics_json.exists():
+    listed = fileio.read_json(metrics_json)
+    film_ids = list(dict.fromkeys(f for m in listed.values() for f in m.get("per_film", {})))
+    files = {fid: folder / f"{reporting.safe_filename(fid)}.csv" for fid in film_ids}
+    for fid, path in files.items():
+      if not path.exists():
+        raise DataError(f"{path}: missing, but {metrics_json} lists film {fid!r}; evaluate the "
+                        "run again (python main.py --mode=evaluate --workdir=...).")
+  else:
+    files = {p.stem: p for p in sorted(folder.glob("*.csv"))}
+  if not files:
+    raise DataError(f"{folder}: no prediction CSVs; pass an evaluation folder "
+                    "<workdir>/eval/<split> of a finished run.")
+  return {fid: _read_prediction_csv(path) for fid, path in files.items()}
+
+
+def _read_prediction_csv(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  lines = path.read_text().splitlines()
+  header = lines[0].split(",") if lines else []
+  dims = [h[:-len("_true")] for h in header[1::2]]
+  if (len(header) < 3 or len(header) % 2 != 1 or header[0] != "second"
+      or header[1::2] != [f"{d}_true" for d in dims]
+      or header[2::2] != [f"{d}_pred" for d in dims]):
+    raise DataError(f"{path}:1: header {lines[0] if lines else ''!r} is not "
+                    "'second,<dim>_true,<dim>_pred,...'; pass a predictions folder written by "
+                    "emojax's evaluation.")
+  rows = []
+  for number, line in enumerate(lines[1:], start=2):
+    if not line.strip():
+      continue
+    fields = line.split(",")
+    try:
+      if len(fields) != len(header):
+        raise ValueError
+      rows.append([float(f) for f in fields])
+    except ValueError:
+      raise DataError(f"{path}:{number}: expected {len(header)} numbers, got {line[:80]!r}; "
+                      "evaluate the run again to rewrite the file.") from None
+  table = np.asarray(rows, np.float64).reshape(len(rows), len(header))
+  return {d: (table[:, 1 + 2 * i], table[:, 2 + 2 * i]) for i, d in enumerate(dims)}
+
+
+def _clip_values(films: Mapping, what: str) -> tuple[dict, dict]:
+  """Per-clip benchmarks: one CSV per clip -> {dim: true_N}, {dim: pred_N} (pred = mean over
+  the clip's rows; the true label must be one value per clip)."""
+  true, pred = {}, {}
+  for clip, per_dim in films.items():
+    for dim, (t, p) in per_dim.items():
+      if t.size == 0 or np.ptp(t) != 0:
+        raise DataError(f"{what}: clip {clip!r} has {t.size} rows whose {dim}_true values are not "
+                        "one constant label; these predictions are not per clip.")
+      true.setdefault(dim, []).append(t[0])
+      pred.setdefault(dim, []).append(p.mean())
+  return ({d: np.asarray(v) for d, v in true.items()}, {d: np.asarray(v) for d, v in pred.items()})
+
+
+def nearest_class(x) -> np.ndarray:
+  """Continuous predictions -> the nearest MediaEval 2015 class (-1, 0, 1); 0.5 goes to 1,
+  -0.5 to -1."""
+  x = np.asarray(x, np.float64)
+  return np.clip(np.sign(x) * np.floor(np.abs(x) + 0.5), -1.0, 1.0)
+
+
+def official_numbers(dataset: str, config: str, eval_dir) -> dict:
+  """The benchmark's official numbers from a finished run's evaluation files.
+
+  Args:
+    dataset: the TFDS builder name (config.dataset.name).
+    config: its builder config (config.dataset.config), e.g. 'official_features', 'discrete'.
+    eval_dir: `<workdir>/eval/<split>` (normally the test split); for `cognimuse`, a list of the
+      test folders of the leave-one-film-out runs (one held-out film each), or one folder that
+      holds every fold's held-out film.
+
+  Returns (per dim, ordered valence, arousal, ...):
+    - mediaeval2018: `mediaeval2018` above (MSE, PCC over all test seconds, per film);
+    - liris_accede `discrete*` / `mediaeval2016_global*`: `liris_discrete` (MSE, PCC, p-value per
+      dimension over clips; one CSV per clip, its prediction = the mean over the clip's rows);
+    - liris_accede `mediaeval2015*`: `mediaeval2015_accuracy`, each clip's prediction rounded to
+      the nearest class (`nearest_class`);
+    - cognimuse: `cognimuse_lofo` (MSE, PCC pooled over all held-out segments of all folds).
+
+  Raises:
+    DataError: a benchmark without an official protocol here, or bad prediction files.
+  """
+  known = (dataset in ("mediaeval2018", "cognimuse") or dataset == "liris_accede" and
+           config.startswith(("discrete", "mediaeval2015", "mediaeval2016_global")))
+  if not known:
+    raise DataError(f"no official protocol for dataset {dataset!r} config {config!r}: known are "
+                    "mediaeval2018 (any config), liris_accede (discrete*, mediaeval2015*, "
+                    "mediaeval2016_global*) and cognimuse (any config).")
+  if dataset == "cognimuse":
+    dirs = [eval_dir] if isinstance(eval_dir, (str, os.PathLike)) else list(eval_dir)
+    folds = {}
+    for d in dirs:
+      for film, per_dim in read_predictions(d).items():
+        if film in folds:
+          raise DataError(f"cognimuse: film {film!r} is held out in more than one of "
+                          f"{[str(x) for x in dirs]}; give each leave-one-film-out fold's test "
+                          "folder once.")
+        folds[film] = per_dim
+    return cognimuse_lofo(folds)
+  films = read_predictions(eval_dir)
+  if dataset == "mediaeval2018":
+    return mediaeval2018(films)
+  true, pred = _clip_values(films, f"liris_accede/{config} ({eval_dir})")
+  if config.startswith("mediaeval2015"):
+    return mediaeval2015_accuracy(true, {d: nearest_class(p) for d, p in pred.items()})
+  return liris_discrete(true, pred)

@@ -121,3 +121,18 @@ def test_missing_manual_dir(tmp_path):
     problems = doctor.run_doctor(name, tmp_path / "nope")
     assert len(problems) == 1 and problems[0].severity == "error"
     assert "manual_dir is not a folder" in problems[0].message
+
+
+def test_liris_doctors_default_and_unknown_config(tmp_path):
+  """main.py --mode=doctor without --dataset_config passes None: the default config is checked;
+  an unknown name is an error Problem, as for the other datasets (not a traceback)."""
+  import liris_fixture  # pylint: disable=import-outside-toplevel
+  liris_fixture.write_tree(tmp_path / "liris")
+  liris_fixture.write_continuous_tree(tmp_path / "cont")
+  for name, root, default in (("liris_accede", tmp_path / "liris", "discrete"),
+                              ("liris_accede_continuous", tmp_path / "cont", "default")):
+    assert _messages(doctor.run_doctor(name, root)) == _messages(
+        doctor.run_doctor(name, root, default))
+    bad = doctor.run_doctor(name, root, "nope")
+    assert [(p.severity, p.message) for p in bad] == [("error", f"unknown {name} config 'nope'.")]
+    assert bad[0].fix.startswith(f"use one of {default}")

@@ -88,3 +88,81 @@ def test_liris_discrete_with_pvalue():
   assert math.isnan(const["pcc"]) and math.isnan(const["pcc_pvalue"])
   with pytest.raises(DataError, match="both arguments"):
     protocols.liris_discrete({"valence": [1]}, [1])
+
+
+def _write_eval(eval_dir, films, metrics_json=True):
+  """films: id -> {dim: (true, pred)} written as the harness writes them."""
+  from emojax import reporting  # pylint: disable=import-outside-toplevel
+  films = {f: {d: (np.asarray(t, np.float32), np.asarray(p, np.float32)) for d, (t, p) in v.items()}
+           for f, v in films.items()}
+  reporting.write_eval_outputs(eval_dir, films, plot=False)
+  if not metrics_json:
+    (eval_dir / "metrics.json").unlink()
+  return eval_dir
+
+
+def test_official_numbers_mediaeval2018_reads_the_listed_films(tmp_path):
+  # Pooled: true [1, 2, 3, 4, 5], pred [1, 1, 4, 4, 5]: MSE 2/5, PCC 11 / sqrt(140).
+  eval_dir = _write_eval(tmp_path / "eval" / "test", {
+      "MEDIAEVAL18_54": {"valence": ([1, 2], [1, 1])},
+      "MEDIAEVAL18_55": {"valence": ([3, 4, 5], [4, 4, 5])}})
+  stale = eval_dir / "predictions" / "MEDIAEVAL18_99.csv"  # from an older evaluation
+  stale.write_text("second,valence_true,valence_pred\n0,1,-1\n")
+  got = protocols.official_numbers("mediaeval2018", "official_features", eval_dir)
+  assert got["valence"]["mse"] == pytest.approx(0.4, abs=1e-15)
+  assert got["valence"]["pcc"] == pytest.approx(11 / math.sqrt(140), abs=1e-15)
+  assert sorted(got["valence"]["per_film"]) == ["MEDIAEVAL18_54", "MEDIAEVAL18_55"]
+  (eval_dir / "metrics.json").unlink()  # predictions from elsewhere: every CSV counts
+  assert protocols.official_numbers("mediaeval2018", "", eval_dir)["valence"]["num_seconds"] == 6
+  stale.write_text("second,valence_true,valence_pred\n0,1\n")
+  with pytest.raises(DataError, match="MEDIAEVAL18_99.csv:2: expected 3 numbers"):
+    protocols.official_numbers("mediaeval2018", "", eval_dir)
+  stale.write_text("second,valence,arousal\n0,1,1\n")
+  with pytest.raises(DataError, match="MEDIAEVAL18_99.csv:1: header"):
+    protocols.official_numbers("mediaeval2018", "", eval_dir)
+  with pytest.raises(DataError, match="no prediction CSVs"):
+    protocols.official_numbers("mediaeval2018", "", tmp_path / "nothing")
+  with pytest.raises(DataError, match="no official protocol for dataset 'films'"):
+    protocols.official_numbers("films", "", eval_dir)
+
+
+def test_official_numbers_per_clip_benchmarks(tmp_path):
+  # One CSV per clip: the clip's label is constant, its prediction the mean of its rows.
+  clips = {"ACCEDE00001": {"valence": ([3, 3], [2, 4]), "arousal": ([2, 2], [0.4, 0.8])},
+           "ACCEDE00002": {"valence": ([1, 1, 1], [1, 2, 3]), "arousal": ([-1, -1, -1],
+                                                                          [-0.2, -0.6, -0.7])},
+           "ACCEDE00003": {"valence": ([2], [1]), "arousal": ([0], [0.1])}}
+  eval_dir = _write_eval(tmp_path / "discrete", clips)
+  got = protocols.official_numbers("liris_accede", "discrete_vggish_logmel", eval_dir)
+  # valence: true [3, 1, 2], pred [3, 2, 1] -> MSE 2/3; deviations [1,-1,0], [1,0,-1]: PCC 1/2.
+  assert got["valence"]["mse"] == pytest.approx(2 / 3, abs=1e-15)
+  assert got["valence"]["pcc"] == pytest.approx(0.5, abs=1e-15)
+  assert got["valence"]["num_clips"] == 3
+  # MediaEval 2015 labels are classes -1/0/1: the discrete table (valence 3) is refused.
+  with pytest.raises(DataError, match="class 3.0 at index 0"):
+    protocols.official_numbers("liris_accede", "mediaeval2015", eval_dir)
+  clips15 = {k: {"arousal": v["arousal"]} for k, v in clips.items()}
+  clips15["ACCEDE00001"]["arousal"] = ([1, 1], [0.4, 0.8])  # mean 0.6 -> class 1
+  eval15 = _write_eval(tmp_path / "me15", clips15)
+  # Predicted classes: 0.6 -> 1, -0.5 -> -1, 0.1 -> 0; true 1, -1, 0: all right.
+  got15 = protocols.official_numbers("liris_accede", "mediaeval2015_annotations", eval15)
+  assert got15 == {"arousal": {"accuracy": 1.0, "num_clips": 3}}
+  np.testing.assert_array_equal(protocols.nearest_class([0.49, 0.5, -0.5, -0.51, 7, -0.2]),
+                                [0, 1, -1, -1, 1, 0])
+  per_second = _write_eval(tmp_path / "films", {"A": {"valence": ([0.1, 0.2], [0, 0])}})
+  with pytest.raises(DataError, match="not one constant label"):
+    protocols.official_numbers("liris_accede", "discrete", per_second)
+
+
+def test_official_numbers_cognimuse_folds(tmp_path):
+  # The folds of test_cognimuse_lofo_pools_segments, one run (test folder) per held-out film.
+  bmi = _write_eval(tmp_path / "fold_BMI" / "eval" / "test",
+                    {"BMI": {"valence": ([0.2, 0.4], [0.1, 0.5])}})
+  chi = _write_eval(tmp_path / "fold_CHI" / "eval" / "test",
+                    {"CHI": {"valence": ([-0.2, 0.0, 0.2], [0.0, 0.0, 0.0])}})
+  got = protocols.official_numbers("cognimuse", "intended_5s", [bmi, chi])
+  assert got["valence"]["mse"] == pytest.approx(0.02, abs=1e-9)  # float32 labels in the CSVs
+  assert got["valence"]["pcc"] == pytest.approx(0.148 / math.sqrt(0.208 * 0.188), abs=1e-6)
+  assert sorted(got["valence"]["per_fold"]) == ["BMI", "CHI"]
+  with pytest.raises(DataError, match="held out in more than one"):
+    protocols.official_numbers("cognimuse", "intended_5s", [bmi, bmi])

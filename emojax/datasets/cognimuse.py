@@ -40,7 +40,6 @@ import dataclasses
 import os
 import pathlib
 import re
-import sys
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -379,12 +378,6 @@ def _configs() -> list[CognimuseConfig]:
   return out
 
 
-def _report(problems: Sequence[Problem]) -> None:
-  for p in problems:
-    if p.severity != "info":
-      print(f"cognimuse: {p}", file=sys.stderr, flush=True)
-
-
 class Cognimuse(tfds.core.GeneratorBasedBuilder):
   """Extended COGNIMUSE (12 film excerpts, valence/arousal in segments)."""
 
@@ -445,7 +438,7 @@ class Cognimuse(tfds.core.GeneratorBasedBuilder):
             f"'{cfg.stream}_{cfg.segment_seconds}s_labels'.")
       for c in present:
         _one(films[c].media, f"the film {c}")
-    _report(problems)
+    common.report("cognimuse", problems)
     self._problems = problems
     md = self.info.metadata
     md["segment_seconds"] = cfg.segment_seconds
@@ -459,7 +452,7 @@ class Cognimuse(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, film: FilmFiles) -> Iterator[tuple[str, dict]]:
     cfg = self.builder_config
     example, problems, info = load_film(film, cfg)
-    _report(problems)
+    common.report("cognimuse", problems)
     self._problems.extend(problems)
     md = self.info.metadata
     md["problems"] = [p.to_dict() for p in self._problems]
@@ -513,11 +506,9 @@ def doctor(manual_dir: str | os.PathLike[str], config: str | None = None) -> lis
   config: a config name (checks what it needs) or None (everything: both streams; films reported
   as warnings when absent, with the command that cuts them).
   """
-  configs = {c.name: c for c in Cognimuse.BUILDER_CONFIGS}
-  if config is not None and config not in configs:
-    return [Problem("", None, f"unknown cognimuse config '{config}'.",
-                    f"use one of {', '.join(configs)}.", "error")]
-  cfg = configs.get(config) if config else None
+  cfg, problems = common.doctor_config("cognimuse", Cognimuse.BUILDER_CONFIGS, config or None)
+  if problems:
+    return problems
   streams = (cfg.stream,) if cfg else ("intended", "experienced")
   films_needed = cfg is not None and cfg.features == "extracted"
   try:

@@ -16,10 +16,12 @@ import dataclasses
 import fnmatch
 import os
 import pathlib
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
+import tensorflow_datasets as tfds
 
 from emojax.errors import DataError
 
@@ -85,6 +87,32 @@ def problem_from_error(error: Exception) -> Problem:
     return problem
   return Problem("", None, f"{type(error).__name__}: {error}",
                  "see the message; restore the file it names from the download.", "error")
+
+
+def report(dataset: str, problems: Sequence[Problem]) -> None:
+  """Prints the warnings and errors among `problems` to stderr, prefixed by the dataset name."""
+  for p in problems:
+    if p.severity != "info":
+      print(f"{dataset}: {p}", file=sys.stderr, flush=True)
+
+
+def doctor_config(dataset: str, builder_configs: Sequence, config: str | None,
+                  default: str | None = None) -> tuple[object | None, list[Problem]]:
+  """The BuilderConfig a data doctor checks: `config` by name (None = `default`, which may be
+  None for "every config").
+
+  Returns:
+    (the config or None, []) or, for an unknown name, (None, [an 'error' Problem listing the
+    names]).
+  """
+  configs = {c.name: c for c in builder_configs}
+  name = default if config is None else config
+  if name is None:
+    return None, []
+  if name not in configs:
+    return None, [Problem("", None, f"unknown {dataset} config '{name}'.",
+                          f"use one of {', '.join(configs)}.", "error")]
+  return configs[name], []
 
 
 def raise_errors(problems: Sequence[Problem]) -> None:
@@ -338,6 +366,15 @@ def truncate_to_shortest(
 
 # ---------------------------------------------------------------------------------------------
 # Features extracted from films (emojax.features).
+
+
+StreamSpecs = Mapping[str, tuple[tuple[int, ...], np.dtype]]  # extracted_specs()[1]
+
+
+def stream_features(specs: StreamSpecs) -> dict[str, tfds.features.Tensor]:
+  """One TFDS `Tensor(shape=(None, *row_shape), dtype)` per stream (rows = seconds)."""
+  return {name: tfds.features.Tensor(shape=(None,) + tuple(shape), dtype=dtype)
+          for name, (shape, dtype) in specs.items()}
 
 
 def extracted_specs(extractors: Sequence[str]) -> tuple[dict[str, object], dict[str, tuple]]:

@@ -614,17 +614,8 @@ def log_problems(where: str, problems: Sequence[Problem]) -> None:
     logging.log(logging.INFO if p.severity == "info" else logging.WARNING, "%s: %s", where, p)
 
 
-StreamSpecs = Mapping[str, tuple[tuple[int, ...], np.dtype]]  # common.extracted_specs()[1]
-
-
-def stream_features(specs: StreamSpecs) -> dict[str, tfds.features.Tensor]:
-  """One `Tensor(shape=(None, *row_shape))` per extracted stream."""
-  return {name: tfds.features.Tensor(shape=(None,) + tuple(shape), dtype=dtype)
-          for name, (shape, dtype) in specs.items()}
-
-
-def extract_streams(video: pathlib.Path, extractors: Sequence[str], specs: StreamSpecs
-                    ) -> tuple[dict[str, np.ndarray], common.Truncation]:
+def extract_streams(video: pathlib.Path, extractors: Sequence[str],
+                    specs: common.StreamSpecs) -> tuple[dict[str, np.ndarray], common.Truncation]:
   """Runs the extraction engine on one video -> streams truncated to the shortest, and the cut."""
   from emojax.features import extract  # pylint: disable=g-import-not-at-top
   features = extract.extract_film(str(video), list(extractors), progress=False)
@@ -641,7 +632,7 @@ def extract_streams(video: pathlib.Path, extractors: Sequence[str], specs: Strea
   return common.truncate_to_shortest(streams)
 
 
-def feature_metadata(extractors: Sequence[str]) -> tuple[dict[str, Any], StreamSpecs]:
+def feature_metadata(extractors: Sequence[str]) -> tuple[dict[str, Any], common.StreamSpecs]:
   """(metadata entries `manifest` and `feature_dims`, stream specs); empty for no extractors."""
   if not extractors:
     return {"manifest": {}, "feature_dims": {}}, {}
@@ -742,7 +733,7 @@ class LirisAccede(tfds.core.GeneratorBasedBuilder):
       features["valence"] = tfds.features.Scalar(np.float32)
       features["arousal"] = tfds.features.Scalar(np.float32)
     if config.extractors:
-      features.update(stream_features(common.extracted_specs(config.extractors)[1]))
+      features.update(common.stream_features(common.extracted_specs(config.extractors)[1]))
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
@@ -768,7 +759,7 @@ class LirisAccede(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, examples: list[dict[str, Any]],
                          videos: Mapping[str, pathlib.Path],
-                         specs: StreamSpecs) -> Iterator[tuple[str, dict[str, Any]]]:
+                         specs: common.StreamSpecs) -> Iterator[tuple[str, dict[str, Any]]]:
     config = self.builder_config
     for example in examples:
       example = dict(example)
@@ -804,17 +795,19 @@ CITATION = """\
 """
 
 
-def doctor(manual_dir: PathLike, config: str | LirisAccedeConfig = "discrete") -> list[Problem]:
-  """Every problem of a download for `config` (a config name or object), without building.
+def doctor(manual_dir: PathLike,
+           config: str | LirisAccedeConfig | None = "discrete") -> list[Problem]:
+  """Every problem of a download for `config` (a config name or object; None = 'discrete'),
+  without building; an unknown config name is reported as an error.
 
   Lists missing or duplicated files, malformed rows (file and line), labels out of range, a clip
   in two sets, clips without a film, films in several splits, missing videos (features configs).
   """
-  if isinstance(config, str):
-    configs = {c.name: c for c in LirisAccede.BUILDER_CONFIGS}
-    if config not in configs:
-      raise ValueError(f"unknown config {config!r}; expected one of {sorted(configs)}")
-    config = configs[config]
+  if not isinstance(config, LirisAccedeConfig):
+    config, problems = common.doctor_config("liris_accede", LirisAccede.BUILDER_CONFIGS, config,
+                                            "discrete")
+    if problems:
+      return problems
   root = pathlib.Path(manual_dir)
   if not root.is_dir():
     return [Problem(str(root), None, "manual_dir not found.",

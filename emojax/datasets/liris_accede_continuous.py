@@ -226,7 +226,8 @@ class LirisAccedeContinuous(tfds.core.GeneratorBasedBuilder):
     for name in ("valence", "arousal", "valence_std", "arousal_std"):
       features[name] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
     if self.builder_config.extractors:
-      features.update(la.stream_features(common.extracted_specs(self.builder_config.extractors)[1]))
+      features.update(common.stream_features(
+          common.extracted_specs(self.builder_config.extractors)[1]))
     return tfds.core.DatasetInfo(
         builder=self, description=__doc__, features=tfds.features.FeaturesDict(features),
         homepage="https://liris-accede.ec-lyon.fr/", citation=CITATION,
@@ -248,7 +249,7 @@ class LirisAccedeContinuous(tfds.core.GeneratorBasedBuilder):
       by_split.setdefault(film.split, []).append(film)
     return {split: self._generate_examples(group, specs) for split, group in by_split.items()}
 
-  def _generate_examples(self, films: list[Film], specs: la.StreamSpecs
+  def _generate_examples(self, films: list[Film], specs: common.StreamSpecs
                          ) -> Iterator[tuple[str, dict[str, Any]]]:
     config = self.builder_config
     for film in films:
@@ -287,15 +288,17 @@ CITATION = """\
 """
 
 
-def doctor(manual_dir: la.PathLike, config: str | ContinuousConfig = "default") -> list[Problem]:
-  """Every problem of a download for `config`, without building: missing or unpaired files,
-  malformed rows (file and line), values out of range, gaps in the seconds, valence/arousal
-  length mismatches, missing films and film durations that differ from the label rows."""
-  if isinstance(config, str):
-    configs = {c.name: c for c in LirisAccedeContinuous.BUILDER_CONFIGS}
-    if config not in configs:
-      raise ValueError(f"unknown config {config!r}; expected one of {sorted(configs)}")
-    config = configs[config]
+def doctor(manual_dir: la.PathLike,
+           config: str | ContinuousConfig | None = "default") -> list[Problem]:
+  """Every problem of a download for `config` (None = 'default'), without building: missing or
+  unpaired files, malformed rows (file and line), values out of range, gaps in the seconds,
+  valence/arousal length mismatches, missing films and film durations that differ from the label
+  rows; an unknown config name is reported as an error."""
+  if not isinstance(config, ContinuousConfig):
+    config, problems = common.doctor_config(
+        "liris_accede_continuous", LirisAccedeContinuous.BUILDER_CONFIGS, config, "default")
+    if problems:
+      return problems
   root = pathlib.Path(manual_dir)
   if not root.is_dir():
     return [Problem(str(root), None, "manual_dir not found.",

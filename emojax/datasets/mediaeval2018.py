@@ -48,7 +48,6 @@ import dataclasses
 import os
 import pathlib
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -244,17 +243,21 @@ def read_labels(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
   return values_Nx3[:, 0], values_Nx3[:, 1], values_Nx3[:, 2]
 
 
+def _read_text(path: pathlib.Path) -> str:
+  try:
+    return path.read_text(errors="replace")
+  except OSError as e:
+    raise common.data_error(path, None, f"cannot read ({e.strerror}).",
+                            "check the file's permissions or unzip it again.") from None
+
+
 def read_visual(path: pathlib.Path, dim: int) -> np.ndarray | None:
   """One visual descriptor file -> (dim,) float32; None when the file is empty.
 
   Raises:
     DataError: not one line of `dim` comma-separated numbers.
   """
-  try:
-    text = path.read_text(errors="replace")
-  except OSError as e:
-    raise common.data_error(path, None, f"cannot read ({e.strerror}).",
-                            "check the file's permissions or unzip it again.") from None
+  text = _read_text(path)
   lines = [(i, s) for i, s in enumerate(text.splitlines(), start=1) if s.strip()]
   if not lines:
     return None
@@ -283,11 +286,7 @@ def read_audio(path: pathlib.Path) -> np.ndarray | None:
   Raises:
     DataError: more than one data line, or not name + 1582 numbers + class value.
   """
-  try:
-    text = path.read_text(errors="replace")
-  except OSError as e:
-    raise common.data_error(path, None, f"cannot read ({e.strerror}).",
-                            "check the file's permissions or unzip it again.") from None
+  text = _read_text(path)
   data = [(i, s.strip()) for i, s in enumerate(text.splitlines(), start=1)
           if s.strip() and not s.lstrip().startswith(("@", "%"))]
   if not data:
@@ -554,12 +553,6 @@ def check_splits(splits: Mapping[str, Sequence[int]]) -> list[Problem]:
   return problems
 
 
-def _report(problems: Sequence[Problem]) -> None:
-  for p in problems:
-    if p.severity != "info":
-      print(f"mediaeval2018: {p}", file=sys.stderr, flush=True)
-
-
 class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
   """MediaEval 2018 Emotional Impact of Movies (per-second valence/arousal of 66 films)."""
 
@@ -585,9 +578,7 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
                     f"'official' or 'extracted', got '{self.builder_config.features}'.")
 
   def _info(self) -> tfds.core.DatasetInfo:
-    feats = {"film_id": tfds.features.Text()}
-    for name, (shape, dtype) in self._streams().items():
-      feats[name] = tfds.features.Tensor(shape=(None, *shape), dtype=dtype)
+    feats = {"film_id": tfds.features.Text(), **common.stream_features(self._streams())}
     if self.builder_config.features == "official":
       feats[MASK_STREAM] = tfds.features.Tensor(shape=(None, len(OFFICIAL_STREAMS)),
                                                 dtype=np.bool_)
@@ -624,7 +615,7 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
           "built without them.",
           "download the missing parts (" + ", ".join(sorted({download_part(i) for i in absent}))
           + ") for the full benchmark.", "warning"))
-    _report(problems)
+    common.report("mediaeval2018", problems)
     self._problems = problems
     self._film_info: dict[str, dict[str, object]] = {}
     md = self.info.metadata
@@ -648,7 +639,7 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
     for film in films:
       example, problems = self._load(film)
       if film.id not in self._film_info:  # 'dev' reads the train/validation films again.
-        _report(problems)
+        common.report("mediaeval2018", problems)
         self._problems.extend(problems)
         self.info.metadata["problems"] = [p.to_dict() for p in self._problems]
         self._film_info[film.id] = {
@@ -735,11 +726,10 @@ def doctor(manual_dir: str | os.PathLike[str], config: str | None = None) -> lis
   config: 'official_features' (labels + official features), 'extracted_features' (labels +
   films) or None (labels and official features; films reported when present).
   """
-  configs = {c.name: c for c in Mediaeval2018.BUILDER_CONFIGS}
-  if config is not None and config not in configs:
-    return [Problem("", None, f"unknown mediaeval2018 config '{config}'.",
-                    f"use one of {', '.join(configs)}.", "error")]
-  cfg = configs[config or "official_features"]
+  cfg, problems = common.doctor_config("mediaeval2018", Mediaeval2018.BUILDER_CONFIGS,
+                                       config or None, "official_features")
+  if problems:
+    return problems
   try:
     films = index_download(manual_dir)
   except DataError as e:
