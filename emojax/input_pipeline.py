@@ -43,7 +43,7 @@ class FilmStore:
   @property
   def feature_manifest(self) -> dict | None:
     """The manifest of the extractors that produced the streams, when the dataset records one."""
-    return self.metadata.get("feature_manifest") or self.metadata.get("manifest") or None
+    return self.metadata.get("feature_manifest") or None
 
   def feature_stats(self) -> dict[str, dict[str, np.ndarray]]:
     """Per-stream mean and std over every second of every film (float64 accumulation)."""

@@ -276,7 +276,7 @@ def test_discrete_with_features_matches_the_engine(tmp_path, video_tree):
   for name in extractors:
     np.testing.assert_array_equal(ex[name], want.streams[name])
   metadata = builder.info.metadata
-  assert metadata["manifest"] == want.manifest
+  assert metadata["feature_manifest"] == want.manifest
   assert metadata["feature_dims"] == {"vggish_logmel": 96 * 64, "spectrogram_image": 256 * 256}
 
 

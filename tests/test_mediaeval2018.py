@@ -237,7 +237,7 @@ def test_extracted_features_from_films(tmp_path):
   builder = _build(tmp_path / "m", tmp_path / "d", config=config)
   assert builder.info.features["vggish_logmel"].shape == (None, 96, 64)
   md = builder.info.metadata
-  assert md["manifest"]["extractors"]["vggish_logmel"]["shape"] == [96, 64]
+  assert md["feature_manifest"]["extractors"]["vggish_logmel"]["shape"] == [96, 64]
   assert md["feature_dims"] == {"vggish_logmel": 96 * 64}
   for split, numbers in (("train", [0, 27]), ("test", [54])):
     src = builder.as_data_source(split)

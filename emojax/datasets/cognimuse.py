@@ -445,7 +445,7 @@ class Cognimuse(tfds.core.GeneratorBasedBuilder):
     md["films"] = {}
     md["problems"] = [p.to_dict() for p in problems]
     if cfg.features == "extracted":
-      md["manifest"] = common.extracted_specs(cfg.extractors)[0]
+      md["feature_manifest"] = common.extracted_specs(cfg.extractors)[0]
     md["splits"] = {film_split(c): [c] for c in present}
     return {film_split(c): self._generate_examples(films[c]) for c in present}
 

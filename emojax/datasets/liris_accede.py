@@ -633,12 +633,12 @@ def extract_streams(video: pathlib.Path, extractors: Sequence[str],
 
 
 def feature_metadata(extractors: Sequence[str]) -> tuple[dict[str, Any], common.StreamSpecs]:
-  """(metadata entries `manifest` and `feature_dims`, stream specs); empty for no extractors."""
+  """(metadata entries `feature_manifest` and `feature_dims`, stream specs); empty for no extractors."""
   if not extractors:
-    return {"manifest": {}, "feature_dims": {}}, {}
+    return {"feature_manifest": {}, "feature_dims": {}}, {}
   manifest, specs = common.extracted_specs(extractors)
   dims = {name: int(np.prod(shape)) for name, (shape, _) in specs.items()}
-  return {"manifest": manifest, "feature_dims": dims}, specs
+  return {"feature_manifest": manifest, "feature_dims": dims}, specs
 
 
 # ---------------------------------------------------------------------------------------------

@@ -622,7 +622,7 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
     md["problems"] = [p.to_dict() for p in problems]
     md["feature_dims"] = {k: int(np.prod(shape)) for k, (shape, _) in self._streams().items()}
     if cfg.features == "extracted":
-      md["manifest"] = common.extracted_specs(cfg.extractors)[0]
+      md["feature_manifest"] = common.extracted_specs(cfg.extractors)[0]
     md["validation_films"] = [film_id(i) for i in sorted(cfg.validation_films)]
     md["films"] = self._film_info
     present = {name: [i for i in ids if i in films] for name, ids in splits.items()}
