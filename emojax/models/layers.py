@@ -18,8 +18,10 @@ uniform in [-1/sqrt(H), 1/sqrt(H)].
 Speed (CPU): the input projection of all steps and both directions is one matmul outside the
 recurrence; both directions (and, in `MultiBiLSTM`, all modalities) run as K stacked recurrences in a
 single `lax.scan` whose body is one batched (K, B, H) x (K, H, 4H) dot plus the gate nonlinearities.
-The backward direction runs forward over each sequence reversed within its valid length, so ragged
-ends need no special case: padded steps only hold the state.
+The backward direction is scanned in flipped time (scan step s is time T-1-s). Padding is only at
+the end of a sequence and padded steps hold the state, so the backward direction holds its zero
+state through the padding and starts at the last valid step. The flips fuse into the copies that
+lay the projections out for the scan.
 """
 
 from __future__ import annotations
@@ -36,30 +38,13 @@ def _uniform(rngs: nnx.Rngs, shape: tuple[int, ...], bound: float) -> nnx.Param:
   return nnx.Param(jax.random.uniform(rngs.params(), shape, jnp.float32, -bound, bound))
 
 
-def _reverse_valid(x_TxBx_: jax.Array, rev_idx_TxB: jax.Array | None) -> jax.Array:
-  """Reverses each sequence within its valid prefix; padded steps stay in place (an involution)."""
-  if rev_idx_TxB is None:
-    return jnp.flip(x_TxBx_, axis=0)
-  idx = rev_idx_TxB.reshape(rev_idx_TxB.shape + (1,) * (x_TxBx_.ndim - 2))
-  return jnp.take_along_axis(x_TxBx_, idx, axis=0)
-
-
-def _reverse_index(mask_BxT: jax.Array | None, t: int) -> jax.Array | None:
-  """Index (T, B) with idx[s, b] = len_b - 1 - s for s < len_b, else s."""
-  if mask_BxT is None:
-    return None
-  len_B = jnp.sum(mask_BxT, axis=1, dtype=jnp.int32)
-  s_T = jnp.arange(t, dtype=jnp.int32)
-  return jnp.where(s_T[:, None] < len_B[None, :], len_B[None, :] - 1 - s_T[:, None], s_T[:, None])
-
-
 def _default_unroll(t: int) -> int:
   """Short sequences (clips of ~10 s) unroll fully; long ones by 8 (XLA CPU loops are slow)."""
   return t if t <= 16 else 8
 
 
 def lstm_scan(gates_TxKxBx4H: jax.Array, w_hh_KxHx4H: jax.Array,
-              mask_TxB: jax.Array | None = None,
+              mask_TxKxB: jax.Array | None = None,
               unroll: int | None = None) -> tuple[jax.Array, jax.Array]:
   """Runs K independent LSTM recurrences of width H in one scan, from zero state.
 
@@ -69,16 +54,16 @@ def lstm_scan(gates_TxKxBx4H: jax.Array, w_hh_KxHx4H: jax.Array,
   Args:
     gates_TxKxBx4H: precomputed input projections (x W_ih + b_ih + b_hh) per step.
     w_hh_KxHx4H: recurrent kernels.
-    mask_TxB: valid steps; at an invalid step the state is held and the output is 0.
+    mask_TxKxB: valid steps; at an invalid step the state is held and the output is 0.
     unroll: scan unroll factor (default: all steps up to 16, else 8).
 
   Returns:
     (outputs h_TxKxBxH, final hidden state h_KxBxH).
   """
   unroll = _default_unroll(gates_TxKxBx4H.shape[0]) if unroll is None else unroll
-  if mask_TxB is None:
+  if mask_TxKxB is None:
     return _lstm_scan_fn(False, unroll)(gates_TxKxBx4H, w_hh_KxHx4H, None)
-  return _lstm_scan_fn(True, unroll)(gates_TxKxBx4H, w_hh_KxHx4H, jnp.asarray(mask_TxB, bool))
+  return _lstm_scan_fn(True, unroll)(gates_TxKxBx4H, w_hh_KxHx4H, jnp.asarray(mask_TxKxB, bool))
 
 
 def _cell(z_KxBx4H: jax.Array, c_KxBxH: jax.Array):
@@ -96,16 +81,16 @@ def _cell(z_KxBx4H: jax.Array, c_KxBxH: jax.Array):
 def _lstm_scan_fn(masked: bool, unroll: int):
   """The custom-VJP scan for one (masked, unroll) pair; the mask argument is ignored if unmasked."""
 
-  def forward(gates_TxKxBx4H, w_KxHx4H, mask_TxB, keep_residuals):
+  def forward(gates_TxKxBx4H, w_KxHx4H, mask_TxKxB, keep_residuals):
     t, k, b, h4 = gates_TxKxBx4H.shape
 
     def step(carry, inputs):
       h_prev, c_prev = carry
-      g_KxBx4H, m_B = inputs if masked else (inputs, None)
+      g_KxBx4H, m_KxB = inputs if masked else (inputs, None)
       z = g_KxBx4H + jnp.einsum('kbh,khg->kbg', h_prev, w_KxHx4H)
       h_new, c_new, acts, tanh_c = _cell(z, c_prev)
       if masked:
-        m = m_B[None, :, None]
+        m = m_KxB[..., None]
         h_new = jnp.where(m, h_new, h_prev)
         c_new = jnp.where(m, c_new, c_prev)
         out = jnp.where(m, h_new, 0.0)
@@ -115,29 +100,29 @@ def _lstm_scan_fn(masked: bool, unroll: int):
       return (h_new, c_new), (out, res)
 
     zeros = jnp.zeros((k, b, h4 // 4), gates_TxKxBx4H.dtype)
-    xs = (gates_TxKxBx4H, mask_TxB) if masked else gates_TxKxBx4H
+    xs = (gates_TxKxBx4H, mask_TxKxB) if masked else gates_TxKxBx4H
     (h_last, _), (out, res) = jax.lax.scan(step, (zeros, zeros), xs, unroll=unroll)
     return out, h_last, res
 
   @jax.custom_vjp
-  def scan(gates_TxKxBx4H, w_KxHx4H, mask_TxB):
-    out, h_last, _ = forward(gates_TxKxBx4H, w_KxHx4H, mask_TxB, False)
+  def scan(gates_TxKxBx4H, w_KxHx4H, mask_TxKxB):
+    out, h_last, _ = forward(gates_TxKxBx4H, w_KxHx4H, mask_TxKxB, False)
     return out, h_last
 
-  def scan_fwd(gates_TxKxBx4H, w_KxHx4H, mask_TxB):
-    out, h_last, res = forward(gates_TxKxBx4H, w_KxHx4H, mask_TxB, True)
-    return (out, h_last), (res, w_KxHx4H, mask_TxB)
+  def scan_fwd(gates_TxKxBx4H, w_KxHx4H, mask_TxKxB):
+    out, h_last, res = forward(gates_TxKxBx4H, w_KxHx4H, mask_TxKxB, True)
+    return (out, h_last), (res, w_KxHx4H, mask_TxKxB)
 
   def scan_bwd(saved, cotangents):
-    (h_prev_T, c_prev_T, acts_T, tanh_c_T), w_KxHx4H, mask_TxB = saved
+    (h_prev_T, c_prev_T, acts_T, tanh_c_T), w_KxHx4H, mask_TxKxB = saved
     dout_TxKxBxH, dh_last = cotangents
     h = w_KxHx4H.shape[1]
 
     def step(carry, inputs):
       dh, dc = carry
       if masked:
-        dout, c_prev, acts, tanh_c, m_B = inputs
-        m = m_B[None, :, None]
+        dout, c_prev, acts, tanh_c, m_KxB = inputs
+        m = m_KxB[..., None]
         dh_tot = dh + jnp.where(m, dout, 0.0)
       else:
         dout, c_prev, acts, tanh_c = inputs
@@ -155,11 +140,11 @@ def _lstm_scan_fn(masked: bool, unroll: int):
       return (dh_prev, dc_prev), dz
 
     xs = (dout_TxKxBxH, c_prev_T, acts_T, tanh_c_T)
-    xs = xs + (mask_TxB,) if masked else xs
+    xs = xs + (mask_TxKxB,) if masked else xs
     _, dz_TxKxBx4H = jax.lax.scan(step, (dh_last, jnp.zeros_like(dh_last)), xs, reverse=True,
                                   unroll=unroll)
     dw_KxHx4H = jnp.einsum('tkbh,tkbg->khg', h_prev_T, dz_TxKxBx4H)
-    dmask = None if mask_TxB is None else np.zeros(mask_TxB.shape, jax.dtypes.float0)
+    dmask = None if mask_TxKxB is None else np.zeros(mask_TxKxB.shape, jax.dtypes.float0)
     return dz_TxKxBx4H, dw_KxHx4H, dmask
 
   scan.defvjp(scan_fwd, scan_bwd)
@@ -167,7 +152,7 @@ def _lstm_scan_fn(masked: bool, unroll: int):
 
 
 class BiLSTMLayer(nnx.Module):
-  """One bidirectional LSTM layer (parameters only; the stack runs it time-major)."""
+  """One bidirectional LSTM layer (parameters; `run_bilstm_stacks` runs it)."""
 
   def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs):
     bound = 1.0 / hidden**0.5
@@ -177,27 +162,22 @@ class BiLSTMLayer(nnx.Module):
     self.b_ih = _uniform(rngs, (2, 4 * hidden), bound)
     self.b_hh = _uniform(rngs, (2, 4 * hidden), bound)
 
-  def project(self, x_TxBxD: jax.Array) -> jax.Array:
-    """x W_ih + b for all steps and both directions: (T, B, 2, 4H)."""
-    d = x_TxBxD.shape[-1]
-    w_Dx8H = self.w_ih[...].reshape(d, 8 * self.hidden)
-    b_8H = (self.b_ih[...] + self.b_hh[...]).reshape(8 * self.hidden)
-    g_TxBx8H = jnp.einsum('tbd,dg->tbg', x_TxBxD, w_Dx8H) + b_8H
-    return g_TxBx8H.reshape(g_TxBx8H.shape[:2] + (2, 4 * self.hidden))
+  def gates(self, x_TxBxD: jax.Array) -> jax.Array:
+    """Input projections of a time-major input for both directions, in scan order.
+
+    One (T B, D) x (D, 8H) matmul; returns (T, 2, B, 4H) with direction 1 flipped in time.
+    """
+    d, h4 = x_TxBxD.shape[-1], 4 * self.hidden
+    b_8H = (self.b_ih[...] + self.b_hh[...]).reshape(2 * h4)
+    g_TxBx8H = jnp.einsum('tbd,dg->tbg', x_TxBxD, self.w_ih[...].reshape(d, 2 * h4)) + b_8H
+    fwd, bwd = jnp.split(g_TxBx8H, 2, axis=-1)
+    return jnp.stack([fwd, jnp.flip(bwd, axis=0)], axis=1)
 
 
-def _to_scan_input(g_TxBx2x4H: jax.Array, rev_idx_TxB: jax.Array | None) -> jax.Array:
-  """Stacks forward gates and validly-reversed backward gates: (T, 2, B, 4H)."""
-  fwd = g_TxBx2x4H[:, :, 0]
-  bwd = _reverse_valid(g_TxBx2x4H[:, :, 1], rev_idx_TxB)
-  return jnp.stack([fwd, bwd], axis=1)
-
-
-def _from_scan_output(out_TxKxBxH: jax.Array, rev_idx_TxB: jax.Array | None) -> jax.Array:
-  """(T, 2, B, H) scan outputs -> (T, B, 2H) with the backward half back in time order."""
-  fwd = out_TxKxBxH[:, 0]
-  bwd = _reverse_valid(out_TxKxBxH[:, 1], rev_idx_TxB)
-  return jnp.concatenate([fwd, bwd], axis=-1)
+def _time_order(out_Tx2xBxH: jax.Array) -> jax.Array:
+  """Scan-order outputs of one bidirectional layer -> time-ordered (T, B, 2H)."""
+  fwd, bwd = jnp.split(out_Tx2xBxH, 2, axis=1)
+  return jnp.concatenate([fwd[:, 0], jnp.flip(bwd[:, 0], axis=0)], axis=-1)
 
 
 def run_bilstm_stacks(stacks: list[nnx.List], xs_BxTxD: list[jax.Array],
@@ -210,20 +190,20 @@ def run_bilstm_stacks(stacks: list[nnx.List], xs_BxTxD: list[jax.Array],
   Returns:
     per stack (outputs y_BxTx2H, final state h_Bx2H of the last layer).
   """
-  t = xs_BxTxD[0].shape[1]
-  rev_idx_TxB = _reverse_index(mask_BxT, t)
-  mask_TxB = None if mask_BxT is None else jnp.asarray(mask_BxT, bool).T
+  n = len(stacks)
+  mask_TxKxB = None
+  if mask_BxT is not None:
+    m_TxB = jnp.asarray(mask_BxT, bool).T
+    mask_TxKxB = jnp.tile(jnp.stack([m_TxB, jnp.flip(m_TxB, axis=0)], axis=1), (1, n, 1))
   ys_TxBxD = [jnp.swapaxes(x, 0, 1) for x in xs_BxTxD]
   for depth in range(len(stacks[0])):
     layers = [stack[depth] for stack in stacks]
-    gates = jnp.concatenate(
-        [_to_scan_input(layer.project(y), rev_idx_TxB) for layer, y in zip(layers, ys_TxBxD)],
-        axis=1)
+    gates = jnp.concatenate([layer.gates(y) for layer, y in zip(layers, ys_TxBxD)], axis=1)
     w_hh = jnp.concatenate([layer.w_hh[...] for layer in layers], axis=0)
-    out_TxKxBxH, h_KxBxH = lstm_scan(gates, w_hh, mask_TxB, unroll)
-    ys_TxBxD = [_from_scan_output(out_TxKxBxH[:, 2 * m:2 * m + 2], rev_idx_TxB)
-                for m in range(len(stacks))]
-  return [(jnp.swapaxes(y, 0, 1), jnp.concatenate([h_KxBxH[2 * m], h_KxBxH[2 * m + 1]], axis=-1))
+    out_TxKxBxH, h_KxBxH = lstm_scan(gates, w_hh, mask_TxKxB, unroll)
+    ys_TxBxD = [_time_order(out) for out in jnp.split(out_TxKxBxH, n, axis=1)]
+  h_KxBxH = jnp.split(h_KxBxH, 2 * n, axis=0)
+  return [(jnp.swapaxes(y, 0, 1), jnp.concatenate([h_KxBxH[2 * m][0], h_KxBxH[2 * m + 1][0]], -1))
           for m, y in enumerate(ys_TxBxD)]
 
 
