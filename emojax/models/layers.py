@@ -18,6 +18,7 @@ uniform in [-1/sqrt(H), 1/sqrt(H)].
 Speed (CPU): the input projection of all steps and both directions is one matmul outside the
 recurrence; both directions (and, in `MultiBiLSTM`, all modalities) run as K stacked recurrences in a
 single `lax.scan` whose body is one batched (K, B, H) x (K, H, 4H) dot plus the gate nonlinearities.
+(At the seed-000 shapes `MultiBiLSTM` is not faster than separate `BiLSTM`s: docs/benchmarks.md.)
 The backward direction is scanned in flipped time (scan step s is time T-1-s). Padding is only at
 the end of a sequence and padded steps hold the state, so the backward direction holds its zero
 state through the padding and starts at the last valid step. The flips fuse into the copies that
@@ -191,6 +192,13 @@ def run_bilstm_stacks(stacks: list[nnx.List], xs_BxTxD: list[jax.Array],
     per stack (outputs y_BxTx2H, final state h_Bx2H of the last layer).
   """
   n = len(stacks)
+  b, t = xs_BxTxD[0].shape[:2]
+  for x in xs_BxTxD:
+    if x.ndim != 3 or x.shape[:2] != (b, t):
+      raise ValueError(f'BiLSTM inputs must be (B, T, D) with one (B, T) = {(b, t)} for all '
+                       f'modalities; got {[x.shape for x in xs_BxTxD]}')
+  if mask_BxT is not None and mask_BxT.shape != (b, t):
+    raise ValueError(f'mask_BxT has shape {mask_BxT.shape}; the inputs need {(b, t)}')
   mask_TxKxB = None
   if mask_BxT is not None:
     m_TxB = jnp.asarray(mask_BxT, bool).T
@@ -210,9 +218,10 @@ def run_bilstm_stacks(stacks: list[nnx.List], xs_BxTxD: list[jax.Array],
 class BiLSTM(nnx.Module):
   """Stacked bidirectional LSTM, batch first, like torch.nn.LSTM(bidirectional=True).
 
-  Layer n+1 reads the concatenated forward/backward outputs of layer n. Sequences are padded only
-  at their end (`mask_BxT` marks the valid prefix); padding never changes outputs at valid steps and
-  padded outputs are zero.
+  Layer n+1 reads the concatenated forward/backward outputs of layer n. `mask_BxT` marks the valid
+  steps (padding at the end of ragged sequences): both directions skip invalid steps, holding their
+  state, so padding never changes outputs at valid steps and equals running the shorter sequence;
+  padded outputs are zero. (A mask with holes acts as if the masked steps were cut out.)
   """
 
   def __init__(self, in_features: int, hidden: int, num_layers: int = 2, *, rngs: nnx.Rngs,
