@@ -18,14 +18,20 @@ uniform in [-1/sqrt(H), 1/sqrt(H)].
 Speed (CPU): the input projection of all steps and both directions is one matmul outside the
 recurrence; both directions (and, in `MultiBiLSTM`, all modalities) run as K stacked recurrences in a
 single `lax.scan` whose body is one batched (K, B, H) x (K, H, 4H) dot plus the gate nonlinearities.
-The backward direction runs forward over each sequence reversed within its valid length, so ragged
-ends need no special case: padded steps only hold the state.
+(At the seed-000 shapes `MultiBiLSTM` is not faster than separate `BiLSTM`s: docs/benchmarks.md.)
+The backward direction is scanned in flipped time (scan step s is time T-1-s). Padding is only at
+the end of a sequence and padded steps hold the state, so the backward direction holds its zero
+state through the padding and starts at the last valid step. The flips fuse into the copies that
+lay the projections out for the scan.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -33,63 +39,121 @@ def _uniform(rngs: nnx.Rngs, shape: tuple[int, ...], bound: float) -> nnx.Param:
   return nnx.Param(jax.random.uniform(rngs.params(), shape, jnp.float32, -bound, bound))
 
 
-def _reverse_valid(x_TxBx_: jax.Array, rev_idx_TxB: jax.Array | None) -> jax.Array:
-  """Reverses each sequence within its valid prefix; padded steps stay in place (an involution)."""
-  if rev_idx_TxB is None:
-    return jnp.flip(x_TxBx_, axis=0)
-  idx = rev_idx_TxB.reshape(rev_idx_TxB.shape + (1,) * (x_TxBx_.ndim - 2))
-  return jnp.take_along_axis(x_TxBx_, idx, axis=0)
-
-
-def _reverse_index(mask_BxT: jax.Array | None, t: int) -> jax.Array | None:
-  """Index (T, B) with idx[s, b] = len_b - 1 - s for s < len_b, else s."""
-  if mask_BxT is None:
-    return None
-  len_B = jnp.sum(mask_BxT, axis=1, dtype=jnp.int32)
-  s_T = jnp.arange(t, dtype=jnp.int32)
-  return jnp.where(s_T[:, None] < len_B[None, :], len_B[None, :] - 1 - s_T[:, None], s_T[:, None])
+def _default_unroll(t: int) -> int:
+  """Short sequences (clips of ~10 s) unroll fully; long ones by 8 (XLA CPU loops are slow)."""
+  return t if t <= 16 else 8
 
 
 def lstm_scan(gates_TxKxBx4H: jax.Array, w_hh_KxHx4H: jax.Array,
-              mask_TxB: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+              mask_TxKxB: jax.Array | None = None,
+              unroll: int | None = None) -> tuple[jax.Array, jax.Array]:
   """Runs K independent LSTM recurrences of width H in one scan, from zero state.
+
+  The gradient is hand-written (`jax.custom_vjp`): the backward scan carries only dh, dc and does
+  one (K, B, 4H) x (K, 4H, H) dot per step; dW_hh is one batched matmul over all steps afterwards.
 
   Args:
     gates_TxKxBx4H: precomputed input projections (x W_ih + b_ih + b_hh) per step.
     w_hh_KxHx4H: recurrent kernels.
-    mask_TxB: valid steps; at an invalid step the state is held and the output is 0.
+    mask_TxKxB: valid steps; at an invalid step the state is held and the output is 0.
+    unroll: scan unroll factor (default: all steps up to 16, else 8).
 
   Returns:
     (outputs h_TxKxBxH, final hidden state h_KxBxH).
   """
-  t, k, b, h4 = gates_TxKxBx4H.shape
-  h = h4 // 4
+  unroll = _default_unroll(gates_TxKxBx4H.shape[0]) if unroll is None else unroll
+  if mask_TxKxB is None:
+    return _lstm_scan_fn(False, unroll)(gates_TxKxBx4H, w_hh_KxHx4H, None)
+  return _lstm_scan_fn(True, unroll)(gates_TxKxBx4H, w_hh_KxHx4H, jnp.asarray(mask_TxKxB, bool))
 
-  def step(carry, inputs):
-    h_KxBxH, c_KxBxH = carry
-    if mask_TxB is None:
-      g_KxBx4H = inputs
-    else:
-      g_KxBx4H, m_B = inputs
-    g_KxBx4H = g_KxBx4H + jnp.einsum('kbh,khg->kbg', h_KxBxH, w_hh_KxHx4H)
-    i, f, g, o = jnp.split(g_KxBx4H, 4, axis=-1)
-    c_new = jax.nn.sigmoid(f) * c_KxBxH + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
-    if mask_TxB is None:
-      return (h_new, c_new), h_new
-    m = m_B[None, :, None]
-    h_new = jnp.where(m, h_new, h_KxBxH)
-    c_new = jnp.where(m, c_new, c_KxBxH)
-    return (h_new, c_new), jnp.where(m, h_new, 0.0)
 
-  zeros = jnp.zeros((k, b, h), gates_TxKxBx4H.dtype)
-  xs = gates_TxKxBx4H if mask_TxB is None else (gates_TxKxBx4H, mask_TxB)
-  (h_KxBxH, _), out_TxKxBxH = jax.lax.scan(step, (zeros, zeros), xs)
-  return out_TxKxBxH, h_KxBxH
+def _cell(z_KxBx4H: jax.Array, c_KxBxH: jax.Array):
+  """LSTM cell from pre-activations: (h', c', activations [i, f, g, o] (K, B, 4H), tanh(c'))."""
+  h = c_KxBxH.shape[-1]
+  sig = jax.nn.sigmoid(z_KxBx4H)
+  i, f, o = sig[..., :h], sig[..., h:2 * h], sig[..., 3 * h:]
+  g = jnp.tanh(z_KxBx4H[..., 2 * h:3 * h])
+  c_new = f * c_KxBxH + i * g
+  tanh_c = jnp.tanh(c_new)
+  return o * tanh_c, c_new, jnp.concatenate([i, f, g, o], axis=-1), tanh_c
+
+
+@functools.lru_cache(maxsize=None)
+def _lstm_scan_fn(masked: bool, unroll: int):
+  """The custom-VJP scan for one (masked, unroll) pair; the mask argument is ignored if unmasked."""
+
+  def forward(gates_TxKxBx4H, w_KxHx4H, mask_TxKxB, keep_residuals):
+    t, k, b, h4 = gates_TxKxBx4H.shape
+
+    def step(carry, inputs):
+      h_prev, c_prev = carry
+      g_KxBx4H, m_KxB = inputs if masked else (inputs, None)
+      z = g_KxBx4H + jnp.einsum('kbh,khg->kbg', h_prev, w_KxHx4H)
+      h_new, c_new, acts, tanh_c = _cell(z, c_prev)
+      if masked:
+        m = m_KxB[..., None]
+        h_new = jnp.where(m, h_new, h_prev)
+        c_new = jnp.where(m, c_new, c_prev)
+        out = jnp.where(m, h_new, 0.0)
+      else:
+        out = h_new
+      res = (h_prev, c_prev, acts, tanh_c) if keep_residuals else None
+      return (h_new, c_new), (out, res)
+
+    zeros = jnp.zeros((k, b, h4 // 4), gates_TxKxBx4H.dtype)
+    xs = (gates_TxKxBx4H, mask_TxKxB) if masked else gates_TxKxBx4H
+    (h_last, _), (out, res) = jax.lax.scan(step, (zeros, zeros), xs, unroll=unroll)
+    return out, h_last, res
+
+  @jax.custom_vjp
+  def scan(gates_TxKxBx4H, w_KxHx4H, mask_TxKxB):
+    out, h_last, _ = forward(gates_TxKxBx4H, w_KxHx4H, mask_TxKxB, False)
+    return out, h_last
+
+  def scan_fwd(gates_TxKxBx4H, w_KxHx4H, mask_TxKxB):
+    out, h_last, res = forward(gates_TxKxBx4H, w_KxHx4H, mask_TxKxB, True)
+    return (out, h_last), (res, w_KxHx4H, mask_TxKxB)
+
+  def scan_bwd(saved, cotangents):
+    (h_prev_T, c_prev_T, acts_T, tanh_c_T), w_KxHx4H, mask_TxKxB = saved
+    dout_TxKxBxH, dh_last = cotangents
+    h = w_KxHx4H.shape[1]
+
+    def step(carry, inputs):
+      dh, dc = carry
+      if masked:
+        dout, c_prev, acts, tanh_c, m_KxB = inputs
+        m = m_KxB[..., None]
+        dh_tot = dh + jnp.where(m, dout, 0.0)
+      else:
+        dout, c_prev, acts, tanh_c = inputs
+        dh_tot = dh + dout
+      i, f, g, o = acts[..., :h], acts[..., h:2 * h], acts[..., 2 * h:3 * h], acts[..., 3 * h:]
+      dc_tot = dc + dh_tot * o * (1.0 - tanh_c * tanh_c)
+      dz = jnp.concatenate([dc_tot * g * i * (1.0 - i), dc_tot * c_prev * f * (1.0 - f),
+                            dc_tot * i * (1.0 - g * g), dh_tot * tanh_c * o * (1.0 - o)], axis=-1)
+      dh_prev = jnp.einsum('kbg,khg->kbh', dz, w_KxHx4H)
+      dc_prev = dc_tot * f
+      if masked:
+        dz = jnp.where(m, dz, 0.0)
+        dh_prev = jnp.where(m, dh_prev, dh)
+        dc_prev = jnp.where(m, dc_prev, dc)
+      return (dh_prev, dc_prev), dz
+
+    xs = (dout_TxKxBxH, c_prev_T, acts_T, tanh_c_T)
+    xs = xs + (mask_TxKxB,) if masked else xs
+    _, dz_TxKxBx4H = jax.lax.scan(step, (dh_last, jnp.zeros_like(dh_last)), xs, reverse=True,
+                                  unroll=unroll)
+    dw_KxHx4H = jnp.einsum('tkbh,tkbg->khg', h_prev_T, dz_TxKxBx4H)
+    dmask = None if mask_TxKxB is None else np.zeros(mask_TxKxB.shape, jax.dtypes.float0)
+    return dz_TxKxBx4H, dw_KxHx4H, dmask
+
+  scan.defvjp(scan_fwd, scan_bwd)
+  return scan
 
 
 class BiLSTMLayer(nnx.Module):
-  """One bidirectional LSTM layer (parameters only; the stack runs it time-major)."""
+  """One bidirectional LSTM layer (parameters; `run_bilstm_stacks` runs it)."""
 
   def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs):
     bound = 1.0 / hidden**0.5
@@ -99,39 +163,72 @@ class BiLSTMLayer(nnx.Module):
     self.b_ih = _uniform(rngs, (2, 4 * hidden), bound)
     self.b_hh = _uniform(rngs, (2, 4 * hidden), bound)
 
-  def project(self, x_TxBxD: jax.Array) -> jax.Array:
-    """x W_ih + b for all steps and both directions: (T, B, 2, 4H)."""
-    d = x_TxBxD.shape[-1]
-    w_Dx8H = self.w_ih[...].reshape(d, 8 * self.hidden)
-    b_8H = (self.b_ih[...] + self.b_hh[...]).reshape(8 * self.hidden)
-    g_TxBx8H = jnp.einsum('tbd,dg->tbg', x_TxBxD, w_Dx8H) + b_8H
-    return g_TxBx8H.reshape(g_TxBx8H.shape[:2] + (2, 4 * self.hidden))
+  def gates(self, x_TxBxD: jax.Array) -> jax.Array:
+    """Input projections of a time-major input for both directions, in scan order.
+
+    One (T B, D) x (D, 8H) matmul; returns (T, 2, B, 4H) with direction 1 flipped in time.
+    """
+    d, h4 = x_TxBxD.shape[-1], 4 * self.hidden
+    b_8H = (self.b_ih[...] + self.b_hh[...]).reshape(2 * h4)
+    g_TxBx8H = jnp.einsum('tbd,dg->tbg', x_TxBxD, self.w_ih[...].reshape(d, 2 * h4)) + b_8H
+    fwd, bwd = jnp.split(g_TxBx8H, 2, axis=-1)
+    return jnp.stack([fwd, jnp.flip(bwd, axis=0)], axis=1)
 
 
-def _to_scan_input(g_TxBx2x4H: jax.Array, rev_idx_TxB: jax.Array | None) -> jax.Array:
-  """Stacks forward gates and validly-reversed backward gates: (T, 2, B, 4H)."""
-  fwd = g_TxBx2x4H[:, :, 0]
-  bwd = _reverse_valid(g_TxBx2x4H[:, :, 1], rev_idx_TxB)
-  return jnp.stack([fwd, bwd], axis=1)
+def _time_order(out_Tx2xBxH: jax.Array) -> jax.Array:
+  """Scan-order outputs of one bidirectional layer -> time-ordered (T, B, 2H)."""
+  fwd, bwd = jnp.split(out_Tx2xBxH, 2, axis=1)
+  return jnp.concatenate([fwd[:, 0], jnp.flip(bwd[:, 0], axis=0)], axis=-1)
 
 
-def _from_scan_output(out_TxKxBxH: jax.Array, rev_idx_TxB: jax.Array | None) -> jax.Array:
-  """(T, 2, B, H) scan outputs -> (T, B, 2H) with the backward half back in time order."""
-  fwd = out_TxKxBxH[:, 0]
-  bwd = _reverse_valid(out_TxKxBxH[:, 1], rev_idx_TxB)
-  return jnp.concatenate([fwd, bwd], axis=-1)
+def run_bilstm_stacks(stacks: list[nnx.List], xs_BxTxD: list[jax.Array],
+                      mask_BxT: jax.Array | None,
+                      unroll: int | None = None) -> list[tuple[jax.Array, jax.Array]]:
+  """Runs M bidirectional LSTM stacks of equal width and depth over sequences of equal (B, T).
+
+  The 2M recurrences of each layer (M stacks x 2 directions) share one `lax.scan`.
+
+  Returns:
+    per stack (outputs y_BxTx2H, final state h_Bx2H of the last layer).
+  """
+  n = len(stacks)
+  b, t = xs_BxTxD[0].shape[:2]
+  for x in xs_BxTxD:
+    if x.ndim != 3 or x.shape[:2] != (b, t):
+      raise ValueError(f'BiLSTM inputs must be (B, T, D) with one (B, T) = {(b, t)} for all '
+                       f'modalities; got {[x.shape for x in xs_BxTxD]}')
+  if mask_BxT is not None and mask_BxT.shape != (b, t):
+    raise ValueError(f'mask_BxT has shape {mask_BxT.shape}; the inputs need {(b, t)}')
+  mask_TxKxB = None
+  if mask_BxT is not None:
+    m_TxB = jnp.asarray(mask_BxT, bool).T
+    mask_TxKxB = jnp.tile(jnp.stack([m_TxB, jnp.flip(m_TxB, axis=0)], axis=1), (1, n, 1))
+  ys_TxBxD = [jnp.swapaxes(x, 0, 1) for x in xs_BxTxD]
+  for depth in range(len(stacks[0])):
+    layers = [stack[depth] for stack in stacks]
+    gates = jnp.concatenate([layer.gates(y) for layer, y in zip(layers, ys_TxBxD)], axis=1)
+    w_hh = jnp.concatenate([layer.w_hh[...] for layer in layers], axis=0)
+    out_TxKxBxH, h_KxBxH = lstm_scan(gates, w_hh, mask_TxKxB, unroll)
+    ys_TxBxD = [_time_order(out) for out in jnp.split(out_TxKxBxH, n, axis=1)]
+  h_KxBxH = jnp.split(h_KxBxH, 2 * n, axis=0)
+  return [(jnp.swapaxes(y, 0, 1), jnp.concatenate([h_KxBxH[2 * m][0], h_KxBxH[2 * m + 1][0]], -1))
+          for m, y in enumerate(ys_TxBxD)]
 
 
 class BiLSTM(nnx.Module):
   """Stacked bidirectional LSTM, batch first, like torch.nn.LSTM(bidirectional=True).
 
-  Layer n+1 reads the concatenated forward/backward outputs of layer n. Sequences are padded only
-  at their end (`mask_BxT` marks the valid prefix); padding never changes outputs at valid steps and
-  padded outputs are zero.
+  Layer n+1 reads the concatenated forward/backward outputs of layer n. `mask_BxT` marks the valid
+  steps (padding at the end of ragged sequences): both directions skip invalid steps, holding their
+  state, so padding never changes outputs at valid steps and equals running the shorter sequence;
+  padded outputs are zero. (A mask with holes acts as if the masked steps were cut out.)
   """
 
-  def __init__(self, in_features: int, hidden: int, num_layers: int = 2, *, rngs: nnx.Rngs):
+  def __init__(self, in_features: int, hidden: int, num_layers: int = 2, *, rngs: nnx.Rngs,
+               unroll: int | None = None):
+    """`unroll`: steps per scan iteration (default: all up to 16 steps, else 8); speed only."""
     self.hidden = hidden
+    self.unroll = unroll
     self.layers = nnx.List([
         BiLSTMLayer(in_features if n == 0 else 2 * hidden, hidden, rngs=rngs)
         for n in range(num_layers)])
@@ -142,13 +239,29 @@ class BiLSTM(nnx.Module):
 
     h_Bx2H = [forward hidden state after the last valid step, backward hidden state after step 0].
     """
-    t = x_BxTxD.shape[1]
-    rev_idx_TxB = _reverse_index(mask_BxT, t)
-    mask_TxB = None if mask_BxT is None else jnp.asarray(mask_BxT, bool).T
-    y_TxBxD = jnp.swapaxes(x_BxTxD, 0, 1)
-    for layer in self.layers:
-      gates = _to_scan_input(layer.project(y_TxBxD), rev_idx_TxB)
-      out_TxKxBxH, h_KxBxH = lstm_scan(gates, layer.w_hh[...], mask_TxB)
-      y_TxBxD = _from_scan_output(out_TxKxBxH, rev_idx_TxB)
-    h_Bx2H = jnp.concatenate([h_KxBxH[0], h_KxBxH[1]], axis=-1)
-    return jnp.swapaxes(y_TxBxD, 0, 1), h_Bx2H
+    return run_bilstm_stacks([self.layers], [x_BxTxD], mask_BxT, self.unroll)[0]
+
+
+class MultiBiLSTM(nnx.Module):
+  """One `BiLSTM` per modality, run together: each layer's recurrences share one scan.
+
+  The parameters are exactly those of separate `BiLSTM`s (`self.lstms[name]`), so per-modality
+  freezing by path works as with separate modules. All modalities share (B, T) and the mask.
+  """
+
+  def __init__(self, in_features: dict[str, int], hidden: int, num_layers: int = 2, *,
+               rngs: nnx.Rngs, unroll: int | None = None):
+    self.unroll = unroll
+    self.lstms = nnx.Dict({name: BiLSTM(d, hidden, num_layers, rngs=rngs, unroll=unroll)
+                           for name, d in in_features.items()})
+
+  def __call__(self, xs_BxTxD: dict[str, jax.Array], mask_BxT: jax.Array | None = None
+               ) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """Runs the modalities present in `xs_BxTxD` (any subset); name -> (y_BxTx2H, h_Bx2H)."""
+    names = list(xs_BxTxD)
+    unknown = [n for n in names if n not in self.lstms]
+    if unknown:
+      raise KeyError(f'MultiBiLSTM has no modality {unknown}; it has {list(self.lstms)}')
+    results = run_bilstm_stacks([self.lstms[n].layers for n in names],
+                                [xs_BxTxD[n] for n in names], mask_BxT, self.unroll)
+    return dict(zip(names, results))
