@@ -28,7 +28,7 @@ from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from emojax import checkpoint, fileio, config_lib, errors, input_pipeline, metrics, postprocess
+from emojax import checkpoint, config_lib, errors, fileio, input_pipeline, metrics, postprocess
 
 Forward = Callable[[nnx.Module, dict], jax.Array]  # (model, batch) -> per-clip predictions (B, L)
 
@@ -176,14 +176,18 @@ class Trainer:
   # Running ------------------------------------------------------------------------------------
   def run(self) -> list[dict]:
     self.workdir.mkdir(parents=True, exist_ok=True)
+    self._check_same_config()
     if jax.process_index() == 0:
       fileio.write_json(self.workdir / "config.json", self.config.to_dict())
-      (self.workdir / "config.py.txt").write_text(str(self.config))
+      fileio.atomic_write_text(self.workdir / "config.py.txt", str(self.config))
       fileio.write_json(self.workdir / "run_info.json", config_lib.run_info())
     if self.records:
       last = self.records[-1]
-      logging.info("resuming after %d finished phases (last: %s)", len(self.records), last["name"])
-      self._phase_checkpoints(last["name"]).restore_best_into(self.model)
+      print(f"resuming {self.workdir} after {len(self.records)} finished phases "
+            f"(last: {last['name']})", flush=True)
+      ckpt = self._phase_checkpoints(last["name"])
+      ckpt.restore_best_into(self.model)
+      ckpt.close()
     while (phase := self.method.plan(self.config, self.records)) is not None:
       if any(r["name"] == phase.name for r in self.records):
         raise RuntimeError(f"method planned phase {phase.name} twice")
@@ -195,6 +199,18 @@ class Trainer:
     if self._writer is not None:
       self._writer.close()
     return self.records
+
+  def _check_same_config(self) -> None:
+    """Resuming continues the run that is in the workdir: a different config is refused."""
+    saved = fileio.read_json(self.workdir / "config.json")
+    if saved is None:
+      return
+    now = fileio.to_jsonable(self.config.to_dict())
+    diffs = sorted(_dict_diff(saved, now))
+    if diffs:
+      raise errors.ConfigError(
+          f"{self.workdir} holds a run trained with another config ({'; '.join(diffs[:8])}); "
+          "train in a new --workdir, or rerun with the same config to resume")
 
   def model_meta(self) -> dict:
     return {"method": self.config.method, "feature_dims": self.feature_dims,
@@ -236,6 +252,7 @@ class Trainer:
                             _flat_metrics(val.get("validation", val.get("test"))))
         ckpt.wait()
       ckpt.restore_best_into(self.model)
+      ckpt.close()
       return self._record(phase, self.validate(phase), 1, t0)
 
     graphdef, train_state, frozen_state = nnx.split(self.model, phase.trainable, ...)
@@ -302,7 +319,9 @@ class Trainer:
                                   {"phase": phase.name, "step": done})
       ckpt.wait()
     ckpt.restore_best_into(self.model)
-    return self._record(phase, self.validate(phase), ckpt.best_step(), t0)
+    best_step = ckpt.best_step()
+    ckpt.close()
+    return self._record(phase, self.validate(phase), best_step, t0)
 
   def _record(self, phase: Phase, val: dict, best_step, t0: float) -> dict:
     rec = {"name": phase.name, "target": phase.target, "best_step": best_step,
@@ -321,6 +340,16 @@ def _fault_injection(phase: str, step: int) -> None:
     pattern, _, at = spec.rpartition(":")
     if int(at) == step and fnmatch.fnmatch(phase, pattern):
       os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _dict_diff(a, b, prefix: str = "") -> list[str]:
+  """Dotted keys whose values differ between two nested dicts (JSON form)."""
+  if isinstance(a, dict) and isinstance(b, dict):
+    out = []
+    for k in sorted(set(a) | set(b)):
+      out += _dict_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+    return out
+  return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
 
 
 def _flat_metrics(m: dict) -> dict[str, float]:

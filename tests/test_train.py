@@ -207,3 +207,15 @@ def test_sweep_runs_real_trials_and_skips_finished_ones(tmp_path):
   assert "ema_beta=0.5" in table and "ema_beta=0.9" in table
   sweep.run_sweep(config, tmp_path / "sweep", run_trial)
   assert len(calls) == 2  # both finished: nothing reruns
+
+
+def test_a_workdir_refuses_a_different_config(tmp_path):
+  config = toy_config(tmp_path / "data", steps=2)
+  run = tmp_path / "run"
+  run.mkdir()
+  saved = config.to_dict()
+  saved["train"]["learning_rate"] = 0.5
+  from emojax import fileio  # pylint: disable=import-outside-toplevel
+  fileio.write_json(run / "config.json", saved)
+  with pytest.raises(errors.ConfigError, match=r"train.learning_rate: 0.5 -> 0.001"):
+    train.Trainer(config, run).run()
