@@ -29,6 +29,13 @@ def find_videos(video: str | pathlib.Path) -> list[pathlib.Path]:
     found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
     if not found:
       raise errors.DataError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) under {path}")
+    stems = {}
+    for p in found:
+      if p.stem in stems:
+        raise errors.DataError(
+            f"{stems[p.stem]} and {p} would both be written as {p.stem}.csv; rename one of them "
+            "or predict the folders separately")
+      stems[p.stem] = p
     return found
   if not path.exists():
     raise errors.DataError(f"video {path} does not exist")
