@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import checkpoint, errors, fileio, input_pipeline, metrics, reporting
+from emojax import checkpoint, errors, fileio, input_pipeline, metrics, protocols, reporting
 from emojax.features import manifest
 
 SPLITS = ("validation", "test")
@@ -52,6 +52,14 @@ def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
       if split in r:
         ablation_rows.append((f"phase {r['name']}", split, r["target"], r[split]))
   _write_ablation(workdir / "eval", ablation_rows, stores)
+  if "test" in stores and config.dataset.name == "mediaeval2018":
+    # The benchmark's official numbers, computed from the written predictions as a check.
+    official = protocols.official_numbers(config.dataset.name, config.dataset.config,
+                                          workdir / "eval" / "test")
+    fileio.write_json(workdir / "eval" / "test" / "official.json", official)
+    print("   official MediaEval 2018 numbers (test): " + ", ".join(
+        f"{t} MSE {m['mse']:.4f} PCC {m['pcc']:.3f}" for t, m in official.items()
+        if isinstance(m, dict) and "mse" in m), flush=True)
   fileio.write_json(workdir / "eval" / "summary.json", flat)
   return flat
 

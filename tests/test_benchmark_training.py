@@ -144,6 +144,11 @@ def test_train_on_the_fixture_and_official_numbers(me18_download, tmp_path):
       for fid in ids:
         assert official[dim]["per_film"][fid]["mse"] == pytest.approx(
             m[dim]["per_film"][fid]["mse"], rel=1e-6)
+  # Evaluation writes the official numbers of the test split beside its metrics.
+  written_official = json.loads((tmp_path / "run" / "eval" / "test" / "official.json").read_text())
+  assert written_official["valence"]["pcc"] == pytest.approx(
+      protocols.official_numbers("mediaeval2018", config.dataset.config,
+                                 tmp_path / "run" / "eval" / "test")["valence"]["pcc"])
   # Film 46 has 8 label rows for 30 s of features: the labels rule.
   assert json.loads((tmp_path / "run" / "eval" / "validation" / "metrics.json").read_text())[
       "valence"]["per_film"]["MEDIAEVAL18_46"]["num_seconds"] == 8
