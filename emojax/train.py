@@ -224,12 +224,13 @@ class Trainer:
         self.workdir / "checkpoints" / name.replace("/", "__"), keep=c.keep,
         best_metric=c.best_metric, best_mode=c.best_mode)
 
-  def validate(self, phase: Phase) -> dict[str, dict]:
-    """Per-second metrics of the phase's forward on validation and test (for the ablation table)."""
+  def validate(self, phase: Phase, splits=("validation", "test")) -> dict[str, dict]:
+    """Per-second metrics of the phase's forward: validation during training (model selection),
+    validation and test at the end of the phase (the ablation table)."""
     d = self.config.data
     predictor = ClipPredictor(self.model, phase.forward, self.mesh)
     out = {}
-    for split in ("validation", "test"):
+    for split in splits:
       if split not in self.stores:
         continue
       store = self.stores[split]
@@ -247,7 +248,7 @@ class Trainer:
     if phase.fit is not None:
       if ckpt.best_step() is None:
         phase.fit(self.model, self.stores["train"], self.stores.get("validation"))
-        val = self.validate(phase)
+        val = self.validate(phase, ("validation",) if "validation" in self.stores else ("test",))
         ckpt.save_best(1, checkpoint.model_pure_state(self.model),
                             _flat_metrics(val.get("validation", val.get("test"))))
         ckpt.wait()
@@ -306,7 +307,7 @@ class Trainer:
           t_last, s_last = now, done
         if done % eval_every == 0 or done == phase.steps:
           nnx.update(self.model, train_state, frozen_state)
-          val = self.validate(phase)
+          val = self.validate(phase, ("validation",) if "validation" in self.stores else ("test",))
           for split, m in val.items():
             for k, v in m.items():
               self._scalar(f"{phase.name}/{split}_{k}", v, done)
