@@ -28,7 +28,7 @@ from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from emojax import checkpoint, config_lib, errors, fileio, input_pipeline, metrics, postprocess
+from emojax import checkpoint, errors, fileio, input_pipeline, metrics, postprocess, runinfo
 
 Forward = Callable[[nnx.Module, dict], jax.Array]  # (model, batch) -> per-clip predictions (B, L)
 
@@ -180,7 +180,7 @@ class Trainer:
     if jax.process_index() == 0:
       fileio.write_json(self.workdir / "config.json", self.config.to_dict())
       fileio.atomic_write_text(self.workdir / "config.py.txt", str(self.config))
-      fileio.write_json(self.workdir / "run_info.json", config_lib.run_info())
+      fileio.write_json(self.workdir / "run_info.json", runinfo.run_info())
     if self.records:
       last = self.records[-1]
       print(f"resuming {self.workdir} after {len(self.records)} finished phases "
