@@ -23,16 +23,16 @@ def base_config(method: str) -> ml_collections.ConfigDict:
       dict(train="train", validation="validation", test="test"))
 
   c.data = ml_collections.ConfigDict()
-  c.data.clip_seconds = 10      # films cut into non-overlapping 10 s clips (seed 000)
-  c.data.batch_size = 64
+  c.data.clip_seconds = 10      # paper (seed 000): films cut into non-overlapping 10 s clips
+  c.data.batch_size = 64        # emojax's choice
   c.data.eval_batch_size = 64
   c.data.train_stride = 1       # training windows start every `train_stride` clips
-  c.data.standardize = True     # features standardised with the training split's mean/std
+  c.data.standardize = True     # emojax's choice: features standardised with the training split's mean/std
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.keep = 2         # latest checkpoints kept per phase (for resuming)
   c.checkpoint.every_steps = 50
-  c.checkpoint.best_metric = "pcc"   # validation metric selecting each phase's best checkpoint
+  c.checkpoint.best_metric = "pcc"   # emojax's choice: validation metric selecting each phase's best checkpoint
   c.checkpoint.best_mode = "max"
 
   c.log = ml_collections.ConfigDict()
