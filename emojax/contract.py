@@ -1,0 +1,316 @@
+"""The method contract: what a model family gives the harness, and what the harness gives back.
+
+A method is one module `emojax/models/<name>.py` (found by `config.method`) with:
+
+  task(config) -> Task                      what the run predicts (targets, kind, unit, loss)
+  modalities(config) -> tuple[str, ...]     the dataset streams it reads
+  create(config, feature_dims, rngs) -> nnx.Module
+  plan(config, done: list[dict]) -> Phase | None      the next training phase (None: finished)
+  outputs(config) -> {target: Output}        the trained model's final predictions
+  variants(config) -> {name: {target: Output}}        optional: extra rows of eval/ablation.md
+
+`feature_dims` maps a stream to its feature size (per-second datasets) or to the shape of one
+example's array (per-clip datasets). The harness owns everything else: data, batching, sharding,
+losses, optimizers, train/eval modes, dropout randomness, validation, early stopping, checkpoints,
+resume, prediction and reporting. This module imports no other part of emojax except `errors`, so
+models, `train`, `inference` and `evaluate` can all import it without circles.
+
+Forward functions: `forward(model, batch, rngs) -> outputs`, where `rngs` is an `nnx.Rngs` with a
+`dropout` stream (fresh for every training step, reproducible from the seed and the step: a resumed
+run draws the same masks) or None at evaluation. The harness calls `model.train()` before the
+training steps and `model.eval()` before validation and prediction, so `nnx.Dropout` and
+`nnx.BatchNorm` switch by themselves. Variables other than `nnx.Param` (BatchNorm statistics, ...)
+are carried through the step and returned updated: write them with `v[...] = ...` in the forward.
+
+Outputs have the shape of the task's labels: per-second windows (B, L) (one value per clip of the
+window), or (B, L, S) per second with `Output(resolution="second")`; per-clip examples (B,).
+Classification adds a trailing class axis of logits. A task with several targets returns
+{target: array}. What the outputs mean depends on the loss (`LOSSES`): values in [-1, 1] for "mse"
+and "mse_pcc", logits of (y + 1) / 2 for "sigmoid_ce", class logits for "softmax_ce".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from emojax import errors
+
+Forward = Callable[[nnx.Module, dict, "nnx.Rngs | None"], Any]
+
+KINDS = ("regression", "classification")
+UNITS = ("second", "clip")
+# loss name -> the task kinds it fits.
+LOSSES = {"mse": "regression", "mse_pcc": "regression", "sigmoid_ce": "regression",
+          "softmax_ce": "classification"}
+REGRESSION_METRICS = ("mse", "rmse", "mae", "pcc", "ccc")
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
+# Non-parameter variables the train step carries and returns (BatchNorm statistics, counters).
+MUTABLE = nnx.Not(nnx.Param)
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """What a phase (or a run) predicts and how it is scored."""
+  targets: tuple[str, ...]          # ("valence",), ("arousal",) or ("valence", "arousal")
+  kind: str = "regression"          # "regression" | "classification"
+  num_classes: int = 0              # classification: labels 0..num_classes-1 in y["<target>_class"]
+  unit: str = "second"              # "second": per-second film windows; "clip": one example a clip
+  loss: str = "mse"                 # a name of LOSSES
+  best_metric: str = "pcc"          # validation metric selecting the best step (see metric_names)
+  best_mode: str = "max"            # "max" | "min"
+
+  def __post_init__(self):
+    object.__setattr__(self, "targets", tuple(self.targets))
+    check_task(self)
+
+  def label_key(self, target: str) -> str:
+    return f"{target}_class" if self.kind == "classification" else target
+
+  def metric_names(self) -> tuple[str, ...]:
+    """Names `best_metric` may take: pooled, and `film_<name>` = the mean over films."""
+    base = REGRESSION_METRICS if self.kind == "regression" else CLASSIFICATION_METRICS
+    return base + tuple(f"film_{m}" for m in base)
+
+
+def check_task(task: Task, where: str = "task") -> None:
+  """Raises ConfigError when the task's parts do not fit together."""
+  if not task.targets:
+    raise errors.ConfigError(f"{where}: no targets; set config.targets")
+  if task.kind not in KINDS:
+    raise errors.ConfigError(f"{where}: kind {task.kind!r}; use one of {KINDS}")
+  if task.unit not in UNITS:
+    raise errors.ConfigError(f"{where}: unit {task.unit!r}; use one of {UNITS}")
+  if task.loss not in LOSSES:
+    raise errors.ConfigError(f"{where}: unknown loss {task.loss!r} (config key `loss`); use one "
+                             f"of {sorted(LOSSES)}")
+  if LOSSES[task.loss] != task.kind:
+    raise errors.ConfigError(
+        f"{where}: loss {task.loss!r} is for {LOSSES[task.loss]} but the task is {task.kind}; "
+        f"use one of {[k for k, v in LOSSES.items() if v == task.kind]} (config key `loss`)")
+  if task.kind == "classification" and task.num_classes < 2:
+    raise errors.ConfigError(f"{where}: classification needs num_classes >= 2, got "
+                             f"{task.num_classes}")
+  if task.best_metric not in task.metric_names():
+    raise errors.ConfigError(
+        f"{where}: best metric {task.best_metric!r} (config.checkpoint.best_metric) is not a "
+        f"{task.kind} metric; use one of {task.metric_names()}")
+  if task.best_mode not in ("max", "min"):
+    raise errors.ConfigError(f"{where}: best mode {task.best_mode!r} (config.checkpoint.best_mode);"
+                             " use 'max' or 'min'")
+
+
+@dataclasses.dataclass
+class Phase:
+  """One training phase of a method: which parameters, on which task, for how long."""
+  name: str                         # unique in the run, e.g. "valence/stage1_audio"
+  task: Task
+  forward: Forward | None           # (model, batch, rngs) -> outputs (see the module docstring)
+  trainable: Any = nnx.Param        # nnx filter of the Params this phase trains; the rest is frozen
+  num_clips: int = 1                # per-second data: windows of L clips (1 = clip-level training)
+  steps: int = 0                    # duration: steps, or
+  epochs: float = 0.0               # epochs over the training windows / examples
+  optimizer: Mapping | None = None  # an optimizer spec (`optimizer_spec`); None = Adam 1e-3
+  eval_every: int = 0               # validate every N steps (0: at the end only), or
+  eval_every_epochs: float = 0.0    # every N epochs
+  patience: int = 0                 # early stopping: validations without improvement (0 = off)
+  setup: Callable[[nnx.Module], None] | None = None          # run once before the first step
+  fit: Callable[[nnx.Module, Any, Any], None] | None = None  # closed-form fit instead of SGD
+  info: dict = dataclasses.field(default_factory=dict)       # recorded with the phase result
+
+  @property
+  def target(self) -> str:
+    """The phase's first target (records and the ablation table name phases by it)."""
+    return self.task.targets[0]
+
+
+@dataclasses.dataclass
+class Output:
+  """How the trained model predicts one target of whole films or clips."""
+  forward: Forward
+  task: Task                        # the loss says how outputs map to predictions
+  num_clips: int = 1                # per-second data: the window length in clips
+  resolution: str = "clip"          # per-second data: "clip" (B, L) or "second" (B, L, S)
+  postprocess: Callable | None = None   # per film: predictions (C,) or (T,) -> same shape
+  key: str = ""                     # outputs with the same key share one forward pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Durations.
+
+
+def to_steps(steps: int = 0, epochs: float = 0.0, *, examples_per_epoch: int, batch_size: int,
+             what: str = "duration") -> int:
+  """Steps from a duration given in steps or in epochs (exactly one of them, > 0 when given)."""
+  if steps and epochs:
+    raise errors.ConfigError(f"{what}: give steps or epochs, not both ({steps} / {epochs})")
+  if steps < 0 or epochs < 0:
+    raise errors.ConfigError(f"{what}: must not be negative (steps {steps}, epochs {epochs})")
+  if epochs:
+    return max(1, math.ceil(epochs * examples_per_epoch / max(batch_size, 1)))
+  return int(steps)
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizers.
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+def optimizer_spec(block: Mapping | None = None, **overrides) -> dict:
+  """An optimizer spec: `config.optim` (see configs/common.py) with per-phase overrides."""
+  spec = dict(name="adam", learning_rate=1e-3, momentum=0.9, nesterov=False, weight_decay=0.0,
+              l2=0.0, grad_clip=0.0, schedule="constant", decay_every=0, decay_every_epochs=0.0,
+              decay_factor=0.1)
+  given = dict(block.items()) if block is not None else {}
+  unknown = set(given) - set(spec)
+  if unknown:
+    raise errors.ConfigError(f"config.optim has unknown key(s) {sorted(unknown)}; known: "
+                             f"{sorted(spec)}")
+  spec.update(given)
+  spec.update(overrides)
+  return spec
+
+
+def make_optimizer(spec: Mapping, *, steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
+  """The optax transformation of a spec. `l2` is not here: the loss adds it (coupled L2)."""
+  name, lr = spec["name"], float(spec["learning_rate"])
+  if name not in OPTIMIZERS:
+    raise errors.ConfigError(f"config.optim.name={name!r}; use one of {OPTIMIZERS}")
+  if spec["schedule"] not in SCHEDULES:
+    raise errors.ConfigError(f"config.optim.schedule={spec['schedule']!r}; use one of {SCHEDULES}")
+  if not lr > 0:
+    raise errors.ConfigError(f"learning rate {lr} must be > 0 (config.optim.learning_rate or the "
+                             "method's learning-rate key)")
+  if spec["schedule"] == "step":
+    every = to_steps(int(spec["decay_every"]), float(spec["decay_every_epochs"]),
+                     examples_per_epoch=steps_per_epoch, batch_size=1,
+                     what="config.optim.decay_every / decay_every_epochs")
+    if every <= 0:
+      raise errors.ConfigError("config.optim.schedule='step' needs config.optim.decay_every (steps)"
+                               " or decay_every_epochs > 0")
+    lr = optax.exponential_decay(lr, every, float(spec["decay_factor"]), staircase=True)
+  elif spec["schedule"] == "cosine":
+    lr = optax.cosine_decay_schedule(lr, max(steps, 1))
+  parts = []
+  if spec["grad_clip"]:
+    parts.append(optax.clip_by_global_norm(float(spec["grad_clip"])))
+  if name == "adam":
+    parts.append(optax.adam(lr))
+  elif name == "adamw":
+    parts.append(optax.adamw(lr, weight_decay=float(spec["weight_decay"])))
+  else:
+    if spec["weight_decay"]:
+      parts.append(optax.add_decayed_weights(float(spec["weight_decay"])))
+    parts.append(optax.sgd(lr, momentum=float(spec["momentum"]) or None,
+                           nesterov=bool(spec["nesterov"])))
+  return optax.chain(*parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses and predictions.
+
+
+def as_dict(task: Task, outputs) -> dict:
+  """Outputs as {target: array} (a one-target task may return the bare array)."""
+  if isinstance(outputs, Mapping):
+    missing = [t for t in task.targets if t not in outputs]
+    if missing:
+      raise errors.ConfigError(f"the forward returned {sorted(outputs)} but the task needs "
+                               f"{list(task.targets)}")
+    return {t: outputs[t] for t in task.targets}
+  if len(task.targets) != 1:
+    raise errors.ConfigError(f"the forward returned one array for a task of "
+                             f"{len(task.targets)} targets {task.targets}; return a dict")
+  return {task.targets[0]: outputs}
+
+
+def _masked_mean(v: jax.Array, w: jax.Array) -> jax.Array:
+  return jnp.sum(w * v) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def masked_mse(pred: jax.Array, y: jax.Array, mask: jax.Array) -> jax.Array:
+  """Mean squared error over the valid entries (eqs. 1 and 3 of seed 000)."""
+  return _masked_mean((pred - y) ** 2, mask.astype(pred.dtype))
+
+
+def masked_pcc(pred: jax.Array, y: jax.Array, mask: jax.Array, eps: float = 1e-8) -> jax.Array:
+  """Pearson correlation over the valid entries (the PCC term of seed 003's loss)."""
+  w = mask.astype(pred.dtype)
+  n = jnp.maximum(jnp.sum(w), 1.0)
+  pc = (pred - jnp.sum(w * pred) / n) * w
+  yc = (y - jnp.sum(w * y) / n) * w
+  return jnp.sum(pc * yc) / (jnp.sqrt(jnp.sum(pc ** 2) * jnp.sum(yc ** 2)) + eps)
+
+
+def loss_value(task: Task, outputs, batch: dict) -> jax.Array:
+  """The task's loss, averaged over targets, on the valid entries of `batch["clip_mask"]`."""
+  outs, mask = as_dict(task, outputs), batch["clip_mask"]
+  total = 0.0
+  for t, z in outs.items():
+    y = batch["y"][task.label_key(t)]
+    if task.loss == "mse":
+      total += masked_mse(z, y, mask)
+    elif task.loss == "mse_pcc":
+      total += masked_mse(z, y, mask) + 1.0 - masked_pcc(z, y, mask)
+    elif task.loss == "sigmoid_ce":  # targets in [-1, 1] mapped to [0, 1]
+      total += _masked_mean(optax.sigmoid_binary_cross_entropy(z, (y + 1.0) / 2.0),
+                            mask.astype(z.dtype))
+    else:  # softmax_ce on integer classes
+      ce = optax.softmax_cross_entropy_with_integer_labels(z, y.astype(jnp.int32))
+      total += _masked_mean(ce, mask.astype(z.dtype))
+  return total / len(outs)
+
+
+def predictions(task: Task, outputs) -> dict:
+  """{target: predictions}: values in [-1, 1] (regression) or class probabilities (...,C)."""
+  out = {}
+  for t, z in as_dict(task, outputs).items():
+    if task.loss == "sigmoid_ce":
+      out[t] = 2.0 * jax.nn.sigmoid(z) - 1.0
+    elif task.loss == "softmax_ce":
+      out[t] = jax.nn.softmax(z, axis=-1)
+    else:
+      out[t] = z
+  return out
+
+
+def l2_penalty(params) -> jax.Array:
+  """Sum of squares of the (trainable) parameters: the coupled L2 term (config.optim.l2)."""
+  leaves = jax.tree.leaves(params)
+  return sum(jnp.sum(jnp.square(x)) for x in leaves) if leaves else jnp.zeros(())
+
+
+# ----------------------------------------------------------------------------------------------
+# Finding a method.
+
+REQUIRED = ("task", "modalities", "create", "plan", "outputs")
+
+
+def get_method(config):
+  """The method module named by `config.method`, checked for the contract's functions."""
+  name = config.method
+  try:
+    module = importlib.import_module(f"emojax.models.{name}")
+  except ModuleNotFoundError as e:
+    if e.name != f"emojax.models.{name}":
+      raise
+    raise errors.ConfigError(
+        f"unknown method {name!r} (config.method): no module emojax/models/{name}.py") from e
+  missing = [f for f in REQUIRED if not hasattr(module, f)]
+  if missing:
+    raise errors.ConfigError(f"emojax/models/{name}.py lacks {missing} of the method contract "
+                             "(docs/design.md, 'Methods')")
+  return module
+
+
+def variants(method, config) -> dict:
+  return method.variants(config) if hasattr(method, "variants") else {}
