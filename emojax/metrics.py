@@ -156,7 +156,9 @@ def evaluate_films(films: Mapping[str, Mapping[str, tuple]]) -> dict:
       that dim only. bytes film ids are decoded (UTF-8).
 
   Returns:
-    {dim: {mse, rmse, mae, pcc, ccc, num_seconds, per_film: {film_id: {mse, ..., num_seconds}}}},
+    {dim: {mse, rmse, mae, pcc, ccc, num_seconds, film_mean: {mse, ..., ccc},
+    per_film: {film_id: {mse, ..., num_seconds}}}}, where film_mean is the mean over films of the
+    per-film metric (films where it is undefined left out),
     dims ordered valence, arousal, then others; films in the given order. The pooled numbers
     concatenate every film's seconds (so a long film weighs more), as the benchmarks do.
   """
@@ -184,5 +186,84 @@ def evaluate_films(films: Mapping[str, Mapping[str, tuple]]) -> dict:
       trues.append(t_T)
       preds.append(p_T)
     pooled = regression_metrics(np.concatenate(trues), np.concatenate(preds), f"all films / {dim}")
-    out[dim] = {**pooled, "per_film": per_film}
+    out[dim] = {**pooled, "film_mean": film_means(per_film, REGRESSION_KEYS),
+                "per_film": per_film}
   return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Pooled and mean-per-film metrics (what validation selects on and what reports show side by side).
+
+REGRESSION_KEYS = ("mse", "rmse", "mae", "pcc", "ccc")
+
+
+def film_means(per_film: Mapping[str, Mapping[str, float]], keys) -> dict:
+  """The mean over films of each metric; films where it is undefined (NaN) are left out."""
+  out = {}
+  for k in keys:
+    vals = np.array([float(m[k]) for m in per_film.values()], np.float64)
+    finite = vals[np.isfinite(vals)]
+    out[k] = float(finite.mean()) if finite.size else float("nan")
+  return out
+
+
+def film_metrics(true_by_film, pred_by_film, film_ids) -> dict:
+  """Per-second regression metrics of a split: pooled over all seconds, and `film_<m>` = the mean
+  over films of the per-film metric (between-film offsets do not inflate it)."""
+  per_film = {film_key(f): regression_metrics(t, p, f"film {film_key(f)!r}")
+              for f, t, p in zip(film_ids, true_by_film, pred_by_film)}
+  pooled = regression_metrics(np.concatenate(list(true_by_film)),
+                              np.concatenate(list(pred_by_film)))
+  pooled.update({f"film_{k}": v for k, v in film_means(per_film, REGRESSION_KEYS).items()})
+  return pooled
+
+
+def confusion_matrix(labels_true, labels_pred, num_classes: int) -> np.ndarray:
+  """(num_classes, num_classes) counts: rows true class, columns predicted class."""
+  t_N, p_N = _pair(labels_true, labels_pred)
+  t_N, p_N = t_N.astype(np.int64), p_N.astype(np.int64)
+  for name, v in (("true", t_N), ("predicted", p_N)):
+    if v.size and (v.min() < 0 or v.max() >= num_classes):
+      raise DataError(f"{name} class labels outside 0..{num_classes - 1} "
+                      f"(found {int(v.min())}..{int(v.max())})")
+  return np.bincount(t_N * num_classes + p_N, minlength=num_classes ** 2).reshape(
+      num_classes, num_classes)
+
+
+def macro_f1(labels_true, labels_pred, num_classes: int) -> float:
+  """Unweighted mean over classes of F1 (a class absent from both truth and prediction: F1 = 0
+  is not counted; it is left out of the mean, as scikit-learn's zero_division handling for
+  labels that never occur)."""
+  cm = confusion_matrix(labels_true, labels_pred, num_classes).astype(np.float64)
+  tp = np.diag(cm)
+  support, predicted = cm.sum(1), cm.sum(0)
+  present = (support + predicted) > 0
+  f1 = np.where(present, 2 * tp / np.maximum(support + predicted, 1), 0.0)
+  return float(f1[present].mean()) if present.any() else float("nan")
+
+
+def classification_metrics(labels_true, probs_NxC) -> dict:
+  """accuracy, macro_f1 and the confusion matrix (a list of rows) of class probabilities."""
+  probs = np.asarray(probs_NxC, np.float64)
+  if probs.ndim != 2:
+    raise DataError(f"classification predictions must be (N, C) probabilities, got {probs.shape}")
+  c = probs.shape[1]
+  pred = probs.argmax(-1)
+  return {"accuracy": accuracy(labels_true, pred), "macro_f1": macro_f1(labels_true, pred, c),
+          "confusion": confusion_matrix(labels_true, pred, c).tolist(),
+          "num_clips": int(pred.size)}
+
+
+def clip_metrics(kind: str, true_N, pred, film_ids) -> dict:
+  """Metrics of a per-clip split: pooled over clips and `film_<m>` = mean over films."""
+  film_ids = np.asarray([film_key(f) for f in film_ids])
+  true_N, pred = np.asarray(true_N), np.asarray(pred)
+  fn = classification_metrics if kind == "classification" else regression_metrics
+  pooled = fn(true_N, pred)
+  per_film = {}
+  for f in dict.fromkeys(film_ids):
+    sel = film_ids == f
+    per_film[f] = fn(true_N[sel], pred[sel])   # one clip: PCC is NaN, left out of the mean
+  keys = ("accuracy", "macro_f1") if kind == "classification" else REGRESSION_KEYS
+  pooled.update({f"film_{k}": v for k, v in film_means(per_film, keys).items()})
+  return pooled

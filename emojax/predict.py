@@ -16,7 +16,7 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from emojax import errors, evaluate, input_pipeline, plots, reporting
+from emojax import errors, evaluate, inference, input_pipeline, plots, reporting
 from emojax.features import extract, manifest
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv",
@@ -80,7 +80,10 @@ def predict(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, vide
     store = film_store(path.stem, ff.streams, meta["modalities"])
     if stats:
       store.standardize(stats)
-    preds = method.predict(model, config, store, mesh)[path.stem]
+    per_target = inference.predict_outputs(model, method.outputs(config), store, mesh,
+                                           clip_seconds=config.data.clip_seconds,
+                                           batch_size=config.data.eval_batch_size)
+    preds = {t: films[0] for t, films in per_target.items()}
     csv = out_dir / f"{reporting.safe_filename(path.stem)}.csv"
     reporting.write_prediction_csv(csv, ff.num_seconds, preds)
     plots.plot_film(out_dir / f"{reporting.safe_filename(path.stem)}.png",
