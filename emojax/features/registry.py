@@ -113,7 +113,8 @@ def get(name: str) -> type[Extractor]:
 
 
 BUILTIN = ("vggish_logmel", "audio_functionals", "spectrogram_image", "keyframe",
-           "visual_stats", "frame_clips", "face_expression")
+           "visual_stats", "frame_clips", "face_expression", "opensmile_functionals",
+           "vggish_embedding")
 
 
 def names() -> list[str]:
