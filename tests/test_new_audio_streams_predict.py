@@ -51,3 +51,18 @@ def test_manifest_round_trip_extracts_the_new_streams(tmp_path):
   other = manifest.for_spec({**spec, "opensmile_functionals": {"feature_set": "eGeMAPSv02"}})
   with pytest.raises(ManifestMismatchError, match="window_s"):
     manifest.compare_manifests(trained, other)
+
+
+def test_opensmile_films_config_names_its_streams():
+  from configs import two_timescale_films_opensmile as cfg  # pylint: disable=import-outside-toplevel
+  for arg, feature_set, window, dim in (("arousal,runlocal", "eGeMAPSv02", 1.0, 88),
+                                        ("is10,films", "IS10", 5.0, 1582)):
+    c = cfg.get_config(arg)
+    spec = c.dataset.builder_kwargs.extractors.to_dict()
+    m = manifest.for_spec(spec)  # what the films builders record (and predict re-extracts)
+    smile = m["extractors"]["opensmile_functionals"]
+    assert smile["params"]["feature_set"] == feature_set and smile["shape"] == [dim]
+    assert smile["params"]["window_s"] == window
+    assert set(c.arousal.modalities) <= set(m["extractors"])
+    assert set(c.valence.modalities) <= set(m["extractors"])
+  assert cfg.get_config("films").dataset.name == "films"
