@@ -7,7 +7,10 @@ for research and personal use only; commercial use needs a licence from audEERIN
 Each row holds the functionals of one feature set (`feature_set`, a name of
 `opensmile.FeatureSet`, e.g. 'IS10' = 1,582 values, 'eGeMAPSv02' = 88, 'ComParE_2016' = 6,373)
 over a window of the film's 16 kHz mono audio, in openSMILE's attribute order
-(`feature_names(feature_set)`):
+(`feature_names(feature_set)`). `feature_set='emobase2010'` (1,582, MediaEval 2018's official
+audio features) is openSMILE 2.x's emobase2010.conf, derived at run time from the package's IS10
+config (`emobase2010_config`; IS10 differs from it in 321 of the 1,582 values, see
+docs/features.md):
 
 - `level='second'` (T rows): the window of second s is `window_s` long and centred on the second's
   middle, [s + 0.5 - window_s / 2, s + 0.5 + window_s / 2) cut to the film [0, T) (the first and
@@ -37,12 +40,16 @@ the extractor keeps only the samples of the windows not yet analysed (a few seco
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
+import re
+import tempfile
 
 import numpy as np
 
 from emojax import errors
+from emojax import fileio
 from emojax.features import registry
 
 SAMPLE_RATE = 16000
@@ -63,14 +70,77 @@ def _require():
   return opensmile
 
 
+EMOBASE2010 = "emobase2010"
+
+# openSMILE 2.x's emobase2010.conf (MediaEval 2018's official audio features) differs from the
+# package's IS10_paraling_compat.conf only in options the latter sets explicitly: derived by
+# removing these {section: options} (back to openSMILE's defaults) and setting the functionals'
+# position normalisation. Checked bit for bit against emobase2010.conf (adapted to the package's
+# external source and sink) on the fixture film and on synthetic signals (docs/features.md).
+_EMOBASE2010_DROP = {
+    "fr40": ("frameMode", "noPostEOIprocessing"),
+    "fftmagphase40": ("magnitude", "phase"),
+    "fftmagphase": ("magnitude", "phase"),
+    "scale": ("specSmooth", "auditoryWeighting", "specEnhance", "minF", "maxF", "interpMethod"),
+    "pitchShs": ("greedyPeakAlgo", "compressionFactor", "nHarmonics", "voicingCutoff",
+                 "maxPitch", "minPitch"),
+    "pitchJitter": ("inputMaxDelaySec", "usePeakToPeakPeriodLength", "shimmerUseRmsAmplitude",
+                    "minCC", "minNumPeriods", "useBrokenJitterThresh"),
+    "mspec": ("specScale", "bwMethod"),
+    "mspec2": ("specScale", "bwMethod"),
+    "mfcc": ("copyInputName",),
+    "lld2": ("smaWin", "noZeroSma"),
+    "functOnsets": ("frameSize", "frameStep", "Onset.norm"),
+    "functL1": ("Regression.oldBuggyQerr", "Regression.normInputs", "Regression.normRegCoeff"),
+    "functL1nz": ("frameMode", "Regression.oldBuggyQerr", "Regression.normInputs",
+                  "Regression.normRegCoeff"),
+}
+_EMOBASE2010_SET = {"functL1": {"Extremes.norm": "segment", "Times.norm": "turn"},
+                    "functL1nz": {"Extremes.norm": "segment"}}
+
+
+def emobase2010_config(is10_text: str) -> str:
+  """emobase2010's config text from the text of the package's IS10_paraling_compat.conf."""
+  out, section = [], None
+  seen = {s: set() for s in _EMOBASE2010_SET}
+  for line in is10_text.split("\n"):
+    header = re.match(r"\s*\[([^:\]]+):", line)
+    if header:
+      section = header.group(1)
+    stripped = line.strip()
+    key = stripped.split("=", 1)[0].strip() if "=" in stripped else None
+    if key and not stripped.startswith((";", "//")):
+      if key in _EMOBASE2010_DROP.get(section, ()):
+        continue
+      if key in _EMOBASE2010_SET.get(section, {}):
+        line = f"{key} = {_EMOBASE2010_SET[section][key]}"
+        seen[section].add(key)
+    out.append(line)
+  missing = {s: sorted(set(keys) - seen[s]) for s, keys in _EMOBASE2010_SET.items()
+             if set(keys) - seen[s]}
+  if missing:
+    raise RuntimeError(f"opensmile_functionals: the package's IS10 config lacks {missing}; "
+                       f"emobase2010 is derived from opensmile=={OPENSMILE_VERSION}'s")
+  return "\n".join(out)
+
+
 def feature_sets() -> list[str]:
-  """The feature set names `opensmile.FeatureSet` offers."""
-  return list(_require().FeatureSet.__members__)
+  """The feature set names: `opensmile.FeatureSet`'s and 'emobase2010'."""
+  return list(_require().FeatureSet.__members__) + [EMOBASE2010]
 
 
 @functools.lru_cache(maxsize=None)
 def _smile(feature_set: str):
   opensmile = _require()
+  if feature_set == EMOBASE2010:
+    is10 = opensmile.Smile(opensmile.FeatureSet.IS10, opensmile.FeatureLevel.Functionals)
+    with open(is10.config_path) as f:
+      text = emobase2010_config(f.read())
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = os.path.join(tempfile.gettempdir(), "emojax_opensmile", f"emobase2010-{digest}.conf")
+    if not os.path.exists(path):
+      fileio.atomic_write_text(path, text)
+    return opensmile.Smile(path, "func")
   if feature_set not in opensmile.FeatureSet.__members__:
     raise errors.ConfigError(
         f"opensmile_functionals: unknown feature_set {feature_set!r}; known: {feature_sets()}")
