@@ -27,9 +27,9 @@ which skips the ~2-11 ms of config parsing of every `process_signal` call; the a
 (~4-60 ms per window, see docs/extraction.md) is the rest. Why not one pass over the film with the
 functionals in openSMILE's frame mode: for IS10 it was not faster (16.2 vs 15.1 ms per film
 second, 1 s windows) and its windows see their neighbours' audio through the low-level
-descriptors' context (smoothing, deltas, pitch tracking): 87% of IS10's values differed from
-`process_signal` on the same second (median relative difference 6%), so its rows would not be the
-features of that window.
+descriptors' context (smoothing, deltas, pitch tracking): 83% of IS10's values differed by over
+0.1% from `process_signal` on the same second (median relative difference 6%), so its rows would
+not be the features of that window.
 
 Rows that need later audio (centred windows, clips) are returned as soon as the audio is there;
 the extractor keeps only the samples of the windows not yet analysed (a few seconds for
