@@ -54,7 +54,7 @@ def test_manifest_round_trip_extracts_the_new_streams(tmp_path):
 
 
 def test_opensmile_films_config_names_its_streams():
-  from configs import two_timescale_films_opensmile as cfg  # pylint: disable=import-outside-toplevel
+  from configs import two_timescale_films_opensmile as cfg  # pylint: disable=g-import-not-at-top
   for arg, feature_set, window, dim in (("arousal,runlocal", "eGeMAPSv02", 1.0, 88),
                                         ("emobase2010,films", "emobase2010", 5.0, 1582)):
     c = cfg.get_config(arg)
