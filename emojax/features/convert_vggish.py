@@ -120,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("out", help="the .npz to write (vggish_embedding's weights_path)")
   parser.add_argument("--pca", default=None, help="torchvggish PCA params .pth / .npz")
   args = parser.parse_args(argv)
-  path = convert_files(args.state_dict, args.out, args.pca)
+  try:
+    path = convert_files(args.state_dict, args.out, args.pca)
+  except errors.EmojaxError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   print(f"wrote {path}")
   return 0
 
