@@ -57,7 +57,7 @@ def test_predict_from_the_command_line_skips_unreadable_videos(trained, tmp_path
                       f"--video={videos}", f"--output={tmp_path / 'out'}"], cwd=REPO,
                      capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
-  assert "broken.mp4" in r.stdout and "1 of 2 videos could not be read" in r.stdout
+  assert "broken.mp4" in r.stdout and "1 of 2 videos could not be predicted" in r.stdout
   assert (tmp_path / "out" / "film.csv").exists() and not (tmp_path / "out" / "broken.csv").exists()
 
 
