@@ -48,7 +48,8 @@ def final_model(tmp_path_factory):
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
-def test_damaged_final_model_names_the_checkpoint_and_the_fix(final_model, tmp_path, damage):
+def test_damaged_final_model_names_the_checkpoint_and_the_fix(final_model, tmp_path, damage,
+                                                             capfd):
   src, _ = final_model
   d = tmp_path / "final_model"
   shutil.copytree(src, d)
@@ -60,6 +61,7 @@ def test_damaged_final_model_names_the_checkpoint_and_the_fix(final_model, tmp_p
   msg = str(e.value)
   assert f"checkpoint {d / '1'} is damaged" in msg and f"Delete {d}" in msg
   assert "Traceback" not in msg and len(msg) < 800
+  assert "Traceback" not in capfd.readouterr().err  # no stray tracebacks of Orbax's reads
   assert sorted(p.relative_to(d) for p in d.rglob("*")) == before  # nothing removed
 
 
