@@ -233,3 +233,27 @@ def test_predict_output_that_cannot_be_written_is_refused(tmp_path):
     predict.predict(None, tmp_path / "no_run", str(tmp_path), str(out))
   with pytest.raises(errors.ConfigError, match="cannot write there"):
     predict.check_output_dir(out / "sub" / "dir")
+
+
+def test_evaluate_checkpoint_of_a_run_with_other_streams_is_named(tmp_path):
+  """--checkpoint of a run trained on other streams: a ConfigError naming both runs' streams and
+  the workdir to evaluate it with, instead of a KeyError while building the model."""
+  from flax import nnx  # pylint: disable=import-outside-toplevel
+  from conftest import toy_config  # pylint: disable=import-outside-toplevel
+  from emojax import checkpoint  # pylint: disable=import-outside-toplevel
+  config = toy_config(tmp_path / "data")  # arousal on ("audio", "action")
+  run_a, run_b = tmp_path / "a", tmp_path / "b"
+  fileio.write_json(run_a / "config.json", config.to_dict())
+  fileio.write_json(run_b / "config.json", {"note": "run b"})
+  checkpoint.save_model(run_b / "final_model", nnx.Linear(3, 1, rngs=nnx.Rngs(0)),
+                        {"method": "two_timescale", "feature_dims": {"audio": 3},
+                         "modalities": ["audio"], "targets": ["arousal"]})
+  before = (run_a / "config.json").read_bytes()
+  with _main_with("--mode=evaluate", f"--workdir={run_a}",
+                  f"--checkpoint={run_b / 'final_model'}") as main:
+    with pytest.raises(errors.ConfigError) as e:
+      main.run("evaluate")
+  msg = str(e.value)
+  assert str(run_b / "final_model") in msg and "streams ['audio']" in msg
+  assert "['action', 'audio']" in msg and f"--workdir={run_b}" in msg
+  assert (run_a / "config.json").read_bytes() == before and not (run_a / "evaluation").exists()
