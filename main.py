@@ -3,7 +3,8 @@ r"""emojax: train, evaluate, sweep, predict and inspect data from a config.
   python main.py --config=configs/two_timescale.py --workdir=runs/tts            # train + evaluate
   python main.py --mode=evaluate --workdir=runs/tts [--checkpoint=DIR]           # evaluate again
   python main.py --mode=sweep --config=configs/two_timescale.py --workdir=runs/sweep
-  python main.py --mode=predict --workdir=runs/tts --video=film.mp4 [--output=DIR]
+  python main.py --mode=predict --workdir=runs/tts --video=film.mp4 [--output=DIR] \
+      [--allow_missing_audio]
   python main.py --mode=doctor --dataset=mediaeval2018 --manual_dir=~/downloads/me18
   python main.py --mode=build --dataset=mediaeval2018 --dataset_config=official_features \
       --manual_dir=~/downloads/me18

@@ -64,8 +64,8 @@ def _check_readable(step_dir: pathlib.Path, items: tuple[str, ...]) -> None:
     if not uses_ocdbt:
       continue  # another storage layout: Orbax's own restore reports problems
     if not (item_dir / "manifest.ocdbt").is_file():
-      raise DamagedCheckpointError(f"checkpoint {step_dir} is damaged ({item_dir / 'manifest.ocdbt'}"
-                                   " is missing)")
+      raise DamagedCheckpointError(
+          f"checkpoint {step_dir} is damaged ({item_dir / 'manifest.ocdbt'} is missing)")
     try:
       kv = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{item_dir}/"}).result()
       for key in kv.list().result():
@@ -189,7 +189,8 @@ class PhaseCheckpoints:
     target = self.directory / "damaged" / time.strftime("%Y%m%d-%H%M%S")
     target.mkdir(parents=True, exist_ok=True)
     for step in steps:
-      shutil.move(os.fspath(self.directory / kind / str(step)), os.fspath(target / f"{kind}_{step}"))
+      shutil.move(os.fspath(self.directory / kind / str(step)),
+                  os.fspath(target / f"{kind}_{step}"))
     (self._latest if kind == "latest" else self._best).reload()
     return target
 
