@@ -19,7 +19,9 @@ test checks the mix on tones and on the real 5.1 fixture. Samples come out in on
 memory does not grow with the film.
 
 Damaged audio. Packets are decoded one by one; a packet the decoder refuses becomes silence for its
-duration (the following audio stays at its timestamps) and a `DamagedAudioWarning` gives the count.
+span (its declared duration, or the gap to the next frame's timestamp when they disagree by more
+than 2 ms, as when a damaged sync word merges packets), so the following audio stays at its
+timestamps; a `DamagedAudioWarning` gives the count.
 When more than MAX_DAMAGED_AUDIO_SHARE of the packets are refused, the file raises DataError.
 
 Video. `iter_video_frames` yields every decoded frame with its timestamp, lazily convertible to
@@ -265,7 +267,31 @@ def iter_audio_seconds(path: str | os.PathLike, num_seconds: int | None = None, 
     packets = {"total": 0, "bad": 0, "lost_s": 0.0}
 
     def chunks() -> Iterator[tuple[float | None, np.ndarray]]:
-      last_samples = 0  # samples (source rate) of the last decoded frame: a bad packet's length
+      # Refused packets become silence. Its length is the packets' declared durations (exact) when
+      # the next decoded frame's timestamp agrees within 2 ms, else the gap to that timestamp (a
+      # damaged sync word can merge packets, e.g. in AVI, whose durations then undercount).
+      state = {"owed": 0, "bad_since_frame": False, "fed": 0, "last_samples": 0}
+
+      def pay(frame_time: float | None) -> Iterator[tuple[float | None, np.ndarray]]:
+        owed, rate = state["owed"], mix.source_rate
+        if not state["bad_since_frame"] or not rate or not first_time:
+          state["owed"], state["bad_since_frame"] = 0, False
+          return
+        if frame_time is not None and first_time[0] is not None:
+          gap = int(round((frame_time - first_time[0]) * rate)) - state["fed"]
+          if abs(gap - owed) > 0.002 * rate:
+            owed = max(gap, 0)
+        state["owed"], state["bad_since_frame"] = 0, False
+        packets["lost_s"] += owed / rate
+        state["fed"] += owed
+        for out in mix.silence(owed):
+          yield first_time[0], out
+
+      def refused(samples: int) -> None:
+        packets["bad"] += 1
+        state["owed"] += samples
+        state["bad_since_frame"] = True
+
       try:
         for packet in container.demux(stream):
           packets["total"] += bool(packet.size)
@@ -274,33 +300,26 @@ def iter_audio_seconds(path: str | os.PathLike, num_seconds: int | None = None, 
           except av.error.FFmpegError:
             if not packet.size:
               continue  # flushing a decoder that already failed
-            packets["bad"] += 1
-            # Silence for the packet's span; before the first decoded frame none is needed (the
-            # first frame's timestamp places the audio, a late start is padded below).
-            if packet.duration and packet.time_base is not None:
-              lost_s = float(packet.duration * packet.time_base)
-              lost = int(round(lost_s * (mix.source_rate or 0)))
+            if packet.duration and packet.time_base is not None and mix.source_rate:
+              refused(int(round(float(packet.duration * packet.time_base) * mix.source_rate)))
             else:
-              lost = last_samples
-              lost_s = lost / mix.source_rate if mix.source_rate else 0.0
-            packets["lost_s"] += lost_s
-            for out in mix.silence(lost):
-              yield first_time[0], out
+              refused(state["last_samples"])
             continue
-          damaged = False
+          good = []
           for frame in frames:
-            if not _consistent(frame):  # a damaged packet decoded into nonsense (e.g. 43
-              damaged = True  # channels in 61 planes): its span becomes silence
-              packets["lost_s"] += frame.samples / frame.sample_rate if frame.sample_rate else 0.0
-              for out in mix.silence(frame.samples):
-                yield first_time[0], out
-              continue
+            if _consistent(frame):
+              good.append(frame)
+            else:  # a damaged packet decoded into nonsense (e.g. 43 channels in 61 planes)
+              refused(frame.samples if frame.sample_rate == mix.source_rate else 0)
+          for frame in good:
             if not first_time:
               first_time.append(frame.time)
-            last_samples = frame.samples
+            yield from pay(frame.time if frame.sample_rate == mix.source_rate else None)
+            state["last_samples"] = frame.samples
+            state["fed"] += frame.samples
             for out in mix.push(frame):
               yield first_time[0], out
-          packets["bad"] += damaged
+        yield from pay(None)  # refused packets at the very end
         for out in mix.flush():
           yield (first_time[0] if first_time else None), out
       except av.error.FFmpegError as e:
