@@ -191,7 +191,7 @@ def test_build_without_manual_dir_names_the_flag(tmp_path):
   assert untouched()
 
 
-@pytest.mark.parametrize("mode", ["evaluate", "predict"])
+@pytest.mark.parametrize("mode", ["train", "evaluate", "predict"])
 def test_workdir_that_is_a_file_is_named(tmp_path, mode):
   path = tmp_path / "run"
   path.write_text("my notes")
