@@ -12,6 +12,10 @@ and is `nan` only when its denominator is 0, i.e. both series are the same const
 counts as constant when all its values are exactly equal; its deviations are then exactly 0, so
 rounding in the mean cannot turn a constant into a spurious correlation.
 `emojax.reporting.write_json` writes these NaNs as JSON `null`.
+
+Range. Correlations are computed on series scaled by powers of two (exact), so any finite input
+works, from about 1e-300 to 1e308 (PCC and CCC do not depend on the scale); a non-finite
+intermediate result raises DataError instead of returning a wrong number.
 """
 
 from collections.abc import Mapping
@@ -60,6 +64,25 @@ def _centered(x_N: np.ndarray) -> np.ndarray:
   return x_N - x_N.mean()
 
 
+def _pow2_scale(*xs: np.ndarray) -> float:
+  """A power of two that brings the largest |value| of `xs` into [0.5, 1) (1.0 if all are 0).
+
+  Multiplying by a power of two is exact (outside the subnormal range), so correlations computed
+  on scaled series equal the unscaled ones bit for bit while sums of squares cannot overflow.
+  """
+  m = max(float(np.max(np.abs(x))) for x in xs)
+  if m == 0.0:
+    return 1.0
+  return float(np.ldexp(1.0, -int(np.frexp(m)[1])))
+
+
+def _finite(value: float, what: str) -> float:
+  if not np.isfinite(value):
+    raise DataError(f"{what} is not finite ({value}) although every input value is: the values "
+                    "are too large or too small to correlate in float64; rescale them.")
+  return value
+
+
 def mse(y_true, y_pred) -> float:
   """Mean squared error."""
   t_N, p_N = _pair(y_true, y_pred)
@@ -80,15 +103,23 @@ def mae(y_true, y_pred) -> float:
 def _pcc(t_N: np.ndarray, p_N: np.ndarray) -> float:
   if t_N.size < 2:
     return float("nan")
-  dt_N, dp_N = _centered(t_N), _centered(p_N)
-  ss_t, ss_p = float(dt_N @ dt_N), float(dp_N @ dp_N)
-  if ss_t == 0.0 or ss_p == 0.0:
+  # Scaled twice by powers of two (exact): the values, so the mean cannot overflow, then the
+  # deviations, so the sums of squares lie in [0.25, N] and their product cannot overflow
+  # (values around 1e160 would overflow ss_t * ss_p; around 1e76 the product did).
+  dt_N, dp_N = _centered(t_N * _pow2_scale(t_N)), _centered(p_N * _pow2_scale(p_N))
+  if not (dt_N.any() and dp_N.any()):
     return float("nan")
-  r = float(dt_N @ dp_N) / np.sqrt(ss_t * ss_p)
+  dt_N, dp_N = dt_N * _pow2_scale(dt_N), dp_N * _pow2_scale(dp_N)
+  ss_t, ss_p = float(dt_N @ dt_N), float(dp_N @ dp_N)
+  r = _finite(float(dt_N @ dp_N) / np.sqrt(ss_t * ss_p), "pcc")
   return float(np.clip(r, -1.0, 1.0))
 
 
 def _ccc(t_N: np.ndarray, p_N: np.ndarray) -> float:
+  # CCC is invariant to scaling both series by one factor: a common power of two keeps every
+  # moment below overflow.
+  scale = _pow2_scale(t_N, p_N)
+  t_N, p_N = t_N * scale, p_N * scale
   dt_N, dp_N = _centered(t_N), _centered(p_N)
   n = t_N.size
   cov = float(dt_N @ dp_N) / n
@@ -98,7 +129,7 @@ def _ccc(t_N: np.ndarray, p_N: np.ndarray) -> float:
   denom = var_t + var_p + float(mean_t - mean_p) ** 2
   if denom == 0.0:
     return float("nan")
-  return float(2.0 * cov / denom)
+  return _finite(float(2.0 * cov / denom), "ccc")
 
 
 def pcc(y_true, y_pred) -> float:
