@@ -95,12 +95,6 @@ def run(mode: str):
     if mode not in ("evaluate", "predict"):
       raise app.UsageError("--config is required to train or sweep")
     config = evaluate.load_run_config(workdir)
-  if mode in ("evaluate", "predict") and FLAGS.checkpoint:  # another run's model: same streams?
-    from emojax import checkpoint  # pylint: disable=g-import-not-at-top
-    meta, _ = checkpoint.read_model_meta(FLAGS.checkpoint)
-    checkpoint.check_fits(FLAGS.checkpoint, meta, method=config.method,
-                          modalities=train.get_method(config).modalities(config),
-                          targets=config.targets)
   if mode == "train":
     train.train_and_evaluate(config, workdir)
   elif mode == "evaluate":

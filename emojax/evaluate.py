@@ -175,6 +175,9 @@ def load_trained_model(config: ml_collections.ConfigDict, checkpoint_dir: pathli
   """(method, model, meta, feature stats) of a `final_model` checkpoint trained with `config`."""
   method = contract.get_method(config)
   meta, stats = checkpoint.read_model_meta(checkpoint_dir)
+  # Another run's model (e.g. --checkpoint): refused with a message when its streams differ.
+  checkpoint.check_fits(checkpoint_dir, meta, method=config.method,
+                        modalities=method.modalities(config), targets=config.targets)
   model = method.create(config, meta["feature_dims"], nnx.Rngs(config.seed))
   checkpoint.restore_model(checkpoint_dir, model)
   return method, model, meta, stats

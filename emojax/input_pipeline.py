@@ -27,6 +27,7 @@ import PIL.Image
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from emojax import datasets, errors
+from emojax.features import manifest
 
 
 @dataclasses.dataclass
@@ -335,6 +336,9 @@ def load_stores(config: ml_collections.ConfigDict, task, streams,
                                                  [task.label_key(t) for t in task.targets])
     else:
       stores[k] = load_split(config, split, streams, task.targets)
+  for store in stores.values():
+    if store.feature_manifest:   # features of an older extractor version are refused
+      manifest.check_current(store.feature_manifest, what=f"dataset {store.name}")
   held = []
   if holdout:
     held = holdout_films(stores["train"].film_ids,
