@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import hashlib
 import os
 import pathlib
 import signal
@@ -86,7 +87,8 @@ def step_key(seed: int, phase_name: str, step: int) -> jax.Array:
 
 
 def _stable_hash(s: str) -> int:
-  return int.from_bytes(s.encode()[:8].ljust(8, b"\0"), "little") % 100_003
+  """A hash of the whole string, the same in every process and Python run (not `hash`)."""
+  return int.from_bytes(hashlib.sha256(s.encode()).digest()[:8], "little") % 100_003
 
 
 # --------------------------------------------------------------------------------------------

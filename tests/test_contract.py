@@ -224,3 +224,10 @@ def test_window_longer_than_every_film_is_refused(tmp_path):
     config.valence.num_clips = 20     # 100 s windows; the toy films last 25-47 s
   with pytest.raises(errors.ConfigError, match="longer than every training film"):
     train.Trainer(config, tmp_path / "run")
+
+
+def test_phases_of_one_target_get_different_shuffle_seeds():
+  names = ["valence/stage1_audio", "valence/stage1_scene", "valence/finetune", "arousal/stage1_audio"]
+  seeds = {train._stable_hash(n) for n in names}   # pylint: disable=protected-access
+  assert len(seeds) == len(names)
+  assert train._stable_hash("valence/x") == train._stable_hash("valence/x")
