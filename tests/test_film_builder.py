@@ -9,6 +9,11 @@ import functools
 import json
 import os
 import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 import types
 
 import numpy as np
@@ -274,4 +279,64 @@ def test_format_report_lists_every_problem():
   text = film_builder.format_report("films", report)
   assert text.splitlines() == ["films: 2 of 4 films written (train: 2)", "skipped 1:",
                                "  x: zero bytes", "truncated 1:",
-                               "  y: kept 3 s; cut labels -2 s"]
+                               "  y: kept 3 s; seconds cut: labels 2 s"]
+
+
+def slow_extract(path, extractors, *, pid_dir, **kwargs):
+  """Records this worker's pid, then extracts for a minute (long enough to be killed)."""
+  del path, extractors, kwargs
+  pathlib.Path(pid_dir, f"worker-{os.getpid()}").touch()
+  time.sleep(60)
+  raise AssertionError("a worker outlived its parent's kill")
+
+
+def _running(pid: int) -> bool:
+  """The process exists and is not a zombie waiting for a reaper."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except FileNotFoundError:
+    return False
+  except OSError:  # no /proc: ask the kernel
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      return False
+    return True
+
+
+def test_workers_exit_when_the_build_is_killed(tmp_path):
+  tests = pathlib.Path(__file__).parent
+  script = tmp_path / "build.py"
+  script.write_text(textwrap.dedent(f"""
+      import functools, sys
+      sys.path[:0] = [{str(tests)!r}, {str(tests.parent)!r}]
+      import test_film_builder as t
+      from emojax.datasets import film_builder
+      if __name__ == "__main__":
+        films = [(f"f{{i}}", t.write_film({str(tmp_path)!r}, f"f{{i}}", i, 3)) for i in range(4)]
+        fn = functools.partial(t.slow_extract, pid_dir={str(tmp_path)!r})
+        film_builder.extract_films(films, cache_dir={str(tmp_path / "cache")!r}, extractors={{}},
+                                   manifest=t.MANIFEST, extract_fn=fn, num_workers=2)
+      """))
+  proc = subprocess.Popen([sys.executable, str(script)], cwd=tests.parent)
+  try:
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("worker-*"))) < 2:
+      assert proc.poll() is None, "the build ended before its workers started"
+      assert time.monotonic() < deadline, "the workers did not start"
+      time.sleep(0.1)
+    workers = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
+    os.kill(proc.pid, signal.SIGKILL)  # kill -9 of the main process
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+      time.sleep(0.1)
+    orphans = [pid for pid in workers if _running(pid)]
+    for pid in orphans:  # leave nothing running, then fail
+      os.kill(pid, signal.SIGKILL)
+    assert not orphans, f"workers {orphans} kept running after their parent was killed"
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
