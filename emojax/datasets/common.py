@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 import tensorflow_datasets as tfds
 
+from emojax.datasets import film_builder
 from emojax.errors import DataError
 
 Severity = Literal["error", "warning", "info"]
@@ -398,3 +399,99 @@ def extracted_specs(extractors: Sequence[str]) -> tuple[dict[str, object], dict[
                         "dataset builders take per-second numeric extractors only.")
     specs[name] = (tuple(entry["shape"]), np.dtype(entry["dtype"]))
   return manifest, specs
+
+
+def select_streams(video: str | os.PathLike[str], streams: Mapping[str, np.ndarray],
+                   specs: StreamSpecs) -> tuple[dict[str, np.ndarray], Truncation]:
+  """The `specs` streams of an extraction, checked and cast, cut to the shortest.
+
+  Raises:
+    DataError: a stream is absent or has rows of another shape (a cache or emojax version
+      mismatch), naming the video.
+  """
+  out = {}
+  for name, (shape, dtype) in specs.items():
+    if name not in streams:
+      raise DataError(f"{video}: the extraction engine returned no '{name}' stream (got "
+                      f"{sorted(streams)}). Fix: rebuild with matching emojax versions.")
+    x = np.asarray(streams[name], dtype)
+    if x.shape[1:] != tuple(shape):
+      raise DataError(f"{video}: stream '{name}' has rows of shape {x.shape[1:]}, expected "
+                      f"{tuple(shape)}. Fix: rebuild with matching emojax versions.")
+    out[name] = x
+  return truncate_to_shortest(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# What every benchmark builder shares: the engine, problems in the metadata, the DatasetInfo.
+
+
+def extractor_names(extractors: Sequence[str]) -> tuple[str, ...]:
+  """The extractors a config means: its own, or `emojax.features.extract.DEFAULT` when empty."""
+  from emojax.features import extract  # pylint: disable=g-import-not-at-top
+  return tuple(extractors) or tuple(extract.DEFAULT)
+
+
+VIDEO_FIX = ("replace the file with the one from the download (play it to check); the rest of "
+             "the build is kept without it.")
+
+
+class BenchmarkBuilder(film_builder.EngineBuilder):
+  """Base of the benchmark builders (liris_accede, liris_accede_continuous, mediaeval2018,
+  cognimuse): features extracted through the engine (`film_builder.EngineBuilder`: cached,
+  parallel, resumable, Beam), problems printed and kept in `info.metadata['problems']` (a
+  video the engine cannot read is left out with a warning), one `DatasetInfo` recipe.
+
+  Builder kwargs: those of `film_builder.EngineBuilder` (num_workers, extract_fn, use_beam).
+  """
+
+  HOMEPAGE = ""
+  CITATION = ""
+  DESCRIPTION = ""
+
+  def _dataset_info(self, features: Mapping[str, object]) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self, description=self.DESCRIPTION,
+        features=tfds.features.FeaturesDict(dict(features)), homepage=self.HOMEPAGE,
+        citation=self.CITATION, metadata=tfds.core.MetadataDict())
+
+  @property
+  def _where(self) -> str:
+    return f"{self.name}/{self.builder_config.name}"
+
+  def _extraction(self, extractors: Sequence[str]) -> film_builder.Engine:
+    """The engine for a config's extractors (empty = the default set)."""
+    names = extractor_names(extractors)
+    manifest, _ = extracted_specs(names)
+    return self._engine(names, manifest)
+
+  def _set_problems(self, problems: Sequence[Problem]) -> None:
+    """The problems found before any example: printed and stored in the metadata."""
+    self._problems: list[Problem] = []
+    self._reported: set[str] = set()
+    self.info.metadata["problems"] = []
+    self._add_problems(problems)
+
+  def _add_problems(self, problems: Sequence[Problem]) -> None:
+    report(self._where, problems)
+    self._problems.extend(problems)
+    self.info.metadata["problems"] = [p.to_dict() for p in self._problems]
+
+  def _on_outcomes(self, items, outcomes) -> None:
+    bad = {}
+    for item in items:
+      if item.path is not None and outcomes[item.key]["status"] != "ok":
+        bad.setdefault(item.key, (item, outcomes[item.key]))
+    self._add_problems([
+        Problem(str(item.path), None, f"{item.key}: the video cannot be used "
+                f"({outcome['reason']}); its example is left out.", VIDEO_FIX, "warning")
+        for item, outcome in bad.values()])
+    if items and len(bad) == len({item.key for item in items}):
+      raise_errors([Problem("", None, "no video could be used (see the warnings above).",
+                            "restore the videos from the download.")])
+
+  def _on_example(self, item, example, problems) -> None:
+    if item.key in self._reported:  # an example in two splits (mediaeval2018 'dev') counts once
+      return
+    self._reported.add(item.key)
+    self._add_problems(problems)

@@ -417,7 +417,9 @@ class EngineBuilder(tfds.core.GeneratorBasedBuilder):
       outcomes = engine.cached(items)
       self._on_outcomes(items, outcomes)
       for item in items:
-        self._on_example(item, *Engine.example(item, outcomes.get(item.key), make_example))
+        outcome = outcomes.get(item.key)
+        if item.path is None or outcome["status"] == "ok":
+          self._on_example(item, *Engine.example(item, outcome, make_example))
 
   def _generate_examples(self, *args, **kwargs):  # pylint: disable=arguments-differ
     raise NotImplementedError("an EngineBuilder generates through _engine_splits")

@@ -25,7 +25,7 @@ videos. Keys are clip ids. Problems found in the files (and repairs) go into
 from __future__ import annotations
 
 import dataclasses
-import logging
+import functools
 import os
 import pathlib
 import re
@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from emojax.datasets import common
+from emojax.datasets import film_builder
 from emojax.datasets.common import Problem
 from emojax.errors import DataError
 
@@ -609,27 +610,21 @@ def _find_videos(root: pathlib.Path, clips: Sequence[str],
 # Features.
 
 
-def log_problems(where: str, problems: Sequence[Problem]) -> None:
-  for p in problems:
-    logging.log(logging.INFO if p.severity == "info" else logging.WARNING, "%s: %s", where, p)
-
-
-def extract_streams(video: pathlib.Path, extractors: Sequence[str],
-                    specs: common.StreamSpecs) -> tuple[dict[str, np.ndarray], common.Truncation]:
-  """Runs the extraction engine on one video -> streams truncated to the shortest, and the cut."""
-  from emojax.features import extract  # pylint: disable=g-import-not-at-top
-  features = extract.extract_film(str(video), list(extractors), progress=False)
-  streams = {}
-  for name, (shape, dtype) in specs.items():
-    if name not in features.streams:
-      raise DataError(f"{video}: the extraction engine returned no '{name}' stream (got "
-                      f"{sorted(features.streams)}). Fix: rebuild with matching emojax versions.")
-    x = np.asarray(features.streams[name], dtype)
-    if x.shape[1:] != tuple(shape):
-      raise DataError(f"{video}: stream '{name}' has rows of shape {x.shape[1:]}, expected "
-                      f"{tuple(shape)}. Fix: rebuild with matching emojax versions.")
-    streams[name] = x
-  return common.truncate_to_shortest(streams)
+def clip_example(item: film_builder.Item, streams: Mapping[str, np.ndarray] | None,
+                 meta: Mapping[str, Any] | None, *, specs: common.StreamSpecs
+                 ) -> tuple[dict[str, Any], list[Problem]]:
+  """`make_example` of a clip: its labels (`item.data`) and its streams cut to the shortest."""
+  del meta
+  example = dict(item.data)
+  if streams is None:
+    return example, []
+  streams, cut = common.select_streams(item.path, streams, specs)
+  problems = []
+  if cut.any_cut:
+    problems.append(Problem(str(item.path), None, f"feature streams {cut.describe()}.",
+                            "none needed: the streams are kept at their common length.", "info"))
+  example.update(streams)
+  return example, problems
 
 
 def feature_metadata(extractors: Sequence[str]) -> tuple[dict[str, Any], common.StreamSpecs]:
@@ -700,7 +695,24 @@ def derive_config(configs: Mapping[str, tfds.core.BuilderConfig],
                              description=describe(text, extractors))
 
 
-class LirisAccede(tfds.core.GeneratorBasedBuilder):
+CITATION = """\
+@article{baveye2015liris,
+  title={LIRIS-ACCEDE: A Video Database for Affective Content Analysis},
+  author={Baveye, Yoann and Dellandr{\\'e}a, Emmanuel and Chamaret, Christel and Chen, Liming},
+  journal={IEEE Transactions on Affective Computing}, volume={6}, number={1}, pages={43--55},
+  year={2015}
+}
+@inproceedings{sjoberg2015mediaeval,
+  title={The MediaEval 2015 Affective Impact of Movies Task},
+  author={Sj{\\"o}berg, Mats and Baveye, Yoann and Wang, Hanli and Quang, Vu Lam and Ionescu,
+          Bogdan and Dellandr{\\'e}a, Emmanuel and Schedl, Markus and
+          Demarty, Claire-H{\\'e}l{\\`e}ne and Chen, Liming},
+  booktitle={MediaEval 2015 Workshop}, year={2015}
+}
+"""
+
+
+class LirisAccede(common.BenchmarkBuilder):
   """LIRIS-ACCEDE clips with discrete, MediaEval 2015 or MediaEval 2016 Global labels."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -709,9 +721,13 @@ class LirisAccede(tfds.core.GeneratorBasedBuilder):
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIGS = _configs()
+  DESCRIPTION = __doc__
+  HOMEPAGE = "https://liris-accede.ec-lyon.fr/"
+  CITATION = CITATION
 
   def __init__(self, *, extractors: Sequence[str] | None = None, **kwargs: Any):
-    """`extractors` overrides the config's feature extractors (() = annotations only)."""
+    """`extractors` overrides the config's feature extractors (() = annotations only); the
+    engine's kwargs (num_workers, extract_fn, use_beam) are those of `common.BenchmarkBuilder`."""
     if extractors is not None:
       configs = {c.name: c for c in self.BUILDER_CONFIGS}
       kwargs["config"] = derive_config(configs, kwargs.get("config"), extractors)
@@ -734,65 +750,21 @@ class LirisAccede(tfds.core.GeneratorBasedBuilder):
       features["arousal"] = tfds.features.Scalar(np.float32)
     if config.extractors:
       features.update(common.stream_features(common.extracted_specs(config.extractors)[1]))
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict(features),
-        homepage="https://liris-accede.ec-lyon.fr/",
-        citation=CITATION,
-        metadata=tfds.core.MetadataDict(),
-    )
+    return self._dataset_info(features)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
     config = self.builder_config
     the_plan = plan(pathlib.Path(dl_manager.manual_dir), config.protocol,
                     need_videos=bool(config.extractors))
-    self._problems = list(the_plan.problems)
-    log_problems(f"liris_accede/{config.name}", self._problems)
     entries, specs = feature_metadata(config.extractors)
-    self.info.metadata.update({
-        "protocol": config.protocol, "extractors": list(config.extractors),
-        "problems": [p.to_dict() for p in self._problems], **entries,
-    })
-    return {split: self._generate_examples(examples, the_plan.videos, specs)
-            for split, examples in the_plan.splits.items() if examples}
-
-  def _generate_examples(self, examples: list[dict[str, Any]],
-                         videos: Mapping[str, pathlib.Path],
-                         specs: common.StreamSpecs) -> Iterator[tuple[str, dict[str, Any]]]:
-    config = self.builder_config
-    for example in examples:
-      example = dict(example)
-      if specs:
-        video = videos[example["clip_id"]]
-        streams, cut = extract_streams(video, config.extractors, specs)
-        if cut.any_cut:
-          self._add_problem(Problem(str(video), None, f"feature streams {cut.describe()}.",
-                                    "none needed: the streams are kept at their common length.",
-                                    "info"))
-        example.update(streams)
-      yield example["clip_id"], example
-
-  def _add_problem(self, problem: Problem) -> None:
-    self._problems.append(problem)
-    self.info.metadata["problems"] = [p.to_dict() for p in self._problems]
-
-
-CITATION = """\
-@article{baveye2015liris,
-  title={LIRIS-ACCEDE: A Video Database for Affective Content Analysis},
-  author={Baveye, Yoann and Dellandr{\\'e}a, Emmanuel and Chamaret, Christel and Chen, Liming},
-  journal={IEEE Transactions on Affective Computing}, volume={6}, number={1}, pages={43--55},
-  year={2015}
-}
-@inproceedings{sjoberg2015mediaeval,
-  title={The MediaEval 2015 Affective Impact of Movies Task},
-  author={Sj{\\"o}berg, Mats and Baveye, Yoann and Wang, Hanli and Quang, Vu Lam and Ionescu,
-          Bogdan and Dellandr{\\'e}a, Emmanuel and Schedl, Markus and
-          Demarty, Claire-H{\\'e}l{\\`e}ne and Chen, Liming},
-  booktitle={MediaEval 2015 Workshop}, year={2015}
-}
-"""
+    self.info.metadata.update({"protocol": config.protocol,
+                               "extractors": list(config.extractors), **entries})
+    self._set_problems(the_plan.problems)
+    items = [film_builder.Item(ex["clip_id"], split,
+                               str(the_plan.videos[ex["clip_id"]]) if specs else None, ex)
+             for split, examples in the_plan.splits.items() for ex in examples]
+    return self._engine_splits(self._extraction(config.extractors), items,
+                               functools.partial(clip_example, specs=specs))
 
 
 def doctor(manual_dir: PathLike,

@@ -45,15 +45,18 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import os
 import pathlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from emojax.datasets import common
+from emojax.datasets import film_builder
 from emojax.errors import DataError
 
 Problem = common.Problem
@@ -553,7 +556,7 @@ def check_splits(splits: Mapping[str, Sequence[int]]) -> list[Problem]:
   return problems
 
 
-class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
+class Mediaeval2018(common.BenchmarkBuilder):
   """MediaEval 2018 Emotional Impact of Movies (per-second valence/arousal of 66 films)."""
 
   VERSION = VERSION
@@ -567,6 +570,9 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
           name="extracted_features", features="extracted",
           description="Features emojax extracts from the films (needs the MEDIAEVAL18_XX.mp4)."),
   ]
+  DESCRIPTION = __doc__
+  HOMEPAGE = "https://multimediaeval.github.io/editions/2018/tasks/emotionalimpact/"
+  CITATION = CITATION
 
   def _streams(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Feature stream name -> (row shape, dtype)."""
@@ -584,14 +590,7 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
                                                 dtype=np.bool_)
     feats["valence"] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
     feats["arousal"] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict(feats),
-        homepage="https://multimediaeval.github.io/editions/2018/tasks/emotionalimpact/",
-        citation=CITATION,
-        metadata=tfds.core.MetadataDict(),
-    )
+    return self._dataset_info(feats)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     cfg = self.builder_config
@@ -615,57 +614,56 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
           "built without them.",
           "download the missing parts (" + ", ".join(sorted({download_part(i) for i in absent}))
           + ") for the full benchmark.", "warning"))
-    common.report("mediaeval2018", problems)
-    self._problems = problems
-    self._film_info: dict[str, dict[str, object]] = {}
     md = self.info.metadata
-    md["problems"] = [p.to_dict() for p in problems]
     md["feature_dims"] = {k: int(np.prod(shape)) for k, (shape, _) in self._streams().items()}
     if cfg.features == "extracted":
       md["feature_manifest"] = common.extracted_specs(cfg.extractors)[0]
     md["validation_films"] = [film_id(i) for i in sorted(cfg.validation_films)]
-    md["films"] = self._film_info
+    md["films"] = {}
     present = {name: [i for i in ids if i in films] for name, ids in splits.items()}
     md["splits"] = {name: [film_id(i) for i in ids] for name, ids in present.items()}
-    return {name: self._generate_examples([films[i] for i in ids])
-            for name, ids in present.items() if ids}
+    self._set_problems(problems)
+    extracted = cfg.features == "extracted"
+    if extracted:
+      for i in sorted({i for ids in present.values() for i in ids}):
+        if not films[i].media:
+          raise common.data_error(
+              films[i].labels[0].parent if films[i].labels else dl_manager.manual_dir, None,
+              f"no film file {film_id(i)}.mp4 found.",
+              f"download MEDIAEVAL18-{download_part(i)}-Data and unzip it into manual_dir.")
+    items = [film_builder.Item(film_id(i), name, str(films[i].media[0]) if extracted else None,
+                               films[i]) for name, ids in present.items() for i in ids]
+    if extracted:
+      make = functools.partial(extracted_example, specs=self._streams())
+      return self._engine_splits(self._extraction(cfg.extractors), items, make)
+    return self._engine_splits(self._engine({}, {}), items, official_example)  # no video
 
-  def _load(self, film: FilmFiles) -> tuple[dict[str, np.ndarray], list[Problem]]:
-    if self.builder_config.features == "official":
-      return load_official_film(film)
-    return load_extracted_film(film, self.builder_config.extractors)
+  def _on_example(self, item, example, problems) -> None:
+    if example is not None and item.key not in self.info.metadata["films"]:
+      self.info.metadata["films"][item.key] = {"seconds": int(example["valence"].shape[0]),
+                                               "problems": len(problems)}
+    super()._on_example(item, example, problems)
 
-  def _generate_examples(self, films: Sequence[FilmFiles]) -> Iterator[tuple[str, dict]]:
-    for film in films:
-      example, problems = self._load(film)
-      if film.id not in self._film_info:  # 'dev' reads the train/validation films again.
-        common.report("mediaeval2018", problems)
-        self._problems.extend(problems)
-        self.info.metadata["problems"] = [p.to_dict() for p in self._problems]
-        self._film_info[film.id] = {
-            "seconds": int(example["valence"].shape[0]),
-            "problems": len(problems),
-        }
-      yield film.id, example
+
+def official_example(item: film_builder.Item, streams: None, meta: None
+                     ) -> tuple[dict[str, np.ndarray], list[Problem]]:
+  """`make_example` of the official features (read from the files; no video)."""
+  del streams, meta
+  return load_official_film(item.data)
 
 
 # ---------------------------------------------------------------------------------------------
 # Extracted features (emojax.features.extract).
 
 
-def load_extracted_film(film: FilmFiles, extractors: Sequence[str]
-                        ) -> tuple[dict[str, np.ndarray], list[Problem]]:
-  """Extracts features from the film, truncates with the labels -> (example, problems)."""
-  from emojax.features import extract  # pylint: disable=g-import-not-at-top
-  part = download_part(film.number)
-  if not film.media:
-    raise common.data_error(
-        film.labels[0].parent if film.labels else "", None, f"no film file {film.id}.mp4 found.",
-        f"download MEDIAEVAL18-{part}-Data and unzip it into manual_dir.")
+def extracted_example(item: film_builder.Item, streams: Mapping[str, np.ndarray],
+                      meta: Mapping[str, Any], *, specs: common.StreamSpecs
+                      ) -> tuple[dict[str, np.ndarray], list[Problem]]:
+  """`make_example` of extracted_features: the film's streams and labels cut to the shortest."""
+  del meta
+  film: FilmFiles = item.data
   scan = scan_film(film, ())
-  features = extract.extract_film(film.media[0], tuple(extractors) or extract.DEFAULT,
-                                  fast=False, progress=False)
-  streams = dict(features.streams)
+  streams, _ = common.select_streams(item.path, streams, specs)
   streams["valence"] = scan.valence.astype(np.float32)
   streams["arousal"] = scan.arousal.astype(np.float32)
   out, trunc = common.truncate_to_shortest(streams)
@@ -673,11 +671,10 @@ def load_extracted_film(film: FilmFiles, extractors: Sequence[str]
   if trunc.any_cut:
     big = max(trunc.cut.values()) > SMALL_CUT_S
     problems.append(Problem(
-        str(film.media[0]), None, f"{film.id}: {trunc.describe()}.",
+        str(item.path), None, f"{film.id}: {trunc.describe()}.",
         "none needed: the builder keeps the seconds that have labels and every feature.",
         "warning" if big else "info"))
-  example = {"film_id": film.id, **out}
-  return example, problems
+  return {"film_id": film.id, **out}, problems
 
 
 # ---------------------------------------------------------------------------------------------
