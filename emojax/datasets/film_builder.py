@@ -367,6 +367,7 @@ class EngineBuilder(tfds.core.GeneratorBasedBuilder):
     self._extract_fn = extract_fn
     self._use_beam = bool(use_beam)
     self._beam_run = None
+    kwargs.setdefault("file_format", "array_record")  # the harness reads array_record (grain)
     super().__init__(**kwargs)
 
   @property
@@ -549,7 +550,6 @@ class FilmBuilder(EngineBuilder, abc.ABC):
     self._fast = bool(fast)
     self._missing_audio = missing_audio
     self._manifest = (manifest_fn or default_manifest_fn())(self._extractors, fast=self._fast)
-    kwargs.setdefault("file_format", "array_record")
     kwargs["config"] = self._derived_config(kwargs.get("config"))
     super().__init__(**kwargs)
 
