@@ -260,15 +260,20 @@ def read_visual(path: pathlib.Path, dim: int) -> np.ndarray | None:
   Raises:
     DataError: not one line of `dim` comma-separated numbers.
   """
+  return _visual_row(path, dim)[0]
+
+
+def _visual_row(path: pathlib.Path, dim: int) -> tuple[np.ndarray | None, int | None]:
+  """`read_visual` and the line the numbers are on."""
   text = _read_text(path)
   lines = [(i, s) for i, s in enumerate(text.splitlines(), start=1) if s.strip()]
   if not lines:
-    return None
+    return None, None
   if len(lines) > 1:
     raise common.data_error(path, lines[1][0], "expected one line of comma-separated numbers.",
                             "restore the file from the visual features archive.")
   line, body = lines[0]
-  return _parse_numbers(body.strip().rstrip(","), path, line, dim)
+  return _parse_numbers(body.strip().rstrip(","), path, line, dim), line
 
 
 def _parse_numbers(body: str, path: pathlib.Path, line: int, dim: int) -> np.ndarray:
@@ -289,11 +294,16 @@ def read_audio(path: pathlib.Path) -> np.ndarray | None:
   Raises:
     DataError: more than one data line, or not name + 1582 numbers + class value.
   """
+  return _audio_row(path)[0]
+
+
+def _audio_row(path: pathlib.Path) -> tuple[np.ndarray | None, int | None]:
+  """`read_audio` and the line the numbers are on."""
   text = _read_text(path)
   data = [(i, s.strip()) for i, s in enumerate(text.splitlines(), start=1)
           if s.strip() and not s.lstrip().startswith(("@", "%"))]
   if not data:
-    return None
+    return None, None
   if len(data) > 1:
     raise common.data_error(path, data[1][0], "expected one data line after the @ header.",
                             "restore the file from the audio features archive.")
@@ -304,7 +314,7 @@ def read_audio(path: pathlib.Path) -> np.ndarray | None:
         path, line, f"expected a name, {AUDIO_DIM} numbers and a class value "
         f"({AUDIO_DIM + 2} fields), found {len(fields)} fields.",
         "restore the file from the audio features archive (it may be truncated).")
-  return _parse_numbers(",".join(fields[1:-1]), path, line, AUDIO_DIM)
+  return _parse_numbers(",".join(fields[1:-1]), path, line, AUDIO_DIM), line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,6 +334,15 @@ def _ranges(seconds: Sequence[int]) -> str:
       start = prev = s
   more = f" and {len(out) - 10} more ranges" if len(out) > 10 else ""
   return ", ".join(out[:10]) + more
+
+
+def _ends(last_second: Mapping[str, int]) -> str:
+  """'second 7' when every stream ends there, else 'seconds 5 (emobase2010) to 7 (...)'."""
+  first, last = min(last_second.values()), max(last_second.values())
+  if first == last:
+    return f"second {last}"
+  name = lambda s: next(k for k, v in last_second.items() if v == s)  # pylint: disable=unnecessary-lambda-assignment
+  return f"seconds {first} ({name(first)}) to {last} ({name(last)})"
 
 
 @dataclasses.dataclass
@@ -416,8 +435,7 @@ def scan_film(film: FilmFiles, streams: Sequence[str]) -> FilmScan:
     problems.append(Problem(
         str(labels_path), None,
         f"{film.id}: labels have {valence.shape[0]} rows, features end at "
-        f"{min(last_second.values())}-{max(last_second.values())} s; all streams cut to "
-        f"{num_seconds} s (cut: {cut_text}).",
+        f"{_ends(last_second)}; all streams cut to {num_seconds} s (cut: {cut_text}).",
         "none needed: the builder keeps the seconds that have labels and every feature.",
         "warning" if big else "info"))
   for stream in streams:
@@ -457,7 +475,8 @@ def fill_gaps(x_TxD: np.ndarray, observed_T: np.ndarray) -> np.ndarray:
 def read_stream(film: FilmFiles, stream: str, num_seconds: int
                 ) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
   """Reads seconds 1..num_seconds of a stream -> (x_TxD raw with zeros where missing, observed_T,
-  problems about empty or non-finite files)."""
+  problems): a warning per empty or non-finite file (filled), an error per malformed file (bad
+  number, wrong count of fields, a second data line: the build fails on them)."""
   dim = OFFICIAL_DIMS[stream]
   x_TxD = np.zeros((num_seconds, dim), np.float32)
   observed_T = np.zeros((num_seconds,), bool)
@@ -466,7 +485,11 @@ def read_stream(film: FilmFiles, stream: str, num_seconds: int
   for folder, seconds in zip(files.dirs, files.seconds):
     for second in seconds[seconds <= num_seconds].tolist():
       path = folder / stream_file_name(film.id, stream, second)
-      row = read_audio(path) if stream == AUDIO_STREAM else read_visual(path, dim)
+      try:
+        row, line = _audio_row(path) if stream == AUDIO_STREAM else _visual_row(path, dim)
+      except DataError as e:  # malformed: an error, reported with its file and line
+        problems.append(common.problem_from_error(e))
+        continue
       if row is None:
         problems.append(Problem(
             str(path), None, f"{film.id} '{stream}': empty file for second {second}.",
@@ -475,7 +498,7 @@ def read_stream(film: FilmFiles, stream: str, num_seconds: int
         continue
       if not np.isfinite(row).all():
         problems.append(Problem(
-            str(path), 1, f"{film.id} '{stream}': NaN or Inf in second {second}.",
+            str(path), line, f"{film.id} '{stream}': NaN or Inf in second {second}.",
             "none needed: filled by linear interpolation from the neighbouring seconds and "
             f"marked False in '{MASK_STREAM}'.", "warning"))
         continue
@@ -485,8 +508,21 @@ def read_stream(film: FilmFiles, stream: str, num_seconds: int
 
 
 def load_official_film(film: FilmFiles) -> tuple[dict[str, np.ndarray], list[Problem]]:
-  """Reads, repairs and truncates one film's official features -> (example, problems)."""
-  scan = scan_film(film, OFFICIAL_STREAMS)
+  """Reads, repairs and truncates one film's official features -> (example, problems).
+
+  The one reader of the feature files, for the build and the doctor: every file of seconds
+  1..T is read; malformed files are 'error' problems (the build raises on them, after reading
+  the film), repairs 'warning' ones.
+
+  Raises:
+    DataError: the film's labels are malformed or a stream has no file at all (`scan_film`).
+  """
+  return read_official(scan_film(film, OFFICIAL_STREAMS))
+
+
+def read_official(scan: FilmScan) -> tuple[dict[str, np.ndarray], list[Problem]]:
+  """`load_official_film` after `scan_film`: reads every feature file of seconds 1..T."""
+  film = scan.film
   problems = list(scan.problems)
   t = scan.num_seconds
   example: dict[str, np.ndarray | str] = {"film_id": film.id}
@@ -495,11 +531,13 @@ def load_official_film(film: FilmFiles) -> tuple[dict[str, np.ndarray], list[Pro
     x_TxD, observed_T, stream_problems = read_stream(film, stream, t)
     problems += stream_problems
     if not observed_T.any():
-      raise common.data_error(
-          film.streams[stream].dirs[0], None,
+      problems.append(Problem(
+          str(film.streams[stream].dirs[0]), None,
           f"{film.id} '{stream}': no usable file among seconds 1-{t}.",
           f"restore the film's '{stream}' files from the MEDIAEVAL18-"
-          f"{download_part(film.number)} features archive.")
+          f"{download_part(film.number)} features archive."))
+      example[stream] = x_TxD
+      continue
     example[stream] = fill_gaps(x_TxD, observed_T)
     observed_TxS[:, s] = observed_T
   example[MASK_STREAM] = observed_TxS
@@ -649,7 +687,9 @@ def official_example(item: film_builder.Item, streams: None, meta: None
                      ) -> tuple[dict[str, np.ndarray], list[Problem]]:
   """`make_example` of the official features (read from the files; no video)."""
   del streams, meta
-  return load_official_film(item.data)
+  example, problems = load_official_film(item.data)
+  common.raise_errors(problems)
+  return example, problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -681,40 +721,38 @@ def extracted_example(item: film_builder.Item, streams: Mapping[str, np.ndarray]
 # The data doctor.
 
 
-def _check_stream_files(film: FilmFiles, stream: str, num_seconds: int) -> list[Problem]:
-  """Sizes of every file, contents of the first, the last and the near-empty ones."""
-  problems = []
-  dim = OFFICIAL_DIMS[stream]
-  files = film.streams[stream]
-  to_read = []
-  for folder, seconds in zip(files.dirs, files.seconds):
-    for second in seconds[seconds <= num_seconds].tolist():
-      path = folder / stream_file_name(film.id, stream, second)
-      try:
-        small = path.stat().st_size <= 2
-      except OSError as e:
-        problems.append(Problem(str(path), None, f"cannot read ({e.strerror}).",
-                                "check the file's permissions or unzip it again.", "error"))
-        continue
-      if small or second in (1, num_seconds) or second == seconds[0]:
-        to_read.append((second, path))
-  for second, path in to_read:
-    try:
-      row = read_audio(path) if stream == AUDIO_STREAM else read_visual(path, dim)
-    except DataError as e:
-      problems.append(common.problem_from_error(e))
-      continue
-    if row is None:
-      problems.append(Problem(
-          str(path), None, f"{film.id} '{stream}': empty file for second {second}.",
-          "none needed: the builder fills it by linear interpolation from the neighbouring "
-          f"seconds and marks it False in '{MASK_STREAM}'.", "warning"))
-    elif not np.isfinite(row).all():
-      problems.append(Problem(
-          str(path), 1, f"{film.id} '{stream}': NaN or Inf in second {second}.",
-          "none needed: the builder fills it by linear interpolation from the neighbouring "
-          f"seconds and marks it False in '{MASK_STREAM}'.", "warning"))
-  return problems
+def _read_film(film: FilmFiles, official: bool) -> tuple[list[Problem], int | None]:
+  """What a build meets reading one film: (problems, label rows, None when the scan failed).
+
+  Official features: every file, through the build's own reader (`read_official`).
+  """
+  try:
+    scan = scan_film(film, OFFICIAL_STREAMS if official else ())
+  except DataError as e:
+    return [common.problem_from_error(e)], None
+  if not official:
+    return list(scan.problems), scan.num_label_rows
+  return read_official(scan)[1], scan.num_label_rows
+
+
+# Read the films in worker processes when they hold more feature files than this (a pool costs
+# a few seconds to start; one film of the real download has ~12 x 5,000 files).
+POOL_MIN_FILES = 20_000
+
+
+def _read_films(films: Sequence[FilmFiles], official: bool,
+                num_workers: int | None = None) -> list[tuple[list[Problem], int | None]]:
+  """`_read_film` of every film, in parallel over processes for a big download."""
+  files = sum(s.size for f in films for st in f.streams.values() for s in st.seconds)
+  workers = min(num_workers if num_workers is not None else (os.cpu_count() or 1), len(films))
+  if not official or workers <= 1 or files < POOL_MIN_FILES:
+    return [_read_film(f, official) for f in films]
+  # Longest films first, so the last worker does not start the longest film at the end.
+  order = sorted(range(len(films)), key=lambda i: -sum(
+      s.size for st in films[i].streams.values() for s in st.seconds))
+  with film_builder.worker_pool(workers) as pool:
+    futures = {i: pool.submit(_read_film, films[i], official) for i in order}
+    return [futures[i].result() for i in range(len(films))]
 
 
 def doctor(manual_dir: str | os.PathLike[str], config: str | None = None) -> list[Problem]:
@@ -744,65 +782,73 @@ def doctor(manual_dir: str | os.PathLike[str], config: str | None = None) -> lis
         "download and unzip the annotations of parts " +
         ", ".join(sorted({download_part(i) for i in absent})) + ".", "warning"))
   official = cfg.features == "official"
-  streams = OFFICIAL_STREAMS if official else ()
+  per_film: dict[int, list[Problem]] = {}
+  to_read: list[FilmFiles] = []
   for number, film in films.items():
-    if not film.labels:
-      if film.streams or film.media:
-        problems.append(Problem(
-            str(next(iter(film.streams.values())).dirs[0] if film.streams else film.media[0]),
-            None, f"{film.id} has files but no {film.id}_Valence-Arousal.txt; the build fails.",
-            f"download MEDIAEVAL18-{download_part(number)}-Valence_Arousal-annotations and unzip "
-            "it into manual_dir.", "error"))
-      continue
-    for paths, what in ((film.labels, "label file"), (film.media, "film")):
-      if p := _single(paths, what, number):
-        problems.append(p)
-    if official:
-      lacking = [s for s in OFFICIAL_STREAMS if s not in film.streams]
-      for s in lacking:
-        archive = "Audio_features" if s == AUDIO_STREAM else "Visual_features"
-        problems.append(Problem(
-            str(film.labels[0].parent), None, f"{film.id} has no '{s}' feature files.",
-            f"download MEDIAEVAL18-{download_part(number)}-{archive} and unzip it into "
-            "manual_dir.", "error"))
-      unknown = sorted(set(film.streams) - set(OFFICIAL_STREAMS))
-      if unknown:
-        problems.append(Problem(
-            str(film.labels[0].parent), None, f"{film.id}: unknown descriptor(s) {unknown}.",
-            "none needed: the builder reads only the 11 documented descriptors and the audio.",
-            "info"))
-      if lacking:
-        try:
-          read_labels(film.labels[0])
-        except DataError as e:
-          problems.append(common.problem_from_error(e))
-        continue
-    try:
-      scan = scan_film(film, streams)
-    except DataError as e:
-      problems.append(common.problem_from_error(e))
-      continue
-    problems += scan.problems
-    for stream in streams:
-      problems += _check_stream_files(film, stream, scan.num_seconds)
-    if not film.media:
-      if not official:
-        problems.append(Problem(
-            str(film.labels[0].parent), None, f"no film file {film.id}.mp4 found.",
-            f"download MEDIAEVAL18-{download_part(number)}-Data and unzip it into manual_dir.",
-            "error"))
-      continue
-    try:
-      from emojax.features import decode  # pylint: disable=g-import-not-at-top
-      info = decode.probe(film.media[0])
-    except DataError as e:
-      problems.append(common.problem_from_error(e))
-      continue
-    gap = abs(info.num_seconds - scan.num_label_rows)
-    if gap > SMALL_CUT_S:
+    per_film[number] = _check_film_files(film, official)
+    if film.labels and not (official and any(s not in film.streams for s in OFFICIAL_STREAMS)):
+      to_read.append(film)
+  for film, (read_problems, label_rows) in zip(to_read, _read_films(to_read, official)):
+    per_film[film.number] += read_problems
+    if label_rows is not None:
+      per_film[film.number] += _check_media(film, label_rows, official)
+  return problems + [p for number in films for p in per_film[number]]
+
+
+def _check_film_files(film: FilmFiles, official: bool) -> list[Problem]:
+  """Which files one film has (before reading them): the doctor's first look."""
+  problems: list[Problem] = []
+  number = film.number
+  if not film.labels:
+    if film.streams or film.media:
       problems.append(Problem(
-          str(film.media[0]), None, f"{film.id}: the film has {info.num_seconds} s, its labels "
-          f"{scan.num_label_rows} rows; extracted_features cuts both to the shorter.",
-          "none needed (a real-data defect when the labels are short, e.g. film 46).",
-          "warning" if not official else "info"))
+          str(next(iter(film.streams.values())).dirs[0] if film.streams else film.media[0]),
+          None, f"{film.id} has files but no {film.id}_Valence-Arousal.txt; the build fails.",
+          f"download MEDIAEVAL18-{download_part(number)}-Valence_Arousal-annotations and unzip "
+          "it into manual_dir.", "error"))
+    return problems
+  for paths, what in ((film.labels, "label file"), (film.media, "film")):
+    if p := _single(paths, what, number):
+      problems.append(p)
+  if official:
+    lacking = [s for s in OFFICIAL_STREAMS if s not in film.streams]
+    for s in lacking:
+      archive = "Audio_features" if s == AUDIO_STREAM else "Visual_features"
+      problems.append(Problem(
+          str(film.labels[0].parent), None, f"{film.id} has no '{s}' feature files.",
+          f"download MEDIAEVAL18-{download_part(number)}-{archive} and unzip it into "
+          "manual_dir.", "error"))
+    unknown = sorted(set(film.streams) - set(OFFICIAL_STREAMS))
+    if unknown:
+      problems.append(Problem(
+          str(film.labels[0].parent), None, f"{film.id}: unknown descriptor(s) {unknown}.",
+          "none needed: the builder reads only the 11 documented descriptors and the audio.",
+          "info"))
+    if lacking:
+      try:
+        read_labels(film.labels[0])
+      except DataError as e:
+        problems.append(common.problem_from_error(e))
   return problems
+
+
+def _check_media(film: FilmFiles, label_rows: int, official: bool) -> list[Problem]:
+  """The film file: present (extracted_features needs it), readable, as long as its labels."""
+  if not film.media:
+    if official:
+      return []
+    return [Problem(str(film.labels[0].parent), None, f"no film file {film.id}.mp4 found.",
+                    f"download MEDIAEVAL18-{download_part(film.number)}-Data and unzip it into "
+                    "manual_dir.", "error")]
+  try:
+    from emojax.features import decode  # pylint: disable=g-import-not-at-top
+    info = decode.probe(film.media[0])
+  except DataError as e:
+    return [common.problem_from_error(e)]
+  if abs(info.num_seconds - label_rows) > SMALL_CUT_S:
+    return [Problem(
+        str(film.media[0]), None, f"{film.id}: the film has {info.num_seconds} s, its labels "
+        f"{label_rows} rows; extracted_features cuts both to the shorter.",
+        "none needed (a real-data defect when the labels are short, e.g. film 46).",
+        "warning" if not official else "info")]
+  return []
