@@ -223,6 +223,10 @@ def _check_values(table: common.Table, values: np.ndarray, column: int, what: st
 
 
 def _report_rows(table: common.Table, problems: list[Problem]) -> None:
+  """An empty table is an error (raised); a row count other than the official one a fact."""
+  if not len(table):
+    raise common.data_error(table.path, None, "has no data rows (empty or cut short).",
+                            RESTORE_FIX)
   official = OFFICIAL_ROWS.get(table.path.name)
   if official is not None and len(table) != official:
     problems.append(Problem(str(table.path), None,
@@ -281,7 +285,7 @@ def read_column(path: PathLike, *, columns: int, value_columns: Sequence[int],
     first = next(n for n, raw in enumerate(text, start=1) if raw.split())
     table = common.Table(table.path, None, (table.header,) + table.rows, (first,) + table.lines)
   _report_rows(table, problems)
-  values = table.floats(list(value_columns)) if len(table) else np.zeros((0, len(value_columns)))
+  values = table.floats(list(value_columns))
   for j, (c, name) in enumerate(zip(value_columns, names)):
     _check_values(table, values[:, j], c, name, check, allowed, problems)
   return {clip: (tuple(float(x) for x in values[i]), table.lines[i])
