@@ -16,6 +16,7 @@ import dataclasses
 import fnmatch
 import os
 import pathlib
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Literal
@@ -81,11 +82,25 @@ def data_error(file: str | os.PathLike[str], line: int | None, message: str,
   return error
 
 
-def problem_from_error(error: Exception) -> Problem:
-  """The Problem a DataError (from `data_error`) describes; other errors as a generic Problem."""
+def problem_from_error(error: Exception, path: str | os.PathLike[str] | None = None,
+                       fix: str = "restore the file from the download.") -> Problem:
+  """The Problem an error describes, for the data doctor.
+
+  A DataError from `data_error` carries it; another error about the file `path` (e.g. from the
+  media decoder) is read as `path[:line]: message[ Fix: fix]`; anything else becomes a generic
+  Problem naming the error.
+  """
   problem = getattr(error, "problem", None)
   if isinstance(problem, Problem):
     return problem
+  if path is not None:
+    message, _, own_fix = str(error).partition(" Fix: ")
+    line = None
+    if match := re.match(rf"{re.escape(str(path))}:(\d+): ", message):
+      line, message = int(match.group(1)), message[match.end():]
+    elif message.startswith(f"{path}: "):
+      message = message[len(f"{path}: "):]
+    return Problem(str(path), line, message, own_fix or fix)
   return Problem("", None, f"{type(error).__name__}: {error}",
                  "see the message; restore the file it names from the download.", "error")
 
