@@ -340,3 +340,27 @@ def test_workers_exit_when_the_build_is_killed(tmp_path):
     if proc.poll() is None:
       proc.kill()
       proc.wait()
+
+
+def test_cache_carries_per_clip_bytes_and_uint8_streams(tmp_path):
+  """Per-clip streams of encoded images (object arrays of bytes) and uint8 images round-trip
+  through the cache without pickles, for builders that store them."""
+  rng = np.random.default_rng(0)
+  frames = np.empty((2, 3), dtype=object)  # 2 clips x 3 encoded frames of different lengths
+  frames[:] = [[bytes(rng.integers(0, 256, n, dtype=np.uint8)) for n in (5, 0, 9)],
+               [b"\xff\xd8jpeg", b"x", b"\x00" * 4]]
+  image = rng.integers(0, 256, (4, 8, 8), dtype=np.uint8)
+
+  def extract(path, extractors, **kwargs):
+    del path, extractors, kwargs
+    return types.SimpleNamespace(streams={"frame_clips": frames, "spectrogram_image": image},
+                                 num_seconds=4, duration_s=4.0, has_audio=True)
+
+  path = write_film(tmp_path, "a", 0, 4)
+  out = _extract([("a", path)], tmp_path / "cache", extract_fn=extract, num_workers=0)
+  streams, meta = film_builder.load_cached(out["a"]["cache"])
+  assert meta["rows"] == {"frame_clips": 2, "spectrogram_image": 4}
+  assert streams["frame_clips"].dtype == object and streams["frame_clips"].shape == (2, 3)
+  assert streams["frame_clips"].tolist() == frames.tolist()
+  assert streams["spectrogram_image"].dtype == np.uint8
+  np.testing.assert_array_equal(streams["spectrogram_image"], image)

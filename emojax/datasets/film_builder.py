@@ -67,6 +67,7 @@ from emojax.errors import DataError
 LABELS = ("valence", "arousal")
 MISSING_AUDIO_POLICIES = ("skip", "silence")
 _STREAM_PREFIX = "stream."
+_BYTES_PREFIX = "bytes."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,11 +132,39 @@ def _atomic_write_bytes(path: pathlib.Path, write: Callable[[Any], None]) -> Non
     tmp.unlink(missing_ok=True)
 
 
+def _cache_arrays(name: str, a: Any) -> dict[str, np.ndarray]:
+  """One stream as npz entries without pickles: numeric arrays as they are; object arrays of
+  bytes (encoded images of per-clip extractors) as their concatenated bytes, lengths and shape."""
+  a = np.asarray(a)
+  if a.dtype != object:
+    return {_STREAM_PREFIX + name: a}
+  flat = a.ravel()
+  if not all(isinstance(b, bytes) for b in flat):
+    raise TypeError(f"stream {name!r}: an object array holds something other than bytes; "
+                    "extractors return numeric arrays or arrays of bytes")
+  return {f"{_BYTES_PREFIX}{name}.data": np.frombuffer(b"".join(flat), np.uint8),
+          f"{_BYTES_PREFIX}{name}.lengths": np.array([len(b) for b in flat], np.int64),
+          f"{_BYTES_PREFIX}{name}.shape": np.array(a.shape, np.int64)}
+
+
+def _bytes_stream(z: Any, name: str) -> np.ndarray:
+  data = z[f"{_BYTES_PREFIX}{name}.data"].tobytes()
+  lengths = z[f"{_BYTES_PREFIX}{name}.lengths"].tolist()
+  ends = np.cumsum(lengths, dtype=np.int64).tolist()
+  out = np.empty(len(lengths), dtype=object)
+  out[:] = [data[e - n:e] for e, n in zip(ends, lengths)]
+  return out.reshape(tuple(z[f"{_BYTES_PREFIX}{name}.shape"].tolist()))
+
+
 def load_cached(cache_path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-  """Returns (streams, meta) of one cached film."""
+  """Returns (streams, meta) of one cached film (bytes streams as object arrays of bytes)."""
   with np.load(cache_path, allow_pickle=False) as z:
     meta = json.loads(str(z["meta"]))
     streams = {k[len(_STREAM_PREFIX):]: z[k] for k in z.files if k.startswith(_STREAM_PREFIX)}
+    for k in z.files:
+      if k.startswith(_BYTES_PREFIX) and k.endswith(".shape"):
+        name = k[len(_BYTES_PREFIX):-len(".shape")]
+        streams[name] = _bytes_stream(z, name)
   return streams, meta
 
 
@@ -177,7 +206,9 @@ def _extract_one(job: _Job, extract_fn: Callable[..., Any]) -> dict[str, Any]:
   rows = {name: int(len(a)) for name, a in feats.streams.items()}
   meta = {"has_audio": bool(feats.has_audio), "num_seconds": int(feats.num_seconds),
           "duration_s": float(feats.duration_s), "rows": rows}
-  arrays = {_STREAM_PREFIX + name: np.asarray(a) for name, a in feats.streams.items()}
+  arrays = {}
+  for name, a in feats.streams.items():
+    arrays.update(_cache_arrays(name, a))
   arrays["meta"] = np.array(json.dumps(meta))
   _atomic_write_bytes(npz, lambda f: np.savez(f, **arrays))
   return {**out, **meta, "status": "ok", "cache": str(npz), "cached": False}
