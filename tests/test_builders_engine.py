@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import engine_builds as eb
+from emojax import doctor
 
 TESTS = pathlib.Path(__file__).parent
 
@@ -61,17 +62,33 @@ def test_killed_build_resumes_with_only_the_rest(tmp_path, kind):
   assert resumed.info.metadata["problems"] == clean.info.metadata["problems"]
 
 
-def test_unreadable_video_is_left_out_and_reported(tmp_path):
-  manual = eb.write("liris_accede", tmp_path / "manual")
-  broken = next(manual.rglob("ACCEDE00003.mp4"))
-  broken.write_bytes(broken.read_bytes()[:200])  # truncated: the header only
-  builder = eb.build("liris_accede", manual, tmp_path / "data")
+# kind -> (video to damage, its key, the config the doctor checks)
+UNREADABLE = {"liris_accede": ("ACCEDE00003.mp4", "ACCEDE00003", "discrete"),
+              "liris_accede_continuous": ("Big_Buck_Bunny.mp4", "Big_Buck_Bunny", "default"),
+              "mediaeval2018": ("MEDIAEVAL18_27.mp4", "MEDIAEVAL18_27", "extracted_features"),
+              "cognimuse": ("GLA.mp4", "GLA", "intended_5s")}
+
+
+@pytest.mark.parametrize("kind", eb.KINDS)
+def test_unreadable_video_is_left_out_and_reported_by_doctor_and_build(tmp_path, kind):
+  name, key, config = UNREADABLE[kind]
+  manual = eb.write(kind, tmp_path / "manual")
+  broken = next(manual.rglob(name))
+  broken.write_bytes(broken.read_bytes()[:200])  # cut short: the first 200 bytes only
+  problems = doctor.run_doctor(kind, manual, config)
+  assert not [p for p in problems if p.severity == "error"], "\n".join(map(str, problems))
+  (found,) = [p for p in problems if p.file == str(broken)]
+  assert found.severity == "warning"
+  assert found.message.startswith(f"{key}: the video cannot be used (")
+  assert found.message.endswith("its example is left out.")
+  builder = eb.build(kind, manual, tmp_path / "data")  # the doctor passed it: it builds
+  (built,) = [p for p in builder.info.metadata["problems"] if p["file"] == str(broken)]
+  assert built["severity"] == "warning" and built["fix"] == found.fix
+  assert built["message"].startswith(f"{key}: the video cannot be used (")
   got = eb.examples(builder)
-  assert "ACCEDE00003" not in got["train"] and len(got["train"]) == 3  # the rest is kept
-  assert sum(map(len, got.values())) == 7
-  (problem,) = [p for p in builder.info.metadata["problems"] if "ACCEDE00003" in p["message"]]
-  assert problem["file"] == str(broken) and problem["severity"] == "warning"
-  assert "left out" in problem["message"]
+  assert all(key not in split for split in got.values())
+  kept = {k for split in got.values() for k in split}  # ('dev' repeats mediaeval2018's films)
+  assert len(kept) == len(eb.videos(kind, manual)) - 1  # the rest is kept
 
 
 @pytest.mark.parametrize("kind", ["liris_accede"])

@@ -556,7 +556,8 @@ def doctor(manual_dir: str | os.PathLike[str], config: str | None = None) -> lis
       from emojax.features import decode  # pylint: disable=g-import-not-at-top
       info = decode.probe(film.media[0])
     except DataError as e:
-      problems.append(common.problem_from_error(e, film.media[0]))
+      problems.append(common.unusable_video(code, film.media[0], str(e),
+                                            "warning" if films_needed or cfg is None else "info"))
       continue
     if bad := check_duration(code, film.media[0], info.duration_s, annotation_s):
       problems.append(bad)

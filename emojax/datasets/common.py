@@ -451,6 +451,27 @@ VIDEO_FIX = ("replace the file with the one from the download (play it to check)
              "the build is kept without it.")
 
 
+def unusable_video(key: str, path: str | os.PathLike[str], reason: str,
+                   severity: Severity = "warning") -> Problem:
+  """A video the extractors cannot read: the build leaves its example out (doctor and build)."""
+  return Problem(str(path), None, f"{key}: the video cannot be used ({reason}); its example is "
+                 "left out.", VIDEO_FIX, severity)
+
+
+def probe_videos(videos: Mapping[str, str | os.PathLike[str]],
+                 severity: Severity = "warning") -> list[Problem]:
+  """Doctor: opens every video's headers (about 1 ms each); an unreadable one as the build
+  reports it (`unusable_video`)."""
+  from emojax.features import decode  # pylint: disable=g-import-not-at-top
+  problems = []
+  for key, path in videos.items():
+    try:
+      decode.probe(path)
+    except DataError as e:
+      problems.append(unusable_video(key, path, str(e), severity))
+  return problems
+
+
 class BenchmarkBuilder(film_builder.EngineBuilder):
   """Base of the benchmark builders (liris_accede, liris_accede_continuous, mediaeval2018,
   cognimuse): features extracted through the engine (`film_builder.EngineBuilder`: cached,
@@ -497,10 +518,8 @@ class BenchmarkBuilder(film_builder.EngineBuilder):
     for item in items:
       if item.path is not None and outcomes[item.key]["status"] != "ok":
         bad.setdefault(item.key, (item, outcomes[item.key]))
-    self._add_problems([
-        Problem(str(item.path), None, f"{item.key}: the video cannot be used "
-                f"({outcome['reason']}); its example is left out.", VIDEO_FIX, "warning")
-        for item, outcome in bad.values()])
+    self._add_problems([unusable_video(item.key, item.path, outcome["reason"])
+                        for item, outcome in bad.values()])
     if items and len(bad) == len({item.key for item in items}):
       raise_errors([Problem("", None, "no video could be used (see the warnings above).",
                             "restore the videos from the download.")])

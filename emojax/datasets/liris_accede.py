@@ -523,4 +523,5 @@ def doctor(manual_dir: PathLike,
   if not root.is_dir():
     return [Problem(str(root), None, "manual_dir not found.",
                     "pass the folder you unzipped LIRIS-ACCEDE into.")]
-  return plan(root, config.protocol, need_videos=bool(config.extractors), strict=False).problems
+  the_plan = plan(root, config.protocol, need_videos=bool(config.extractors), strict=False)
+  return the_plan.problems + common.probe_videos(the_plan.videos)

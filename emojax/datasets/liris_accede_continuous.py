@@ -184,7 +184,7 @@ def _check_durations(films: Sequence[Film], problems: list[Problem]) -> None:
     try:
       info = decode.probe(film.video)
     except DataError as e:
-      problems.append(common.problem_from_error(e, film.video))
+      problems.append(common.unusable_video(film.film_id, film.video, str(e)))
       continue
     rows = len(film.labels["valence"])
     if rows != info.num_seconds:
