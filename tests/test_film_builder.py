@@ -364,3 +364,17 @@ def test_cache_carries_per_clip_bytes_and_uint8_streams(tmp_path):
   assert streams["frame_clips"].tolist() == frames.tolist()
   assert streams["spectrogram_image"].dtype == np.uint8
   np.testing.assert_array_equal(streams["spectrogram_image"], image)
+
+
+def test_temporaries_of_a_killed_build_are_removed(tmp_path):
+  cache = tmp_path / "cache"
+  cache.mkdir()
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  stale = cache / f".abc.npz.tmp-{dead.stdout.strip()}"  # a build killed while writing
+  stale.write_bytes(b"half")
+  live = cache / f".def.npz.tmp-{os.getpid()}"  # a build writing now
+  live.write_bytes(b"half")
+  _extract([("a", write_film(tmp_path, "a", 0, 3))], cache, extract_fn=fake_extract,
+           num_workers=0)
+  assert not stale.exists() and live.exists()

@@ -214,6 +214,21 @@ def _extract_one(job: _Job, extract_fn: Callable[..., Any]) -> dict[str, Any]:
   return {**out, **meta, "status": "ok", "cache": str(npz), "cached": False}
 
 
+def _remove_stale_temporaries(cache_dir: pathlib.Path) -> None:
+  """Deletes the half-written `.<name>.tmp-<pid>` files of processes that no longer run (a
+  killed build's); those of a running build sharing the cache are left alone."""
+  for tmp in cache_dir.glob(".*.tmp-*"):
+    pid = tmp.name.rpartition(".tmp-")[2]
+    if not pid.isdigit():
+      continue
+    try:
+      os.kill(int(pid), 0)
+    except ProcessLookupError:
+      tmp.unlink(missing_ok=True)
+    except OSError:  # alive but not ours (PermissionError), or unknown: keep it
+      pass
+
+
 def _exit_with_parent() -> None:
   """Worker initializer: a thread that ends this process as soon as its parent dies.
 
@@ -255,6 +270,7 @@ def extract_films(films: Sequence[tuple[str, str]], *, cache_dir: str | os.PathL
   extract_fn = extract_fn or default_extract_fn()
   cache_dir = pathlib.Path(cache_dir)
   cache_dir.mkdir(parents=True, exist_ok=True)
+  _remove_stale_temporaries(cache_dir)
   jobs = [_Job(fid, os.fspath(path), os.fspath(cache_dir), dict(extractors), dict(manifest), fast,
                missing_audio) for fid, path in films]
   if num_workers is None:
