@@ -16,6 +16,7 @@ import pytest
 
 import engine_builds as eb
 from emojax import doctor
+from emojax.errors import DataError
 
 TESTS = pathlib.Path(__file__).parent
 
@@ -103,3 +104,22 @@ def test_beam_writes_what_the_process_pool_writes(tmp_path, kind):
   _assert_same(eb.examples(beamed), eb.examples(pool))
   for key in ("problems", "films"):
     assert beamed.info.metadata.get(key) == pool.info.metadata.get(key)
+
+
+@pytest.mark.parametrize("kind,name,line,text", [
+    ("mediaeval2018", "MEDIAEVAL18_27_Valence-Arousal.txt", 3, "1\t0.5"),
+    ("cognimuse", "intended_1.dat", 4, "0.12 0.1 y"),
+    ("liris_accede_continuous", "Big_Buck_Bunny_Valence.txt", 3, "1\t0.1"),
+])
+def test_bad_labels_stop_the_build_before_any_extraction(tmp_path, kind, name, line, text):
+  manual = eb.write(kind, tmp_path / "manual")
+  path = sorted(manual.rglob(name))[-1]
+  lines = path.read_text().splitlines()
+  lines[line - 1] = text
+  path.write_text("\n".join(lines) + "\n")
+  log = tmp_path / "calls.txt"
+  with pytest.raises(DataError) as e:
+    eb.build(kind, manual, tmp_path / "data",
+             extract_fn=functools.partial(eb.counting_extract, log=str(log)))
+  assert f"{path}:{line}:" in str(e.value)
+  assert eb.calls(log) == []  # no video was decoded

@@ -449,8 +449,10 @@ class Cognimuse(common.BenchmarkBuilder):
     md["splits"] = {film_split(c): [c] for c in present}
     self._set_problems(problems)
     extracted = cfg.features == "extracted"
+    # The labels are read now, so a malformed annotation stops the build before extraction.
     items = [film_builder.Item(c, film_split(c), str(films[c].media[0]) if extracted else None,
-                               films[c]) for c in present]
+                               (films[c], load_labels(films[c], cfg.stream, cfg.segment_seconds)))
+             for c in present]
     engine = self._extraction(cfg.extractors) if extracted else self._engine({}, {})
     return self._engine_splits(engine, items, functools.partial(film_example, cfg=cfg))
 
@@ -468,8 +470,7 @@ def film_example(item: film_builder.Item, streams: Mapping[str, np.ndarray] | No
   Raises:
     DataError: the film's duration does not match its annotation (`check_duration`).
   """
-  film: FilmFiles = item.data
-  labels = load_labels(film, cfg.stream, cfg.segment_seconds)
+  film, labels = item.data  # the labels, read before extraction
   problems = list(labels.problems)
   num_segments = labels.valence.shape[0]
   info: dict[str, object] = {"annotation_s": round(labels.duration_s, 3),

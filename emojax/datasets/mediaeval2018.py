@@ -228,8 +228,13 @@ class Mediaeval2018(common.BenchmarkBuilder):
               films[i].labels[0].parent if films[i].labels else dl_manager.manual_dir, None,
               f"no film file {film_id(i)}.mp4 found.",
               f"download MEDIAEVAL18-{download_part(i)}-Data and unzip it into manual_dir.")
-    items = [film_builder.Item(film_id(i), name, str(films[i].media[0]) if extracted else None,
-                               films[i]) for name, ids in present.items() for i in ids]
+      # The labels are read now, so a malformed label file stops the build before extraction.
+      scans = {i: scan_film(films[i], ()) for i in sorted({i for v in present.values() for i in v})}
+      items = [film_builder.Item(film_id(i), name, str(films[i].media[0]), scans[i])
+               for name, ids in present.items() for i in ids]
+    else:
+      items = [film_builder.Item(film_id(i), name, None, films[i])
+               for name, ids in present.items() for i in ids]
     if extracted:
       make = functools.partial(extracted_example, specs=self._streams())
       return self._engine_splits(self._extraction(cfg.extractors), items, make)
@@ -260,8 +265,8 @@ def extracted_example(item: film_builder.Item, streams: Mapping[str, np.ndarray]
                       ) -> tuple[dict[str, np.ndarray], list[Problem]]:
   """`make_example` of extracted_features: the film's streams and labels cut to the shortest."""
   del meta
-  film: FilmFiles = item.data
-  scan = scan_film(film, ())
+  scan: FilmScan = item.data  # the labels, read before extraction
+  film = scan.film
   streams, _ = common.select_streams(item.path, streams, specs)
   streams["valence"] = scan.valence.astype(np.float32)
   streams["arousal"] = scan.arousal.astype(np.float32)
