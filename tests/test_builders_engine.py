@@ -92,12 +92,12 @@ def test_unreadable_video_is_left_out_and_reported_by_doctor_and_build(tmp_path,
   assert len(kept) == len(eb.videos(kind, manual)) - 1  # the rest is kept
 
 
-@pytest.mark.parametrize("kind", ["liris_accede"])
+@pytest.mark.parametrize("kind", ["liris_accede_continuous"])
 def test_beam_writes_what_the_process_pool_writes(tmp_path, kind):
   beam = pytest.importorskip("apache_beam")
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   manual = eb.write(kind, tmp_path / "manual")
-  pool = eb.build(kind, manual, tmp_path / "pool", num_workers=2)
+  pool = eb.build(kind, manual, tmp_path / "pool", num_workers=0)
   options = beam.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])
   beamed = eb.build(kind, manual, tmp_path / "beam", use_beam=True,
                     download_config=tfds.download.DownloadConfig(beam_options=options))
