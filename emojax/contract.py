@@ -121,6 +121,9 @@ class Phase:
   eval_every: int = 0               # validate every N steps (0: at the end only), or
   eval_every_epochs: float = 0.0    # every N epochs
   patience: int = 0                 # early stopping: validations without improvement (0 = off)
+  loss_on: str = "all"              # "all" valid clips of a window, or only its "last" valid clip
+                                    # (sequence-to-one training, teacher-forced decoders)
+  sliding_seconds: int = 0          # validate as `Output.sliding_seconds` (sequence-to-one)
   setup: Callable[[nnx.Module], None] | None = None          # run once before the first step
   fit: Callable[[nnx.Module, Any, Any], None] | None = None  # closed-form fit instead of SGD
   info: dict = dataclasses.field(default_factory=dict)       # recorded with the phase result
@@ -140,6 +143,10 @@ class Output:
   resolution: str = "clip"          # per-second data: "clip" (B, L) or "second" (B, L, S)
   postprocess: Callable | None = None   # per film: predictions (C,) or (T,) -> same shape
   key: str = ""                     # outputs with the same key share one forward pass
+  sliding_seconds: int = 0          # per-second data: > 0 = sequence-to-one over a window of this
+                                    # many seconds ending at every second of the film (left-padded
+                                    # and masked at the film's start; batch x: (B, 1, W, D)); the
+                                    # forward's (B, 1) output is that second's prediction
 
 
 # ----------------------------------------------------------------------------------------------
@@ -251,9 +258,21 @@ def masked_pcc(pred: jax.Array, y: jax.Array, mask: jax.Array, eps: float = 1e-8
   return jnp.sum(pc * yc) / (jnp.sqrt(jnp.sum(pc ** 2) * jnp.sum(yc ** 2)) + eps)
 
 
-def loss_value(task: Task, outputs, batch: dict) -> jax.Array:
-  """The task's loss, averaged over targets, on the valid entries of `batch["clip_mask"]`."""
+def last_valid(mask: jax.Array) -> jax.Array:
+  """A mask of the last True entry along the last axis (e.g. the last valid clip of a window)."""
+  n = mask.shape[-1]
+  idx = jnp.where(mask, jnp.arange(n), -1).max(-1, keepdims=True)
+  return mask & (jnp.arange(n) == idx)
+
+
+def loss_value(task: Task, outputs, batch: dict, loss_on: str = "all") -> jax.Array:
+  """The task's loss, averaged over targets, on the valid entries of `batch["clip_mask"]` (all of
+  them, or with `loss_on="last"` only the last valid clip of each window)."""
   outs, mask = as_dict(task, outputs), batch["clip_mask"]
+  if loss_on == "last" and mask.ndim > 1:
+    mask = last_valid(mask)
+  elif loss_on not in ("all", "last"):
+    raise errors.ConfigError(f"Phase.loss_on={loss_on!r}; use 'all' or 'last'")
   total = 0.0
   for t, z in outs.items():
     y = batch["y"][task.label_key(t)]

@@ -41,16 +41,33 @@ class Predictor:
     self.state = jax.device_put(state, NamedSharding(mesh, P()))
     self.mesh = mesh
 
-  def run(self, out: contract.Output, batch: dict) -> np.ndarray:
-    target = out.task.targets[0]
+  def run(self, out: contract.Output, batch: dict, target: str | None = None) -> np.ndarray:
+    """The output's predictions of `target` (default: its task's first target) on one batch."""
+    target = target or out.task.targets[0]
+    if target not in out.task.targets:
+      raise errors.ConfigError(f"an Output for {target!r} has a task of {out.task.targets}")
     pred = _jitted(out.forward, out.task)(self.graphdef, self.state,
                                           input_pipeline.shard_batch(batch, self.mesh))
     return np.asarray(pred[target])
 
   # Per-second datasets -------------------------------------------------------------------------
+  def film_sliding(self, out: contract.Output, store: input_pipeline.FilmStore, *,
+                   batch_size: int, target: str | None = None) -> list[np.ndarray]:
+    """Per film, (T,): each second's prediction from the window of seconds ending at it."""
+    res = [np.zeros(int(t), np.float32) for t in store.lengths]
+    batch_size = _round_up(batch_size, jax.device_count())
+    for batch in input_pipeline.sliding_batches(store, window_seconds=out.sliding_seconds,
+                                                batch_size=batch_size):
+      pred = self.run(out, batch, target)
+      for b in np.flatnonzero(np.asarray(batch["clip_mask"])[:, 0]):
+        res[int(batch["film_index"][b])][int(batch["clip_start"][b])] = pred[b, 0]
+    return res
+
   def film_raw(self, out: contract.Output, store: input_pipeline.FilmStore, *, clip_seconds: int,
-               batch_size: int) -> list[np.ndarray]:
+               batch_size: int, target: str | None = None) -> list[np.ndarray]:
     """Per film, predictions before post-processing: (C,) per clip, or (T,) per second."""
+    if out.sliding_seconds:
+      return self.film_sliding(out, store, batch_size=batch_size, target=target)
     per_second = out.resolution == "second"
     res = [np.zeros(int(t) if per_second else input_pipeline.num_clips(int(t), clip_seconds),
                     np.float32) for t in store.lengths]
@@ -58,7 +75,7 @@ class Predictor:
     l = out.num_clips
     for batch in input_pipeline.eval_batches(store, clip_seconds=clip_seconds,
                                              num_clips_per_window=l, batch_size=batch_size):
-      pred = self.run(out, batch)
+      pred = self.run(out, batch, target)
       for b in range(batch_size):
         f, c0 = int(batch["film_index"][b]), int(batch["clip_start"][b])
         for k in range(l):
@@ -80,18 +97,18 @@ class Predictor:
     res = []
     for r, t in zip(raw, store.lengths):
       r = out.postprocess(r) if out.postprocess is not None else r
-      res.append(r if out.resolution == "second"
+      res.append(r if out.resolution == "second" or out.sliding_seconds
                  else postprocess.repeat_to_seconds(r, int(t), clip_seconds))
     return res
 
   # Per-clip datasets ---------------------------------------------------------------------------
   def clip_values(self, out: contract.Output, store: input_pipeline.ClipStore, *,
-                  batch_size: int) -> np.ndarray:
+                  batch_size: int, target: str | None = None) -> np.ndarray:
     """(N,) values or (N, C) class probabilities, one row per clip of the store."""
     batch_size = _round_up(batch_size, jax.device_count())
     rows = []
     for batch in input_pipeline.clip_eval_batches(store, batch_size=batch_size):
-      pred = self.run(out, batch)
+      pred = self.run(out, batch, target)
       rows.append(pred[np.asarray(batch["index"]) >= 0])
     res = np.concatenate(rows)
     if out.postprocess is not None:
@@ -111,12 +128,13 @@ def predict_outputs(model: nnx.Module, outputs: Mapping[str, contract.Output], s
   res = {}
   for target, out in outputs.items():
     if store.unit == "clip":
-      res[target] = predictor.clip_values(out, store, batch_size=batch_size)
+      res[target] = predictor.clip_values(out, store, batch_size=batch_size, target=target)
       continue
-    key = (out.key, store.name) if out.key else None
+    key = (out.key, target, store.name) if out.key else None
     raw = cache.get(key) if key else None
     if raw is None:
-      raw = predictor.film_raw(out, store, clip_seconds=clip_seconds, batch_size=batch_size)
+      raw = predictor.film_raw(out, store, clip_seconds=clip_seconds, batch_size=batch_size,
+                               target=target)
       if key:
         cache[key] = raw
     res[target] = predictor.film_seconds(out, store, raw, clip_seconds=clip_seconds,

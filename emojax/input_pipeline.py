@@ -287,6 +287,38 @@ def eval_batches(store: FilmStore, *, clip_seconds: int, num_clips_per_window: i
     yield _stack(elems)
 
 
+def sliding_batches(store: FilmStore, *, window_seconds: int,
+                    batch_size: int) -> Iterator[dict]:
+  """Sequence-to-one windows: for every second t of every film, the `window_seconds` seconds
+  ending at t, right-aligned and masked where they would start before the film (L = 1 clip of
+  W seconds: x (B, 1, W, D)). `clip_start` holds t. Padded to full batches (mask False)."""
+  w = window_seconds
+  rows = [(f, t) for f, n in enumerate(store.lengths) for t in range(int(n))]
+
+  def element(f: int, t: int) -> dict:
+    first = max(0, t - w + 1)
+    n = t + 1 - first
+    mask = np.zeros(w, bool)
+    mask[w - n:] = True
+    out = {"x": {}, "y": {}}
+    for m, films in store.streams.items():
+      x = np.zeros((w, films[f].shape[-1]), np.float32)
+      x[w - n:] = films[f][first:t + 1]
+      out["x"][m] = x[None]
+    for k, films in store.labels.items():
+      out["y"][k] = np.asarray([films[f][t]], np.float32)
+    out.update(second_mask=mask[None], clip_mask=np.ones(1, bool), film_index=np.int32(f),
+               clip_start=np.int32(t))
+    return out
+  for i in range(0, len(rows), batch_size):
+    elems = [element(*r) for r in rows[i:i + batch_size]]
+    pad = batch_size - len(elems)
+    if pad:
+      blank = jax.tree.map(np.zeros_like, elems[0])
+      elems += [blank] * pad
+    yield _stack(elems)
+
+
 def _stack(elems: list[dict]) -> dict:
   return jax.tree.map(lambda *xs: np.stack(xs), *elems)
 
@@ -401,6 +433,8 @@ class ClipStore:
   shapes: dict[str, tuple[int, ...]]         # stream -> shape of one example
   metadata: dict = dataclasses.field(default_factory=dict)
   stats: dict = dataclasses.field(default_factory=dict)   # float streams: mean / std
+  ragged: tuple[str, ...] = ()               # streams whose first axis varies between clips:
+  #                                            zero-padded to shapes[s][0], x_mask[s] marks rows
   unit = "clip"
 
   @property
@@ -418,7 +452,7 @@ class ClipStore:
     return ClipStore(name, self.source, self.rows[rows], [self.clip_ids[i] for i in rows],
                      [self.film_ids[i] for i in rows],
                      {k: v[rows] for k, v in self.labels.items()}, self.streams, self.shapes,
-                     dict(self.metadata), dict(self.stats))
+                     dict(self.metadata), dict(self.stats), self.ragged)
 
   def _float_streams(self) -> list[str]:
     return [s for s in self.streams if self._dtype(s).kind == "f"]
@@ -454,9 +488,15 @@ class ClipStore:
     """Row i as a batch element: streams (standardised float / raw uint8 / decoded images),
     labels, mask."""
     ex = self.source[int(self.rows[i])]
-    x = {}
+    x, x_mask = {}, {}
     for s in self.streams:
       a = decode_stream(ex[s], f"clip {self.clip_ids[i]!r} of {self.name}, stream {s!r}")
+      if s in self.ragged:
+        n = min(len(a), self.shapes[s][0])
+        x_mask[s] = np.arange(self.shapes[s][0]) < n
+        padded = np.zeros(self.shapes[s], a.dtype)
+        padded[:n] = a[:n]
+        a = padded
       if a.shape != self.shapes[s]:
         raise errors.DataError(
             f"clip {self.clip_ids[i]!r} of {self.name}: stream {s!r} has shape {a.shape}, the "
@@ -468,8 +508,11 @@ class ClipStore:
         raise errors.DataError(f"clip {self.clip_ids[i]!r} of {self.name}: stream {s!r} has "
                                "NaN/Inf values; repair or drop that clip in the dataset builder")
       x[s] = a
-    return {"x": x, "y": {k: v[i] for k, v in self.labels.items()}, "clip_mask": np.bool_(True),
-            "index": np.int32(i)}
+    out = {"x": x, "y": {k: v[i] for k, v in self.labels.items()}, "clip_mask": np.bool_(True),
+           "index": np.int32(i)}
+    if x_mask:
+      out["x_mask"] = x_mask
+    return out
 
   def blank(self) -> dict:
     e = self.example(0)
@@ -514,8 +557,11 @@ def load_clip_split(config: ml_collections.ConfigDict, split: str, streams: Sequ
     raise errors.DataError(f"{name} has no stream/label {missing} (it has {sorted(first)}){hint}; "
                            "fix the method's streams or config.targets")
   clip_ids, film_ids, labels = [], [], {k: [] for k in label_keys}
+  lengths = {s: set() for s in streams}
   for i in range(len(source)):
     ex = source[i]
+    for s in streams:
+      lengths[s].add(int(np.shape(ex[s])[0]) if np.ndim(ex[s]) else 0)
     cid = _text(ex.get("clip_id", i))
     clip_ids.append(cid)
     film_ids.append(_text(ex.get("film_id", cid)))
@@ -528,8 +574,12 @@ def load_clip_split(config: ml_collections.ConfigDict, split: str, streams: Sequ
   labels = {k: np.asarray(v, np.int32 if k.endswith("_class") else np.float32)
             for k, v in labels.items()}
   shapes = {s: tuple(decode_stream(first[s], f"{name}, stream {s!r}").shape) for s in streams}
+  # Streams whose first axis (segments, frames) varies between clips are padded to the longest.
+  ragged = tuple(s for s in streams if len(lengths[s]) > 1)
+  for s in ragged:
+    shapes[s] = (max(lengths[s]),) + shapes[s][1:]
   store = ClipStore(name, source, np.arange(len(source)), clip_ids, film_ids, labels,
-                    tuple(streams), shapes, dict(builder.info.metadata or {}))
+                    tuple(streams), shapes, dict(builder.info.metadata or {}), ragged=ragged)
   return store
 
 

@@ -62,7 +62,7 @@ def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None
 
 
 def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,
-                    tx: optax.GradientTransformation, l2: float = 0.0):
+                    tx: optax.GradientTransformation, l2: float = 0.0, loss_on: str = "all"):
   """(params, mutable, frozen, opt_state, batch, key) -> (params, mutable, opt_state, loss).
 
   `params` are the phase's trainable Params, `mutable` every non-Param variable (BatchNorm
@@ -72,7 +72,7 @@ def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,
     def loss_fn(p):
       model = nnx.merge(graphdef, p, mutable, frozen, copy=True)
       outputs = forward(model, batch, nnx.Rngs(dropout=key))
-      loss = contract.loss_value(task, outputs, batch)
+      loss = contract.loss_value(task, outputs, batch, loss_on)
       if l2:
         loss = loss + l2 * contract.l2_penalty(p)
       return loss, nnx.state(model, contract.MUTABLE)
@@ -213,7 +213,8 @@ class Trainer:
     d = self.config.data
     task = phase.task
     outputs = {t: contract.Output(phase.forward, dataclasses.replace(task, targets=(t,)),
-                                  num_clips=phase.num_clips) for t in task.targets}
+                                  num_clips=phase.num_clips,
+                                  sliding_seconds=phase.sliding_seconds) for t in task.targets}
     out = {}
     for split in splits:
       if split not in self.stores:
@@ -305,7 +306,8 @@ class Trainer:
       replicated = NamedSharding(self.mesh, P())
       params, mutable, frozen, opt_state = jax.device_put(
           (params, mutable, frozen, opt_state), replicated)
-      step_fn = make_train_step(graphdef, phase.forward, task, tx, float(spec["l2"]))
+      step_fn = make_train_step(graphdef, phase.forward, task, tx, float(spec["l2"]),
+                                phase.loss_on)
       batches = self._batches(phase, start)
       ckpt_every = max(1, cfg.checkpoint.every_steps)
       t_last, s_last, losses = time.time(), start, []

@@ -231,3 +231,51 @@ def test_phases_of_one_target_get_different_shuffle_seeds():
   seeds = {train._stable_hash(n) for n in names}   # pylint: disable=protected-access
   assert len(seeds) == len(names)
   assert train._stable_hash("valence/x") == train._stable_hash("valence/x")
+
+
+def test_loss_on_the_last_valid_clip_of_each_window():
+  z = jnp.array([[0.0, 1.0, 5.0], [2.0, 0.0, 0.0]])
+  y = jnp.zeros((2, 3))
+  mask = jnp.array([[True, True, False], [True, False, False]])
+  batch = {"y": {"valence": y}, "clip_mask": mask}
+  got = contract.loss_value(contract.Task(("valence",)), z, batch, loss_on="last")
+  assert float(got) == pytest.approx((1.0 ** 2 + 2.0 ** 2) / 2)   # windows' last valid clips
+
+
+def test_sliding_windows_end_at_every_second(tmp_path):
+  """Output.sliding_seconds: second t's prediction sees exactly seconds t-W+1..t (fewer at the
+  film's start), checked against a NumPy running sum."""
+  from conftest import toy_config  # pylint: disable=import-outside-toplevel
+  from emojax import inference, input_pipeline  # pylint: disable=import-outside-toplevel
+  config = toy_config(tmp_path / "data", targets=("valence",))
+  store = input_pipeline.load_split(config, "test", ("audio",), ("valence",))
+  w = 4
+
+  def forward(model, batch, rngs):
+    del model, rngs
+    m = batch["second_mask"][..., None].astype(jnp.float32)
+    return (batch["x"]["audio"] * m).sum((2, 3))    # (B, 1)
+  out = contract.Output(forward, contract.Task(("valence",)), sliding_seconds=w)
+  preds = inference.predict_outputs(nnx.Linear(1, 1, rngs=nnx.Rngs(0)), {"valence": out}, store,
+                                    input_pipeline.make_mesh(), clip_seconds=5, batch_size=16)
+  for f, x in enumerate(store.streams["audio"]):
+    s = x.sum(-1).astype(np.float64)
+    want = np.array([s[max(0, t - w + 1):t + 1].sum() for t in range(len(s))])
+    np.testing.assert_allclose(preds["valence"][f], want, rtol=1e-5, atol=1e-5)
+
+
+def test_ragged_clip_streams_are_padded_with_a_mask(tmp_path):
+  from emojax import input_pipeline  # pylint: disable=import-outside-toplevel
+  config = clip_method.get_config()
+  with config.unlocked():
+    config.dataset.data_dir = str(tmp_path / "data")
+  store = input_pipeline.load_clip_split(config, "train", ("segments", "audio"), ("valence",))
+  assert store.ragged == ("segments",) and store.shapes["segments"] == (4, 4)
+  lengths = [len(store.source[int(r)]["segments"]) for r in store.rows]
+  assert set(lengths) == {2, 3, 4}
+  for i in range(len(store)):
+    e = store.example(i)
+    n = lengths[i]
+    np.testing.assert_array_equal(e["x_mask"]["segments"], np.arange(4) < n)
+    np.testing.assert_array_equal(e["x"]["segments"][:n], store.source[int(store.rows[i])]["segments"])
+    assert not e["x"]["segments"][n:].any()

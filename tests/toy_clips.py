@@ -23,8 +23,9 @@ def make_clip(rng: np.random.Generator, k: int) -> dict:
   PIL.Image.fromarray(frames[0]).save(buf, format="PNG")
   key = buf.getvalue()
   valence = np.float32(np.tanh(audio[0]))
-  return {"frames": frames, "keyframe": key, "audio": audio, "valence": valence,
-          "valence_class": level}
+  segments = rng.normal(0, 1, (int(rng.integers(2, 5)), 4)).astype(np.float32)  # ragged
+  return {"frames": frames, "keyframe": key, "audio": audio, "segments": segments,
+          "valence": valence, "valence_class": level}
 
 
 class EmojaxToyClips(tfds.core.GeneratorBasedBuilder):
@@ -37,6 +38,7 @@ class EmojaxToyClips(tfds.core.GeneratorBasedBuilder):
         "frames": tfds.features.Tensor(shape=(2, 12, 12, 3), dtype=np.uint8),
         "keyframe": tfds.features.Tensor(shape=(), dtype=np.object_),   # PNG bytes
         "audio": tfds.features.Tensor(shape=(6,), dtype=np.float32),
+        "segments": tfds.features.Tensor(shape=(None, 4), dtype=np.float32),
         "valence": tfds.features.Scalar(dtype=np.float32),
         "valence_class": tfds.features.ClassLabel(num_classes=3)}))
 
