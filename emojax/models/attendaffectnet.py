@@ -19,7 +19,12 @@ One network per target (the paper trains valence and arousal separately):
   shifted right by one with `aan.start_value` first. Decoder layers: masked self-attention over the
   outputs, attention over the segments, FF, each pre-norm with a residual; final LN; Dropout;
   Linear(d -> 1) per position. Training: teacher forcing (the true previous values), parallel over
-  the window. Inference: step by step, re-feeding its own outputs, as one compiled loop
+  the window. The loss: on per-clip examples (MediaEval 2016: L sub-segments of one clip) only the
+  last output is returned, so the loss is the paper's sequence-to-one loss; on per-second windows
+  the contract scores every output of the (B, L) window (it has no per-output loss weight), so with
+  the causal memory the loss averages the sequence-to-one losses of the windows of the first
+  1..L segments: the paper's loss on the last output needs a loss mask from the harness.
+  Inference: step by step, re-feeding its own outputs, as one compiled loop
   (`lax.fori_loop` over the L steps). With `aan.causal_memory` (emojax's choice, default) output j
   attends to segments <= j only, so output j of any window is the last output of the window of its
   first j + 1 segments; the last output of a window is the paper's sequence-to-one prediction.
