@@ -85,13 +85,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.batch_size = 30        # paper: 30 (COGNIMUSE)
   c.data.eval_batch_size = 64   # emojax's choice
 
-  c.optim = ml_collections.ConfigDict(dict(
-      name="adam",              # paper: Adam
-      learning_rate=5e-4 if feature else 1e-3,   # paper (COGNIMUSE): 5e-4 feature / 1e-3 temporal
-      momentum=0.9, nesterov=False, weight_decay=0.0, l2=0.0,
-      grad_clip=0.0,            # emojax's choice: none (the paper names none)
-      schedule="constant",      # emojax's choice: constant (the paper names none)
-      decay_every=0, decay_every_epochs=0.0, decay_factor=0.1))
+  c.optim.name = "adam"         # paper: Adam
+  c.optim.learning_rate = 5e-4 if feature else 1e-3   # paper (COGNIMUSE): 5e-4 feature / 1e-3 temporal
+  # The rest of config.optim (configs/common.py): no clipping, constant rate (emojax's choice: the
+  # paper names neither).
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 0

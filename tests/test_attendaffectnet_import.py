@@ -24,6 +24,15 @@ def test_released_model_reproduced_from_the_workdir(fixture, tmp_path):
            "clip_mask": np.ones((len(want),), bool)}
   got = np.asarray(aan.outputs(config)["arousal"].forward(model, batch, None))
   np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+  # The harness's own loader (evaluate mode) builds the same model from the workdir.
+  from emojax import evaluate  # pylint: disable=import-outside-toplevel
+  _, harness_model, meta, stats = evaluate.load_trained_model(
+      evaluate.load_run_config(out), out / "final_model")
+  harness_model.eval()
+  assert meta["modalities"] == list(aan.RELEASED_STREAMS) and not stats
+  np.testing.assert_allclose(
+      np.asarray(aan.outputs(config)["arousal"].forward(harness_model, batch, None)), want,
+      atol=1e-4, rtol=0)
   info = imp.fileio.read_json(out / "imported.json")
   assert [s["name"] for s in info["streams"]] == list(aan.RELEASED_STREAMS)
   assert info["dropped_unused"] == list(imp.UNUSED)

@@ -29,6 +29,7 @@ the parameter.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import re
 import sys
@@ -230,7 +231,8 @@ def import_released(state_dict: str | pathlib.Path | Mapping[str, np.ndarray], t
   workdir.mkdir(parents=True, exist_ok=True)
   fileio.write_json(workdir / "config.json", config.to_dict())
   meta = {"method": "attendaffectnet", "feature_dims": dims, "modalities": list(streams),
-          "targets": [target], "feature_manifest": None, "phases": [],
+          "targets": [target], "task": dataclasses.asdict(aan.task(config)),
+          "feature_manifest": None, "phases": [],
           "imported_from": source}
   if overwrite and (workdir / "final_model").exists():
     import shutil  # pylint: disable=g-import-not-at-top
