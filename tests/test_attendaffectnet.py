@@ -163,7 +163,8 @@ def test_temporal_teacher_forcing_and_autoregression_match_numpy(variant):
   p, streams = np_params(model.nets["arousal"]), tuple(c.aan.streams)
   feats, valid = np_clip_means(batch), batch["clip_mask"]
   feature = variant == "feature_temporal"
-  tf = aan.temporal_train_forward(c, "arousal")(model, batch, None)
+  # Teacher forcing (a training step: rngs given; model.eval() keeps dropout off).
+  tf = aan.temporal_train_forward(c, "arousal")(model, batch, nnx.Rngs(dropout=0))
   want_tf = np_decode(feats, batch["y"]["arousal"].astype(np.float64), valid, p, streams,
                       "authors", 0.25, feature)
   np.testing.assert_allclose(np.asarray(tf)[valid], want_tf[valid], atol=2e-5)
@@ -173,6 +174,9 @@ def test_temporal_teacher_forcing_and_autoregression_match_numpy(variant):
     out[:, j] = np_decode(feats, out, valid, p, streams, "authors", 0.25, feature)[:, j]
   ar = jax.jit(lambda m, b: aan.outputs(c)["arousal"].forward(m, b, None))(model, batch)
   np.testing.assert_allclose(np.asarray(ar)[valid], out[valid], atol=2e-5)
+  # Validation during training (no rngs) decodes step by step too, never from the labels.
+  val = aan.temporal_train_forward(c, "arousal")(model, batch, None)
+  np.testing.assert_allclose(np.asarray(val)[valid], out[valid], atol=2e-5)
 
 
 def test_causal_memory_and_padding():
@@ -214,7 +218,7 @@ def test_per_clip_temporal_predicts_one_value_per_clip():
   batch = {"x": {k: rng.normal(size=(3, 10, d)).astype(np.float32) for k, d in DIMS.items()},
            "clip_mask": np.ones((3,), bool), "y": {"arousal": np.array([0.1, -0.2, 0.3], np.float32)}}
   assert aan.outputs(c)["arousal"].forward(model, batch, None).shape == (3,)
-  assert aan.temporal_train_forward(c, "arousal")(model, batch, None).shape == (3,)
+  assert aan.temporal_train_forward(c, "arousal")(model, batch, nnx.Rngs(dropout=0)).shape == (3,)
 
 
 def test_predict_film_is_last_output_of_each_window():

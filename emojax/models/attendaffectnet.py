@@ -266,7 +266,7 @@ class TemporalAAN(nnx.Module):
 
     def step(j, out_BxL):
       z_BxL = self.decode(memory, out_BxL, valid_BxL)
-      return out_BxL.at[:, j].set(z_BxL[:, j])
+      return jnp.where(jnp.arange(l)[None] == j, z_BxL, out_BxL)   # (no scatter: shards as is)
 
     return jax.lax.fori_loop(0, l, step, jnp.zeros(memory.shape[:2], memory.dtype))
 
@@ -368,19 +368,6 @@ def _temporal_inputs(config, batch):
   return feats, valid
 
 
-def temporal_train_forward(config, target: str):
-  """Teacher forcing: the true previous values as the decoder's other input."""
-
-  def forward(model: AttendAffectNet, batch: dict, rngs=None):
-    feats, valid = _temporal_inputs(config, batch)
-    y = batch["y"][target].astype(jnp.float32)
-    if y.ndim == 1:    # per-clip: every sub-segment carries the clip's value; the clip's
-      y = jnp.broadcast_to(y[:, None], valid.shape)   # prediction is the last output
-      return model.nets[target].teacher_forced(feats, y, valid, rngs)[:, -1]
-    return model.nets[target].teacher_forced(feats, y, valid, rngs)
-  return forward
-
-
 def temporal_infer_forward(config, target: str):
   """Autoregressive inference (no labels): each step re-feeds the outputs so far."""
 
@@ -389,6 +376,24 @@ def temporal_infer_forward(config, target: str):
     feats, valid = _temporal_inputs(config, batch)
     out = model.nets[target].autoregressive(feats, valid)
     return out[:, -1] if batch["clip_mask"].ndim == 1 else out
+  return forward
+
+
+def temporal_train_forward(config, target: str):
+  """Teacher forcing: the true previous values as the decoder's other input. Without `rngs` (the
+  harness's validation during training, model.eval()) it decodes step by step like the final
+  outputs, so the best step is chosen on what inference will do."""
+  infer = temporal_infer_forward(config, target)
+
+  def forward(model: AttendAffectNet, batch: dict, rngs=None):
+    if rngs is None:
+      return infer(model, batch, None)
+    feats, valid = _temporal_inputs(config, batch)
+    y = batch["y"][target].astype(jnp.float32)
+    if y.ndim == 1:    # per-clip: every sub-segment carries the clip's value; the clip's
+      y = jnp.broadcast_to(y[:, None], valid.shape)   # prediction is the last output
+      return model.nets[target].teacher_forced(feats, y, valid, rngs)[:, -1]
+    return model.nets[target].teacher_forced(feats, y, valid, rngs)
   return forward
 
 
