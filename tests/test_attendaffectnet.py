@@ -275,3 +275,15 @@ def test_bad_inputs():
     c2.aan.variant = "decoder"
   with pytest.raises(errors.ConfigError, match="aan.variant"):
     aan.create(c2, DIMS, nnx.Rngs(0))
+
+
+def test_streams_with_several_feature_axes_average_all_but_the_last():
+  rng = np.random.default_rng(8)
+  x = rng.normal(size=(2, 3, 4, 6, 5)).astype(np.float32)     # (B, L, S, frames, bins)
+  sm = rng.random((2, 3, 4)) > 0.3
+  sm[..., 0] = True
+  got = np.asarray(aan.clip_features({"x": {"m": x}, "second_mask": sm}, ["m"])["m"])
+  per_sec = x.astype(np.float64).mean(3)
+  want = (per_sec * sm[..., None]).sum(2) / sm.sum(2)[..., None]
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  assert aan._flat_dim((10, 96, 64)) == 64 and aan._flat_dim(7) == 7

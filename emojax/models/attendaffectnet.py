@@ -34,7 +34,8 @@ One network per target (the paper trains valence and arousal separately):
 
 Inputs. Per-second windows (unit "second"): x[stream] (B, L, S, *row) with second_mask (B, L, S):
 each clip of `data.clip_seconds` seconds is one segment, its streams averaged over the valid seconds
-(done here in the forward; the data are not copied). Per-clip examples (unit "clip"):
+(done here in the forward; the data are not copied); a stream with several feature axes per second
+(log-mel frames x bins) is first averaged over all but the last. Per-clip examples (unit "clip"):
 x[stream] (B, D) is used as is, (B, T, *row) is averaged over T (over `batch["second_mask"]` (B, T)
 when the batch has one); the temporal variants split each clip's valid seconds into L equal
 sub-segments (the paper's 4 sub-segments of a MediaEval 2016 excerpt).
@@ -179,7 +180,18 @@ def positional_encoding(length: int, d: int) -> np.ndarray:
 
 
 def _flat_dim(dim) -> int:
-  return int(np.prod(dim)) if isinstance(dim, (tuple, list)) else int(dim)
+  """The Linear's input size: the last feature axis (a per-second store gives it as an int, a
+  per-clip store the example's shape, e.g. (T, D))."""
+  return int(dim[-1]) if isinstance(dim, (tuple, list)) else int(dim)
+
+
+def _last_axis(x: jax.Array, lead: int) -> jax.Array:
+  """(*lead, *row) -> (*lead, row[-1]): a stream with several feature axes per row (e.g. log-mel
+  frames x bins per second) is averaged over all but the last."""
+  x = x.astype(jnp.float32)
+  if x.ndim > lead + 1:
+    x = jnp.mean(x, axis=tuple(range(lead, x.ndim - 1)))
+  return x
 
 
 class StreamEncoder(nnx.Module):
@@ -289,9 +301,7 @@ def clip_features(batch: dict, streams: Sequence[str]) -> dict[str, jax.Array]:
   mask = batch["second_mask"].astype(jnp.float32)
   out = {}
   for s in streams:
-    x = batch["x"][s]
-    b, l, sec = x.shape[:3]
-    x = x.reshape(b, l, sec, -1).astype(jnp.float32)
+    x = _last_axis(batch["x"][s], 3)
     out[s] = jnp.einsum("blsd,bls->bld", x, mask) / jnp.maximum(mask.sum(-1), 1.0)[..., None]
   return out
 
@@ -300,9 +310,8 @@ def subsegment_features(batch: dict, streams: Sequence[str], num: int) -> dict[s
   """Per-clip examples x (B, T, *row) -> the means of `num` equal parts of the valid T (B, num, D)."""
   out = {}
   for s in streams:
-    x = batch["x"][s].astype(jnp.float32)
+    x = _last_axis(batch["x"][s], 2)
     b, t = x.shape[:2]
-    x = x.reshape(b, t, -1)
     mask = batch.get("second_mask")
     mask = jnp.ones((b, t), jnp.float32) if mask is None else mask.astype(jnp.float32)
     n = jnp.maximum(mask.sum(-1, keepdims=True), 1.0)                    # (B, 1)
@@ -322,8 +331,8 @@ def clip_vectors(batch: dict, streams: Sequence[str]) -> dict[str, jax.Array]:
     if x.ndim == 2:
       out[s] = x
       continue
+    x = _last_axis(x, 2)
     b, t = x.shape[:2]
-    x = x.reshape(b, t, -1)
     mask = batch.get("second_mask")
     mask = jnp.ones((b, t), jnp.float32) if mask is None else mask.astype(jnp.float32)
     out[s] = jnp.einsum("btd,bt->bd", x, mask) / jnp.maximum(mask.sum(-1), 1.0)[:, None]
