@@ -2,8 +2,9 @@ r"""The authors' released Feature AAN models (PyTorch state dicts) -> an emojax 
 
   python -m emojax.models.attendaffectnet_import --state_dict=mdb_arousal.npz --target=arousal \
       --workdir=runs/aan_released_mdb_arousal [--streams=resnet50,flownet,i3d,vggish,emobase]
-  python main.py --mode=evaluate --workdir=runs/aan_released_mdb_arousal \
-      --config.dataset....   (a dataset holding those streams; see below)
+  python main.py --mode=evaluate --workdir=runs/aan_released_mdb_arousal
+      (after pointing `dataset` in <workdir>/config.json at a dataset holding those streams;
+      the written default is cognimuse/intended_5s with empty splits)
 
 Input: the state dict as `.npz` (numpy arrays under the PyTorch parameter names, e.g. the fixture
 shared/fixtures/attendaffectnet/*.npz; torch not needed) or `.pth` (a saved state dict; needs the
