@@ -241,7 +241,7 @@ def test_predict_film_is_last_output_of_each_window():
 
 def test_training_loss_gradients_finite_and_subsets():
   rng = np.random.default_rng(7)
-  c, model = make("feature_temporal", streams=("audio",))
+  c, model = make("feature_temporal", streams=("audio",), encoder_layers=1, decoder_layers=1)
   model.train()
   assert aan.modalities(c) == ("audio",)
   batch = window_batch(rng, streams={"audio": 6})
