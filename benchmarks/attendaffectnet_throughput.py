@@ -1,0 +1,511 @@
+r"""AttendAffectNet speed: Feature AAN train step and Temporal AAN film inference, JAX vs PyTorch.
+
+Feature AAN (the released architecture, methods.md 003): streams ResNet-50 2048, FlowNetS 1024,
+I3D 1024, VGGish 128, emobase2010 1582 -> Linear(8) each, 6 pre-norm encoder layers of width 8 with
+2 heads, the authors' LayerNorm, mean over tokens, Linear(8 -> 1); dropout 0.1 on; loss
+MSE + (1 - PCC); Adam; batch 30 clip-level vectors (the paper's COGNIMUSE batch).
+
+Variants (each in its own subprocess, started once and timed alternately with the others):
+  jax                 `jax.jit` of the whole step over the split state (params, opt state, rest),
+                      XLA's default CPU flags
+  jax:eigen_off       the same with XLA_FLAGS=--xla_cpu_multi_thread_eigen=false (single-threaded
+                      Eigen kernels: no thread-pool hand-off per tiny op)
+  jax:fast            eigen off, the parameters as one flat vector (ravel_pytree) and unsafe_rbg
+                      dropout keys: ~560 XLA thunks per step instead of ~1,150
+  jax:ensemble4       K = 4 independent AANs (own params, Adam states, dropout) in one vmapped
+                      `jax:fast` step (target: < 2x the step time of one)
+  torch:eager:T[:passive]    PyTorch 2.13 eager with T threads (OMP_WAIT_POLICY=PASSIVE or default)
+  torch:compile:T[:passive]  the same loss under torch.compile (backward through AOTAutograd)
+Temporal AAN inference over one film of 1,440 segments (2 h of 5 s segments), windows of L = 5,
+5 streams -> d = 40, 6 decoder layers: every segment's prediction = the last output of the
+step-by-step decode of the window that ends with it.
+  jax:film / jax:film:eigen_off   one compiled program: vmap over the 1,440 windows of a
+                      `lax.fori_loop` over the 5 steps
+  torch:film:T[:passive]          PyTorch eager, all windows batched, a Python loop over the 5
+                      steps (the fastest eager form; a loop over segments would be 1,440x more calls)
+
+  PYTHONPATH=. /work/main/.venv/bin/python benchmarks/attendaffectnet_throughput.py \
+      --repeats 5 --steps 50
+
+Ratios are against PyTorch's fastest setting (of threads and wait policy) for the same work;
+medians with [min, max] over repeats; the load average is printed (the machine may be shared).
+Not a test: prints markdown tables (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+DIMS = {"resnet50": 2048, "flownet": 1024, "i3d": 1024, "vggish": 128, "emobase": 1582}
+D_MODEL, HEADS, LAYERS, BATCH, FILM_SEGMENTS, WINDOW = 8, 2, 6, 30, 1440, 5
+
+
+# ---- FLOPs -------------------------------------------------------------------------------------
+
+
+def train_flops(batch: int = BATCH) -> float:
+  """Matmul FLOPs of one Feature AAN train step (2 per multiply-add; fwd + backward)."""
+  n, d, h = len(DIMS), D_MODEL, HEADS
+  proj = 2 * batch * sum(DIMS.values()) * d           # forward; backward: dW only (2x fwd total)
+  per_layer = (5 * 2 * batch * n * d * d             # q, k, v, out, ff
+               + 2 * 2 * batch * h * n * n * (d // h))  # scores and weighted sum
+  head = 2 * batch * d
+  return 2 * proj + 3 * (LAYERS * per_layer + head)
+
+
+def matmul_peak(lib: str, n: int = 2048, reps: int = 5) -> float:
+  a = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
+  if lib == "jax":
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    x = jnp.asarray(a)
+    mm = jax.jit(jnp.matmul)
+    mm(x, x).block_until_ready()
+    run = lambda: mm(x, x).block_until_ready()
+  else:
+    import torch  # pylint: disable=g-import-not-at-top
+    x = torch.from_numpy(a)
+    torch.mm(x, x)
+    run = lambda: torch.mm(x, x)
+  best = math.inf
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    run()
+    best = min(best, time.perf_counter() - t0)
+  return 2 * n ** 3 / best / 1e9
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+
+
+def train_batch(seed: int = 0):
+  rng = np.random.default_rng(seed)
+  x = {s: rng.normal(size=(BATCH, d)).astype(np.float32) for s, d in DIMS.items()}
+  return x, rng.uniform(-1, 1, BATCH).astype(np.float32)
+
+
+def film_features(seed: int = 1):
+  rng = np.random.default_rng(seed)
+  return {s: rng.normal(size=(FILM_SEGMENTS, d)).astype(np.float32) for s, d in DIMS.items()}
+
+
+# ---- JAX ---------------------------------------------------------------------------------------
+
+
+def _aan_config(variant: str):
+  from configs import attendaffectnet as aan_config  # pylint: disable=g-import-not-at-top
+  c = aan_config.get_config(f"{variant},arousal")
+  with c.unlocked():
+    c.aan.streams = tuple(DIMS)
+    c.aan.unit = "clip"
+    c.aan.num_clips = WINDOW
+  return c
+
+
+def jax_train_runner(fast: bool, ensemble: int = 1):
+  """The Feature AAN train step under `jax.jit` over the split state.
+
+  fast=False: the state as nnx splits it (a tree of ~100 arrays, Adam per leaf), threefry keys.
+  fast=True: the parameters as one flat vector (`ravel_pytree`: Adam, the update and the gradient
+  are a handful of ops instead of ~100 each) and `unsafe_rbg` dropout keys (XLA's RngBitGenerator:
+  one op per mask instead of a threefry hash); with `ensemble` K > 1, K such models vmapped.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from jax.flatten_util import ravel_pytree  # pylint: disable=g-import-not-at-top
+  from emojax import contract  # pylint: disable=g-import-not-at-top
+  from emojax.models import attendaffectnet as aan  # pylint: disable=g-import-not-at-top
+
+  if fast:
+    jax.config.update("jax_default_prng_impl", "unsafe_rbg")
+  config = _aan_config("feature")
+  phase = aan.plan(config, [])
+  tx = optax.adam(5e-4)
+
+  def build(seed):
+    model = aan.create(config, DIMS, nnx.Rngs(seed))
+    model.train()
+    return nnx.split(model, nnx.Param, ...)
+
+  graphdef, params, rest = build(0)
+  _, unravel = ravel_pytree(params)
+  x, y = train_batch()
+  batch = {"x": {s: jnp.asarray(v) for s, v in x.items()}, "y": {"arousal": jnp.asarray(y)},
+           "clip_mask": jnp.ones((BATCH,), bool)}
+
+  def step(params, opt_state, rest, key, batch):
+    def loss_fn(params):
+      m = nnx.merge(graphdef, unravel(params) if fast else params, rest)
+      return contract.loss_value(phase.task, phase.forward(m, batch, nnx.Rngs(dropout=key)), batch)
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  if fast:
+    params = jnp.stack([ravel_pytree(build(k)[1])[0] for k in range(ensemble)])
+    if ensemble == 1:
+      params = params[0]
+  if ensemble > 1:
+    opt_state = jax.vmap(tx.init)(params)
+    fn = jax.jit(jax.vmap(step, in_axes=(0, 0, None, 0, None)), donate_argnums=(0, 1))
+    keys = lambda i: jax.random.split(jax.random.key(i), ensemble)
+  else:
+    opt_state = tx.init(params)
+    fn = jax.jit(step, donate_argnums=(0, 1))
+    keys = jax.random.key
+  holder = {"p": params, "o": opt_state, "i": 0}
+
+  def run(n):
+    for _ in range(n):
+      holder["i"] += 1
+      holder["p"], holder["o"], loss = fn(holder["p"], holder["o"], rest, keys(holder["i"]), batch)
+    return float(jnp.sum(loss))
+  n_params = sum(v.size for v in jax.tree.leaves(params))
+  return run, n_params
+
+
+def jax_film_runner():
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from emojax.models import attendaffectnet as aan  # pylint: disable=g-import-not-at-top
+
+  config = _aan_config("temporal")
+  model = aan.create(config, DIMS, nnx.Rngs(0))
+  model.eval()
+  graphdef, state = nnx.split(model.nets["arousal"])
+  feats = {s: jnp.asarray(v) for s, v in film_features().items()}
+
+  @jax.jit
+  def infer(state, feats):
+    return aan.predict_film(nnx.merge(graphdef, state), feats, WINDOW)
+
+  def run(n):
+    for _ in range(n):
+      out = infer(state, feats)
+    return float(out.block_until_ready()[-1])
+  return run, sum(v.size for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+# ---- PyTorch -----------------------------------------------------------------------------------
+
+
+def torch_modules():
+  """The same networks in PyTorch (written for this benchmark from methods.md 003)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+
+  class LN(nn.Module):
+    def __init__(self, d):
+      super().__init__()
+      self.a, self.b = nn.Parameter(torch.ones(d)), nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):
+      return self.a * (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-6) + self.b
+
+  class MHA(nn.Module):
+    def __init__(self, d, h, p):
+      super().__init__()
+      self.h, self.lin = h, nn.ModuleList([nn.Linear(d, d) for _ in range(4)])
+      self.drop = nn.Dropout(p)
+
+    def forward(self, q, kv, mask=None):
+      n, tq, d = q.shape
+      sp = lambda z: z.view(n, -1, self.h, d // self.h).transpose(1, 2)
+      qh, kh, vh = sp(self.lin[0](q)), sp(self.lin[1](kv)), sp(self.lin[2](kv))
+      s = qh @ kh.transpose(-2, -1) / math.sqrt(d // self.h)
+      if mask is not None:
+        s = s.masked_fill(~mask[:, None], -1e9)
+      o = self.drop(s.softmax(-1)) @ vh
+      return self.lin[3](o.transpose(1, 2).reshape(n, tq, d))
+
+  class Layer(nn.Module):
+    def __init__(self, d, decoder, p):
+      super().__init__()
+      self.decoder = decoder
+      self.n1, self.a1 = LN(d), MHA(d, HEADS, 0.1)
+      if decoder:
+        self.n2, self.a2 = LN(d), MHA(d, HEADS, 0.1)
+      self.n3, self.ff = LN(d), nn.Linear(d, d)
+      self.drop = nn.Dropout(p)
+
+    def forward(self, x, memory=None, self_mask=None, memory_mask=None):
+      y = self.n1(x)
+      x = x + self.drop(self.a1(y, y, self_mask))
+      if self.decoder:
+        x = x + self.drop(self.a2(self.n2(x), memory, memory_mask))
+      return x + self.drop(self.drop(torch.relu(self.ff(self.n3(x)))))
+
+  class FeatureAAN(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.proj = nn.ModuleList([nn.Linear(d, D_MODEL) for d in DIMS.values()])
+      self.layers = nn.ModuleList([Layer(D_MODEL, False, 0.1) for _ in range(LAYERS)])
+      self.norm, self.drop, self.head = LN(D_MODEL), nn.Dropout(0.1), nn.Linear(D_MODEL, 1)
+
+    def forward(self, xs):
+      x = torch.stack([p(v) for p, v in zip(self.proj, xs)], 1)
+      for layer in self.layers:
+        x = layer(x)
+      return self.head(self.drop(self.norm(x).mean(1)))[:, 0]
+
+  class TemporalAAN(nn.Module):
+    def __init__(self):
+      super().__init__()
+      d = D_MODEL * len(DIMS)
+      self.d = d
+      self.proj = nn.ModuleList([nn.Linear(v, D_MODEL) for v in DIMS.values()])
+      self.layers = nn.ModuleList([Layer(d, True, 0.5) for _ in range(LAYERS)])
+      self.norm, self.drop, self.head = LN(d), nn.Dropout(0.5), nn.Linear(d, 1)
+      pos = torch.arange(WINDOW, dtype=torch.float32)[:, None]
+      div = torch.exp(torch.arange(0, d, 2).float() * -(math.log(10000.0) / d))
+      pe = torch.zeros(WINDOW, d)
+      pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * div), torch.cos(pos * div)
+      self.register_buffer("pe", pe)
+
+    def decode(self, memory, prev, valid):
+      n, l, d = memory.shape
+      shifted = torch.cat([torch.zeros(n, 1), prev[:, :-1]], 1)
+      x = shifted[..., None].expand(n, l, d) + self.pe[:l]
+      mask = torch.tril(torch.ones(l, l, dtype=torch.bool))[None] & valid[:, None, :]
+      for layer in self.layers:
+        x = layer(x, memory, mask, mask)
+      return self.head(self.drop(self.norm(x)))[..., 0]
+
+    def film(self, feats):
+      """Windows ending at each segment (left part of the first ones padded), step by step."""
+      t = feats[0].shape[0]
+      start = torch.arange(t) - (WINDOW - 1)
+      pos = start[:, None] + torch.arange(WINDOW)[None]
+      valid = pos >= 0
+      shift = (-start).clamp(0, WINDOW - 1)
+      roll = (torch.arange(WINDOW)[None] + shift[:, None]) % WINDOW
+      idx = torch.gather(pos.clamp(0, t - 1), 1, roll)
+      valid = torch.gather(valid, 1, roll)
+      memory = torch.cat([p(v[idx]) for p, v in zip(self.proj, feats)], -1) + self.pe
+      out = torch.zeros(t, WINDOW)
+      for j in range(WINDOW):            # the authors' re-feeding loop, all windows at once
+        out[:, j] = self.decode(memory, out, valid)[:, j]
+      last = valid.sum(1) - 1
+      return out.gather(1, last[:, None])[:, 0]
+
+  return FeatureAAN, TemporalAAN
+
+
+def torch_train_runner(compiled: bool):
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  feature_aan, _ = torch_modules()
+  model = feature_aan().train()
+  opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+  x, y = train_batch()
+  xs, yt = [torch.from_numpy(v) for v in x.values()], torch.from_numpy(y)
+
+  def loss_fn(xs, yt):
+    z = model(xs)
+    zc, yc = z - z.mean(), yt - yt.mean()
+    pcc = (zc * yc).sum() / (torch.sqrt((zc ** 2).sum() * (yc ** 2).sum()) + 1e-8)
+    return ((z - yt) ** 2).mean() + 1.0 - pcc
+
+  fn = torch.compile(loss_fn) if compiled else loss_fn
+
+  def run(n):
+    for _ in range(n):
+      opt.zero_grad(set_to_none=True)
+      loss = fn(xs, yt)
+      loss.backward()
+      opt.step()
+    return float(loss.detach())
+  return run, sum(p.numel() for p in model.parameters())
+
+
+def torch_film_runner():
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  _, temporal_aan = torch_modules()
+  model = temporal_aan().eval()
+  feats = [torch.from_numpy(v) for v in film_features().values()]
+
+  def run(n):
+    with torch.inference_mode():
+      for _ in range(n):
+        out = model.film(feats)
+    return float(out[-1])
+  return run, sum(p.numel() for p in model.parameters())
+
+
+# ---- the worker and the orchestration --------------------------------------------------------
+
+
+def variant_env(v: str) -> dict:
+  env = dict(os.environ)
+  parts = v.split(":")
+  if v.startswith("jax"):
+    if "eigen_off" in parts or "fast" in parts or "ensemble4" in parts:
+      env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+  else:
+    if "passive" in parts:
+      env["OMP_WAIT_POLICY"] = "PASSIVE"
+    else:
+      env.pop("OMP_WAIT_POLICY", None)
+  return env
+
+
+def worker(v: str) -> None:
+  parts = v.split(":")
+  t0 = time.perf_counter()
+  if v.startswith("jax"):
+    run, n_params = (jax_film_runner() if "film" in parts else
+                     jax_train_runner("fast" in parts or "ensemble4" in parts,
+                                      4 if "ensemble4" in parts else 1))
+    lib = "jax"
+  else:
+    import torch  # pylint: disable=g-import-not-at-top
+    torch.set_num_threads(int(parts[2]))
+    run, n_params = (torch_film_runner() if parts[1] == "film" else
+                     torch_train_runner(parts[1] == "compile"))
+    lib = "torch"
+  run(2)  # compile + warm-up
+  ready = {"setup_s": time.perf_counter() - t0, "params": n_params}
+  print("ready " + json.dumps(ready), flush=True)
+  for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == "run":
+      n = int(cmd[1])
+      t0 = time.perf_counter()
+      run(n)
+      print("time " + json.dumps((time.perf_counter() - t0) / n), flush=True)
+    elif cmd[0] == "peak":
+      print("peak " + json.dumps(matmul_peak(lib)), flush=True)
+    else:
+      return
+
+
+class Proc:
+  def __init__(self, v: str):
+    self.v = v
+    self.p = subprocess.Popen([sys.executable, __file__, "--worker", v], env=variant_env(v),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    self.ready = self._read("ready")
+
+  def _read(self, key):
+    while True:
+      line = self.p.stdout.readline()
+      if not line:
+        raise RuntimeError(f"worker {self.v} died (rc {self.p.poll()})")
+      if line.startswith(key + " "):
+        return json.loads(line[len(key) + 1:])
+
+  def ask(self, cmd: str, key: str):
+    self.p.stdin.write(cmd + "\n")
+    self.p.stdin.flush()
+    return self._read(key)
+
+  def close(self):
+    try:
+      self.p.stdin.write("quit\n")
+      self.p.stdin.flush()
+    except BrokenPipeError:
+      pass
+    self.p.wait(timeout=60)
+
+
+def table(title, variants, times, procs, work, unit, flops=None, peaks=None):
+  ref_v = min((v for v in variants if v.startswith("torch")),
+              key=lambda v: statistics.median(times[v]), default=None)
+  ref = statistics.median(times[ref_v]) if ref_v else None
+  one = statistics.median(times["jax:fast"]) if "jax:fast" in times else None
+  print(f"\n### {title}\n")
+  head = "| variant | params | median (ms) | spread [min, max] | " + unit + " | vs fastest torch |"
+  if flops:
+    head += " GFLOP/s | % of jax / torch matmul peak |"
+  print(head)
+  print("|---" * (head.count("|") - 1) + "|")
+  for v in variants:
+    med = statistics.median(times[v])
+    row = (f"| {v} | {procs[v].ready['params']:,} | {med * 1e3:.2f} | [{min(times[v]) * 1e3:.2f}, "
+           f"{max(times[v]) * 1e3:.2f}] | {work / med:,.0f} | "
+           f"{(ref / med if ref else float('nan')):.2f}x |")
+    if flops:
+      k = 4 if "ensemble4" in v else 1
+      g = k * flops / med / 1e9
+      row += f" {g:.2f} | {100 * g / peaks['jax']:.1f}% / {100 * g / peaks['torch']:.1f}% |"
+    print(row)
+  if ref_v:
+    print(f"\nfastest torch setting: {ref_v} ({ref * 1e3:.2f} ms)")
+  if one and "jax:ensemble4" in times:
+    print(f"K=4 ensemble / one step (jax:fast): "
+          f"{statistics.median(times['jax:ensemble4']) / one:.2f}x")
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  ap.add_argument("--worker", default="")
+  ap.add_argument("--repeats", type=int, default=5)
+  ap.add_argument("--steps", type=int, default=50, help="train steps per timed run")
+  ap.add_argument("--film_runs", type=int, default=3, help="film inferences per timed run")
+  ap.add_argument("--threads", default="1,2")
+  ap.add_argument("--skip", default="", help="comma list of variants to leave out")
+  args = ap.parse_args()
+  if args.worker:
+    worker(args.worker)
+    return
+  threads = [int(t) for t in args.threads.split(",")]
+  skip = set(filter(None, args.skip.split(",")))
+  torch_v = lambda kind: [f"torch:{kind}:{t}{p}" for t in threads for p in ("", ":passive")]
+  groups = {
+      "train": ["jax", "jax:eigen_off", "jax:fast", "jax:ensemble4"] + torch_v("eager") + torch_v("compile"),
+      "film": ["jax:film", "jax:film:eigen_off"] + torch_v("film"),
+  }
+  groups = {g: [v for v in vs if v not in skip] for g, vs in groups.items()}
+  import torch  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  print(f"# AttendAffectNet throughput\n\nmachine: {os.cpu_count()} cores, "
+        f"{platform.processor() or platform.machine()}; jax {jax.__version__}, torch "
+        f"{torch.__version__}; load average at start {os.getloadavg()[0]:.1f} "
+        f"{os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}")
+  for g, variants in groups.items():
+    procs = {}
+    for v in variants:
+      procs[v] = Proc(v)
+      print(f"  started {v}: setup + first steps {procs[v].ready['setup_s']:.1f} s",
+            file=sys.stderr, flush=True)
+    n = args.steps if g == "train" else args.film_runs
+    times = {v: [] for v in variants}
+    loads = [os.getloadavg()[0]]
+    peaks = {}
+    if g == "train":
+      peaks["jax"] = procs["jax"].ask("peak", "peak") if "jax" in procs else float("nan")
+      tv = next(v for v in variants if v.startswith("torch"))
+      peaks["torch"] = procs[tv].ask("peak", "peak")
+    for r in range(args.repeats):
+      for v in (variants if r % 2 == 0 else variants[::-1]):
+        times[v].append(procs[v].ask(f"run {n}", "time"))
+      loads.append(os.getloadavg()[0])
+    for p in procs.values():
+      p.close()
+    if g == "train":
+      title = (f"Feature AAN train step (batch {BATCH}, {train_flops() / 1e6:.1f} MFLOP analytic; "
+               f"matmul peak jax {peaks['jax']:.1f} / torch {peaks['torch']:.1f} GFLOP/s)")
+      table(title, variants, times, procs, BATCH, "clips/s", train_flops(), peaks)
+    else:
+      table(f"Temporal AAN inference over a film of {FILM_SEGMENTS} segments (L = {WINDOW})",
+            variants, times, procs, FILM_SEGMENTS, "segments/s")
+    print(f"\n{args.repeats} alternating repeats x {n} per variant, each variant in its own "
+          f"process; 1-min load average during the runs: {min(loads):.1f}-{max(loads):.1f}")
+
+
+if __name__ == "__main__":
+  main()

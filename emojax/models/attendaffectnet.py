@@ -1,0 +1,512 @@
+"""Seed 003: AttendAffectNet (Feature AAN, Temporal AAN, Feature + Temporal AAN).
+
+Paper: Thao, Herremans, Roig, "AttendAffectNet" (shared/seeds/003_*.txt, methods.md section 003).
+One network per target (the paper trains valence and arousal separately):
+
+- Feature AAN, as in the authors' released models (the fixture in shared/fixtures/attendaffectnet
+  decides where the text is vague): one Linear(d_i -> 8) per stream; the results stacked as tokens
+  in the configured order; no positional encoding; 6 pre-norm encoder layers of width 8
+  (x + Dropout(MHA(LN(x))), then x + Dropout(FF(LN(x))) with FF = Dropout(ReLU(Linear 8x8)));
+  2 heads with separate q, k, v and output linears, dropout on the attention weights; a final LN;
+  the mean over the tokens; Dropout; Linear(8 -> 1). The released state dicts also hold an 8x8
+  `src_embed` that their forward never applies: the fixture's outputs are reproduced only without it
+  (max error 2e-7 without, 1.4 with), so the importer checks and drops it.
+- LayerNorm: the authors' a * (x - mean) / (std + eps) + b with the unbiased std (default,
+  `aan.layer_norm="authors"`), or the standard (x - mean) / sqrt(var + eps) ("standard").
+- Temporal AAN: decoder-only over the L segments of a window. Each segment's streams -> Linear(8)
+  each, concatenated (d = 8 x streams) + sinusoidal positional encoding = the memory. The other
+  input: the previous scalar outputs, each duplicated to width d, + the same positional encoding,
+  shifted right by one with `aan.start_value` first. Decoder layers: masked self-attention over the
+  outputs, attention over the segments, FF, each pre-norm with a residual; final LN; Dropout;
+  Linear(d -> 1) per position. Training: teacher forcing (the true previous values), parallel over
+  the window. The loss: on per-clip examples (MediaEval 2016: L sub-segments of one clip) only the
+  last output is returned, so the loss is the paper's sequence-to-one loss; on per-second windows
+  the contract scores every output of the (B, L) window (it has no per-output loss weight), so with
+  the causal memory the loss averages the sequence-to-one losses of the windows of the first
+  1..L segments: the paper's loss on the last output needs a loss mask from the harness.
+  Inference: step by step, re-feeding its own outputs, as one compiled loop
+  (`lax.fori_loop` over the L steps). With `aan.causal_memory` (emojax's choice, default) output j
+  attends to segments <= j only, so output j of any window is the last output of the window of its
+  first j + 1 segments; the last output of a window is the paper's sequence-to-one prediction.
+- Feature + Temporal AAN: the Feature AAN's encoder per segment over its stream tokens, the encoded
+  tokens concatenated (d = 8 x streams, emojax's choice: the paper's appendix is not in the text),
+  then the temporal stage.
+
+Inputs. Per-second windows (unit "second"): x[stream] (B, L, S, *row) with second_mask (B, L, S):
+each clip of `data.clip_seconds` seconds is one segment, its streams averaged over the valid seconds
+(done here in the forward; the data are not copied); a stream with several feature axes per second
+(log-mel frames x bins) is first averaged over all but the last. Per-clip examples (unit "clip"):
+x[stream] (B, D) is used as is, (B, T, *row) is averaged over T (over `batch["second_mask"]` (B, T)
+when the batch has one); the temporal variants split each clip's valid seconds into L equal
+sub-segments (the paper's 4 sub-segments of a MediaEval 2016 excerpt).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from emojax import contract, errors
+
+VARIANTS = ("feature", "temporal", "feature_temporal")
+LAYER_NORMS = ("authors", "standard")
+# The order of the released models' five streams (sample_inputs.npz, linear1..linear5).
+RELEASED_STREAMS = ("resnet50", "flownet", "i3d", "vggish", "emobase")
+
+
+def _torch_linear(in_features: int, out_features: int, rngs: nnx.Rngs) -> nnx.Linear:
+  """nn.Linear's default initialisation: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(in_features)
+  return nnx.Linear(
+      in_features, out_features, rngs=rngs,
+      kernel_init=jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+      bias_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+          key, shape, dtype, -bound, bound))
+
+
+class LayerNorm(nnx.Module):
+  """The authors' LayerNorm (unbiased std, eps added to the std) or the standard one."""
+
+  def __init__(self, features: int, kind: str = "authors", eps: float = 1e-6):
+    if kind not in LAYER_NORMS:
+      raise errors.ConfigError(f"aan.layer_norm={kind!r}; use one of {LAYER_NORMS}")
+    self.kind, self.eps = kind, eps
+    self.scale = nnx.Param(jnp.ones((features,), jnp.float32))
+    self.bias = nnx.Param(jnp.zeros((features,), jnp.float32))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    xc = x - mean
+    if self.kind == "authors":
+      n = x.shape[-1]
+      std = jnp.sqrt(jnp.sum(xc * xc, axis=-1, keepdims=True) / max(n - 1, 1))
+      y = xc / (std + self.eps)
+    else:
+      y = xc * jax.lax.rsqrt(jnp.mean(xc * xc, axis=-1, keepdims=True) + self.eps)
+    return self.scale[...] * y + self.bias[...]
+
+
+class MultiHeadAttention(nnx.Module):
+  """h heads with separate q, k, v and output linears; dropout on the attention weights."""
+
+  def __init__(self, d_model: int, heads: int, dropout: float, *, rngs: nnx.Rngs):
+    if d_model % heads:
+      raise errors.ConfigError(f"model width {d_model} is not divisible by aan.heads={heads}")
+    self.heads = heads
+    self.q = _torch_linear(d_model, d_model, rngs)
+    self.k = _torch_linear(d_model, d_model, rngs)
+    self.v = _torch_linear(d_model, d_model, rngs)
+    self.out = _torch_linear(d_model, d_model, rngs)
+    self.drop = nnx.Dropout(dropout)
+
+  def __call__(self, q_NxQxD, kv_NxKxD, mask_NxQxK=None, rngs=None):
+    n, tq, d = q_NxQxD.shape
+    tk, h = kv_NxKxD.shape[1], self.heads
+    split = lambda z, t: z.reshape(n, t, h, d // h).transpose(0, 2, 1, 3)
+    if q_NxQxD is kv_NxKxD:   # self-attention: q, k, v in one matmul (fewer tiny ops on CPU)
+      w = jnp.concatenate([self.q.kernel[...], self.k.kernel[...], self.v.kernel[...]], axis=1)
+      b = jnp.concatenate([self.q.bias[...], self.k.bias[...], self.v.bias[...]])
+      qkv = q_NxQxD @ w + b
+      q, k, v = (split(qkv[..., i * d:(i + 1) * d], tq) for i in range(3))
+    else:
+      q = split(self.q(q_NxQxD), tq)
+      k = split(self.k(kv_NxKxD), tk)
+      v = split(self.v(kv_NxKxD), tk)
+    s_NxHxQxK = jnp.einsum("nhqc,nhkc->nhqk", q, k) / math.sqrt(d // h)
+    if mask_NxQxK is not None:
+      s_NxHxQxK = jnp.where(mask_NxQxK[:, None], s_NxHxQxK, -1e9)
+    p = self.drop(jax.nn.softmax(s_NxHxQxK, axis=-1), rngs=rngs)
+    o = jnp.einsum("nhqk,nhkc->nhqc", p, v).transpose(0, 2, 1, 3).reshape(n, tq, d)
+    return self.out(o)
+
+
+class FeedForward(nnx.Module):
+  """The released FF: Dropout(ReLU(Linear d x d)) (one linear, not two)."""
+
+  def __init__(self, d_model: int, dropout: float, *, rngs: nnx.Rngs):
+    self.w = _torch_linear(d_model, d_model, rngs)
+    self.drop = nnx.Dropout(dropout)
+
+  def __call__(self, x, rngs=None):
+    return self.drop(jax.nn.relu(self.w(x)), rngs=rngs)
+
+
+class EncoderLayer(nnx.Module):
+  def __init__(self, d: int, a: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+    self.norm1 = LayerNorm(d, a.layer_norm, a.layer_norm_eps)
+    self.attn = MultiHeadAttention(d, a.heads, a.attention_dropout, rngs=rngs)
+    self.norm2 = LayerNorm(d, a.layer_norm, a.layer_norm_eps)
+    self.ff = FeedForward(d, a.dropout, rngs=rngs)
+    self.drop1 = nnx.Dropout(a.dropout)
+    self.drop2 = nnx.Dropout(a.dropout)
+
+  def __call__(self, x, mask=None, rngs=None):
+    y = self.norm1(x)
+    x = x + self.drop1(self.attn(y, y, mask, rngs=rngs), rngs=rngs)
+    return x + self.drop2(self.ff(self.norm2(x), rngs=rngs), rngs=rngs)
+
+
+class DecoderLayer(nnx.Module):
+  def __init__(self, d: int, a: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+    self.norm1 = LayerNorm(d, a.layer_norm, a.layer_norm_eps)
+    self.self_attn = MultiHeadAttention(d, a.heads, a.attention_dropout, rngs=rngs)
+    self.norm2 = LayerNorm(d, a.layer_norm, a.layer_norm_eps)
+    self.src_attn = MultiHeadAttention(d, a.heads, a.attention_dropout, rngs=rngs)
+    self.norm3 = LayerNorm(d, a.layer_norm, a.layer_norm_eps)
+    self.ff = FeedForward(d, a.dropout, rngs=rngs)
+    self.drops = nnx.List([nnx.Dropout(a.dropout) for _ in range(3)])
+
+  def __call__(self, x, memory, self_mask, memory_mask, rngs=None):
+    y = self.norm1(x)
+    x = x + self.drops[0](self.self_attn(y, y, self_mask, rngs=rngs), rngs=rngs)
+    x = x + self.drops[1](self.src_attn(self.norm2(x), memory, memory_mask, rngs=rngs), rngs=rngs)
+    return x + self.drops[2](self.ff(self.norm3(x), rngs=rngs), rngs=rngs)
+
+
+def positional_encoding(length: int, d: int) -> np.ndarray:
+  """Sinusoidal PE (eq. 2, as in the Transformer): sin on even, cos on odd dims, base 10000."""
+  pos = np.arange(length, dtype=np.float64)[:, None]
+  div = np.exp(np.arange(0, d, 2, dtype=np.float64) * -(math.log(10000.0) / d))
+  pe = np.zeros((length, d), np.float64)
+  pe[:, 0::2] = np.sin(pos * div)
+  pe[:, 1::2] = np.cos(pos * div)[:, : d // 2]
+  return pe.astype(np.float32)
+
+
+def _flat_dim(dim) -> int:
+  """The Linear's input size: the last feature axis (a per-second store gives it as an int, a
+  per-clip store the example's shape, e.g. (T, D))."""
+  return int(dim[-1]) if isinstance(dim, (tuple, list)) else int(dim)
+
+
+def _last_axis(x: jax.Array, lead: int) -> jax.Array:
+  """(*lead, *row) -> (*lead, row[-1]): a stream with several feature axes per row (e.g. log-mel
+  frames x bins per second) is averaged over all but the last."""
+  x = x.astype(jnp.float32)
+  if x.ndim > lead + 1:
+    x = jnp.mean(x, axis=tuple(range(lead, x.ndim - 1)))
+  return x
+
+
+class StreamEncoder(nnx.Module):
+  """Per-stream Linear(d_i -> 8) and, for the feature variants, the 6-layer token encoder."""
+
+  def __init__(self, dims: dict[str, int], a: ml_collections.ConfigDict, encoder: bool, *,
+               rngs: nnx.Rngs):
+    self.streams = tuple(a.streams)
+    self.proj = nnx.Dict({s: _torch_linear(_flat_dim(dims[s]), a.d_model, rngs)
+                          for s in self.streams})
+    if encoder:
+      self.layers = nnx.List([EncoderLayer(a.d_model, a, rngs=rngs)
+                              for _ in range(a.encoder_layers)])
+      self.norm = LayerNorm(a.d_model, a.layer_norm, a.layer_norm_eps)
+
+  def tokens(self, feats: dict[str, jax.Array]) -> jax.Array:
+    """{stream: (..., D_s)} -> (..., streams, 8)."""
+    return jnp.stack([self.proj[s](feats[s]) for s in self.streams], axis=-2)
+
+  def encode(self, feats: dict[str, jax.Array], rngs=None) -> jax.Array:
+    """{stream: (..., D_s)} -> encoded tokens (..., streams, 8)."""
+    t = self.tokens(feats)
+    lead = t.shape[:-2]
+    x = t.reshape(-1, *t.shape[-2:])
+    for layer in self.layers:
+      x = layer(x, None, rngs=rngs)
+    return self.norm(x).reshape(*lead, *x.shape[-2:])
+
+
+class FeatureAAN(nnx.Module):
+  def __init__(self, dims, a, *, rngs: nnx.Rngs):
+    self.streams = StreamEncoder(dims, a, True, rngs=rngs)
+    self.drop = nnx.Dropout(a.head_dropout)
+    self.head = _torch_linear(a.d_model, 1, rngs)
+
+  def __call__(self, feats: dict[str, jax.Array], rngs=None) -> jax.Array:
+    """{stream: (..., D_s)} -> (...)."""
+    pooled = jnp.mean(self.streams.encode(feats, rngs), axis=-2)
+    return self.head(self.drop(pooled, rngs=rngs))[..., 0]
+
+
+class TemporalAAN(nnx.Module):
+  """Temporal AAN (feature=False) or Feature + Temporal AAN (feature=True)."""
+
+  def __init__(self, dims, a, feature: bool, *, rngs: nnx.Rngs):
+    self.streams = StreamEncoder(dims, a, feature, rngs=rngs)
+    self.feature = feature
+    self.d = a.d_model * len(a.streams)
+    self.start_value = float(a.start_value)
+    self.causal_memory = bool(a.causal_memory)
+    self.layers = nnx.List([DecoderLayer(self.d, a, rngs=rngs) for _ in range(a.decoder_layers)])
+    self.norm = LayerNorm(self.d, a.layer_norm, a.layer_norm_eps)
+    self.drop = nnx.Dropout(a.temporal_dropout)
+    self.head = _torch_linear(self.d, 1, rngs)
+
+  def memory(self, feats: dict[str, jax.Array], rngs=None) -> jax.Array:
+    """{stream: (B, L, D_s)} -> segments with PE (B, L, d)."""
+    t = self.streams.encode(feats, rngs) if self.feature else self.streams.tokens(feats)
+    m = t.reshape(*t.shape[:-2], self.d)
+    return m + positional_encoding(m.shape[1], self.d)
+
+  def decode(self, memory_BxLxD, prev_BxL, valid_BxL, rngs=None) -> jax.Array:
+    """Outputs (B, L) given the previous outputs (B, L): position j reads prev[:, :j]."""
+    b, l, d = memory_BxLxD.shape
+    shifted = jnp.concatenate([jnp.full((b, 1), self.start_value, prev_BxL.dtype),
+                               prev_BxL[:, :-1]], axis=1)
+    x = jnp.broadcast_to(shifted[..., None], (b, l, d)) + positional_encoding(l, d)
+    causal = jnp.tril(jnp.ones((l, l), bool))
+    key_ok = valid_BxL[:, None, :].astype(bool)
+    self_mask = causal[None] & key_ok
+    memory_mask = (causal[None] & key_ok) if self.causal_memory else jnp.broadcast_to(
+        key_ok, (b, l, l))
+    for layer in self.layers:
+      x = layer(x, memory_BxLxD, self_mask, memory_mask, rngs=rngs)
+    return self.head(self.drop(self.norm(x), rngs=rngs))[..., 0]
+
+  def teacher_forced(self, feats, y_BxL, valid_BxL, rngs=None) -> jax.Array:
+    return self.decode(self.memory(feats, rngs), y_BxL, valid_BxL, rngs)
+
+  def autoregressive(self, feats, valid_BxL) -> jax.Array:
+    """Step-by-step inference (one compiled loop): output j re-fed as the input of step j + 1."""
+    memory = self.memory(feats)
+    l = memory.shape[1]
+
+    def step(j, out_BxL):
+      z_BxL = self.decode(memory, out_BxL, valid_BxL)
+      return jnp.where(jnp.arange(l)[None] == j, z_BxL, out_BxL)   # (no scatter: shards as is)
+
+    return jax.lax.fori_loop(0, l, step, jnp.zeros(memory.shape[:2], memory.dtype))
+
+
+class AttendAffectNet(nnx.Module):
+  def __init__(self, config: ml_collections.ConfigDict, dims: dict, *, rngs: nnx.Rngs):
+    a = config.aan
+    make = {"feature": lambda: FeatureAAN(dims, a, rngs=rngs),
+            "temporal": lambda: TemporalAAN(dims, a, False, rngs=rngs),
+            "feature_temporal": lambda: TemporalAAN(dims, a, True, rngs=rngs)}[a.variant]
+    self.nets = nnx.Dict({t: make() for t in config.targets})
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs.
+
+
+def clip_features(batch: dict, streams: Sequence[str]) -> dict[str, jax.Array]:
+  """Per-second windows x (B, L, S, *row) -> each clip's mean over its valid seconds (B, L, D)."""
+  mask = batch["second_mask"].astype(jnp.float32)
+  out = {}
+  for s in streams:
+    x = _last_axis(batch["x"][s], 3)
+    out[s] = jnp.einsum("blsd,bls->bld", x, mask) / jnp.maximum(mask.sum(-1), 1.0)[..., None]
+  return out
+
+
+def subsegment_features(batch: dict, streams: Sequence[str], num: int) -> dict[str, jax.Array]:
+  """Per-clip examples x (B, T, *row) -> the means of `num` equal parts of the valid T (B, num, D)."""
+  out = {}
+  for s in streams:
+    x = _last_axis(batch["x"][s], 2)
+    b, t = x.shape[:2]
+    mask = batch.get("second_mask")
+    mask = jnp.ones((b, t), jnp.float32) if mask is None else mask.astype(jnp.float32)
+    n = jnp.maximum(mask.sum(-1, keepdims=True), 1.0)                    # (B, 1)
+    idx = jnp.cumsum(mask, axis=-1) - 1.0                                # valid position
+    part = jnp.clip(jnp.floor(idx * num / n), 0, num - 1).astype(jnp.int32)
+    w_BxTxK = jax.nn.one_hot(part, num) * mask[..., None]
+    out[s] = jnp.einsum("btd,btk->bkd", x, w_BxTxK) / jnp.maximum(
+        w_BxTxK.sum(1), 1.0)[..., None]
+  return out
+
+
+def clip_vectors(batch: dict, streams: Sequence[str]) -> dict[str, jax.Array]:
+  """Per-clip examples -> (B, D): (B, D) as is, (B, T, *row) averaged over (valid) T."""
+  out = {}
+  for s in streams:
+    x = batch["x"][s].astype(jnp.float32)
+    if x.ndim == 2:
+      out[s] = x
+      continue
+    x = _last_axis(x, 2)
+    b, t = x.shape[:2]
+    mask = batch.get("second_mask")
+    mask = jnp.ones((b, t), jnp.float32) if mask is None else mask.astype(jnp.float32)
+    out[s] = jnp.einsum("btd,bt->bd", x, mask) / jnp.maximum(mask.sum(-1), 1.0)[:, None]
+  return out
+
+
+def check_streams(batch: dict, streams: Sequence[str]) -> None:
+  missing = [s for s in streams if s not in batch["x"]]
+  if missing:
+    raise errors.DataError(f"the batch lacks stream(s) {missing} that config.aan.streams needs; "
+                           f"it has {sorted(batch['x'])}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Forwards: (model, batch, rngs) -> outputs shaped like the labels.
+
+
+def _unit(config) -> str:
+  return config.aan.unit
+
+
+def feature_forward(config, target: str):
+  streams = tuple(config.aan.streams)
+
+  def forward(model: AttendAffectNet, batch: dict, rngs=None):
+    check_streams(batch, streams)
+    net = model.nets[target]
+    if batch["clip_mask"].ndim == 1:       # per-clip examples -> (B,)
+      return net(clip_vectors(batch, streams), rngs)
+    return net(clip_features(batch, streams), rngs)          # (B, L)
+  return forward
+
+
+def _temporal_inputs(config, batch):
+  streams = tuple(config.aan.streams)
+  check_streams(batch, streams)
+  if batch["clip_mask"].ndim == 1:   # per-clip: L equal sub-segments of each clip
+    feats = subsegment_features(batch, streams, config.aan.num_clips)
+    valid = jnp.ones(batch["clip_mask"].shape + (config.aan.num_clips,), bool)
+  else:
+    feats, valid = clip_features(batch, streams), batch["clip_mask"].astype(bool)
+  return feats, valid
+
+
+def temporal_infer_forward(config, target: str):
+  """Autoregressive inference (no labels): each step re-feeds the outputs so far."""
+
+  def forward(model: AttendAffectNet, batch: dict, rngs=None):
+    del rngs
+    feats, valid = _temporal_inputs(config, batch)
+    out = model.nets[target].autoregressive(feats, valid)
+    return out[:, -1] if batch["clip_mask"].ndim == 1 else out
+  return forward
+
+
+def temporal_train_forward(config, target: str):
+  """Teacher forcing: the true previous values as the decoder's other input. Without `rngs` (the
+  harness's validation during training, model.eval()) it decodes step by step like the final
+  outputs, so the best step is chosen on what inference will do."""
+  infer = temporal_infer_forward(config, target)
+
+  def forward(model: AttendAffectNet, batch: dict, rngs=None):
+    if rngs is None:
+      return infer(model, batch, None)
+    feats, valid = _temporal_inputs(config, batch)
+    y = batch["y"][target].astype(jnp.float32)
+    if y.ndim == 1:    # per-clip: every sub-segment carries the clip's value; the clip's
+      y = jnp.broadcast_to(y[:, None], valid.shape)   # prediction is the last output
+      return model.nets[target].teacher_forced(feats, y, valid, rngs)[:, -1]
+    return model.nets[target].teacher_forced(feats, y, valid, rngs)
+  return forward
+
+
+def predict_film(net: TemporalAAN, feats: dict[str, jax.Array], num_clips: int) -> jax.Array:
+  """A whole film's segments {stream: (T, D)} -> (T,): segment t's prediction is the last output
+  of the autoregressive decode of the window of L segments that ends with it (the first L - 1
+  segments: the window of the segments so far). One compiled program (vmap over windows of the
+  fori_loop over steps); jit it around this call."""
+  t = next(iter(feats.values())).shape[0]
+  l = num_clips
+  start = jnp.arange(t) - (l - 1)                                         # (T,)
+  idx = jnp.clip(start[:, None] + jnp.arange(l)[None], 0, t - 1)          # (T, L)
+  valid = (start[:, None] + jnp.arange(l)[None]) >= 0
+  windows = {s: x[idx] for s, x in feats.items()}                          # (T, L, D)
+  # Left-padded windows: move the valid segments to the front so that positions start at 0.
+  shift = jnp.clip(-start, 0, l - 1)                                       # pads per window
+  roll = (jnp.arange(l)[None] + shift[:, None]) % l
+  windows = {s: jnp.take_along_axis(x, roll[..., None], axis=1) for s, x in windows.items()}
+  valid = jnp.take_along_axis(valid, roll, axis=1)
+  out_TxL = net.autoregressive(windows, valid)
+  last = jnp.sum(valid, axis=1) - 1
+  return jnp.take_along_axis(out_TxL, last[:, None], axis=1)[:, 0]
+
+
+# ----------------------------------------------------------------------------------------------
+# The method contract.
+
+
+def check_config(config) -> None:
+  a = config.aan
+  if a.variant not in VARIANTS:
+    raise errors.ConfigError(f"config.aan.variant={a.variant!r}; use one of {VARIANTS}")
+  if a.layer_norm not in LAYER_NORMS:
+    raise errors.ConfigError(f"config.aan.layer_norm={a.layer_norm!r}; use one of {LAYER_NORMS}")
+  if not a.streams:
+    raise errors.ConfigError("config.aan.streams is empty; name the dataset streams to attend to")
+  if len(set(a.streams)) != len(a.streams):
+    raise errors.ConfigError(f"config.aan.streams={tuple(a.streams)} names a stream twice")
+  if a.unit not in contract.UNITS:
+    raise errors.ConfigError(f"config.aan.unit={a.unit!r}; use one of {contract.UNITS}")
+  if a.variant != "feature" and a.num_clips < 1:
+    raise errors.ConfigError(f"config.aan.num_clips={a.num_clips}: the temporal window needs >= 1 "
+                             "segment")
+
+
+def task(config) -> contract.Task:
+  return contract.Task(targets=tuple(config.targets), unit=config.aan.unit, loss=config.loss,
+                       best_metric=config.checkpoint.best_metric,
+                       best_mode=config.checkpoint.best_mode)
+
+
+def modalities(config) -> tuple[str, ...]:
+  return tuple(config.aan.streams)
+
+
+def create(config, feature_dims: dict, rngs: nnx.Rngs) -> AttendAffectNet:
+  check_config(config)
+  missing = [s for s in config.aan.streams if s not in feature_dims]
+  if missing:
+    raise errors.DataError(f"the dataset has no stream(s) {missing} (config.aan.streams); it has "
+                           f"{sorted(feature_dims)}")
+  return AttendAffectNet(config, feature_dims, rngs=rngs)
+
+
+def _window(config) -> int:
+  """Clips per window of the per-second data path (per-clip examples: 1)."""
+  a = config.aan
+  if a.unit == "clip" or a.variant == "feature":
+    return 1
+  return int(a.num_clips)
+
+
+def _phase_task(config, target: str) -> contract.Task:
+  t = task(config)
+  return contract.Task(targets=(target,), kind=t.kind, unit=t.unit, loss=t.loss,
+                       best_metric=t.best_metric, best_mode=t.best_mode)
+
+
+def plan(config, done: list[dict]) -> contract.Phase | None:
+  """One phase per target (trained separately, as in the paper), each over its own network."""
+  names = {r["name"] for r in done}
+  tr = config.train
+  for target in config.targets:
+    name = f"{target}/{config.aan.variant}"
+    if name in names:
+      continue
+    fwd = (feature_forward(config, target) if config.aan.variant == "feature"
+           else temporal_train_forward(config, target))
+    own = lambda path, x, t=target: isinstance(x, nnx.Param) and tuple(path[:2]) == ("nets", t)
+    return contract.Phase(
+        name=name, task=_phase_task(config, target), forward=fwd, trainable=own,
+        num_clips=_window(config), steps=tr.steps, epochs=tr.epochs,
+        optimizer=contract.optimizer_spec(config.optim), eval_every=tr.eval_every,
+        eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,
+        info={"variant": config.aan.variant, "streams": list(config.aan.streams)})
+  return None
+
+
+def outputs(config) -> dict[str, contract.Output]:
+  out = {}
+  for target in config.targets:
+    fwd = (feature_forward(config, target) if config.aan.variant == "feature"
+           else temporal_infer_forward(config, target))
+    out[target] = contract.Output(forward=fwd, task=_phase_task(config, target),
+                                  num_clips=_window(config))
+  return out
+

@@ -1,0 +1,291 @@
+r"""The authors' released Feature AAN models (PyTorch state dicts) -> an emojax workdir.
+
+  python -m emojax.models.attendaffectnet_import --state_dict=mdb_arousal.npz --target=arousal \
+      --workdir=runs/aan_released_mdb_arousal [--streams=resnet50,flownet,i3d,vggish,emobase]
+  python main.py --mode=evaluate --workdir=runs/aan_released_mdb_arousal
+      (after pointing `dataset` in <workdir>/config.json at a dataset holding those streams;
+      the written default is cognimuse/intended_5s with empty splits)
+
+Input: the state dict as `.npz` (numpy arrays under the PyTorch parameter names, e.g. the fixture
+shared/fixtures/attendaffectnet/*.npz; torch not needed) or `.pth` (a saved state dict; needs the
+optional `torch`). The authors' `.pth` files pickle the whole model: load it with their code and
+save `{k: v.numpy() for k, v in model.state_dict().items()}` with `numpy.savez`.
+
+Output: `<workdir>/config.json` (configs/attendaffectnet.py, Feature AAN, the streams and the
+target), `<workdir>/final_model` (the weights, `checkpoint.save_model`; no standardisation: the
+released models read raw features) and `<workdir>/imported.json` (source, the expected input
+streams in order with their sizes). Evaluate mode then runs it like any trained run on a dataset
+holding those streams under those names (ResNet-50 2048, FlowNetS 1024, I3D 1024, VGGish 128,
+emobase2010 1582: their extractors are not in emojax yet, so `predict` from a raw film cannot feed
+it; it says so).
+
+Names: `linear{i}.weight/bias` (i = 1..n: stream i's Linear(d_i -> 8)), `encoder.layers.{l}.`
+`self_attn.linears.{0,1,2,3}` (q, k, v, output), `feed_forward.w`, `sublayer.{0,1}.norm.{a_2,b_2}`,
+`encoder.norm.{a_2,b_2}`, `linear` (8 -> 1). `src_embed.0.lut` (8x8) is in the released state dicts
+but not applied by their forward (their outputs match only without it): its shape is checked, then
+it is dropped. A missing name, a wrong shape or a name of another architecture is an error naming
+the parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import re
+import sys
+from typing import Mapping, Sequence
+
+import numpy as np
+from flax import nnx
+
+from emojax import checkpoint, errors, fileio
+from emojax.models import attendaffectnet as aan
+
+# Stream names by the number of per-stream linears of the released models: 5 = video + audio,
+# 3 = video only, 2 = audio only (the authors' three model files).
+DEFAULT_STREAMS = {5: aan.RELEASED_STREAMS, 3: aan.RELEASED_STREAMS[:3],
+                   2: aan.RELEASED_STREAMS[3:]}
+UNUSED = ("src_embed.0.lut.weight", "src_embed.0.lut.bias")
+
+
+def load_state_dict(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+  """{name: float32 array} from an `.npz` (no torch) or a `.pth` state dict (optional torch)."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    raise errors.ConfigError(f"state dict {path} does not exist (--state_dict)")
+  if path.suffix == ".npz":
+    with np.load(path, allow_pickle=False) as f:
+      return {k: np.asarray(f[k], np.float32) for k in f.files}
+  if path.suffix in (".pth", ".pt"):
+    try:
+      import torch  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      raise errors.ConfigError(
+          f"{path}: reading .pth needs the optional torch (pip install torch), or convert it to "
+          ".npz with numpy.savez(name, **{k: v.numpy() for k, v in state_dict.items()})") from e
+    try:
+      obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pylint: disable=broad-except
+      raise errors.ConfigError(
+          f"{path} is not a plain state dict ({type(e).__name__}: {str(e).splitlines()[0]}); the "
+          "authors' .pth files pickle the whole model: load it with their code and save "
+          "model.state_dict() (e.g. as .npz)") from e
+    if not isinstance(obj, Mapping):
+      raise errors.ConfigError(f"{path} holds a {type(obj).__name__}, not a state dict")
+    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in obj.items()}
+  raise errors.ConfigError(f"{path}: use a .npz (numpy) or .pth (torch) state dict")
+
+
+def infer_architecture(sd: Mapping[str, np.ndarray]) -> dict:
+  """Number of streams, their input sizes, width and encoder depth, from the names and shapes."""
+  ids = sorted(int(m[1]) for k in sd if (m := re.fullmatch(r"linear(\d+)\.weight", k)))
+  if not ids or "linear.weight" not in sd:
+    raise errors.ConfigError(
+        "not a Feature AAN state dict: no 'linear1.weight' (per-stream linears) or 'linear.weight' "
+        f"(output layer); names start with {sorted(sd)[:5]}")
+  if ids != list(range(1, len(ids) + 1)):
+    raise errors.ConfigError(f"per-stream linears are numbered {ids}; expected linear1..linear"
+                             f"{len(ids)} (missing parameter 'linear{_first_gap(ids)}.weight')")
+  w = sd["linear.weight"]
+  if w.ndim != 2 or w.shape[0] != 1:
+    raise errors.ConfigError(f"parameter 'linear.weight' has shape {w.shape}; expected (1, d_model)")
+  d_model = int(w.shape[1])
+  layers = sorted({int(m[1]) for k in sd if (m := re.match(r"encoder\.layers\.(\d+)\.", k))})
+  if not layers:
+    raise errors.ConfigError("no 'encoder.layers.N.*' parameters: not a Feature AAN state dict")
+  dims = []
+  for i in ids:
+    wi = sd[f"linear{i}.weight"]
+    if wi.ndim != 2 or wi.shape[0] != d_model:
+      raise errors.ConfigError(f"parameter 'linear{i}.weight' has shape {wi.shape}; expected "
+                               f"({d_model}, input size)")
+    dims.append(int(wi.shape[1]))
+  return {"num_streams": len(ids), "dims": dims, "d_model": d_model, "layers": len(layers)}
+
+
+def _first_gap(ids: Sequence[int]) -> int:
+  return next(i for i in range(1, len(ids) + 2) if i not in ids)
+
+
+def expected_names(num_streams: int, layers: int, d_model: int, dims: Sequence[int]
+                   ) -> dict[str, tuple[tuple[int, ...], tuple]]:
+  """{torch name: (shape, (path in the emojax net, transpose?))} of a Feature AAN."""
+  d = d_model
+  out = {}
+  for i in range(num_streams):
+    out[f"linear{i + 1}.weight"] = ((d, dims[i]), ("proj", i, "kernel"))
+    out[f"linear{i + 1}.bias"] = ((d,), ("proj", i, "bias"))
+  for l in range(layers):
+    pre = f"encoder.layers.{l}."
+    for j, name in enumerate(("q", "k", "v", "out")):
+      out[f"{pre}self_attn.linears.{j}.weight"] = ((d, d), ("layer", l, "attn", name, "kernel"))
+      out[f"{pre}self_attn.linears.{j}.bias"] = ((d,), ("layer", l, "attn", name, "bias"))
+    out[f"{pre}feed_forward.w.weight"] = ((d, d), ("layer", l, "ff", "w", "kernel"))
+    out[f"{pre}feed_forward.w.bias"] = ((d,), ("layer", l, "ff", "w", "bias"))
+    for j, norm in enumerate(("norm1", "norm2")):
+      out[f"{pre}sublayer.{j}.norm.a_2"] = ((d,), ("layer", l, norm, "scale"))
+      out[f"{pre}sublayer.{j}.norm.b_2"] = ((d,), ("layer", l, norm, "bias"))
+  out["encoder.norm.a_2"] = ((d,), ("norm", "scale"))
+  out["encoder.norm.b_2"] = ((d,), ("norm", "bias"))
+  out["linear.weight"] = ((1, d), ("head", "kernel"))
+  out["linear.bias"] = ((1,), ("head", "bias"))
+  return out
+
+
+def check_state_dict(sd: Mapping[str, np.ndarray]) -> dict:
+  """Architecture of a released Feature AAN state dict; errors name the offending parameter."""
+  arch = infer_architecture(sd)
+  names = expected_names(arch["num_streams"], arch["layers"], arch["d_model"], arch["dims"])
+  for name, (shape, _) in names.items():
+    if name not in sd:
+      raise errors.ConfigError(f"missing parameter {name!r} (a Feature AAN with "
+                               f"{arch['num_streams']} streams and {arch['layers']} layers has it)")
+    if tuple(sd[name].shape) != shape:
+      raise errors.ConfigError(f"parameter {name!r} has shape {tuple(sd[name].shape)}; the Feature "
+                               f"AAN expects {shape}")
+  d = arch["d_model"]
+  for name, shape in zip(UNUSED, ((d, d), (d,))):
+    if name in sd and tuple(sd[name].shape) != shape:
+      raise errors.ConfigError(f"parameter {name!r} has shape {tuple(sd[name].shape)}; expected "
+                               f"{shape}")
+  unknown = sorted(set(sd) - set(names) - set(UNUSED))
+  if unknown:
+    raise errors.ConfigError(f"parameter(s) {unknown[:5]} are not part of a Feature AAN (another "
+                             "architecture's state dict?)")
+  if d % 2:
+    raise errors.ConfigError(f"width {d} (parameter 'linear.weight') is not divisible by 2 heads")
+  return arch
+
+
+def released_config(arch: dict, streams: Sequence[str], target: str):
+  """configs/attendaffectnet.py (Feature AAN) fitted to a released model."""
+  from configs import attendaffectnet as aan_config  # pylint: disable=g-import-not-at-top
+  c = aan_config.get_config(f"feature,{target}")
+  c.unlock()
+  c.aan.streams = tuple(streams)
+  c.aan.d_model = arch["d_model"]
+  c.aan.encoder_layers = arch["layers"]
+  c.aan.heads = 2               # the released models: 2 heads (the fixture matches only with 2)
+  c.aan.layer_norm = "authors"
+  c.aan.unit = "clip"           # the released models read one clip-level vector per stream
+  c.data.standardize = False    # they read raw features
+  c.dataset.name = "cognimuse"
+  c.dataset.config = "intended_5s"
+  c.dataset.splits = type(c.dataset.splits)(dict(train="", validation="", test=""))
+  c.lock()
+  return c
+
+
+def load_into(net: aan.FeatureAAN, sd: Mapping[str, np.ndarray], arch: dict,
+              streams: Sequence[str]) -> None:
+  """Writes the torch parameters into an emojax Feature AAN (kernels transposed)."""
+  enc = net.streams
+  for name, (_, path) in expected_names(arch["num_streams"], arch["layers"], arch["d_model"],
+                                        arch["dims"]).items():
+    v = np.asarray(sd[name], np.float32)
+    if path[0] == "proj":
+      mod, leaf = enc.proj[streams[path[1]]], path[2]
+    elif path[0] == "layer":
+      mod = enc.layers[path[1]]
+      for p in path[2:-1]:
+        mod = getattr(mod, p)
+      leaf = path[-1]
+    elif path[0] == "norm":
+      mod, leaf = enc.norm, path[1]
+    else:
+      mod, leaf = net.head, path[1]
+    if leaf == "kernel":
+      v = v.T
+    var = getattr(mod, leaf)
+    if tuple(var[...].shape) != v.shape:
+      raise errors.ConfigError(f"parameter {name!r}: shape {v.shape} does not fit {var[...].shape}")
+    var[...] = v
+
+
+def import_released(state_dict: str | pathlib.Path | Mapping[str, np.ndarray], target: str,
+                    workdir: str | pathlib.Path, streams: Sequence[str] | None = None,
+                    overwrite: bool = False) -> pathlib.Path:
+  """Writes an emojax workdir holding the released model; returns its path."""
+  if target not in ("valence", "arousal"):
+    raise errors.ConfigError(f"--target={target!r}; use valence or arousal")
+  source = "arrays" if isinstance(state_dict, Mapping) else str(state_dict)
+  sd = dict(state_dict) if isinstance(state_dict, Mapping) else load_state_dict(state_dict)
+  arch = check_state_dict(sd)
+  n = arch["num_streams"]
+  if streams is None:
+    if n not in DEFAULT_STREAMS:
+      raise errors.ConfigError(f"the state dict has {n} streams; name them with --streams")
+    streams = DEFAULT_STREAMS[n]
+  streams = tuple(streams)
+  if len(streams) != n:
+    raise errors.ConfigError(f"--streams names {len(streams)} streams {streams}; the state dict has "
+                             f"{n} (linear1..linear{n})")
+  workdir = pathlib.Path(workdir)
+  if (workdir / "final_model").exists() and not overwrite:
+    raise errors.ConfigError(f"{workdir} already holds a model; choose a new --workdir (or "
+                             "--overwrite)")
+  config = released_config(arch, streams, target)
+  dims = dict(zip(streams, arch["dims"]))
+  model = aan.create(config, dims, nnx.Rngs(0))
+  load_into(model.nets[target], sd, arch, streams)
+  workdir.mkdir(parents=True, exist_ok=True)
+  fileio.write_json(workdir / "config.json", config.to_dict())
+  meta = {"method": "attendaffectnet", "feature_dims": dims, "modalities": list(streams),
+          "targets": [target], "task": dataclasses.asdict(aan.task(config)),
+          "feature_manifest": None, "phases": [],
+          "imported_from": source}
+  if overwrite and (workdir / "final_model").exists():
+    import shutil  # pylint: disable=g-import-not-at-top
+    shutil.rmtree(workdir / "final_model")
+  checkpoint.save_model(workdir / "final_model", model, meta)
+  fileio.write_json(workdir / "imported.json", {
+      "source": source, "target": target, "streams": [{"name": s, "size": d}
+                                                      for s, d in dims.items()],
+      "d_model": arch["d_model"], "encoder_layers": arch["layers"], "heads": 2,
+      "dropped_unused": [k for k in UNUSED if k in sd],
+      "note": "inputs are raw clip-level features (no standardisation), in this stream order"})
+  return workdir
+
+
+def load_imported(workdir: str | pathlib.Path):
+  """(config, model) of an imported (or trained) AAN workdir."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  workdir = pathlib.Path(workdir)
+  cfg = fileio.read_json(workdir / "config.json")
+  if cfg is None:
+    raise errors.ConfigError(f"{workdir / 'config.json'} not found: import a model first")
+  config = ml_collections.ConfigDict(cfg)
+  meta, _ = checkpoint.read_model_meta(workdir / "final_model")
+  model = aan.create(config, meta["feature_dims"], nnx.Rngs(0))
+  checkpoint.restore_model(workdir / "final_model", model)
+  model.eval()
+  return config, model
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  p = argparse.ArgumentParser(
+      prog="python -m emojax.models.attendaffectnet_import",
+      description="Import a released AttendAffectNet (Feature AAN) state dict into an emojax "
+                  "workdir usable by `python main.py --mode=evaluate --workdir=...`.")
+  p.add_argument("--state_dict", required=True, help=".npz (numpy) or .pth (torch) state dict")
+  p.add_argument("--target", required=True, choices=("valence", "arousal"))
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--streams", default="", help="comma-separated stream names in linear1..n order "
+                 "(default by count: resnet50,flownet,i3d,vggish,emobase / video 3 / audio 2)")
+  p.add_argument("--overwrite", action="store_true")
+  args = p.parse_args(argv)
+  streams = [s.strip() for s in args.streams.split(",") if s.strip()] or None
+  try:
+    out = import_released(args.state_dict, args.target, args.workdir, streams, args.overwrite)
+  except errors.EmojaxError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  info = fileio.read_json(out / "imported.json")
+  print(f"imported {args.state_dict} -> {out} (target {args.target}; input streams " +
+        ", ".join(f"{s['name']} ({s['size']})" for s in info["streams"]) + ")")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,289 @@
+"""AttendAffectNet model pieces against an independent NumPy reference (float64)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import attendaffectnet as aan_config
+from emojax import contract, errors
+from emojax.models import attendaffectnet as aan
+
+DIMS = {"audio": 6, "scene": 5, "expression": 7}
+
+
+def make(variant, *, layer_norm="authors", streams=("audio", "scene", "expression"), **over):
+  c = aan_config.get_config(f"{variant},arousal")
+  with c.unlocked():
+    c.aan.streams = streams
+    c.aan.layer_norm = layer_norm
+    c.aan.encoder_layers = 2
+    c.aan.decoder_layers = 2
+    c.aan.num_clips = 4
+    c.aan.start_value = 0.25
+    for k, v in over.items():
+      setattr(c.aan, k, v)
+  model = aan.create(c, DIMS, nnx.Rngs(1))
+  model.eval()
+  return c, model
+
+
+# ---- NumPy reference -----------------------------------------------------------------------------
+
+
+def np_params(net):
+  return jax.tree.map(lambda v: np.asarray(v, np.float64), nnx.to_pure_dict(nnx.state(net)))
+
+
+def np_ln(x, p, kind):
+  mean = x.mean(-1, keepdims=True)
+  if kind == "authors":
+    return p["scale"] * (x - mean) / (x.std(-1, ddof=1, keepdims=True) + 1e-6) + p["bias"]
+  return p["scale"] * (x - mean) / np.sqrt(x.var(-1, keepdims=True) + 1e-6) + p["bias"]
+
+
+def np_lin(x, p):
+  return x @ p["kernel"] + p["bias"]
+
+
+def np_mha(q_in, kv_in, p, mask, heads=2):
+  n, tq, d = q_in.shape
+  tk = kv_in.shape[1]
+  sp = lambda z, t: z.reshape(n, t, heads, d // heads).transpose(0, 2, 1, 3)
+  q, k, v = sp(np_lin(q_in, p["q"]), tq), sp(np_lin(kv_in, p["k"]), tk), sp(np_lin(kv_in, p["v"]), tk)
+  s = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d // heads)
+  if mask is not None:
+    s = np.where(mask[:, None], s, -1e9)
+  s = np.exp(s - s.max(-1, keepdims=True))
+  s /= s.sum(-1, keepdims=True)
+  return np_lin((s @ v).transpose(0, 2, 1, 3).reshape(n, tq, d), p["out"])
+
+
+def np_encode(tokens, p, kind):
+  lead = tokens.shape[:-2]
+  x = tokens.reshape(-1, *tokens.shape[-2:])
+  for i in sorted(p["layers"]):
+    lp = p["layers"][i]
+    y = np_ln(x, lp["norm1"], kind)
+    x = x + np_mha(y, y, lp["attn"], None)
+    x = x + np.maximum(np_lin(np_ln(x, lp["norm2"], kind), lp["ff"]["w"]), 0)
+  return np_ln(x, p["norm"], kind).reshape(*lead, *x.shape[-2:])
+
+
+def np_feature(feats, p, streams, kind):
+  t = np.stack([np_lin(feats[s], p["streams"]["proj"][s]) for s in streams], -2)
+  return np_lin(np_encode(t, p["streams"], kind).mean(-2), p["head"])[..., 0]
+
+
+def np_pe(l, d):
+  pe = np.zeros((l, d))
+  for pos in range(l):
+    for i in range(0, d, 2):
+      w = 1.0 / 10000 ** (i / d)
+      pe[pos, i] = math.sin(pos * w)
+      if i + 1 < d:
+        pe[pos, i + 1] = math.cos(pos * w)
+  return pe
+
+
+def np_decode(feats, prev, valid, p, streams, kind, start, feature=False, causal_memory=True):
+  """Outputs (B, L) of the decoder given the previous values prev (B, L) (position j reads <j)."""
+  if feature:
+    t = np.stack([np_lin(feats[s], p["streams"]["proj"][s]) for s in streams], -2)
+    t = np_encode(t, p["streams"], kind)
+  else:
+    t = np.stack([np_lin(feats[s], p["streams"]["proj"][s]) for s in streams], -2)
+  b, l = t.shape[:2]
+  d = t.shape[-1] * t.shape[-2]
+  mem = t.reshape(b, l, d) + np_pe(l, d)
+  shifted = np.concatenate([np.full((b, 1), start), prev[:, :-1]], 1)
+  x = np.repeat(shifted[..., None], d, -1) + np_pe(l, d)
+  causal = np.tril(np.ones((l, l), bool))
+  self_mask = causal[None] & valid[:, None, :]
+  mem_mask = self_mask if causal_memory else np.broadcast_to(valid[:, None, :], (b, l, l))
+  for i in sorted(p["layers"]):
+    lp = p["layers"][i]
+    y = np_ln(x, lp["norm1"], kind)
+    x = x + np_mha(y, y, lp["self_attn"], self_mask)
+    x = x + np_mha(np_ln(x, lp["norm2"], kind), mem, lp["src_attn"], mem_mask)
+    x = x + np.maximum(np_lin(np_ln(x, lp["norm3"], kind), lp["ff"]["w"]), 0)
+  return np_lin(np_ln(x, p["norm"], kind), p["head"])[..., 0]
+
+
+def window_batch(rng, b=3, l=4, s=3, streams=DIMS):
+  x = {k: rng.normal(size=(b, l, s, d)).astype(np.float32) for k, d in streams.items()}
+  sm = rng.random((b, l, s)) > 0.3
+  sm[..., 0] = True
+  cm = np.ones((b, l), bool)
+  cm[0, -1] = False
+  y = rng.uniform(-1, 1, (b, l)).astype(np.float32)
+  return {"x": x, "second_mask": sm, "clip_mask": cm, "y": {"arousal": y}}
+
+
+def np_clip_means(batch):
+  sm = batch["second_mask"].astype(np.float64)
+  return {k: (v * sm[..., None]).sum(2) / sm.sum(2)[..., None] for k, v in batch["x"].items()}
+
+
+# ---- tests -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["authors", "standard"])
+def test_feature_aan_matches_numpy_on_masked_windows(kind):
+  rng = np.random.default_rng(0)
+  c, model = make("feature", layer_norm=kind)
+  batch = window_batch(rng)
+  got = aan.outputs(c)["arousal"].forward(model, batch, None)
+  want = np_feature(np_clip_means(batch), np_params(model.nets["arousal"]), tuple(c.aan.streams),
+                    kind)
+  assert got.shape == (3, 4)
+  np.testing.assert_allclose(np.asarray(got), want, atol=2e-5)
+
+
+def test_layer_norms_differ():
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(4, 8)), jnp.float32)
+  a, s = aan.LayerNorm(8, "authors"), aan.LayerNorm(8, "standard")
+  xs = np.asarray(x, np.float64)
+  np.testing.assert_allclose(np.asarray(a(x)), (xs - xs.mean(-1, keepdims=True)) / (
+      xs.std(-1, ddof=1, keepdims=True) + 1e-6), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(s(x)), (xs - xs.mean(-1, keepdims=True)) / np.sqrt(
+      xs.var(-1, keepdims=True) + 1e-6), atol=1e-5)
+  with pytest.raises(errors.ConfigError, match="layer_norm"):
+    aan.LayerNorm(8, "rms")
+
+
+@pytest.mark.parametrize("variant", ["temporal", "feature_temporal"])
+def test_temporal_teacher_forcing_and_autoregression_match_numpy(variant):
+  rng = np.random.default_rng(2)
+  c, model = make(variant)
+  batch = window_batch(rng)
+  p, streams = np_params(model.nets["arousal"]), tuple(c.aan.streams)
+  feats, valid = np_clip_means(batch), batch["clip_mask"]
+  feature = variant == "feature_temporal"
+  # Teacher forcing (a training step: rngs given; model.eval() keeps dropout off).
+  tf = aan.temporal_train_forward(c, "arousal")(model, batch, nnx.Rngs(dropout=0))
+  want_tf = np_decode(feats, batch["y"]["arousal"].astype(np.float64), valid, p, streams,
+                      "authors", 0.25, feature)
+  np.testing.assert_allclose(np.asarray(tf)[valid], want_tf[valid], atol=2e-5)
+  # Step by step in NumPy: step j feeds the outputs of steps < j.
+  out = np.zeros((3, 4))
+  for j in range(4):
+    out[:, j] = np_decode(feats, out, valid, p, streams, "authors", 0.25, feature)[:, j]
+  ar = jax.jit(lambda m, b: aan.outputs(c)["arousal"].forward(m, b, None))(model, batch)
+  np.testing.assert_allclose(np.asarray(ar)[valid], out[valid], atol=2e-5)
+  # Validation during training (no rngs) decodes step by step too, never from the labels.
+  val = aan.temporal_train_forward(c, "arousal")(model, batch, None)
+  np.testing.assert_allclose(np.asarray(val)[valid], out[valid], atol=2e-5)
+
+
+def test_causal_memory_and_padding():
+  rng = np.random.default_rng(3)
+  c, model = make("temporal")
+  batch = window_batch(rng)
+  fwd = aan.outputs(c)["arousal"].forward
+  base = np.asarray(fwd(model, batch, None))
+  later = {**batch, "x": {k: v.copy() for k, v in batch["x"].items()}}
+  for v in later["x"].values():
+    v[:, 2:] += 5.0                                      # change segments 2, 3
+  changed = np.asarray(fwd(model, later, None))
+  np.testing.assert_allclose(changed[:, :2], base[:, :2], atol=1e-6)   # outputs 0, 1 unchanged
+  assert np.abs(changed[:, 2:] - base[:, 2:]).max() > 1e-3
+  # Without causal memory every output reads every segment.
+  c2, model2 = make("temporal", causal_memory=False)
+  assert np.abs(np.asarray(aan.outputs(c2)["arousal"].forward(model2, later, None))[:, :2] -
+                np.asarray(aan.outputs(c2)["arousal"].forward(model2, batch, None))[:, :2]
+                ).max() > 1e-4
+
+
+def test_per_clip_subsegments_match_numpy():
+  rng = np.random.default_rng(4)
+  x = rng.normal(size=(2, 12, 3)).astype(np.float32)
+  mask = np.zeros((2, 12), bool)
+  mask[0, :9] = True
+  mask[1, :12] = True
+  got = np.asarray(aan.subsegment_features({"x": {"a": x}, "second_mask": mask}, ["a"], 4)["a"])
+  for b in range(2):
+    n = mask[b].sum()
+    parts = np.array_split(np.arange(n), 4)     # 9 -> 3,2,2,2 ; floor(i*4/9) -> 3,2,2,2 as well
+    for k, idx in enumerate(parts):
+      np.testing.assert_allclose(got[b, k], x[b, idx].mean(0), atol=1e-6)
+
+
+def test_per_clip_temporal_predicts_one_value_per_clip():
+  rng = np.random.default_rng(5)
+  c, model = make("temporal", unit="clip")
+  batch = {"x": {k: rng.normal(size=(3, 10, d)).astype(np.float32) for k, d in DIMS.items()},
+           "clip_mask": np.ones((3,), bool), "y": {"arousal": np.array([0.1, -0.2, 0.3], np.float32)}}
+  assert aan.outputs(c)["arousal"].forward(model, batch, None).shape == (3,)
+  assert aan.temporal_train_forward(c, "arousal")(model, batch, nnx.Rngs(dropout=0)).shape == (3,)
+
+
+def test_predict_film_is_last_output_of_each_window():
+  rng = np.random.default_rng(6)
+  c, model = make("temporal")
+  net = model.nets["arousal"]
+  t = 9
+  feats = {k: jnp.asarray(rng.normal(size=(t, d)), jnp.float32) for k, d in DIMS.items()}
+  got = np.asarray(jax.jit(lambda n, f: aan.predict_film(n, f, 4))(net, feats))
+  p, streams = np_params(net), tuple(c.aan.streams)
+  for i in range(t):
+    lo = max(0, i - 3)
+    w = {k: np.asarray(v, np.float64)[None, lo:i + 1] for k, v in feats.items()}
+    l = i + 1 - lo
+    out = np.zeros((1, l))
+    for j in range(l):
+      out[:, j] = np_decode(w, out, np.ones((1, l), bool), p, streams, "authors", 0.25)[:, j]
+    np.testing.assert_allclose(got[i], out[0, -1], atol=2e-5)
+
+
+def test_training_loss_gradients_finite_and_subsets():
+  rng = np.random.default_rng(7)
+  c, model = make("feature_temporal", streams=("audio",), encoder_layers=1, decoder_layers=1)
+  model.train()
+  assert aan.modalities(c) == ("audio",)
+  batch = window_batch(rng, streams={"audio": 6})
+  phase = aan.plan(c, [])
+  assert phase.name == "arousal/feature_temporal" and phase.num_clips == 4 and phase.patience == 30
+  assert aan.plan(c, [{"name": "arousal/feature_temporal"}]) is None
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+  def loss(params):
+    m = nnx.merge(graphdef, params, rest)
+    return contract.loss_value(phase.task, phase.forward(m, batch, nnx.Rngs(dropout=0)), batch)
+
+  value, grads = jax.jit(jax.value_and_grad(loss))(params)
+  assert np.isfinite(float(value))
+  leaves = jax.tree.leaves(grads)
+  assert all(np.all(np.isfinite(np.asarray(g))) for g in leaves)
+  assert sum(float(jnp.abs(g).sum()) for g in leaves) > 0
+
+
+def test_bad_inputs():
+  c, model = make("feature")
+  with pytest.raises(errors.DataError, match="stream"):
+    aan.create(c, {"audio": 3}, nnx.Rngs(0))
+  batch = window_batch(np.random.default_rng(0), streams={"audio": 6})
+  with pytest.raises(errors.DataError, match="lacks stream"):
+    aan.outputs(c)["arousal"].forward(model, batch, None)
+  with pytest.raises(ValueError, match="one variant"):
+    aan_config.get_config("feature,temporal")
+  c2 = aan_config.get_config("feature")
+  with c2.unlocked():
+    c2.aan.variant = "decoder"
+  with pytest.raises(errors.ConfigError, match="aan.variant"):
+    aan.create(c2, DIMS, nnx.Rngs(0))
+
+
+def test_streams_with_several_feature_axes_average_all_but_the_last():
+  rng = np.random.default_rng(8)
+  x = rng.normal(size=(2, 3, 4, 6, 5)).astype(np.float32)     # (B, L, S, frames, bins)
+  sm = rng.random((2, 3, 4)) > 0.3
+  sm[..., 0] = True
+  got = np.asarray(aan.clip_features({"x": {"m": x}, "second_mask": sm}, ["m"])["m"])
+  per_sec = x.astype(np.float64).mean(3)
+  want = (per_sec * sm[..., None]).sum(2) / sm.sum(2)[..., None]
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  assert aan._flat_dim((10, 96, 64)) == 64 and aan._flat_dim(7) == 7
