@@ -78,6 +78,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.eval_every_epochs = 0.25   # emojax's choice
   c.train.patience = 0          # emojax's choice: no early stopping (the best step is kept)
   c.train.ensemble = 1          # paper: its best MSE averages runs; 4 members = its run 5
+  c.train.ensemble_sharding = "members"   # emojax's choice: members over the devices (or "batch")
 
   if "mediaeval2018" in words:
     c.dataset.name = "mediaeval2018"

@@ -277,6 +277,16 @@ def test_other_bad_settings_name_the_key():
     gru_moe.create(c, DIMS, nnx.Rngs(0))
 
 
+def test_ensemble_that_does_not_fit_the_devices_names_the_key(monkeypatch):
+  c = _config()
+  with c.unlocked():
+    c.train.ensemble = 3
+  gru_moe.check_config(c)   # one device: any K fits
+  monkeypatch.setattr(jax, "device_count", lambda: 2)
+  with pytest.raises(errors.ConfigError, match="config.train.ensemble=3"):
+    gru_moe.check_config(c)
+
+
 def test_window_longer_than_every_film_names_the_key():
   c = _config()
   gru_moe.check_windows(c, [L, 3])

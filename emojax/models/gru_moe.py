@@ -18,9 +18,14 @@ Paper: shared/seeds/001_*.txt (MediaEval 2018), mapping docs: methods.md section
 - Batch norm inference (`config.model.bn_inference`): "population" (running statistics) or "batch"
   (statistics of the batch being predicted, as the paper's results were made), both over the valid
   rows only (the `clip_mask`).
-- Post-processing per film (`config.postprocess.kind`): zero-phase Butterworth (the paper's choice),
-  centred moving average, or none; `variants` adds the other smoothers and the other BN mode as extra
-  rows of the ablation table without retraining.
+- Post-processing per film (`config.postprocess.kind`): zero-phase Butterworth (the paper's choice,
+  `postprocess.butterworth`: forward-backward, odd extension of 3 * (2 * sections + 1) samples at
+  each end, 15 for order 4), centred moving average (`postprocess.moving_average`, the window
+  shrinks at the film's ends), or none. A film shorter than the Butterworth padding (T <= 15 s at
+  order 4) is filtered with the padding cut to T - 1 samples, exactly SciPy's
+  `filtfilt(b, a, x, padlen=T - 1)`; a 1-second film is returned unchanged (tests/test_gru_moe.py).
+  `variants` adds the other smoothers and the other BN mode as extra rows of the ablation table
+  without retraining.
 
 Windows. The data are per-second windows with one-second clips (`config.data.clip_seconds = 1`) and
 `num_clips = config.model.window_seconds` = W. Training windows start at every second of a film
@@ -46,6 +51,7 @@ import numpy as np
 from flax import nnx
 
 from emojax import contract
+from emojax import ensemble
 from emojax import errors
 from emojax import postprocess
 from emojax.models import layers
@@ -366,6 +372,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if int(config.train.ensemble) != config.train.ensemble or config.train.ensemble < 1:
     raise errors.ConfigError(f"config.train.ensemble={config.train.ensemble!r} must be a "
                              "positive integer (1 = no ensemble)")
+  if config.train.ensemble > 1:
+    ensemble.check_sharding(config.train.ensemble, config.data.batch_size, jax.device_count(),
+                            config.train.ensemble_sharding)
 
 
 def check_windows(config: ml_collections.ConfigDict, film_lengths: Sequence[int],
