@@ -24,6 +24,7 @@ OMP_WAIT_POLICY=PASSIVE and with its default).
   ... --suite ensemble --hidden 32
 
 Variants: jax, jax+mask (windows left-padded at film starts: 1/4 of the rows start 1-59 s late),
+jax:1 (XLA_FLAGS=--xla_cpu_multi_thread_eigen=false: one compute thread, for loaded machines),
 torch:THREADS:passive|default, ens:vmap:K, ens:seq:K (ensemble suite: member steps per second).
 Not a test: prints a markdown table (docs/benchmarks.md).
 """
@@ -281,6 +282,8 @@ def worker(variant: str, args) -> None:
 
 def start_worker(variant: str, args) -> subprocess.Popen:
   env = dict(os.environ)
+  if variant.startswith("jax:1"):   # XLA without its intra-op thread pool (one compute thread)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
   if variant.startswith("torch"):
     policy = variant.split(":")[2] if variant.count(":") >= 2 else "default"
     if policy == "passive":
