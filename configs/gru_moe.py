@@ -63,13 +63,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.postprocess.butterworth_cutoff_hz = 0.05  # emojax's choice: 20 s period at 1 Hz
   c.postprocess.moving_average_seconds = 15   # emojax's choice
 
-  c.optim = ml_collections.ConfigDict(dict(
-      name="adam",              # paper: Adam
-      learning_rate=1e-3,       # emojax's choice
-      momentum=0.9, nesterov=False, weight_decay=0.0,
-      l2=1e-8,                  # paper: L2 1e-8 (YouTube-8M MoE); here on every trainable weight
-      grad_clip=1.0,            # emojax's choice
-      schedule="constant", decay_every=0, decay_every_epochs=0.0, decay_factor=0.1))
+  c.optim.name = "adam"         # paper: Adam
+  c.optim.learning_rate = 1e-3  # emojax's choice
+  c.optim.l2 = 1e-8             # paper: L2 1e-8 (YouTube-8M MoE); here on every trained weight
+  c.optim.grad_clip = 1.0       # emojax's choice
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 0             # duration in steps, or

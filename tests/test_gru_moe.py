@@ -238,7 +238,11 @@ def test_configs_load_and_pass_the_checks(arg):
   phase = gru_moe.plan(c, [])
   assert phase.num_clips == c.model.window_seconds
   assert gru_moe.plan(c, [{"name": phase.name}]) is None
-  assert set(gru_moe.outputs(c)) == set(c.targets)
+  outs = gru_moe.outputs(c)
+  assert set(outs) == set(c.targets)
+  # The harness reads an Output's first target and caches raw predictions by key.
+  assert {t: o.task.targets for t, o in outs.items()} == {t: (t,) for t in c.targets}
+  assert len({o.key for o in outs.values()}) == len(c.targets)
 
 
 def test_paper_defaults():

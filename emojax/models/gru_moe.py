@@ -303,30 +303,37 @@ def plan(config: ml_collections.ConfigDict, done: list[dict]) -> contract.Phase 
             "ensemble": tr.ensemble})
 
 
-def outputs(config: ml_collections.ConfigDict) -> dict[str, contract.Output]:
-  post = smoother(config.postprocess.kind, config)
-  return {t: contract.Output(forward=forward, task=task(config),
+def target_task(config: ml_collections.ConfigDict, target: str) -> contract.Task:
+  """The one-target task of an Output: the harness's predictor reads the task's first target and
+  `contract.predictions` picks it out of the joint forward's {target: logits}."""
+  return contract.Task(targets=(target,), loss="sigmoid_ce",
+                       best_metric=config.checkpoint.best_metric,
+                       best_mode=config.checkpoint.best_mode)
+
+
+def _outputs(config, forward_fn, post, key: str) -> dict[str, contract.Output]:
+  # Raw predictions are cached per key, so the key names the target (and the forward): outputs that
+  # differ only in post-processing share it.
+  return {t: contract.Output(forward=forward_fn, task=target_task(config, t),
                              num_clips=config.model.window_seconds, postprocess=post,
-                             key="gru_moe") for t in config.targets}
+                             key=f"{key}/{t}") for t in config.targets}
+
+
+def outputs(config: ml_collections.ConfigDict) -> dict[str, contract.Output]:
+  return _outputs(config, forward, smoother(config.postprocess.kind, config), "gru_moe")
 
 
 def variants(config: ml_collections.ConfigDict) -> dict[str, dict[str, contract.Output]]:
   """The other smoothers, and the other BN inference mode, of the trained model."""
   out = {}
-  w = config.model.window_seconds
   for kind in SMOOTHERS:
     if kind != config.postprocess.kind:
-      out[f"smoothing_{kind}"] = {
-          t: contract.Output(forward=forward, task=task(config), num_clips=w,
-                             postprocess=smoother(kind, config), key="gru_moe")
-          for t in config.targets}
+      out[f"smoothing_{kind}"] = _outputs(config, forward, smoother(kind, config), "gru_moe")
   if config.model.batch_norm and config.model.context_gating:
     other = [m for m in BN_INFERENCE if m != config.model.bn_inference][0]
-    post = smoother(config.postprocess.kind, config)
-    out[f"bn_inference_{other}"] = {
-        t: contract.Output(forward=forward_with_bn(other), task=task(config), num_clips=w,
-                           postprocess=post, key=f"gru_moe_bn_{other}")
-        for t in config.targets}
+    out[f"bn_inference_{other}"] = _outputs(config, forward_with_bn(other),
+                                            smoother(config.postprocess.kind, config),
+                                            f"gru_moe_bn_{other}")
   return out
 
 
