@@ -35,8 +35,10 @@ output at every other second s of the window is the prediction of s from the sec
 to s (the first window of a film holds the film's start: the seconds before it do not exist, as if
 left-padded and masked). Those earlier outputs are scored too (the contract's loss is over every
 valid clip of a window). Prediction of whole films uses non-overlapping windows of W seconds, so
-second t is predicted from the (t mod W) + 1 seconds up to it (between 1 and W), not always from W;
-the exact form needs left-context windows in the harness (see `check_windows` and the report).
+second t is predicted from the (t mod W) + 1 seconds up to it (between 1 and W), not always from W.
+The exact form needs windows with left context from the harness: W - 1 seconds before the scored
+clips, masked out of the loss and of the predictions (left-padded at film starts), with evaluation
+windows stepping by the scored length; the forward here would then need no change.
 """
 
 from __future__ import annotations
