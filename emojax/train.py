@@ -51,6 +51,8 @@ def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None
     raise errors.ConfigError(
         f"method {config.method!r} classifies, which needs a per-clip dataset (one example per "
         f"clip); config.dataset.name={config.dataset.name!r} is read per second")
+  if "optim" in config:   # the common optimizer block, checked once before anything is written
+    contract.make_optimizer(contract.optimizer_spec(config.optim), steps=1, steps_per_epoch=1)
   if not config.dataset.splits.train:
     raise errors.ConfigError("config.dataset.splits.train is empty: name the training split")
 
@@ -255,6 +257,12 @@ class Trainer:
     t0 = time.time()
     task = phase.task
     logging.info("phase %s: %s", phase.name, phase.info or "")
+    if phase.fit is None:   # checked before the phase writes anything
+      self._check_window(phase.num_clips, f"phase {phase.name}")
+      steps, per_epoch = self._duration(phase)
+      steps_per_epoch = max(1, per_epoch // cfg.data.batch_size)
+      spec = dict(phase.optimizer or contract.optimizer_spec())
+      tx = contract.make_optimizer(spec, steps=steps, steps_per_epoch=steps_per_epoch)
     ckpt = self._phase_checkpoints(phase.name, task)
     if phase.fit is not None:
       print(f"== phase {phase.name} (closed form) {phase.info or ''}", flush=True)
@@ -268,12 +276,7 @@ class Trainer:
       ckpt.close()
       return self._record(phase, self.validate(phase), 1, t0)
 
-    self._check_window(phase.num_clips, f"phase {phase.name}")
-    steps, per_epoch = self._duration(phase)
-    steps_per_epoch = max(1, per_epoch // cfg.data.batch_size)
     print(f"== phase {phase.name} ({steps} steps) {phase.info or ''}", flush=True)
-    spec = dict(phase.optimizer or contract.optimizer_spec())
-    tx = contract.make_optimizer(spec, steps=steps, steps_per_epoch=steps_per_epoch)
     self.model.train()
     graphdef, params, mutable, frozen = nnx.split(self.model, phase.trainable, contract.MUTABLE,
                                                   ...)

@@ -31,9 +31,9 @@ def _forward(model, batch, rngs):
 
 
 def task(config):
-  del config
   return contract.Task(("valence",), kind="classification", num_classes=3, unit="clip",
-                       loss="softmax_ce", best_metric="accuracy", best_mode="max")
+                       loss="softmax_ce", best_metric=config.checkpoint.best_metric,
+                       best_mode=config.checkpoint.best_mode)
 
 
 def modalities(config):
