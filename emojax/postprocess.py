@@ -1,4 +1,5 @@
-"""Post-processing of predictions: clip-to-second expansion, EMA over clips, Butterworth smoothing.
+"""Post-processing of predictions: clip-to-second expansion, EMA over clips, Butterworth smoothing,
+moving average.
 
 All functions are numpy/SciPy (they run once per film after the model), keep a floating input's
 dtype (other inputs come back as float64) and raise `DataError` on NaN/Inf input, `ConfigError`
@@ -97,3 +98,28 @@ def butterworth(x, cutoff_hz: float, order: int = 4, fs_hz: float = 1.0,
   padlen = min(3 * (2 * len(sos) + 1 - zeros), n - 1)
   out = signal.sosfiltfilt(sos, x, axis=axis, padtype="odd", padlen=padlen)
   return out.astype(x.dtype, copy=False)
+
+
+def moving_average(x, width: int, axis: int = -1) -> np.ndarray:
+  """Centred (zero-phase) moving average of `width` samples along `axis`.
+
+  y_t = mean of x over [t - (width - 1) // 2, t + width // 2] clipped to the series: at the ends the
+  window shrinks to the samples that exist (no padding values enter the mean). The alternative to
+  the Butterworth filter in paper 001.
+  """
+  if int(width) != width or width < 1:
+    raise ConfigError(f"moving average width must be a positive integer, got {width!r}.")
+  x = _as_float_array(x, "moving average input")
+  if x.ndim == 0:
+    raise DataError("moving average input must have at least one axis.")
+  width = int(width)
+  xt = np.moveaxis(x, axis, -1).astype(np.float64)
+  n = xt.shape[-1]
+  if n == 0:
+    return x.copy()
+  csum = np.concatenate([np.zeros(xt.shape[:-1] + (1,)), np.cumsum(xt, axis=-1)], axis=-1)
+  t = np.arange(n)
+  lo = np.clip(t - (width - 1) // 2, 0, n)
+  hi = np.clip(t + width // 2 + 1, 0, n)
+  out = (csum[..., hi] - csum[..., lo]) / (hi - lo)
+  return np.moveaxis(out, -1, axis).astype(x.dtype, copy=False)

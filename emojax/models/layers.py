@@ -1,4 +1,5 @@
-"""Shared layers: stacked bidirectional LSTMs.
+"""Shared layers: stacked bidirectional LSTMs (seed 000) and unidirectional GRU / LSTM stacks (seed
+001, section "Unidirectional GRU / LSTM stacks" below).
 
 The LSTM follows torch.nn.LSTM (gate order i, f, g, o; two biases b_ih and b_hh):
 
@@ -264,4 +265,240 @@ class MultiBiLSTM(nnx.Module):
       raise KeyError(f'MultiBiLSTM has no modality {unknown}; it has {list(self.lstms)}')
     results = run_bilstm_stacks([self.lstms[n].layers for n in names],
                                 [xs_BxTxD[n] for n in names], mask_BxT, self.unroll)
+    return dict(zip(names, results))
+
+
+# ----------------------------------------------------------------------------------------------
+# Unidirectional GRU / LSTM stacks (seed 001: one causal encoder per modality).
+#
+# The GRU follows torch.nn.GRU (gate order r, z, n; two biases b_ih and b_hh):
+#
+#   r = sigmoid(x W_ir + b_ir + h W_hr + b_hr)
+#   z = sigmoid(x W_iz + b_iz + h W_hz + b_hz)
+#   n = tanh(x W_in + b_in + r * (h W_hn + b_hn))
+#   h' = (1 - z) * n + z * h
+#
+# Parameters of layer n of a stack (``GRULayer``) map to torch as w_ih = weight_ih_l{n}.T (D_in, 3H),
+# w_hh = weight_hh_l{n}.T (H, 3H), b_ih = bias_ih_l{n}, b_hh = bias_hh_l{n}; initialisation is
+# torch's (uniform in [-1/sqrt(H), 1/sqrt(H)]). As for the BiLSTM, the input projections of all
+# steps (with b_ih and the r, z parts of b_hh folded in) are one matmul outside the recurrence, the
+# K recurrences of a layer (one per modality) share one `lax.scan` whose body is one batched
+# (K, B, H) x (K, H, 3H) dot, and the gradient is hand-written. Masks: at an invalid step the state
+# is held and the output is 0, so left padding (film starts) starts the recurrence at the first valid
+# step and right padding (film ends) keeps the last valid state.
+
+
+def gru_scan(gates_TxKxBx3H: jax.Array, w_hh_KxHx3H: jax.Array, b_hn_KxH: jax.Array,
+             mask_TxKxB: jax.Array | None = None,
+             unroll: int | None = None) -> tuple[jax.Array, jax.Array]:
+  """Runs K independent GRU recurrences of width H in one scan, from zero state.
+
+  The gradient is a `jax.custom_vjp`: the backward scan carries only dh and does one
+  (K, B, 3H) x (K, 3H, H) dot per step; dW_hh and db_hn are reductions over all steps afterwards.
+
+  Args:
+    gates_TxKxBx3H: input projections per step: x W_ih + b_ih + [b_hr, b_hz, 0].
+    w_hh_KxHx3H: recurrent kernels.
+    b_hn_KxH: the recurrent bias of the candidate (it sits inside r * (h W_hn + b_hn)).
+    mask_TxKxB: valid steps; at an invalid step the state is held and the output is 0.
+    unroll: scan unroll factor (default: all steps up to 16, else 8).
+
+  Returns:
+    (outputs h_TxKxBxH, final hidden state h_KxBxH).
+  """
+  unroll = _default_unroll(gates_TxKxBx3H.shape[0]) if unroll is None else unroll
+  if mask_TxKxB is None:
+    return _gru_scan_fn(False, unroll)(gates_TxKxBx3H, w_hh_KxHx3H, b_hn_KxH, None)
+  return _gru_scan_fn(True, unroll)(gates_TxKxBx3H, w_hh_KxHx3H, b_hn_KxH,
+                                    jnp.asarray(mask_TxKxB, bool))
+
+
+@functools.lru_cache(maxsize=None)
+def _gru_scan_fn(masked: bool, unroll: int):
+  """The custom-VJP GRU scan for one (masked, unroll) pair."""
+
+  def forward(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB, keep_residuals):
+    t, k, b, h3 = gates_TxKxBx3H.shape
+    h = h3 // 3
+    b_hn = b_hn_KxH[:, None, :]
+
+    def step(h_prev, inputs):
+      g_KxBx3H, m_KxB = inputs if masked else (inputs, None)
+      a_KxBx3H = jnp.einsum('kbh,khg->kbg', h_prev, w_KxHx3H)
+      rz = jax.nn.sigmoid(g_KxBx3H[..., :2 * h] + a_KxBx3H[..., :2 * h])
+      r, z = rz[..., :h], rz[..., h:]
+      hn = a_KxBx3H[..., 2 * h:] + b_hn
+      n = jnp.tanh(g_KxBx3H[..., 2 * h:] + r * hn)
+      h_new = n + z * (h_prev - n)
+      if masked:
+        m = m_KxB[..., None]
+        h_new = jnp.where(m, h_new, h_prev)
+        out = jnp.where(m, h_new, 0.0)
+      else:
+        out = h_new
+      res = (h_prev, rz, n, hn) if keep_residuals else None
+      return h_new, (out, res)
+
+    xs = (gates_TxKxBx3H, mask_TxKxB) if masked else gates_TxKxBx3H
+    zeros = jnp.zeros((k, b, h), gates_TxKxBx3H.dtype)
+    h_last, (out, res) = jax.lax.scan(step, zeros, xs, unroll=unroll)
+    return out, h_last, res
+
+  @jax.custom_vjp
+  def scan(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB):
+    out, h_last, _ = forward(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB, False)
+    return out, h_last
+
+  def scan_fwd(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB):
+    out, h_last, res = forward(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB, True)
+    return (out, h_last), (res, w_KxHx3H, mask_TxKxB)
+
+  def scan_bwd(saved, cotangents):
+    (h_prev_T, rz_T, n_T, hn_T), w_KxHx3H, mask_TxKxB = saved
+    dout_TxKxBxH, dh_last = cotangents
+    h = w_KxHx3H.shape[1]
+
+    def step(dh, inputs):
+      if masked:
+        dout, h_prev, rz, n, hn, m_KxB = inputs
+        m = m_KxB[..., None]
+        dh_tot = dh + jnp.where(m, dout, 0.0)
+      else:
+        dout, h_prev, rz, n, hn = inputs
+        dh_tot = dh + dout
+      r, z = rz[..., :h], rz[..., h:]
+      dn = dh_tot * (1.0 - z)
+      dz = dh_tot * (h_prev - n)
+      da_n = dn * (1.0 - n * n)
+      dr = da_n * hn
+      drz = jnp.concatenate([dr * r * (1.0 - r), dz * z * (1.0 - z)], axis=-1)
+      dgh = jnp.concatenate([drz, da_n * r], axis=-1)      # d(h W_hh + [0, 0, b_hn])
+      dgi = jnp.concatenate([drz, da_n], axis=-1)          # d(input projections)
+      dh_prev = dh_tot * z + jnp.einsum('kbg,khg->kbh', dgh, w_KxHx3H)
+      if masked:
+        dgh = jnp.where(m, dgh, 0.0)
+        dgi = jnp.where(m, dgi, 0.0)
+        dh_prev = jnp.where(m, dh_prev, dh)
+      return dh_prev, (dgi, dgh)
+
+    xs = (dout_TxKxBxH, h_prev_T, rz_T, n_T, hn_T)
+    xs = xs + (mask_TxKxB,) if masked else xs
+    _, (dgi_TxKxBx3H, dgh_TxKxBx3H) = jax.lax.scan(step, dh_last, xs, reverse=True,
+                                                   unroll=unroll)
+    dw_KxHx3H = jnp.einsum('tkbh,tkbg->khg', h_prev_T, dgh_TxKxBx3H)
+    db_hn_KxH = jnp.sum(dgh_TxKxBx3H[..., 2 * h:], axis=(0, 2))
+    dmask = None if mask_TxKxB is None else np.zeros(mask_TxKxB.shape, jax.dtypes.float0)
+    return dgi_TxKxBx3H, dw_KxHx3H, db_hn_KxH, dmask
+
+  scan.defvjp(scan_fwd, scan_bwd)
+  return scan
+
+
+class GRULayer(nnx.Module):
+  """One unidirectional GRU layer, torch.nn.GRU's parameters (see the section comment)."""
+
+  def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs):
+    bound = 1.0 / hidden**0.5
+    self.hidden = hidden
+    self.w_ih = _uniform(rngs, (in_features, 3 * hidden), bound)
+    self.w_hh = _uniform(rngs, (hidden, 3 * hidden), bound)
+    self.b_ih = _uniform(rngs, (3 * hidden,), bound)
+    self.b_hh = _uniform(rngs, (3 * hidden,), bound)
+
+  def gates(self, x_TxBxD: jax.Array) -> jax.Array:
+    """Input projections of all steps, one matmul: (T, B, 3H), with b_ih + [b_hr, b_hz, 0]."""
+    h = self.hidden
+    b_3H = self.b_ih[...] + jnp.concatenate([self.b_hh[...][:2 * h], jnp.zeros((h,))])
+    return jnp.einsum('tbd,dg->tbg', x_TxBxD, self.w_ih[...]) + b_3H
+
+  def recurrent(self) -> tuple[jax.Array, jax.Array]:
+    """(w_hh (H, 3H), b_hn (H,)) for `gru_scan`."""
+    return self.w_hh[...], self.b_hh[...][2 * self.hidden:]
+
+
+class LSTMLayer(nnx.Module):
+  """One unidirectional LSTM layer, torch.nn.LSTM's parameters (w_ih = weight_ih_l{n}.T, ...)."""
+
+  def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs):
+    bound = 1.0 / hidden**0.5
+    self.hidden = hidden
+    self.w_ih = _uniform(rngs, (in_features, 4 * hidden), bound)
+    self.w_hh = _uniform(rngs, (hidden, 4 * hidden), bound)
+    self.b_ih = _uniform(rngs, (4 * hidden,), bound)
+    self.b_hh = _uniform(rngs, (4 * hidden,), bound)
+
+  def gates(self, x_TxBxD: jax.Array) -> jax.Array:
+    """Input projections of all steps, one matmul: (T, B, 4H), with both biases."""
+    return (jnp.einsum('tbd,dg->tbg', x_TxBxD, self.w_ih[...])
+            + self.b_ih[...] + self.b_hh[...])
+
+
+RECURRENT_CELLS = {"gru": GRULayer, "lstm": LSTMLayer}
+
+
+def run_recurrent_stacks(cell: str, stacks: list[nnx.List], xs_BxTxD: list[jax.Array],
+                         mask_BxT: jax.Array | None,
+                         unroll: int | None = None) -> list[tuple[jax.Array, jax.Array]]:
+  """Runs M unidirectional GRU or LSTM stacks of equal width and depth over one (B, T).
+
+  The M recurrences of each layer share one `lax.scan` (`gru_scan` / `lstm_scan`).
+
+  Returns:
+    per stack (outputs y_BxTxH of the last layer, its final state h_BxH).
+  """
+  if cell not in RECURRENT_CELLS:
+    raise ValueError(f'unknown recurrent cell {cell!r}; use one of {sorted(RECURRENT_CELLS)}')
+  b, t = xs_BxTxD[0].shape[:2]
+  for x in xs_BxTxD:
+    if x.ndim != 3 or x.shape[:2] != (b, t):
+      raise ValueError(f'recurrent inputs must be (B, T, D) with one (B, T) = {(b, t)} for all '
+                       f'modalities; got {[x.shape for x in xs_BxTxD]}')
+  if mask_BxT is not None and mask_BxT.shape != (b, t):
+    raise ValueError(f'mask_BxT has shape {mask_BxT.shape}; the inputs need {(b, t)}')
+  n = len(stacks)
+  mask_TxKxB = None
+  if mask_BxT is not None:
+    mask_TxKxB = jnp.broadcast_to(jnp.asarray(mask_BxT, bool).T[:, None, :], (t, n, b))
+  ys_TxBxD = [jnp.swapaxes(x, 0, 1) for x in xs_BxTxD]
+  for depth in range(len(stacks[0])):
+    layers = [stack[depth] for stack in stacks]
+    gates = jnp.stack([layer.gates(y) for layer, y in zip(layers, ys_TxBxD)], axis=1)
+    if cell == "gru":
+      w_hh, b_hn = zip(*(layer.recurrent() for layer in layers))
+      out_TxKxBxH, h_KxBxH = gru_scan(gates, jnp.stack(w_hh), jnp.stack(b_hn), mask_TxKxB, unroll)
+    else:
+      w_hh = jnp.stack([layer.w_hh[...] for layer in layers])
+      out_TxKxBxH, h_KxBxH = lstm_scan(gates, w_hh, mask_TxKxB, unroll)
+    ys_TxBxD = [out_TxKxBxH[:, m] for m in range(n)]
+  return [(jnp.swapaxes(y, 0, 1), h_KxBxH[m]) for m, y in enumerate(ys_TxBxD)]
+
+
+class MultiRecurrent(nnx.Module):
+  """One unidirectional GRU or LSTM stack per modality, run together (one scan per layer).
+
+  `self.stacks[name]` is modality `name`'s list of layers (`GRULayer` / `LSTMLayer`). All
+  modalities share width, depth, (B, T) and the mask.
+  """
+
+  def __init__(self, in_features: dict[str, int], hidden: int, num_layers: int = 1,
+               cell: str = "gru", *, rngs: nnx.Rngs, unroll: int | None = None):
+    if cell not in RECURRENT_CELLS:
+      raise ValueError(f'unknown recurrent cell {cell!r}; use one of {sorted(RECURRENT_CELLS)}')
+    self.cell = cell
+    self.unroll = unroll
+    make = RECURRENT_CELLS[cell]
+    self.stacks = nnx.Dict({
+        name: nnx.List([make(d if i == 0 else hidden, hidden, rngs=rngs)
+                        for i in range(num_layers)])
+        for name, d in in_features.items()})
+
+  def __call__(self, xs_BxTxD: dict[str, jax.Array], mask_BxT: jax.Array | None = None
+               ) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """name -> (outputs y_BxTxH, final state h_BxH) for the modalities in `xs_BxTxD`."""
+    names = list(xs_BxTxD)
+    unknown = [n for n in names if n not in self.stacks]
+    if unknown:
+      raise KeyError(f'MultiRecurrent has no modality {unknown}; it has {list(self.stacks)}')
+    results = run_recurrent_stacks(self.cell, [self.stacks[n] for n in names],
+                                   [xs_BxTxD[n] for n in names], mask_BxT, self.unroll)
     return dict(zip(names, results))

@@ -1,0 +1,402 @@
+"""Seed 001: per-modality GRU / LSTM / TCN, context gating, mixture of experts, smoothing.
+
+Paper: shared/seeds/001_*.txt (MediaEval 2018), mapping docs: methods.md section 001.
+
+  x[m] (B, T, D_m) --encoder[m]--> h[m] (B, T, H)      one causal encoder per modality
+  concat_m h[m] (B, T, M H) -> dropout -> CG -> MoE -> CG -> logits of (valence + 1) / 2, (arousal + 1) / 2
+
+- Encoders (`config.model.encoder`): "gru" (the paper's choice), "lstm", or "tcn" (a causal
+  encoder-decoder TCN, `CausalEDTCN`); 1-2 layers of 32-256 units. All modalities' GRU / LSTM
+  recurrences run in one scan per layer (`layers.MultiRecurrent`).
+- Context gating (the YouTube-8M "Willow" form): y = x * sigmoid(BN(x W)).
+- Mixture of experts (the YouTube-8M starter code): per target a gate without bias gives a softmax
+  over M + 1 gates; each of the M experts is a logistic regression; the extra gate belongs to a dummy
+  expert whose output is 0, so p = sum_m gate_m sigmoid(expert_m). It is computed in log space
+  (logsumexp of log gates + log sigmoids), and the second context gate multiplies p by
+  sigmoid(BN(p W2)), so the model's outputs are the logits log p - log(1 - p) of the final
+  probabilities, as the contract's "sigmoid_ce" loss wants them.
+- Batch norm inference (`config.model.bn_inference`): "population" (running statistics) or "batch"
+  (statistics of the batch being predicted, as the paper's results were made), both over the valid
+  rows only (the `clip_mask`).
+- Post-processing per film (`config.postprocess.kind`): zero-phase Butterworth (the paper's choice,
+  `postprocess.butterworth`: forward-backward, odd extension of 3 * (2 * sections + 1) samples at
+  each end, 15 for order 4), centred moving average (`postprocess.moving_average`, the window
+  shrinks at the film's ends), or none. A film shorter than the Butterworth padding (T <= 15 s at
+  order 4) is filtered with the padding cut to T - 1 samples, exactly SciPy's
+  `filtfilt(b, a, x, padlen=T - 1)`; a 1-second film is returned unchanged (tests/test_gru_moe.py).
+  `variants` adds the other smoothers and the other BN mode as extra rows of the ablation table
+  without retraining.
+
+Windows. The data are per-second windows with one-second clips (`config.data.clip_seconds = 1`) and
+`num_clips = config.model.window_seconds` = W. Training windows start at every second of a film
+(`train_stride = 1`), so a window ends at every second t >= W - 1 and its last output is the paper's
+sequence-to-one prediction of second t from the W seconds ending at t; the encoders are causal, so the
+output at every other second s of the window is the prediction of s from the seconds of the window up
+to s (the first window of a film holds the film's start: the seconds before it do not exist, as if
+left-padded and masked). Those earlier outputs are scored too (the contract's loss is over every
+valid clip of a window). Prediction of whole films uses non-overlapping windows of W seconds, so
+second t is predicted from the (t mod W) + 1 seconds up to it (between 1 and W), not always from W.
+The exact form needs windows with left context from the harness: W - 1 seconds before the scored
+clips, masked out of the loss and of the predictions (left-padded at film starts), with evaluation
+windows stepping by the scored length; the forward here would then need no change.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from emojax import contract
+from emojax import ensemble
+from emojax import errors
+from emojax import postprocess
+from emojax.models import layers
+
+ENCODERS = ("gru", "lstm", "tcn")
+BN_INFERENCE = ("population", "batch")
+SMOOTHERS = ("butterworth", "moving_average", "none")
+
+
+# ----------------------------------------------------------------------------------------------
+# Pieces.
+
+
+class MaskedBatchNorm(nnx.Module):
+  """`nnx.BatchNorm` over the valid rows, with a choice of statistics at inference.
+
+  Training: batch statistics of the rows where `valid_N` is true (padding never enters them), and
+  the running statistics are updated. Inference ("eval" mode): the running statistics
+  (`inference="population"`) or the valid rows' statistics of the batch being predicted
+  (`inference="batch"`; the running statistics are then left alone).
+  """
+
+  def __init__(self, features: int, inference: str = "population", momentum: float = 0.99,
+               epsilon: float = 1e-3, *, rngs: nnx.Rngs):
+    self.bn = nnx.BatchNorm(features, momentum=momentum, epsilon=epsilon, rngs=rngs)
+    self.inference = inference
+
+  def __call__(self, x_NxF: jax.Array, valid_N: jax.Array, inference: str | None = None
+               ) -> jax.Array:
+    mode = inference or self.inference
+    mask_Nx1 = jnp.asarray(valid_N, bool)[:, None]
+    if not self.bn.use_running_average or mode == "population":
+      return self.bn(x_NxF, mask=mask_Nx1)
+    w = mask_Nx1.astype(x_NxF.dtype)
+    n = jnp.maximum(jnp.sum(w), 1.0)
+    mean_F = jnp.sum(w * x_NxF, axis=0) / n
+    var_F = jnp.sum(w * (x_NxF - mean_F) ** 2, axis=0) / n
+    y = (x_NxF - mean_F) * jax.lax.rsqrt(var_F + self.bn.epsilon)
+    return y * self.bn.scale[...] + self.bn.bias[...]
+
+
+class ContextGating(nnx.Module):
+  """y = x * sigmoid(BN(x W)) (with `batch_norm=False`: x * sigmoid(x W + b))."""
+
+  def __init__(self, features: int, *, batch_norm: bool, bn_inference: str, bn_momentum: float,
+               rngs: nnx.Rngs):
+    self.w = nnx.Linear(features, features, use_bias=not batch_norm, rngs=rngs)
+    self.bn = (MaskedBatchNorm(features, bn_inference, bn_momentum, rngs=rngs)
+               if batch_norm else None)
+
+  def log_gate(self, x_NxF: jax.Array, valid_N: jax.Array, bn_inference: str | None = None
+               ) -> jax.Array:
+    """log sigmoid(BN(x W)): the log of the gate that multiplies x."""
+    a_NxF = self.w(x_NxF)
+    if self.bn is not None:
+      a_NxF = self.bn(a_NxF, valid_N, bn_inference)
+    return jax.nn.log_sigmoid(a_NxF)
+
+  def __call__(self, x_NxF: jax.Array, valid_N: jax.Array, bn_inference: str | None = None
+               ) -> jax.Array:
+    return x_NxF * jnp.exp(self.log_gate(x_NxF, valid_N, bn_inference))
+
+
+class MixtureOfExperts(nnx.Module):
+  """YouTube-8M MoE of logistic experts; returns log p (N, C) of the C targets."""
+
+  def __init__(self, features: int, num_targets: int, num_experts: int, *, rngs: nnx.Rngs):
+    self.c, self.m = num_targets, num_experts
+    self.gate = nnx.Linear(features, num_targets * (num_experts + 1), use_bias=False, rngs=rngs)
+    self.experts = nnx.Linear(features, num_targets * num_experts, rngs=rngs)
+
+  def __call__(self, x_NxF: jax.Array) -> jax.Array:
+    n = x_NxF.shape[0]
+    log_gates_NxCxM1 = jax.nn.log_softmax(self.gate(x_NxF).reshape(n, self.c, self.m + 1), -1)
+    log_experts_NxCxM = jax.nn.log_sigmoid(self.experts(x_NxF).reshape(n, self.c, self.m))
+    # The dummy expert (gate index M) outputs 0: it only takes probability mass away.
+    return jax.nn.logsumexp(log_gates_NxCxM1[..., :self.m] + log_experts_NxCxM, axis=-1)
+
+
+class CausalEDTCN(nnx.Module):
+  """Encoder-decoder TCN (Lea et al.'s ED-TCN) made causal; output at every step (B, T, H).
+
+  Encoder level: causal conv (kernel k, left padding k - 1) -> ReLU -> max-pool of the pairs
+  (2i, 2i + 1). Decoder level: each pooled step repeated twice and shifted right by one step (so
+  step j sees pooled step (j - 1) // 2, which ends at or before j) -> causal conv -> ReLU. The output
+  at step t depends on the inputs at steps <= t only (tested through gradients). Sequences are
+  left-padded with zeros to a multiple of 2**levels; invalid input steps are zeroed.
+  """
+
+  def __init__(self, in_features: int, hidden: int, levels: int = 2, kernel: int = 5, *,
+               rngs: nnx.Rngs):
+    self.levels, self.kernel = levels, kernel
+    conv = lambda i, o: nnx.Conv(i, o, kernel_size=(kernel,), padding=((kernel - 1, 0),),
+                                 rngs=rngs)
+    self.enc = nnx.List([conv(in_features if i == 0 else hidden, hidden) for i in range(levels)])
+    self.dec = nnx.List([conv(hidden, hidden) for _ in range(levels)])
+
+  def __call__(self, x_BxTxD: jax.Array, mask_BxT: jax.Array | None = None) -> jax.Array:
+    b, t, _ = x_BxTxD.shape
+    if mask_BxT is not None:
+      x_BxTxD = jnp.where(mask_BxT[..., None], x_BxTxD, 0.0)
+    unit = 2 ** self.levels
+    pad = (-t) % unit
+    y = jnp.pad(x_BxTxD, ((0, 0), (pad, 0), (0, 0)))
+    for conv in self.enc:
+      y = jax.nn.relu(conv(y))
+      y = jnp.max(y.reshape(b, y.shape[1] // 2, 2, -1), axis=2)
+    for conv in self.dec:
+      y = jnp.repeat(y, 2, axis=1)
+      y = jnp.pad(y, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+      y = jax.nn.relu(conv(y))
+    return y[:, pad:]
+
+
+# ----------------------------------------------------------------------------------------------
+# The model.
+
+
+class GruMoe(nnx.Module):
+  """Seed 001's network (see the module docstring); `__call__` gives {target: logits (B, L)}."""
+
+  def __init__(self, config: ml_collections.ConfigDict, dims: dict[str, int], *, rngs: nnx.Rngs):
+    m = config.model
+    self.modalities = tuple(config.modalities)
+    self.targets = tuple(config.targets)
+    self.encoder_kind = m.encoder
+    if m.encoder == "tcn":
+      self.encoder = nnx.Dict({k: CausalEDTCN(dims[k], m.hidden, m.tcn_levels, m.tcn_kernel,
+                                              rngs=rngs) for k in self.modalities})
+    else:
+      self.encoder = layers.MultiRecurrent({k: dims[k] for k in self.modalities}, m.hidden,
+                                           m.num_layers, m.encoder, rngs=rngs)
+    f = m.hidden * len(self.modalities)
+    c = len(self.targets)
+    bn = dict(batch_norm=m.batch_norm, bn_inference=m.bn_inference, bn_momentum=m.bn_momentum)
+    self.dropout = nnx.Dropout(m.dropout)
+    self.gate_in = ContextGating(f, **bn, rngs=rngs) if m.context_gating else None
+    if m.mixture_of_experts:
+      self.moe = MixtureOfExperts(f, c, m.num_experts, rngs=rngs)
+      self.logistic = None
+    else:  # the ablation: one logistic regression per target instead of the mixture
+      self.moe = None
+      self.logistic = nnx.Linear(f, c, rngs=rngs)
+    self.gate_out = ContextGating(c, **bn, rngs=rngs) if m.context_gating else None
+
+  def encode(self, batch: dict) -> tuple[jax.Array, jax.Array]:
+    """Concatenated per-second encoder outputs (B, T, M H) and the valid seconds (B, T)."""
+    b, l, s = batch["second_mask"].shape
+    mask_BxT = batch["second_mask"].reshape(b, l * s)
+    xs = {k: batch["x"][k].reshape(b, l * s, -1) for k in self.modalities}
+    if self.encoder_kind == "tcn":
+      hs = [self.encoder[k](xs[k], mask_BxT) for k in self.modalities]
+    else:
+      out = self.encoder(xs, mask_BxT)
+      hs = [out[k][0] for k in self.modalities]
+    return jnp.concatenate(hs, axis=-1), mask_BxT
+
+  def __call__(self, batch: dict, rngs: nnx.Rngs | None = None,
+               bn_inference: str | None = None) -> dict[str, jax.Array]:
+    b, l, s = batch["second_mask"].shape
+    if s != 1:
+      raise errors.ConfigError(f"gru_moe predicts every second: it needs one-second clips "
+                               f"(config.data.clip_seconds = 1), got clips of {s} s")
+    h_BxTxF, _ = self.encode(batch)
+    h_NxF = h_BxTxF.reshape(b * l, -1)
+    valid_N = jnp.asarray(batch["clip_mask"], bool).reshape(b * l)
+    h_NxF = self.dropout(h_NxF, rngs=rngs)
+    if self.gate_in is not None:
+      h_NxF = self.gate_in(h_NxF, valid_N, bn_inference)
+    if self.moe is not None:
+      logp_NxC = self.moe(h_NxF)
+    else:
+      logp_NxC = jax.nn.log_sigmoid(self.logistic(h_NxF))
+    if self.gate_out is not None:
+      logp_NxC = logp_NxC + self.gate_out.log_gate(jnp.exp(logp_NxC), valid_N, bn_inference)
+    logits_NxC = probability_logit(logp_NxC)
+    return {t: logits_NxC[:, i].reshape(b, l) for i, t in enumerate(self.targets)}
+
+
+def probability_logit(logp: jax.Array, max_logp: float = -1e-7) -> jax.Array:
+  """log p - log(1 - p) from log p, stable for p near 0 and capped just below p = 1."""
+  logp = jnp.minimum(logp, max_logp)
+  return logp - jnp.log(-jnp.expm1(logp))
+
+
+def forward(model: GruMoe, batch: dict, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+  return model(batch, rngs)
+
+
+@functools.lru_cache(maxsize=None)
+def forward_with_bn(bn_inference: str):
+  """A forward with the other BN inference mode (for `variants`)."""
+  def fwd(model: GruMoe, batch: dict, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+    return model(batch, rngs, bn_inference)
+  return fwd
+
+
+# ----------------------------------------------------------------------------------------------
+# Post-processing.
+
+
+def smoother(kind: str, config: ml_collections.ConfigDict):
+  """Per-film post-processing (T,) -> (T,) of `kind`, with the numbers of `config.postprocess`."""
+  p = config.postprocess
+  fs_hz = 1.0 / config.data.clip_seconds
+  if kind == "butterworth":
+    return functools.partial(postprocess.butterworth, cutoff_hz=p.butterworth_cutoff_hz,
+                             order=p.butterworth_order, fs_hz=fs_hz)
+  if kind == "moving_average":
+    return functools.partial(postprocess.moving_average, width=p.moving_average_seconds)
+  if kind == "none":
+    return None
+  raise errors.ConfigError(f"config.postprocess.kind={kind!r}; use one of {SMOOTHERS}")
+
+
+# ----------------------------------------------------------------------------------------------
+# The method contract.
+
+
+def task(config: ml_collections.ConfigDict) -> contract.Task:
+  return contract.Task(targets=tuple(config.targets), loss="sigmoid_ce",
+                       best_metric=config.checkpoint.best_metric,
+                       best_mode=config.checkpoint.best_mode)
+
+
+def modalities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  return tuple(config.modalities)
+
+
+def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
+           rngs: nnx.Rngs) -> GruMoe:
+  check_config(config)
+  missing = [m for m in config.modalities if m not in feature_dims]
+  if missing:
+    raise errors.ConfigError(f"config.modalities names {missing}, which the dataset does not "
+                             f"have; it has {sorted(feature_dims)}")
+  return GruMoe(config, feature_dims, rngs=rngs)
+
+
+def plan(config: ml_collections.ConfigDict, done: list[dict]) -> contract.Phase | None:
+  if any(r["name"] == "gru_moe" for r in done):
+    return None
+  tr = config.train
+  return contract.Phase(
+      name="gru_moe", task=task(config), forward=forward, num_clips=config.model.window_seconds,
+      steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
+      eval_every=tr.eval_every, eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,
+      info={"encoder": config.model.encoder, "window_seconds": config.model.window_seconds,
+            "ensemble": tr.ensemble})
+
+
+def target_task(config: ml_collections.ConfigDict, target: str) -> contract.Task:
+  """The one-target task of an Output: the harness's predictor reads the task's first target and
+  `contract.predictions` picks it out of the joint forward's {target: logits}."""
+  return contract.Task(targets=(target,), loss="sigmoid_ce",
+                       best_metric=config.checkpoint.best_metric,
+                       best_mode=config.checkpoint.best_mode)
+
+
+def _outputs(config, forward_fn, post, key: str) -> dict[str, contract.Output]:
+  # Raw predictions are cached per key, so the key names the target (and the forward): outputs that
+  # differ only in post-processing share it.
+  return {t: contract.Output(forward=forward_fn, task=target_task(config, t),
+                             num_clips=config.model.window_seconds, postprocess=post,
+                             key=f"{key}/{t}") for t in config.targets}
+
+
+def outputs(config: ml_collections.ConfigDict) -> dict[str, contract.Output]:
+  return _outputs(config, forward, smoother(config.postprocess.kind, config), "gru_moe")
+
+
+def variants(config: ml_collections.ConfigDict) -> dict[str, dict[str, contract.Output]]:
+  """The other smoothers, and the other BN inference mode, of the trained model."""
+  out = {}
+  for kind in SMOOTHERS:
+    if kind != config.postprocess.kind:
+      out[f"smoothing_{kind}"] = _outputs(config, forward, smoother(kind, config), "gru_moe")
+  if config.model.batch_norm and config.model.context_gating:
+    other = [m for m in BN_INFERENCE if m != config.model.bn_inference][0]
+    out[f"bn_inference_{other}"] = _outputs(config, forward_with_bn(other),
+                                            smoother(config.postprocess.kind, config),
+                                            f"gru_moe_bn_{other}")
+  return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks (before any training step).
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """ConfigError naming the key for every setting the model cannot run with."""
+  m, p = config.model, config.postprocess
+  if m.encoder not in ENCODERS:
+    raise errors.ConfigError(f"config.model.encoder={m.encoder!r}; use one of {ENCODERS}")
+  if int(m.window_seconds) != m.window_seconds or m.window_seconds < 1:
+    raise errors.ConfigError(f"config.model.window_seconds={m.window_seconds!r} must be a "
+                             "positive integer (the paper: 10, 30 or 60)")
+  if config.data.clip_seconds != 1:
+    raise errors.ConfigError(f"config.data.clip_seconds={config.data.clip_seconds}: gru_moe "
+                             "predicts every second; set it to 1")
+  if m.hidden < 1 or m.num_layers < 1:
+    raise errors.ConfigError(f"config.model.hidden={m.hidden} and config.model.num_layers="
+                             f"{m.num_layers} must be >= 1")
+  if m.encoder == "tcn" and (m.tcn_levels < 1 or m.tcn_kernel < 1):
+    raise errors.ConfigError(f"config.model.tcn_levels={m.tcn_levels} and tcn_kernel="
+                             f"{m.tcn_kernel} must be >= 1")
+  if m.bn_inference not in BN_INFERENCE:
+    raise errors.ConfigError(f"config.model.bn_inference={m.bn_inference!r}; use one of "
+                             f"{BN_INFERENCE}")
+  if m.mixture_of_experts and m.num_experts < 1:
+    raise errors.ConfigError(f"config.model.num_experts={m.num_experts} must be >= 1")
+  if not 0.0 <= m.dropout < 1.0:
+    raise errors.ConfigError(f"config.model.dropout={m.dropout} must lie in [0, 1)")
+  if not config.modalities:
+    raise errors.ConfigError("config.modalities is empty; name the dataset streams to encode")
+  if p.kind not in SMOOTHERS:
+    raise errors.ConfigError(f"config.postprocess.kind={p.kind!r}; use one of {SMOOTHERS}")
+  smoother(p.kind, config)
+  if p.kind == "butterworth":  # the numbers are checked by a dry run on a short signal
+    postprocess.butterworth(np.zeros(4), p.butterworth_cutoff_hz, p.butterworth_order,
+                            1.0 / config.data.clip_seconds)
+  if int(p.moving_average_seconds) != p.moving_average_seconds or p.moving_average_seconds < 1:
+    raise errors.ConfigError(f"config.postprocess.moving_average_seconds="
+                             f"{p.moving_average_seconds!r} must be a positive integer")
+  if int(config.train.ensemble) != config.train.ensemble or config.train.ensemble < 1:
+    raise errors.ConfigError(f"config.train.ensemble={config.train.ensemble!r} must be a "
+                             "positive integer (1 = no ensemble)")
+  if config.train.ensemble > 1:
+    ensemble.check_sharding(config.train.ensemble, config.data.batch_size, jax.device_count(),
+                            config.train.ensemble_sharding)
+
+
+def check_windows(config: ml_collections.ConfigDict, film_lengths: Sequence[int],
+                  split: str = "train") -> None:
+  """ConfigError when the window (config.model.window_seconds) is longer than every film of a split.
+
+  The harness's training windows of a film shorter than the window are padded at the end, so every
+  output of such a film sees fewer than W seconds: a window longer than every film is a mistake
+  (a smaller W, or the right dataset).
+  """
+  w = int(config.model.window_seconds) * int(config.data.clip_seconds)
+  lengths = [int(t) for t in film_lengths]
+  if lengths and w > max(lengths):
+    raise errors.ConfigError(
+        f"config.model.window_seconds={config.model.window_seconds} is longer than every film of "
+        f"the {split} split (longest {max(lengths)} s); use a window of at most {max(lengths)} s")
