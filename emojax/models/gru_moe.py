@@ -286,6 +286,11 @@ def modalities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
            rngs: nnx.Rngs) -> GruMoe:
   check_config(config)
+  if config.train.ensemble > 1:
+    raise errors.ConfigError(
+        f"config.train.ensemble={config.train.ensemble}: the training harness (main.py) does not "
+        "train ensembles yet; train K members in one jit from Python with emojax.ensemble "
+        "(create / make_train_step / make_predict), or set config.train.ensemble=1")
   missing = [m for m in config.modalities if m not in feature_dims]
   if missing:
     raise errors.ConfigError(f"config.modalities names {missing}, which the dataset does not "
