@@ -60,7 +60,7 @@ def check_classes(classes, where: str) -> np.ndarray:
       as_float >= NUM_CLASSES)
   if bad.any():
     first = np.flatnonzero(bad.reshape(-1))[0]
-    raise DataError(f"{where}: class label {c.reshape(-1)[first]!r} is not one of 0, 1, 2 "
+    raise DataError(f"{where}: class label {c.reshape(-1).tolist()[first]!r} is not one of 0, 1, 2 "
                     f"({int(bad.sum())} such label(s)). Fix: use the 3-class labels of the "
                     "MediaEval 2015 protocol (0 negative/calm, 1 neutral, 2 positive/active).")
   return as_float.astype(np.int64)
