@@ -97,6 +97,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.conv = SMALL_CONV
     c.model.width = 0.5
     c.model.fc_width = 128
+    c.model.fc_dropout = 0.0            # emojax's choice: 128-wide fc6/fc7 trained unstably with 0.5
     c.model.fusion_dim = 64
     c.model.lstm_hidden = 32
     c.model.mlp_hidden = 32

@@ -256,6 +256,8 @@ def test_config_task_and_errors():
     bad = _config()
     bad.model.fusion = "mid"
     fl.create(bad, DIMS, nnx.Rngs(0))
+  with pytest.raises(errors.ConfigError, match="shrinks a 32-pixel crop"):
+    fl.conv_output_side(32, c.model.conv)
   with pytest.raises(errors.ConfigError, match="no stream 'keyframe'"):
     fl.create(_config(), {"spectrogram_image": DIMS["spectrogram_image"]}, nnx.Rngs(0))
 

@@ -84,13 +84,14 @@ def local_response_norm(x_NxHxWxC: jax.Array, size: int = 5, k: float = 2.0, alp
 
 def conv_output_side(side: int, conv: Sequence[Sequence]) -> int:
   """Spatial side after the convolutions and pools of `conv` (square inputs)."""
+  given = side
   for _, kernel, stride, pad, pool, _ in conv:
     side = (side + 2 * pad - kernel) // stride + 1
     if pool:
       side = (side - 3) // 2 + 1
     if side < 1:
-      raise errors.ConfigError(f"model.conv shrinks a {side}-pixel input to nothing; use a larger "
-                               "model.crop or fewer strides / pools")
+      raise errors.ConfigError(f"config.model.conv shrinks a {given}-pixel crop (model.crop) to "
+                               "nothing; use a larger model.crop or fewer strides / pools")
   return side
 
 
