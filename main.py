@@ -3,7 +3,8 @@ r"""emojax: train, evaluate, sweep, predict and inspect data from a config.
   python main.py --config=configs/two_timescale.py --workdir=runs/tts            # train + evaluate
   python main.py --mode=evaluate --workdir=runs/tts [--checkpoint=DIR]           # evaluate again
   python main.py --mode=sweep --config=configs/two_timescale.py --workdir=runs/sweep
-  python main.py --mode=predict --workdir=runs/tts --video=film.mp4 [--output=DIR]
+  python main.py --mode=predict --workdir=runs/tts --video=film.mp4 [--output=DIR] \
+      [--allow_missing_audio]
   python main.py --mode=doctor --dataset=mediaeval2018 --manual_dir=~/downloads/me18
   python main.py --mode=build --dataset=mediaeval2018 --dataset_config=official_features \
       --manual_dir=~/downloads/me18
@@ -27,6 +28,8 @@ flags.DEFINE_string("checkpoint", None, "evaluate/predict: a model checkpoint fo
                     "<workdir>/final_model).")
 flags.DEFINE_string("video", None, "predict: a video file or a folder of videos.")
 flags.DEFINE_string("output", None, "predict: output folder (default: <workdir>/predict).")
+flags.DEFINE_bool("allow_missing_audio", False, "predict: a film without an audio stream is "
+                  "predicted with silence in place of its sound (default: it is skipped).")
 flags.DEFINE_string("dataset", None, "doctor/build: dataset name (a module of emojax/datasets).")
 flags.DEFINE_string("manual_dir", None, "doctor/build: the folder holding the manual download.")
 flags.DEFINE_string("dataset_config", None, "doctor/build: the dataset's builder config, if any.")
@@ -52,16 +55,26 @@ def main(argv):
 
 def run(mode: str):
   from emojax import errors, evaluate, train  # pylint: disable=g-import-not-at-top
+  if mode in ("doctor", "build"):
+    if not FLAGS.dataset:
+      raise app.UsageError(f"--dataset is required in {mode} mode (e.g. --dataset=mediaeval2018)")
   if mode == "doctor":
     from emojax import doctor  # pylint: disable=g-import-not-at-top
+    if not FLAGS.manual_dir:
+      raise app.UsageError("--manual_dir is required in doctor mode: the folder holding the "
+                           f"manual download of {FLAGS.dataset}, the one doctor checks")
     problems = doctor.run_doctor(FLAGS.dataset, FLAGS.manual_dir, FLAGS.dataset_config)
     print(doctor.format_report(problems))
     return 1 if any(p.severity == "error" for p in problems) else 0
   if mode == "build":
     from emojax import datasets  # pylint: disable=g-import-not-at-top
-    if not FLAGS.dataset:
-      raise app.UsageError("--dataset is required in build mode")
-    builder = datasets.get_builder(FLAGS.dataset, FLAGS.dataset_config, FLAGS.data_dir)
+    builder = _get_builder(FLAGS.dataset, FLAGS.dataset_config, FLAGS.data_dir)
+    if (not FLAGS.manual_dir and getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
+        and not _is_prepared(builder)):
+      raise app.UsageError(
+          f"--manual_dir is required to build {FLAGS.dataset}: the folder holding its manual "
+          f"download (check it first with --mode=doctor --dataset={FLAGS.dataset} "
+          "--manual_dir=...)")
     datasets.prepare(builder, FLAGS.manual_dir)
     print(f"built {builder.info.full_name} in {builder.data_dir}: " + ", ".join(
         f"{name} {split.num_examples}" for name, split in builder.info.splits.items()))
@@ -69,6 +82,9 @@ def run(mode: str):
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required")
   workdir = pathlib.Path(FLAGS.workdir)
+  if workdir.exists() and not workdir.is_dir():
+    raise errors.ConfigError(f"--workdir={workdir} is an existing file, not a folder; pass a "
+                             "folder (training creates it)")
   try:
     config = FLAGS.config
     if config is not None:
@@ -90,8 +106,34 @@ def run(mode: str):
     from emojax import predict  # pylint: disable=g-import-not-at-top
     if not FLAGS.video:
       raise app.UsageError("--video is required in predict mode")
-    predict.predict(config, workdir, FLAGS.video, FLAGS.output, FLAGS.checkpoint)
+    predict.predict(config, workdir, FLAGS.video, FLAGS.output, FLAGS.checkpoint,
+                    allow_missing_audio=FLAGS.allow_missing_audio)
   return 0
+
+
+def _get_builder(dataset: str, config: str | None, data_dir: str | None):
+  """datasets.get_builder, with an unknown --dataset_config named instead of TFDS's ValueError."""
+  from emojax import datasets, errors  # pylint: disable=g-import-not-at-top
+  try:
+    return datasets.get_builder(dataset, config, data_dir)
+  except errors.EmojaxError:
+    raise
+  except ValueError as e:
+    if not config or "BuilderConfig" not in str(e):
+      raise
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    names = [c.name for c in (getattr(tfds.builder_cls(dataset), "BUILDER_CONFIGS", None) or [])]
+    raise errors.ConfigError(
+        f"--dataset_config={config}: {dataset} has no builder config of that name; "
+        + (f"use one of {', '.join(names)}" if names else "it takes none: leave the flag out")
+    ) from None
+
+
+def _is_prepared(builder) -> bool:
+  try:
+    return bool(builder.is_prepared())
+  except Exception:  # pylint: disable=broad-except
+    return False
 
 
 def parse_flags(argv):

@@ -28,6 +28,23 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.data.eval_batch_size = 64
   c.data.train_stride = 1       # training windows start every `train_stride` clips
   c.data.standardize = True     # emojax's choice: features standardised with the training split's mean/std
+  # Datasets without a validation split (config.dataset.splits.validation = ""): this seeded share
+  # of the training films selects the best steps instead (recorded in <workdir>/holdout.json).
+  c.data.holdout_fraction = 0.15
+
+  # The optimizer of every phase (a method may override fields per phase, e.g. its learning rate).
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adam"         # "adam" | "adamw" | "sgd"
+  c.optim.learning_rate = 1e-3
+  c.optim.momentum = 0.9        # sgd
+  c.optim.nesterov = False      # sgd
+  c.optim.weight_decay = 0.0    # decoupled (adamw; sgd adds it to the update)
+  c.optim.l2 = 0.0              # coupled L2: l2 * sum of squares of the trained parameters, in the loss
+  c.optim.grad_clip = 0.0       # global-norm clipping (0 = none)
+  c.optim.schedule = "constant"  # "constant" | "step" (x decay_factor every decay_every steps /
+  c.optim.decay_every = 0       #   decay_every_epochs epochs) | "cosine" (to 0 over the phase)
+  c.optim.decay_every_epochs = 0.0
+  c.optim.decay_factor = 0.1
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.keep = 2         # latest checkpoints kept per phase (for resuming)

@@ -51,10 +51,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.rank_mode = "max"        # matches PCC (higher is better)
   c.train.learning_rate = 1e-3     # emojax's choice: Adam
   c.train.finetune_learning_rate = 3e-4   # ours
-  c.train.grad_clip = 1.0          # emojax's choice: global-norm clipping
   c.train.steps_per_phase = 150    # emojax's choice: ~4 epochs of the default synthetic benchmark
   c.train.inter_steps = 150       # emojax's choice
   c.train.eval_every_steps = 50    # emojax's choice
+
+  c.optim.grad_clip = 1.0          # emojax's choice: global-norm clipping (Adam, config.optim)
 
   if "runlocal" in words:
     common.shrink_for_local_run(c)

@@ -4,23 +4,90 @@ Layout of a training workdir:
   checkpoints/<phase>/latest/<step>/   model state + optimizer state + meta (keep N, for resuming)
   checkpoints/<phase>/best/<step>/     model state of the best validation score of the phase (keep 1)
 Everything else (phase records, manifests) is plain JSON next to it.
+
+Damaged checkpoints (a deleted or truncated data file, removed or garbage metadata) raise
+`DamagedCheckpointError` (a DataError) naming the step folder and what to delete or rerun. Resuming
+a phase falls back to its newest latest step that still reads (Orbax keeps `config.checkpoint.keep`
+of them); the damaged newer steps are moved aside to `<phase>/damaged/`, never deleted.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-from typing import Any
+import shutil
+import time
+import warnings
+from typing import Any, Callable
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+import tensorstore as ts
 from flax import nnx
 
 from emojax import errors
 
 
 _READ_ONLY = ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, create=False)
+
+
+class DamagedCheckpointError(errors.DataError):
+  """A checkpoint on disk cannot be read (files deleted, truncated or garbled)."""
+
+
+class DamagedCheckpointWarning(UserWarning):
+  """A damaged latest checkpoint was skipped; training resumes from an older step."""
+
+
+def _cause(e: BaseException) -> str:
+  """The first line of an Orbax/TensorStore error, short enough for one message."""
+  text = " ".join(str(e).split()) or type(e).__name__
+  return text if len(text) <= 240 else text[:237] + "..."
+
+
+def _check_readable(step_dir: pathlib.Path, items: tuple[str, ...]) -> None:
+  """Reads every stored value of the array items of a step, one at a time, and raises
+  DamagedCheckpointError at the first missing, truncated or unreadable file.
+
+  Run before Orbax restores: Orbax reads all arrays concurrently, and when one read fails the
+  others' callbacks land on a closed event loop and print a dozen tracebacks. Reading the OCDBT
+  key-value store synchronously costs one more pass over the step (milliseconds for emojax's
+  models).
+  """
+  for item in items:
+    item_dir = step_dir / item
+    if not item_dir.is_dir():
+      raise DamagedCheckpointError(f"checkpoint {step_dir} is damaged (its {item!r} folder is "
+                                   "missing)")
+    uses_ocdbt = any(item_dir.glob("ocdbt.process_*")) or (item_dir / "d").is_dir()
+    if not uses_ocdbt:
+      continue  # another storage layout: Orbax's own restore reports problems
+    if not (item_dir / "manifest.ocdbt").is_file():
+      raise DamagedCheckpointError(
+          f"checkpoint {step_dir} is damaged ({item_dir / 'manifest.ocdbt'} is missing)")
+    try:
+      kv = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{item_dir}/"}).result()
+      for key in kv.list().result():
+        if kv.read(key).result().state != "value":
+          raise ValueError(f"value {key!r} is missing")
+    except (ValueError, OSError) as e:
+      raise DamagedCheckpointError(f"checkpoint {step_dir} is damaged ({_cause(e)})") from None
+
+
+def _damaged_or_misfit(step_dir: pathlib.Path, error: Exception,
+                       raw_restore: Callable[[], Any]) -> Exception:
+  """The error to raise when restoring `step_dir` failed: a restore of what was saved, without a
+  target structure, tells a damaged checkpoint (it fails too) from one of another model (it
+  works: the config differs)."""
+  try:
+    raw_restore()
+  except Exception:  # pylint: disable=broad-except
+    return DamagedCheckpointError(f"checkpoint {step_dir} is damaged ({_cause(error)})")
+  return errors.ConfigError(
+      f"checkpoint {step_dir} does not fit the model built from this config ({_cause(error)}); "
+      "evaluate with the config the checkpoint was trained with (it is saved as config.json in "
+      "the workdir)")
 
 
 def _abstract(tree: Any) -> Any:
@@ -71,12 +138,61 @@ class PhaseCheckpoints:
         meta=ocp.args.JsonSave(meta)))
 
   def restore_latest(self, model_pure_like: dict, opt_state_like: Any) -> tuple[int, dict, Any, dict]:
-    step = self._latest.latest_step()
-    restored = self._latest.restore(step, args=ocp.args.Composite(
+    """(step, model, optimizer state, meta) of the newest latest step that reads.
+
+    Damaged newer steps are moved to `<phase>/damaged/` with a DamagedCheckpointWarning (so the
+    resumed run can save those steps again); when none reads, DamagedCheckpointError says what to
+    delete.
+    """
+    args = ocp.args.Composite(
         model=ocp.args.StandardRestore(_abstract(model_pure_like)),
         opt=ocp.args.StandardRestore(_abstract(opt_state_like)),
+        meta=ocp.args.JsonRestore())
+    steps = sorted(self._latest.all_steps(), reverse=True)
+    damaged: list[tuple[int, str]] = []
+    for step in steps:
+      try:
+        _check_readable(self.directory / "latest" / str(step), ("model", "opt"))
+      except DamagedCheckpointError as e:
+        damaged.append((step, str(e).split(" is damaged ", 1)[-1]))
+        continue
+      try:
+        restored = self._latest.restore(step, args=args)
+      except Exception as e:  # pylint: disable=broad-except
+        error = _damaged_or_misfit(self.directory / "latest" / str(step), e,
+                                   lambda s=step: self._raw_restore_latest(s))
+        if not isinstance(error, DamagedCheckpointError):
+          raise error from e
+        damaged.append((step, _cause(e)))
+        continue
+      if damaged:
+        moved = self._move_aside("latest", [s for s, _ in damaged])
+        warnings.warn(
+            f"phase checkpoints {self.directory}: latest step(s) "
+            f"{', '.join(str(s) for s, _ in damaged)} are damaged ({damaged[0][1]}); resuming from "
+            f"step {step}. The damaged steps were moved to {moved}.", DamagedCheckpointWarning,
+            stacklevel=2)
+      return step, restored["model"], restored["opt"], restored["meta"]
+    raise DamagedCheckpointError(
+        f"every latest checkpoint of {self.directory / 'latest'} is damaged (steps "
+        f"{', '.join(str(s) for s, _ in damaged)}; {damaged[0][1] if damaged else 'none found'}). "
+        f"Delete {self.directory} and rerun the same command to train this phase again from its "
+        "start (finished phases are kept)")
+
+  def _raw_restore_latest(self, step: int) -> None:
+    self._latest.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore(), opt=ocp.args.StandardRestore(),
         meta=ocp.args.JsonRestore()))
-    return step, restored["model"], restored["opt"], restored["meta"]
+
+  def _move_aside(self, kind: str, steps: list[int]) -> pathlib.Path:
+    """Moves damaged step folders out of the manager's sight (kept for inspection)."""
+    target = self.directory / "damaged" / time.strftime("%Y%m%d-%H%M%S")
+    target.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+      shutil.move(os.fspath(self.directory / kind / str(step)),
+                  os.fspath(target / f"{kind}_{step}"))
+    (self._latest if kind == "latest" else self._best).reload()
+    return target
 
   def save_best(self, step: int, model_pure: dict, metrics: dict[str, float]) -> None:
     value = metrics.get(self.best_metric)
@@ -96,8 +212,21 @@ class PhaseCheckpoints:
     step = self._best.best_step()
     if step is None:
       raise errors.ConfigError(f"no best checkpoint in {self.directory / 'best'}")
-    restored = self._best.restore(step, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore(_abstract(model_pure_like))))
+    try:
+      _check_readable(self.directory / "best" / str(step), ("model",))
+      restored = self._best.restore(step, args=ocp.args.Composite(
+          model=ocp.args.StandardRestore(_abstract(model_pure_like))))
+    except Exception as e:  # pylint: disable=broad-except
+      error = e if isinstance(e, DamagedCheckpointError) else _damaged_or_misfit(
+          self.directory / "best" / str(step), e,
+          lambda: self._best.restore(step, args=ocp.args.Composite(
+              model=ocp.args.StandardRestore())))
+      if isinstance(error, DamagedCheckpointError):
+        error = DamagedCheckpointError(
+            f"{error}: the best model of this phase is lost. Train again in a new --workdir, or "
+            f"delete {self.directory} and remove this phase's record (and every later one) from "
+            "the workdir's phases.json, then rerun the same command to retrain from this phase")
+      raise error from None
     return restored["model"]
 
   def restore_best_into(self, model: nnx.Module) -> None:
@@ -127,12 +256,20 @@ def save_model(directory: str | os.PathLike, model: nnx.Module, meta: dict,
     mngr.wait_until_finished()
 
 
+def _final_hint(directory: pathlib.Path) -> str:
+  return (f"Delete {directory} and rerun the training command with the same --workdir and config: "
+          "finished phases are not trained again and the final model is written anew")
+
+
 def read_model_meta(directory: str | os.PathLike) -> tuple[dict, dict]:
   """The metadata and feature statistics of a `save_model` checkpoint, without building a model."""
   directory = pathlib.Path(directory).absolute()
   if not directory.exists():
     raise errors.ConfigError(f"checkpoint directory {directory} does not exist; train first or "
                              "point --checkpoint at the 'final_model' folder of a training workdir")
+  if not directory.is_dir():
+    raise errors.ConfigError(f"checkpoint {directory} is a file; point --checkpoint at the "
+                             "'final_model' folder of a training workdir")
   with ocp.CheckpointManager(directory, options=_READ_ONLY) as mngr:
     step = mngr.latest_step()
     if step is None:
@@ -141,9 +278,42 @@ def read_model_meta(directory: str | os.PathLike) -> tuple[dict, dict]:
     args = dict(meta=ocp.args.JsonRestore())
     if has_stats:
       args["feature_stats"] = ocp.args.StandardRestore()
-    restored = mngr.restore(step, args=ocp.args.Composite(**args))
+    try:
+      if has_stats:
+        _check_readable(directory / str(step), ("feature_stats",))
+      restored = mngr.restore(step, args=ocp.args.Composite(**args))
+    except DamagedCheckpointError as e:
+      raise DamagedCheckpointError(f"{e}. {_final_hint(directory)}") from None
+    except Exception as e:  # pylint: disable=broad-except
+      raise DamagedCheckpointError(f"checkpoint {directory / str(step)} is damaged "
+                                   f"({_cause(e)}). {_final_hint(directory)}") from e
+  if not isinstance(restored["meta"], dict):
+    raise DamagedCheckpointError(f"checkpoint {directory / str(step)} is damaged (its meta is not "
+                                 f"a JSON object). {_final_hint(directory)}")
   stats = restored["feature_stats"] if has_stats else None
   return restored["meta"], jax.tree.map(np.asarray, stats or {})
+
+
+def check_fits(directory: str | os.PathLike, meta: dict, *, method: str,
+               modalities, targets) -> None:
+  """Raises ConfigError when a `save_model` checkpoint was trained for other streams, targets or
+  method than a config asks for (instead of a KeyError while building the model)."""
+  directory = pathlib.Path(directory).absolute()
+  diffs = []
+  if meta.get("method") not in (None, method):
+    diffs.append(f"method {meta.get('method')!r} (config: {method!r})")
+  saved_mods = sorted(meta.get("feature_dims") or meta.get("modalities") or [])
+  if saved_mods and sorted(modalities) != saved_mods:
+    diffs.append(f"streams {saved_mods} (config: {sorted(modalities)})")
+  if meta.get("targets") and sorted(meta["targets"]) != sorted(targets):
+    diffs.append(f"targets {sorted(meta['targets'])} (config: {sorted(targets)})")
+  if diffs:
+    run = directory.parent
+    hint = (f"--workdir={run} (its config.json)" if (run / "config.json").exists()
+            else "the config it was trained with")
+    raise errors.ConfigError(
+        f"checkpoint {directory} was trained with {'; '.join(diffs)}: it does not fit this config. "
+        f"Evaluate it with {hint}, or pass the --checkpoint of a run trained with this config")
 
 
 def restore_model(directory: str | os.PathLike, model: nnx.Module) -> dict:
@@ -157,8 +327,17 @@ def restore_model(directory: str | os.PathLike, model: nnx.Module) -> dict:
       raise errors.ConfigError(
           f"no checkpoint found in {directory}; train first or point --checkpoint at a "
           "'final_model' folder of a training workdir")
-    restored = mngr.restore(step, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore(_abstract(model_pure_state(model))),
-        meta=ocp.args.JsonRestore()))
+    try:
+      _check_readable(directory / str(step), ("model",))
+      restored = mngr.restore(step, args=ocp.args.Composite(
+          model=ocp.args.StandardRestore(_abstract(model_pure_state(model))),
+          meta=ocp.args.JsonRestore()))
+    except Exception as e:  # pylint: disable=broad-except
+      error = e if isinstance(e, DamagedCheckpointError) else _damaged_or_misfit(
+          directory / str(step), e, lambda: mngr.restore(step, args=ocp.args.Composite(
+              model=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())))
+      if isinstance(error, DamagedCheckpointError):
+        error = DamagedCheckpointError(f"{error}. {_final_hint(directory)}")
+      raise error from None
   load_pure_state(model, restored["model"])
   return restored["meta"]

@@ -296,18 +296,23 @@ REQUIRED = ("task", "modalities", "create", "plan", "outputs")
 
 
 def get_method(config):
-  """The method module named by `config.method`, checked for the contract's functions."""
+  """The method module named by `config.method`, checked for the contract's functions.
+
+  A plain name is a module of emojax/models; a dotted name (`mypackage.my_method`) is imported as
+  it is, so a method of your own needs no file inside emojax.
+  """
   name = config.method
+  path = name if "." in name else f"emojax.models.{name}"
   try:
-    module = importlib.import_module(f"emojax.models.{name}")
+    module = importlib.import_module(path)
   except ModuleNotFoundError as e:
-    if e.name != f"emojax.models.{name}":
+    if e.name != path:
       raise
     raise errors.ConfigError(
-        f"unknown method {name!r} (config.method): no module emojax/models/{name}.py") from e
+        f"unknown method {name!r} (config.method): no module {path}") from e
   missing = [f for f in REQUIRED if not hasattr(module, f)]
   if missing:
-    raise errors.ConfigError(f"emojax/models/{name}.py lacks {missing} of the method contract "
+    raise errors.ConfigError(f"method module {path} lacks {missing} of the method contract "
                              "(docs/design.md, 'Methods')")
   return module
 

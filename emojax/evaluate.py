@@ -14,44 +14,99 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import checkpoint, errors, fileio, input_pipeline, metrics, protocols, reporting
+from emojax import (checkpoint, contract, errors, fileio, inference, input_pipeline, metrics,
+                    protocols, reporting)
 from emojax.features import manifest
 
 SPLITS = ("validation", "test")
+ROW_KEYS = ("mse", "pcc", "film_pcc", "ccc")
+CLASS_ROW_KEYS = ("accuracy", "macro_f1", "film_accuracy")
 
 
 def _films_for_report(store: input_pipeline.FilmStore, preds: dict) -> dict:
-  return {fid: {t: (store.labels[t][i], preds[fid][t]) for t in preds[fid]}
+  return {fid: {t: (store.labels[t][i], preds[t][i]) for t in preds}
           for i, fid in enumerate(store.film_ids)}
 
 
+def _clip_report(out_dir: pathlib.Path, task: contract.Task, store: input_pipeline.ClipStore,
+                 preds: dict) -> dict:
+  """metrics.json and predictions.csv of a per-clip split."""
+  result, header, cols = {}, ["clip", "film"], [list(store.clip_ids), list(store.film_ids)]
+  for t in metrics.ordered_dims(preds):
+    true = store.labels[task.label_key(t)]
+    pred = np.asarray(preds[t])
+    m = metrics.clip_metrics(task.kind, true, pred, store.film_ids)
+    result[t] = m
+    if task.kind == "classification":
+      header += [f"{t}_true", f"{t}_pred"] + [f"{t}_p{c}" for c in range(pred.shape[-1])]
+      cols += [[str(int(v)) for v in true], [str(int(v)) for v in pred.argmax(-1)]]
+      cols += [[f"{v:.6g}" for v in pred[:, c]] for c in range(pred.shape[-1])]
+    else:
+      header += [f"{t}_true", f"{t}_pred"]
+      cols += [[f"{v:.6g}" for v in true], [f"{v:.6g}" for v in pred]]
+  lines = [",".join(header)] + [",".join(row) for row in zip(*cols)]
+  fileio.atomic_write_text(out_dir / "predictions.csv", "\n".join(lines) + "\n")
+  fileio.write_json(out_dir / "metrics.json", result)
+  return result
+
+
+def _variant_metrics(task, store, vpreds: dict) -> dict:
+  out = {}
+  for target, p in vpreds.items():
+    if store.unit == "clip":
+      out[target] = metrics.clip_metrics(task.kind, store.labels[task.label_key(target)],
+                                         np.asarray(p), store.film_ids)
+    else:
+      out[target] = metrics.film_metrics(store.labels[target], p, store.film_ids)
+  return out
+
+
 def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
-                   stores: dict[str, input_pipeline.FilmStore], workdir: pathlib.Path, mesh,
+                   stores: dict, workdir: pathlib.Path, mesh,
                    records: list[dict] | None = None, plots: bool = True) -> dict[str, float]:
   """Writes the evaluation files for every split in `stores`; returns flat metrics."""
-  flat, ablation_rows = {}, []
+  task = method.task(config)
+  outputs = method.outputs(config)
+  variants = contract.variants(method, config)
+  d = config.data
+  flat, ablation_rows, cache = {}, [], {}
+  keys = CLASS_ROW_KEYS if task.kind == "classification" else ROW_KEYS
   for split, store in stores.items():
-    preds = method.predict(model, config, store, mesh)
-    out = reporting.write_eval_outputs(workdir / "eval" / split, _films_for_report(store, preds),
-                                       plot=plots)
+    preds = inference.predict_outputs(model, outputs, store, mesh, clip_seconds=d.clip_seconds,
+                                      batch_size=d.eval_batch_size, cache=cache)
+    out_dir = workdir / "eval" / split
+    if store.unit == "clip":
+      out = _clip_report(out_dir, task, store, preds)
+    else:
+      out = reporting.write_eval_outputs(out_dir, _films_for_report(store, preds), plot=plots)
     for target, m in out.items():
-      for k in ("mse", "rmse", "mae", "pcc", "ccc"):
-        flat[f"{split}/{target}/{k}"] = m[k]
-      ablation_rows.append((f"final ({config.method})", split, target, m))
-    for name, vpreds in method.ablations(model, config, store, mesh).items():
-      for target in next(iter(vpreds.values())):
-        true = [store.labels[target][i] for i in range(len(store.film_ids))]
-        pred = [vpreds[fid][target] for fid in store.film_ids]
-        m = metrics.regression_metrics(np.concatenate(true), np.concatenate(pred))
+      for k, v in m.items():
+        if isinstance(v, (int, float)) and not k.startswith("num_"):
+          flat[f"{split}/{target}/{k}"] = v
+        elif k == "film_mean":
+          flat.update({f"{split}/{target}/film_{kk}": vv for kk, vv in v.items()})
+      ablation_rows.append((f"final ({config.method})", split, target, _row_metrics(m)))
+    for name, vouts in variants.items():
+      vpreds = inference.predict_outputs(model, vouts, store, mesh, clip_seconds=d.clip_seconds,
+                                         batch_size=d.eval_batch_size, cache=cache)
+      for target, m in _variant_metrics(task, store, vpreds).items():
         ablation_rows.append((name, split, target, m))
-        flat[f"{split}/{target}/{name}/pcc"] = m["pcc"]
+        for k in keys:
+          flat[f"{split}/{target}/{name}/{k}"] = m.get(k, float("nan"))
+    main_key = keys[0] if task.kind == "classification" else "pcc"
     print(f"   eval {split}: " + ", ".join(
-        f"{t} pcc {m['pcc']:.3f} mse {m['mse']:.4f}" for t, m in out.items()), flush=True)
+        f"{t} {main_key} {flat.get(f'{split}/{t}/{main_key}', float('nan')):.3f} (film mean "
+        f"{flat.get(f'{split}/{t}/film_{main_key}', float('nan')):.3f})" for t in out),
+        flush=True)
   for r in records or []:
     for split in SPLITS:
       if split in r:
-        ablation_rows.append((f"phase {r['name']}", split, r["target"], r[split]))
-  _write_ablation(workdir / "eval", ablation_rows, stores)
+        for t in r.get("targets", [r["target"]]):
+          m = r[split]
+          if len(r.get("targets", [])) > 1:
+            m = {k[len(t) + 1:]: v for k, v in m.items() if k.startswith(f"{t}_")}
+          ablation_rows.append((f"phase {r['name']}", split, t, m))
+  _write_ablation(workdir / "eval", ablation_rows, stores, keys)
   if "test" in stores and config.dataset.name == "mediaeval2018":
     # The benchmark's official numbers, computed from the written predictions as a check.
     official = protocols.official_numbers(config.dataset.name, config.dataset.config,
@@ -64,15 +119,29 @@ def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
   return flat
 
 
-def _write_ablation(out_dir: pathlib.Path, rows, stores) -> None:
+def _row_metrics(m: dict) -> dict:
+  """Pooled metrics plus the film means (`film_<m>`) as one flat dict."""
+  row = {k: v for k, v in m.items() if isinstance(v, (int, float))}
+  row.update({f"film_{k}": v for k, v in (m.get("film_mean") or {}).items()})
+  return row
+
+
+def _fmt(v) -> str:
+  return "" if v is None or not np.isfinite(v) else (f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}")
+
+
+def _write_ablation(out_dir: pathlib.Path, rows, stores, keys) -> None:
+  names = {"mse": "MSE", "pcc": "PCC (pooled)", "film_pcc": "PCC (mean per film)", "ccc": "CCC",
+           "accuracy": "accuracy", "macro_f1": "macro-F1", "film_accuracy": "accuracy (mean per film)"}
   lines = ["# Evaluation summary", "",
-           "Per-second metrics pooled over all seconds of the split. Phase rows: the network as it "
-           "stood at the end of that training phase (clip predictions repeated over their seconds, "
-           "before any post-processing).", "",
-           "| variant | split | target | MSE | PCC | CCC |", "|---|---|---|---|---|---|"]
+           "Metrics pooled over all seconds (or clips) of the split, and the mean over its films of "
+           "the per-film metric (between-film offsets do not inflate it). Phase rows: the network as "
+           "it stood at the end of that training phase (before any post-processing).", "",
+           "| variant | split | target | " + " | ".join(names[k] for k in keys) + " |",
+           "|---|---|---|" + "---|" * len(keys)]
   for name, split, target, m in rows:
-    lines.append(f"| {name} | {split} | {target} | {m['mse']:.4f} | {m['pcc']:.3f} | "
-                 f"{m['ccc']:.3f} |")
+    lines.append(f"| {name} | {split} | {target} | "
+                 + " | ".join(_fmt(m.get(k)) for k in keys) + " |")
   metadata = next(iter(stores.values())).metadata if stores else {}
   by_split = metadata.get("ceiling_by_split") or {}
   for split in stores:
@@ -80,11 +149,11 @@ def _write_ablation(out_dir: pathlib.Path, rows, stores) -> None:
     if ceiling:
       lines += ["", f"Ceiling recorded by the dataset ({split}; noiseless labels against the "
                 f"noisy ones): " + ", ".join(
-                    f"{t} MSE {m['mse']:.4f} PCC {m['pcc']:.3f}" for t, m in ceiling.items())]
+                    f"{t} " + ", ".join(f"{k} {_fmt(v)}" for k, v in m.items()
+                                       if isinstance(v, (int, float)))
+                    for t, m in ceiling.items())]
   out_dir.mkdir(parents=True, exist_ok=True)
-  tmp = out_dir / "ablation.md.tmp"
-  tmp.write_text("\n".join(lines) + "\n")
-  tmp.replace(out_dir / "ablation.md")
+  fileio.atomic_write_text(out_dir / "ablation.md", "\n".join(lines) + "\n")
 
 
 def evaluate_trainer(trainer) -> dict[str, float]:
@@ -104,9 +173,11 @@ def load_run_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
 
 def load_trained_model(config: ml_collections.ConfigDict, checkpoint_dir: pathlib.Path):
   """(method, model, meta, feature stats) of a `final_model` checkpoint trained with `config`."""
-  from emojax import train  # pylint: disable=g-import-not-at-top
-  method = train.get_method(config)
+  method = contract.get_method(config)
   meta, stats = checkpoint.read_model_meta(checkpoint_dir)
+  # Another run's model (e.g. --checkpoint): refused with a message when its streams differ.
+  checkpoint.check_fits(checkpoint_dir, meta, method=config.method,
+                        modalities=method.modalities(config), targets=config.targets)
   model = method.create(config, meta["feature_dims"], nnx.Rngs(config.seed))
   checkpoint.restore_model(checkpoint_dir, model)
   return method, model, meta, stats
@@ -129,9 +200,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   workdir = pathlib.Path(workdir)
   ckpt = pathlib.Path(checkpoint_path) if checkpoint_path else workdir / "final_model"
   method, model, meta, stats = load_trained_model(config, ckpt)
-  mods, targets = method.modalities(config), tuple(config.targets)
-  stores = {k: input_pipeline.load_split(config, getattr(config.dataset.splits, k), mods, targets)
-            for k in SPLITS if getattr(config.dataset.splits, k)}
+  stores, _ = input_pipeline.load_stores(config, method.task(config), method.modalities(config), SPLITS)
   for split, store in stores.items():
     check_manifest(meta, store.feature_manifest, f"the {store.name} split")
     if stats:

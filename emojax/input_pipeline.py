@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import io
 import math
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import grain
 import jax
 import ml_collections
 import numpy as np
+import PIL.Image
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from emojax import datasets, errors
+from emojax.features import manifest
 
 
 @dataclasses.dataclass
@@ -35,6 +38,13 @@ class FilmStore:
   streams: dict[str, list[np.ndarray]]       # modality -> per film (T, D) float32
   labels: dict[str, list[np.ndarray]]        # target -> per film (T,) float32
   metadata: dict = dataclasses.field(default_factory=dict)  # the dataset's recorded metadata
+  unit = "second"
+
+  def subset(self, rows: Sequence[int], name: str) -> "FilmStore":
+    return FilmStore(name, [self.film_ids[i] for i in rows],
+                     {m: [v[i] for i in rows] for m, v in self.streams.items()},
+                     {t: [v[i] for i in rows] for t, v in self.labels.items()},
+                     dict(self.metadata))
 
   @property
   def lengths(self) -> np.ndarray:
@@ -112,11 +122,7 @@ def load_split(config: ml_collections.ConfigDict, split: str, modalities: Sequen
                targets: Sequence[str]) -> FilmStore:
   """Builds the dataset if needed and loads one split into memory."""
   d = config.dataset
-  if d.import_module:
-    importlib.import_module(d.import_module)
-  builder = datasets.get_builder(d.name, d.config or None, d.data_dir or None,
-                                 **d.builder_kwargs.to_dict())
-  datasets.prepare(builder, d.manual_dir or None)
+  builder = _prepared_builder(config)
   source = _split_source(builder, split, d.name)
   groups = concat_groups(config)
   examples = (with_concatenated(source[i], groups, f"{d.name}/{split}")
@@ -294,3 +300,282 @@ def shard_batch(batch: dict, mesh: jax.sharding.Mesh) -> dict:
   """Local numpy batch -> global jax arrays sharded along the batch axis over the mesh."""
   sharding = NamedSharding(mesh, P("data"))
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
+
+# ----------------------------------------------------------------------------------------------
+# A run's splits.
+
+
+def load_stores(config: ml_collections.ConfigDict, task, streams,
+                splits=("train", "validation", "test")) -> tuple[dict, list[str]]:
+  """The run's splits as FilmStores (per-second datasets) or ClipStores (per-clip datasets).
+
+  When the dataset has no validation split, a seeded share of the training films
+  (`config.data.holdout_fraction`) is held out as "validation" (never the test split).
+  Returns (stores, held-out film ids).
+  """
+  features = dataset_features(config)
+  clip_data = is_clip_dataset(features)
+  if clip_data != (task.unit == "clip"):
+    kind = "per-clip (one example per clip)" if clip_data else "per-second (one example per film)"
+    raise errors.ConfigError(
+        f"method {config.method!r} trains on {task.unit} units but dataset "
+        f"{config.dataset.name!r} (config.dataset.name) is {kind}; pick a dataset of its unit")
+  names = config.dataset.splits
+  need = list(splits)
+  holdout = not names.validation and "validation" in need
+  if holdout and "train" not in need:
+    need.append("train")
+  stores = {}
+  for k in need:
+    split = getattr(names, k)
+    if not split:
+      continue
+    if clip_data:
+      stores[k] = load_clip_split(config, split, streams,
+                                                 [task.label_key(t) for t in task.targets])
+    else:
+      stores[k] = load_split(config, split, streams, task.targets)
+  for store in stores.values():
+    if store.feature_manifest:   # features of an older extractor version are refused
+      manifest.check_current(store.feature_manifest, what=f"dataset {store.name}")
+  held = []
+  if holdout:
+    held = holdout_films(stores["train"].film_ids,
+                                        config.data.holdout_fraction, config.seed)
+    stores["train"], stores["validation"] = split_store(stores["train"], held)
+    if "train" not in splits:
+      del stores["train"]
+  return {k: stores[k] for k in ("train", "validation", "test") if k in stores}, held
+
+
+# ----------------------------------------------------------------------------------------------
+# Held-out validation films (datasets without a validation split).
+
+
+def holdout_films(film_ids: Sequence[str], fraction: float, seed: int) -> list[str]:
+  """A seeded share of the distinct films of `film_ids` (at least one, never all)."""
+  films = sorted(dict.fromkeys(film_ids))
+  if len(films) < 2:
+    raise errors.DataError(
+        f"the training split has {len(films)} film(s): too few to hold some out for validation; "
+        "give the dataset a validation split (config.dataset.splits.validation)")
+  if not 0 < fraction < 1:
+    raise errors.ConfigError(f"config.data.holdout_fraction={fraction}: must be in (0, 1)")
+  n = min(max(1, round(fraction * len(films))), len(films) - 1)
+  rng = np.random.default_rng(seed)
+  return sorted(films[i] for i in rng.permutation(len(films))[:n])
+
+
+def split_store(store, held: Sequence[str]):
+  """(train part, held-out part) of a FilmStore or ClipStore, by film."""
+  held = set(held)
+  keep = [i for i, f in enumerate(store.film_ids) if f not in held]
+  out = [i for i, f in enumerate(store.film_ids) if f in held]
+  return store.subset(keep, store.name), store.subset(out, f"{store.name} (held out)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-clip datasets: one example per clip, streamed from the TFDS data source.
+
+
+def is_clip_dataset(features: Sequence[str]) -> bool:
+  """Per-clip datasets name each example's clip (`clip_id`); per-second ones do not."""
+  return "clip_id" in features
+
+
+@dataclasses.dataclass
+class ClipStore:
+  """The clips of one split: labels and ids in memory, features read from `source` per batch.
+
+  Streams stay in the dataset's dtype (uint8 images stay uint8; encoded images are decoded by the
+  data source when a batch reads them), so memory does not grow with the number of clips.
+  """
+  name: str
+  source: Any                                # random access: source[i] -> example dict
+  rows: np.ndarray                           # the rows of `source` in this store
+  clip_ids: list[str]
+  film_ids: list[str]
+  labels: dict[str, np.ndarray]              # label key -> (N,) float32 or int32
+  streams: tuple[str, ...]
+  shapes: dict[str, tuple[int, ...]]         # stream -> shape of one example
+  metadata: dict = dataclasses.field(default_factory=dict)
+  stats: dict = dataclasses.field(default_factory=dict)   # float streams: mean / std
+  unit = "clip"
+
+  @property
+  def feature_manifest(self) -> dict | None:
+    return self.metadata.get("feature_manifest") or None
+
+  def __len__(self) -> int:
+    return len(self.rows)
+
+  def feature_dims(self) -> dict[str, tuple[int, ...]]:
+    return dict(self.shapes)
+
+  def subset(self, rows: Sequence[int], name: str) -> "ClipStore":
+    rows = list(rows)
+    return ClipStore(name, self.source, self.rows[rows], [self.clip_ids[i] for i in rows],
+                     [self.film_ids[i] for i in rows],
+                     {k: v[rows] for k, v in self.labels.items()}, self.streams, self.shapes,
+                     dict(self.metadata), dict(self.stats))
+
+  def _float_streams(self) -> list[str]:
+    return [s for s in self.streams if self._dtype(s).kind == "f"]
+
+  def _dtype(self, s: str) -> np.dtype:
+    return decode_stream(self.source[int(self.rows[0])][s], s).dtype
+
+  def feature_stats(self) -> dict[str, dict[str, np.ndarray]]:
+    """Mean and std of every float stream over the store's clips (one streaming pass)."""
+    acc = {}
+    for r in self.rows:
+      ex = self.source[int(r)]
+      for s in self._float_streams():
+        x = np.asarray(ex[s], np.float64).reshape(-1, self.shapes[s][-1] if self.shapes[s] else 1)
+        a = acc.setdefault(s, [0, 0.0, 0.0])
+        a[0] += len(x)
+        a[1] = a[1] + x.sum(0)
+        a[2] = a[2] + (x ** 2).sum(0)
+    out = {}
+    for s, (n, s1, s2) in acc.items():
+      mean = s1 / n
+      out[s] = {"mean": mean.astype(np.float32),
+                "std": np.sqrt(np.maximum(s2 / n - mean ** 2, 0)).astype(np.float32)}
+    return out
+
+  def standardize(self, stats: dict[str, dict[str, np.ndarray]]) -> None:
+    for s in self._float_streams():
+      if s not in stats:
+        raise errors.DataError(f"no feature statistics for stream {s!r} in the run")
+    self.stats = {s: stats[s] for s in self._float_streams()}
+
+  def example(self, i: int) -> dict:
+    """Row i as a batch element: streams (standardised float / raw uint8 / decoded images),
+    labels, mask."""
+    ex = self.source[int(self.rows[i])]
+    x = {}
+    for s in self.streams:
+      a = decode_stream(ex[s], f"clip {self.clip_ids[i]!r} of {self.name}, stream {s!r}")
+      if a.shape != self.shapes[s]:
+        raise errors.DataError(
+            f"clip {self.clip_ids[i]!r} of {self.name}: stream {s!r} has shape {a.shape}, the "
+            f"others {self.shapes[s]}; the builder must store one shape per stream")
+      if s in self.stats:
+        a = ((a.astype(np.float32) - self.stats[s]["mean"])
+             / np.maximum(self.stats[s]["std"], 1e-6)).astype(np.float32)
+      if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise errors.DataError(f"clip {self.clip_ids[i]!r} of {self.name}: stream {s!r} has "
+                               "NaN/Inf values; repair or drop that clip in the dataset builder")
+      x[s] = a
+    return {"x": x, "y": {k: v[i] for k, v in self.labels.items()}, "clip_mask": np.bool_(True),
+            "index": np.int32(i)}
+
+  def blank(self) -> dict:
+    e = self.example(0)
+    e = jax.tree.map(np.zeros_like, e)
+    e["index"] = np.int32(-1)
+    return e
+
+
+def decode_stream(value, where: str) -> np.ndarray:
+  """A stream's value as an array: encoded images (PNG / JPEG bytes, or an array of them, one per
+  segment) are decoded to uint8 (H, W, C) / (N, H, W, C); anything else is returned as is."""
+  a = np.asarray(value)
+  if a.dtype.kind not in "OS":
+    return a
+  flat = [bytes(b) for b in a.reshape(-1)]
+  try:
+    imgs = [np.asarray(PIL.Image.open(io.BytesIO(b)).convert("RGB")) for b in flat]
+  except (OSError, ValueError) as e:
+    raise errors.DataError(f"{where}: an encoded image cannot be decoded ({e}); rebuild the "
+                           "dataset or drop that clip") from None
+  if len({im.shape for im in imgs}) > 1:
+    raise errors.DataError(f"{where}: images of different sizes {sorted({im.shape for im in imgs})}")
+  return np.stack(imgs).reshape(*a.shape, *imgs[0].shape)
+
+
+def load_clip_split(config: ml_collections.ConfigDict, split: str, streams: Sequence[str],
+                    label_keys: Sequence[str]) -> ClipStore:
+  """A per-clip split: ids and labels read once, features left in the data source."""
+  d = config.dataset
+  builder = _prepared_builder(config)
+  source = _split_source(builder, split, d.name)
+  name = f"{d.name}/{split}"
+  if not len(source):
+    raise errors.DataError(f"{name} has no clips")
+  first = source[0]
+  missing = [k for k in (*streams, *label_keys) if k not in first]
+  if missing:
+    hint = ""
+    if any(k.endswith("_class") for k in missing):
+      hint = (" (a classification task reads '<target>_class' labels: use a regression loss, or a "
+              "dataset with class labels)")
+    raise errors.DataError(f"{name} has no stream/label {missing} (it has {sorted(first)}){hint}; "
+                           "fix the method's streams or config.targets")
+  clip_ids, film_ids, labels = [], [], {k: [] for k in label_keys}
+  for i in range(len(source)):
+    ex = source[i]
+    cid = _text(ex.get("clip_id", i))
+    clip_ids.append(cid)
+    film_ids.append(_text(ex.get("film_id", cid)))
+    for k in label_keys:
+      v = np.asarray(ex[k])
+      if v.dtype.kind == "f" and not np.isfinite(v):
+        raise errors.DataError(f"clip {cid!r} of {name}: label {k!r} is {v}; repair or drop that "
+                               "clip in the dataset builder")
+      labels[k].append(v)
+  labels = {k: np.asarray(v, np.int32 if k.endswith("_class") else np.float32)
+            for k, v in labels.items()}
+  shapes = {s: tuple(decode_stream(first[s], f"{name}, stream {s!r}").shape) for s in streams}
+  store = ClipStore(name, source, np.arange(len(source)), clip_ids, film_ids, labels,
+                    tuple(streams), shapes, dict(builder.info.metadata or {}))
+  return store
+
+
+def _text(v) -> str:
+  return v.decode() if isinstance(v, (bytes, np.bytes_)) else str(v)
+
+
+def _prepared_builder(config: ml_collections.ConfigDict):
+  d = config.dataset
+  if d.import_module:
+    importlib.import_module(d.import_module)
+  builder = datasets.get_builder(d.name, d.config or None, d.data_dir or None,
+                                 **d.builder_kwargs.to_dict())
+  datasets.prepare(builder, d.manual_dir or None)
+  return builder
+
+
+def dataset_features(config: ml_collections.ConfigDict) -> list[str]:
+  """The feature names of the configured dataset (built first when needed)."""
+  return list(_prepared_builder(config).info.features.keys())
+
+
+def clip_train_batches(store: ClipStore, *, batch_size: int, seed: int, start_step: int = 0,
+                       **unused) -> Iterator[dict]:
+  """Infinite shuffled batches of clips; batch k is the same whatever `start_step`."""
+  del unused
+  n_proc, proc = jax.process_count(), jax.process_index()
+  if batch_size % n_proc:
+    raise errors.ConfigError(f"batch_size {batch_size} is not divisible by {n_proc} processes")
+  local = batch_size // n_proc
+  ds = (grain.MapDataset.source(np.arange(len(store))).shuffle(seed=seed).repeat()
+        .batch(batch_size, drop_remainder=True)
+        .map(lambda b: b[proc * local:(proc + 1) * local]))
+  ds = ds.slice(slice(start_step, None)).map(lambda rows: _stack([store.example(int(r))
+                                                                   for r in rows]))
+  return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)))
+
+
+def clip_eval_batches(store: ClipStore, *, batch_size: int, **unused) -> Iterator[dict]:
+  """Every clip once, in order, padded to full batches (padding: index -1, mask False)."""
+  del unused
+  ds = grain.MapDataset.source(np.arange(len(store))).batch(batch_size)
+  blank = store.blank()
+
+  def read(rows):
+    elems = [store.example(int(r)) for r in rows]
+    return _stack(elems + [blank] * (batch_size - len(elems)))
+  yield from ds.map(read).to_iter_dataset(grain.ReadOptions(num_threads=2,
+                                                            prefetch_buffer_size=2))

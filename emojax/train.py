@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import functools
-import importlib
+import hashlib
 import os
 import pathlib
 import signal
 import time
-from typing import Any, Callable
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -28,108 +25,70 @@ from absl import logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from emojax import checkpoint, errors, fileio, input_pipeline, metrics, postprocess, runinfo
-
-Forward = Callable[[nnx.Module, dict], jax.Array]  # (model, batch) -> per-clip predictions (B, L)
-
-
-@dataclasses.dataclass
-class Phase:
-  """One training phase of a method."""
-  name: str                     # unique in the run, e.g. "valence/stage1_audio"
-  target: str                   # the label the phase regresses ("valence" / "arousal")
-  forward: Forward | None       # per-clip predictions in [-1, 1] for `target`
-  trainable: Any = None         # nnx filter of the parameters this phase trains
-  num_clips: int = 1            # windows of L clips (1 = clip-level training)
-  steps: int = 0
-  learning_rate: float = 1e-3
-  setup: Callable[[nnx.Module], None] | None = None          # run once before the first step
-  fit: Callable[[nnx.Module, Any, Any], None] | None = None  # closed-form fit instead of SGD
-  info: dict = dataclasses.field(default_factory=dict)       # recorded with the phase result
+from emojax import (checkpoint, contract, errors, fileio, inference, input_pipeline, runinfo)
+from emojax.contract import Phase, get_method  # noqa: F401  (re-exported for callers of train)
 
 
-def get_method(config: ml_collections.ConfigDict):
-  try:
-    return importlib.import_module(f"emojax.models.{config.method}")
-  except ModuleNotFoundError as e:
-    if e.name != f"emojax.models.{config.method}":
-      raise
+# --------------------------------------------------------------------------------------------
+# Config checks (before anything is written).
+
+
+def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None:
+  """Harness-level config checks; each error names the key."""
+  d = config.data
+  positive = {"config.data.batch_size": d.batch_size,
+              "config.data.eval_batch_size": d.eval_batch_size,
+              "config.data.train_stride": d.train_stride,
+              "config.checkpoint.keep": config.checkpoint.keep,
+              "config.checkpoint.every_steps": config.checkpoint.every_steps,
+              "config.log.every_steps": config.log.every_steps}
+  if task.unit == "second":
+    positive["config.data.clip_seconds"] = d.clip_seconds
+  for key, v in positive.items():
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+      raise errors.ConfigError(f"{key}={v!r}: must be a positive integer")
+  if task.kind == "classification" and task.unit != "clip":
     raise errors.ConfigError(
-        f"unknown method {config.method!r}: no module emojax/models/{config.method}.py") from e
+        f"method {config.method!r} classifies, which needs a per-clip dataset (one example per "
+        f"clip); config.dataset.name={config.dataset.name!r} is read per second")
+  if not config.dataset.splits.train:
+    raise errors.ConfigError("config.dataset.splits.train is empty: name the training split")
 
 
 # --------------------------------------------------------------------------------------------
 # Pure, jitted steps.
 
 
-def masked_mse(pred_BxL: jax.Array, y_BxL: jax.Array, mask_BxL: jax.Array) -> jax.Array:
-  """Mean squared error over the valid clips of the batch (eqs. 1 and 3 of seed 000)."""
-  w = mask_BxL.astype(pred_BxL.dtype)
-  return jnp.sum(w * (pred_BxL - y_BxL) ** 2) / jnp.maximum(jnp.sum(w), 1.0)
+def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,
+                    tx: optax.GradientTransformation, l2: float = 0.0):
+  """(params, mutable, frozen, opt_state, batch, key) -> (params, mutable, opt_state, loss).
+
+  `params` are the phase's trainable Params, `mutable` every non-Param variable (BatchNorm
+  statistics ...: returned updated), `frozen` the other Params; `key` seeds the step's dropout.
+  """
+  def train_step(params, mutable, frozen, opt_state, batch, key):
+    def loss_fn(p):
+      model = nnx.merge(graphdef, p, mutable, frozen, copy=True)
+      outputs = forward(model, batch, nnx.Rngs(dropout=key))
+      loss = contract.loss_value(task, outputs, batch)
+      if l2:
+        loss = loss + l2 * contract.l2_penalty(p)
+      return loss, nnx.state(model, contract.MUTABLE)
+    (loss, mutable_new), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return params, mutable_new, opt_state, loss
+  return jax.jit(train_step, donate_argnums=(0, 1, 3))
 
 
-def make_train_step(graphdef, forward: Forward, target: str, tx: optax.GradientTransformation):
-  def train_step(train_state, frozen_state, opt_state, batch):
-    def loss_fn(ts):
-      model = nnx.merge(graphdef, ts, frozen_state)
-      pred = forward(model, batch)
-      return masked_mse(pred, batch["y"][target], batch["clip_mask"])
-    loss, grads = jax.value_and_grad(loss_fn)(train_state)
-    updates, opt_state = tx.update(grads, opt_state, train_state)
-    train_state = optax.apply_updates(train_state, updates)
-    return train_state, opt_state, loss
-  return jax.jit(train_step, donate_argnums=(0, 2))
+def step_key(seed: int, phase_name: str, step: int) -> jax.Array:
+  """The dropout key of a step: a function of seed, phase and step only (same after a resume)."""
+  return jax.random.fold_in(jax.random.key(seed + _stable_hash(phase_name)), step)
 
 
-class ClipPredictor:
-  """Jitted per-clip predictions of `forward` for every window of a FilmStore."""
-
-  def __init__(self, model: nnx.Module, forward: Forward, mesh):
-    self.graphdef, state = nnx.split(model)
-    self.state = jax.device_put(state, NamedSharding(mesh, P()))
-    self.mesh = mesh
-    self._fn = functools.partial(_jitted_forward(forward), self.graphdef)
-
-  def film_clips(self, store: input_pipeline.FilmStore, *, clip_seconds: int, num_clips: int,
-                 batch_size: int) -> list[np.ndarray]:
-    """Per film, predictions (C,) of its C clips (windows of `num_clips` clips, non-overlapping)."""
-    out = [np.zeros(input_pipeline.num_clips(int(t), clip_seconds), np.float32)
-           for t in store.lengths]
-    batch_size = _round_up(batch_size, jax.device_count())
-    for batch in input_pipeline.eval_batches(store, clip_seconds=clip_seconds,
-                                             num_clips_per_window=num_clips,
-                                             batch_size=batch_size):
-      pred = np.asarray(self._fn(self.state, input_pipeline.shard_batch(batch, self.mesh)))
-      for b in range(batch_size):
-        f, c0 = int(batch["film_index"][b]), int(batch["clip_start"][b])
-        for k in range(num_clips):
-          if batch["clip_mask"][b, k]:
-            out[f][c0 + k] = pred[b, k]
-    return out
-
-
-@functools.lru_cache(maxsize=64)
-def _jitted_forward(forward: Forward):
-  """One jitted function per forward (a phase's forward is reused by all its validations)."""
-  return jax.jit(lambda graphdef, state, batch: forward(nnx.merge(graphdef, state), batch),
-                 static_argnums=0)
-
-
-def _round_up(n: int, k: int) -> int:
-  return -(-n // k) * k
-
-
-def clips_to_seconds(store: input_pipeline.FilmStore, clip_preds: list[np.ndarray],
-                     clip_seconds: int) -> list[np.ndarray]:
-  """Each clip prediction repeated over its seconds (the paper's per-second evaluation)."""
-  return [postprocess.repeat_to_seconds(c, int(t), clip_seconds)
-          for c, t in zip(clip_preds, store.lengths)]
-
-
-def score(store: input_pipeline.FilmStore, target: str, preds_s: list[np.ndarray]) -> dict:
-  """Pooled per-second metrics of one target over a split."""
-  true = np.concatenate(store.labels[target])
-  return metrics.regression_metrics(true, np.concatenate(preds_s))
+def _stable_hash(s: str) -> int:
+  """A hash of the whole string, the same in every process and Python run (not `hash`)."""
+  return int.from_bytes(hashlib.sha256(s.encode()).digest()[:8], "little") % 100_003
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,14 +101,15 @@ class Trainer:
   def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path):
     self.config = config
     self.workdir = pathlib.Path(workdir)
+    if self.workdir.exists() and not self.workdir.is_dir():
+      raise errors.ConfigError(f"--workdir {self.workdir} is a file; give a folder")
     self.method = get_method(config)
+    self.task = self.method.task(config)
+    check_config(config, self.task)
     self.mesh = input_pipeline.make_mesh()
-    self.modalities = self.method.modalities(config)
-    self.targets = tuple(config.targets)
-    splits = config.dataset.splits
-    self.stores = {
-        k: input_pipeline.load_split(config, getattr(splits, k), self.modalities, self.targets)
-        for k in ("train", "validation", "test") if getattr(splits, k)}
+    self.modalities = tuple(self.method.modalities(config))
+    self.targets = self.task.targets
+    self.stores, self.holdout = input_pipeline.load_stores(config, self.task, self.modalities)
     self.feature_dims = self.stores["train"].feature_dims()
     self.feature_manifest = self.stores["train"].feature_manifest
     self.feature_stats = self.stores["train"].feature_stats() if config.data.standardize else {}
@@ -157,9 +117,24 @@ class Trainer:
       if self.feature_stats:
         store.standardize(self.feature_stats)
     self.model = self.method.create(config, self.feature_dims, nnx.Rngs(config.seed))
+    self.outputs = self.method.outputs(config)
+    for out in self.outputs.values():
+      self._check_window(out.num_clips, "the method's final output")
     self.records_path = self.workdir / "phases.json"
     self.records: list[dict] = fileio.read_json(self.records_path, [])
     self._writer = None
+
+  def _check_window(self, num_clips: int, what: str) -> None:
+    """A window longer than every training film would train on padding only."""
+    if self.task.unit != "second":
+      return
+    need = num_clips * self.config.data.clip_seconds
+    longest = int(max(self.stores["train"].lengths))
+    if need > longest:
+      raise errors.ConfigError(
+          f"{what} reads windows of {num_clips} clips x {self.config.data.clip_seconds} s = "
+          f"{need} s, longer than every training film (longest {longest} s); lower the method's "
+          "window length (num_clips) or config.data.clip_seconds")
 
   # Logging ------------------------------------------------------------------------------------
   @property
@@ -181,11 +156,17 @@ class Trainer:
       fileio.write_json(self.workdir / "config.json", self.config.to_dict())
       fileio.atomic_write_text(self.workdir / "config.py.txt", str(self.config))
       fileio.write_json(self.workdir / "run_info.json", runinfo.run_info())
+      if self.holdout:
+        fileio.write_json(self.workdir / "holdout.json", {
+            "validation_films": self.holdout, "fraction": self.config.data.holdout_fraction,
+            "seed": self.config.seed,
+            "why": "the dataset has no validation split: these training films select the best "
+                   "steps and rankings instead (never the test split)"})
     if self.records:
       last = self.records[-1]
       print(f"resuming {self.workdir} after {len(self.records)} finished phases "
             f"(last: {last['name']})", flush=True)
-      ckpt = self._phase_checkpoints(last["name"])
+      ckpt = self._phase_checkpoints(last["name"], self.task)
       ckpt.restore_best_into(self.model)
       ckpt.close()
     while (phase := self.method.plan(self.config, self.records)) is not None:
@@ -215,120 +196,187 @@ class Trainer:
   def model_meta(self) -> dict:
     return {"method": self.config.method, "feature_dims": self.feature_dims,
             "modalities": list(self.modalities), "targets": list(self.targets),
+            "task": dataclasses.asdict(self.task),
             "feature_manifest": self.feature_manifest,
             "phases": [r["name"] for r in self.records]}
 
-  def _phase_checkpoints(self, name: str) -> checkpoint.PhaseCheckpoints:
-    c = self.config.checkpoint
+  def _phase_checkpoints(self, name: str, task: contract.Task) -> checkpoint.PhaseCheckpoints:
     return checkpoint.PhaseCheckpoints(
-        self.workdir / "checkpoints" / name.replace("/", "__"), keep=c.keep,
-        best_metric=c.best_metric, best_mode=c.best_mode)
+        self.workdir / "checkpoints" / name.replace("/", "__"), keep=self.config.checkpoint.keep,
+        best_metric=task.best_metric, best_mode=task.best_mode)
 
   def validate(self, phase: Phase, splits=("validation", "test")) -> dict[str, dict]:
-    """Per-second metrics of the phase's forward: validation during training (model selection),
-    validation and test at the end of the phase (the ablation table)."""
+    """Metrics of the phase's forward (pooled and mean per film): validation during training
+    (model selection), validation and test at the end of the phase (the ablation table)."""
     d = self.config.data
-    predictor = ClipPredictor(self.model, phase.forward, self.mesh)
+    task = phase.task
+    outputs = {t: contract.Output(phase.forward, dataclasses.replace(task, targets=(t,)),
+                                  num_clips=phase.num_clips) for t in task.targets}
     out = {}
     for split in splits:
       if split not in self.stores:
         continue
       store = self.stores[split]
-      clips = predictor.film_clips(store, clip_seconds=d.clip_seconds, num_clips=phase.num_clips,
-                                   batch_size=d.eval_batch_size)
-      out[split] = score(store, phase.target, clips_to_seconds(store, clips, d.clip_seconds))
+      preds = inference.predict_outputs(self.model, outputs, store, self.mesh,
+                                        clip_seconds=d.clip_seconds,
+                                        batch_size=d.eval_batch_size)
+      out[split] = inference.score(task, store, preds)
+    self.model.train()
     return out
 
+  def _duration(self, phase: Phase) -> tuple[int, int]:
+    """(steps, examples per epoch) of a phase."""
+    d = self.config.data
+    if self.task.unit == "second":
+      n = len(input_pipeline.window_index(self.stores["train"], d.clip_seconds, phase.num_clips,
+                                          d.train_stride))
+    else:
+      n = len(self.stores["train"])
+    steps = contract.to_steps(phase.steps, phase.epochs, examples_per_epoch=n,
+                              batch_size=d.batch_size, what=f"phase {phase.name}")
+    if steps <= 0:
+      raise errors.ConfigError(
+          f"phase {phase.name} has {steps} steps: give it a positive duration (the method's "
+          "steps / epochs keys, e.g. config.train.steps_per_phase)")
+    return steps, n
+
+  def _batches(self, phase: Phase, start: int):
+    d, cfg = self.config.data, self.config
+    seed = cfg.seed + _stable_hash(phase.name)
+    if self.task.unit == "clip":
+      return input_pipeline.clip_train_batches(self.stores["train"], batch_size=d.batch_size,
+                                               seed=seed, start_step=start)
+    return input_pipeline.train_batches(
+        self.stores["train"], clip_seconds=d.clip_seconds, num_clips_per_window=phase.num_clips,
+        batch_size=d.batch_size, seed=seed, start_step=start, stride=d.train_stride)
+
   def run_phase(self, phase: Phase) -> dict:
-    cfg, d = self.config, self.config.data
+    cfg = self.config
     t0 = time.time()
+    task = phase.task
     logging.info("phase %s: %s", phase.name, phase.info or "")
-    print(f"== phase {phase.name} ({phase.steps} steps) {phase.info or ''}", flush=True)
-    ckpt = self._phase_checkpoints(phase.name)
+    ckpt = self._phase_checkpoints(phase.name, task)
     if phase.fit is not None:
+      print(f"== phase {phase.name} (closed form) {phase.info or ''}", flush=True)
       if ckpt.best_step() is None:
         phase.fit(self.model, self.stores["train"], self.stores.get("validation"))
-        val = self.validate(phase, ("validation",) if "validation" in self.stores else ("test",))
+        val = self.validate(phase, ("validation",) if "validation" in self.stores else ())
         ckpt.save_best(1, checkpoint.model_pure_state(self.model),
-                            _flat_metrics(val.get("validation", val.get("test"))))
+                       _flat_metrics(val.get("validation", {task.best_metric: 0.0})))
         ckpt.wait()
       ckpt.restore_best_into(self.model)
       ckpt.close()
       return self._record(phase, self.validate(phase), 1, t0)
 
-    graphdef, train_state, frozen_state = nnx.split(self.model, phase.trainable, ...)
-    if not jax.tree.leaves(train_state):
+    self._check_window(phase.num_clips, f"phase {phase.name}")
+    steps, per_epoch = self._duration(phase)
+    steps_per_epoch = max(1, per_epoch // cfg.data.batch_size)
+    print(f"== phase {phase.name} ({steps} steps) {phase.info or ''}", flush=True)
+    spec = dict(phase.optimizer or contract.optimizer_spec())
+    tx = contract.make_optimizer(spec, steps=steps, steps_per_epoch=steps_per_epoch)
+    self.model.train()
+    graphdef, params, mutable, frozen = nnx.split(self.model, phase.trainable, contract.MUTABLE,
+                                                  ...)
+    if not jax.tree.leaves(params):
       raise errors.ConfigError(f"phase {phase.name} selects no trainable parameters")
-    tx = optax.chain(optax.clip_by_global_norm(cfg.train.grad_clip),
-                     optax.adam(phase.learning_rate))
-    opt_state = tx.init(train_state)
-    start = 0
+    opt_state = tx.init(params)
+    start, since_best, stopped = 0, 0, False
     if ckpt.latest_step() is not None:
-      start, pure, opt_state, _ = ckpt.restore_latest(
+      start, pure, opt_state, meta = ckpt.restore_latest(
           checkpoint.model_pure_state(self.model), opt_state)
       checkpoint.load_pure_state(self.model, pure)
+      since_best, stopped = int(meta.get("since_best", 0)), bool(meta.get("stopped", False))
       print(f"   resumed {phase.name} at step {start}", flush=True)
     elif phase.setup is not None:
       phase.setup(self.model)
-    if start < phase.steps:
-      graphdef, train_state, frozen_state = nnx.split(self.model, phase.trainable, ...)
+    eval_every = contract.to_steps(phase.eval_every, phase.eval_every_epochs,
+                                   examples_per_epoch=per_epoch, batch_size=cfg.data.batch_size,
+                                   what=f"phase {phase.name} validation interval")
+    eval_every = max(1, min(eval_every or steps, steps))
+    if start < steps and not stopped:
+      self.model.train()
+      graphdef, params, mutable, frozen = nnx.split(self.model, phase.trainable,
+                                                    contract.MUTABLE, ...)
       # Fresh buffers for what the step donates: no other variable may alias them.
-      train_state = jax.tree.map(jnp.copy, train_state)
+      params, mutable = jax.tree.map(jnp.copy, (params, mutable))
       replicated = NamedSharding(self.mesh, P())
-      train_state, frozen_state, opt_state = jax.device_put(
-          (train_state, frozen_state, opt_state), replicated)
-      step_fn = make_train_step(graphdef, phase.forward, phase.target, tx)
-      batches = input_pipeline.train_batches(
-          self.stores["train"], clip_seconds=d.clip_seconds, num_clips_per_window=phase.num_clips,
-          batch_size=d.batch_size, seed=cfg.seed + _stable_hash(phase.name), start_step=start,
-          stride=d.train_stride)
-      eval_every = max(1, min(cfg.train.eval_every_steps or phase.steps, phase.steps))
+      params, mutable, frozen, opt_state = jax.device_put(
+          (params, mutable, frozen, opt_state), replicated)
+      step_fn = make_train_step(graphdef, phase.forward, task, tx, float(spec["l2"]))
+      batches = self._batches(phase, start)
       ckpt_every = max(1, cfg.checkpoint.every_steps)
-      t_last, s_last = time.time(), start
-      for step in range(start, phase.steps):
+      t_last, s_last, losses = time.time(), start, []
+      for step in range(start, steps):
         batch = input_pipeline.shard_batch(next(batches), self.mesh)
-        train_state, opt_state, loss = step_fn(train_state, frozen_state, opt_state, batch)
-        loss = float(loss)
-        if not np.isfinite(loss):
-          raise errors.NonFiniteLossError(
-              f"phase {phase.name}: loss is {loss} at step {step + 1}; nothing after the last "
-              f"checkpoint in {ckpt.directory} is kept. Lower config.train.learning_rate, check "
-              "the features for extreme values, or raise config.train.grad_clip")
+        params, mutable, opt_state, loss = step_fn(params, mutable, frozen, opt_state, batch,
+                                                   step_key(cfg.seed, phase.name, step))
+        losses.append(loss)
         done = step + 1
         _fault_injection(phase.name, done)
-        if done % cfg.log.every_steps == 0 or done == phase.steps:
+        log_now = done % cfg.log.every_steps == 0 or done == steps
+        eval_now = done % eval_every == 0 or done == steps
+        ckpt_now = done % ckpt_every == 0 or done == steps
+        if not (log_now or eval_now or ckpt_now):
+          continue
+        # The host reads the losses back only here (no wait on the device at every step).
+        values = np.asarray(jax.device_get(losses), np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+          raise errors.NonFiniteLossError(
+              f"phase {phase.name}: loss is {values[bad[0]]} at step {done - len(values) + bad[0] + 1}"
+              f"; nothing after the last checkpoint in {ckpt.directory} is kept. Lower the "
+              "learning rate, check the features for extreme values, or clip gradients "
+              "(config.optim.grad_clip)")
+        loss_v, losses = float(values[-1]), []
+        if log_now:
           now = time.time()
           rate = (done - s_last) / max(now - t_last, 1e-9)
-          eta = (phase.steps - done) / max(rate, 1e-9)
-          print(f"   {phase.name} step {done}/{phase.steps} loss {loss:.4f} "
+          eta = (steps - done) / max(rate, 1e-9)
+          print(f"   {phase.name} step {done}/{steps} loss {loss_v:.4f} "
                 f"{rate:.2f} steps/s ETA {eta:.0f}s", flush=True)
-          self._scalar(f"{phase.name}/train_loss", loss, done)
+          self._scalar(f"{phase.name}/train_loss", loss_v, done)
           self._scalar(f"{phase.name}/steps_per_s", rate, done)
           t_last, s_last = now, done
-        if done % eval_every == 0 or done == phase.steps:
-          nnx.update(self.model, train_state, frozen_state)
-          val = self.validate(phase, ("validation",) if "validation" in self.stores else ("test",))
+        if eval_now:
+          nnx.update(self.model, params, mutable, frozen)
+          val = self.validate(phase, ("validation",) if "validation" in self.stores else ())
           for split, m in val.items():
             for k, v in m.items():
               self._scalar(f"{phase.name}/{split}_{k}", v, done)
-          if done > (ckpt.best_latest_step() or 0):
+          if done > (ckpt.best_latest_step() or 0) and "validation" in val:
             ckpt.save_best(done, checkpoint.model_pure_state(self.model),
-                                _flat_metrics(val.get("validation", val.get("test"))))
-        if done % ckpt_every == 0 or done == phase.steps:
-          nnx.update(self.model, train_state, frozen_state)
+                           _flat_metrics(val["validation"]))
+            since_best = 0 if ckpt.best_step() == done else since_best + 1
+          if phase.patience and since_best >= phase.patience:
+            stopped = True
+        if ckpt_now or stopped:
+          nnx.update(self.model, params, mutable, frozen)
           ckpt.save_latest(done, checkpoint.model_pure_state(self.model), opt_state,
-                                  {"phase": phase.name, "step": done})
+                           {"phase": phase.name, "step": done, "since_best": since_best,
+                            "stopped": stopped})
+        if stopped:
+          print(f"   {phase.name}: early stop at step {done} ({since_best} validations without "
+                f"a better {task.best_metric})", flush=True)
+          break
+      ckpt.wait()
+    if ckpt.best_step() is None:
+      # No validation split (or only undefined scores): the last step is the phase's result.
+      ckpt.save_best(ckpt.latest_step(), checkpoint.model_pure_state(self.model),
+                     {task.best_metric: 0.0})
       ckpt.wait()
     ckpt.restore_best_into(self.model)
     best_step = ckpt.best_step()
     ckpt.close()
-    return self._record(phase, self.validate(phase), best_step, t0)
+    return self._record(phase, self.validate(phase), best_step, t0, stopped=stopped)
 
-  def _record(self, phase: Phase, val: dict, best_step, t0: float) -> dict:
-    rec = {"name": phase.name, "target": phase.target, "best_step": best_step,
-           "steps": phase.steps, "seconds": round(time.time() - t0, 2), "info": phase.info}
+  def _record(self, phase: Phase, val: dict, best_step, t0: float, stopped: bool = False) -> dict:
+    rec = {"name": phase.name, "target": phase.target, "targets": list(phase.task.targets),
+           "best_step": best_step, "steps": phase.steps, "early_stopped": stopped,
+           "seconds": round(time.time() - t0, 2), "info": phase.info}
     rec.update(val)
-    summary = ", ".join(f"{s} pcc {m['pcc']:.3f} mse {m['mse']:.4f}" for s, m in val.items())
+    key = "accuracy" if phase.task.kind == "classification" else "pcc"
+    summary = ", ".join(f"{s} {key} {m.get(key, float('nan')):.3f}" + (
+        f" mse {m['mse']:.4f}" if "mse" in m else "") for s, m in val.items())
     print(f"   done {phase.name}: {summary}", flush=True)
     return rec
 
@@ -355,10 +403,6 @@ def _dict_diff(a, b, prefix: str = "") -> list[str]:
 
 def _flat_metrics(m: dict) -> dict[str, float]:
   return {k: float(v) for k, v in m.items() if isinstance(v, (int, float))}
-
-
-def _stable_hash(s: str) -> int:
-  return int.from_bytes(s.encode()[:8].ljust(8, b"\0"), "little") % 100_003
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:

@@ -17,11 +17,11 @@ WIDTHS = {"conv1": 4, "conv2": 8, "conv3_1": 8, "conv3_2": 16, "conv4_1": 16, "c
 
 def _load_example(tmp_path):
   text = (REPO / "docs" / "features.md").read_text()
-  code = re.search(r"Save it as\s+`emojax/features/vggish_embedding.py`:\s+```python\n(.*?)```",
+  code = re.search(r"Save it as\s+`emojax/features/vggish_example.py`:\s+```python\n(.*?)```",
                    text, re.S).group(1)
-  path = tmp_path / "vggish_embedding.py"
+  path = tmp_path / "vggish_example.py"
   path.write_text(code)
-  spec = importlib.util.spec_from_file_location("emojax.features.vggish_embedding", path)
+  spec = importlib.util.spec_from_file_location("emojax.features.vggish_example", path)
   module = importlib.util.module_from_spec(spec)
   sys.modules[spec.name] = module
   spec.loader.exec_module(module)
@@ -72,19 +72,19 @@ def test_backbone_example_from_docs(tmp_path):
     wpath = tmp_path / "vggish_small.npz"
     np.savez(wpath, **w)
     with pytest.raises(ConfigError, match="needs params"):
-      registry.create("vggish_embedding")
-    ff = extract_film(MEDIA_FIXTURE, {"vggish_embedding": {"weights": str(wpath)},
+      registry.create("vggish_example")
+    ff = extract_film(MEDIA_FIXTURE, {"vggish_example": {"weights": str(wpath)},
                                       "vggish_logmel": {}})
-    emb = ff.streams["vggish_embedding"]
+    emb = ff.streams["vggish_example"]
     assert emb.shape == (5, 128) and emb.dtype == np.float32 and np.isfinite(emb).all()
     for s in range(5):
       ref = _numpy_forward(w, ff.streams["vggish_logmel"][s])
       np.testing.assert_allclose(emb[s], ref, rtol=2e-3, atol=2e-3 * np.abs(ref).max())
-    entry = ff.manifest["extractors"]["vggish_embedding"]
+    entry = ff.manifest["extractors"]["vggish_example"]
     assert entry["params"] == {"weights": str(wpath)} and entry["shape"] == [128]
-    other = manifest.for_spec({"vggish_embedding": {"weights": "/elsewhere.npz"}})
+    other = manifest.for_spec({"vggish_example": {"weights": "/elsewhere.npz"}})
     with pytest.raises(ManifestMismatchError, match="param 'weights' differs"):
       manifest.compare_manifests(ff.manifest, other)
   finally:
-    registry._REGISTRY.pop("vggish_embedding", None)  # pylint: disable=protected-access
-    sys.modules.pop("emojax.features.vggish_embedding", None)
+    registry._REGISTRY.pop("vggish_example", None)  # pylint: disable=protected-access
+    sys.modules.pop("emojax.features.vggish_example", None)

@@ -28,8 +28,9 @@ def test_manifest_is_json_and_round_trips():
 
 @pytest.mark.parametrize("mutate, needle", [
     (lambda m: m["extractors"].pop("vggish_logmel"), "'vggish_logmel' is missing"),
-    (lambda m: m["extractors"]["vggish_logmel"].__setitem__("version", 2),
-     "'vggish_logmel': version differs: expected 1, offered 2"),
+    (lambda m: m["extractors"]["vggish_logmel"].__setitem__("version", 1),
+     "'vggish_logmel': version differs: expected 2, offered 1 (v2: audio is down-mixed to the "
+     "plain channel mean"),
     (lambda m: m["extractors"]["spectrogram_image"]["params"].__setitem__("size", 64),
      "'spectrogram_image': param 'size' differs: expected 128, offered 64"),
     (lambda m: m["extractors"]["spectrogram_image"].__setitem__("shape", [64, 64]),
@@ -58,3 +59,21 @@ def test_unknown_extractor_and_param_are_config_errors():
     registry.get("nope")
   with pytest.raises(ConfigError, match="unknown parameter"):
     registry.create("vggish_logmel", {"bands": 32})
+
+
+def test_features_of_an_older_extractor_version_are_refused_with_what_changed():
+  """Datasets and checkpoints made before the VGGish down-mix fix (extractor version 1) are
+  refused, naming the change and the rebuild."""
+  current = manifest.for_spec(["vggish_logmel", "audio_functionals", "visual_stats"])
+  manifest.check_current(current, what="dataset x")  # up to date: no error
+  old = copy.deepcopy(current)
+  for name in ("vggish_logmel", "audio_functionals"):
+    old["extractors"][name]["version"] = 1
+  with pytest.raises(ManifestMismatchError) as e:
+    manifest.check_current(old, what="dataset films/default/1.0.0")
+  msg = str(e.value)
+  assert "dataset films/default/1.0.0" in msg and "channel mean" in msg and "rebuild" in msg
+  assert "'vggish_logmel': version 1, this emojax makes version 2" in msg
+  assert "'audio_functionals'" in msg and "visual_stats" not in msg
+  with pytest.raises(ManifestMismatchError, match="rebuild the dataset"):
+    manifest.compare_manifests(old, current, what="features of film.mp4")

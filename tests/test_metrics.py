@@ -128,3 +128,31 @@ def test_evaluate_films_rejects_empty():
 def test_evaluate_films_decodes_bytes_ids():
   got = metrics.evaluate_films({b"MEDIAEVAL18_54": {"valence": ([0.0, 1.0], [0.0, 0.5])}})
   assert list(got["valence"]["per_film"]) == ["MEDIAEVAL18_54"]
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e76, 1e160, 1e300])
+def test_pcc_and_ccc_do_not_overflow_on_huge_or_tiny_values(scale):
+  """PCC at any finite scale equals scipy's pearsonr on the unscaled data (scipy itself overflows
+  at 1e160); CCC is scale invariant, so it equals the closed form on the unscaled data."""
+  rng = np.random.default_rng(7)
+  t = rng.normal(size=200)
+  p = 0.6 * t + rng.normal(size=200)
+  expected = stats.pearsonr(t, p).statistic
+  assert metrics.pcc(t * scale, p * scale) == pytest.approx(expected, abs=1e-12)
+  assert metrics.pcc(t * scale, p) == pytest.approx(expected, abs=1e-12)
+  cov = np.mean((t - t.mean()) * (p - p.mean()))
+  ccc = 2 * cov / (t.var() + p.var() + (t.mean() - p.mean()) ** 2)
+  assert metrics.ccc(t * scale, p * scale) == pytest.approx(ccc, abs=1e-12)
+  if scale <= 1e76:  # beyond, the mse itself exceeds float64 (inf, correctly)
+    got = metrics.regression_metrics(t * scale, p * scale)
+    assert got["pcc"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_pcc_near_float_max_and_offsets():
+  """Values at 1e308 with a large offset: the mean cannot overflow; constants stay nan."""
+  t = np.array([1.0, 2.0, 3.0, 5.0]) * 1e307
+  p = np.array([1.7, 1.1, 1.6, 1.79]) * 1e308
+  assert metrics.pcc(t, p) == pytest.approx(
+      stats.pearsonr(t / 1e307, p / 1e308).statistic, abs=1e-12)
+  assert math.isnan(metrics.pcc(np.full(4, 1.7e308), p))
+  assert metrics.pcc(1e300 + np.arange(5.0) * 1e292, np.arange(5.0)) == pytest.approx(1.0, abs=1e-7)

@@ -12,7 +12,7 @@ from emojax import errors, evaluate, predict, train
 from emojax.features import manifest
 
 
-def _config(data_dir, extractors=("visual_stats",)):
+def _config(data_dir, extractors=("visual_stats", "audio_functionals")):
   from configs import two_timescale_films  # pylint: disable=import-outside-toplevel
   c = two_timescale_films.get_config("arousal,runlocal")
   with c.unlocked():
@@ -20,7 +20,7 @@ def _config(data_dir, extractors=("visual_stats",)):
     c.dataset.builder_kwargs = ml_collections.ConfigDict(dict(
         num_films=5, duration_s=12, fps=8, width=96, height=72, sample_rate=16000,
         num_validation=1, num_test=1, extractors=extractors, num_workers=0))
-    c.arousal.modalities = ("visual_stats",)
+    c.arousal.modalities = tuple(extractors)
     c.data.clip_seconds = 4
     c.train.steps_per_phase = 4
     c.train.eval_every_steps = 2
@@ -57,7 +57,7 @@ def test_predict_from_the_command_line_skips_unreadable_videos(trained, tmp_path
                       f"--video={videos}", f"--output={tmp_path / 'out'}"], cwd=REPO,
                      capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
-  assert "broken.mp4" in r.stdout and "1 of 2 videos could not be read" in r.stdout
+  assert "broken.mp4" in r.stdout and "1 of 2 videos could not be predicted" in r.stdout
   assert (tmp_path / "out" / "film.csv").exists() and not (tmp_path / "out" / "broken.csv").exists()
 
 
@@ -66,7 +66,7 @@ def test_evaluate_refuses_features_extracted_differently(trained):
   other = config.copy_and_resolve_references()
   with other.unlocked():
     kwargs = other.dataset.builder_kwargs.to_dict()
-    kwargs["extractors"] = {"visual_stats": {"fps": 2}}
+    kwargs["extractors"] = {"visual_stats": {"fps": 2}, "audio_functionals": {}}
     other.dataset.builder_kwargs = ml_collections.ConfigDict(kwargs)
   with pytest.raises(errors.ManifestMismatchError, match="visual_stats"):
     evaluate.evaluate(other, root / "run")
@@ -79,3 +79,54 @@ def test_manifest_differences_are_named():
     evaluate.check_manifest({"feature_manifest": a}, b, "the test split")
   with pytest.raises(errors.ManifestMismatchError, match="records no feature manifest"):
     evaluate.check_manifest({"feature_manifest": a}, None, "the test split")
+
+
+def _silent_film(path):
+  import media_synth  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  media_synth.write_video(path, media_synth.solid_frames(np.arange(75) * 3), np.arange(75) / 25)
+  return path
+
+
+def test_film_without_sound_is_skipped_naming_the_flag_then_predicted_with_it(trained, tmp_path,
+                                                                              capsys):
+  """The model needs audio_functionals; a film without an audio stream is skipped with a message
+  naming --allow_missing_audio (its path printed once), and predicted with silence with it."""
+  config, root = trained
+  film = _silent_film(tmp_path / "silent.mkv")
+  out = tmp_path / "out"
+  out.mkdir()
+  (out / "earlier.csv").write_text("kept")
+  with pytest.raises(errors.DataError, match="--allow_missing_audio"):
+    predict.predict(config, root / "run", str(film), str(out))
+  printed = capsys.readouterr().out
+  assert "--allow_missing_audio" in printed
+  assert printed.count(str(film)) == 2  # "[1/1] <path>" and the summary line, once each
+  assert all(line.count(str(film)) <= 1 for line in printed.splitlines())
+  assert sorted(p.name for p in out.iterdir()) == ["earlier.csv"]
+  written = predict.predict(config, root / "run", str(film), str(out), allow_missing_audio=True)
+  assert written == {"silent": out / "silent.csv"}
+  rows = list(csv.reader((out / "silent.csv").open()))
+  assert [int(r[0]) for r in rows[1:]] == [0, 1, 2]
+  assert "no audio stream" in capsys.readouterr().out
+  assert (out / "earlier.csv").read_text() == "kept"
+
+
+def test_allow_missing_audio_flag_of_main(trained, tmp_path):
+  """The command line's --allow_missing_audio reaches predict (in-process main)."""
+  _, root = trained
+  film = _silent_film(tmp_path / "silent.mkv")
+  import main  # pylint: disable=import-outside-toplevel
+  args = ["main.py", "--mode=predict", f"--workdir={root / 'run'}", f"--video={film}",
+          f"--output={tmp_path / 'out'}"]
+  try:
+    main.FLAGS.unparse_flags()
+    main.FLAGS(args)
+    with pytest.raises(errors.DataError, match="--allow_missing_audio"):
+      main.run("predict")
+    main.FLAGS.unparse_flags()
+    main.FLAGS(args + ["--allow_missing_audio"])
+    assert main.run("predict") == 0
+  finally:
+    main.FLAGS.unparse_flags()
+  assert (tmp_path / "out" / "silent.csv").exists()

@@ -123,7 +123,7 @@ def test_progressive_phase_freezes_earlier_modalities(tmp_path):
   trainer = train.Trainer(config, tmp_path / "run")
   from emojax.models import two_timescale  # pylint: disable=import-outside-toplevel
   records = [{"name": f"arousal/stage1_{m}", "info": {"modality": m},
-              "validation": {"mse": v}} for m, v in (("audio", 0.1), ("action", 0.2))]
+              "validation": {"pcc": v}} for m, v in (("audio", 0.3), ("action", 0.2))]
   phase = [p for p in two_timescale.phases(config, "arousal", records)][3]
   assert phase.name == "arousal/progressive2_action"
   net = trainer.model.nets["arousal"]
@@ -162,9 +162,10 @@ def test_inter_clip_phase_gives_zero_gradient_to_the_intra_clip_part(tmp_path):
 def test_nan_loss_stops_with_a_clear_error(tmp_path):
   config = toy_config(tmp_path / "data", steps=3)
   trainer = train.Trainer(config, tmp_path / "run")
-  phase = train.Phase("arousal/broken", "arousal",
-                      lambda model, batch: model.nets["arousal"].intra(batch) * jnp.nan,
-                      lambda path, x: isinstance(x, nnx.Param) and "fc2" in path, 1, 3, 1e-3)
+  from emojax import contract  # pylint: disable=import-outside-toplevel
+  phase = train.Phase("arousal/broken", contract.Task(("arousal",)),
+                      lambda model, batch, rngs: model.nets["arousal"].intra(batch) * jnp.nan,
+                      lambda path, x: isinstance(x, nnx.Param) and "fc2" in path, steps=3)
   with pytest.raises(errors.NonFiniteLossError, match="loss is nan at step 1"):
     trainer.run_phase(phase)
 

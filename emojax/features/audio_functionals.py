@@ -119,7 +119,7 @@ class AudioFunctionals(registry.Extractor):
   """(240,) functionals of 48 frame-level descriptors per second."""
 
   name = "audio_functionals"
-  version = 1
+  version = 2
   modality = "audio"
   defaults = {}
 

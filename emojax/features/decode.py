@@ -10,12 +10,19 @@ second is dropped. The video duration is the video stream's declared duration, e
 DURATION tag, else the end of its last packet found by demuxing (no decoding), else the container's. Audio is padded with silence or cut to
 exactly T seconds.
 
-Audio. Decoded, down-mixed to mono and resampled to 16 kHz float32 in one step by libswresample
-through `av.AudioResampler(format='flt', layout='mono', rate=16000)`. Its down-mix is the FFmpeg
-default matrix (no normalisation for float output): front left/right x 1/sqrt(2), centre x 1,
-surrounds x 1/2, LFE x 0 (ITU-R BS.775 style, LFE dropped). Any channel layout FFmpeg knows works;
-a test checks the gains per 5.1 channel with tones. Samples come out in one-second blocks, so memory
-does not grow with the film.
+Audio. Decoded, down-mixed to mono by the plain mean of all channels (LFE included), as the
+published VGGish does (`np.mean(data, axis=1)` in its `vggish_input.py`), then resampled to 16 kHz
+float32 by libswresample (`av.AudioResampler(format='flt', layout='mono', rate=16000)`; VGGish
+resamples with resampy, whose filter differs from libswresample's near the Nyquist frequency: see
+docs/features.md). Integer samples are scaled to [-1, 1) (s16 / 32768). Any channel layout works; a
+test checks the mix on tones and on the real 5.1 fixture. Samples come out in one-second blocks, so
+memory does not grow with the film.
+
+Damaged audio. Packets are decoded one by one; a packet the decoder refuses becomes silence for its
+span (its declared duration, or the gap to the next frame's timestamp when they disagree by more
+than 2 ms, as when a damaged sync word merges packets), so the following audio stays at its
+timestamps; a `DamagedAudioWarning` gives the count.
+When more than MAX_DAMAGED_AUDIO_SHARE of the packets are refused, the file raises DataError.
 
 Video. `iter_video_frames` yields every decoded frame with its timestamp, lazily convertible to
 small RGB / luma arrays (`Frame`); `TimestampSampler` picks frames at target times (e.g. 1 fps, with
@@ -32,8 +39,10 @@ Errors. Unreadable, corrupt, truncated or zero-length files and files without a 
 from __future__ import annotations
 
 import dataclasses
+import fractions
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,10 +54,17 @@ from emojax.errors import DataError
 SAMPLE_RATE = 16000
 # Tolerance when comparing decoded lengths with declared ones (truncation detection), in seconds.
 TRUNCATION_TOLERANCE_S = 1.0
+# Largest share of an audio stream's packets that may fail to decode (each becomes silence, with a
+# warning); more raises DataError (the soundtrack is damaged, not merely a few bad packets).
+MAX_DAMAGED_AUDIO_SHARE = 0.05
 
 
 class NoAudioError(DataError):
   """The file has no audio stream (the caller decides: skip it, or extract with silence)."""
+
+
+class DamagedAudioWarning(UserWarning):
+  """Some audio packets could not be decoded and were replaced by silence."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,14 +170,80 @@ def probe(path: str | os.PathLike) -> MediaInfo:
                    audio_duration_s=float("nan") if audio_duration is None else audio_duration)
 
 
+def planar_samples(frame: av.AudioFrame) -> np.ndarray:
+  """A decoded audio frame as float32 (channels, samples) in [-1, 1] (s16 scaled by 1/32768)."""
+  x = frame.to_ndarray()
+  channels = len(frame.layout.channels)
+  if not frame.format.is_planar:  # packed: (1, samples * channels), interleaved
+    x = x.reshape(-1, channels).T
+  if np.issubdtype(x.dtype, np.floating):
+    return x.astype(np.float32, copy=False)
+  if x.dtype == np.uint8:  # u8 is offset binary
+    return (x.astype(np.float32) - 128.0) / 128.0
+  return x.astype(np.float32) / float(2 ** (8 * x.dtype.itemsize - 1))
+
+
+def _consistent(frame: av.AudioFrame) -> bool:
+  """Whether a decoded frame's buffers agree with its layout (a damaged packet can decode into a
+  frame whose planes do not match its channel count; reading it would crash)."""
+  channels = len(frame.layout.channels)
+  planes = len(frame.planes)
+  return (channels > 0 and frame.sample_rate > 0
+          and planes == (channels if frame.format.is_planar else 1))
+
+
+class _MeanDownmix:
+  """Channel mean at the source rate (VGGish's down-mix), then libswresample to mono `rate`."""
+
+  def __init__(self, rate: int):
+    self.rate = rate
+    self.source_rate: int | None = None
+    self._resampler: av.AudioResampler | None = None
+    self._pts = 0
+
+  def push(self, frame: av.AudioFrame) -> list[np.ndarray]:
+    if not frame.samples:
+      return []
+    x_CxN = planar_samples(frame)
+    mono_N = x_CxN.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return self._mono(mono_N, frame.sample_rate)
+
+  def silence(self, num_source_samples: int) -> list[np.ndarray]:
+    if num_source_samples <= 0 or self.source_rate is None:
+      return []
+    return self._mono(np.zeros(num_source_samples, np.float32), self.source_rate)
+
+  def _mono(self, x_N: np.ndarray, source_rate: int) -> list[np.ndarray]:
+    out = []
+    if source_rate != self.source_rate:  # first frame, or the rate changed mid-stream
+      out = self.flush()
+      self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.rate)
+      self.source_rate, self._pts = source_rate, 0
+    frame = av.AudioFrame.from_ndarray(x_N[None], format="flt", layout="mono")
+    frame.sample_rate = source_rate
+    frame.pts, frame.time_base = self._pts, fractions.Fraction(1, source_rate)
+    self._pts += x_N.size
+    out += [o.to_ndarray().reshape(-1) for o in self._resampler.resample(frame)]
+    return out
+
+  def flush(self) -> list[np.ndarray]:
+    if self._resampler is None:
+      return []
+    out = [o.to_ndarray().reshape(-1) for o in self._resampler.resample(None)]
+    self._resampler = None
+    return out
+
+
 def iter_audio_seconds(path: str | os.PathLike, num_seconds: int | None = None, *,
                        origin_s: float | None = None,
                        sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
   """Yields `num_seconds` mono float32 blocks of `sample_rate` samples, second 0 first.
 
   Samples before the origin are dropped; a late start or an early end is filled with zeros. Memory
-  holds at most about two seconds of audio. Raises NoAudioError without an audio stream and
-  DataError when the stream ends more than TRUNCATION_TOLERANCE_S before its declared duration.
+  holds at most about two seconds of audio. Raises NoAudioError without an audio stream, DataError
+  when the stream ends more than TRUNCATION_TOLERANCE_S before its declared duration or when more
+  than MAX_DAMAGED_AUDIO_SHARE of its packets cannot be decoded; fewer bad packets become silence
+  with a DamagedAudioWarning.
   """
   path = os.fspath(path)
   if num_seconds is None or origin_s is None:
@@ -176,25 +258,88 @@ def iter_audio_seconds(path: str | os.PathLike, num_seconds: int | None = None, 
     stream = container.streams.audio[0]
     declared = (_stream_seconds(stream.duration, stream.time_base)
                 or _parse_hms(stream.metadata.get("DURATION", "")))
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    mix = _MeanDownmix(sample_rate)
     buf: list[np.ndarray] = []
     buffered = 0  # samples in buf
     emitted = 0  # samples yielded so far
     skip = None  # samples still to drop before the origin (None until the first frame is seen)
     first_time: list[float | None] = []  # time of the first decoded frame (the audio's start)
+    packets = {"total": 0, "bad": 0, "lost_s": 0.0}
 
     def chunks() -> Iterator[tuple[float | None, np.ndarray]]:
+      # Refused packets become silence. Its length is the packets' declared durations (exact) when
+      # the next decoded frame's timestamp agrees within 2 ms, else the gap to that timestamp (a
+      # damaged sync word can merge packets, e.g. in AVI, whose durations then undercount).
+      state = {"owed": 0, "bad_since_frame": False, "fed": 0, "last_samples": 0}
+
+      def pay(frame_time: float | None) -> Iterator[tuple[float | None, np.ndarray]]:
+        owed, rate = state["owed"], mix.source_rate
+        if not state["bad_since_frame"] or not rate or not first_time:
+          state["owed"], state["bad_since_frame"] = 0, False
+          return
+        if frame_time is not None and first_time[0] is not None:
+          gap = int(round((frame_time - first_time[0]) * rate)) - state["fed"]
+          if abs(gap - owed) > 0.002 * rate:
+            owed = max(gap, 0)
+        state["owed"], state["bad_since_frame"] = 0, False
+        packets["lost_s"] += owed / rate
+        state["fed"] += owed
+        for out in mix.silence(owed):
+          yield first_time[0], out
+
+      def refused(samples: int) -> None:
+        packets["bad"] += 1
+        state["owed"] += samples
+        state["bad_since_frame"] = True
+
       try:
-        for frame in container.decode(stream):
-          if not first_time:
-            first_time.append(frame.time)
-          for out in resampler.resample(frame):
-            yield first_time[0], out.to_ndarray().reshape(-1)
-        for out in resampler.resample(None):
-          yield (first_time[0] if first_time else None), out.to_ndarray().reshape(-1)
+        for packet in container.demux(stream):
+          packets["total"] += bool(packet.size)
+          try:
+            frames = packet.decode()
+          except av.error.FFmpegError:
+            if not packet.size:
+              continue  # flushing a decoder that already failed
+            if packet.duration and packet.time_base is not None and mix.source_rate:
+              refused(int(round(float(packet.duration * packet.time_base) * mix.source_rate)))
+            else:
+              refused(state["last_samples"])
+            continue
+          good = []
+          for frame in frames:
+            if _consistent(frame):
+              good.append(frame)
+            else:  # a damaged packet decoded into nonsense (e.g. 43 channels in 61 planes)
+              refused(frame.samples if frame.sample_rate == mix.source_rate else 0)
+          for frame in good:
+            if not first_time:
+              first_time.append(frame.time)
+            yield from pay(frame.time if frame.sample_rate == mix.source_rate else None)
+            state["last_samples"] = frame.samples
+            state["fed"] += frame.samples
+            for out in mix.push(frame):
+              yield first_time[0], out
+        yield from pay(None)  # refused packets at the very end
+        for out in mix.flush():
+          yield (first_time[0] if first_time else None), out
       except av.error.FFmpegError as e:
         raise DataError(f"{path}: audio stream is corrupt ({e}); re-export or remove the file") \
           from e
+
+    def check_damage() -> None:
+      bad, n = packets["bad"], packets["total"]
+      if not bad:
+        return
+      if bad > MAX_DAMAGED_AUDIO_SHARE * n:
+        raise DataError(
+            f"{path}: audio stream is corrupt: {bad} of {n} packets ({bad / n:.1%}) cannot be "
+            "decoded, more than the "
+            f"{MAX_DAMAGED_AUDIO_SHARE:.0%} emojax replaces by silence "
+            "(emojax.features.decode.MAX_DAMAGED_AUDIO_SHARE); the soundtrack is damaged: "
+            "re-encode it or remove the file")
+      warnings.warn(f"{path}: {bad} of {n} audio packets could not be decoded; "
+                    f"{packets['lost_s']:.2f} s of silence stand in for them",
+                    DamagedAudioWarning, stacklevel=3)
 
     decoded = 0
     for start_s, x in chunks():
@@ -218,7 +363,9 @@ def iter_audio_seconds(path: str | os.PathLike, num_seconds: int | None = None, 
         rest = block[sample_rate:]
         buf, buffered = [rest], rest.size
       if emitted >= total:
+        check_damage()
         return
+  check_damage()
   if declared is not None and decoded / sample_rate < declared - TRUNCATION_TOLERANCE_S:
     raise DataError(f"{path}: audio is truncated: {decoded / sample_rate:.2f} s decoded of "
                     f"{declared:.2f} s declared; re-export or remove the file")

@@ -171,7 +171,7 @@ def _audio_seconds(path, info, audio_exs, rows, bar, stop) -> None:
     if stop is not None and stop.is_set():
       return  # the video pass failed; its error is the one raised
     for e in audio_exs:
-      rows[e.name].add([e.audio_second(s, x_S)])
+      rows[e.name].add(e.audio_rows(s, x_S))
     if bar is not None:
       bar.update(1)
   for e in audio_exs:

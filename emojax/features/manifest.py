@@ -24,6 +24,14 @@ from emojax.errors import ManifestMismatchError
 FORMAT = 1
 SECONDS_RULE = "floor(video duration)"
 
+# Why an extractor's version changed: {name: {new version: what differs from the previous one}}.
+# A manifest that differs in version gets this note, so the user knows the old features are stale.
+VERSION_CHANGES: dict[str, dict[int, str]] = {
+    name: {2: "audio is down-mixed to the plain channel mean (VGGish's) instead of libswresample's "
+              "unnormalised matrix ((L + R) / sqrt(2) for stereo, about 5.3x the mean for 5.1); "
+              "damaged audio packets become silence"}
+    for name in ("vggish_logmel", "audio_functionals", "spectrogram_image")}
+
 
 def entry(extractor) -> dict[str, Any]:
   """The manifest entry of one extractor instance."""
@@ -82,7 +90,8 @@ def differences(expected: Mapping[str, Any], offered: Mapping[str, Any]) -> list
     for key in ("version", "modality", "per", "shape", "dtype"):
       if e.get(key) != o.get(key):
         diffs.append(f"extractor {name!r}: {key} differs: expected {_fmt(e.get(key))}, "
-                     f"offered {_fmt(o.get(key))}")
+                     f"offered {_fmt(o.get(key))}" + (_version_note(name, e.get(key), o.get(key))
+                                                      if key == "version" else ""))
     ep, op = e.get("params", {}), o.get("params", {})
     for key in sorted(set(ep) | set(op)):
       if key not in op:
@@ -99,13 +108,54 @@ def differences(expected: Mapping[str, Any], offered: Mapping[str, Any]) -> list
   return diffs
 
 
+def _version_note(name: str, expected: Any, offered: Any) -> str:
+  """' (v2: what changed)' between two versions of an extractor ('' when unknown)."""
+  try:
+    lo, hi = sorted((int(expected), int(offered)))
+  except (TypeError, ValueError):
+    return ""
+  notes = [f"v{v}: {VERSION_CHANGES[name][v]}" for v in range(lo + 1, hi + 1)
+           if v in VERSION_CHANGES.get(name, {})]
+  return f" ({'; '.join(notes)})" if notes else ""
+
+
+REBUILD_HINT = ("features of an older extractor version cannot be mixed with new ones: rebuild the "
+                "dataset (`--mode=build` with a new --data_dir, or after deleting the dataset's "
+                "version folder; its `extracted` cache is keyed by version and can stay) and "
+                "retrain")
+
+
+def check_current(stored: Mapping[str, Any], *, what: str) -> None:
+  """Refuses features (a dataset's, a checkpoint's) made by an extractor version this emojax no
+  longer produces, naming what changed and what to rebuild.
+
+  Extractors unknown to this installation (e.g. of an extra not installed) are not checked here.
+  """
+  from emojax.features import registry  # pylint: disable=g-import-not-at-top
+  stale = []
+  for name, e in sorted(stored.get("extractors", {}).items()):
+    try:
+      current = int(registry.get(name).version)
+    except Exception:  # pylint: disable=broad-except
+      continue
+    if e.get("version") != current:
+      stale.append(f"extractor {name!r}: version {_fmt(e.get('version'))}, this emojax makes "
+                   f"version {current}" + _version_note(name, e.get("version"), current))
+  if stale:
+    raise ManifestMismatchError(
+        f"{what} holds features of another emojax version:\n  - " + "\n  - ".join(stale)
+        + f"\n{REBUILD_HINT[0].upper()}{REBUILD_HINT[1:]}.")
+
+
 def compare_manifests(expected: Mapping[str, Any], offered: Mapping[str, Any], *,
                       what: str = "features") -> None:
   """Raises ManifestMismatchError naming every difference; `fast` decoding is not compared."""
   diffs = differences(expected, offered)
   if diffs:
+    versions = any(": version differs:" in d for d in diffs)
     raise ManifestMismatchError(
         f"the offered {what} do not match the feature manifest the model was trained on:\n  - "
         + "\n  - ".join(diffs)
-        + "\nRe-extract the features with the expected extractors and params "
-          "(manifest.extractor_spec(expected) gives them).")
+        + ("\nRe-extract the features with the expected extractors and params "
+           "(manifest.extractor_spec(expected) gives them)"
+           + (f"; {REBUILD_HINT}." if versions else ".")))

@@ -3,8 +3,11 @@
 An extractor is a class registered with `@register`; `extract_film` creates one instance per film
 with the user's params and feeds it one decode pass (see docs/features.md):
 
-- audio extractors (`modality = 'audio'`) get `audio_second(s, x_S)` for every second s, with
-  x_S the second's 16 kHz mono float32 samples (S = 16000), and return that second's row;
+- audio extractors (`modality = 'audio'`) get `audio_rows(s, x_S)` for every second s, with
+  x_S the second's 16 kHz mono float32 samples (S = 16000), and return the rows that are complete
+  (a list; by default `[audio_second(s, x_S)]`, that second's row: most extractors implement only
+  `audio_second`); an extractor whose rows need later audio (a window centred on the second, a
+  clip) returns them once it has seen that audio, and the rest from `finish()`;
 - video extractors (`modality = 'video'`) get `frame(f)` for every decoded frame (a
   `decode.Frame`, time-stamped from the film's origin, in presentation order), then the first
   frame at or after T (`f.second == T`: look-ahead only, its second is not part of the film);
@@ -70,6 +73,9 @@ class Extractor:
   def audio_second(self, s: int, x_S: np.ndarray) -> np.ndarray:
     raise NotImplementedError
 
+  def audio_rows(self, s: int, x_S: np.ndarray) -> list[np.ndarray]:
+    return [self.audio_second(s, x_S)]
+
   def frame(self, f) -> None:
     raise NotImplementedError
 
@@ -107,7 +113,8 @@ def get(name: str) -> type[Extractor]:
 
 
 BUILTIN = ("vggish_logmel", "audio_functionals", "spectrogram_image", "keyframe",
-           "visual_stats", "frame_clips", "face_expression")
+           "visual_stats", "frame_clips", "face_expression", "opensmile_functionals",
+           "vggish_embedding")
 
 
 def names() -> list[str]:

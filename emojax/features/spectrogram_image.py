@@ -25,7 +25,7 @@ class SpectrogramImage(registry.Extractor):
   """(size, size) uint8 spectrogram image per second."""
 
   name = "spectrogram_image"
-  version = 1
+  version = 2
   modality = "audio"
   dtype = "uint8"
   defaults = {"size": 256, "window_ms": 40.0, "hop_ms": 20.0, "db_range": 100.0}

@@ -77,7 +77,7 @@ class VggishLogmel(registry.Extractor):
   """One (96, 64) VGGish log-mel patch per second (first 0.96 s of the second)."""
 
   name = "vggish_logmel"
-  version = 1
+  version = 2
   modality = "audio"
   defaults = {}
 

@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import metrics
+from emojax import contract, metrics
 
 
 class LinearHead(nnx.Module):
@@ -23,15 +23,17 @@ class LinearHead(nnx.Module):
     self.b = nnx.Param(jnp.zeros((), jnp.float32))
     self.alpha = nnx.Param(jnp.zeros((), jnp.float32))
 
-  def predict(self, x_TxD: np.ndarray) -> np.ndarray:
-    z = (x_TxD - np.asarray(self.mean[...])) / np.asarray(self.scale[...])
-    return np.clip(z @ np.asarray(self.w[...]) + float(self.b[...]), -1.0, 1.0)
-
 
 class Ridge(nnx.Module):
   def __init__(self, config: ml_collections.ConfigDict, dims: dict[str, int]):
     self.heads = nnx.Dict({t: LinearHead(sum(dims[m] for m in config[t].modalities))
                            for t in config.targets})
+
+
+def task(config: ml_collections.ConfigDict, targets=None) -> contract.Task:
+  c = config.checkpoint
+  return contract.Task(tuple(targets or config.targets), loss="mse", unit="second",
+                       best_metric=c.best_metric, best_mode=c.best_mode)
 
 
 def modalities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -81,39 +83,46 @@ def _fit(config, target: str):
   return fit
 
 
-def _forward(config, target: str):
-  """Per-clip forward (mean of per-second predictions) for the harness's validation."""
-  def forward(model: Ridge, batch: dict):
+def _forward(config, target: str, per_second: bool = False):
+  """Per-clip (mean of the per-second predictions) or per-second forward."""
+  mods = tuple(config[target].modalities)
+
+  def forward(model: Ridge, batch: dict, rngs=None):
+    del rngs
     head = model.heads[target]
-    x = jnp.concatenate([batch["x"][m] for m in config[target].modalities], -1)
+    x = jnp.concatenate([batch["x"][m] for m in mods], -1)
     z = (x - head.mean[...]) / head.scale[...]
     y_BxLxS = jnp.clip(z @ head.w[...] + head.b[...], -1, 1)
+    if per_second:
+      return y_BxLxS
     mask = batch["second_mask"].astype(y_BxLxS.dtype)
     return (y_BxLxS * mask).sum(-1) / jnp.maximum(mask.sum(-1), 1)
   return forward
 
 
+_FORWARDS: dict = {}
+
+
+def _cached_forward(config, target: str, per_second: bool):
+  """One forward function per (target, modalities, resolution): jitted once per run."""
+  key = (target, tuple(config[target].modalities), per_second)
+  if key not in _FORWARDS:
+    _FORWARDS[key] = _forward(config, target, per_second)
+  return _FORWARDS[key]
+
+
 def plan(config: ml_collections.ConfigDict, done: list[dict]):
-  from emojax.train import Phase  # pylint: disable=g-import-not-at-top
   names = {r["name"] for r in done}
   for target in config.targets:
     name = f"{target}/ridge"
     if name not in names:
-      return Phase(name, target, _forward(config, target), fit=_fit(config, target),
-                   info={"alphas": list(config.ridge.alphas)})
+      return contract.Phase(name, task(config, (target,)), _cached_forward(config, target, False),
+                            fit=_fit(config, target), info={"alphas": list(config.ridge.alphas)})
   return None
 
 
-def predict(model: Ridge, config: ml_collections.ConfigDict, store, mesh) -> dict:
-  del mesh
-  out = {fid: {} for fid in store.film_ids}
-  for target in config.targets:
-    head = model.heads[target]
-    for i, fid in enumerate(store.film_ids):
-      out[fid][target] = head.predict(_features(store, config[target].modalities, i))
-  return out
-
-
-def ablations(model, config, store, mesh) -> dict:
-  del model, config, store, mesh
-  return {}
+def outputs(config: ml_collections.ConfigDict) -> dict:
+  """Per-second predictions (each second's features mapped linearly, clipped to [-1, 1])."""
+  return {t: contract.Output(_cached_forward(config, t, True), task(config, (t,)),
+                             resolution="second", key=f"{t}/ridge")
+          for t in config.targets}

@@ -26,7 +26,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import postprocess
+from emojax import contract, errors, postprocess
+from emojax.contract import Phase
 from emojax.models.layers import BiLSTM
 
 FUSIONS = ("progressive", "joint", "decision")
@@ -118,7 +119,14 @@ class TwoTimeScale(nnx.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# The method interface used by emojax.train.
+# The method contract (emojax/contract.py).
+
+
+def task(config: ml_collections.ConfigDict, targets=None) -> contract.Task:
+  """Per-second regression of valence and/or arousal with masked MSE (eqs. 1 and 3)."""
+  c = config.checkpoint
+  return contract.Task(tuple(targets or config.targets), loss="mse", unit="second",
+                       best_metric=c.best_metric, best_mode=c.best_mode)
 
 
 def modalities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -132,7 +140,10 @@ def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
 
 
 def _check(config: ml_collections.ConfigDict) -> None:
-  from emojax import errors  # pylint: disable=g-import-not-at-top
+  for key in ("steps_per_phase", "inter_steps"):
+    if config.train[key] <= 0:
+      raise errors.ConfigError(f"config.train.{key}={config.train[key]}: every phase needs a "
+                               "positive number of steps")
   if config.train.fusion not in FUSIONS:
     raise errors.ConfigError(f"config.train.fusion={config.train.fusion!r}; use one of {FUSIONS}")
   for t in config.targets:
@@ -147,8 +158,11 @@ def _under(*prefixes: tuple) -> nnx.filterlib.Filter:
   return f
 
 
+@functools.lru_cache(maxsize=None)
 def _net_forward(target: str, method: str, *args):
-  def forward(model: TwoTimeScale, batch: dict) -> jax.Array:
+  """The forward of one network method; cached, so each is jitted once per run."""
+  def forward(model: TwoTimeScale, batch: dict, rngs=None) -> jax.Array:
+    del rngs  # no dropout in seed 000
     return getattr(model.nets[target], method)(batch, *args)
   return forward
 
@@ -166,8 +180,11 @@ def stage1_ranking(config: ml_collections.ConfigDict, target: str, done: list[di
   scores = {}
   for r in done:
     if r["name"].startswith(f"{target}/stage1_"):
-      split = "validation" if "validation" in r else "test"
-      scores[r["info"]["modality"]] = r[split][metric]
+      if "validation" not in r:  # never rank on the test split
+        raise errors.ConfigError(
+            f"phase {r['name']} has no validation score to rank the modalities by; give the "
+            "dataset a validation split or keep config.data.holdout_fraction > 0")
+      scores[r["info"]["modality"]] = r["validation"].get(metric)
   sign = -1.0 if mode == "max" else 1.0
   return sorted(scores, key=lambda m: (sign * _nan_last(scores[m], mode), m))
 
@@ -178,38 +195,46 @@ def _nan_last(v: float, mode: str) -> float:
   return v
 
 
+def _optimizer(config: ml_collections.ConfigDict, learning_rate: float) -> dict:
+  return contract.optimizer_spec(config.optim, learning_rate=learning_rate)
+
+
 def phases(config: ml_collections.ConfigDict, target: str, done: list[dict]):
   """The phases of one target, in order; some depend on the records of earlier ones."""
-  from emojax.train import Phase  # pylint: disable=g-import-not-at-top
-  task, tr = config[target], config.train
+  task_cfg, tr = config[target], config.train
+  tk = task(config, (target,))
   p = lambda *a: ("nets", target, *a)
   steps = tr.steps_per_phase
+  common = dict(steps=steps, eval_every=tr.eval_every_steps,
+                optimizer=_optimizer(config, tr.learning_rate))
   if tr.fusion in ("progressive", "decision"):
-    for m in task.modalities:
-      yield Phase(f"{target}/stage1_{m}", target, _net_forward(target, "stage1", m),
-                  _under(p("stage1_encoders", m), p("stage1_heads", m)), 1, steps,
-                  tr.learning_rate, info={"stage": 1, "modality": m})
+    for m in task_cfg.modalities:
+      yield Phase(f"{target}/stage1_{m}", tk, _net_forward(target, "stage1", m),
+                  _under(p("stage1_encoders", m), p("stage1_heads", m)), **common,
+                  info={"stage": 1, "modality": m})
   if tr.fusion == "decision":
     return
   if tr.fusion == "progressive":
     order = stage1_ranking(config, target, done)
     for i, m in enumerate(order):
       setup = _copy_stage1_encoder(target, m) if tr.init_from_stage1 else None
-      yield Phase(f"{target}/progressive{i + 1}_{m}", target,
+      yield Phase(f"{target}/progressive{i + 1}_{m}", tk,
                   _net_forward(target, "progressive", tuple(order[:i + 1])),
-                  _under(p("encoders", m), p("progressive_heads", m)), 1, steps, tr.learning_rate,
+                  _under(p("encoders", m), p("progressive_heads", m)), **common,
                   setup=setup, info={"stage": 2, "order": order[:i + 1]})
-    yield Phase(f"{target}/finetune", target, _net_forward(target, "intra"),
-                _under(p("encoders"), p("fc1"), p("fc2")), 1, steps, tr.finetune_learning_rate,
+    yield Phase(f"{target}/finetune", tk, _net_forward(target, "intra"),
+                _under(p("encoders"), p("fc1"), p("fc2")), steps=steps,
+                eval_every=tr.eval_every_steps,
+                optimizer=_optimizer(config, tr.finetune_learning_rate),
                 info={"stage": 2, "order": order})
   else:  # M1: joint feature-level fusion, everything trained at once.
-    yield Phase(f"{target}/joint", target, _net_forward(target, "intra"),
-                _under(p("encoders"), p("fc1"), p("fc2")), 1, steps, tr.learning_rate,
-                info={"stage": "M1"})
-  if task.context == "lstm":
-    yield Phase(f"{target}/inter_clip", target, _net_forward(target, "inter_clip"),
-                _under(p("inter"), p("inter_fc")), task.num_clips, tr.inter_steps,
-                tr.learning_rate, info={"num_clips": task.num_clips})
+    yield Phase(f"{target}/joint", tk, _net_forward(target, "intra"),
+                _under(p("encoders"), p("fc1"), p("fc2")), **common, info={"stage": "M1"})
+  if task_cfg.context == "lstm":
+    yield Phase(f"{target}/inter_clip", tk, _net_forward(target, "inter_clip"),
+                _under(p("inter"), p("inter_fc")), task_cfg.num_clips, steps=tr.inter_steps,
+                eval_every=tr.eval_every_steps, optimizer=_optimizer(config, tr.learning_rate),
+                info={"num_clips": task_cfg.num_clips})
 
 
 def plan(config: ml_collections.ConfigDict, done: list[dict]):
@@ -222,63 +247,45 @@ def plan(config: ml_collections.ConfigDict, done: list[dict]):
 
 
 # ----------------------------------------------------------------------------------------------
-# Prediction of whole films (evaluation and predict mode).
+# Prediction of whole films (the harness runs these outputs: evaluation, ablations, predict).
 
 
 def final_forward(config: ml_collections.ConfigDict, target: str):
-  """(forward, window length in clips) of the trained network of `target` (before EMA)."""
-  task = config[target]
+  """(forward, window length in clips, key) of the trained network of `target` (before EMA)."""
+  task_cfg = config[target]
   if config.train.fusion == "decision":
-    return _net_forward(target, "decision"), 1
-  if task.context == "lstm":
-    return _net_forward(target, "inter_clip"), task.num_clips
-  return _net_forward(target, "intra"), 1
+    return _net_forward(target, "decision"), 1, f"{target}/decision"
+  if task_cfg.context == "lstm":
+    return _net_forward(target, "inter_clip"), task_cfg.num_clips, f"{target}/inter_clip"
+  return _net_forward(target, "intra"), 1, f"{target}/intra"
 
 
-def postprocess_clips(config: ml_collections.ConfigDict, target: str,
-                      clips_C: np.ndarray) -> np.ndarray:
-  task = config[target]
-  if task.context == "ema":
-    return postprocess.ema(clips_C, task.ema_beta)
-  return clips_C
+def _ema(beta: float):
+  return functools.partial(postprocess.ema, beta=beta)
 
 
-def predict(model: TwoTimeScale, config: ml_collections.ConfigDict, store, mesh) -> dict:
-  """Per film, per target, per-second predictions after the method's post-processing."""
-  from emojax import train  # pylint: disable=g-import-not-at-top
-  d = config.data
-  out = {fid: {} for fid in store.film_ids}
+def outputs(config: ml_collections.ConfigDict) -> dict:
+  """Per target: the final network, then the arousal EMA over the film's clips."""
+  out = {}
   for target in config.targets:
-    forward, l = final_forward(config, target)
-    clips = train.ClipPredictor(model, forward, mesh).film_clips(
-        store, clip_seconds=d.clip_seconds, num_clips=l, batch_size=d.eval_batch_size)
-    clips = [postprocess_clips(config, target, c) for c in clips]
-    for fid, s in zip(store.film_ids, train.clips_to_seconds(store, clips, d.clip_seconds)):
-      out[fid][target] = s
+    forward, l, key = final_forward(config, target)
+    post = _ema(config[target].ema_beta) if config[target].context == "ema" else None
+    out[target] = contract.Output(forward, task(config, (target,)), num_clips=l,
+                                  postprocess=post, key=key)
   return out
 
 
-def ablations(model: TwoTimeScale, config: ml_collections.ConfigDict, store, mesh) -> dict:
-  """Variants evaluated after training: M2 (the average of the stage-1 modality-specific models,
-  decision-level fusion) and the arousal EMA decays of the paper's Table 4.
-  Returns {variant: {film_id: {target: per-second predictions}}}."""
-  from emojax import train  # pylint: disable=g-import-not-at-top
-  d, out = config.data, {}
-
-  def clip_preds(forward):
-    return train.ClipPredictor(model, forward, mesh).film_clips(
-        store, clip_seconds=d.clip_seconds, num_clips=1, batch_size=d.eval_batch_size)
-
-  def by_film(clips):
-    return dict(zip(store.film_ids, train.clips_to_seconds(store, clips, d.clip_seconds)))
-
+def variants(config: ml_collections.ConfigDict) -> dict:
+  """Rows of eval/ablation.md: M2 (the average of the stage-1 modality-specific models,
+  decision-level fusion) and the arousal EMA decays of the paper's Table 4."""
+  out = {}
   for target in config.targets:
+    tk = task(config, (target,))
     if config.train.fusion == "progressive":
-      for fid, s in by_film(clip_preds(_net_forward(target, "decision"))).items():
-        out.setdefault("M2_decision", {}).setdefault(fid, {})[target] = s
-    if config[target].context == "ema" and config[target].ema_betas_ablation:
-      raw = clip_preds(_net_forward(target, "intra"))
+      out.setdefault("M2_decision", {})[target] = contract.Output(
+          _net_forward(target, "decision"), tk, key=f"{target}/decision")
+    if config[target].context == "ema":
       for beta in config[target].ema_betas_ablation:
-        smoothed = by_film([postprocess.ema(c, beta) for c in raw])
-        out[f"{target}_ema_beta{beta}"] = {fid: {target: s} for fid, s in smoothed.items()}
+        out[f"{target}_ema_beta{beta}"] = {target: contract.Output(
+            _net_forward(target, "intra"), tk, postprocess=_ema(beta), key=f"{target}/intra")}
   return out

@@ -1,0 +1,233 @@
+"""The method contract: stateful layers, losses by name, optimizers, per-clip data, no circles."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from conftest import REPO
+from emojax import checkpoint, contract, errors, train
+
+import clip_method  # pylint: disable=g-bad-import-order
+import stateful_method
+
+
+def _stateful_config(data_dir, **train_overrides):
+  c = stateful_method.get_config()
+  with c.unlocked():
+    c.dataset.data_dir = str(data_dir)
+    for k, v in train_overrides.items():
+      c.train[k] = v
+  return c
+
+
+def _run_main(args, env=None, check=True):
+  env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), **(env or {})}
+  return subprocess.run([sys.executable, str(REPO / "main.py"), *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, check=check, timeout=600)
+
+
+def _params(workdir, config):
+  method = contract.get_method(config)
+  model = method.create(config, {"audio": 3, "action": 2}, nnx.Rngs(0))
+  checkpoint.restore_model(workdir / "final_model", model)
+  return jax.tree.map(np.asarray, checkpoint.model_pure_state(model))
+
+
+@pytest.mark.parametrize("module", ["contract", "inference", "train", "evaluate",
+                                    "input_pipeline", "models.two_timescale", "models.ridge"])
+def test_each_module_imports_alone_and_no_model_imports_the_trainer(module):
+  code = (f"import sys, emojax.{module}; bad = [m for m in ('emojax.train', 'emojax.evaluate') "
+          f"if m in sys.modules and not 'emojax.{module}'.endswith(m.split('.')[-1])]; "
+          "print(bad)")
+  r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                     check=True)
+  if module.startswith("models."):
+    assert r.stdout.strip() == "[]", f"{module} imports {r.stdout}"
+
+
+def test_contract_module_imports_no_other_part_of_emojax():
+  src = (REPO / "emojax" / "contract.py").read_text()
+  imports = [l for l in src.splitlines() if l.startswith(("from emojax", "import emojax"))]
+  assert imports == ["from emojax import errors"]
+
+
+def test_batchnorm_and_dropout_train_and_resume_bit_identical(tmp_path):
+  """BatchNorm statistics are carried by the step and saved; dropout draws a new mask each step
+  (reproducible); a SIGKILL mid-phase and a rerun end with the same parameters and statistics."""
+  data = tmp_path / "data"
+  args = ["--config=tests/stateful_method.py", f"--config.dataset.data_dir={data}"]
+  full, killed = tmp_path / "full", tmp_path / "killed"
+  _run_main([f"--workdir={full}", *args])
+  r = _run_main([f"--workdir={killed}", *args], env={"EMOJAX_FAULT_KILL_AT": "arousal/all:5"},
+                check=False)
+  assert r.returncode == -9, r.stderr[-2000:]
+  _run_main([f"--workdir={killed}", *args])
+  config = _stateful_config(data)
+  a, b = _params(full, config), _params(killed, config)
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  # The running statistics moved away from their initial values (0 mean, 1 variance).
+  assert np.abs(a["bn"]["mean"]).max() > 1e-3 and np.abs(a["bn"]["var"] - 1).max() > 1e-3
+  m = json.loads((full / "eval" / "test" / "metrics.json").read_text())
+  assert set(m["arousal"]["film_mean"]) >= {"mse", "pcc"}
+
+
+def test_dropout_masks_differ_between_steps_and_repeat_for_the_same_step():
+  model = stateful_method.Net(5, 8, 0.5, rngs=nnx.Rngs(0))
+  model.train()
+  x = jnp.ones((16, 8))
+  drop = lambda step: model.drop(x, rngs=nnx.Rngs(dropout=train.step_key(0, "a/b", step)))
+  assert not np.array_equal(drop(0), drop(1))
+  np.testing.assert_array_equal(drop(3), drop(3))
+  model.eval()
+  np.testing.assert_array_equal(model.drop(x, rngs=None), x)
+
+
+def test_the_step_returns_updated_batch_statistics():
+  model = stateful_method.Net(5, 4, 0.0, rngs=nnx.Rngs(0))
+  model.train()
+  tk = contract.Task(("arousal",))
+  graphdef, params, mutable, frozen = nnx.split(model, nnx.Param, contract.MUTABLE, ...)
+  tx = optax.sgd(0.0)
+  step = train.make_train_step(graphdef, stateful_method._forward, tk, tx)
+  rng = np.random.default_rng(0)
+  batch = {"x": {"audio": jnp.asarray(rng.normal(3.0, 1, (4, 2, 5, 3)), jnp.float32),
+                 "action": jnp.asarray(rng.normal(0, 1, (4, 2, 5, 2)), jnp.float32)},
+           "second_mask": jnp.ones((4, 2, 5), bool), "clip_mask": jnp.ones((4, 2), bool),
+           "y": {"arousal": jnp.zeros((4, 2))}}
+  # Independent expectation: BatchNorm's running mean after one step = momentum-weighted mean of
+  # the first layer's outputs over the batch.
+  feats = np.concatenate([np.asarray(batch["x"][m]).mean(2) for m in ("audio", "action")], -1)
+  h = feats.reshape(8, 5) @ np.asarray(model.fc1.kernel[...]) + np.asarray(model.fc1.bias[...])
+  params, mutable, _, _ = step(params, mutable, frozen, tx.init(params), batch,
+                               jax.random.key(0))
+  np.testing.assert_allclose(np.asarray(mutable["bn"]["mean"][...]), 0.2 * h.mean(0), rtol=1e-5)
+
+
+def test_losses_against_hand_computations():
+  y = jnp.array([[0.5, -0.5, 0.2]])
+  z = jnp.array([[0.1, 0.3, -2.0]])
+  mask = jnp.array([[True, True, False]])
+  batch = {"y": {"valence": y, "valence_class": jnp.array([[0, 2, 1]])}, "clip_mask": mask}
+  mse = contract.loss_value(contract.Task(("valence",)), z, batch)
+  assert float(mse) == pytest.approx(((0.4 ** 2) + (0.8 ** 2)) / 2, rel=1e-6)
+  mp = contract.loss_value(contract.Task(("valence",), loss="mse_pcc"), z, batch)
+  assert float(mp) == pytest.approx(0.4 + 1 - (-1.0), rel=1e-5)   # two points: PCC = -1
+  sce = contract.loss_value(contract.Task(("valence",), loss="sigmoid_ce"), z, batch)
+  t = np.array([0.75, 0.25])
+  p = 1 / (1 + np.exp(-np.array([0.1, 0.3])))
+  assert float(sce) == pytest.approx(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))),
+                                     rel=1e-5)
+  logits = jnp.array([[[2.0, 0.0, 0.0], [0.0, 1.0, 3.0], [5.0, 0.0, 0.0]]])
+  ce = contract.loss_value(contract.Task(("valence",), kind="classification", num_classes=3,
+                                         loss="softmax_ce", best_metric="accuracy"), logits, batch)
+  lse = lambda v: np.log(np.exp(v).sum())
+  assert float(ce) == pytest.approx((lse([2, 0, 0]) - 2 + lse([0, 1, 3]) - 3) / 2, rel=1e-5)
+  pred = contract.predictions(contract.Task(("valence",), loss="sigmoid_ce"), z)["valence"]
+  np.testing.assert_allclose(pred, np.tanh(np.asarray(z) / 2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kind="regression", loss="softmax_ce"), "softmax_ce"),
+    (dict(kind="classification", num_classes=3, loss="mse", best_metric="accuracy"), "'mse'"),
+    (dict(loss="huber"), "unknown loss 'huber'"),
+    (dict(kind="classification", num_classes=3, loss="softmax_ce"), "best metric 'pcc'"),
+])
+def test_tasks_that_do_not_fit_are_refused(kwargs, message):
+  with pytest.raises(errors.ConfigError, match=message):
+    contract.Task(("valence",), **kwargs)
+
+
+def test_optimizer_specs_step_decay_and_sgd_momentum():
+  spec = contract.optimizer_spec(dict(name="sgd", learning_rate=0.1, momentum=0.9,
+                                      schedule="step", decay_every=2, decay_factor=0.1))
+  tx = contract.make_optimizer(spec, steps=10, steps_per_epoch=5)
+  p = jnp.zeros(())
+  s = tx.init(p)
+  updates, v = [], 0.0
+  for k in range(4):   # gradient 1: momentum trace v = 0.9 v + 1, update = -lr_k * v
+    u, s = tx.update(jnp.ones(()), s, p)
+    v = 0.9 * v + 1
+    updates.append((float(u), -0.1 * (0.1 ** (k // 2)) * v))
+  for got, want in updates:
+    assert got == pytest.approx(want, rel=1e-5)
+  with pytest.raises(errors.ConfigError, match="unknown key"):
+    contract.optimizer_spec(dict(learnin_rate=1.0))
+  assert contract.to_steps(epochs=2.5, examples_per_epoch=40, batch_size=16) == 7
+
+
+def test_per_clip_classification_trains_and_writes_accuracy_f1_confusion(tmp_path):
+  config = clip_method.get_config()
+  with config.unlocked():
+    config.dataset.data_dir = str(tmp_path / "data")
+  trainer = train.Trainer(config, tmp_path / "run")
+  assert trainer.stores["train"].unit == "clip"
+  held = json.loads(json.dumps(trainer.holdout))
+  assert held and not set(held) & set(trainer.stores["train"].film_ids)
+  assert set(trainer.stores["validation"].film_ids) == set(held)
+  from emojax import evaluate  # pylint: disable=import-outside-toplevel
+  trainer.run()
+  flat = evaluate.evaluate_trainer(trainer)
+  run = tmp_path / "run"
+  assert json.loads((run / "holdout.json").read_text())["validation_films"] == held
+  m = json.loads((run / "eval" / "test" / "metrics.json").read_text())["valence"]
+  cm = np.array(m["confusion"])
+  assert cm.shape == (3, 3) and cm.sum() == m["num_clips"]
+  assert m["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+  assert 0 <= m["macro_f1"] <= 1 and "film_accuracy" in m
+  rows = (run / "eval" / "test" / "predictions.csv").read_text().splitlines()
+  assert rows[0] == "clip,film,valence_true,valence_pred,valence_p0,valence_p1,valence_p2"
+  assert len(rows) - 1 == m["num_clips"]
+  true = np.array([int(r.split(",")[2]) for r in rows[1:]])
+  pred = np.array([int(r.split(",")[3]) for r in rows[1:]])
+  assert m["accuracy"] == pytest.approx(np.mean(true == pred))
+  # Learnable: well above the majority class.
+  majority = np.bincount(true).max() / len(true)
+  assert flat["test/valence/accuracy"] > majority + 0.15
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: setattr(c.data, "batch_size", 0), "config.data.batch_size=0"),
+    (lambda c: setattr(c.optim, "learning_rate", -1.0), "learning rate"),
+    (lambda c: setattr(c.checkpoint, "best_metric", "pcc"), "config.checkpoint.best_metric"),
+])
+def test_bad_clip_configs_fail_before_training(tmp_path, change, message):
+  config = clip_method.get_config()
+  with config.unlocked():
+    config.dataset.data_dir = str(tmp_path / "data")
+    change(config)
+  with pytest.raises(errors.ConfigError, match=message):
+    train.Trainer(config, tmp_path / "run").run()
+  assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_per_second_method_on_a_per_clip_dataset_is_refused(tmp_path):
+  config = _stateful_config(tmp_path / "data")
+  with config.unlocked():
+    config.dataset.name = "emojax_toy_clips"
+    config.dataset.import_module = "toy_clips"
+  with pytest.raises(errors.ConfigError, match="per-clip"):
+    train.Trainer(config, tmp_path / "run")
+
+
+def test_window_longer_than_every_film_is_refused(tmp_path):
+  from conftest import toy_config  # pylint: disable=import-outside-toplevel
+  config = toy_config(tmp_path / "data", targets=("valence",))
+  with config.unlocked():
+    config.valence.num_clips = 20     # 100 s windows; the toy films last 25-47 s
+  with pytest.raises(errors.ConfigError, match="longer than every training film"):
+    train.Trainer(config, tmp_path / "run")
+
+
+def test_phases_of_one_target_get_different_shuffle_seeds():
+  names = ["valence/stage1_audio", "valence/stage1_scene", "valence/finetune", "arousal/stage1_audio"]
+  seeds = {train._stable_hash(n) for n in names}   # pylint: disable=protected-access
+  assert len(seeds) == len(names)
+  assert train._stable_hash("valence/x") == train._stable_hash("valence/x")
