@@ -267,3 +267,32 @@ def _two_targets():
   with c.unlocked():
     c.targets = ("valence", "arousal")
   return c
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
+def test_late_fusion_trains_end_to_end_on_the_small_clip_benchmark(tmp_path):
+  """The harness runs both late-fusion phases on `synthetic_clips/small` and writes its outputs."""
+  import json  # pylint: disable=import-outside-toplevel
+  from emojax import train  # pylint: disable=import-outside-toplevel
+  c = _config("late")
+  with c.unlocked():
+    c.dataset.config = "small"
+    c.dataset.data_dir = str(tmp_path / "data")
+    c.model.crop = 16   # of the small config's 24-pixel images
+    c.data.batch_size = 4
+    c.data.eval_batch_size = 8
+    c.train.epochs = 1.0
+    c.train.eval_every_epochs = 1.0
+    c.checkpoint.every_steps = 100
+  flat = train.train_and_evaluate(c, tmp_path / "run")
+  run = tmp_path / "run"
+  names = [r["name"] for r in json.loads((run / "phases.json").read_text())]
+  assert names == ["arousal/late_audio", "arousal/late_visual"]
+  m = json.loads((run / "eval" / "test" / "metrics.json").read_text())["arousal"]
+  assert 0.0 <= m["accuracy"] <= 1.0 and flat["test/arousal/accuracy"] == pytest.approx(m["accuracy"])
+  assert np.sum(m["confusion"]) == 6   # the small config's 6 test clips
+  rows = (run / "eval" / "test" / "predictions.csv").read_text().splitlines()
+  assert len(rows) == 7 and rows[0].startswith("clip,film,arousal_true,arousal_pred,arousal_p0")
+  assert "late_audio_branch" in (run / "eval" / "ablation.md").read_text()

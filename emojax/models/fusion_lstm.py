@@ -105,10 +105,20 @@ def crop_images(x_NxHxWxC: jax.Array, crop: int, key: jax.Array | None) -> jax.A
     top, left = (h - crop) // 2, (w - crop) // 2
     return x_NxHxWxC[:, top:top + crop, left:left + crop]
   ky, kx = jax.random.split(key)
-  tops = jax.random.randint(ky, (n,), 0, h - crop + 1)
-  lefts = jax.random.randint(kx, (n,), 0, w - crop + 1)
+  tops_N = _like_batch(jax.random.randint(ky, (n,), 0, h - crop + 1), x_NxHxWxC)
+  lefts_N = _like_batch(jax.random.randint(kx, (n,), 0, w - crop + 1), x_NxHxWxC)
   one = lambda img, t, l: jax.lax.dynamic_slice(img, (t, l, 0), (crop, crop, c))
-  return jax.vmap(one)(x_NxHxWxC, tops, lefts)
+  return jax.vmap(one)(x_NxHxWxC, tops_N, lefts_N)
+
+
+def _like_batch(v_N: jax.Array, x_NxDims: jax.Array) -> jax.Array:
+  """`v_N` sharded along its axis as `x_NxDims` is along its batch axis (explicit meshes)."""
+  sharding = getattr(jax.typeof(x_NxDims), "sharding", None)
+  spec = getattr(sharding, "spec", None)
+  if not spec or spec[0] is None:
+    return v_N
+  return jax.sharding.reshard(
+      v_N, jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(spec[0])))
 
 
 class AlexNet(nnx.Module):
