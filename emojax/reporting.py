@@ -4,6 +4,8 @@ Layout written by `write_eval_outputs(out_dir, films)`:
   out_dir/metrics.json                   `metrics.evaluate_films(films)`, NaN written as null
   out_dir/predictions/<name>.csv         second,<dim>_true,<dim>_pred for every dim of the film
   out_dir/plots/<name>.png               one panel per dim, true vs predicted
+Per-clip classification: `write_clip_predictions(path, clip_ids, dims)` writes
+`clip,<dim>_true,<dim>_pred,<dim>_p0..p{C-1}` (and `plots.plot_confusion` draws a confusion matrix).
 metrics.json is written last, so its presence means the whole evaluation was written. Files of
 films no longer evaluated are left alone (nothing is deleted).
 
