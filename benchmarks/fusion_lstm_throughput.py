@@ -339,9 +339,9 @@ b.download_and_prepare()
 src = b.as_data_source()["train"]
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 times = []
-for i in range(0, len(src) - {batch} + 1, {batch}):
+for i in range(0, len(src), {batch}):
   t0 = time.perf_counter()
-  ex = [src[j] for j in range(i, i + {batch})]
+  ex = [src[j] for j in range(i, min(i + {batch}, len(src)))]
   kf = np.stack([e["keyframe"] for e in ex]); sp = np.stack([e["spectrogram_image"] for e in ex])
   times.append(time.perf_counter() - t0)
 print(json.dumps({{"clips": len(src), "batch_ms": 1e3 * float(np.median(times)),
@@ -358,7 +358,7 @@ def input_benchmark(args) -> None:
   rows = {c: _pass_over(c, args.batch) for c in ("small", "default")}
   print(f"# synthetic_clips input path: batches of {args.batch} clips from the TFDS data source "
         f"(load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})\n")
-  print("| config | training clips | read + decode a batch (median ms) | batch size (MB) | "
+  print("| config | training clips | read + decode a batch (median ms; the last may be short) | batch size (MB) | "
         "RSS before (MB) | peak RSS after a full pass (MB) |")
   print("|---|---|---|---|---|---|")
   for c, r in rows.items():
