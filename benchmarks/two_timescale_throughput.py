@@ -7,7 +7,11 @@ FC(128->1)+tanh, MSE loss, Adam. Inputs: audio 128, scene 512, expression 3072, 
 JAX variants (same parameters, same maths):
   fused     `MultiBiLSTM`: each layer's 8 recurrences (4 modalities x 2 directions) in one scan.
   separate  four `BiLSTM`s: four scans per layer (each with both directions stacked).
-  fused+mask  `fused` with a ragged-end mask (what the real model runs; torch has no counterpart).
+  fused+mask  `fused` with a ragged-end mask (a look-alike; torch has no counterpart).
+  production  the step training really runs: seed 000's `TargetNet` (separate `BiLSTM`s per
+            modality with the ragged-end mask) in the joint / fine-tuning phase, through
+            `emojax.train.make_train_step` (frozen-state merge, non-Param state carried, dropout
+            key, masked MSE) with the config's optimizer (Adam + global-norm clipping).
 PyTorch: torch.nn.LSTM(bidirectional=True, num_layers=2, batch_first=True) per modality, eager.
 All variants run interleaved in one process; the table gives the median step time over repeats and
 the spread [min, max].
@@ -84,6 +88,32 @@ def make_jax_step(fused: bool, hidden: int, fc: int, seed: int = 0):
   jitted = jax.jit(train_step, static_argnums=0, donate_argnums=1)
   n_params = sum(x.size for x in jax.tree.leaves(params))
   return functools.partial(jitted, graphdef), state, n_params
+
+
+def make_production_step(hidden: int, fc: int, seed: int = 0):
+  """The harness's own train step on seed 000's network (all four modalities, joint phase)."""
+  from configs import two_timescale as tts_config  # pylint: disable=g-import-not-at-top
+  from emojax import contract, train  # pylint: disable=g-import-not-at-top
+  from emojax.models import two_timescale  # pylint: disable=g-import-not-at-top
+  c = tts_config.get_config('valence')
+  with c.unlocked():
+    c.valence.modalities = tuple(DIMS)
+    c.valence.context = 'none'
+    c.train.fusion = 'joint'
+    c.model.hidden = hidden
+    c.model.clip_features = fc
+  model = two_timescale.create(c, DIMS, nnx.Rngs(seed))
+  phase = next(p for p in two_timescale.phases(c, 'valence', []) if p.name == 'valence/joint')
+  model.train()
+  graphdef, params, mutable, frozen = nnx.split(model, phase.trainable, contract.MUTABLE, ...)
+  tx = contract.make_optimizer(phase.optimizer, steps=1, steps_per_epoch=1)
+  step = train.make_train_step(graphdef, phase.forward, phase.task, tx)
+  key = jax.random.key(seed)
+
+  def run_step(state, batch):
+    p, m, o, loss = step(state[0], state[1], frozen, state[2], batch, key)
+    return (p, m, o), loss
+  return run_step, (params, mutable, tx.init(params)), sum(x.size for x in jax.tree.leaves(params))
 
 
 def make_torch_step(hidden: int, fc: int):
@@ -170,8 +200,10 @@ def main():
   parser.add_argument('--hidden', type=int, default=128, help='LSTM hidden size H')
   parser.add_argument('--fc', type=int, default=128, help='width of the first FC layer')
   parser.add_argument('--variants',
-                      default=f'fused,separate,fused+mask,torch:1,torch:{os.cpu_count()}',
-                      help='comma list of fused, separate, fused+mask, separate+mask, torch:THREADS')
+                      default=f'production,fused,separate,fused+mask,torch:1,'
+                      f'torch:{os.cpu_count()}',
+                      help='comma list of production, fused, separate, fused+mask, separate+mask, '
+                      'torch:THREADS')
   args = parser.parse_args()
   variants = args.variants.split(',')
 
@@ -200,9 +232,15 @@ def main():
           loss = step(batch)
         return float(loss.detach())
     else:
-      step, state, n_params[v] = make_jax_step(v.startswith('fused'), args.hidden, args.fc)
-      batch = {'x': {m: jnp.asarray(x) for m, x in xs.items()}, 'y': jnp.asarray(y),
-               'mask': jnp.asarray(mask) if v.endswith('+mask') else None}
+      if v == 'production':
+        step, state, n_params[v] = make_production_step(args.hidden, args.fc)
+        batch = {'x': {m: jnp.asarray(x)[:, None] for m, x in xs.items()},
+                 'second_mask': jnp.asarray(mask)[:, None], 'clip_mask': jnp.ones((b, 1), bool),
+                 'y': {'valence': jnp.asarray(y)[:, None]}}
+      else:
+        step, state, n_params[v] = make_jax_step(v.startswith('fused'), args.hidden, args.fc)
+        batch = {'x': {m: jnp.asarray(x) for m, x in xs.items()}, 'y': jnp.asarray(y),
+                 'mask': jnp.asarray(mask) if v.endswith('+mask') else None}
       t0 = time.perf_counter()
       state, loss = step(state, batch)
       loss.block_until_ready()

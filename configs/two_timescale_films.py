@@ -8,7 +8,8 @@ modality. A run trained with this config records the feature manifest, so it can
   python main.py --mode=predict --workdir=runs/films --video=../shared/fixtures/media/bigbuckbunny.mp4
 
 Arguments: `valence` / `arousal` (one target), `runlocal` (few short films, tiny model),
-`films` (your own films: set --config.dataset.manual_dir to the folder with videos + labels.csv).
+`films` (your own films: set --config.dataset.manual_dir to the folder with videos + labels.csv;
+films without sound: --config.dataset.builder_kwargs.missing_audio=silence).
 """
 
 import ml_collections
@@ -25,9 +26,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   with c.unlocked():
     c.dataset.name = "films" if "films" in words else "synthetic_films"
     c.dataset.config = ""
+    # Your films: `missing_audio` says what the build does with a film without a sound track:
+    # "skip" it (reported with the rest of the build kept) or "silence" (audio features on silence).
     c.dataset.builder_kwargs = ml_collections.ConfigDict(
-        {} if "films" in words else dict(num_films=24, duration_s=60, num_validation=4,
-                                         num_test=4))
+        dict(missing_audio="skip") if "films" in words else dict(
+            num_films=24, duration_s=60, num_validation=4, num_test=4))
     c.valence.modalities = MODALITIES
     c.arousal.modalities = MODALITIES
     c.train.steps_per_phase = 60

@@ -3,7 +3,10 @@
 `run_doctor('mediaeval2018', manual_dir)` imports `emojax.datasets.mediaeval2018` and calls its
 `doctor(manual_dir, config) -> list[Problem]`; every dataset module with a builder exposes one.
 It reports which files are present or missing, shapes, NaNs, label ranges, seconds missing
-between labels and features, films in more than one split, each with its fix.
+between labels and features, films in more than one split, videos that cannot be read, each with
+its fix. Each doctor reads the files with its builder's own parsers (every file: MediaEval 2018's
+1.6 million feature files in worker processes), so it names every problem the build would meet
+with the same file:line, and a download without errors builds (tests/test_doctor_matches_build.py).
 `python main.py --mode=doctor --dataset=<name> --manual_dir=<dir>` prints `format_report`.
 """
 

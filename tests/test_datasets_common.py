@@ -151,3 +151,9 @@ def test_problem_from_error():
   assert common.problem_from_error(e) == common.Problem("f.txt", 2, "bad.", "fix it.", "error")
   p = common.problem_from_error(ValueError("boom"))
   assert p.severity == "error" and "ValueError: boom" in p.message
+  # An error about a known file (e.g. the media decoder's): file, line and fix read back.
+  e = DataError("/d/a.mp4:7: moov atom not found Fix: download it again")
+  assert common.problem_from_error(e, "/d/a.mp4") == common.Problem(
+      "/d/a.mp4", 7, "moov atom not found", "download it again", "error")
+  assert common.problem_from_error(DataError("/d/a.mp4: empty"), "/d/a.mp4", "redo.") == (
+      common.Problem("/d/a.mp4", None, "empty", "redo.", "error"))

@@ -9,6 +9,11 @@ import functools
 import json
 import os
 import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 import types
 
 import numpy as np
@@ -274,4 +279,102 @@ def test_format_report_lists_every_problem():
   text = film_builder.format_report("films", report)
   assert text.splitlines() == ["films: 2 of 4 films written (train: 2)", "skipped 1:",
                                "  x: zero bytes", "truncated 1:",
-                               "  y: kept 3 s; cut labels -2 s"]
+                               "  y: kept 3 s; seconds cut: labels 2 s"]
+
+
+def slow_extract(path, extractors, *, pid_dir, **kwargs):
+  """Records this worker's pid, then extracts for a minute (long enough to be killed)."""
+  del path, extractors, kwargs
+  pathlib.Path(pid_dir, f"worker-{os.getpid()}").touch()
+  time.sleep(60)
+  raise AssertionError("a worker outlived its parent's kill")
+
+
+def _running(pid: int) -> bool:
+  """The process exists and is not a zombie waiting for a reaper."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except FileNotFoundError:
+    return False
+  except OSError:  # no /proc: ask the kernel
+    try:
+      os.kill(pid, 0)
+    except ProcessLookupError:
+      return False
+    return True
+
+
+def test_workers_exit_when_the_build_is_killed(tmp_path):
+  tests = pathlib.Path(__file__).parent
+  script = tmp_path / "build.py"
+  script.write_text(textwrap.dedent(f"""
+      import functools, sys
+      sys.path[:0] = [{str(tests)!r}, {str(tests.parent)!r}]
+      import test_film_builder as t
+      from emojax.datasets import film_builder
+      if __name__ == "__main__":
+        films = [(f"f{{i}}", t.write_film({str(tmp_path)!r}, f"f{{i}}", i, 3)) for i in range(4)]
+        fn = functools.partial(t.slow_extract, pid_dir={str(tmp_path)!r})
+        film_builder.extract_films(films, cache_dir={str(tmp_path / "cache")!r}, extractors={{}},
+                                   manifest=t.MANIFEST, extract_fn=fn, num_workers=2)
+      """))
+  proc = subprocess.Popen([sys.executable, str(script)], cwd=tests.parent)
+  try:
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("worker-*"))) < 2:
+      assert proc.poll() is None, "the build ended before its workers started"
+      assert time.monotonic() < deadline, "the workers did not start"
+      time.sleep(0.1)
+    workers = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
+    os.kill(proc.pid, signal.SIGKILL)  # kill -9 of the main process
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+      time.sleep(0.1)
+    orphans = [pid for pid in workers if _running(pid)]
+    for pid in orphans:  # leave nothing running, then fail
+      os.kill(pid, signal.SIGKILL)
+    assert not orphans, f"workers {orphans} kept running after their parent was killed"
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+      proc.wait()
+
+
+def test_cache_carries_per_clip_bytes_and_uint8_streams(tmp_path):
+  """Per-clip streams of encoded images (object arrays of bytes) and uint8 images round-trip
+  through the cache without pickles, for builders that store them."""
+  rng = np.random.default_rng(0)
+  frames = np.empty((2, 3), dtype=object)  # 2 clips x 3 encoded frames of different lengths
+  frames[:] = [[bytes(rng.integers(0, 256, n, dtype=np.uint8)) for n in (5, 0, 9)],
+               [b"\xff\xd8jpeg", b"x", b"\x00" * 4]]
+  image = rng.integers(0, 256, (4, 8, 8), dtype=np.uint8)
+
+  def extract(path, extractors, **kwargs):
+    del path, extractors, kwargs
+    return types.SimpleNamespace(streams={"frame_clips": frames, "spectrogram_image": image},
+                                 num_seconds=4, duration_s=4.0, has_audio=True)
+
+  path = write_film(tmp_path, "a", 0, 4)
+  out = _extract([("a", path)], tmp_path / "cache", extract_fn=extract, num_workers=0)
+  streams, meta = film_builder.load_cached(out["a"]["cache"])
+  assert meta["rows"] == {"frame_clips": 2, "spectrogram_image": 4}
+  assert streams["frame_clips"].dtype == object and streams["frame_clips"].shape == (2, 3)
+  assert streams["frame_clips"].tolist() == frames.tolist()
+  assert streams["spectrogram_image"].dtype == np.uint8
+  np.testing.assert_array_equal(streams["spectrogram_image"], image)
+
+
+def test_temporaries_of_a_killed_build_are_removed(tmp_path):
+  cache = tmp_path / "cache"
+  cache.mkdir()
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  stale = cache / f".abc.npz.tmp-{dead.stdout.strip()}"  # a build killed while writing
+  stale.write_bytes(b"half")
+  live = cache / f".def.npz.tmp-{os.getpid()}"  # a build writing now
+  live.write_bytes(b"half")
+  _extract([("a", write_film(tmp_path, "a", 0, 3))], cache, extract_fn=fake_extract,
+           num_workers=0)
+  assert not stale.exists() and live.exists()

@@ -98,7 +98,7 @@ def test_films_folder_with_clip_labels(tmp_path, capsys):
                                   "feature_seconds": 5, "label_seconds": 7,
                                   "cut_seconds": {"labels": 2}}]
   out = capsys.readouterr().out
-  assert "broken:" in out and "unlabelled: no labels in" in out and "cut labels -2 s" in out
+  assert "broken:" in out and "unlabelled: no labels in" in out and "seconds cut: labels 2 s" in out
 
 
 def test_films_missing_video_is_an_error(tmp_path):

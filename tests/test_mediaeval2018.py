@@ -6,6 +6,7 @@ import tensorflow_datasets as tfds
 
 import dataset_fixtures as fx
 from emojax.datasets import mediaeval2018 as me18
+from emojax.datasets import mediaeval2018_files as me18_files
 from emojax.errors import DataError
 
 
@@ -271,3 +272,33 @@ def test_file_numbered_zero_is_refused(tmp_path):
   one.rename(one.with_name("MEDIAEVAL18_00-00000_sc.txt"))
   with pytest.raises(DataError, match=r"00000_sc\.txt: feature files are numbered from 00000"):
     _build(tmp_path / "m", tmp_path / "d")
+
+
+def test_arff_fast_path_reads_as_line_by_line(tmp_path):
+  """The header skip of the audio reader finds the same data lines as reading every line."""
+  p = tmp_path / "MEDIAEVAL18_00_00001.csv"
+  values = np.arange(me18.AUDIO_DIM, dtype=np.float32)
+  fx.write_arff(p, values)
+  text = p.read_text()
+
+  def line_by_line(t):
+    return [(i, s.strip()) for i, s in enumerate(t.splitlines(), start=1)
+            if s.strip() and not s.lstrip().startswith(("@", "%"))]
+
+  def fast(t):
+    start, first = me18_files._arff_data_section(t)  # pylint: disable=protected-access
+    return [(i, s.strip()) for i, s in enumerate(t[start:].splitlines(), start=first)
+            if s.strip() and not s.lstrip().startswith(("@", "%"))]
+
+  assert me18_files._arff_data_section(text)[0] > 0  # pylint: disable=protected-access
+  variants = [text, text.replace("\n", "\r\n"), text.replace("\n", "\r"), "junk\n" + text,
+              text.replace("@data", "@DATA"), text.replace("@data\n", "@data\n\n  \n% c\n"),
+              text.replace("@attribute emobase_0003", "x@attribute"), "@data", "",
+              "@relation x\n@data\n1,2\n3,4\n", "\xa0junk\n@data\n1,2", "@r\x0bx\n@data\n1",
+              "  @data\n1,2", "x @data\n1", "@r\n\n  \n@data 5\n1,2\n", "\n\n@data\n1"]
+  for t in variants:
+    assert fast(t) == line_by_line(t), repr(t[:60])
+  # A junk header line is a data line either way: the file is refused at that line.
+  p.write_text(text.replace("@attribute emobase_0003", "x@attribute"))
+  with pytest.raises(DataError, match=r"00001\.csv:\d+: expected one data line"):
+    me18.read_audio(p)

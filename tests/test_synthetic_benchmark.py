@@ -90,17 +90,19 @@ def test_ceiling_matches_recomputation(small):
   test = sorted(_films(small)["test"], key=lambda f: f["film_id"])
   p = SMALL.params
   for target, tau, noise_std in zip(sb.TARGETS, p.inertia_tau_s, p.label_noise_std):
-    noisy, clean, latent = [], [], []
+    noisy, clean, latent, film_pccs = [], [], [], []
     for film in test:
       index = int(film["film_id"].decode().split("_")[1])
       z = sb.generate_latents(SMALL.seed, index, len(film[target]), SMALL.params)[target]
       noisy.append(film[target])
       clean.append(_inertia_loop(z, tau))
       latent.append(z)
+      film_pccs.append(stats.pearsonr(clean[-1], noisy[-1].astype(np.float64))[0])
     noisy, clean, latent = (np.concatenate(x).astype(np.float64) for x in (noisy, clean, latent))
     for stored, pred in ((md["ceiling"][target], clean), (md["ceiling_latent"][target], latent)):
       assert stored["pcc"] == pytest.approx(stats.pearsonr(pred, noisy)[0], rel=1e-6)
       assert stored["mse"] == pytest.approx(np.mean((pred - noisy) ** 2), rel=1e-6)
+    assert md["ceiling"][target]["film_pcc"] == pytest.approx(np.mean(film_pccs), rel=1e-6)
     # Labels are the clean signal plus noise of the configured size (clipping aside).
     assert np.std(noisy - clean) == pytest.approx(noise_std, rel=0.35)
   assert md["ceiling_by_split"]["test"] == md["ceiling"]

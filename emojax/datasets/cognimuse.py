@@ -37,15 +37,18 @@ an excerpt of the right length.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from emojax.datasets import common
+from emojax.datasets import film_builder
 from emojax.errors import DataError
 
 Problem = common.Problem
@@ -378,13 +381,16 @@ def _configs() -> list[CognimuseConfig]:
   return out
 
 
-class Cognimuse(tfds.core.GeneratorBasedBuilder):
+class Cognimuse(common.BenchmarkBuilder):
   """Extended COGNIMUSE (12 film excerpts, valence/arousal in segments)."""
 
   VERSION = VERSION
   RELEASE_NOTES = RELEASE_NOTES
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIGS = _configs()
+  DESCRIPTION = __doc__
+  HOMEPAGE = "http://cognimuse.cs.ntua.gr/database"
+  CITATION = CITATION
 
   def _check_config(self) -> CognimuseConfig:
     cfg = self.builder_config
@@ -405,10 +411,7 @@ class Cognimuse(tfds.core.GeneratorBasedBuilder):
     if cfg.stream == "experienced":
       for name in ("valence_std", "arousal_std"):
         feats[name] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
-    return tfds.core.DatasetInfo(
-        builder=self, description=__doc__, features=tfds.features.FeaturesDict(feats),
-        homepage="http://cognimuse.cs.ntua.gr/database", citation=CITATION,
-        metadata=tfds.core.MetadataDict())
+    return self._dataset_info(feats)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     cfg = self._check_config()
@@ -438,54 +441,55 @@ class Cognimuse(tfds.core.GeneratorBasedBuilder):
             f"'{cfg.stream}_{cfg.segment_seconds}s_labels'.")
       for c in present:
         _one(films[c].media, f"the film {c}")
-    common.report("cognimuse", problems)
-    self._problems = problems
     md = self.info.metadata
     md["segment_seconds"] = cfg.segment_seconds
     md["films"] = {}
-    md["problems"] = [p.to_dict() for p in problems]
     if cfg.features == "extracted":
       md["feature_manifest"] = common.extracted_specs(cfg.extractors)[0]
     md["splits"] = {film_split(c): [c] for c in present}
-    return {film_split(c): self._generate_examples(films[c]) for c in present}
+    self._set_problems(problems)
+    extracted = cfg.features == "extracted"
+    # The labels are read now, so a malformed annotation stops the build before extraction.
+    items = [film_builder.Item(c, film_split(c), str(films[c].media[0]) if extracted else None,
+                               (films[c], load_labels(films[c], cfg.stream, cfg.segment_seconds)))
+             for c in present]
+    engine = self._extraction(cfg.extractors) if extracted else self._engine({}, {})
+    return self._engine_splits(engine, items, functools.partial(film_example, cfg=cfg))
 
-  def _generate_examples(self, film: FilmFiles) -> Iterator[tuple[str, dict]]:
-    cfg = self.builder_config
-    example, problems, info = load_film(film, cfg)
-    common.report("cognimuse", problems)
-    self._problems.extend(problems)
-    md = self.info.metadata
-    md["problems"] = [p.to_dict() for p in self._problems]
-    md["films"][film.code] = info
-    yield film.code, example
+  def _on_example(self, item, example, problems_and_info) -> None:
+    problems, info = problems_and_info
+    super()._on_example(item, example, problems)
+    self.info.metadata["films"][item.key] = info
 
 
-def load_film(film: FilmFiles, cfg: CognimuseConfig
-              ) -> tuple[dict[str, np.ndarray | str], list[Problem], dict[str, object]]:
-  """One film -> (example, problems, metadata entry)."""
-  labels = load_labels(film, cfg.stream, cfg.segment_seconds)
+def film_example(item: film_builder.Item, streams: Mapping[str, np.ndarray] | None,
+                 meta: Mapping[str, Any] | None, *, cfg: CognimuseConfig
+                 ) -> tuple[dict[str, np.ndarray | str], tuple[list[Problem], dict[str, object]]]:
+  """`make_example` of one film: (example, (problems, its `films` metadata entry)).
+
+  Raises:
+    DataError: the film's duration does not match its annotation (`check_duration`).
+  """
+  film, labels = item.data  # the labels, read before extraction
   problems = list(labels.problems)
   num_segments = labels.valence.shape[0]
   info: dict[str, object] = {"annotation_s": round(labels.duration_s, 3),
                              "files": len(labels.files)}
   example: dict[str, np.ndarray | str] = {"film_id": film.code}
-  if cfg.features == "extracted":
-    from emojax.features import extract  # pylint: disable=g-import-not-at-top
-    path = film.media[0]
-    feats = extract.extract_film(path, tuple(cfg.extractors) or extract.DEFAULT,
-                                 fast=False, progress=False)
-    bad = check_duration(film.code, path, feats.duration_s, labels.duration_s)
+  if streams is not None:
+    path = item.path
+    bad = check_duration(film.code, path, meta["duration_s"], labels.duration_s)
     if bad:
       common.raise_errors([bad])
-    info["film_s"] = round(float(feats.duration_s), 3)
-    film_segments = feats.num_seconds // cfg.segment_seconds
+    info["film_s"] = round(float(meta["duration_s"]), 3)
+    film_segments = meta["num_seconds"] // cfg.segment_seconds
     if film_segments < num_segments:
       problems.append(Problem(
-          str(path), None, f"{film.code}: the film has {feats.num_seconds} whole seconds, "
+          str(path), None, f"{film.code}: the film has {meta['num_seconds']} whole seconds, "
           f"{film_segments} segments of {cfg.segment_seconds} s; the labels' last "
           f"{num_segments - film_segments} segment(s) are cut.", "none needed.", "info"))
       num_segments = film_segments
-    for name, x in feats.streams.items():
+    for name, x in streams.items():
       example[name] = segment_features(np.asarray(x), cfg.segment_seconds, num_segments)
   example["valence"] = labels.valence[:num_segments].astype(np.float32)
   example["arousal"] = labels.arousal[:num_segments].astype(np.float32)
@@ -493,7 +497,7 @@ def load_film(film: FilmFiles, cfg: CognimuseConfig
     example["valence_std"] = labels.valence_std[:num_segments].astype(np.float32)
     example["arousal_std"] = labels.arousal_std[:num_segments].astype(np.float32)
   info["segments"] = int(num_segments)
-  return example, problems, info
+  return example, (problems, info)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,7 +557,8 @@ def doctor(manual_dir: str | os.PathLike[str], config: str | None = None) -> lis
       from emojax.features import decode  # pylint: disable=g-import-not-at-top
       info = decode.probe(film.media[0])
     except DataError as e:
-      problems.append(common.problem_from_error(e))
+      problems.append(common.unusable_video(code, film.media[0], str(e),
+                                            "warning" if films_needed or cfg is None else "info"))
       continue
     if bad := check_duration(code, film.media[0], info.duration_s, annotation_s):
       problems.append(bad)

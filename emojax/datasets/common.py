@@ -16,6 +16,7 @@ import dataclasses
 import fnmatch
 import os
 import pathlib
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Literal
@@ -23,6 +24,7 @@ from typing import Literal
 import numpy as np
 import tensorflow_datasets as tfds
 
+from emojax.datasets import film_builder
 from emojax.errors import DataError
 
 Severity = Literal["error", "warning", "info"]
@@ -80,11 +82,25 @@ def data_error(file: str | os.PathLike[str], line: int | None, message: str,
   return error
 
 
-def problem_from_error(error: Exception) -> Problem:
-  """The Problem a DataError (from `data_error`) describes; other errors as a generic Problem."""
+def problem_from_error(error: Exception, path: str | os.PathLike[str] | None = None,
+                       fix: str = "restore the file from the download.") -> Problem:
+  """The Problem an error describes, for the data doctor.
+
+  A DataError from `data_error` carries it; another error about the file `path` (e.g. from the
+  media decoder) is read as `path[:line]: message[ Fix: fix]`; anything else becomes a generic
+  Problem naming the error.
+  """
   problem = getattr(error, "problem", None)
   if isinstance(problem, Problem):
     return problem
+  if path is not None:
+    message, _, own_fix = str(error).partition(" Fix: ")
+    line = None
+    if match := re.match(rf"{re.escape(str(path))}:(\d+): ", message):
+      line, message = int(match.group(1)), message[match.end():]
+    elif message.startswith(f"{path}: "):
+      message = message[len(f"{path}: "):]
+    return Problem(str(path), line, message, own_fix or fix)
   return Problem("", None, f"{type(error).__name__}: {error}",
                  "see the message; restore the file it names from the download.", "error")
 
@@ -398,3 +414,118 @@ def extracted_specs(extractors: Sequence[str]) -> tuple[dict[str, object], dict[
                         "dataset builders take per-second numeric extractors only.")
     specs[name] = (tuple(entry["shape"]), np.dtype(entry["dtype"]))
   return manifest, specs
+
+
+def select_streams(video: str | os.PathLike[str], streams: Mapping[str, np.ndarray],
+                   specs: StreamSpecs) -> tuple[dict[str, np.ndarray], Truncation]:
+  """The `specs` streams of an extraction, checked and cast, cut to the shortest.
+
+  Raises:
+    DataError: a stream is absent or has rows of another shape (a cache or emojax version
+      mismatch), naming the video.
+  """
+  out = {}
+  for name, (shape, dtype) in specs.items():
+    if name not in streams:
+      raise DataError(f"{video}: the extraction engine returned no '{name}' stream (got "
+                      f"{sorted(streams)}). Fix: rebuild with matching emojax versions.")
+    x = np.asarray(streams[name], dtype)
+    if x.shape[1:] != tuple(shape):
+      raise DataError(f"{video}: stream '{name}' has rows of shape {x.shape[1:]}, expected "
+                      f"{tuple(shape)}. Fix: rebuild with matching emojax versions.")
+    out[name] = x
+  return truncate_to_shortest(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# What every benchmark builder shares: the engine, problems in the metadata, the DatasetInfo.
+
+
+def extractor_names(extractors: Sequence[str]) -> tuple[str, ...]:
+  """The extractors a config means: its own, or `emojax.features.extract.DEFAULT` when empty."""
+  from emojax.features import extract  # pylint: disable=g-import-not-at-top
+  return tuple(extractors) or tuple(extract.DEFAULT)
+
+
+VIDEO_FIX = ("replace the file with the one from the download (play it to check); the rest of "
+             "the build is kept without it.")
+
+
+def unusable_video(key: str, path: str | os.PathLike[str], reason: str,
+                   severity: Severity = "warning") -> Problem:
+  """A video the extractors cannot read: the build leaves its example out (doctor and build)."""
+  return Problem(str(path), None, f"{key}: the video cannot be used ({reason}); its example is "
+                 "left out.", VIDEO_FIX, severity)
+
+
+def probe_videos(videos: Mapping[str, str | os.PathLike[str]],
+                 severity: Severity = "warning") -> list[Problem]:
+  """Doctor: opens every video's headers (about 1 ms each); an unreadable one as the build
+  reports it (`unusable_video`)."""
+  from emojax.features import decode  # pylint: disable=g-import-not-at-top
+  problems = []
+  for key, path in videos.items():
+    try:
+      decode.probe(path)
+    except DataError as e:
+      problems.append(unusable_video(key, path, str(e), severity))
+  return problems
+
+
+class BenchmarkBuilder(film_builder.EngineBuilder):
+  """Base of the benchmark builders (liris_accede, liris_accede_continuous, mediaeval2018,
+  cognimuse): features extracted through the engine (`film_builder.EngineBuilder`: cached,
+  parallel, resumable, Beam), problems printed and kept in `info.metadata['problems']` (a
+  video the engine cannot read is left out with a warning), one `DatasetInfo` recipe.
+
+  Builder kwargs: those of `film_builder.EngineBuilder` (num_workers, extract_fn, use_beam).
+  """
+
+  HOMEPAGE = ""
+  CITATION = ""
+  DESCRIPTION = ""
+
+  def _dataset_info(self, features: Mapping[str, object]) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self, description=self.DESCRIPTION,
+        features=tfds.features.FeaturesDict(dict(features)), homepage=self.HOMEPAGE,
+        citation=self.CITATION, metadata=tfds.core.MetadataDict())
+
+  @property
+  def _where(self) -> str:
+    return f"{self.name}/{self.builder_config.name}"
+
+  def _extraction(self, extractors: Sequence[str]) -> film_builder.Engine:
+    """The engine for a config's extractors (empty = the default set)."""
+    names = extractor_names(extractors)
+    manifest, _ = extracted_specs(names)
+    return self._engine(names, manifest)
+
+  def _set_problems(self, problems: Sequence[Problem]) -> None:
+    """The problems found before any example: printed and stored in the metadata."""
+    self._problems: list[Problem] = []
+    self._reported: set[str] = set()
+    self.info.metadata["problems"] = []
+    self._add_problems(problems)
+
+  def _add_problems(self, problems: Sequence[Problem]) -> None:
+    report(self._where, problems)
+    self._problems.extend(problems)
+    self.info.metadata["problems"] = [p.to_dict() for p in self._problems]
+
+  def _on_outcomes(self, items, outcomes) -> None:
+    bad = {}
+    for item in items:
+      if item.path is not None and outcomes[item.key]["status"] != "ok":
+        bad.setdefault(item.key, (item, outcomes[item.key]))
+    self._add_problems([unusable_video(item.key, item.path, outcome["reason"])
+                        for item, outcome in bad.values()])
+    if items and len(bad) == len({item.key for item in items}):
+      raise_errors([Problem("", None, "no video could be used (see the warnings above).",
+                            "restore the videos from the download.")])
+
+  def _on_example(self, item, example, problems) -> None:
+    if item.key in self._reported:  # an example in two splits (mediaeval2018 'dev') counts once
+      return
+    self._reported.add(item.key)
+    self._add_problems(problems)

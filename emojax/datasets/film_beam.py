@@ -1,23 +1,25 @@
-"""Film datasets generated with Apache Beam (optional extra `emojax[beam]`), for big corpora.
+"""The engine on Apache Beam (optional extra `emojax[beam]`), for big corpora.
 
-`FilmBuilder(use_beam=True)` hands TFDS one Beam transform per split,
-`beam.Create(films) | beam.FlatMap(extract + example)`, and TFDS runs it on the runner of
-`tfds.download.DownloadConfig(beam_runner=..., beam_options=...)` (DirectRunner when none):
+`EngineBuilder(use_beam=True)` (every builder that extracts from videos: `films`,
+`synthetic_films`, `liris_accede`, `liris_accede_continuous`, `mediaeval2018`, `cognimuse`) hands
+TFDS one Beam transform per split, `beam.Create(items) | beam.FlatMap(extract + make_example)`,
+and TFDS runs it on the runner of `tfds.download.DownloadConfig(beam_runner=...,
+beam_options=...)` (DirectRunner when none):
 
   builder = tfds.builder("synthetic_films", data_dir=..., use_beam=True)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       beam_options=beam.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])))
 
-Each film goes through the same cached extraction as the process-pool path (`film_builder`), so
+Each video goes through the same cached extraction as the process-pool path (`film_builder`), so
 the cache dir `<data_dir>/<name>/extracted/` must be storage every Beam worker can write (a local
 disk for the DirectRunner; a shared file system otherwise), and a rerun after a failed pipeline
-extracts only unfinished films. Bad films are skipped in the workers; the build report is then
-assembled on the launching machine from the cache (`finish_report`).
+extracts only unfinished videos. Bad videos are skipped in the workers; the builder's report is
+then assembled on the launching machine from the cache (`EngineBuilder._download_and_prepare`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from emojax.datasets import film_builder
@@ -36,54 +38,24 @@ def _require_beam() -> None:
                       "keeps the pinned protobuf)")
 
 
-def _film_to_example(record: film_builder.FilmRecord, *, job_args: Mapping[str, Any],
-                     extract_fn: Callable[..., Any] | None,
-                     label_names: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-  """One film: cached extraction, then its per-second example (nothing for a bad film)."""
-  job = film_builder._Job(record.film_id, record.path, **job_args)  # pylint: disable=protected-access
-  outcome = film_builder._extract_one(job, extract_fn or film_builder.default_extract_fn())  # pylint: disable=protected-access
-  if outcome["status"] != "ok":
-    return
-  streams, _ = film_builder.load_cached(outcome["cache"])
-  example = film_builder.film_example(record, streams, label_names)
-  if len(example[label_names[0]]) >= 1:
-    yield record.film_id, example
+def _item_to_example(item: film_builder.Item, *, engine: film_builder.Engine,
+                     make_example: film_builder.MakeExample
+                     ) -> Iterator[tuple[str, dict[str, Any]]]:
+  """One item: cached extraction, then its example (nothing for a bad video)."""
+  example, _ = engine.example(item, engine.extract_one(item), make_example)
+  if example is not None:
+    yield item.key, example
 
 
-def split_transforms(builder: film_builder.FilmBuilder,
-                     records: Sequence[film_builder.FilmRecord],
-                     pre_skipped: Sequence[Mapping[str, str]]) -> dict[str, Any]:
-  """{split: beam transform yielding (film_id, example)}; remembers the films for the report."""
+def split_transforms(engine: film_builder.Engine, items: Sequence[film_builder.Item],
+                     make_example: film_builder.MakeExample) -> dict[str, Any]:
+  """{split: beam transform yielding (key, example)}."""
   _require_beam()
-  # pylint: disable=protected-access
-  builder._beam_films = (list(records), list(pre_skipped))
-  builder.cache_dir.mkdir(parents=True, exist_ok=True)
-  job_args = {"cache_dir": str(builder.cache_dir), "extractors": dict(builder._extractors),
-              "manifest": dict(builder._manifest), "fast": builder._fast,
-              "missing_audio": builder._missing_audio}
   transforms = {}
-  for split in sorted({r.split for r in records}):
-    films = [r for r in records if r.split == split]
+  for split in dict.fromkeys(item.split for item in items):
+    group = [item for item in items if item.split == split]
     transforms[split] = (
-        f"Films_{split}" >> beam.Create(films)
-        | f"Extract_{split}" >> beam.FlatMap(_film_to_example, job_args=job_args,
-                                              extract_fn=builder._extract_fn,
-                                              label_names=tuple(builder.LABEL_NAMES)))
+        f"Items_{split}" >> beam.Create(group)
+        | f"Extract_{split}" >> beam.FlatMap(_item_to_example, engine=engine,
+                                              make_example=make_example))
   return transforms
-
-
-def finish_report(builder: film_builder.FilmBuilder) -> None:
-  """After the pipeline ran: outcomes from the cache (no extraction), report into metadata."""
-  # pylint: disable=protected-access
-  records, pre_skipped = builder._beam_films
-  outcomes = film_builder.extract_films(
-      [(r.film_id, r.path) for r in records], cache_dir=builder.cache_dir,
-      extractors=builder._extractors, manifest=builder._manifest, fast=builder._fast,
-      missing_audio=builder._missing_audio, extract_fn=_not_extracted, num_workers=0)
-  builder._finish_report(records, outcomes, pre_skipped)
-
-
-def _not_extracted(path, *args, **kwargs):
-  del args, kwargs
-  raise RuntimeError(f"{path} was not extracted by the Beam pipeline (a worker failed?); "
-                     "rerun the build")

@@ -1,32 +1,44 @@
-"""The film dataset builder core: media files -> cached per-second features -> TFDS examples.
+"""The extraction engine every builder that reads videos goes through, and the `films` core.
 
-A film builder (see `FilmBuilder`) names its films (`FilmRecord`: id, media path, split, per-second
-labels); the core then
+The engine (`Engine`, `EngineBuilder`): a builder names its examples (`Item`: key, split, the
+video its features come from or None, the builder's own data) and a picklable
+`make_example(item, streams, meta) -> (example or None, problems)`; the engine then
 
-1. extracts every film's features with `emojax.features.extract_film` (or an injected function of
-   the same signature), films in parallel over a process pool (`num_workers`, default one per
-   core), each finished film cached atomically as `<data_dir>/<name>/extracted/<key>.npz`, where
+1. extracts every video's features with `emojax.features.extract_film` (or an injected function of
+   the same signature), videos in parallel over a process pool (`num_workers`, default one per
+   core), each finished video cached atomically as `<data_dir>/<name>/extracted/<key>.npz`, where
    key = sha256(file bytes, feature manifest, missing-audio policy). A rerun of an interrupted
-   build, or a build of another split or version over the same films, extracts only films without
-   a cache entry. Bad films (the extractor raises `DataError`: corrupt, truncated, zero length,
-   no video) are cached as `<key>.error.json` so reruns skip them without decoding again.
-2. writes one example per film in the per-second format of docs/design.md, key = film id: one
-   `Tensor((None, *row_shape))` per extractor (named after it), `valence`, `arousal` (and
-   `valence_std` / `arousal_std` when the builder has them), all truncated to the shortest length.
-3. ends with a report (printed, and stored in the DatasetInfo metadata as `build_report`, next to
-   `feature_manifest`): films written per split, films skipped and why, films without audio,
-   seconds cut by truncation.
+   build (kill -9 included), or a build of another split, config or version over the same videos,
+   extracts only videos without a cache entry. Bad videos (the extractor raises `DataError`:
+   corrupt, truncated, zero length, no video) are cached as `<key>.error.json` so reruns skip them
+   without decoding again; the build leaves their examples out, reports them and keeps the rest.
+2. builds each example from the cached streams with `make_example` and hands TFDS the examples;
+   with `use_beam=True` the same two steps run as one Apache Beam transform per split
+   (`film_beam`).
+
+Workers are spawned (not forked: the parent may hold JAX threads), so a script that builds with
+num_workers > 1 must guard its entry point with `if __name__ == "__main__":` (absl's app.run
+scripts do). Each worker watches its parent (the sentinel `multiprocessing` gives a spawned
+process) and exits at once when the parent dies, so a killed build leaves no extraction running.
+A worker that dies hard (killed, out of memory) stops the build; rerun it to resume.
+
+The `films` core (`FilmBuilder`, used by `films` and `synthetic_films`): a builder names its films
+(`FilmRecord`: id, media path, split, per-second labels) and the engine
+
+- writes one example per film in the per-second format of docs/design.md, key = film id: one
+  `Tensor((None, *row_shape))` per extractor (named after it), `valence`, `arousal` (and
+  `valence_std` / `arousal_std` when the builder has them), all truncated to the shortest length;
+- ends with a report (printed, and stored in the DatasetInfo metadata as `build_report`, next to
+  `feature_manifest`): films written per split, films skipped and why, films without audio,
+  seconds cut by truncation.
 
 Films without an audio track, `missing_audio` policy:
   "skip" (default): the film is skipped and reported ("no audio track");
   "silence": its audio features are computed on silence (`extract_film(allow_missing_audio=True)`)
   and the film is listed under `no_audio` in the report.
 
-Only per-second extractors are supported (a per-clip extractor raises ConfigError).
-
-Workers are spawned (not forked: the parent may hold JAX threads), so a script that builds with
-num_workers > 1 must guard its entry point with `if __name__ == "__main__":` (absl's app.run
-scripts do). A worker that dies hard (killed, out of memory) stops the build; rerun it to resume.
+`FilmBuilder` stores per-second extractors only (a per-clip extractor raises ConfigError); the
+engine itself caches whatever arrays the extractor returns (per-clip rows, uint8 images, bytes).
 """
 
 from __future__ import annotations
@@ -34,12 +46,15 @@ from __future__ import annotations
 import abc
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import pathlib
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -52,6 +67,7 @@ from emojax.errors import DataError
 LABELS = ("valence", "arousal")
 MISSING_AUDIO_POLICIES = ("skip", "silence")
 _STREAM_PREFIX = "stream."
+_BYTES_PREFIX = "bytes."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,11 +132,39 @@ def _atomic_write_bytes(path: pathlib.Path, write: Callable[[Any], None]) -> Non
     tmp.unlink(missing_ok=True)
 
 
+def _cache_arrays(name: str, a: Any) -> dict[str, np.ndarray]:
+  """One stream as npz entries without pickles: numeric arrays as they are; object arrays of
+  bytes (encoded images of per-clip extractors) as their concatenated bytes, lengths and shape."""
+  a = np.asarray(a)
+  if a.dtype != object:
+    return {_STREAM_PREFIX + name: a}
+  flat = a.ravel()
+  if not all(isinstance(b, bytes) for b in flat):
+    raise TypeError(f"stream {name!r}: an object array holds something other than bytes; "
+                    "extractors return numeric arrays or arrays of bytes")
+  return {f"{_BYTES_PREFIX}{name}.data": np.frombuffer(b"".join(flat), np.uint8),
+          f"{_BYTES_PREFIX}{name}.lengths": np.array([len(b) for b in flat], np.int64),
+          f"{_BYTES_PREFIX}{name}.shape": np.array(a.shape, np.int64)}
+
+
+def _bytes_stream(z: Any, name: str) -> np.ndarray:
+  data = z[f"{_BYTES_PREFIX}{name}.data"].tobytes()
+  lengths = z[f"{_BYTES_PREFIX}{name}.lengths"].tolist()
+  ends = np.cumsum(lengths, dtype=np.int64).tolist()
+  out = np.empty(len(lengths), dtype=object)
+  out[:] = [data[e - n:e] for e, n in zip(ends, lengths)]
+  return out.reshape(tuple(z[f"{_BYTES_PREFIX}{name}.shape"].tolist()))
+
+
 def load_cached(cache_path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-  """Returns (streams, meta) of one cached film."""
+  """Returns (streams, meta) of one cached film (bytes streams as object arrays of bytes)."""
   with np.load(cache_path, allow_pickle=False) as z:
     meta = json.loads(str(z["meta"]))
     streams = {k[len(_STREAM_PREFIX):]: z[k] for k in z.files if k.startswith(_STREAM_PREFIX)}
+    for k in z.files:
+      if k.startswith(_BYTES_PREFIX) and k.endswith(".shape"):
+        name = k[len(_BYTES_PREFIX):-len(".shape")]
+        streams[name] = _bytes_stream(z, name)
   return streams, meta
 
 
@@ -162,10 +206,51 @@ def _extract_one(job: _Job, extract_fn: Callable[..., Any]) -> dict[str, Any]:
   rows = {name: int(len(a)) for name, a in feats.streams.items()}
   meta = {"has_audio": bool(feats.has_audio), "num_seconds": int(feats.num_seconds),
           "duration_s": float(feats.duration_s), "rows": rows}
-  arrays = {_STREAM_PREFIX + name: np.asarray(a) for name, a in feats.streams.items()}
+  arrays = {}
+  for name, a in feats.streams.items():
+    arrays.update(_cache_arrays(name, a))
   arrays["meta"] = np.array(json.dumps(meta))
   _atomic_write_bytes(npz, lambda f: np.savez(f, **arrays))
   return {**out, **meta, "status": "ok", "cache": str(npz), "cached": False}
+
+
+def _remove_stale_temporaries(cache_dir: pathlib.Path) -> None:
+  """Deletes the half-written `.<name>.tmp-<pid>` files of processes that no longer run (a
+  killed build's); those of a running build sharing the cache are left alone."""
+  for tmp in cache_dir.glob(".*.tmp-*"):
+    pid = tmp.name.rpartition(".tmp-")[2]
+    if not pid.isdigit():
+      continue
+    try:
+      os.kill(int(pid), 0)
+    except ProcessLookupError:
+      tmp.unlink(missing_ok=True)
+    except OSError:  # alive but not ours (PermissionError), or unknown: keep it
+      pass
+
+
+def _exit_with_parent() -> None:
+  """Worker initializer: a thread that ends this process as soon as its parent dies.
+
+  `multiprocessing` gives every spawned process a sentinel (a pipe on POSIX, a handle on
+  Windows) that becomes ready when the parent exits, however it exits (kill -9 included).
+  """
+  parent = multiprocessing.parent_process()
+  if parent is None or parent.sentinel is None:
+    return
+
+  def wait() -> None:
+    multiprocessing.connection.wait([parent.sentinel])
+    os._exit(1)  # pylint: disable=protected-access  (no cleanup: the build is gone)
+
+  threading.Thread(target=wait, name="exit-with-parent", daemon=True).start()
+
+
+def worker_pool(num_workers: int) -> concurrent.futures.ProcessPoolExecutor:
+  """A pool of `num_workers` spawned processes that exit when this process dies."""
+  return concurrent.futures.ProcessPoolExecutor(
+      num_workers, mp_context=multiprocessing.get_context("spawn"),
+      initializer=_exit_with_parent)
 
 
 def extract_films(films: Sequence[tuple[str, str]], *, cache_dir: str | os.PathLike,
@@ -185,6 +270,7 @@ def extract_films(films: Sequence[tuple[str, str]], *, cache_dir: str | os.PathL
   extract_fn = extract_fn or default_extract_fn()
   cache_dir = pathlib.Path(cache_dir)
   cache_dir.mkdir(parents=True, exist_ok=True)
+  _remove_stale_temporaries(cache_dir)
   jobs = [_Job(fid, os.fspath(path), os.fspath(cache_dir), dict(extractors), dict(manifest), fast,
                missing_audio) for fid, path in films]
   if num_workers is None:
@@ -196,8 +282,7 @@ def extract_films(films: Sequence[tuple[str, str]], *, cache_dir: str | os.PathL
       outcomes[job.film_id] = _extract_one(job, extract_fn)
       _log_outcome(outcomes[job.film_id], len(outcomes), len(jobs))
     return outcomes
-  ctx = multiprocessing.get_context("spawn")
-  with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
+  with worker_pool(num_workers) as pool:
     futures = {pool.submit(_extract_one, job, extract_fn): job for job in jobs}
     try:
       for future in concurrent.futures.as_completed(futures):
@@ -217,6 +302,183 @@ def _log_outcome(outcome: Mapping[str, Any], done: int, total: int) -> None:
                  outcome["num_seconds"])
   else:
     logging.info("[%d/%d] %s: skipped (%s)", done, total, outcome["film_id"], outcome["reason"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine: items -> cached extraction -> examples, in a process pool or in Beam.
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+  """One example a builder writes.
+
+  Attributes:
+    key: the example key (film or clip id); also names the video in outcomes and reports.
+    split: the split it goes to.
+    path: the video its features are extracted from; None for a labels-only example.
+    data: whatever the builder's `make_example` needs (labels, ...); picklable for Beam.
+  """
+  key: str
+  split: str
+  path: str | None = None
+  data: Any = None
+
+
+# make_example(item, streams or None, cached meta or None) -> (example or None, problems): the
+# example dict to write (None: leave it out) and what to report about it (builder-defined).
+MakeExample = Callable[[Item, Mapping[str, np.ndarray] | None, Mapping[str, Any] | None],
+                       tuple[dict[str, Any] | None, list[Any]]]
+
+
+def _not_extracted(path, *args, **kwargs):
+  del args, kwargs
+  raise RuntimeError(f"{path} was not extracted by the Beam pipeline (a worker failed?); "
+                     "rerun the build")
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine:
+  """How a build extracts its videos (picklable: Beam workers get a copy)."""
+  cache_dir: str
+  extractors: dict[str, dict[str, Any]]
+  manifest: dict[str, Any]
+  fast: bool = False
+  missing_audio: str = "skip"
+  extract_fn: Callable[..., Any] | None = None
+  num_workers: int | None = None
+
+  def _videos(self, items: Sequence[Item]) -> list[tuple[str, str]]:
+    """(key, path) of every item with a video, each key once (one key, one video)."""
+    seen: dict[str, str] = {}
+    for item in items:
+      if item.path is None:
+        continue
+      path = os.fspath(item.path)
+      if seen.setdefault(item.key, path) != path:
+        raise DataError(f"two videos share the key {item.key!r}: {seen[item.key]} and {path}; "
+                        "keys (file names without extension) must be unique: rename one")
+    return list(seen.items())
+
+  def extract(self, items: Sequence[Item]) -> dict[str, dict[str, Any]]:
+    """Extracts (or finds cached) every item's video; outcomes by key (see `extract_films`)."""
+    videos = self._videos(items)
+    if not videos:
+      return {}
+    return extract_films(videos, cache_dir=self.cache_dir, extractors=self.extractors,
+                         manifest=self.manifest, fast=self.fast,
+                         missing_audio=self.missing_audio, extract_fn=self.extract_fn,
+                         num_workers=self.num_workers)
+
+  def cached(self, items: Sequence[Item]) -> dict[str, dict[str, Any]]:
+    """The outcomes of videos extracted before (by a Beam pipeline); extracts nothing."""
+    return dataclasses.replace(self, extract_fn=_not_extracted, num_workers=0).extract(items)
+
+  def extract_one(self, item: Item) -> dict[str, Any] | None:
+    """One item's outcome, extracting in this process (Beam workers)."""
+    if item.path is None:
+      return None
+    job = _Job(item.key, os.fspath(item.path), self.cache_dir, dict(self.extractors),
+               dict(self.manifest), self.fast, self.missing_audio)
+    pathlib.Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
+    return _extract_one(job, self.extract_fn or default_extract_fn())
+
+  @staticmethod
+  def example(item: Item, outcome: Mapping[str, Any] | None,
+              make_example: MakeExample) -> tuple[dict[str, Any] | None, list[Any]]:
+    """The item's example from its cached streams (None for a skipped video)."""
+    if item.path is None:
+      return make_example(item, None, None)
+    if outcome is None or outcome["status"] != "ok":
+      return None, []
+    streams, meta = load_cached(outcome["cache"])
+    return make_example(item, streams, meta)
+
+
+class EngineBuilder(tfds.core.GeneratorBasedBuilder):
+  """A TFDS builder whose examples come through the engine.
+
+  Builder kwargs (also through `config.dataset.builder_kwargs`):
+    num_workers: extraction processes; None = one per core, 0 = in this process.
+    extract_fn: replaces `emojax.features.extract_film` (tests).
+    use_beam: generate with Apache Beam (`emojax[beam]`); pass the runner through
+      `tfds.download.DownloadConfig(beam_runner=...)` (default: DirectRunner).
+
+  A subclass calls `_engine_splits(engine, items, make_example)` in `_split_generators` and
+  overrides `_on_outcomes` (the videos are extracted: report the skipped ones) and `_on_example`
+  (one example made: record its problems). With Beam both run after the pipeline, from the cache.
+  """
+
+  def __init__(self, *, num_workers: int | None = None,
+               extract_fn: Callable[..., Any] | None = None, use_beam: bool = False, **kwargs):
+    self._num_workers = num_workers
+    self._extract_fn = extract_fn
+    self._use_beam = bool(use_beam)
+    self._beam_run = None
+    kwargs.setdefault("file_format", "array_record")  # the harness reads array_record (grain)
+    super().__init__(**kwargs)
+
+  @property
+  def cache_dir(self) -> pathlib.Path:
+    """`<data_dir>/<name>/extracted`: per-video features, shared by versions and configs."""
+    return pathlib.Path(os.fspath(self.data_dir_root)) / self.name / "extracted"
+
+  def _engine(self, extractors: Mapping[str, Any] | Sequence[str], manifest: Mapping[str, Any],
+              *, fast: bool = False, missing_audio: str = "skip") -> Engine:
+    if missing_audio not in MISSING_AUDIO_POLICIES:
+      raise ConfigError(f"missing_audio must be one of {MISSING_AUDIO_POLICIES}, got "
+                        f"{missing_audio!r}")
+    return Engine(cache_dir=str(self.cache_dir), extractors=normalize_extractors(extractors),
+                  manifest=json.loads(json.dumps(manifest)), fast=bool(fast),
+                  missing_audio=missing_audio, extract_fn=self._extract_fn,
+                  num_workers=self._num_workers)
+
+  def _engine_splits(self, engine: Engine, items: Sequence[Item],
+                     make_example: MakeExample) -> dict[str, Any]:
+    """{split: examples} of `items`, through the engine (a Beam transform with use_beam)."""
+    items = list(items)
+    if self._use_beam:
+      from emojax.datasets import film_beam  # pylint: disable=g-import-not-at-top
+      self._beam_run = (engine, items, make_example)
+      return film_beam.split_transforms(engine, items, make_example)
+    outcomes = engine.extract(items)
+    self._on_outcomes(items, outcomes)
+    splits = {}
+    for split in dict.fromkeys(item.split for item in items):
+      usable = [i for i in items if i.split == split and
+                (i.path is None or outcomes[i.key]["status"] == "ok")]
+      if usable:
+        splits[split] = self._engine_examples(usable, outcomes, make_example)
+    return splits
+
+  def _engine_examples(self, items: Sequence[Item], outcomes: Mapping[str, Any],
+                       make_example: MakeExample) -> Iterator[tuple[str, dict[str, Any]]]:
+    for item in items:
+      example, problems = Engine.example(item, outcomes.get(item.key), make_example)
+      self._on_example(item, example, problems)
+      if example is not None:
+        yield item.key, example
+
+  def _download_and_prepare(self, dl_manager, download_config):  # pylint: disable=arguments-differ
+    super()._download_and_prepare(dl_manager, download_config)
+    if self._beam_run is not None:  # the pipeline has run: the same hooks, from the cache
+      engine, items, make_example = self._beam_run
+      outcomes = engine.cached(items)
+      self._on_outcomes(items, outcomes)
+      for item in items:
+        outcome = outcomes.get(item.key)
+        if item.path is None or outcome["status"] == "ok":
+          self._on_example(item, *Engine.example(item, outcome, make_example))
+
+  def _generate_examples(self, *args, **kwargs):  # pylint: disable=arguments-differ
+    raise NotImplementedError("an EngineBuilder generates through _engine_splits")
+
+  def _on_outcomes(self, items: Sequence[Item], outcomes: Mapping[str, Mapping[str, Any]]
+                   ) -> None:
+    """Every video is extracted or skipped (`outcomes` by key); before any example."""
+
+  def _on_example(self, item: Item, example: Mapping[str, Any] | None,
+                  problems: Sequence[Any]) -> None:
+    """One item went through `make_example` (example None: left out)."""
 
 
 def _label_length(record: FilmRecord) -> int:
@@ -267,8 +529,8 @@ def format_report(name: str, report: Mapping[str, Any]) -> str:
     lines += [f"  {s['film']} ({s['path']})" for s in report["no_audio"]]
   if report["truncated"]:
     lines.append(f"truncated {len(report['truncated'])}:")
-    lines += [f"  {t['film']}: kept {t['kept_seconds']} s; cut "
-              + ", ".join(f"{k} -{v} s" for k, v in t["cut_seconds"].items())
+    lines += [f"  {t['film']}: kept {t['kept_seconds']} s; seconds cut: "
+              + ", ".join(f"{k} {v} s" for k, v in t["cut_seconds"].items())
               for t in report["truncated"]]
   return "\n".join(lines)
 
@@ -300,17 +562,23 @@ def feature_spec(manifest: Mapping[str, Any], label_names: Sequence[str]) -> dic
   return features
 
 
-class FilmBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
+def _film_example(item: Item, streams: Mapping[str, np.ndarray], meta: Mapping[str, Any], *,
+                  label_names: Sequence[str]) -> tuple[dict[str, Any] | None, list[Any]]:
+  """`make_example` of the films core: the per-second film (None when no second is left)."""
+  del meta
+  example = film_example(item.data, streams, label_names)
+  return (example if len(example[label_names[0]]) >= 1 else None), []
+
+
+class FilmBuilder(EngineBuilder, abc.ABC):
   """Base of the film builders: subclasses implement `_film_records`.
 
-  Builder kwargs (also through `config.dataset.builder_kwargs`):
+  Builder kwargs (also through `config.dataset.builder_kwargs`), besides the engine's
+  (num_workers, extract_fn, use_beam: see `EngineBuilder`):
     extractors: extractor names, or {name: params}; default `emojax.features.DEFAULT`.
     fast: the extractor's fast decoding mode.
     missing_audio: "skip" (default) or "silence" (see the module docstring).
-    num_workers: extraction processes; None = one per core, 0 = in this process.
-    extract_fn, manifest_fn: replace `extract_film` / `manifest.for_spec` (tests).
-    use_beam: generate with Apache Beam (`emojax[beam]`); pass the runner through
-      `tfds.download.DownloadConfig(beam_runner=...)` (default: DirectRunner).
+    manifest_fn: replaces `manifest.for_spec` (tests).
   """
 
   VERSION = tfds.core.Version("1.0.0")
@@ -319,10 +587,8 @@ class FilmBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
   DESCRIPTION = ""
 
   def __init__(self, *, extractors: Sequence[str] | Mapping[str, Any] | None = None,
-               fast: bool = False, missing_audio: str = "skip", num_workers: int | None = None,
-               extract_fn: Callable[..., Any] | None = None,
-               manifest_fn: Callable[..., dict] | None = None, use_beam: bool = False,
-               **kwargs):
+               fast: bool = False, missing_audio: str = "skip",
+               manifest_fn: Callable[..., dict] | None = None, **kwargs):
     if missing_audio not in MISSING_AUDIO_POLICIES:
       raise ConfigError(f"missing_audio must be one of {MISSING_AUDIO_POLICIES}, got "
                         f"{missing_audio!r}")
@@ -330,11 +596,7 @@ class FilmBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
                                             else default_extractors())
     self._fast = bool(fast)
     self._missing_audio = missing_audio
-    self._num_workers = num_workers
-    self._extract_fn = extract_fn
     self._manifest = (manifest_fn or default_manifest_fn())(self._extractors, fast=self._fast)
-    self._use_beam = use_beam
-    kwargs.setdefault("file_format", "array_record")
     kwargs["config"] = self._derived_config(kwargs.get("config"))
     super().__init__(**kwargs)
 
@@ -375,11 +637,6 @@ class FilmBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         features=tfds.features.FeaturesDict(feature_spec(self._manifest, self.LABEL_NAMES)),
         metadata=tfds.core.MetadataDict())
 
-  @property
-  def cache_dir(self) -> pathlib.Path:
-    """`<data_dir>/<name>/extracted`: per-film features, shared by versions and configs."""
-    return pathlib.Path(os.fspath(self.data_dir_root)) / self.name / "extracted"
-
   @abc.abstractmethod
   def _film_records(self, dl_manager: tfds.download.DownloadManager
                     ) -> tuple[list[FilmRecord], list[dict[str, str]]]:
@@ -388,26 +645,16 @@ class FilmBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     records, pre_skipped = self._film_records(dl_manager)
     _check_unique(records)
-    if self._use_beam:
-      from emojax.datasets import film_beam  # pylint: disable=g-import-not-at-top
-      return film_beam.split_transforms(self, records, pre_skipped)
-    outcomes = extract_films(
-        [(r.film_id, r.path) for r in records], cache_dir=self.cache_dir,
-        extractors=self._extractors, manifest=self._manifest, fast=self._fast,
-        missing_audio=self._missing_audio, extract_fn=self._extract_fn,
-        num_workers=self._num_workers)
-    report = self._finish_report(records, outcomes, pre_skipped)
-    splits = {}
-    for split in sorted(report["written"]):
-      ok = [r for r in records if r.split == split and outcomes[r.film_id]["status"] == "ok"]
-      splits[split] = self._generate_examples(ok, outcomes)
-    return splits
+    self._films = (list(records), list(pre_skipped))
+    engine = self._engine(self._extractors, self._manifest, fast=self._fast,
+                          missing_audio=self._missing_audio)
+    items = [Item(r.film_id, r.split, r.path, r) for r in records]
+    make = functools.partial(_film_example, label_names=tuple(self.LABEL_NAMES))
+    return self._engine_splits(engine, items, make)
 
-  def _download_and_prepare(self, dl_manager, download_config):  # pylint: disable=arguments-differ
-    super()._download_and_prepare(dl_manager, download_config)
-    if self._use_beam:  # the pipeline has run: gather the report from the cache
-      from emojax.datasets import film_beam  # pylint: disable=g-import-not-at-top
-      film_beam.finish_report(self)
+  def _on_outcomes(self, items, outcomes) -> None:
+    records, pre_skipped = self._films
+    self._finish_report(records, outcomes, pre_skipped)
 
   def _finish_report(self, records, outcomes, pre_skipped) -> dict[str, Any]:
     report = build_report(records, outcomes, pre_skipped)
@@ -418,15 +665,6 @@ class FilmBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
     self.info.metadata["missing_audio"] = self._missing_audio
     print(format_report(self.name, report), flush=True)
     return report
-
-  def _generate_examples(self, records: Sequence[FilmRecord],
-                         outcomes: Mapping[str, Mapping[str, Any]]
-                         ) -> Iterator[tuple[str, dict[str, Any]]]:
-    for r in records:
-      streams, _ = load_cached(outcomes[r.film_id]["cache"])
-      example = film_example(r, streams, self.LABEL_NAMES)
-      if len(example[self.LABEL_NAMES[0]]) >= 1:
-        yield r.film_id, example
 
 
 def _check_unique(records: Sequence[FilmRecord]) -> None:

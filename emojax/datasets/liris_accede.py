@@ -21,46 +21,39 @@ description XML without `.mp4`; '' when no description XML lists the clip), the 
 `(T, ...)` float32 per-second stream per feature the extraction engine computes from the clip
 (clips are 8-12 s). `*_annotations` configs (or `extractors=()`) hold labels only and need no
 videos. Keys are clip ids. Problems found in the files (and repairs) go into
-`info.metadata['problems']`; `doctor(manual_dir, config)` lists them before a build.
+`info.metadata['problems']`; `doctor(manual_dir, config)` lists them before a build, by running
+the build's own `plan` (parsers in `liris_accede_files`) without stopping at the first error.
+Videos are extracted through the engine of `film_builder` (`common.BenchmarkBuilder`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
+import functools
 import pathlib
-import re
-import xml.parsers.expat
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from emojax.datasets import common
+from emojax.datasets import film_builder
 from emojax.datasets.common import Problem
+from emojax.datasets.liris_accede_files import (  # pylint: disable=unused-import  (re-exported)
+    Media, OFFICIAL_ROWS, PathLike, Rating, read_affect, read_column, read_description,
+    read_global, read_ranking, read_sets, read_shots, read_violence, RESTORE_FIX)
 from emojax.errors import DataError
-
-PathLike = str | os.PathLike[str]
 
 # The features computed from the videos when a config does not say otherwise: the extraction
 # engine's defaults (emojax.features.extract.DEFAULT; a test keeps the two equal).
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("vggish_logmel", "audio_functionals", "visual_stats")
 
-# Row counts of the official files, to flag partial downloads (info only).
-OFFICIAL_ROWS = {
-    "ACCEDEranking.txt": 9800, "ACCEDEsets.txt": 9800, "ACCEDEaffect.txt": 9800,
-    "ACCEDEviolence.txt": 9800, "MEDIAEVALaffect.txt": 1100, "MEDIAEVALviolence.txt": 1100,
-    "shots-devset-nl.txt": 6144, "shots-testset-nl.txt": 4756,
-    "MEDIAEVAL16-Global_prediction.txt": 1200,
-}
 SET_SPLITS = {1: "train", 2: "validation", 0: "test"}
 VALENCE_CLASSES = ("negative", "neutral", "positive")
 AROUSAL_CLASSES = ("calm", "neutral", "active")
 PROTOCOLS = ("discrete", "mediaeval2015", "mediaeval2016_global")
 
-RESTORE_FIX = "restore the original file from the LIRIS-ACCEDE download."
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 LIRIS-ACCEDE needs an agreement: ask for access at https://liris-accede.ec-lyon.fr/ and download
@@ -85,245 +78,6 @@ manual_dir (plus the files of your config). The `*_annotations` configs need no 
 Check a download before a long build with:
   python main.py --mode=doctor --dataset=liris_accede/discrete --manual_dir=<folder>
 """
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing: each reader returns what it read and appends row-level problems to `problems`;
-# structural damage (a row with the wrong number of fields, a non-number) raises DataError.
-
-
-@dataclasses.dataclass(frozen=True)
-class Media:
-  """One `<media>` element of a description XML."""
-  clip_id: str
-  film_id: str
-  start_frame: int | None
-  end_frame: int | None
-  line: int
-
-
-_BARE_AMPERSAND = re.compile(r"&(?!(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
-
-
-def read_description(path: PathLike, problems: list[Problem]) -> dict[str, Media]:
-  """Reads `ACCEDEdescription.xml` (or `MEDIAEVALdescription.xml`): clip id -> Media.
-
-  Bare `&` in free text (licences) is read as `&amp;`. A `<media>` without `<name>` raises; one
-  without `<movie>` gets film_id '' and a warning; empty `<start>`/`<end>` (as in early releases)
-  are None.
-  """
-  path = pathlib.Path(path)
-  try:
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-  except OSError as e:
-    raise common.data_error(path, None, f"cannot read the file ({e.strerror}).", RESTORE_FIX)
-  text = _BARE_AMPERSAND.sub("&amp;", text)
-  text = re.sub(r"^\s*<\?xml[^>]*\?>", "", text)  # the text is already decoded
-  parser = xml.parsers.expat.ParserCreate()
-  medias: dict[str, Media] = {}
-  current: dict[str, Any] | None = None
-  chunks: list[str] = []
-  element_line = 0
-
-  def start(name: str, attrs: Mapping[str, str]) -> None:
-    nonlocal current, element_line
-    del attrs
-    element_line = parser.CurrentLineNumber
-    if name == "media":
-      current = {"line": element_line}
-    chunks.clear()
-
-  def end(name: str) -> None:
-    nonlocal current
-    if current is None:
-      return
-    if name in ("id", "name", "movie", "start", "end"):
-      current[name] = "".join(chunks).strip()
-      current[f"{name}_line"] = element_line
-    elif name == "media":
-      _add_media(path, current, medias, problems)
-      current = None
-    chunks.clear()
-
-  parser.StartElementHandler = start
-  parser.EndElementHandler = end
-  parser.CharacterDataHandler = chunks.append
-  try:
-    parser.Parse(text, True)
-  except xml.parsers.expat.ExpatError as e:
-    raise common.data_error(path, e.lineno, f"not well-formed XML ({e}).", RESTORE_FIX) from None
-  return medias
-
-
-def _add_media(path: pathlib.Path, fields: dict[str, Any], medias: dict[str, Media],
-               problems: list[Problem]) -> None:
-  line = fields["line"]
-  name = fields.get("name", "")
-  if not name:
-    raise common.data_error(path, line, "<media> has no <name>.", RESTORE_FIX)
-  clip_id = common.strip_mp4(name)
-  frames = []
-  for tag in ("start", "end"):
-    value = fields.get(tag, "")
-    if not value:
-      frames.append(None)
-      continue
-    try:
-      frames.append(int(value))
-    except ValueError:
-      raise common.data_error(path, fields.get(f"{tag}_line", line),
-                              f"<{tag}> of {name} is '{value}', not a frame number.",
-                              RESTORE_FIX) from None
-  film_id = common.strip_mp4(fields.get("movie", ""))
-  if not film_id:
-    problems.append(Problem(str(path), line, f"{clip_id} has no <movie>; its film_id is ''.",
-                            "splits by film will put it apart.", "warning"))
-  if clip_id in medias:
-    problems.append(Problem(str(path), line,
-                            f"{clip_id} is described twice (first at line {medias[clip_id].line}).",
-                            f"the first is kept; {RESTORE_FIX}", "warning"))
-    return
-  medias[clip_id] = Media(clip_id, film_id, frames[0], frames[1], line)
-
-
-@dataclasses.dataclass(frozen=True)
-class Rating:
-  """One row of `ACCEDEranking.txt` (values on the 1-5 scale)."""
-  valence: float
-  arousal: float
-  valence_variance: float
-  arousal_variance: float
-  valence_rank: int
-  arousal_rank: int
-  line: int
-
-
-def _by_clip(table: common.Table, name_column: int,
-             problems: list[Problem]) -> dict[str, int]:
-  """Clip id (name without `.mp4`) -> row index; a repeated clip is an error problem."""
-  rows: dict[str, int] = {}
-  for i, (name, line) in enumerate(zip(table.strings(name_column), table.lines)):
-    clip_id = common.strip_mp4(name)
-    if clip_id in rows:
-      problems.append(Problem(str(table.path), line,
-                              f"{clip_id} is listed twice (first at line "
-                              f"{table.lines[rows[clip_id]]}).", RESTORE_FIX))
-      continue
-    rows[clip_id] = i
-  return rows
-
-
-def _check_values(table: common.Table, values: np.ndarray, column: int, what: str,
-                  ok: Callable[[np.ndarray], np.ndarray], allowed: str,
-                  problems: list[Problem]) -> None:
-  """Appends an error problem for each row whose value fails `ok`."""
-  for i in np.flatnonzero(~ok(values)):
-    problems.append(Problem(str(table.path), table.lines[i],
-                            f"{what} (column {column + 1}) is {table.rows[i][column]}, "
-                            f"outside {allowed}.", RESTORE_FIX))
-
-
-def _report_rows(table: common.Table, problems: list[Problem]) -> None:
-  official = OFFICIAL_ROWS.get(table.path.name)
-  if official is not None and len(table) != official:
-    problems.append(Problem(str(table.path), None,
-                            f"has {len(table)} rows; the official file has {official:,}.",
-                            "download the archive again if this is not intended.", "info"))
-
-
-def _in_range(low: float, high: float) -> Callable[[np.ndarray], np.ndarray]:
-  return lambda v: (v >= low) & (v <= high)
-
-
-def _in_set(*allowed: int) -> Callable[[np.ndarray], np.ndarray]:
-  return lambda v: np.isin(v, allowed)
-
-
-def read_ranking(path: PathLike, problems: list[Problem]) -> dict[str, Rating]:
-  """Reads `ACCEDEranking.txt`: `id name valenceRank arousalRank valenceValue arousalValue
-  valenceVariance arousalVariance` (header optional)."""
-  table = common.read_table(path, min_columns=8, max_columns=8)
-  _report_rows(table, problems)
-  v = table.floats([2, 3, 4, 5, 6, 7])
-  _check_values(table, v[:, 0], 2, "valenceRank", lambda x: (x >= 0) & (x == np.round(x)),
-                "non-negative integers", problems)
-  _check_values(table, v[:, 1], 3, "arousalRank", lambda x: (x >= 0) & (x == np.round(x)),
-                "non-negative integers", problems)
-  _check_values(table, v[:, 2], 4, "valenceValue", _in_range(1, 5), "[1, 5]", problems)
-  _check_values(table, v[:, 3], 5, "arousalValue", _in_range(1, 5), "[1, 5]", problems)
-  _check_values(table, v[:, 4], 6, "valenceVariance", lambda x: x >= 0, "[0, inf)", problems)
-  _check_values(table, v[:, 5], 7, "arousalVariance", lambda x: x >= 0, "[0, inf)", problems)
-  return {
-      clip: Rating(float(v[i, 2]), float(v[i, 3]), float(v[i, 4]), float(v[i, 5]),
-                   int(v[i, 0]), int(v[i, 1]), table.lines[i])
-      for clip, i in _by_clip(table, 1, problems).items()
-  }
-
-
-def read_column(path: PathLike, *, columns: int, value_columns: Sequence[int],
-                names: Sequence[str], check: Callable[[np.ndarray], np.ndarray], allowed: str,
-                problems: list[Problem], name_column: int = 1,
-                first_line_may_be_data: bool = False) -> dict[str, tuple[tuple[float, ...], int]]:
-  """Reads a `... name value...` table: clip id -> (values, line).
-
-  Args:
-    columns: exact number of fields per row.
-    value_columns: the columns read as numbers, checked with `check` (described by `allowed`).
-    names: the value columns' names, for messages.
-    name_column: the column holding the clip name.
-    first_line_may_be_data: for files whose first field is a name even in data rows
-      (`name valence arousal`): a first line is a header only when its value columns are not
-      numbers.
-  """
-  table = common.read_table(path, min_columns=columns, max_columns=columns)
-  if (first_line_may_be_data and table.header is not None and len(table.header) == columns and
-      all(common.is_number(table.header[c]) for c in value_columns)):
-    text = pathlib.Path(path).read_text(encoding="utf-8-sig", errors="replace").splitlines()
-    first = next(n for n, raw in enumerate(text, start=1) if raw.split())
-    table = common.Table(table.path, None, (table.header,) + table.rows, (first,) + table.lines)
-  _report_rows(table, problems)
-  values = table.floats(list(value_columns)) if len(table) else np.zeros((0, len(value_columns)))
-  for j, (c, name) in enumerate(zip(value_columns, names)):
-    _check_values(table, values[:, j], c, name, check, allowed, problems)
-  return {clip: (tuple(float(x) for x in values[i]), table.lines[i])
-          for clip, i in _by_clip(table, name_column, problems).items()}
-
-
-def read_sets(path: PathLike, problems: list[Problem]) -> dict[str, tuple[int, int]]:
-  """`ACCEDEsets.txt` (`id name set`): clip id -> (set, line); 0 test, 1 learning, 2 validation."""
-  rows = read_column(path, columns=3, value_columns=[2], names=["set"], check=_in_set(0, 1, 2),
-                     allowed="{0, 1, 2}", problems=problems)
-  return {clip: (int(values[0]), line) for clip, (values, line) in rows.items()}
-
-
-def read_affect(path: PathLike, problems: list[Problem]) -> dict[str, tuple[int, int, int]]:
-  """`*affect.txt` (`id name valenceClass arousalClass`): clip -> (valence, arousal, line)."""
-  rows = read_column(path, columns=4, value_columns=[2, 3],
-                     names=["valenceClass", "arousalClass"], check=_in_set(-1, 0, 1),
-                     allowed="{-1, 0, 1}", problems=problems)
-  return {clip: (int(v[0]), int(v[1]), line) for clip, (v, line) in rows.items()}
-
-
-def read_violence(path: PathLike, problems: list[Problem]) -> dict[str, tuple[int, int]]:
-  """`*violence.txt` (`id name violence`): clip id -> (0/1, line)."""
-  rows = read_column(path, columns=3, value_columns=[2], names=["violence"],
-                     check=_in_set(0, 1), allowed="{0, 1}", problems=problems)
-  return {clip: (int(values[0]), line) for clip, (values, line) in rows.items()}
-
-
-def read_shots(path: PathLike, problems: list[Problem]) -> dict[str, int]:
-  """`shots-*-nl.txt` (`number name`, no header): clip id -> line, in file order."""
-  rows = read_column(path, columns=2, value_columns=[0], names=["number"],
-                     check=lambda x: x == np.round(x), allowed="integers", problems=problems)
-  return {clip: line for clip, (_, line) in rows.items()}
-
-
-def read_global(path: PathLike, problems: list[Problem]) -> dict[str, tuple[float, float, int]]:
-  """`MEDIAEVAL16-Global_prediction.txt` (`name valence arousal`, 1-5): clip -> (v, a, line)."""
-  rows = read_column(path, columns=3, value_columns=[1, 2], names=["valence", "arousal"],
-                     check=_in_range(1, 5), allowed="[1, 5]", problems=problems, name_column=0,
-                     first_line_may_be_data=True)
-  return {clip: (v[0], v[1], line) for clip, (v, line) in rows.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,22 +119,8 @@ def parse_or_report(reader: Callable[..., Any], path: pathlib.Path | None,
   try:
     return reader(path, problems)
   except DataError as e:
-    problems.append(problem_from_error(e, path))
+    problems.append(common.problem_from_error(e, path, RESTORE_FIX))
     return None
-
-
-def problem_from_error(error: DataError, path: pathlib.Path) -> Problem:
-  """A Problem from a DataError message `file[:line]: message Fix: fix`."""
-  text = str(error)
-  message, _, fix = text.partition(" Fix: ")
-  line = None
-  match = re.match(rf"{re.escape(str(path))}:(\d+): ", message)
-  if match:
-    line = int(match.group(1))
-    message = message[match.end():]
-  elif message.startswith(f"{path}: "):
-    message = message[len(f"{path}: "):]
-  return Problem(str(path), line, message, fix or RESTORE_FIX)
 
 
 def _films(root: pathlib.Path, problems: list[Problem], strict: bool,
@@ -611,27 +351,21 @@ def _find_videos(root: pathlib.Path, clips: Sequence[str],
 # Features.
 
 
-def log_problems(where: str, problems: Sequence[Problem]) -> None:
-  for p in problems:
-    logging.log(logging.INFO if p.severity == "info" else logging.WARNING, "%s: %s", where, p)
-
-
-def extract_streams(video: pathlib.Path, extractors: Sequence[str],
-                    specs: common.StreamSpecs) -> tuple[dict[str, np.ndarray], common.Truncation]:
-  """Runs the extraction engine on one video -> streams truncated to the shortest, and the cut."""
-  from emojax.features import extract  # pylint: disable=g-import-not-at-top
-  features = extract.extract_film(str(video), list(extractors), progress=False)
-  streams = {}
-  for name, (shape, dtype) in specs.items():
-    if name not in features.streams:
-      raise DataError(f"{video}: the extraction engine returned no '{name}' stream (got "
-                      f"{sorted(features.streams)}). Fix: rebuild with matching emojax versions.")
-    x = np.asarray(features.streams[name], dtype)
-    if x.shape[1:] != tuple(shape):
-      raise DataError(f"{video}: stream '{name}' has rows of shape {x.shape[1:]}, expected "
-                      f"{tuple(shape)}. Fix: rebuild with matching emojax versions.")
-    streams[name] = x
-  return common.truncate_to_shortest(streams)
+def clip_example(item: film_builder.Item, streams: Mapping[str, np.ndarray] | None,
+                 meta: Mapping[str, Any] | None, *, specs: common.StreamSpecs
+                 ) -> tuple[dict[str, Any], list[Problem]]:
+  """`make_example` of a clip: its labels (`item.data`) and its streams cut to the shortest."""
+  del meta
+  example = dict(item.data)
+  if streams is None:
+    return example, []
+  streams, cut = common.select_streams(item.path, streams, specs)
+  problems = []
+  if cut.any_cut:
+    problems.append(Problem(str(item.path), None, f"feature streams {cut.describe()}.",
+                            "none needed: the streams are kept at their common length.", "info"))
+  example.update(streams)
+  return example, problems
 
 
 def feature_metadata(extractors: Sequence[str]) -> tuple[dict[str, Any], common.StreamSpecs]:
@@ -707,7 +441,24 @@ def derive_config(configs: Mapping[str, tfds.core.BuilderConfig],
                              description=describe(text, extractors))
 
 
-class LirisAccede(tfds.core.GeneratorBasedBuilder):
+CITATION = """\
+@article{baveye2015liris,
+  title={LIRIS-ACCEDE: A Video Database for Affective Content Analysis},
+  author={Baveye, Yoann and Dellandr{\\'e}a, Emmanuel and Chamaret, Christel and Chen, Liming},
+  journal={IEEE Transactions on Affective Computing}, volume={6}, number={1}, pages={43--55},
+  year={2015}
+}
+@inproceedings{sjoberg2015mediaeval,
+  title={The MediaEval 2015 Affective Impact of Movies Task},
+  author={Sj{\\"o}berg, Mats and Baveye, Yoann and Wang, Hanli and Quang, Vu Lam and Ionescu,
+          Bogdan and Dellandr{\\'e}a, Emmanuel and Schedl, Markus and
+          Demarty, Claire-H{\\'e}l{\\`e}ne and Chen, Liming},
+  booktitle={MediaEval 2015 Workshop}, year={2015}
+}
+"""
+
+
+class LirisAccede(common.BenchmarkBuilder):
   """LIRIS-ACCEDE clips with discrete, MediaEval 2015 or MediaEval 2016 Global labels."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -716,9 +467,13 @@ class LirisAccede(tfds.core.GeneratorBasedBuilder):
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIGS = _configs()
+  DESCRIPTION = __doc__
+  HOMEPAGE = "https://liris-accede.ec-lyon.fr/"
+  CITATION = CITATION
 
   def __init__(self, *, extractors: Sequence[str] | None = None, **kwargs: Any):
-    """`extractors` overrides the config's feature extractors (() = annotations only)."""
+    """`extractors` overrides the config's feature extractors (() = annotations only); the
+    engine's kwargs (num_workers, extract_fn, use_beam) are those of `common.BenchmarkBuilder`."""
     if extractors is not None:
       configs = {c.name: c for c in self.BUILDER_CONFIGS}
       kwargs["config"] = derive_config(configs, kwargs.get("config"), extractors)
@@ -741,65 +496,21 @@ class LirisAccede(tfds.core.GeneratorBasedBuilder):
       features["arousal"] = tfds.features.Scalar(np.float32)
     if config.extractors:
       features.update(common.stream_features(common.extracted_specs(config.extractors)[1]))
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict(features),
-        homepage="https://liris-accede.ec-lyon.fr/",
-        citation=CITATION,
-        metadata=tfds.core.MetadataDict(),
-    )
+    return self._dataset_info(features)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
     config = self.builder_config
     the_plan = plan(pathlib.Path(dl_manager.manual_dir), config.protocol,
                     need_videos=bool(config.extractors))
-    self._problems = list(the_plan.problems)
-    log_problems(f"liris_accede/{config.name}", self._problems)
     entries, specs = feature_metadata(config.extractors)
-    self.info.metadata.update({
-        "protocol": config.protocol, "extractors": list(config.extractors),
-        "problems": [p.to_dict() for p in self._problems], **entries,
-    })
-    return {split: self._generate_examples(examples, the_plan.videos, specs)
-            for split, examples in the_plan.splits.items() if examples}
-
-  def _generate_examples(self, examples: list[dict[str, Any]],
-                         videos: Mapping[str, pathlib.Path],
-                         specs: common.StreamSpecs) -> Iterator[tuple[str, dict[str, Any]]]:
-    config = self.builder_config
-    for example in examples:
-      example = dict(example)
-      if specs:
-        video = videos[example["clip_id"]]
-        streams, cut = extract_streams(video, config.extractors, specs)
-        if cut.any_cut:
-          self._add_problem(Problem(str(video), None, f"feature streams {cut.describe()}.",
-                                    "none needed: the streams are kept at their common length.",
-                                    "info"))
-        example.update(streams)
-      yield example["clip_id"], example
-
-  def _add_problem(self, problem: Problem) -> None:
-    self._problems.append(problem)
-    self.info.metadata["problems"] = [p.to_dict() for p in self._problems]
-
-
-CITATION = """\
-@article{baveye2015liris,
-  title={LIRIS-ACCEDE: A Video Database for Affective Content Analysis},
-  author={Baveye, Yoann and Dellandr{\\'e}a, Emmanuel and Chamaret, Christel and Chen, Liming},
-  journal={IEEE Transactions on Affective Computing}, volume={6}, number={1}, pages={43--55},
-  year={2015}
-}
-@inproceedings{sjoberg2015mediaeval,
-  title={The MediaEval 2015 Affective Impact of Movies Task},
-  author={Sj{\\"o}berg, Mats and Baveye, Yoann and Wang, Hanli and Quang, Vu Lam and Ionescu,
-          Bogdan and Dellandr{\\'e}a, Emmanuel and Schedl, Markus and
-          Demarty, Claire-H{\\'e}l{\\`e}ne and Chen, Liming},
-  booktitle={MediaEval 2015 Workshop}, year={2015}
-}
-"""
+    self.info.metadata.update({"protocol": config.protocol,
+                               "extractors": list(config.extractors), **entries})
+    self._set_problems(the_plan.problems)
+    items = [film_builder.Item(ex["clip_id"], split,
+                               str(the_plan.videos[ex["clip_id"]]) if specs else None, ex)
+             for split, examples in the_plan.splits.items() for ex in examples]
+    return self._engine_splits(self._extraction(config.extractors), items,
+                               functools.partial(clip_example, specs=specs))
 
 
 def doctor(manual_dir: PathLike,
@@ -819,4 +530,5 @@ def doctor(manual_dir: PathLike,
   if not root.is_dir():
     return [Problem(str(root), None, "manual_dir not found.",
                     "pass the folder you unzipped LIRIS-ACCEDE into.")]
-  return plan(root, config.protocol, need_videos=bool(config.extractors), strict=False).problems
+  the_plan = plan(root, config.protocol, need_videos=bool(config.extractors), strict=False)
+  return the_plan.problems + common.probe_videos(the_plan.videos)

@@ -16,14 +16,16 @@ development films); `test` = films named `MEDIAEVAL16_FM_*` when their annotatio
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from emojax.datasets import common
+from emojax.datasets import film_builder
 from emojax.datasets import liris_accede as la
 from emojax.datasets.common import Problem
 from emojax.errors import DataError
@@ -182,7 +184,7 @@ def _check_durations(films: Sequence[Film], problems: list[Problem]) -> None:
     try:
       info = decode.probe(film.video)
     except DataError as e:
-      problems.append(la.problem_from_error(e, film.video))
+      problems.append(common.unusable_video(film.film_id, film.video, str(e)))
       continue
     rows = len(film.labels["valence"])
     if rows != info.num_seconds:
@@ -201,78 +203,6 @@ class ContinuousConfig(tfds.core.BuilderConfig):
   extractors: tuple[str, ...] = la.DEFAULT_EXTRACTORS
 
 
-class LirisAccedeContinuous(tfds.core.GeneratorBasedBuilder):
-  """LIRIS-ACCEDE continuous: per-second valence/arousal mean and std of 30 films."""
-
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release: default (features) and annotations configs."}
-  MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-  BUILDER_CONFIGS = [
-      ContinuousConfig(name="default", description=la.describe(
-          "LIRIS-ACCEDE continuous: per-second valence/arousal", la.DEFAULT_EXTRACTORS)),
-      ContinuousConfig(name="annotations", extractors=(), description=la.describe(
-          "LIRIS-ACCEDE continuous: per-second valence/arousal", ())),
-  ]
-
-  def __init__(self, *, extractors: Sequence[str] | None = None, **kwargs: Any):
-    """`extractors` overrides the config's feature extractors (() = annotations only)."""
-    if extractors is not None:
-      configs = {c.name: c for c in self.BUILDER_CONFIGS}
-      kwargs["config"] = la.derive_config(configs, kwargs.get("config"), extractors)
-    super().__init__(**kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    features: dict[str, Any] = {"film_id": tfds.features.Text()}
-    for name in ("valence", "arousal", "valence_std", "arousal_std"):
-      features[name] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
-    if self.builder_config.extractors:
-      features.update(common.stream_features(
-          common.extracted_specs(self.builder_config.extractors)[1]))
-    return tfds.core.DatasetInfo(
-        builder=self, description=__doc__, features=tfds.features.FeaturesDict(features),
-        homepage="https://liris-accede.ec-lyon.fr/", citation=CITATION,
-        metadata=tfds.core.MetadataDict())
-
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
-    config = self.builder_config
-    films, problems = plan(pathlib.Path(dl_manager.manual_dir),
-                           need_videos=bool(config.extractors))
-    self._problems = list(problems)
-    la.log_problems(f"liris_accede_continuous/{config.name}", self._problems)
-    entries, specs = la.feature_metadata(config.extractors)
-    self.info.metadata.update({
-        "extractors": list(config.extractors), "problems": [p.to_dict() for p in self._problems],
-        "num_seconds": {f.film_id: int(len(f.labels["valence"])) for f in films}, **entries,
-    })
-    by_split: dict[str, list[Film]] = {}
-    for film in films:
-      by_split.setdefault(film.split, []).append(film)
-    return {split: self._generate_examples(group, specs) for split, group in by_split.items()}
-
-  def _generate_examples(self, films: list[Film], specs: common.StreamSpecs
-                         ) -> Iterator[tuple[str, dict[str, Any]]]:
-    config = self.builder_config
-    for film in films:
-      example: dict[str, Any] = {"film_id": film.film_id}
-      arrays = dict(film.labels)
-      if specs:
-        streams, cut = la.extract_streams(film.video, config.extractors, specs)
-        if cut.any_cut:
-          self._add_problem(_cut_problem(str(film.video), cut, "feature streams differ"))
-        arrays, cut = common.truncate_to_shortest({**arrays, **streams})
-        if cut.any_cut:
-          self._add_problem(_cut_problem(str(film.video), cut,
-                                         f"{film.film_id} labels vs features"))
-        example.update(streams)
-        self.info.metadata["num_seconds"][film.film_id] = cut.length
-      example.update(arrays)
-      yield film.film_id, example
-
-  def _add_problem(self, problem: Problem) -> None:
-    self._problems.append(problem)
-    self.info.metadata["problems"] = [p.to_dict() for p in self._problems]
-
-
 CITATION = """\
 @inproceedings{baveye2015deep,
   title={Deep Learning vs. Kernel Methods: Performance for Emotion Prediction in Videos},
@@ -286,6 +216,78 @@ CITATION = """\
   booktitle={MediaEval 2016 Workshop}, year={2016}
 }
 """
+
+
+def film_example(item: film_builder.Item, streams: Mapping[str, np.ndarray] | None,
+                 meta: Mapping[str, Any] | None, *, specs: common.StreamSpecs
+                 ) -> tuple[dict[str, Any], list[Problem]]:
+  """`make_example` of a film: its labels (`item.data`) and streams, all cut to the shortest."""
+  del meta
+  arrays = dict(item.data)
+  if streams is None:
+    return {"film_id": item.key, **arrays}, []
+  problems = []
+  streams, cut = common.select_streams(item.path, streams, specs)
+  if cut.any_cut:
+    problems.append(_cut_problem(str(item.path), cut, "feature streams differ"))
+  arrays, cut = common.truncate_to_shortest({**arrays, **streams})
+  if cut.any_cut:
+    problems.append(_cut_problem(str(item.path), cut, f"{item.key} labels vs features"))
+  return {"film_id": item.key, **arrays}, problems
+
+
+class LirisAccedeContinuous(common.BenchmarkBuilder):
+  """LIRIS-ACCEDE continuous: per-second valence/arousal mean and std of 30 films."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release: default (features) and annotations configs."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+  BUILDER_CONFIGS = [
+      ContinuousConfig(name="default", description=la.describe(
+          "LIRIS-ACCEDE continuous: per-second valence/arousal", la.DEFAULT_EXTRACTORS)),
+      ContinuousConfig(name="annotations", extractors=(), description=la.describe(
+          "LIRIS-ACCEDE continuous: per-second valence/arousal", ())),
+  ]
+  DESCRIPTION = __doc__
+  HOMEPAGE = "https://liris-accede.ec-lyon.fr/"
+  CITATION = CITATION
+
+  def __init__(self, *, extractors: Sequence[str] | None = None, **kwargs: Any):
+    """`extractors` overrides the config's feature extractors (() = annotations only); the
+    engine's kwargs (num_workers, extract_fn, use_beam) are those of `common.BenchmarkBuilder`."""
+    if extractors is not None:
+      configs = {c.name: c for c in self.BUILDER_CONFIGS}
+      kwargs["config"] = la.derive_config(configs, kwargs.get("config"), extractors)
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    features: dict[str, Any] = {"film_id": tfds.features.Text()}
+    for name in ("valence", "arousal", "valence_std", "arousal_std"):
+      features[name] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
+    if self.builder_config.extractors:
+      features.update(common.stream_features(
+          common.extracted_specs(self.builder_config.extractors)[1]))
+    return self._dataset_info(features)
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    config = self.builder_config
+    films, problems = plan(pathlib.Path(dl_manager.manual_dir),
+                           need_videos=bool(config.extractors))
+    entries, specs = la.feature_metadata(config.extractors)
+    self.info.metadata.update({
+        "extractors": list(config.extractors),
+        "num_seconds": {f.film_id: int(len(f.labels["valence"])) for f in films}, **entries,
+    })
+    self._set_problems(problems)
+    items = [film_builder.Item(f.film_id, f.split, str(f.video) if specs else None, f.labels)
+             for f in films]
+    return self._engine_splits(self._extraction(config.extractors), items,
+                               functools.partial(film_example, specs=specs))
+
+  def _on_example(self, item, example, problems) -> None:
+    super()._on_example(item, example, problems)
+    if example is not None:
+      self.info.metadata["num_seconds"][item.key] = int(len(example["valence"]))
 
 
 def doctor(manual_dir: la.PathLike,

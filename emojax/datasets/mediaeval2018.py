@@ -38,50 +38,35 @@ metadata under `problems`; nothing else is dropped):
   ending a few seconds early): every stream is cut to the shortest (labels included) and the cut is
   reported: severity 'info' up to `SMALL_CUT_S` seconds, 'warning' beyond.
 Anything else malformed (wrong number of values, a label out of [-1, 1], text that is not a number)
-raises `DataError` naming the file and line.
+raises `DataError` naming the file and line (after reading the whole film, counting the others).
+
+The files are read by `mediaeval2018_files` (index, one parser per format, one film), for the
+build and for `doctor`, which reads every file of every film the same way (in worker processes
+for a big download), so it reports every problem the build meets with the same file and line.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
+import functools
 import os
-import pathlib
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from emojax.datasets import common
+from emojax.datasets import film_builder
+from emojax.datasets.mediaeval2018_files import (  # pylint: disable=unused-import  (re-exported)
+    AUDIO_DIM, AUDIO_STREAM, DEV_FILMS, download_part, fill_gaps, film_id, FilmFiles, FilmScan,
+    index_download, LABEL_RANGE, load_official_film, MASK_STREAM, MAX_DEPTH, MEDIA_SUFFIXES,
+    NUM_FILMS, OFFICIAL_DIMS, OFFICIAL_STREAMS, read_audio, read_labels, read_official,
+    read_stream, read_visual, scan_film, SMALL_CUT_S, stream_file_name, StreamFiles, TEST_FILMS,
+    TRAIN_FILMS, VALIDATION_FILMS, VISUAL_DIMS, _ranges, _single)
 from emojax.errors import DataError
 
 Problem = common.Problem
-
-NUM_FILMS = 66
-DEV_FILMS = tuple(range(0, 54))
-TEST_FILMS = tuple(range(54, 66))
-VALIDATION_FILMS = tuple(i for i in DEV_FILMS if i % 4 == 2)  # 02, 06, ..., 50: 13 films.
-TRAIN_FILMS = tuple(i for i in DEV_FILMS if i not in VALIDATION_FILMS)
-
-VISUAL_DIMS: dict[str, int] = {
-    "acc": 256, "cedd": 144, "cl": 33, "eh": 80, "fcth": 192, "gabor": 60, "jcd": 168, "sc": 64,
-    "tamura": 18, "lbp": 256, "fc6": 4096}
-AUDIO_STREAM = "emobase2010"
-AUDIO_DIM = 1582
-OFFICIAL_DIMS: dict[str, int] = {**VISUAL_DIMS, AUDIO_STREAM: AUDIO_DIM}
-OFFICIAL_STREAMS: tuple[str, ...] = tuple(OFFICIAL_DIMS)
-MASK_STREAM = "observed"
-LABEL_RANGE = (-1.0, 1.0)
-SMALL_CUT_S = 5  # Cuts up to this many seconds are 'info' (audio windows end early), else 'warning'.
-MEDIA_SUFFIXES = ("mp4", "avi", "mkv", "mov", "webm")
-MAX_DEPTH = 8  # How deep below manual_dir files are looked for.
-
-_LABEL_RE = re.compile(r"^MEDIAEVAL18_(\d{2})_Valence-Arousal\.txt$", re.IGNORECASE)
-_VISUAL_RE = re.compile(r"^MEDIAEVAL18_(\d{2})-(\d{5})_([A-Za-z0-9]+)\.txt$")
-_AUDIO_RE = re.compile(r"^MEDIAEVAL18_(\d{2})_(\d{5})\.csv$")
-_MEDIA_RE = re.compile(r"^MEDIAEVAL18_(\d{2})\.(" + "|".join(MEDIA_SUFFIXES) + r")$",
-                       re.IGNORECASE)
 
 VERSION = tfds.core.Version("1.0.0")
 RELEASE_NOTES = {
@@ -118,391 +103,6 @@ CITATION = """\
   booktitle={MediaEval 2018 Workshop},
   year={2018}
 }"""
-
-
-def film_id(number: int) -> str:
-  return f"MEDIAEVAL18_{number:02d}"
-
-
-def download_part(number: int) -> str:
-  """The archive part a film ships in (for fixes)."""
-  if number <= 13:
-    return "DevSet-Part1"
-  if number <= 43:
-    return "DevSet-Part2"
-  if number <= 53:
-    return "DevSet-Part3"
-  return "TestSet"
-
-
-# ---------------------------------------------------------------------------------------------
-# The index of a download.
-
-
-@dataclasses.dataclass
-class StreamFiles:
-  """Where the per-second files of one stream of one film lie.
-
-  `dirs[i]` holds the files of seconds `seconds[i]` (sorted, 1-based).
-  """
-  dirs: list[pathlib.Path] = dataclasses.field(default_factory=list)
-  seconds: list[np.ndarray] = dataclasses.field(default_factory=list)
-
-  def all_seconds(self) -> np.ndarray:
-    if not self.seconds:
-      return np.zeros((0,), np.int64)
-    return np.unique(np.concatenate(self.seconds))
-
-
-@dataclasses.dataclass
-class FilmFiles:
-  """Everything found for one film."""
-  number: int
-  labels: list[pathlib.Path] = dataclasses.field(default_factory=list)
-  media: list[pathlib.Path] = dataclasses.field(default_factory=list)
-  streams: dict[str, StreamFiles] = dataclasses.field(default_factory=dict)
-
-  @property
-  def id(self) -> str:
-    return film_id(self.number)
-
-
-def stream_file_name(film: str, stream: str, second: int) -> str:
-  if stream == AUDIO_STREAM:
-    return f"{film}_{second:05d}.csv"
-  return f"{film}-{second:05d}_{stream}.txt"
-
-
-def index_download(manual_dir: str | os.PathLike[str]) -> dict[int, FilmFiles]:
-  """Walks manual_dir once and files every recognised file by film (see module docstring).
-
-  Raises:
-    DataError: manual_dir is not a folder.
-  """
-  root = pathlib.Path(manual_dir)
-  if not root.is_dir():
-    raise common.data_error(root, None, "manual_dir is not a folder.",
-                            "pass the folder holding the unzipped MediaEval 2018 archives.")
-  films: dict[int, FilmFiles] = {}
-
-  def get(number: int) -> FilmFiles:
-    if number not in films:
-      films[number] = FilmFiles(number)
-    return films[number]
-
-  for dirpath, dirnames, filenames in os.walk(root):
-    depth = len(pathlib.Path(dirpath).relative_to(root).parts)
-    if depth >= MAX_DEPTH:
-      dirnames[:] = []
-    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-    per_stream: dict[tuple[int, str], list[int]] = collections.defaultdict(list)
-    for name in filenames:
-      if name.startswith("."):
-        continue
-      if m := _VISUAL_RE.match(name):
-        per_stream[(int(m[1]), m[3])].append(int(m[2]))
-      elif m := _AUDIO_RE.match(name):
-        per_stream[(int(m[1]), AUDIO_STREAM)].append(int(m[2]))
-      elif m := _LABEL_RE.match(name):
-        get(int(m[1])).labels.append(pathlib.Path(dirpath, name))
-      elif m := _MEDIA_RE.match(name):
-        get(int(m[1])).media.append(pathlib.Path(dirpath, name))
-    for (number, stream), seconds in sorted(per_stream.items()):
-      files = get(number).streams.setdefault(stream, StreamFiles())
-      files.dirs.append(pathlib.Path(dirpath))
-      files.seconds.append(np.sort(np.asarray(seconds, np.int64)))
-  for film in films.values():
-    film.labels.sort()
-    film.media.sort()
-  return dict(sorted(films.items()))
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading single files.
-
-
-def read_labels(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Reads `time valence arousal` rows -> (time, valence, arousal) float64 arrays.
-
-  Raises:
-    DataError: a malformed row, a non-finite value or a label outside [-1, 1] (file and line).
-  """
-  table = common.read_table(path, min_columns=3, max_columns=3)
-  if not len(table):
-    raise common.data_error(path, None, "no label rows.",
-                            "restore the file from the annotations archive.")
-  values_Nx3 = table.floats([0, 1, 2])
-  lo, hi = LABEL_RANGE
-  for col, name in ((1, "valence"), (2, "arousal")):
-    bad = ~np.isfinite(values_Nx3[:, col]) | (values_Nx3[:, col] < lo) | (values_Nx3[:, col] > hi)
-    if bad.any():
-      i = int(np.argmax(bad))
-      raise common.data_error(
-          path, table.lines[i], f"{name} {values_Nx3[i, col]} is not in [{lo}, {hi}].",
-          "restore the file from the annotations archive.")
-  return values_Nx3[:, 0], values_Nx3[:, 1], values_Nx3[:, 2]
-
-
-def _read_text(path: pathlib.Path) -> str:
-  try:
-    return path.read_text(errors="replace")
-  except OSError as e:
-    raise common.data_error(path, None, f"cannot read ({e.strerror}).",
-                            "check the file's permissions or unzip it again.") from None
-
-
-def read_visual(path: pathlib.Path, dim: int) -> np.ndarray | None:
-  """One visual descriptor file -> (dim,) float32; None when the file is empty.
-
-  Raises:
-    DataError: not one line of `dim` comma-separated numbers.
-  """
-  text = _read_text(path)
-  lines = [(i, s) for i, s in enumerate(text.splitlines(), start=1) if s.strip()]
-  if not lines:
-    return None
-  if len(lines) > 1:
-    raise common.data_error(path, lines[1][0], "expected one line of comma-separated numbers.",
-                            "restore the file from the visual features archive.")
-  line, body = lines[0]
-  return _parse_numbers(body.strip().rstrip(","), path, line, dim)
-
-
-def _parse_numbers(body: str, path: pathlib.Path, line: int, dim: int) -> np.ndarray:
-  fields = body.split(",")
-  try:
-    values = np.asarray(fields, dtype=np.float32)
-  except ValueError:
-    values = common.parse_floats(body, path=path, line=line, sep=",")  # Raises naming the field.
-  if values.shape[0] != dim:
-    raise common.data_error(path, line, f"expected {dim} numbers, found {values.shape[0]}.",
-                            "restore the file from the features archive (it may be truncated).")
-  return values
-
-
-def read_audio(path: pathlib.Path) -> np.ndarray | None:
-  """One emobase2010 ARFF-in-.csv file -> (1582,) float32; None when it holds no data line.
-
-  Raises:
-    DataError: more than one data line, or not name + 1582 numbers + class value.
-  """
-  text = _read_text(path)
-  data = [(i, s.strip()) for i, s in enumerate(text.splitlines(), start=1)
-          if s.strip() and not s.lstrip().startswith(("@", "%"))]
-  if not data:
-    return None
-  if len(data) > 1:
-    raise common.data_error(path, data[1][0], "expected one data line after the @ header.",
-                            "restore the file from the audio features archive.")
-  line, body = data[0]
-  fields = body.split(",")
-  if len(fields) != AUDIO_DIM + 2:
-    raise common.data_error(
-        path, line, f"expected a name, {AUDIO_DIM} numbers and a class value "
-        f"({AUDIO_DIM + 2} fields), found {len(fields)} fields.",
-        "restore the file from the audio features archive (it may be truncated).")
-  return _parse_numbers(",".join(fields[1:-1]), path, line, AUDIO_DIM)
-
-
-# ---------------------------------------------------------------------------------------------
-# One film: scan (which seconds exist) and load (read, repair, truncate).
-
-
-def _ranges(seconds: Sequence[int]) -> str:
-  """[3, 4, 5, 9] -> '3-5, 9' (at most 10 ranges shown)."""
-  out, start, prev = [], None, None
-  for s in list(seconds) + [None]:
-    if start is None:
-      start = prev = s
-    elif s is not None and s == prev + 1:
-      prev = s
-    else:
-      out.append(f"{start}-{prev}" if prev != start else f"{start}")
-      start = prev = s
-  more = f" and {len(out) - 10} more ranges" if len(out) > 10 else ""
-  return ", ".join(out[:10]) + more
-
-
-@dataclasses.dataclass
-class FilmScan:
-  """What the file names say about one film, before any feature file is read."""
-  film: FilmFiles
-  labels_path: pathlib.Path
-  num_label_rows: int
-  valence: np.ndarray
-  arousal: np.ndarray
-  num_seconds: int  # T: the length every stream is cut to.
-  last_second: dict[str, int]  # Per stream, its last file's second.
-  problems: list[Problem]
-
-
-def _single(paths: Sequence[pathlib.Path], what: str, number: int) -> Problem | None:
-  if len(paths) > 1:
-    return Problem(str(paths[0]), None,
-                   f"{len(paths)} copies of the {what} of {film_id(number)}: "
-                   f"{', '.join(map(str, paths[:3]))}.",
-                   "keep one copy under manual_dir.", "error")
-  return None
-
-
-def scan_film(film: FilmFiles, streams: Sequence[str]) -> FilmScan:
-  """Reads the labels and works out T, the cuts and the missing seconds of every stream.
-
-  Raises:
-    DataError: no label file, copies of one file, a stream without any file, bad labels.
-  """
-  problems: list[Problem] = []
-  part = download_part(film.number)
-  if not film.labels:
-    where = next(iter(film.streams.values())).dirs[0] if film.streams else film.media[0]
-    raise common.data_error(
-        where, None,
-        f"{film.id} has features or a film but no {film.id}_Valence-Arousal.txt.",
-        f"download MEDIAEVAL18-{part}-Valence_Arousal-annotations and unzip it into manual_dir.")
-  common.raise_errors([p for p in [_single(film.labels, "label file", film.number)] if p])
-  labels_path = film.labels[0]
-  time, valence, arousal = read_labels(labels_path)
-  steps = np.diff(time)
-  if steps.size and not np.allclose(steps, 1.0):
-    i = int(np.argmax(~np.isclose(steps, 1.0)))
-    problems.append(Problem(
-        str(labels_path), None,
-        f"the time column does not advance by 1 s per row (row {i + 2} after row {i + 1}).",
-        "none needed: rows are aligned with seconds by their order (row k = second k+1).",
-        "warning"))
-  last_second: dict[str, int] = {}
-  for stream in streams:
-    files = film.streams.get(stream)
-    if files is None:
-      archive = "Audio_features" if stream == AUDIO_STREAM else "Visual_features"
-      raise common.data_error(
-          labels_path.parent, None, f"{film.id} has no '{stream}' feature files "
-          f"({stream_file_name(film.id, stream, 1)} ...).",
-          f"download MEDIAEVAL18-{part}-{archive} and unzip it into manual_dir.")
-    seconds = files.all_seconds()
-    total = sum(s.size for s in files.seconds)
-    if total != seconds.size:
-      dup = np.concatenate(files.seconds)
-      dup_second = int(np.sort(dup)[np.flatnonzero(np.diff(np.sort(dup)) == 0)[0]])
-      raise common.data_error(
-          files.dirs[0], None, f"{stream_file_name(film.id, stream, dup_second)} lies in more "
-          f"than one folder: {', '.join(map(str, files.dirs[:3]))}.",
-          "keep one copy of the features under manual_dir.")
-    if seconds[0] < 1:
-      raise common.data_error(
-          files.dirs[0] / stream_file_name(film.id, stream, int(seconds[0])), None,
-          "feature files are numbered from 00000; the documented numbering starts at 00001.",
-          "restore the original file names from the archive (second N is file number N).")
-    last_second[stream] = int(seconds[-1])
-  num_seconds = min([valence.shape[0]] + list(last_second.values()))
-  if num_seconds < 1:
-    raise common.data_error(labels_path, None, f"{film.id} has no second with labels and features.",
-                            "restore the film's files from the archives.")
-  cuts = {"labels": valence.shape[0] - num_seconds}
-  for stream in streams:
-    cuts[stream] = int(np.sum(film.streams[stream].all_seconds() > num_seconds))
-  if any(cuts.values()):
-    big = max(cuts.values()) > SMALL_CUT_S
-    visual_cuts = {cuts[k] for k in streams if k in VISUAL_DIMS}
-    if len(visual_cuts) == 1 and len([k for k in streams if k in VISUAL_DIMS]) > 1:
-      shown = {k: v for k, v in cuts.items() if k not in VISUAL_DIMS}
-      shown["each visual descriptor"] = visual_cuts.pop()
-    else:
-      shown = cuts
-    cut_text = ", ".join(f"{k} {v} s" for k, v in shown.items() if v)
-    problems.append(Problem(
-        str(labels_path), None,
-        f"{film.id}: labels have {valence.shape[0]} rows, features end at "
-        f"{min(last_second.values())}-{max(last_second.values())} s; all streams cut to "
-        f"{num_seconds} s (cut: {cut_text}).",
-        "none needed: the builder keeps the seconds that have labels and every feature.",
-        "warning" if big else "info"))
-  for stream in streams:
-    present = film.streams[stream].all_seconds()
-    missing = np.setdiff1d(np.arange(1, num_seconds + 1), present)
-    if missing.size:
-      problems.append(Problem(
-          str(film.streams[stream].dirs[0]), None,
-          f"{film.id} '{stream}': no file for second(s) {_ranges(missing.tolist())} "
-          f"({missing.size} of {num_seconds} s).",
-          "none needed: filled by linear interpolation from the neighbouring seconds and marked "
-          f"False in '{MASK_STREAM}'.", "warning"))
-  return FilmScan(film=film, labels_path=labels_path, num_label_rows=int(valence.shape[0]),
-                  valence=valence, arousal=arousal, num_seconds=num_seconds,
-                  last_second=last_second, problems=problems)
-
-
-def fill_gaps(x_TxD: np.ndarray, observed_T: np.ndarray) -> np.ndarray:
-  """Linear interpolation over the unobserved rows (nearest observed row at the edges)."""
-  if observed_T.all():
-    return x_TxD
-  t_obs = np.flatnonzero(observed_T)
-  if t_obs.size == 0:
-    raise ValueError("no observed row to fill from")
-  t_miss = np.flatnonzero(~observed_T)
-  nxt = np.searchsorted(t_obs, t_miss)  # First observed row after each missing one.
-  t0 = t_obs[np.maximum(nxt - 1, 0)]  # The observed row before (or the first one).
-  t1 = t_obs[np.minimum(nxt, t_obs.size - 1)]  # The observed row after (or the last one).
-  t0 = np.where(nxt == 0, t1, t0)
-  t1 = np.where(nxt == t_obs.size, t0, t1)
-  w = np.where(t1 > t0, (t_miss - t0) / np.maximum(t1 - t0, 1), 0.0)[:, None]
-  out = x_TxD.copy()
-  out[t_miss] = ((1.0 - w) * x_TxD[t0] + w * x_TxD[t1]).astype(x_TxD.dtype)
-  return out
-
-
-def read_stream(film: FilmFiles, stream: str, num_seconds: int
-                ) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
-  """Reads seconds 1..num_seconds of a stream -> (x_TxD raw with zeros where missing, observed_T,
-  problems about empty or non-finite files)."""
-  dim = OFFICIAL_DIMS[stream]
-  x_TxD = np.zeros((num_seconds, dim), np.float32)
-  observed_T = np.zeros((num_seconds,), bool)
-  problems = []
-  files = film.streams[stream]
-  for folder, seconds in zip(files.dirs, files.seconds):
-    for second in seconds[seconds <= num_seconds].tolist():
-      path = folder / stream_file_name(film.id, stream, second)
-      row = read_audio(path) if stream == AUDIO_STREAM else read_visual(path, dim)
-      if row is None:
-        problems.append(Problem(
-            str(path), None, f"{film.id} '{stream}': empty file for second {second}.",
-            "none needed: filled by linear interpolation from the neighbouring seconds and "
-            f"marked False in '{MASK_STREAM}'.", "warning"))
-        continue
-      if not np.isfinite(row).all():
-        problems.append(Problem(
-            str(path), 1, f"{film.id} '{stream}': NaN or Inf in second {second}.",
-            "none needed: filled by linear interpolation from the neighbouring seconds and "
-            f"marked False in '{MASK_STREAM}'.", "warning"))
-        continue
-      x_TxD[second - 1] = row
-      observed_T[second - 1] = True
-  return x_TxD, observed_T, problems
-
-
-def load_official_film(film: FilmFiles) -> tuple[dict[str, np.ndarray], list[Problem]]:
-  """Reads, repairs and truncates one film's official features -> (example, problems)."""
-  scan = scan_film(film, OFFICIAL_STREAMS)
-  problems = list(scan.problems)
-  t = scan.num_seconds
-  example: dict[str, np.ndarray | str] = {"film_id": film.id}
-  observed_TxS = np.zeros((t, len(OFFICIAL_STREAMS)), bool)
-  for s, stream in enumerate(OFFICIAL_STREAMS):
-    x_TxD, observed_T, stream_problems = read_stream(film, stream, t)
-    problems += stream_problems
-    if not observed_T.any():
-      raise common.data_error(
-          film.streams[stream].dirs[0], None,
-          f"{film.id} '{stream}': no usable file among seconds 1-{t}.",
-          f"restore the film's '{stream}' files from the MEDIAEVAL18-"
-          f"{download_part(film.number)} features archive.")
-    example[stream] = fill_gaps(x_TxD, observed_T)
-    observed_TxS[:, s] = observed_T
-  example[MASK_STREAM] = observed_TxS
-  example["valence"] = scan.valence[:t].astype(np.float32)
-  example["arousal"] = scan.arousal[:t].astype(np.float32)
-  return example, problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,7 +153,7 @@ def check_splits(splits: Mapping[str, Sequence[int]]) -> list[Problem]:
   return problems
 
 
-class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
+class Mediaeval2018(common.BenchmarkBuilder):
   """MediaEval 2018 Emotional Impact of Movies (per-second valence/arousal of 66 films)."""
 
   VERSION = VERSION
@@ -567,6 +167,9 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
           name="extracted_features", features="extracted",
           description="Features emojax extracts from the films (needs the MEDIAEVAL18_XX.mp4)."),
   ]
+  DESCRIPTION = __doc__
+  HOMEPAGE = "https://multimediaeval.github.io/editions/2018/tasks/emotionalimpact/"
+  CITATION = CITATION
 
   def _streams(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Feature stream name -> (row shape, dtype)."""
@@ -584,14 +187,7 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
                                                 dtype=np.bool_)
     feats["valence"] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
     feats["arousal"] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict(feats),
-        homepage="https://multimediaeval.github.io/editions/2018/tasks/emotionalimpact/",
-        citation=CITATION,
-        metadata=tfds.core.MetadataDict(),
-    )
+    return self._dataset_info(feats)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     cfg = self.builder_config
@@ -615,57 +211,63 @@ class Mediaeval2018(tfds.core.GeneratorBasedBuilder):
           "built without them.",
           "download the missing parts (" + ", ".join(sorted({download_part(i) for i in absent}))
           + ") for the full benchmark.", "warning"))
-    common.report("mediaeval2018", problems)
-    self._problems = problems
-    self._film_info: dict[str, dict[str, object]] = {}
     md = self.info.metadata
-    md["problems"] = [p.to_dict() for p in problems]
     md["feature_dims"] = {k: int(np.prod(shape)) for k, (shape, _) in self._streams().items()}
     if cfg.features == "extracted":
       md["feature_manifest"] = common.extracted_specs(cfg.extractors)[0]
     md["validation_films"] = [film_id(i) for i in sorted(cfg.validation_films)]
-    md["films"] = self._film_info
+    md["films"] = {}
     present = {name: [i for i in ids if i in films] for name, ids in splits.items()}
     md["splits"] = {name: [film_id(i) for i in ids] for name, ids in present.items()}
-    return {name: self._generate_examples([films[i] for i in ids])
-            for name, ids in present.items() if ids}
+    self._set_problems(problems)
+    extracted = cfg.features == "extracted"
+    if extracted:
+      for i in sorted({i for ids in present.values() for i in ids}):
+        if not films[i].media:
+          raise common.data_error(
+              films[i].labels[0].parent if films[i].labels else dl_manager.manual_dir, None,
+              f"no film file {film_id(i)}.mp4 found.",
+              f"download MEDIAEVAL18-{download_part(i)}-Data and unzip it into manual_dir.")
+      # The labels are read now, so a malformed label file stops the build before extraction.
+      scans = {i: scan_film(films[i], ()) for i in sorted({i for v in present.values() for i in v})}
+      items = [film_builder.Item(film_id(i), name, str(films[i].media[0]), scans[i])
+               for name, ids in present.items() for i in ids]
+    else:
+      items = [film_builder.Item(film_id(i), name, None, films[i])
+               for name, ids in present.items() for i in ids]
+    if extracted:
+      make = functools.partial(extracted_example, specs=self._streams())
+      return self._engine_splits(self._extraction(cfg.extractors), items, make)
+    return self._engine_splits(self._engine({}, {}), items, official_example)  # no video
 
-  def _load(self, film: FilmFiles) -> tuple[dict[str, np.ndarray], list[Problem]]:
-    if self.builder_config.features == "official":
-      return load_official_film(film)
-    return load_extracted_film(film, self.builder_config.extractors)
+  def _on_example(self, item, example, problems) -> None:
+    if example is not None and item.key not in self.info.metadata["films"]:
+      self.info.metadata["films"][item.key] = {"seconds": int(example["valence"].shape[0]),
+                                               "problems": len(problems)}
+    super()._on_example(item, example, problems)
 
-  def _generate_examples(self, films: Sequence[FilmFiles]) -> Iterator[tuple[str, dict]]:
-    for film in films:
-      example, problems = self._load(film)
-      if film.id not in self._film_info:  # 'dev' reads the train/validation films again.
-        common.report("mediaeval2018", problems)
-        self._problems.extend(problems)
-        self.info.metadata["problems"] = [p.to_dict() for p in self._problems]
-        self._film_info[film.id] = {
-            "seconds": int(example["valence"].shape[0]),
-            "problems": len(problems),
-        }
-      yield film.id, example
+
+def official_example(item: film_builder.Item, streams: None, meta: None
+                     ) -> tuple[dict[str, np.ndarray], list[Problem]]:
+  """`make_example` of the official features (read from the files; no video)."""
+  del streams, meta
+  example, problems = load_official_film(item.data)
+  common.raise_errors(problems)
+  return example, problems
 
 
 # ---------------------------------------------------------------------------------------------
 # Extracted features (emojax.features.extract).
 
 
-def load_extracted_film(film: FilmFiles, extractors: Sequence[str]
-                        ) -> tuple[dict[str, np.ndarray], list[Problem]]:
-  """Extracts features from the film, truncates with the labels -> (example, problems)."""
-  from emojax.features import extract  # pylint: disable=g-import-not-at-top
-  part = download_part(film.number)
-  if not film.media:
-    raise common.data_error(
-        film.labels[0].parent if film.labels else "", None, f"no film file {film.id}.mp4 found.",
-        f"download MEDIAEVAL18-{part}-Data and unzip it into manual_dir.")
-  scan = scan_film(film, ())
-  features = extract.extract_film(film.media[0], tuple(extractors) or extract.DEFAULT,
-                                  fast=False, progress=False)
-  streams = dict(features.streams)
+def extracted_example(item: film_builder.Item, streams: Mapping[str, np.ndarray],
+                      meta: Mapping[str, Any], *, specs: common.StreamSpecs
+                      ) -> tuple[dict[str, np.ndarray], list[Problem]]:
+  """`make_example` of extracted_features: the film's streams and labels cut to the shortest."""
+  del meta
+  scan: FilmScan = item.data  # the labels, read before extraction
+  film = scan.film
+  streams, _ = common.select_streams(item.path, streams, specs)
   streams["valence"] = scan.valence.astype(np.float32)
   streams["arousal"] = scan.arousal.astype(np.float32)
   out, trunc = common.truncate_to_shortest(streams)
@@ -673,51 +275,51 @@ def load_extracted_film(film: FilmFiles, extractors: Sequence[str]
   if trunc.any_cut:
     big = max(trunc.cut.values()) > SMALL_CUT_S
     problems.append(Problem(
-        str(film.media[0]), None, f"{film.id}: {trunc.describe()}.",
+        str(item.path), None, f"{film.id}: {trunc.describe()}.",
         "none needed: the builder keeps the seconds that have labels and every feature.",
         "warning" if big else "info"))
-  example = {"film_id": film.id, **out}
-  return example, problems
+  return {"film_id": film.id, **out}, problems
 
 
 # ---------------------------------------------------------------------------------------------
 # The data doctor.
 
 
-def _check_stream_files(film: FilmFiles, stream: str, num_seconds: int) -> list[Problem]:
-  """Sizes of every file, contents of the first, the last and the near-empty ones."""
-  problems = []
-  dim = OFFICIAL_DIMS[stream]
-  files = film.streams[stream]
-  to_read = []
-  for folder, seconds in zip(files.dirs, files.seconds):
-    for second in seconds[seconds <= num_seconds].tolist():
-      path = folder / stream_file_name(film.id, stream, second)
-      try:
-        small = path.stat().st_size <= 2
-      except OSError as e:
-        problems.append(Problem(str(path), None, f"cannot read ({e.strerror}).",
-                                "check the file's permissions or unzip it again.", "error"))
-        continue
-      if small or second in (1, num_seconds) or second == seconds[0]:
-        to_read.append((second, path))
-  for second, path in to_read:
-    try:
-      row = read_audio(path) if stream == AUDIO_STREAM else read_visual(path, dim)
-    except DataError as e:
-      problems.append(common.problem_from_error(e))
-      continue
-    if row is None:
-      problems.append(Problem(
-          str(path), None, f"{film.id} '{stream}': empty file for second {second}.",
-          "none needed: the builder fills it by linear interpolation from the neighbouring "
-          f"seconds and marks it False in '{MASK_STREAM}'.", "warning"))
-    elif not np.isfinite(row).all():
-      problems.append(Problem(
-          str(path), 1, f"{film.id} '{stream}': NaN or Inf in second {second}.",
-          "none needed: the builder fills it by linear interpolation from the neighbouring "
-          f"seconds and marks it False in '{MASK_STREAM}'.", "warning"))
-  return problems
+def _read_film(film: FilmFiles, official: bool) -> tuple[list[Problem], int | None]:
+  """What a build meets reading one film: (problems, label rows, None when the scan failed).
+
+  Official features: every file, through the build's own reader (`read_official`).
+  """
+  try:
+    scan = scan_film(film, OFFICIAL_STREAMS if official else ())
+  except DataError as e:
+    return [common.problem_from_error(e)], None
+  if not official:
+    return list(scan.problems), scan.num_label_rows
+  return read_official(scan)[1], scan.num_label_rows
+
+
+# Read the films in worker processes when they hold more feature files than this (a pool costs
+# a few seconds to start; one film of the real download has ~12 x 5,000 files).
+POOL_MIN_FILES = 20_000
+DOCTOR_WORKERS: int | None = None  # processes reading a big download; None: one per core
+
+
+def _read_films(films: Sequence[FilmFiles], official: bool,
+                num_workers: int | None = None) -> list[tuple[list[Problem], int | None]]:
+  """`_read_film` of every film, in parallel over processes for a big download."""
+  files = sum(s.size for f in films for st in f.streams.values() for s in st.seconds)
+  if num_workers is None:
+    num_workers = DOCTOR_WORKERS or os.cpu_count() or 1
+  workers = min(num_workers, len(films))
+  if not official or workers <= 1 or files < POOL_MIN_FILES:
+    return [_read_film(f, official) for f in films]
+  # Longest films first, so the last worker does not start the longest film at the end.
+  order = sorted(range(len(films)), key=lambda i: -sum(
+      s.size for st in films[i].streams.values() for s in st.seconds))
+  with film_builder.worker_pool(workers) as pool:
+    futures = {i: pool.submit(_read_film, films[i], official) for i in order}
+    return [futures[i].result() for i in range(len(films))]
 
 
 def doctor(manual_dir: str | os.PathLike[str], config: str | None = None) -> list[Problem]:
@@ -747,65 +349,74 @@ def doctor(manual_dir: str | os.PathLike[str], config: str | None = None) -> lis
         "download and unzip the annotations of parts " +
         ", ".join(sorted({download_part(i) for i in absent})) + ".", "warning"))
   official = cfg.features == "official"
-  streams = OFFICIAL_STREAMS if official else ()
+  per_film: dict[int, list[Problem]] = {}
+  to_read: list[FilmFiles] = []
   for number, film in films.items():
-    if not film.labels:
-      if film.streams or film.media:
-        problems.append(Problem(
-            str(next(iter(film.streams.values())).dirs[0] if film.streams else film.media[0]),
-            None, f"{film.id} has files but no {film.id}_Valence-Arousal.txt; the build fails.",
-            f"download MEDIAEVAL18-{download_part(number)}-Valence_Arousal-annotations and unzip "
-            "it into manual_dir.", "error"))
-      continue
-    for paths, what in ((film.labels, "label file"), (film.media, "film")):
-      if p := _single(paths, what, number):
-        problems.append(p)
-    if official:
-      lacking = [s for s in OFFICIAL_STREAMS if s not in film.streams]
-      for s in lacking:
-        archive = "Audio_features" if s == AUDIO_STREAM else "Visual_features"
-        problems.append(Problem(
-            str(film.labels[0].parent), None, f"{film.id} has no '{s}' feature files.",
-            f"download MEDIAEVAL18-{download_part(number)}-{archive} and unzip it into "
-            "manual_dir.", "error"))
-      unknown = sorted(set(film.streams) - set(OFFICIAL_STREAMS))
-      if unknown:
-        problems.append(Problem(
-            str(film.labels[0].parent), None, f"{film.id}: unknown descriptor(s) {unknown}.",
-            "none needed: the builder reads only the 11 documented descriptors and the audio.",
-            "info"))
-      if lacking:
-        try:
-          read_labels(film.labels[0])
-        except DataError as e:
-          problems.append(common.problem_from_error(e))
-        continue
-    try:
-      scan = scan_film(film, streams)
-    except DataError as e:
-      problems.append(common.problem_from_error(e))
-      continue
-    problems += scan.problems
-    for stream in streams:
-      problems += _check_stream_files(film, stream, scan.num_seconds)
-    if not film.media:
-      if not official:
-        problems.append(Problem(
-            str(film.labels[0].parent), None, f"no film file {film.id}.mp4 found.",
-            f"download MEDIAEVAL18-{download_part(number)}-Data and unzip it into manual_dir.",
-            "error"))
-      continue
-    try:
-      from emojax.features import decode  # pylint: disable=g-import-not-at-top
-      info = decode.probe(film.media[0])
-    except DataError as e:
-      problems.append(common.problem_from_error(e))
-      continue
-    gap = abs(info.num_seconds - scan.num_label_rows)
-    if gap > SMALL_CUT_S:
+    per_film[number] = _check_film_files(film, official)
+    if film.labels and not (official and any(s not in film.streams for s in OFFICIAL_STREAMS)):
+      to_read.append(film)
+  for film, (read_problems, label_rows) in zip(to_read, _read_films(to_read, official)):
+    per_film[film.number] += read_problems
+    if label_rows is not None:
+      per_film[film.number] += _check_media(film, label_rows, official)
+  return problems + [p for number in films for p in per_film[number]]
+
+
+def _check_film_files(film: FilmFiles, official: bool) -> list[Problem]:
+  """Which files one film has (before reading them): the doctor's first look."""
+  problems: list[Problem] = []
+  number = film.number
+  if not film.labels:
+    if film.streams or film.media:
       problems.append(Problem(
-          str(film.media[0]), None, f"{film.id}: the film has {info.num_seconds} s, its labels "
-          f"{scan.num_label_rows} rows; extracted_features cuts both to the shorter.",
-          "none needed (a real-data defect when the labels are short, e.g. film 46).",
-          "warning" if not official else "info"))
+          str(next(iter(film.streams.values())).dirs[0] if film.streams else film.media[0]),
+          None, f"{film.id} has files but no {film.id}_Valence-Arousal.txt; the build fails.",
+          f"download MEDIAEVAL18-{download_part(number)}-Valence_Arousal-annotations and unzip "
+          "it into manual_dir.", "error"))
+    return problems
+  for paths, what in ((film.labels, "label file"), (film.media, "film")):
+    if p := _single(paths, what, number):
+      problems.append(p)
+  if official:
+    lacking = [s for s in OFFICIAL_STREAMS if s not in film.streams]
+    for s in lacking:
+      archive = "Audio_features" if s == AUDIO_STREAM else "Visual_features"
+      problems.append(Problem(
+          str(film.labels[0].parent), None, f"{film.id} has no '{s}' feature files.",
+          f"download MEDIAEVAL18-{download_part(number)}-{archive} and unzip it into "
+          "manual_dir.", "error"))
+    unknown = sorted(set(film.streams) - set(OFFICIAL_STREAMS))
+    if unknown:
+      problems.append(Problem(
+          str(film.labels[0].parent), None, f"{film.id}: unknown descriptor(s) {unknown}.",
+          "none needed: the builder reads only the 11 documented descriptors and the audio.",
+          "info"))
+    if lacking:
+      try:
+        read_labels(film.labels[0])
+      except DataError as e:
+        problems.append(common.problem_from_error(e))
   return problems
+
+
+def _check_media(film: FilmFiles, label_rows: int, official: bool) -> list[Problem]:
+  """The film file: present (extracted_features needs it), readable, as long as its labels."""
+  if not film.media:
+    if official:
+      return []
+    return [Problem(str(film.labels[0].parent), None, f"no film file {film.id}.mp4 found.",
+                    f"download MEDIAEVAL18-{download_part(film.number)}-Data and unzip it into "
+                    "manual_dir.", "error")]
+  try:
+    from emojax.features import decode  # pylint: disable=g-import-not-at-top
+    info = decode.probe(film.media[0])
+  except DataError as e:  # official_features does not read the films: a fact
+    return [common.unusable_video(film.id, film.media[0], str(e),
+                                  "info" if official else "warning")]
+  if abs(info.num_seconds - label_rows) > SMALL_CUT_S:
+    return [Problem(
+        str(film.media[0]), None, f"{film.id}: the film has {info.num_seconds} s, its labels "
+        f"{label_rows} rows; extracted_features cuts both to the shorter.",
+        "none needed (a real-data defect when the labels are short, e.g. film 46).",
+        "warning" if not official else "info")]
+  return []

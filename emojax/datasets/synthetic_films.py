@@ -18,10 +18,8 @@ Any non-default kwarg gives the dataset its own config name (`custom_<hash>`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
-import multiprocessing
 import os
 import pathlib
 from typing import Any
@@ -107,8 +105,7 @@ class SyntheticFilms(film_builder.FilmBuilder):
       for p, seed in zip(paths, seeds):
         render.render_film_with_labels(p, seed=seed, **kwargs)
     else:  # spawned workers import only the renderer (numpy, PyAV, PIL)
-      ctx = multiprocessing.get_context("spawn")
-      with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+      with film_builder.worker_pool(workers) as pool:
         futures = [pool.submit(render.render_film_with_labels, p, seed=seed, **kwargs)
                    for p, seed in zip(paths, seeds)]
         for future in futures:
