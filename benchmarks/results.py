@@ -49,6 +49,23 @@ ROWS = (
     Row("seed000_m1", "seed 000 M1: joint feature-level fusion", "configs/two_timescale_m1.py"),
     Row("seed000_m2", "seed 000 M2: decision-level fusion", "configs/two_timescale_m2.py"),
     Row("ridge", "ridge regression per second, same features", "configs/ridge.py"),
+    Row("seed001", "seed 001: GRU + context gating + MoE, Butterworth", "configs/gru_moe.py"),
+    Row("aan_feature", "seed 003: Feature AttendAffectNet", "configs/attendaffectnet.py:feature"),
+    Row("aan_temporal", "seed 003: Temporal AttendAffectNet", "configs/attendaffectnet.py:temporal"),
+    Row("aan_feature_temporal", "seed 003: Feature + Temporal AttendAffectNet",
+        "configs/attendaffectnet.py:feature_temporal"),
+    Row("seed002_arousal", "seed 002: modal fusion + LSTM (arousal)",
+        "configs/fusion_lstm.py:arousal", table="clips"),
+    Row("seed002_valence", "seed 002: modal fusion + LSTM (valence)",
+        "configs/fusion_lstm.py:valence", table="clips"),
+    Row("seed002_early", "seed 002 baseline: early fusion (arousal)",
+        "configs/fusion_lstm.py:arousal,early", table="clips"),
+    Row("seed002_late", "seed 002 baseline: late fusion, a = 0.56 (arousal)",
+        "configs/fusion_lstm.py:arousal,late", table="clips"),
+    Row("seed002_visual", "seed 002 baseline: visual only (arousal)",
+        "configs/fusion_lstm.py:arousal,visual", table="clips"),
+    Row("seed002_audio", "seed 002 baseline: audio only (arousal)",
+        "configs/fusion_lstm.py:arousal,audio", table="clips"),
 )
 SEEDS = (0, 1, 2)
 
