@@ -27,18 +27,14 @@ Paper: shared/seeds/001_*.txt (MediaEval 2018), mapping docs: methods.md section
   `variants` adds the other smoothers and the other BN mode as extra rows of the ablation table
   without retraining.
 
-Windows. The data are per-second windows with one-second clips (`config.data.clip_seconds = 1`) and
-`num_clips = config.model.window_seconds` = W. Training windows start at every second of a film
-(`train_stride = 1`), so a window ends at every second t >= W - 1 and its last output is the paper's
-sequence-to-one prediction of second t from the W seconds ending at t; the encoders are causal, so the
-output at every other second s of the window is the prediction of s from the seconds of the window up
-to s (the first window of a film holds the film's start: the seconds before it do not exist, as if
-left-padded and masked). Those earlier outputs are scored too (the contract's loss is over every
-valid clip of a window). Prediction of whole films uses non-overlapping windows of W seconds, so
-second t is predicted from the (t mod W) + 1 seconds up to it (between 1 and W), not always from W.
-The exact form needs windows with left context from the harness: W - 1 seconds before the scored
-clips, masked out of the loss and of the predictions (left-padded at film starts), with evaluation
-windows stepping by the scored length; the forward here would then need no change.
+Windows (sequence-to-one, as the paper). Training: per-second windows of W one-second clips
+(`config.data.clip_seconds = 1`, `num_clips = config.model.window_seconds` = W, `train_stride = 1`),
+the loss on each window's last valid second only (`Phase.loss_on = "last"`): the prediction of second
+t from the W seconds ending at t. Validation and prediction of whole films: the harness's sliding
+windows (`sliding_seconds = W`): for every second t the W seconds ending at t, right-aligned and
+masked where they would start before the film (left-padded), so every second is predicted from
+min(t + 1, W) seconds. The forward reads the encoder state at the last second of each clip, which
+serves both layouts ((B, W, 1) training windows and (B, 1, W) sliding windows).
 """
 
 from __future__ import annotations
@@ -214,11 +210,11 @@ class GruMoe(nnx.Module):
   def __call__(self, batch: dict, rngs: nnx.Rngs | None = None,
                bn_inference: str | None = None) -> dict[str, jax.Array]:
     b, l, s = batch["second_mask"].shape
-    if s != 1:
-      raise errors.ConfigError(f"gru_moe predicts every second: it needs one-second clips "
-                               f"(config.data.clip_seconds = 1), got clips of {s} s")
     h_BxTxF, _ = self.encode(batch)
-    h_NxF = h_BxTxF.reshape(b * l, -1)
+    # One prediction per clip from the encoder state at the clip's last second: training windows
+    # are L one-second clips (S = 1); the harness's sequence-to-one evaluation windows are one clip
+    # of W seconds, right-aligned, ending at the second they predict (L = 1, S = W).
+    h_NxF = h_BxTxF.reshape(b, l, s, -1)[:, :, -1].reshape(b * l, -1)
     valid_N = jnp.asarray(batch["clip_mask"], bool).reshape(b * l)
     h_NxF = self.dropout(h_NxF, rngs=rngs)
     if self.gate_in is not None:
@@ -304,6 +300,9 @@ def plan(config: ml_collections.ConfigDict, done: list[dict]) -> contract.Phase 
   tr = config.train
   return contract.Phase(
       name="gru_moe", task=task(config), forward=forward, num_clips=config.model.window_seconds,
+      # Sequence-to-one (the paper): the loss on each window's last second, and validation on
+      # windows of W seconds ending at every second.
+      loss_on="last", sliding_seconds=config.model.window_seconds,
       steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
       eval_every=tr.eval_every, eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,
       info={"encoder": config.model.encoder, "window_seconds": config.model.window_seconds,
@@ -322,7 +321,7 @@ def _outputs(config, forward_fn, post, key: str) -> dict[str, contract.Output]:
   # Raw predictions are cached per key, so the key names the target (and the forward): outputs that
   # differ only in post-processing share it.
   return {t: contract.Output(forward=forward_fn, task=target_task(config, t),
-                             num_clips=config.model.window_seconds, postprocess=post,
+                             sliding_seconds=config.model.window_seconds, postprocess=post,
                              key=f"{key}/{t}") for t in config.targets}
 
 
