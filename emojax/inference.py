@@ -15,9 +15,8 @@ from typing import Mapping
 import jax
 import numpy as np
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from emojax import contract, errors, input_pipeline, metrics, postprocess
+from emojax import contract, distributed, errors, input_pipeline, metrics, postprocess
 
 
 @functools.lru_cache(maxsize=128)
@@ -38,14 +37,15 @@ class Predictor:
   def __init__(self, model: nnx.Module, mesh):
     model.eval()
     self.graphdef, state = nnx.split(model)
-    self.state = jax.device_put(state, NamedSharding(mesh, P()))
+    self.state = distributed.replicate(state, mesh)
     self.mesh = mesh
 
   def run(self, out: contract.Output, batch: dict) -> np.ndarray:
     target = out.task.targets[0]
+    # Every process holds the whole eval batch: each feeds its devices' rows, all get every row.
     pred = _jitted(out.forward, out.task)(self.graphdef, self.state,
-                                          input_pipeline.shard_batch(batch, self.mesh))
-    return np.asarray(pred[target])
+                                          distributed.global_batch(batch, self.mesh))
+    return distributed.to_host(pred[target])
 
   # Per-second datasets -------------------------------------------------------------------------
   def film_raw(self, out: contract.Output, store: input_pipeline.FilmStore, *, clip_seconds: int,

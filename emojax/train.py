@@ -22,9 +22,9 @@ import numpy as np
 import optax
 from absl import logging
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from emojax import (checkpoint, contract, errors, fileio, inference, input_pipeline, runinfo)
+from emojax import (checkpoint, contract, distributed, errors, fileio, inference, input_pipeline,
+                    runinfo)
 from emojax.contract import Phase, get_method  # noqa: F401  (re-exported for callers of train)
 
 
@@ -172,7 +172,8 @@ class Trainer:
         raise RuntimeError(f"method planned phase {phase.name} twice")
       record = self.run_phase(phase)
       self.records.append(record)
-      fileio.write_json(self.records_path, self.records)
+      if jax.process_index() == 0:
+        fileio.write_json(self.records_path, self.records)
     checkpoint.save_model(self.workdir / "final_model", self.model, self.model_meta(),
                           self.feature_stats)
     if self._writer is not None:
@@ -297,9 +298,8 @@ class Trainer:
                                                     contract.MUTABLE, ...)
       # Fresh buffers for what the step donates: no other variable may alias them.
       params, mutable = jax.tree.map(jnp.copy, (params, mutable))
-      replicated = NamedSharding(self.mesh, P())
-      params, mutable, frozen, opt_state = jax.device_put(
-          (params, mutable, frozen, opt_state), replicated)
+      params, mutable, frozen, opt_state = distributed.replicate(
+          (params, mutable, frozen, opt_state), self.mesh)
       step_fn = make_train_step(graphdef, phase.forward, task, tx, float(spec["l2"]))
       batches = self._batches(phase, start)
       ckpt_every = max(1, cfg.checkpoint.every_steps)
