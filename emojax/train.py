@@ -46,6 +46,11 @@ def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None
   for key, v in positive.items():
     if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
       raise errors.ConfigError(f"{key}={v!r}: must be a positive integer")
+  if d.batch_size % jax.process_count():  # several processes: each reads an equal slice
+    raise errors.ConfigError(
+        f"config.data.batch_size={d.batch_size} is not divisible by the {jax.process_count()} "
+        "processes of this run (each process reads an equal slice of every batch); use a "
+        f"multiple of {jax.process_count()}")
   if task.kind == "classification" and task.unit != "clip":
     raise errors.ConfigError(
         f"method {config.method!r} classifies, which needs a per-clip dataset (one example per "
