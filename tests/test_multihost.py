@@ -92,10 +92,11 @@ def test_two_processes_train_like_one_and_resume_after_a_worker_dies(tmp_path):
                      capture_output=True, text=True, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
 
-  # Process 1 dies (SIGKILL) right after step 3 of the first phase; its last checkpoint is step 2.
+  # Process 1 dies (SIGKILL) right after step 3 of the last phase (the earlier two are finished);
+  # its last checkpoint is step 2.
   (rc0, out0, err0), (rc1, _, _) = _launch(
       2, [f"--workdir={two}", *overrides], logs / "killed",
-      env_by_process={1: {"EMOJAX_FAULT_KILL_AT": "arousal/stage1_*:3"}})
+      env_by_process={1: {"EMOJAX_FAULT_KILL_AT": "arousal/finetune:3"}})
   assert rc1 == -9
   # Process 0 stops too (not a hang), with its own error line and the coordination service's
   # verdict naming the dead process.
@@ -103,14 +104,14 @@ def test_two_processes_train_like_one_and_resume_after_a_worker_dies(tmp_path):
   assert "error: process 0 of 2: a collective with the other processes failed" in err0, err0[-3000:]
   assert "Task 1 heartbeat timeout" in err0 or "unhealthy" in err0, err0[-3000:]
   assert not (two / "final_model").exists()
-  assert sorted(p.name for p in (two / "checkpoints" / "arousal__stage1_audio" / "latest")
+  assert sorted(p.name for p in (two / "checkpoints" / "arousal__finetune" / "latest")
                 .iterdir()) == ["2"]
 
   # Both restarted with the same command: the run resumes from step 2 and finishes.
   results = _launch(2, [f"--workdir={two}", *overrides], logs / "resumed")
   for i, (rc, out, err) in enumerate(results):
     assert rc == 0, f"process {i}: {err[-3000:]}"
-  assert "resumed arousal/stage1_audio at step 2" in results[0][1]
+  assert "resumed arousal/finetune at step 2" in results[0][1]
 
   # Same parameters as the single process with the same global device count and batch.
   a, b = _final_params(one, config), _final_params(two, config)
