@@ -111,6 +111,7 @@ def test_two_processes_train_like_one_and_resume_after_a_worker_dies(tmp_path):
   results = _launch(2, [f"--workdir={two}", *overrides], logs / "resumed")
   for i, (rc, out, err) in enumerate(results):
     assert rc == 0, f"process {i}: {err[-3000:]}"
+  assert "after 2 finished phases" in results[0][1]  # not trained again
   assert "resumed arousal/finetune at step 2" in results[0][1]
 
   # Same parameters as the single process with the same global device count and batch.
