@@ -35,6 +35,16 @@ flags.DEFINE_string("manual_dir", None, "doctor/build: the folder holding the ma
 flags.DEFINE_string("dataset_config", None, "doctor/build: the dataset's builder config, if any.")
 flags.DEFINE_string("data_dir", None, "build: where to write the dataset (default: "
                     "$EMOJAX_DATA_DIR or ~/emojax_data).")
+flags.DEFINE_string("coordinator_address", None, "Multi-process runs: host:port of process 0 "
+                    "(default: $JAX_COORDINATOR_ADDRESS). See docs/multihost.md.")
+flags.DEFINE_integer("num_processes", None, "Multi-process runs: how many processes run this "
+                     "command (default: $JAX_NUM_PROCESSES, else 1).")
+flags.DEFINE_integer("process_id", None, "Multi-process runs: this process, 0..num_processes-1 "
+                     "(default: $JAX_PROCESS_ID).")
+flags.DEFINE_integer("distributed_timeout", 300, "Multi-process runs: seconds to wait for the "
+                     "coordinator and for every process to join.")
+flags.DEFINE_integer("heartbeat_timeout", 100, "Multi-process runs: seconds without a heartbeat "
+                     "after which a process counts as dead and the others stop.")
 FLAGS = flags.FLAGS
 
 
@@ -47,7 +57,12 @@ def main(argv):
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
     tfds.disable_progress_bar()
   try:
-    return run(FLAGS.mode)
+    from emojax import distributed  # pylint: disable=g-import-not-at-top
+    distributed.initialize(
+        distributed.resolve(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id),
+        timeout_s=FLAGS.distributed_timeout, heartbeat_timeout_s=FLAGS.heartbeat_timeout)
+    with distributed.failure_context():
+      return run(FLAGS.mode)
   except errors.EmojaxError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

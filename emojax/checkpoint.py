@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 import tensorstore as ts
 from flax import nnx
 
-from emojax import errors
+from emojax import distributed, errors
 
 
 _READ_ONLY = ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, create=False)
@@ -187,10 +187,12 @@ class PhaseCheckpoints:
   def _move_aside(self, kind: str, steps: list[int]) -> pathlib.Path:
     """Moves damaged step folders out of the manager's sight (kept for inspection)."""
     target = self.directory / "damaged" / time.strftime("%Y%m%d-%H%M%S")
-    target.mkdir(parents=True, exist_ok=True)
-    for step in steps:
-      shutil.move(os.fspath(self.directory / kind / str(step)),
-                  os.fspath(target / f"{kind}_{step}"))
+    if distributed.is_main():  # several processes: one moves, the others wait for it
+      target.mkdir(parents=True, exist_ok=True)
+      for step in steps:
+        shutil.move(os.fspath(self.directory / kind / str(step)),
+                    os.fspath(target / f"{kind}_{step}"))
+    distributed.barrier(f"move aside {self.directory / kind}")
     (self._latest if kind == "latest" else self._best).reload()
     return target
 

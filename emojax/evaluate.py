@@ -14,8 +14,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import (checkpoint, contract, errors, fileio, inference, input_pipeline, metrics,
-                    protocols, reporting)
+from emojax import (checkpoint, contract, distributed, errors, fileio, inference, input_pipeline,
+                    metrics, protocols, reporting)
 from emojax.features import manifest
 
 SPLITS = ("validation", "test")
@@ -75,7 +75,10 @@ def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
     preds = inference.predict_outputs(model, outputs, store, mesh, clip_seconds=d.clip_seconds,
                                       batch_size=d.eval_batch_size, cache=cache)
     out_dir = workdir / "eval" / split
-    if store.unit == "clip":
+    if not distributed.is_main():  # several processes: only process 0 writes the files
+      out = (_variant_metrics(task, store, preds) if store.unit == "clip"
+             else metrics.evaluate_films(_films_for_report(store, preds)))
+    elif store.unit == "clip":
       out = _clip_report(out_dir, task, store, preds)
     else:
       out = reporting.write_eval_outputs(out_dir, _films_for_report(store, preds), plot=plots)
@@ -106,6 +109,8 @@ def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
           if len(r.get("targets", [])) > 1:
             m = {k[len(t) + 1:]: v for k, v in m.items() if k.startswith(f"{t}_")}
           ablation_rows.append((f"phase {r['name']}", split, t, m))
+  if not distributed.is_main():
+    return flat
   _write_ablation(workdir / "eval", ablation_rows, stores, keys)
   if "test" in stores and config.dataset.name == "mediaeval2018":
     # The benchmark's official numbers, computed from the written predictions as a check.

@@ -15,9 +15,8 @@ from typing import Mapping
 import jax
 import numpy as np
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from emojax import contract, errors, input_pipeline, metrics, postprocess
+from emojax import contract, distributed, errors, input_pipeline, metrics, postprocess
 
 
 @functools.lru_cache(maxsize=128)
@@ -38,7 +37,7 @@ class Predictor:
   def __init__(self, model: nnx.Module, mesh):
     model.eval()
     self.graphdef, state = nnx.split(model)
-    self.state = jax.device_put(state, NamedSharding(mesh, P()))
+    self.state = distributed.replicate(state, mesh)
     self.mesh = mesh
 
   def run(self, out: contract.Output, batch: dict, target: str | None = None) -> np.ndarray:
@@ -46,9 +45,10 @@ class Predictor:
     target = target or out.task.targets[0]
     if target not in out.task.targets:
       raise errors.ConfigError(f"an Output for {target!r} has a task of {out.task.targets}")
+    # Every process holds the whole eval batch: each feeds its devices' rows, all get every row.
     pred = _jitted(out.forward, out.task)(self.graphdef, self.state,
-                                          input_pipeline.shard_batch(batch, self.mesh))
-    return np.asarray(pred[target])
+                                          distributed.global_batch(batch, self.mesh))
+    return distributed.to_host(pred[target])
 
   # Per-second datasets -------------------------------------------------------------------------
   def film_sliding(self, out: contract.Output, store: input_pipeline.FilmStore, *,

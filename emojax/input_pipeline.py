@@ -26,7 +26,7 @@ import numpy as np
 import PIL.Image
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from emojax import datasets, errors
+from emojax import datasets, distributed, errors
 from emojax.features import manifest
 
 
@@ -593,7 +593,8 @@ def _prepared_builder(config: ml_collections.ConfigDict):
     importlib.import_module(d.import_module)
   builder = datasets.get_builder(d.name, d.config or None, d.data_dir or None,
                                  **d.builder_kwargs.to_dict())
-  datasets.prepare(builder, d.manual_dir or None)
+  distributed.main_first(lambda: datasets.prepare(builder, d.manual_dir or None),
+                         f"prepare {d.name}")  # several processes: process 0 builds it
   return builder
 
 

@@ -23,9 +23,9 @@ import numpy as np
 import optax
 from absl import logging
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from emojax import (checkpoint, contract, errors, fileio, inference, input_pipeline, runinfo)
+from emojax import (checkpoint, contract, distributed, errors, fileio, inference, input_pipeline,
+                    runinfo)
 from emojax.contract import Phase, get_method  # noqa: F401  (re-exported for callers of train)
 
 
@@ -47,6 +47,11 @@ def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None
   for key, v in positive.items():
     if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
       raise errors.ConfigError(f"{key}={v!r}: must be a positive integer")
+  if d.batch_size % jax.process_count():  # several processes: each reads an equal slice
+    raise errors.ConfigError(
+        f"config.data.batch_size={d.batch_size} is not divisible by the {jax.process_count()} "
+        "processes of this run (each process reads an equal slice of every batch); use a "
+        f"multiple of {jax.process_count()}")
   if task.kind == "classification" and task.unit != "clip":
     raise errors.ConfigError(
         f"method {config.method!r} classifies, which needs a per-clip dataset (one example per "
@@ -176,7 +181,8 @@ class Trainer:
         raise RuntimeError(f"method planned phase {phase.name} twice")
       record = self.run_phase(phase)
       self.records.append(record)
-      fileio.write_json(self.records_path, self.records)
+      if jax.process_index() == 0:
+        fileio.write_json(self.records_path, self.records)
     checkpoint.save_model(self.workdir / "final_model", self.model, self.model_meta(),
                           self.feature_stats)
     if self._writer is not None:
@@ -303,9 +309,8 @@ class Trainer:
                                                     contract.MUTABLE, ...)
       # Fresh buffers for what the step donates: no other variable may alias them.
       params, mutable = jax.tree.map(jnp.copy, (params, mutable))
-      replicated = NamedSharding(self.mesh, P())
-      params, mutable, frozen, opt_state = jax.device_put(
-          (params, mutable, frozen, opt_state), replicated)
+      params, mutable, frozen, opt_state = distributed.replicate(
+          (params, mutable, frozen, opt_state), self.mesh)
       step_fn = make_train_step(graphdef, phase.forward, task, tx, float(spec["l2"]),
                                 phase.loss_on)
       batches = self._batches(phase, start)
