@@ -16,6 +16,7 @@ from flax import nnx
 
 from emojax import (checkpoint, contract, distributed, errors, fileio, inference, input_pipeline,
                     metrics, protocols, reporting)
+from emojax import plots as plotting
 from emojax.features import manifest
 
 SPLITS = ("validation", "test")
@@ -29,8 +30,8 @@ def _films_for_report(store: input_pipeline.FilmStore, preds: dict) -> dict:
 
 
 def _clip_report(out_dir: pathlib.Path, task: contract.Task, store: input_pipeline.ClipStore,
-                 preds: dict) -> dict:
-  """metrics.json and predictions.csv of a per-clip split."""
+                 preds: dict, plot: bool = True) -> dict:
+  """metrics.json, predictions.csv and (classification) plots/confusion_<dim>.png of a split."""
   result, header, cols = {}, ["clip", "film"], [list(store.clip_ids), list(store.film_ids)]
   for t in metrics.ordered_dims(preds):
     true = store.labels[task.label_key(t)]
@@ -38,6 +39,10 @@ def _clip_report(out_dir: pathlib.Path, task: contract.Task, store: input_pipeli
     m = metrics.clip_metrics(task.kind, true, pred, store.film_ids)
     result[t] = m
     if task.kind == "classification":
+      if plot:
+        plotting.plot_confusion(out_dir / "plots" / f"confusion_{t}.png", m["confusion"],
+                             [str(c) for c in range(pred.shape[-1])],
+                             f"{t}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}")
       header += [f"{t}_true", f"{t}_pred"] + [f"{t}_p{c}" for c in range(pred.shape[-1])]
       cols += [[str(int(v)) for v in true], [str(int(v)) for v in pred.argmax(-1)]]
       cols += [[f"{v:.6g}" for v in pred[:, c]] for c in range(pred.shape[-1])]
@@ -79,7 +84,7 @@ def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
       out = (_variant_metrics(task, store, preds) if store.unit == "clip"
              else metrics.evaluate_films(_films_for_report(store, preds)))
     elif store.unit == "clip":
-      out = _clip_report(out_dir, task, store, preds)
+      out = _clip_report(out_dir, task, store, preds, plots)
     else:
       out = reporting.write_eval_outputs(out_dir, _films_for_report(store, preds), plot=plots)
     for target, m in out.items():

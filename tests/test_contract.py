@@ -185,6 +185,7 @@ def test_per_clip_classification_trains_and_writes_accuracy_f1_confusion(tmp_pat
   rows = (run / "eval" / "test" / "predictions.csv").read_text().splitlines()
   assert rows[0] == "clip,film,valence_true,valence_pred,valence_p0,valence_p1,valence_p2"
   assert len(rows) - 1 == m["num_clips"]
+  assert (run / "eval" / "test" / "plots" / "confusion_valence.png").stat().st_size > 1000
   true = np.array([int(r.split(",")[2]) for r in rows[1:]])
   pred = np.array([int(r.split(",")[3]) for r in rows[1:]])
   assert m["accuracy"] == pytest.approx(np.mean(true == pred))

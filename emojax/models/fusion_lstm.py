@@ -36,7 +36,8 @@ input channels loaded into the 1-channel spectrogram network is summed over its 
 a shape that differs from the network's is a DataError naming the file, the array and both shapes.
 
 Batches (per-clip unit): x[model.visual_stream] (B, L, H, W, 3) uint8, x[model.audio_stream]
-(B, L, H, W) uint8, optional x["segment_mask"] (B, L) for clips shorter than L, clip_mask (B,),
+(B, L, H, W) uint8, the valid segments of clips shorter than L from the harness's `x_mask` of
+ragged streams (B, L) (or an x["segment_mask"] stream), clip_mask (B,),
 y["<dim>_class"] (B,). One dimension per run (config.targets, one of valence / arousal).
 """
 
@@ -300,9 +301,10 @@ class FusionLSTM(nnx.Module):
     return h.reshape(b, l, -1)
 
   def branch(self, name: str, batch: dict, rngs: nnx.Rngs | None) -> jax.Array:
+    """One fusion branch over the clip's segments."""
     br = self.branches[name]
     feats = {m: self.encode(batch, m, rngs) for m in br.modalities}
-    return br(feats, batch["x"].get("segment_mask"), rngs)
+    return br(feats, _segment_mask(batch, [self.stream(m) for m in br.modalities]), rngs)
 
   def late(self, batch: dict) -> jax.Array:
     """log(a p_a + (1 - a) p_v): logits whose softmax is the late-fusion mixture."""
@@ -411,3 +413,16 @@ def variants(config: ml_collections.ConfigDict) -> dict[str, dict[str, contract.
   return {f"late_{m}_branch": {_target(config): contract.Output(forward=_branch_forward(m),
                                                                 task=task(config))}
           for m in ("audio", "visual")}
+
+
+def _segment_mask(batch: dict, streams) -> jax.Array | None:
+  """(B, L) valid segments: the harness pads ragged per-clip streams and marks them in x_mask."""
+  if "segment_mask" in batch["x"]:
+    return batch["x"]["segment_mask"]
+  masks = [batch["x_mask"][s] for s in streams if s in batch.get("x_mask", {})]
+  if not masks:
+    return None
+  out = masks[0]
+  for m in masks[1:]:
+    out = out & m
+  return out
