@@ -21,9 +21,8 @@ One network per target (the paper trains valence and arousal separately):
   Linear(d -> 1) per position. Training: teacher forcing (the true previous values), parallel over
   the window. The loss: on per-clip examples (MediaEval 2016: L sub-segments of one clip) only the
   last output is returned, so the loss is the paper's sequence-to-one loss; on per-second windows
-  the contract scores every output of the (B, L) window (it has no per-output loss weight), so with
-  the causal memory the loss averages the sequence-to-one losses of the windows of the first
-  1..L segments: the paper's loss on the last output needs a loss mask from the harness.
+  the temporal phases set `Phase.loss_on = "last"`: the loss is on each window's last valid
+  output only, the paper's loss.
   Inference: step by step, re-feeding its own outputs, as one compiled loop
   (`lax.fori_loop` over the L steps). With `aan.causal_memory` (emojax's choice, default) output j
   attends to segments <= j only, so output j of any window is the last output of the window of its
@@ -497,6 +496,7 @@ def plan(config, done: list[dict]) -> contract.Phase | None:
         num_clips=_window(config), steps=tr.steps, epochs=tr.epochs,
         optimizer=contract.optimizer_spec(config.optim), eval_every=tr.eval_every,
         eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,
+        loss_on="all" if config.aan.variant == "feature" else "last",
         info={"variant": config.aan.variant, "streams": list(config.aan.streams)})
   return None
 
