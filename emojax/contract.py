@@ -308,6 +308,29 @@ def l2_penalty(params) -> jax.Array:
   return sum(jnp.sum(jnp.square(x)) for x in leaves) if leaves else jnp.zeros(())
 
 
+def step_fn(graphdef, forward: Forward, task: Task, tx: optax.GradientTransformation,
+            l2: float = 0.0, loss_on: str = "all"):
+  """The pure (unjitted) train step of one model, shared by the harness and emojax.ensemble:
+  (params, mutable, frozen, opt_state, batch, key) -> (params, mutable, opt_state, loss).
+
+  `params` are the phase's trainable Params, `mutable` every non-Param variable (BatchNorm
+  statistics ...: returned updated), `frozen` the other Params; `key` seeds the step's dropout.
+  """
+  def step(params, mutable, frozen, opt_state, batch, key):
+    def loss_fn(p):
+      model = nnx.merge(graphdef, p, mutable, frozen, copy=True)
+      outputs = forward(model, batch, nnx.Rngs(dropout=key))
+      loss = loss_value(task, outputs, batch, loss_on)
+      if l2:
+        loss = loss + l2 * l2_penalty(p)
+      return loss, nnx.state(model, MUTABLE)
+    (loss, mutable_new), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return params, mutable_new, opt_state, loss
+  return step
+
+
 # ----------------------------------------------------------------------------------------------
 # Finding a method.
 

@@ -117,19 +117,7 @@ def make_member_step(graphdef, forward: contract.Forward, task: contract.Task,
 
   The same step as the harness's (contract losses, coupled L2, dropout from `key`).
   """
-  def step(params, mutable, frozen, opt_state, batch, key):
-    def loss_fn(p):
-      model = nnx.merge(graphdef, p, mutable, frozen, copy=True)
-      outputs = forward(model, batch, nnx.Rngs(dropout=key))
-      loss = contract.loss_value(task, outputs, batch)
-      if l2:
-        loss = loss + l2 * contract.l2_penalty(p)
-      return loss, nnx.state(model, contract.MUTABLE)
-    (loss, mutable_new), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    return params, mutable_new, opt_state, loss
-  return step
+  return contract.step_fn(graphdef, forward, task, tx, l2)
 
 
 def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,

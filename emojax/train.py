@@ -68,24 +68,10 @@ def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None
 
 def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,
                     tx: optax.GradientTransformation, l2: float = 0.0, loss_on: str = "all"):
-  """(params, mutable, frozen, opt_state, batch, key) -> (params, mutable, opt_state, loss).
-
-  `params` are the phase's trainable Params, `mutable` every non-Param variable (BatchNorm
-  statistics ...: returned updated), `frozen` the other Params; `key` seeds the step's dropout.
-  """
-  def train_step(params, mutable, frozen, opt_state, batch, key):
-    def loss_fn(p):
-      model = nnx.merge(graphdef, p, mutable, frozen, copy=True)
-      outputs = forward(model, batch, nnx.Rngs(dropout=key))
-      loss = contract.loss_value(task, outputs, batch, loss_on)
-      if l2:
-        loss = loss + l2 * contract.l2_penalty(p)
-      return loss, nnx.state(model, contract.MUTABLE)
-    (loss, mutable_new), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
-    return params, mutable_new, opt_state, loss
-  return jax.jit(train_step, donate_argnums=(0, 1, 3))
+  """The jitted `contract.step_fn`: (params, mutable, frozen, opt_state, batch, key) ->
+  (params, mutable, opt_state, loss), donating the params, mutable and optimizer buffers."""
+  return jax.jit(contract.step_fn(graphdef, forward, task, tx, l2, loss_on),
+                 donate_argnums=(0, 1, 3))
 
 
 def step_key(seed: int, phase_name: str, step: int) -> jax.Array:
