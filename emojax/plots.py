@@ -97,3 +97,56 @@ def film_figure(seconds_T, curves: Mapping[str, tuple], title: str,
   axes[-1].set_xlabel("time (min)" if in_minutes else "time (s)")
   fig.suptitle(title, fontsize=11)
   return fig
+
+
+def plot_confusion(path: str | os.PathLike, matrix, class_names, title: str) -> pathlib.Path:
+  """Writes a PNG of a confusion matrix: rows true class, columns predicted class.
+
+  Each cell shows its count and its share of the row (the recall of the row's class on the
+  diagonal); the colour is that share, so classes of different sizes read alike.
+
+  Args:
+    path: the PNG to write (atomically; parent folders are created).
+    matrix: (C, C) counts, matrix[i, j] = clips of true class i predicted as j.
+    class_names: C names, in class order.
+    title: figure title (e.g. "arousal, test: accuracy 0.542").
+  """
+  fig = confusion_figure(matrix, class_names, title, where=str(path))
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png")
+  return fileio.atomic_write_bytes(path, buf.getvalue())
+
+
+def confusion_figure(matrix, class_names, title: str, where: str = "plot") -> Figure:
+  """Builds the figure of `plot_confusion`."""
+  m_CxC = np.asarray(matrix)
+  names = [str(n) for n in class_names]
+  if m_CxC.ndim != 2 or m_CxC.shape[0] != m_CxC.shape[1] or m_CxC.shape[0] == 0:
+    raise DataError(f"{where}: a confusion matrix must be square and non-empty, got shape "
+                    f"{m_CxC.shape}.")
+  if len(names) != m_CxC.shape[0]:
+    raise DataError(f"{where}: {len(names)} class names for a {m_CxC.shape[0]}-class matrix.")
+  m_CxC = m_CxC.astype(np.float64)
+  if not np.all(np.isfinite(m_CxC)) or np.any(m_CxC < 0):
+    raise DataError(f"{where}: confusion counts must be finite and >= 0.")
+  rows_C = m_CxC.sum(axis=1, keepdims=True)
+  share_CxC = np.divide(m_CxC, rows_C, out=np.zeros_like(m_CxC), where=rows_C > 0)
+  c = len(names)
+  side = 1.2 + 0.9 * c
+  fig = Figure(figsize=(side + 1.2, side), dpi=100)
+  FigureCanvasAgg(fig)
+  ax = fig.add_subplot(1, 1, 1)
+  image = ax.imshow(share_CxC, cmap="Blues", vmin=0.0, vmax=1.0)
+  fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+  for i in range(c):
+    for j in range(c):
+      count = int(m_CxC[i, j]) if m_CxC[i, j] == round(m_CxC[i, j]) else m_CxC[i, j]
+      ax.text(j, i, f"{count}\n{100 * share_CxC[i, j]:.0f}%", ha="center", va="center",
+              fontsize=9, color="white" if share_CxC[i, j] > 0.6 else "black")
+  ax.set_xticks(range(c), names)
+  ax.set_yticks(range(c), names)
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  ax.set_title(title, fontsize=10)
+  fig.subplots_adjust(left=0.22, right=0.95, bottom=0.18, top=0.9)
+  return fig

@@ -17,6 +17,7 @@ Numbers are written with the shortest text that reads back to the same value in 
 dtype (float32 predictions stay short).
 """
 
+import csv
 import hashlib
 import io
 import os
@@ -30,7 +31,8 @@ from emojax import fileio, metrics, plots
 from emojax.errors import DataError
 from emojax.fileio import write_json  # Re-exported: the one strict-JSON writer.
 
-__all__ = ["safe_filename", "write_eval_outputs", "write_json", "write_prediction_csv"]
+__all__ = ["safe_filename", "write_clip_predictions", "write_eval_outputs", "write_json",
+           "write_prediction_csv"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_STEM = 100
@@ -137,3 +139,52 @@ def write_eval_outputs(out_dir: str | os.PathLike, films: Mapping[str, Mapping[s
                       metrics={d: result[d]["per_film"][key] for d in dims})
   write_json(out_dir / "metrics.json", result)
   return result
+
+
+def write_clip_predictions(path: str | os.PathLike, clip_ids,
+                           dims: Mapping[str, tuple]) -> pathlib.Path:
+  """Per-clip classification predictions: `clip,<dim>_true,<dim>_pred,<dim>_p0..p{C-1}`.
+
+  One row per clip, dims in the order valence, arousal, then others. `true` may be None (predict
+  mode: no `<dim>_true` column). Clip ids are written as given (CSV-quoted when they hold a comma
+  or quote).
+
+  Args:
+    path: the CSV to write (atomically).
+    clip_ids: (N,) ids (str or bytes).
+    dims: dim -> (true_N classes or None, pred_N classes, probs_NxC).
+  """
+  ids = [c.decode("utf-8") if isinstance(c, bytes) else str(c)
+         for c in np.asarray(clip_ids, dtype=object).reshape(-1)]
+  if not dims:
+    raise DataError(f"{path}: no dimensions to write.")
+  n = len(ids)
+  header, cols = ["clip"], [np.asarray(ids, dtype=object)]
+  for d in metrics.ordered_dims(dims):
+    true, pred, probs = dims[d]
+    p_NxC = np.asarray(probs, dtype=np.float64)
+    if p_NxC.ndim != 2 or p_NxC.shape[0] != n:
+      raise DataError(f"{path}: {d} probabilities have shape {p_NxC.shape}; expected ({n}, "
+                      "num_classes), one row per clip.")
+    num_classes = p_NxC.shape[1]
+    parts = [("pred", pred)] if true is None else [("true", true), ("pred", pred)]
+    for name, classes in parts:
+      c_N = np.asarray(classes).reshape(-1)
+      if c_N.size != n:
+        raise DataError(f"{path}: {d}_{name} has {c_N.size} values for {n} clips.")
+      as_float = c_N.astype(np.float64)
+      bad = ~np.isfinite(as_float) | (as_float != np.round(as_float)) | (as_float < 0) | (
+          as_float >= num_classes)
+      if bad.any():
+        raise DataError(f"{path}: {d}_{name} holds {c_N.tolist()[np.flatnonzero(bad)[0]]!r}, not a class "
+                        f"in 0..{num_classes - 1}.")
+      header.append(f"{d}_{name}")
+      cols.append(as_float.astype(np.int64).astype(str))
+    for k in range(num_classes):
+      header.append(f"{d}_p{k}")
+      cols.append(_column_text(p_NxC[:, k], f"{path}: {d} probabilities"))
+  buf = io.StringIO()
+  writer = csv.writer(buf, lineterminator="\n")
+  writer.writerow(header)
+  writer.writerows(zip(*cols))
+  return fileio.atomic_write_text(path, buf.getvalue())

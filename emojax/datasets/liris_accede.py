@@ -11,6 +11,8 @@ docs/datasets/liris_accede.md). Configs:
   `arousal_class`: calm / neutral / active) from `ACCEDEaffect.txt` + `MEDIAEVALaffect.txt`, the
   `violence` flag from `*violence.txt`; `train` = `shots-devset-nl.txt` (6,144 clips), `test` =
   `shots-testset-nl.txt` (4,756 clips).
+- `mediaeval2015_clips`: `mediaeval2015` with seed 002's per-second `keyframe` (256 x 256 x 3)
+  and `spectrogram_image` (256 x 256) uint8 streams (`emojax.datasets.clip_streams`).
 - `mediaeval2016_global`: `train` = the 9,800 discrete clips (values 1-5), `test` = the 1,200
   clips of `MEDIAEVAL16-Global_prediction.txt` (values 1-5).
 
@@ -672,6 +674,11 @@ def _configs() -> list[LirisAccedeConfig]:
                                  description=describe(text, DEFAULT_EXTRACTORS)))
     out.append(LirisAccedeConfig(name=f"{protocol}_annotations", protocol=protocol, extractors=(),
                                  description=describe(text, ())))
+  # Seed 002's per-segment images (emojax.datasets.clip_streams.STREAMS) with the 3-class labels.
+  out.append(LirisAccedeConfig(name="mediaeval2015_clips", protocol="mediaeval2015",
+                               extractors=("keyframe", "spectrogram_image"),
+                               description=describe(DESCRIPTIONS["mediaeval2015"],
+                                                    ("keyframe", "spectrogram_image"))))
   return out
 
 

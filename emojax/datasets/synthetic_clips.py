@@ -1,0 +1,248 @@
+"""synthetic_clips: a per-clip 3-class benchmark rendered on the fly, with a recorded ceiling.
+
+The classification counterpart of `synthetic_benchmark` (seed 002's task on a fresh machine, no
+download). Film i is what `synthetic_films_render.render_film(seed=seed + i, duration_s=
+clips_per_film * clip_seconds, fps, size=(render_width, render_height), sample_rate=16000,
+channels=1)` would encode: the same latent valence/arousal curves, pictures and soundtrack, taken
+straight from the renderer (no mp4 round trip, so the build stays under a minute on 2 cores). Each
+film is cut into `clips_per_film` consecutive clips of `clip_seconds` seconds; one example a clip:
+
+  clip_id            "film_007_clip_03"
+  film_id            "film_007"
+  keyframe           (clip_seconds, image_size, image_size, 3) uint8: per 1 s segment, the frame
+                     whose RGB histogram is closest in L1 to the segment's mean histogram
+  spectrogram_image  (clip_seconds, image_size, image_size) uint8: per segment, the 40 ms Hamming /
+                     20 ms hop spectrogram of the 16 kHz soundtrack (`features.spectrogram_image`)
+  valence, arousal   float32: the clip mean of the latent curve + annotator noise
+                     N(0, label_noise_std^2), clipped to [-1, 1]
+  valence_class, arousal_class   int64 0..2 (`clip_streams.CLASS_NAMES`): the value's tercile class,
+                     boundaries at the 1/3 and 2/3 quantiles of the training split's values
+
+Images are stored larger than a model's crop (e.g. 40 for a 32 crop) as zlib-compressed uint8
+tensors. Splits are by film (no film's clips in two splits): the first `num_train_films` films
+train, then validation, then test.
+
+Metadata (`builder.info.metadata`):
+  params            the config's numbers (a cached build under the same name must match them)
+  splits            film ids per split
+  class_boundaries  {dim: [lo, hi]}
+  class_names       {dim: [3 names]}
+  ceiling           {dim: {accuracy}}: the classes of the noiseless clip-mean latents (same
+                    boundaries) against the labels' classes, on the test split
+  ceiling_by_split  the same per split
+  majority          {dim: {class, accuracy}}: the training split's most frequent class and its
+                    rate on the test split (the floor a classifier must beat)
+  class_counts      {split: {dim: [n0, n1, n2]}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from emojax import errors
+from emojax.datasets import clip_streams
+from emojax.datasets import synthetic_films_render as render
+
+TARGETS = ("valence", "arousal")
+SPLITS = ("train", "validation", "test")
+_LABEL_STREAM = 1
+
+
+@dataclasses.dataclass(eq=False)
+class SyntheticClipsConfig(tfds.core.BuilderConfig):
+  """Sizes of one per-clip benchmark; give each different size a different `name`."""
+  seed: int = 0
+  num_train_films: int = 32
+  num_validation_films: int = 8
+  num_test_films: int = 8
+  clips_per_film: int = 6
+  clip_seconds: int = 6
+  fps: int = 8
+  render_width: int = 96
+  render_height: int = 72
+  image_size: int = 40
+  label_noise_std: float = 0.15
+  hist_bins: int = 16
+
+  @property
+  def num_films(self) -> int:
+    return self.num_train_films + self.num_validation_films + self.num_test_films
+
+  @property
+  def film_seconds(self) -> int:
+    return self.clips_per_film * self.clip_seconds
+
+  def split_films(self) -> dict[str, list[int]]:
+    a, b = self.num_train_films, self.num_train_films + self.num_validation_films
+    return {"train": list(range(a)), "validation": list(range(a, b)),
+            "test": list(range(b, self.num_films))}
+
+  def fingerprint(self) -> dict[str, Any]:
+    base = {f.name for f in dataclasses.fields(tfds.core.BuilderConfig)}
+    return json.loads(json.dumps({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                                  if f.name not in base}))
+
+  def validate(self) -> None:
+    problems = []
+    if min(self.num_train_films, self.num_validation_films, self.num_test_films) < 1:
+      problems.append("num_train_films, num_validation_films and num_test_films must be >= 1")
+    if self.num_train_films * self.clips_per_film < 3:
+      problems.append("the training split needs >= 3 clips for its terciles")
+    if self.clips_per_film < 1 or self.clip_seconds < 1:
+      problems.append("clips_per_film and clip_seconds must be >= 1")
+    if self.fps < 1:
+      problems.append(f"fps={self.fps} must be >= 1")
+    if (self.render_width % 2 or self.render_height % 2 or min(self.render_width,
+                                                                self.render_height) < 32):
+      problems.append(f"render_width x render_height ({self.render_width} x {self.render_height})"
+                      " must be even and >= 32")
+    if self.image_size < 8:
+      problems.append(f"image_size={self.image_size} must be >= 8")
+    if self.label_noise_std < 0:
+      problems.append(f"label_noise_std={self.label_noise_std} must be >= 0")
+    if problems:
+      raise errors.ConfigError(f"synthetic_clips config {self.name!r}: " + "; ".join(problems))
+
+
+def film_id(index: int) -> str:
+  return f"film_{index:03d}"
+
+
+def clip_id(index: int, clip: int) -> str:
+  return f"{film_id(index)}_clip_{clip:02d}"
+
+
+def _film_rng(cfg: SyntheticClipsConfig, index: int) -> np.random.Generator:
+  return np.random.default_rng(cfg.seed + index)  # render_film's generator for seed + index
+
+
+def film_labels(cfg: SyntheticClipsConfig, index: int) -> dict[str, np.ndarray]:
+  """Per-clip `<dim>_latent` (clip means of the latent curves, float64) and `<dim>` (labels,
+  float32) of film `index`; no rendering."""
+  v_T, a_T = render.latent_curves(_film_rng(cfg, index), cfg.film_seconds)
+  noise = np.random.default_rng([cfg.seed, _LABEL_STREAM, index])
+  out = {}
+  for name, curve_T in (("valence", v_T), ("arousal", a_T)):
+    latent_C = curve_T.astype(np.float64).reshape(cfg.clips_per_film, cfg.clip_seconds).mean(1)
+    out[f"{name}_latent"] = latent_C
+    noisy_C = latent_C + cfg.label_noise_std * noise.standard_normal(cfg.clips_per_film)
+    out[name] = np.clip(noisy_C, -1.0, 1.0).astype(np.float32)
+  return out
+
+
+def render_streams(cfg: SyntheticClipsConfig, index: int) -> dict[str, np.ndarray]:
+  """(film_seconds, ...) uint8 `keyframe` and `spectrogram_image` of film `index`."""
+  rng = _film_rng(cfg, index)
+  v_T, a_T = render.latent_curves(rng, cfg.film_seconds)
+  picture_rng, sound_rng = rng.spawn(2)
+  frames = [f for _, f, _ in render._render_frames(  # pylint: disable=protected-access
+      picture_rng, v_T, a_T, cfg.fps, cfg.render_width, cfg.render_height)]
+  frames_NxHxWx3 = np.stack(frames)
+  second_N = np.arange(len(frames)) // cfg.fps
+  audio_n = render.synthesize_music(sound_rng, v_T, a_T, clip_streams.SAMPLE_RATE, 1)[0]
+  return {
+      "keyframe": clip_streams.keyframes(frames_NxHxWx3, second_N, cfg.film_seconds,
+                                         cfg.image_size, cfg.hist_bins),
+      "spectrogram_image": clip_streams.spectrogram_images(audio_n, cfg.film_seconds,
+                                                           cfg.image_size),
+  }
+
+
+def class_accuracy(pred_classes, true_classes) -> float:
+  p, t = np.asarray(pred_classes).reshape(-1), np.asarray(true_classes).reshape(-1)
+  return float(np.mean(p == t)) if t.size else float("nan")
+
+
+class SyntheticClips(tfds.core.GeneratorBasedBuilder):
+  """Rendered short clips with 3-class valence / arousal labels and a known ceiling."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First version."}
+  BUILDER_CONFIGS = [
+      SyntheticClipsConfig(
+          name="default",
+          description="288 clips of 6 s (48 films of 36 s: 32/8/8), 40 px images."),
+      SyntheticClipsConfig(
+          name="small", num_train_films=4, num_validation_films=2, num_test_films=2,
+          clips_per_film=3, clip_seconds=4, fps=6, render_width=64, render_height=48,
+          image_size=24, description="24 clips of 4 s with 24 px images, for tests."),
+  ]
+  DEFAULT_CONFIG_NAME = "default"
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    cfg = self.builder_config
+    cfg.validate()
+    if self.is_prepared():
+      stored = dict(self.info.metadata or {}).get("params") or {}
+      if stored != cfg.fingerprint():
+        raise errors.ConfigError(
+            f"{self.data_dir}: cached synthetic_clips config {cfg.name!r} was generated with "
+            f"other parameters ({stored} != {cfg.fingerprint()}); give this config a new name or "
+            "delete that directory.")
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    cfg = self.builder_config
+    n, s = cfg.clip_seconds, cfg.image_size
+    features = {
+        "clip_id": tfds.features.Text(),
+        "film_id": tfds.features.Text(),
+        "keyframe": tfds.features.Tensor(shape=(n, s, s, 3), dtype=np.uint8, encoding="zlib"),
+        "spectrogram_image": tfds.features.Tensor(shape=(n, s, s), dtype=np.uint8,
+                                                  encoding="zlib"),
+    }
+    for t in TARGETS:
+      features[t] = tfds.features.Scalar(dtype=np.float32)
+      features[f"{t}_class"] = tfds.features.ClassLabel(names=clip_streams.CLASS_NAMES[t])
+    return self.dataset_info_from_configs(features=tfds.features.FeaturesDict(features),
+                                          metadata=tfds.core.MetadataDict())
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Everything is rendered here.
+    cfg = self.builder_config
+    splits = cfg.split_films()
+    labels = {i: film_labels(cfg, i) for i in range(cfg.num_films)}
+    bounds = {t: clip_streams.terciles(np.concatenate([labels[i][t] for i in splits["train"]]))
+              for t in TARGETS}
+
+    def classes(split: str, key: str, t: str) -> np.ndarray:
+      return clip_streams.class_of(np.concatenate([labels[i][key] for i in splits[split]]),
+                                   bounds[t])
+
+    md = self.info.metadata
+    md["params"] = cfg.fingerprint()
+    md["splits"] = {s: [film_id(i) for i in idx] for s, idx in splits.items()}
+    md["class_boundaries"] = {t: list(bounds[t]) for t in TARGETS}
+    md["class_names"] = {t: list(clip_streams.CLASS_NAMES[t]) for t in TARGETS}
+    md["ceiling_by_split"] = {
+        s: {t: {"accuracy": class_accuracy(classes(s, f"{t}_latent", t), classes(s, t, t))}
+            for t in TARGETS} for s in splits}
+    md["ceiling"] = md["ceiling_by_split"]["test"]
+    md["class_counts"] = {s: {t: np.bincount(classes(s, t, t), minlength=3).tolist()
+                              for t in TARGETS} for s in splits}
+    majority = {}
+    for t in TARGETS:
+      top = int(np.argmax(md["class_counts"]["train"][t]))
+      majority[t] = {"class": top, "accuracy": class_accuracy(
+          np.full(len(classes("test", t, t)), top), classes("test", t, t))}
+    md["majority"] = majority
+    return {s: self._generate_examples(idx, labels, bounds) for s, idx in splits.items()}
+
+  def _generate_examples(self, indices, labels, bounds):
+    cfg = self.builder_config
+    n = cfg.clip_seconds
+    for i in indices:
+      streams = render_streams(cfg, i)
+      for j in range(cfg.clips_per_film):
+        example = {"clip_id": clip_id(i, j), "film_id": film_id(i)}
+        example.update({k: v[j * n:(j + 1) * n] for k, v in streams.items()})
+        for t in TARGETS:
+          value = labels[i][t][j]
+          example[t] = value
+          example[f"{t}_class"] = int(clip_streams.class_of([value], bounds[t])[0])
+        yield clip_id(i, j), example

@@ -1,0 +1,269 @@
+"""Seed 002's fusion LSTM: pieces against NumPy references, masks, pretrained weights, phases."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import fusion_lstm as fusion_config
+from emojax import contract, errors
+from emojax.models import fusion_lstm as fl
+
+TINY_CONV = ((4, 3, 1, 1, True, True), (6, 3, 1, 1, False, False))
+L, SIDE, CROP = 3, 10, 8
+DIMS = {"keyframe": (L, SIDE, SIDE, 3), "spectrogram_image": (L, SIDE, SIDE)}
+
+
+def _config(fusion="modal", target="arousal", **model):
+  c = fusion_config.get_config(f"{target},runlocal" + ("" if fusion == "modal" else f",{fusion}"))
+  with c.unlocked():
+    c.model.conv = TINY_CONV
+    c.model.crop = CROP
+    c.model.width = 1.0
+    c.model.fc_width = 8
+    c.model.fusion_dim = 6
+    c.model.lstm_hidden = 5
+    c.model.mlp_hidden = 4
+    c.model.update(model)
+  return c
+
+
+def _batch(b=2, seed=0):
+  rng = np.random.default_rng(seed)
+  return {"x": {"keyframe": jnp.asarray(rng.integers(0, 256, (b, L, SIDE, SIDE, 3), np.uint8)),
+                "spectrogram_image": jnp.asarray(rng.integers(0, 256, (b, L, SIDE, SIDE), np.uint8))},
+          "clip_mask": jnp.ones(b), "y": {"arousal_class": jnp.asarray(rng.integers(0, 3, b))}}
+
+
+@pytest.fixture(scope="module")
+def modal():
+  config = _config()
+  model = fl.create(config, DIMS, nnx.Rngs(0))
+  model.eval()
+  return config, model
+
+
+# ---------------------------------------------------------------------------- NumPy reference
+
+
+def _np_conv(x_NxHxWxC, w_KxKxCxO, b_O, stride, pad):
+  x = np.pad(x_NxHxWxC, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  k = w_KxKxCxO.shape[0]
+  ho = (x.shape[1] - k) // stride + 1
+  wo = (x.shape[2] - k) // stride + 1
+  out = np.zeros((x.shape[0], ho, wo, w_KxKxCxO.shape[-1]))
+  for i in range(ho):
+    for j in range(wo):
+      patch = x[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+      out[:, i, j] = np.einsum("nhwc,hwco->no", patch, w_KxKxCxO)
+  return out + b_O
+
+
+def _np_pool(x):
+  ho, wo = (x.shape[1] - 3) // 2 + 1, (x.shape[2] - 3) // 2 + 1
+  return np.array([[x[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(1, 2)) for j in range(wo)]
+                   for i in range(ho)]).transpose(2, 0, 1, 3)
+
+
+def _np_lrn(x, size=5, k=2.0, alpha=1e-4, beta=0.75):
+  out = np.empty_like(x)
+  c = x.shape[-1]
+  for ch in range(c):
+    lo, hi = max(0, ch - size // 2), min(c, ch + size // 2 + 1)
+    out[..., ch] = x[..., ch] / (k + alpha * np.sum(x[..., lo:hi] ** 2, axis=-1)) ** beta
+  return out
+
+
+def _np_alexnet(net, x):
+  h = x
+  for layer, (_, _, stride, pad, pool, lrn) in zip(net.convs, TINY_CONV):
+    h = np.maximum(_np_conv(h, np.asarray(layer.kernel[...]), np.asarray(layer.bias[...]),
+                            stride, pad), 0)
+    h = _np_lrn(h) if lrn else h
+    h = _np_pool(h) if pool else h
+  h = h.reshape(h.shape[0], -1)
+  for fc in (net.fc6, net.fc7):
+    h = np.maximum(h @ np.asarray(fc.kernel[...]) + np.asarray(fc.bias[...]), 0)
+  return h
+
+
+def _sig(z):
+  return 1 / (1 + np.exp(-z))
+
+
+def _np_branch(br, feats, mask_BxL=None):
+  p = lambda v: np.asarray(v[...], np.float64)
+  alpha = p(br.alpha)
+  x = sum(alpha[i] * np.maximum(feats[m] @ p(br.proj[m].kernel) + p(br.proj[m].bias), 0)
+          for i, m in enumerate(br.modalities))
+  hdim = p(br.w_hh).shape[1]
+  b, steps = x.shape[:2]
+  h, c = np.zeros((b, hdim)), np.zeros((b, hdim))
+  for t in range(steps):
+    z = x[:, t] @ p(br.w_ih) + h @ p(br.w_hh)[0] + p(br.b)
+    i, f, g, o = (z[:, k * hdim:(k + 1) * hdim] for k in range(4))
+    c_new = _sig(f) * c + _sig(i) * np.tanh(g)
+    h_new = _sig(o) * np.tanh(c_new)
+    keep = np.ones(b, bool) if mask_BxL is None else np.asarray(mask_BxL[:, t], bool)
+    h, c = np.where(keep[:, None], h_new, h), np.where(keep[:, None], c_new, c)
+  z = np.maximum(h @ p(br.mlp.kernel) + p(br.mlp.bias), 0)
+  return z @ p(br.out.kernel) + p(br.out.bias)
+
+
+def _np_features(model, batch):
+  off = (SIDE - CROP) // 2
+  out = {}
+  for m, stream in (("visual", "keyframe"), ("audio", "spectrogram_image")):
+    x = np.asarray(batch["x"][stream], np.float64)
+    x = x if m == "visual" else x[..., None]
+    b = x.shape[0]
+    x = x[:, :, off:off + CROP, off:off + CROP].reshape(b * L, CROP, CROP, -1)
+    x = (x - 127.5) / 127.5
+    out[m] = _np_alexnet(model.encoders[m], x).reshape(b, L, -1)
+  return out
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+def test_forward_matches_numpy_reference(modal):
+  config, model = modal
+  batch = _batch()
+  logits = fl.outputs(config)["arousal"].forward(model, batch, None)
+  want = _np_branch(model.branches["fused"], _np_features(model, batch))
+  assert logits.shape == (2, 3)
+  np.testing.assert_allclose(np.asarray(logits), want, rtol=2e-4, atol=2e-5)
+
+
+def test_segment_mask_takes_the_last_valid_step(modal):
+  _, model = modal
+  batch = _batch()
+  mask = jnp.asarray([[1, 1, 1], [1, 1, 0]], bool)
+  batch["x"]["segment_mask"] = mask
+  got = np.asarray(model.branch("fused", batch, None))
+  want = _np_branch(model.branches["fused"], _np_features(model, batch), np.asarray(mask))
+  np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+  # Clip 1 equals its own 2-segment version padded with anything.
+  short = {k: v.at[1, 2].set(0) for k, v in batch["x"].items() if k != "segment_mask"}
+  again = np.asarray(model.branch("fused", {"x": {**short, "segment_mask": mask}}, None))
+  np.testing.assert_allclose(again, got, rtol=1e-5, atol=1e-6)
+
+
+def test_train_step_gradients_finite_and_random_crops():
+  config = _config(learn_alpha=True)
+  model = fl.create(config, DIMS, nnx.Rngs(1))
+  model.train()
+  phase = fl.plan(config, [])
+  batch = _batch(4)
+
+  def loss_fn(m, key):
+    return contract.loss_value(phase.task, phase.forward(m, batch, nnx.Rngs(dropout=key)), batch)
+
+  loss, grads = nnx.value_and_grad(loss_fn)(model, jax.random.key(0))
+  leaves = jax.tree.leaves(nnx.state(grads, nnx.Param))
+  assert np.isfinite(float(loss)) and all(np.all(np.isfinite(g)) for g in leaves)
+  assert float(jnp.abs(grads.branches["fused"].alpha[...]).sum()) > 0  # alpha is learned
+  # Random crops: every crop is a window of its image; another key gives other windows.
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, SIDE, SIDE, 1), np.uint8))
+  a = np.asarray(fl.crop_images(x, CROP, jax.random.key(0)))
+  b = np.asarray(fl.crop_images(x, CROP, jax.random.key(1)))
+  windows = lambda img: [img[i:i + CROP, j:j + CROP] for i in range(3) for j in range(3)]
+  for n in range(6):
+    assert any(np.array_equal(a[n], w) for w in windows(np.asarray(x[n])))
+  assert not np.array_equal(a, b)
+  np.testing.assert_array_equal(fl.crop_images(x, CROP, None), x[:, 1:9, 1:9])
+  with pytest.raises(errors.ConfigError, match="model.crop=12 is larger"):
+    fl.crop_images(x, 12, None)
+
+
+def test_late_fusion_mixes_the_branch_probabilities():
+  config = _config("late")
+  model = fl.create(config, DIMS, nnx.Rngs(2))
+  model.eval()
+  batch = _batch()
+  p = jax.nn.softmax(fl.outputs(config)["arousal"].forward(model, batch, None))
+  p_a = jax.nn.softmax(model.branch("audio", batch, None))
+  p_v = jax.nn.softmax(model.branch("visual", batch, None))
+  np.testing.assert_allclose(p, 0.56 * p_a + 0.44 * p_v, rtol=1e-5)
+  # Two phases, each training its own encoder and branch only.
+  first = fl.plan(config, [])
+  second = fl.plan(config, [{}])
+  assert fl.plan(config, [{}, {}]) is None
+  assert (first.name, second.name) == ("arousal/late_audio", "arousal/late_visual")
+  trained = nnx.state(model, first.trainable)
+  paths = {"/".join(str(k) for k in path) for path, _ in nnx.to_flat_state(trained)}
+  assert paths and all(p.startswith(("encoders/audio/", "branches/audio/")) for p in paths)
+  assert set(fl.variants(config)) == {"late_audio_branch", "late_visual_branch"}
+
+
+def test_early_and_single_modality_shapes():
+  for fusion, streams in (("early", ("spectrogram_image", "keyframe")), ("visual", ("keyframe",)),
+                          ("audio", ("spectrogram_image",))):
+    config = _config(fusion)
+    assert fl.modalities(config) == streams
+    model = fl.create(config, {s: DIMS[s] for s in streams}, nnx.Rngs(0))
+    model.eval()
+    assert set(model.encoders) == {"visual", "audio"} & {
+        {"keyframe": "visual", "spectrogram_image": "audio"}[s] for s in streams}
+    out = fl.outputs(config)["arousal"].forward(model, _batch(), None)
+    assert out.shape == (2, 3) and np.all(np.isfinite(out))
+
+
+def test_pretrained_weights_round_trip_and_wrong_shapes(tmp_path, modal):
+  config, model = modal
+  arrays = {k: np.asarray(v[...]) for k, v in model.encoders["visual"].named_arrays().items()}
+  arrays["fc8/kernel"] = np.zeros((8, 1000), np.float32)  # ignored
+  np.savez(tmp_path / "visual.npz", **arrays)
+  rgb = dict(arrays)
+  rgb["conv1/kernel"] = np.random.default_rng(0).normal(size=(3, 3, 3, 4)).astype(np.float32)
+  np.savez(tmp_path / "audio.npz", **rgb)
+  config2 = _config(visual_weights=str(tmp_path / "visual.npz"),
+                    audio_weights=str(tmp_path / "audio.npz"))
+  other = fl.create(config2, DIMS, nnx.Rngs(7))
+  for k, v in other.encoders["visual"].named_arrays().items():
+    np.testing.assert_array_equal(v[...], arrays[k])
+  np.testing.assert_allclose(other.encoders["audio"].convs[0].kernel[...],
+                             rgb["conv1/kernel"].sum(axis=2, keepdims=True), rtol=1e-6)
+  bad = dict(arrays, **{"fc6/kernel": np.zeros((9216, 8), np.float32)})
+  np.savez(tmp_path / "bad.npz", **bad)
+  with pytest.raises(errors.DataError,
+                     match=r"bad.npz: array 'fc6/kernel' has shape \(9216, 8\) but the network "
+                           r"needs \(\d+, 8\) \(config.model.visual_weights\)"):
+    fl.create(_config(visual_weights=str(tmp_path / "bad.npz")), DIMS, nnx.Rngs(0))
+  del arrays["conv2/bias"]
+  np.savez(tmp_path / "missing.npz", **arrays)
+  with pytest.raises(errors.DataError, match=r"missing.npz: lacks \['conv2/bias'\]"):
+    fl.create(_config(audio_weights=str(tmp_path / "missing.npz")), DIMS, nnx.Rngs(0))
+  with pytest.raises(errors.DataError, match="nowhere.npz: pretrained weights not found"):
+    fl.create(_config(visual_weights=str(tmp_path / "nowhere.npz")), DIMS, nnx.Rngs(0))
+
+
+def test_config_task_and_errors():
+  c = fusion_config.get_config()
+  assert c.targets == ("arousal",) and c.model.fusion == "modal" and c.optim.name == "sgd"
+  # The paper's AlexNet: 227-pixel crops leave 6 x 6 x 256 = 9,216 inputs to fc6.
+  assert fl.conv_output_side(227, c.model.conv) == 6 and c.model.fc_width == 4096
+  t = fl.task(fusion_config.get_config("valence,late"))
+  assert (t.targets, t.kind, t.num_classes, t.unit, t.loss, t.best_metric) == (
+      ("valence",), "classification", 3, "clip", "softmax_ce", "accuracy")
+  assert fusion_config.get_config("mediaeval2015").dataset.name == "liris_accede"
+  with pytest.raises(ValueError, match="at most one"):
+    fusion_config.get_config("early,late")
+  with pytest.raises(errors.ConfigError, match="one dimension per run"):
+    fl.task(_two_targets())
+  with pytest.raises(errors.ConfigError, match="config.model.fusion='mid'"):
+    bad = _config()
+    bad.model.fusion = "mid"
+    fl.create(bad, DIMS, nnx.Rngs(0))
+  with pytest.raises(errors.ConfigError, match="shrinks a 32-pixel crop"):
+    fl.conv_output_side(32, c.model.conv)
+  with pytest.raises(errors.ConfigError, match="no stream 'keyframe'"):
+    fl.create(_config(), {"spectrogram_image": DIMS["spectrogram_image"]}, nnx.Rngs(0))
+
+
+def _two_targets():
+  c = _config()
+  with c.unlocked():
+    c.targets = ("valence", "arousal")
+  return c
