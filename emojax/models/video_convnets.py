@@ -21,7 +21,8 @@ Networks (channels-last; every convolution is a `video_conv.Conv`, lowering chos
   r2plus1d   R(2+1)D-18: stem (1,7,7)/2 to 45 mid channels + (3,1,1) to 64; 4 stages of 2 basic
              blocks (64, 128, 256, 512; stride 2 in T, H, W from stage 2); each 3x3x3 conv
              factored into (1,3,3) -> BN -> ReLU -> (3,1,1) with M = floor(27 Ni No / (9 Ni +
-             3 No)) mid channels (the parameter count of the 3-D conv); global average pool, head.
+             3 No)) mid channels (the parameter count of the 3-D conv; both convs of a block use
+             the block's first M, as torchvision's r2plus1d_18); global average pool, head.
   tsn        a 2-D ResNet-18 on each of the K frames, a head per frame, average consensus.
              Partial BN (`partial_bn`): every BatchNorm but the first uses its stored statistics
              in training too (TSN's rule for ImageNet-initialised backbones; off from scratch).
@@ -163,8 +164,9 @@ class Block3D(nnx.Module):
 
   def __init__(self, ci, co, stride, factored: bool, conv_kw, rngs):
     if factored:
-      self.c1 = Conv2Plus1D(ci, co, stride=stride, conv_kw=conv_kw, rngs=rngs)
-      self.c2 = Conv2Plus1D(co, co, conv_kw=conv_kw, rngs=rngs)
+      mid = mid_channels(ci, co)   # both convs, as torchvision's R(2+1)D-18 (31.5 M parameters)
+      self.c1 = Conv2Plus1D(ci, co, stride=stride, mid=mid, conv_kw=conv_kw, rngs=rngs)
+      self.c2 = Conv2Plus1D(co, co, mid=mid, conv_kw=conv_kw, rngs=rngs)
     else:
       self.c1 = video_conv.Conv(ci, co, 3, stride=stride, padding=1, rngs=rngs, **conv_kw)
       self.c2 = video_conv.Conv(co, co, 3, padding=1, rngs=rngs, **conv_kw)
@@ -367,7 +369,7 @@ def check_stream_shape(config, shape) -> None:
 def weight_names(model: nnx.Module) -> dict[str, tuple[int, ...]]:
   """{"net/convs/0/conv/kernel": shape, ...}: the npz keys `load_weights` reads."""
   flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
-  return {"/".join(str(p) for p in path): tuple(v[...].shape) for path, v in flat}
+  return {"/".join(str(p) for p in path): tuple(v.get_value().shape) for path, v in flat}
 
 
 def save_weights(model: nnx.Module, path) -> None:
@@ -468,7 +470,9 @@ def tune_model(net: VideoNet, config, batch_size: int, stored_shape=None,
   graphdef, state = nnx.split(net)
 
   def run(state, clips):
-    return nnx.merge(graphdef, state)(clips, None)
+    copy = nnx.merge(graphdef, state)
+    copy.eval()       # shapes only: no dropout or statistics (a copy: `net` keeps its mode)
+    return copy(clips, None)
   with video_conv.record_shapes() as keys:
     jax.eval_shape(run, state, jax.ShapeDtypeStruct(shape, jnp.uint8))
   if verbose:

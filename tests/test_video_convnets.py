@@ -1,0 +1,132 @@
+"""The seed-004 video convnets: sizes against published counts, augmentation, bad input, weights."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import video_convnets as cfg_lib
+from emojax import errors
+from emojax.models import video_convnets as vcn
+
+
+def _config(arch, **model):
+  c = cfg_lib.get_config(f"{arch},valence,runlocal")
+  c.unlock()
+  c.model.conv_lowering = "gemm"
+  for k, v in model.items():
+    c.model[k] = v
+  return c
+
+
+def _abstract(c, shape):
+  return nnx.eval_shape(lambda: vcn.VideoNet(c, shape, nnx.Rngs(0)))
+
+
+def test_r2plus1d_mid_channels_and_parameter_count_match_torchvision():
+  # torchvision r2plus1d_18: 31,505,325 parameters with its 400-class fc (512*400 + 400).
+  assert vcn.mid_channels(64, 64) == 144 and vcn.mid_channels(64, 128) == 230
+  c = _config("r2plus1d", width=1.0, depth=1.0, crop=112)
+  n = vcn.parameter_count(_abstract(c, (8, 128, 171, 3)))
+  assert n == 31_505_325 - (512 * 400 + 400) + 513
+
+
+def test_tsn_backbone_is_resnet18():
+  # torchvision resnet18: 11,689,512 parameters with its 1000-class fc.
+  c = _config("tsn", width=1.0, depth=1.0, crop=224)
+  n = vcn.parameter_count(_abstract(c, (8, 3, 256, 256, 3)))
+  assert n == 11_689_512 - (512 * 1000 + 1000) + 513
+
+
+def test_c3d_parameter_count_closed_form():
+  c = _config("c3d", width=1.0, depth=1.0, crop=112)
+  chans = [3, 64, 128, 256, 256, 512, 512, 512, 512]
+  convs = sum(27 * a * b + 2 * b for a, b in zip(chans[:-1], chans[1:]))
+  fcs = (512 * 4 * 4 * 4096 + 4096) + (4096 * 4096 + 4096) + 4097
+  assert vcn.parameter_count(_abstract(c, (8, 128, 171, 3))) == convs + fcs
+
+
+@pytest.mark.parametrize("arch,shape", [("c3d", (8, 40, 40, 3)), ("r2plus1d", (8, 40, 40, 3)),
+                                        ("tsn", (8, 3, 40, 40, 3)),
+                                        ("eco_lite", (8, 3, 40, 40, 3)),
+                                        ("eco_full", (8, 3, 40, 40, 3))])
+def test_forward_shapes_and_finite_gradients(arch, shape):
+  c = _config(arch)
+  net = vcn.VideoNet(c, shape, nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2,) + shape), jnp.uint8)
+
+  def loss(net):
+    return jnp.sum(net(x, nnx.Rngs(dropout=1)) ** 2)
+  value, grads = nnx.value_and_grad(loss)(net)
+  assert np.isfinite(value)
+  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+  net.eval()
+  assert net(x, None).shape == (2,)
+
+
+def test_crop_and_flip_are_windows_of_the_input_and_reproducible():
+  c = _config("c3d")
+  net = _abstract(c, (10, 40, 40, 3))
+  x = np.random.default_rng(1).integers(0, 256, (4, 10, 40, 40, 3)).astype(np.uint8)
+  back = lambda y: np.rint((np.asarray(y) * vcn.STD + vcn.MEAN) * 255).astype(int)  # noqa: E731
+  centre = back(net.frames(jnp.asarray(x), None))
+  np.testing.assert_array_equal(centre, x[:, 1:9, 4:36, 4:36])
+  a = back(net.frames(jnp.asarray(x), nnx.Rngs(dropout=3)))
+  b = back(net.frames(jnp.asarray(x), nnx.Rngs(dropout=3)))
+  np.testing.assert_array_equal(a, b)
+  flips = 0
+  for i in range(4):           # every training view is a 32x32 window, maybe mirrored
+    hits = [(oy, ox, f) for oy in range(9) for ox in range(9) for f in (0, 1)
+            if np.array_equal(a[i], (x[i, 1:9, oy:oy + 32, ox:ox + 32])[:, :, ::-1 if f else 1])]
+    assert hits
+    flips += hits[0][2]
+  other = back(net.frames(jnp.asarray(x), nnx.Rngs(dropout=4)))
+  assert not np.array_equal(a, other)
+
+
+def test_tsn_picks_one_candidate_per_segment():
+  c = _config("tsn")
+  net = _abstract(c, (8, 3, 32, 32, 3))
+  x = np.zeros((2, 8, 3, 32, 32, 3), np.uint8)
+  x[:, :, :, :, :, 0] = np.arange(3)[None, None, :, None, None] * 50   # candidate m: red = 50 m
+  red = lambda y: np.rint((np.asarray(y)[..., 0] * vcn.STD[0] + vcn.MEAN[0]) * 255)  # noqa: E731
+  assert np.all(red(net.frames(jnp.asarray(x), None)) == 50)                        # centre
+  drawn = red(net.frames(jnp.asarray(x), nnx.Rngs(dropout=0)))[:, :, 0, 0]
+  assert set(np.unique(drawn)) <= {0, 50, 100} and len(np.unique(drawn)) > 1
+
+
+def test_bad_streams_name_the_stream():
+  with pytest.raises(errors.DataError, match="'frame_clips'.*4 frames"):
+    vcn.VideoNet(_config("c3d"), (4, 40, 40, 3), nnx.Rngs(0))
+  with pytest.raises(errors.DataError, match="'frame_clips'.*24x24.*crop=32"):
+    vcn.VideoNet(_config("c3d"), (8, 24, 24, 3), nnx.Rngs(0))
+  with pytest.raises(errors.DataError, match="'tsn_frames'.*\\(K, M, H, W, 3\\)"):
+    vcn.VideoNet(_config("tsn"), (8, 40, 40, 3), nnx.Rngs(0))
+
+
+def test_weights_round_trip_and_other_architecture(tmp_path):
+  c = _config("r2plus1d")
+  a = vcn.VideoNet(c, (8, 40, 40, 3), nnx.Rngs(0))
+  b = vcn.VideoNet(c, (8, 40, 40, 3), nnx.Rngs(1))
+  vcn.save_weights(a, tmp_path / "w.npz")
+  assert vcn.load_weights(b, tmp_path / "w.npz") == []
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 8, 40, 40, 3)), jnp.uint8)
+  a.eval(), b.eval()
+  np.testing.assert_allclose(a(x, None), b(x, None), rtol=1e-5, atol=1e-6)
+  c3d = vcn.VideoNet(_config("c3d"), (8, 40, 40, 3), nnx.Rngs(0))
+  with pytest.raises(errors.ConfigError, match="parameter 'net/"):
+    vcn.load_weights(c3d, tmp_path / "w.npz")
+  wide = vcn.VideoNet(_config("r2plus1d", width=0.25), (8, 40, 40, 3), nnx.Rngs(0))
+  with pytest.raises(errors.ConfigError, match="has shape"):
+    vcn.load_weights(wide, tmp_path / "w.npz")
+
+
+def test_partial_bn_keeps_statistics_after_the_first_layer():
+  c = _config("tsn", partial_bn=True)
+  net = vcn.VideoNet(c, (8, 3, 40, 40, 3), nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 8, 3, 40, 40, 3)), jnp.uint8)
+  net(x, nnx.Rngs(dropout=0))
+  bb = net.net.backbone
+  assert not np.allclose(bb.stem.bn.bn.mean[...], 0.0)          # the first BN learns statistics
+  np.testing.assert_array_equal(bb.blocks[0].c1.bn.bn.mean[...], 0.0)   # the others do not
