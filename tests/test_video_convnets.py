@@ -130,3 +130,28 @@ def test_partial_bn_keeps_statistics_after_the_first_layer():
   bb = net.net.backbone
   assert not np.allclose(bb.stem.bn.bn.mean[...], 0.0)          # the first BN learns statistics
   np.testing.assert_array_equal(bb.blocks[0].c1.bn.bn.mean[...], 0.0)   # the others do not
+
+
+@pytest.mark.parametrize("arch", ["c3d", "eco_lite"])
+def test_trains_end_to_end_through_the_harness(tmp_path, arch, monkeypatch):
+  import json  # pylint: disable=import-outside-toplevel
+  from emojax import evaluate, train  # pylint: disable=import-outside-toplevel
+  monkeypatch.setenv("EMOJAX_VIDEO_CONV_CACHE", str(tmp_path / "lowering.json"))
+  c = cfg_lib.get_config(f"{arch},valence,runlocal")
+  with c.unlocked():
+    c.dataset.name, c.dataset.config = "emojax_toy_video_clips", ""
+    c.dataset.import_module = "toy_video_clips"
+    c.dataset.data_dir = str(tmp_path / "data")
+    c.dataset.splits.validation = ""
+    c.data.holdout_fraction = 0.2
+    c.model.crop, c.model.conv_lowering, c.model.autotune = 16, "frames2d", False
+    c.train.epochs = 8.0
+  trainer = train.Trainer(c, tmp_path / "run")
+  trainer.run()
+  flat = evaluate.evaluate_trainer(trainer)
+  m = json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())["valence"]
+  assert np.isfinite(m["mse"]) and m["num_clips"] == len(trainer.stores["test"])
+  # Better than the constant predictor (the training mean) on the test clips.
+  y_test = trainer.stores["test"].labels["valence"]
+  constant = float(np.mean((y_test - trainer.stores["train"].labels["valence"].mean()) ** 2))
+  assert flat["test/valence/mse"] < constant

@@ -328,8 +328,10 @@ class VideoNet(nnx.Module):
       k1, k2, k3 = jax.random.split(key, 3)
       oy = jax.random.randint(k1, (b,), 0, h - c + 1)
       ox = jax.random.randint(k2, (b,), 0, w - c + 1)
-      x = jax.vmap(lambda v, i, j: jax.lax.dynamic_slice(
-          v, (0, i, j, 0), (v.shape[0], c, c, v.shape[3])))(clips, oy, ox)
+      rows = (oy[:, None] + jnp.arange(c))[:, None, :, None, None]      # (B, 1, c, 1, 1)
+      cols = (ox[:, None] + jnp.arange(c))[:, None, None, :, None]      # (B, 1, 1, c, 1)
+      x = jnp.take_along_axis(clips, rows, 2)
+      x = jnp.take_along_axis(x, cols, 3)
       if self.flip:
         flip = jax.random.bernoulli(k3, 0.5, (b,))
         x = jnp.where(flip[:, None, None, None, None], x[:, :, :, ::-1], x)
@@ -337,7 +339,28 @@ class VideoNet(nnx.Module):
     return (x - MEAN) / STD
 
   def __call__(self, clips, rngs):
-    return self.net(self.frames(clips, rngs), rngs)
+    # The harness shards batches along "data" with sharding in types (explicit axes), under which
+    # the lowerings' reshapes (batch x frames merged) are refused; the network runs on the whole
+    # batch (replicated) and its output goes back to the batch's sharding.
+    sharding = _explicit_sharding(clips)
+    if sharding is not None:
+      clips = jax.sharding.reshard(clips, jax.sharding.NamedSharding(
+          sharding.mesh, jax.sharding.PartitionSpec()))
+    out = self.net(self.frames(clips, rngs), rngs)
+    if sharding is not None:
+      out = jax.sharding.reshard(out, jax.sharding.NamedSharding(
+          sharding.mesh, jax.sharding.PartitionSpec(sharding.spec[0])))
+    return out
+
+
+def _explicit_sharding(x):
+  """The sharding of x's type when it names mesh axes (explicit sharding), else None."""
+  try:
+    sharding = jax.typeof(x).sharding
+    spec = sharding.spec
+  except (AttributeError, TypeError):
+    return None
+  return sharding if any(a is not None for a in spec) else None
 
 
 # ----------------------------------------------------------------------------------------------
