@@ -60,9 +60,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.width = 0.125
     c.model.depth = 0.5
     c.model.dropout = 0.2
-    c.train.epochs = 6.0
+    c.train.epochs = 10.0
     c.optim.name = "adam"
     c.optim.schedule = "constant"
-    c.optim.learning_rate = 2e-3
+    c.optim.learning_rate = 5e-4
   c.lock()
   return c

@@ -155,3 +155,30 @@ def test_trains_end_to_end_through_the_harness(tmp_path, arch, monkeypatch):
   y_test = trainer.stores["test"].labels["valence"]
   constant = float(np.mean((y_test - trainer.stores["train"].labels["valence"].mean()) ** 2))
   assert flat["test/valence/mse"] < constant
+
+
+def test_synthetic_clips_frame_streams_pick_the_frames_on_screen():
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from emojax.datasets import synthetic_clips as sc  # pylint: disable=import-outside-toplevel
+  cfg = dataclasses.replace(sc.SyntheticClipsConfig(name="t"), clip_seconds=4, clips_per_film=2,
+                            fps=6, frame_clips_frames=8, frame_clips_fps=5.0, frame_height=8,
+                            frame_width=10, tsn_segments=4, tsn_candidates=3)
+  n = cfg.fps * cfg.clip_seconds * cfg.clips_per_film
+  frames = np.repeat(np.arange(n, dtype=np.uint8)[:, None, None, None], 3, -1)
+  frames = np.broadcast_to(frames, (n, 16, 20, 3)).copy()      # frame i: every pixel = i
+  out = sc.clip_frame_streams(cfg, frames, 1)                    # the second clip: 4 s .. 8 s
+  assert out["frame_clips"].shape == (8, 8, 10, 3) and out["tsn_frames"].shape == (4, 3, 8, 10, 3)
+  # Dense: 8 frames 0.2 s apart centred at 6 s: 5.3, 5.5, ..., 6.7 s -> frame floor(6 t).
+  want = np.floor((6.0 + (np.arange(8) - 3.5) / 5.0) * 6 + 1e-9).astype(int)
+  np.testing.assert_array_equal(out["frame_clips"][:, 0, 0, 0], want)
+  # TSN: segment k of 1 s, candidates at 4 + k + (m + 0.5) / 3 s.
+  t = 4 + np.arange(4)[:, None] + (np.arange(3)[None] + 0.5) / 3
+  np.testing.assert_array_equal(out["tsn_frames"][:, :, 0, 0, 0], np.floor(t * 6).astype(int))
+  assert sc.SyntheticClipsConfig(name="x").fingerprint() == json_roundtrip_without_frames()
+
+
+def json_roundtrip_without_frames():
+  """The fingerprint of a config without frame streams, as before those fields existed."""
+  return {"seed": 0, "num_train_films": 32, "num_validation_films": 8, "num_test_films": 8,
+          "clips_per_film": 6, "clip_seconds": 6, "fps": 8, "render_width": 96,
+          "render_height": 72, "image_size": 40, "label_noise_std": 0.15, "hist_bins": 16}

@@ -288,7 +288,6 @@ def time_lowering(key: str, lowering: str, repeats: int = 3) -> float:
 def tune(keys: Iterable[str], *, force: bool = False, verbose: bool = False) -> dict[str, str]:
   """Measures the candidates of every key not in the cache; returns {key: best lowering}."""
   table = _table()
-  changed = False
   for key in dict.fromkeys(keys):
     if key in table and not force:
       continue
@@ -297,12 +296,10 @@ def tune(keys: Iterable[str], *, force: bool = False, verbose: bool = False) -> 
           for name in candidates(in_shape, kernel, stride, padding, dtype)}
     best = min(ms, key=ms.get)
     table[key] = {"best": best, "ms": {k: round(v, 3) for k, v in ms.items()}}
-    changed = True
+    _save()       # after every layer: an interrupted tuning keeps what it measured
     if verbose:
       print(f"  conv {key}: {best}  " + "  ".join(f"{k} {v:.1f} ms" for k, v in ms.items()),
             flush=True)
-  if changed:
-    _save()
   return {k: table[k]["best"] for k in keys}
 
 
