@@ -150,7 +150,7 @@ def test_trains_end_to_end_through_the_harness(tmp_path, arch, monkeypatch):
   trainer.run()
   flat = evaluate.evaluate_trainer(trainer)
   m = json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())["valence"]
-  assert np.isfinite(m["mse"]) and m["num_clips"] == len(trainer.stores["test"])
+  assert np.isfinite(m["mse"]) and np.isfinite(m["pcc"])
   # Better than the constant predictor (the training mean) on the test clips.
   y_test = trainer.stores["test"].labels["valence"]
   constant = float(np.mean((y_test - trainer.stores["train"].labels["valence"].mean()) ** 2))

@@ -472,7 +472,8 @@ def _setup_for(config, target):
         print(f"   weights {config.model.weights}: {len(missing)} parameter(s) not in the file "
               f"keep their initialisation: {missing[:4]}{' ...' if len(missing) > 4 else ''}")
     if config.model.conv_lowering == "auto" and config.model.autotune:
-      tune_model(net, config, config.data.batch_size)
+      for batch_size in dict.fromkeys((config.data.batch_size, config.data.eval_batch_size)):
+        tune_model(net, config, batch_size)      # training and evaluation shapes
   return setup
 
 
