@@ -230,6 +230,7 @@ def run_variant(args, model, name, env_extra, worker_args):
 def layer_table(models, width, size, batch) -> str:
   """The tuning cache's per-layer times as GFLOP/s (forward + backward = 3x forward FLOPs)."""
   from emojax.models import video_conv  # pylint: disable=import-outside-toplevel
+  video_conv.clear_memory_cache()     # the workers tuned after this process read the file
   table = video_conv._table()  # pylint: disable=protected-access
   rows = ["| model | layer input (B,T,H,W,C) | kernel | stride | " + " | ".join(
       video_conv.LOWERINGS) + " | chosen |", "|" + "---|" * (5 + len(video_conv.LOWERINGS))]
