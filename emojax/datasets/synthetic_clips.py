@@ -13,6 +13,12 @@ film is cut into `clips_per_film` consecutive clips of `clip_seconds` seconds; o
                      whose RGB histogram is closest in L1 to the segment's mean histogram
   spectrogram_image  (clip_seconds, image_size, image_size) uint8: per segment, the 40 ms Hamming /
                      20 ms hop spectrogram of the 16 kHz soundtrack (`features.spectrogram_image`)
+  frame_clips        (configs with frame_clips_frames > 0) (N, frame_height, frame_width, 3) uint8:
+                     N dense frames at frame_clips_fps centred in the clip (seed 004's C3D /
+                     R(2+1)D input; `features.frame_clips.clip_targets`), bilinear resize
+  tsn_frames         (configs with tsn_segments > 0) (K, M, frame_height, frame_width, 3) uint8:
+                     K equal segments, M evenly spaced candidate frames each (TSN / ECO draw one
+                     per segment in training, the centre one at test)
   valence, arousal   float32: the clip mean of the latent curve + annotator noise
                      N(0, label_noise_std^2), clipped to [-1, 1]
   valence_class, arousal_class   int64 0..2 (`clip_streams.CLASS_NAMES`): the value's tercile class,
@@ -42,13 +48,18 @@ import json
 from typing import Any
 
 import numpy as np
+import PIL.Image
 import tensorflow_datasets as tfds
 
 from emojax import errors
 from emojax.datasets import clip_streams
 from emojax.datasets import synthetic_films_render as render
+from emojax.features import frame_clips as frame_clips_lib
 
 TARGETS = ("valence", "arousal")
+FRAME_STREAMS = ("frame_clips", "tsn_frames")
+_FRAME_FIELDS = ("frame_clips_frames", "frame_clips_fps", "frame_height", "frame_width",
+                 "tsn_segments", "tsn_candidates")
 SPLITS = ("train", "validation", "test")
 _LABEL_STREAM = 1
 
@@ -68,6 +79,14 @@ class SyntheticClipsConfig(tfds.core.BuilderConfig):
   image_size: int = 40
   label_noise_std: float = 0.15
   hist_bins: int = 16
+  # Raw-frame streams for the video convnets of seed 004 (0 frames = not stored; the fields then
+  # stay out of the fingerprint, so caches of the configs without them remain valid):
+  frame_clips_frames: int = 0       # `frame_clips` (N, frame_height, frame_width, 3): N dense frames
+  frame_clips_fps: float = 5.0      #   at this rate, centred in the clip (features.frame_clips)
+  frame_height: int = 0             # stored frame size (larger than the model's crop)
+  frame_width: int = 0
+  tsn_segments: int = 0             # `tsn_frames` (K, M, frame_height, frame_width, 3): K equal
+  tsn_candidates: int = 3           #   segments, M evenly spaced candidate frames in each
 
   @property
   def num_films(self) -> int:
@@ -84,6 +103,8 @@ class SyntheticClipsConfig(tfds.core.BuilderConfig):
 
   def fingerprint(self) -> dict[str, Any]:
     base = {f.name for f in dataclasses.fields(tfds.core.BuilderConfig)}
+    if not (self.frame_clips_frames or self.tsn_segments):
+      base |= set(_FRAME_FIELDS)
     return json.loads(json.dumps({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                                   if f.name not in base}))
 
@@ -105,6 +126,14 @@ class SyntheticClipsConfig(tfds.core.BuilderConfig):
       problems.append(f"image_size={self.image_size} must be >= 8")
     if self.label_noise_std < 0:
       problems.append(f"label_noise_std={self.label_noise_std} must be >= 0")
+    if self.frame_clips_frames < 0 or self.tsn_segments < 0 or self.tsn_candidates < 1:
+      problems.append("frame_clips_frames and tsn_segments must be >= 0, tsn_candidates >= 1")
+    if (self.frame_clips_frames or self.tsn_segments) and min(self.frame_height,
+                                                              self.frame_width) < 8:
+      problems.append(f"frame_height x frame_width ({self.frame_height} x {self.frame_width}) "
+                      "must be >= 8 when frame streams are stored")
+    if self.frame_clips_frames and self.frame_clips_fps <= 0:
+      problems.append(f"frame_clips_fps={self.frame_clips_fps} must be > 0")
     if problems:
       raise errors.ConfigError(f"synthetic_clips config {self.name!r}: " + "; ".join(problems))
 
@@ -136,7 +165,8 @@ def film_labels(cfg: SyntheticClipsConfig, index: int) -> dict[str, np.ndarray]:
 
 
 def render_streams(cfg: SyntheticClipsConfig, index: int) -> dict[str, np.ndarray]:
-  """(film_seconds, ...) uint8 `keyframe` and `spectrogram_image` of film `index`."""
+  """(film_seconds, ...) uint8 `keyframe` and `spectrogram_image` of film `index`, and when the
+  config stores them (clips_per_film, ...) uint8 `frame_clips` / `tsn_frames`."""
   rng = _film_rng(cfg, index)
   v_T, a_T = render.latent_curves(rng, cfg.film_seconds)
   picture_rng, sound_rng = rng.spawn(2)
@@ -145,12 +175,46 @@ def render_streams(cfg: SyntheticClipsConfig, index: int) -> dict[str, np.ndarra
   frames_NxHxWx3 = np.stack(frames)
   second_N = np.arange(len(frames)) // cfg.fps
   audio_n = render.synthesize_music(sound_rng, v_T, a_T, clip_streams.SAMPLE_RATE, 1)[0]
+  per_clip = [clip_frame_streams(cfg, frames_NxHxWx3, j) for j in range(cfg.clips_per_film)]
+  out = {k: np.stack([c[k] for c in per_clip]) for k in FRAME_STREAMS if k in per_clip[0]}
   return {
+      **out,
       "keyframe": clip_streams.keyframes(frames_NxHxWx3, second_N, cfg.film_seconds,
                                          cfg.image_size, cfg.hist_bins),
       "spectrogram_image": clip_streams.spectrogram_images(audio_n, cfg.film_seconds,
                                                            cfg.image_size),
   }
+
+
+def _pick(frames_NxHxWx3: np.ndarray, times: np.ndarray, fps: int, height: int,
+          width: int) -> np.ndarray:
+  """The frames on screen at `times` (seconds), resized bilinearly to height x width."""
+  idx = np.clip(np.floor(np.asarray(times) * fps + 1e-9).astype(int), 0, len(frames_NxHxWx3) - 1)
+  out = [np.asarray(PIL.Image.fromarray(frames_NxHxWx3[i]).resize((width, height),
+                                                                   PIL.Image.BILINEAR))
+         for i in idx.reshape(-1)]
+  return np.stack(out).reshape(*np.shape(times), height, width, 3)
+
+
+def clip_frame_streams(cfg: SyntheticClipsConfig, frames_NxHxWx3: np.ndarray,
+                       clip: int) -> dict[str, np.ndarray]:
+  """`frame_clips` (N, H, W, 3) and `tsn_frames` (K, M, H, W, 3) uint8 of clip `clip`.
+
+  Dense frames use `features.frame_clips.clip_targets` (N frames at frame_clips_fps centred in the
+  clip); TSN candidates sit at start + (k + (m + 0.5) / M) L / K, so the centre candidate (M odd) is
+  the segment centre, TSN's test-time frame.
+  """
+  out = {}
+  start, length = clip * cfg.clip_seconds, cfg.clip_seconds
+  if cfg.frame_clips_frames:
+    t = frame_clips_lib.clip_targets(length, 0, cfg.frame_clips_frames, "dense",
+                                     cfg.frame_clips_fps)[0] + start
+    out["frame_clips"] = _pick(frames_NxHxWx3, t, cfg.fps, cfg.frame_height, cfg.frame_width)
+  if cfg.tsn_segments:
+    k, m = cfg.tsn_segments, cfg.tsn_candidates
+    t = start + (np.arange(k)[:, None] + (np.arange(m)[None, :] + 0.5) / m) * length / k
+    out["tsn_frames"] = _pick(frames_NxHxWx3, t, cfg.fps, cfg.frame_height, cfg.frame_width)
+  return out
 
 
 def class_accuracy(pred_classes, true_classes) -> float:
@@ -171,6 +235,20 @@ class SyntheticClips(tfds.core.GeneratorBasedBuilder):
           name="small", num_train_films=4, num_validation_films=2, num_test_films=2,
           clips_per_film=3, clip_seconds=4, fps=6, render_width=64, render_height=48,
           image_size=24, description="24 clips of 4 s with 24 px images, for tests."),
+      SyntheticClipsConfig(
+          name="frames",
+          frame_clips_frames=8, frame_height=128, frame_width=171, tsn_segments=8,
+          tsn_candidates=3, render_width=172, render_height=128,
+          description="the default benchmark plus raw frames for seed 004: frame_clips (8 frames "
+                      "at 5 fps) and tsn_frames (8 segments x 3 candidates), 128x171 for 112 "
+                      "crops."),
+      SyntheticClipsConfig(
+          name="frames_small", num_train_films=16, num_validation_films=4, num_test_films=4,
+          clips_per_film=6, clip_seconds=4, fps=6, render_width=64, render_height=48,
+          image_size=24, frame_clips_frames=8, frame_height=40, frame_width=40, tsn_segments=8,
+          tsn_candidates=3,
+          description="144 clips of 4 s with 40x40 frame_clips / tsn_frames (32 crops), for "
+                      "runlocal video convnets and tests."),
   ]
   DEFAULT_CONFIG_NAME = "default"
 
@@ -196,6 +274,13 @@ class SyntheticClips(tfds.core.GeneratorBasedBuilder):
         "spectrogram_image": tfds.features.Tensor(shape=(n, s, s), dtype=np.uint8,
                                                   encoding="zlib"),
     }
+    h, w = cfg.frame_height, cfg.frame_width
+    if cfg.frame_clips_frames:
+      features["frame_clips"] = tfds.features.Tensor(
+          shape=(cfg.frame_clips_frames, h, w, 3), dtype=np.uint8, encoding="zlib")
+    if cfg.tsn_segments:
+      features["tsn_frames"] = tfds.features.Tensor(
+          shape=(cfg.tsn_segments, cfg.tsn_candidates, h, w, 3), dtype=np.uint8, encoding="zlib")
     for t in TARGETS:
       features[t] = tfds.features.Scalar(dtype=np.float32)
       features[f"{t}_class"] = tfds.features.ClassLabel(names=clip_streams.CLASS_NAMES[t])
@@ -240,7 +325,8 @@ class SyntheticClips(tfds.core.GeneratorBasedBuilder):
       streams = render_streams(cfg, i)
       for j in range(cfg.clips_per_film):
         example = {"clip_id": clip_id(i, j), "film_id": film_id(i)}
-        example.update({k: v[j * n:(j + 1) * n] for k, v in streams.items()})
+        example.update({k: v[j] if k in FRAME_STREAMS else v[j * n:(j + 1) * n]
+                        for k, v in streams.items()})
         for t in TARGETS:
           value = labels[i][t][j]
           example[t] = value

@@ -1,0 +1,107 @@
+"""Every convolution lowering of emojax/models/video_conv.py against lax.conv_general_dilated."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from emojax import errors
+from emojax.models import video_conv
+
+# (input shape, kernel (kt, kh, kw, Cin, Cout), stride, padding): 3x3x3, strided (2+1)D parts,
+# a 1x1x1 shortcut with stride 2, a 2-D 7x7 stem.
+CASES = [
+    ((2, 4, 6, 5, 3), (3, 3, 3, 3, 4), 1, 1),
+    ((1, 5, 7, 6, 2), (1, 3, 3, 2, 3), (1, 2, 2), (0, 1, 1)),
+    ((2, 5, 3, 3, 3), (3, 1, 1, 3, 2), (2, 1, 1), (1, 0, 0)),
+    ((1, 4, 5, 5, 3), (1, 1, 1, 3, 2), 2, 0),
+    ((1, 2, 9, 8, 3), (1, 7, 7, 3, 2), (1, 2, 2), (0, 3, 3)),
+]
+
+
+def _reference(x, w, stride, padding):
+  s, p = video_conv._triple(stride), video_conv._triple(padding)  # pylint: disable=protected-access
+  return lax.conv_general_dilated(x, w, s, [(a, a) for a in p],
+                                  dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+                                  precision=lax.Precision.HIGHEST)
+
+
+@pytest.mark.parametrize("lowering", video_conv.LOWERINGS)
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_lowering_matches_lax_conv_values_and_gradients(lowering, case):
+  in_shape, kernel, stride, padding = CASES[case]
+  rng = np.random.default_rng(case)
+  x = jnp.asarray(rng.standard_normal(in_shape), jnp.float32)
+  w = jnp.asarray(rng.standard_normal(kernel), jnp.float32)
+  ref = _reference(x, w, stride, padding)
+  got = video_conv.conv3d(x, w, stride, padding, lowering)
+  np.testing.assert_allclose(got, ref, rtol=2e-4, atol=2e-4)
+  g = jnp.asarray(rng.standard_normal(ref.shape), jnp.float32)
+  _, vjp_ref = jax.vjp(lambda a, b: _reference(a, b, stride, padding), x, w)
+  _, vjp = jax.vjp(lambda a, b: video_conv.conv3d(a, b, stride, padding, lowering), x, w)
+  for a, b in zip(vjp(g), vjp_ref(g)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=5e-4)
+
+
+def test_forward_matches_numpy_loops():
+  """An independent NumPy definition of the strided, padded 3-D cross-correlation."""
+  rng = np.random.default_rng(7)
+  x = rng.standard_normal((1, 4, 5, 5, 2)).astype(np.float32)
+  w = rng.standard_normal((3, 3, 3, 2, 3)).astype(np.float32)
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (1, 1), (0, 0)))
+  want = np.zeros((1, 2, 3, 3, 3), np.float32)
+  for t in range(2):
+    for i in range(3):
+      for j in range(3):
+        patch = xp[0, 2 * t:2 * t + 3, 2 * i:2 * i + 3, 2 * j:2 * j + 3]
+        want[0, t, i, j] = np.einsum("abcd,abcde->e", patch, w)
+  for lowering in video_conv.LOWERINGS:
+    got = video_conv.conv3d(jnp.asarray(x), jnp.asarray(w), 2, 1, lowering)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=lowering)
+
+
+def test_bfloat16_close_to_float32():
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.standard_normal((1, 4, 6, 6, 8)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 3, 8, 4)) * 0.1, jnp.float32)
+  ref = _reference(x, w, 1, 1)
+  got = video_conv.conv3d(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), 1, 1, "gemm")
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(got, ref, rtol=0.05, atol=0.05)
+
+
+def test_flops_closed_form():
+  # C3D conv2 at batch 8: 8 * 8*56*56 outputs * 27 taps * 64 in * 128 out * 2.
+  assert video_conv.flops((8, 8, 56, 56, 64), (3, 3, 3, 64, 128), 1, 1) == \
+      2 * 8 * 8 * 56 * 56 * 27 * 64 * 128
+
+
+def test_tune_caches_the_fastest_and_auto_uses_it(tmp_path, monkeypatch):
+  monkeypatch.setenv("EMOJAX_VIDEO_CONV_CACHE", str(tmp_path / "lowering.json"))
+  video_conv.clear_memory_cache()
+  conv = video_conv.Conv(3, 4, (3, 3, 3), padding=1, rngs=__import__("flax").nnx.Rngs(0))
+  x = jnp.ones((1, 4, 6, 6, 3))
+  with video_conv.record_shapes() as keys:
+    jax.eval_shape(lambda a: conv(a), x)  # pylint: disable=unnecessary-lambda
+  assert len(keys) == 1
+  best = video_conv.tune(keys)[keys[0]]
+  stored = json.loads((tmp_path / "lowering.json").read_text())
+  (entry,) = stored.values()
+  assert entry[keys[0]]["best"] == best
+  assert best == min(entry[keys[0]]["ms"], key=entry[keys[0]]["ms"].get)
+  assert video_conv.resolve(keys[0], (3, 3, 3)) == best
+  video_conv.clear_memory_cache()       # a fresh process reads the file
+  assert video_conv.resolve(keys[0], (3, 3, 3)) == best
+  np.testing.assert_allclose(conv(x), _reference(x, conv.kernel[...], 1, 1), rtol=1e-4,
+                             atol=1e-4)
+  video_conv.clear_memory_cache()
+
+
+def test_bad_lowering_and_too_small_input():
+  with pytest.raises(errors.ConfigError, match="lowering"):
+    video_conv.conv3d(jnp.ones((1, 3, 3, 3, 1)), jnp.ones((1, 1, 1, 1, 1)), lowering="winograd")
+  with pytest.raises(errors.ConfigError, match="smaller than the kernel"):
+    video_conv.conv3d(jnp.ones((1, 2, 3, 3, 1)), jnp.ones((3, 3, 3, 1, 1)))
