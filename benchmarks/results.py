@@ -66,6 +66,16 @@ ROWS = (
         "configs/fusion_lstm.py:arousal,visual", table="clips"),
     Row("seed002_audio", "seed 002 baseline: audio only (arousal)",
         "configs/fusion_lstm.py:arousal,audio", table="clips"),
+    Row("seed004_c3d", "seed 004: C3D (valence)", "configs/video_convnets.py:c3d,valence",
+        table="clip_regression"),
+    Row("seed004_r2plus1d", "seed 004: R(2+1)D-18 (valence)",
+        "configs/video_convnets.py:r2plus1d,valence", table="clip_regression"),
+    Row("seed004_tsn", "seed 004: TSN (valence)", "configs/video_convnets.py:tsn,valence",
+        table="clip_regression"),
+    Row("seed004_eco_lite", "seed 004: ECO Lite (valence)",
+        "configs/video_convnets.py:eco_lite,valence", table="clip_regression"),
+    Row("seed004_eco_full", "seed 004: ECO Full (valence)",
+        "configs/video_convnets.py:eco_full,valence", table="clip_regression"),
 )
 SEEDS = (0, 1, 2)
 
@@ -156,8 +166,10 @@ def row_stats(row: Row, dirs: dict[int, pathlib.Path], split: str = "test") -> d
       else:
         for k in ("pcc", "mse", "ccc"):
           o.setdefault(k, []).append(mt.get(k))
-        o.setdefault("film_pcc", []).append((mt.get("film_mean") or {}).get("pcc"))
-        o["per_film"].append({f: v["pcc"] for f, v in (mt.get("per_film") or {}).items()})
+        o.setdefault("film_pcc", []).append(
+            mt.get("film_pcc", (mt.get("film_mean") or {}).get("pcc")))
+        if mt.get("per_film"):   # per-second datasets keep the per-film metrics
+          o["per_film"].append({f: v["pcc"] for f, v in mt["per_film"].items()})
   return out
 
 
@@ -232,6 +244,7 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
       "",
   ]
   reg = [r for r in rows if r.table == "regression"]
+  clip_reg = [r for r in rows if r.table == "clip_regression"]
   if reg:
     lines += ["## Regression on `synthetic_benchmark`", "",
               "| method | seeds | target | PCC (pooled) | PCC (per film) | 95% interval (per film) "
@@ -275,6 +288,18 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
       for t, st in row_stats(r, dirs).items():
         lines.append(f"| {r.label} | {len(dirs)} | {t} | {_mean_std(st['accuracy'])} | "
                      f"{_mean_std(st['macro_f1'])} | {_mean_std(st['film_accuracy'])} |")
+  if clip_reg:
+    lines += ["", "## Per-clip regression on raw frames (`synthetic_clips`)", "",
+              "| method | seeds | target | PCC (pooled over clips) | PCC (per film) | MSE |",
+              "|---|---|---|---|---|---|"]
+    for r in clip_reg:
+      dirs = dirs_by_row[r.key]
+      if not dirs:
+        lines.append(f"| {r.label} | not run yet | | | | |")
+        continue
+      for t, st in row_stats(r, dirs).items():
+        lines.append(f"| {r.label} | {len(dirs)} | {t} | {_mean_std(st['pcc'])} | "
+                     f"{_mean_std(st['film_pcc'])} | {_mean_std(st['mse'])} |")
   if dirs_by_row.get("seed000"):
     lines += ["", "## Seed 000 ablation (the paper's Tables 1-4)", "",
               "Every training phase as it stood at its end (before post-processing), and the "
