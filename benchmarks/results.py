@@ -270,11 +270,14 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
         v = np.asarray([x for x in st["pcc"] if x is not None], np.float64)
         if v.size > 1:
           spread.append((float(v.max() - v.min()), r.label, t))
-    if spread:
+    if spread and max(spread)[0] > 0:
       w = max(spread)
       lines += ["", f"How much the numbers move across seeds: the pooled test PCC of a row spans "
                 f"up to {w[0]:.3f} between seeds (largest: {w[1]}, {w[2]}); differences between "
                 "rows smaller than that are not findings."]
+    elif spread:
+      lines += ["", "How much the numbers move across seeds: not known yet (the rows run so far do "
+                "not depend on the seed, e.g. ridge's closed form)."]
   clips = [r for r in rows if r.table == "clips"]
   if clips:
     lines += ["", "## Per-clip classification", "",
