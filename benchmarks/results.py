@@ -224,6 +224,23 @@ def ablation_table(root: pathlib.Path, dirs: dict[int, pathlib.Path]) -> list[st
   return lines
 
 
+def _simple_table(rows, dirs_by_row, title: str, headers, keys) -> list[str]:
+  """A section with one line per row and target: mean +- std over seeds of each metric."""
+  if not rows:
+    return []
+  lines = ["", f"## {title}", "", "| method | seeds | target | " + " | ".join(headers) + " |",
+           "|---|---|---|" + "---|" * len(headers)]
+  for r in rows:
+    dirs = dirs_by_row[r.key]
+    if not dirs:
+      lines.append(f"| {r.label} | not run yet | |" + " |" * len(headers))
+      continue
+    for t, st in row_stats(r, dirs).items():
+      lines.append(f"| {r.label} | {len(dirs)} | {t} | "
+                   + " | ".join(_mean_std(st[k]) for k in keys) + " |")
+  return lines
+
+
 def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Path) -> None:
   dirs_by_row = {r.key: _trial_dirs(root, r, seeds) for r in rows}
   cmd = "python -m benchmarks.results" + ("" if profile == "default" else f" --profile={profile}")
@@ -278,31 +295,12 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
     elif spread:
       lines += ["", "How much the numbers move across seeds: not known yet (the rows run so far do "
                 "not depend on the seed, e.g. ridge's closed form)."]
-  clips = [r for r in rows if r.table == "clips"]
-  if clips:
-    lines += ["", "## Per-clip classification", "",
-              "| method | seeds | target | accuracy | macro-F1 | accuracy (per film) |",
-              "|---|---|---|---|---|---|"]
-    for r in clips:
-      dirs = dirs_by_row[r.key]
-      if not dirs:
-        lines.append(f"| {r.label} | not run yet | | | | |")
-        continue
-      for t, st in row_stats(r, dirs).items():
-        lines.append(f"| {r.label} | {len(dirs)} | {t} | {_mean_std(st['accuracy'])} | "
-                     f"{_mean_std(st['macro_f1'])} | {_mean_std(st['film_accuracy'])} |")
-  if clip_reg:
-    lines += ["", "## Per-clip regression on raw frames (`synthetic_clips`)", "",
-              "| method | seeds | target | PCC (pooled over clips) | PCC (per film) | MSE |",
-              "|---|---|---|---|---|---|"]
-    for r in clip_reg:
-      dirs = dirs_by_row[r.key]
-      if not dirs:
-        lines.append(f"| {r.label} | not run yet | | | | |")
-        continue
-      for t, st in row_stats(r, dirs).items():
-        lines.append(f"| {r.label} | {len(dirs)} | {t} | {_mean_std(st['pcc'])} | "
-                     f"{_mean_std(st['film_pcc'])} | {_mean_std(st['mse'])} |")
+  lines += _simple_table(
+      [r for r in rows if r.table == "clips"], dirs_by_row, "Per-clip classification",
+      ("accuracy", "macro-F1", "accuracy (per film)"), ("accuracy", "macro_f1", "film_accuracy"))
+  lines += _simple_table(
+      clip_reg, dirs_by_row, "Per-clip regression on raw frames (`synthetic_clips`)",
+      ("PCC (pooled over clips)", "PCC (per film)", "MSE"), ("pcc", "film_pcc", "mse"))
   if dirs_by_row.get("seed000"):
     lines += ["", "## Seed 000 ablation (the paper's Tables 1-4)", "",
               "Every training phase as it stood at its end (before post-processing), and the "
