@@ -29,8 +29,7 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-FIXTURE = pathlib.Path(os.environ.get("EMOJAX_SHARED", REPO.parent / "shared")) / "fixtures" / \
-    "media" / "bigbuckbunny.mp4"
+FIXTURE = REPO / "tests" / "fixtures" / "media" / "bigbuckbunny.mp4"
 
 
 def build_looped(src: pathlib.Path, dst: pathlib.Path, minutes: float) -> pathlib.Path:

@@ -5,7 +5,7 @@ input, 96x64 per second) for audio, `visual_stats` for the scene, and `audio_fun
 modality. A run trained with this config records the feature manifest, so it can predict new films:
 
   python main.py --config=configs/two_timescale_films.py --workdir=runs/films
-  python main.py --mode=predict --workdir=runs/films --video=../shared/fixtures/media/bigbuckbunny.mp4
+  python main.py --mode=predict --workdir=runs/films --video=tests/fixtures/media/bigbuckbunny.mp4
 
 Arguments: `valence` / `arousal` (one target), `runlocal` (few short films, tiny model),
 `films` (your own films: set --config.dataset.manual_dir to the folder with videos + labels.csv;

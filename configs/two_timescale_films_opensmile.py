@@ -8,7 +8,7 @@ records the feature manifest, so predict extracts the same stream from new films
 
   python main.py --config=configs/two_timescale_films_opensmile.py --workdir=runs/films_smile
   python main.py --mode=predict --workdir=runs/films_smile \
-      --video=../shared/fixtures/media/bigbuckbunny.mp4
+      --video=tests/fixtures/media/bigbuckbunny.mp4
 
 Arguments: those of two_timescale_films (`valence`, `arousal`, `runlocal`, `films`) and
 `emobase2010`. openSMILE is licensed for research and personal use only (see README).

@@ -19,3 +19,7 @@ class ManifestMismatchError(EmojaxError, ValueError):
 
 class NonFiniteLossError(EmojaxError, FloatingPointError):
   """Training produced a NaN or Inf loss."""
+
+
+class WeightsError(EmojaxError, ValueError):
+  """A weights file (state dict, converter input, converted weights) is missing, damaged or foreign."""

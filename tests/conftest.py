@@ -12,16 +12,15 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE / "jax"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# The read-only shared material (papers, real media fixtures) lies beside the checkout.
-SHARED = pathlib.Path(os.environ.get("EMOJAX_SHARED", REPO.parent / "shared"))
-MEDIA_FIXTURE = SHARED / "fixtures" / "media" / "bigbuckbunny.mp4"
+# Small real fixtures (a film excerpt, the released AttendAffectNet models, the face model's
+# reference outputs) ship in the repository with their licences: tests/fixtures/*/README.md.
+FIXTURES = REPO / "tests" / "fixtures"
+MEDIA_FIXTURE = FIXTURES / "media" / "bigbuckbunny.mp4"
 
 
 @pytest.fixture
-def shared_dir() -> pathlib.Path:
-  if not SHARED.exists():
-    pytest.fail(f"shared material not found at {SHARED}; set EMOJAX_SHARED")
-  return SHARED
+def fixtures_dir() -> pathlib.Path:
+  return FIXTURES
 
 
 def toy_config(workdir_data: pathlib.Path, *, targets=("arousal",), steps: int = 6):

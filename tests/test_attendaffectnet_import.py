@@ -1,4 +1,4 @@
-"""The released Feature AAN (shared/fixtures/attendaffectnet) imported into emojax, matched."""
+"""The released Feature AAN (tests/fixtures/attendaffectnet) imported into emojax, matched."""
 
 import numpy as np
 import pytest
@@ -9,8 +9,8 @@ from emojax.models import attendaffectnet_import as imp
 
 
 @pytest.fixture
-def fixture(shared_dir):
-  d = shared_dir / "fixtures" / "attendaffectnet"
+def fixture(fixtures_dir):
+  d = fixtures_dir / "attendaffectnet"
   return (d / "mdb_arousal_feature_aan_video_audio.npz", np.load(d / "sample_inputs.npz"),
           np.load(d / "mdb_arousal_feature_aan_video_audio_outputs.npy"))
 

