@@ -11,6 +11,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from flax import nnx
 
 torch = pytest.importorskip("torch")
 from torch import nn  # pylint: disable=g-import-not-at-top
@@ -272,10 +273,12 @@ def test_bn_inception_matches_torch(files, tmp_path):
   x = np.asarray(bn_inception.preprocess(rgb))
   with torch.no_grad():
     want_pool, want_logits = ref(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
-  got_pool = model.pool(x[None])[0]  # leading axes are kept (TSN's (B, K, H, W, 3))
+  # One compiled program for all outputs; leading axes are kept (TSN's (B, K, H, W, 3)).
+  got_pool, got_logits, cut = nnx.jit(lambda m, x: (m.pool(x[None])[0], m(x),
+                                                    m.endpoint(x, "inception_3c")))(model, x)
   assert_close(got_pool, want_pool)
-  assert_close(model(x), want_logits)
-  assert model.endpoint(x, "inception_3c").shape == (2, 4, 6, 576)
+  assert_close(got_logits, want_logits)
+  assert cut.shape == (2, 4, 6, 576)  # ECO's 2-D part ends at inception_3c
 
 
 def test_i3d_matches_torch(files, tmp_path):
@@ -285,10 +288,11 @@ def test_i3d_matches_torch(files, tmp_path):
   x = np.asarray(i3d.preprocess(rgb))
   with torch.no_grad():
     f, logits = ref(torch.from_numpy(x.transpose(0, 4, 1, 2, 3).copy()))
-  assert_close(model.features(x), f.numpy().transpose(0, 2, 3, 4, 1))
-  assert_close(model.pool(x), f.mean((2, 3, 4)))
-  assert_close(model(x), logits.numpy().transpose(0, 2, 1))
-  assert model.pool(x).shape == (1, 1024)
+  got_f, got_pool, got_logits = nnx.jit(lambda m, x: (m.features(x), m.pool(x), m(x)))(model, x)
+  assert_close(got_f, f.numpy().transpose(0, 2, 3, 4, 1))
+  assert got_pool.shape == (1, 1024)
+  assert_close(got_pool, f.mean((2, 3, 4)))
+  assert_close(got_logits, logits.numpy().transpose(0, 2, 1))
 
 
 def test_flownets_matches_torch(files, tmp_path):
@@ -299,13 +303,15 @@ def test_flownets_matches_torch(files, tmp_path):
   x = np.asarray(flownet.preprocess(a, b))
   with torch.no_grad():
     c6, flow2 = ref(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
-  assert_close(model(x), flow2.numpy().transpose(0, 2, 3, 1))
-  assert_close(model.encode(x), c6.numpy().transpose(0, 2, 3, 1))
-  assert_close(model.pool(x), c6.mean((2, 3)))
   odd = np.asarray(flownet.preprocess(a[:, :40, :56], b[:, :40, :56]))  # odd maps (224 px: 7 -> 4)
   with torch.no_grad():
     c6_odd, _ = ref(torch.from_numpy(odd.transpose(0, 3, 1, 2).copy()))
-  assert_close(model.pool(odd), c6_odd.mean((2, 3)))
+  got_flow, got_c6, got_pool, got_odd = nnx.jit(
+      lambda m, x, odd: (m(x), m.encode(x), m.pool(x), m.pool(odd)))(model, x, odd)
+  assert_close(got_flow, flow2.numpy().transpose(0, 2, 3, 1))
+  assert_close(got_c6, c6.numpy().transpose(0, 2, 3, 1))
+  assert_close(got_pool, c6.mean((2, 3)))
+  assert_close(got_odd, c6_odd.mean((2, 3)))
 
 
 # -- converter errors ---------------------------------------------------------------------------------
