@@ -9,6 +9,7 @@ agnostic) so the file runs in seconds on a CPU.
 
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 from flax import nnx
@@ -41,15 +42,15 @@ def generated_state(layout, seed):
   out = {}
   for name, shape in layout.items():
     if name.endswith("running_var"):
-      a = rng.uniform(0.5, 1.5, shape)
+      a = rng.uniform(0.5, 1.5, shape).astype(np.float32)
     elif name.endswith("running_mean") or name.endswith("bias"):
-      a = rng.normal(0, 0.1, shape)
+      a = rng.normal(0, 0.1, shape).astype(np.float32)
     elif len(shape) == 1:  # BatchNorm weight
-      a = rng.uniform(0.5, 1.5, shape)
+      a = rng.uniform(0.5, 1.5, shape).astype(np.float32)
     else:
-      fan_in = int(np.prod(shape[1:]))
-      a = rng.normal(0, np.sqrt(2.0 / fan_in), shape)
-    out[name] = torch.from_numpy(a.astype(np.float32))
+      a = rng.standard_normal(shape, dtype=np.float32)
+      a *= np.float32(np.sqrt(2.0 / np.prod(shape[1:])))
+    out[name] = torch.from_numpy(a)
   return out
 
 
@@ -264,26 +265,35 @@ def files(tmp_path_factory):
   }
 
 
-def test_bn_inception_matches_torch(files, tmp_path):
+@pytest.fixture(scope="module")
+def converted(files, tmp_path_factory):
+  """Each generated published file through its converter, once."""
+  tmp = tmp_path_factory.mktemp("converted")
+  return {"bn_inception": bn_inception.convert(files["bn_inception"][0], tmp / "bn_inception.npz"),
+          "i3d": i3d.convert(files["i3d"][0], tmp / "i3d_rgb.npz"),
+          "flownets": flownet.convert(files["flownets"][0], tmp / "flownets.npz")}
+
+
+def test_bn_inception_matches_torch(files, converted):
   source, ref = files["bn_inception"]
-  out = bn_inception.convert(source, tmp_path / "bn.npz")
-  model, sha = bn_inception.load(out)
+  model, sha = bn_inception.load(converted["bn_inception"])
   assert sha == weights.sha256(source)
   rgb = np.random.default_rng(0).integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
   x = np.asarray(bn_inception.preprocess(rgb))
   with torch.no_grad():
     want_pool, want_logits = ref(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
-  # One compiled program for all outputs; leading axes are kept (TSN's (B, K, H, W, 3)).
-  got_pool, got_logits, cut = nnx.jit(lambda m, x: (m.pool(x[None])[0], m(x),
-                                                    m.endpoint(x, "inception_3c")))(model, x)
+  # One compiled program; leading axes are kept (TSN's (B, K, H, W, 3) -> (B, K, 1024)).
+  got_pool, got_logits = nnx.jit(
+      lambda m, x: (lambda p: (p[0], m.last_linear(p[0])))(m.pool(x[None])))(model, x)
   assert_close(got_pool, want_pool)
   assert_close(got_logits, want_logits)
+  cut = jax.eval_shape(lambda x: model.endpoint(x, "inception_3c"), x)
   assert cut.shape == (2, 4, 6, 576)  # ECO's 2-D part ends at inception_3c
 
 
-def test_i3d_matches_torch(files, tmp_path):
-  source, ref = files["i3d"]
-  model, _ = i3d.load(i3d.convert(source, tmp_path / "i3d.npz"))
+def test_i3d_matches_torch(files, converted):
+  ref = files["i3d"][1]
+  model, _ = i3d.load(converted["i3d"])
   rgb = np.random.default_rng(1).integers(0, 256, (1, 16, 48, 40, 3), dtype=np.uint8)
   x = np.asarray(i3d.preprocess(rgb))
   with torch.no_grad():
@@ -295,9 +305,9 @@ def test_i3d_matches_torch(files, tmp_path):
   assert_close(got_logits, logits.numpy().transpose(0, 2, 1))
 
 
-def test_flownets_matches_torch(files, tmp_path):
-  source, ref = files["flownets"]
-  model, _ = flownet.load(flownet.convert(source, tmp_path / "flownets.npz"))
+def test_flownets_matches_torch(files, converted):
+  ref = files["flownets"][1]
+  model, _ = flownet.load(converted["flownets"])
   rng = np.random.default_rng(2)
   a, b = (rng.integers(0, 256, (2, 64, 128, 3), dtype=np.uint8) for _ in range(2))
   x = np.asarray(flownet.preprocess(a, b))
@@ -324,14 +334,16 @@ def test_converter_refuses_a_foreign_file(files, tmp_path):
   assert not (tmp_path / "x.npz").exists()
 
 
-def test_converter_refuses_a_wrong_shape(files, tmp_path):
-  state = torch.load(files["flownets"][0], weights_only=True)["state_dict"]
-  state["conv6_1.0.weight"] = state["conv6_1.0.weight"][:512]
-  path = tmp_path / "flownets_other.pth"
-  torch.save({"state_dict": state}, path)
-  with pytest.raises(errors.WeightsError, match=r"parameter 'conv6_1\.0\.weight' has shape "
-                     r"\(512, 1024, 3, 3\), expected \(1024, 1024, 3, 3\)"):
-    flownet.convert(path, tmp_path / "x.npz")
+def test_converter_refuses_a_wrong_shape(tmp_path):
+  # I3D's layout but one unit of another width (the check names the first misfit).
+  state = generated_state(i3d.torch_layout(), 4)
+  state["Mixed_5c.b0.conv3d.weight"] = state["Mixed_5c.b0.conv3d.weight"][:256]
+  path = tmp_path / "rgb_other.pt"
+  torch.save(state, path)
+  with pytest.raises(errors.WeightsError, match=r"rgb_other\.pt: parameter "
+                     r"'Mixed_5c\.b0\.conv3d\.weight' has shape \(256, 832, 1, 1, 1\), "
+                     r"expected \(384, 832, 1, 1, 1\) \(piergiaj pytorch-i3d InceptionI3d\)"):
+    i3d.convert(path, tmp_path / "x.npz")
 
 
 def test_converter_refuses_a_truncated_file(files, tmp_path):
@@ -343,9 +355,9 @@ def test_converter_refuses_a_truncated_file(files, tmp_path):
     i3d.convert(path, tmp_path / "x.npz")
 
 
-def test_loader_refuses_another_networks_file(files, tmp_path):
-  out = i3d.convert(files["i3d"][0], tmp_path / "i3d.npz")
-  with pytest.raises(errors.WeightsError, match=r"i3d\.npz: converted weights of network 'i3d', "
+def test_loader_refuses_another_networks_file(converted):
+  out = converted["i3d"]
+  with pytest.raises(errors.WeightsError, match=r"i3d_rgb\.npz: converted weights of network 'i3d', "
                      r"expected 'flownets'"):
     flownet.load(out)
 
@@ -367,14 +379,14 @@ def tl_main(argv):
 
 # -- extractors ---------------------------------------------------------------------------------------
 
-def test_bn_inception_pool_through_the_engine(files, tmp_path):
+def test_bn_inception_pool_through_the_engine(files, converted, tmp_path):
   """The real film excerpt through the cached extraction engine, against the network run on the
   decoded frames directly; the manifest names the network, layer, weights and preprocessing."""
   from conftest import MEDIA_FIXTURE  # pylint: disable=g-import-not-at-top
   from emojax.datasets import film_builder  # pylint: disable=g-import-not-at-top
-  from emojax.features import decode, manifest  # pylint: disable=g-import-not-at-top
+  from emojax.features import backbone_video, decode, manifest  # pylint: disable=g-import-not-at-top
   source = files["bn_inception"][0]
-  npz = bn_inception.convert(source, tmp_path / "bn.npz")
+  npz = converted["bn_inception"]
   spec = {"bn_inception_pool": {"weights_path": str(npz), "level": "second", "num_frames": 2,
                                 "short_side": 72, "crop": 64}}
   man = manifest.for_spec(spec)
@@ -402,13 +414,16 @@ def test_bn_inception_pool_through_the_engine(files, tmp_path):
   picks = [frames[max(np.searchsorted(times, t + 1e-9, side="right") - 1, 0)] for t in targets]
   crops = np.stack([f.rgb(128, 72)[4:68, 32:96] for f in picks])
   model, _ = bn_inception.load(npz)
-  want = np.asarray(nnx.jit(lambda m, x: m.pool(x))(model, bn_inception.preprocess(crops)))
+  graphdef, state = nnx.split(model)  # the extractor's compiled program: batches of 2 frames
+  x = np.asarray(bn_inception.preprocess(crops))
+  want = np.concatenate([backbone_video._apply(graphdef, "pool", state, x[i:i + 2])  # pylint: disable=protected-access
+                         for i in range(0, 10, 2)])
   assert_close(rows, want.reshape(5, 2, 1024).mean(1))
 
 
-def test_extractor_params_are_checked(files, tmp_path):
+def test_extractor_params_are_checked(converted):
   from emojax.features import registry  # pylint: disable=g-import-not-at-top
-  npz = i3d.convert(files["i3d"][0], tmp_path / "i3d.npz")
+  npz = converted["i3d"]
   ex = registry.create("i3d_rgb", {"weights_path": str(npz)})
   assert ex.params["num_frames"] == 64 and ex.per == "clip" and ex.num_rows(7) == 1
   with pytest.raises(errors.ConfigError, match="layer is"):
