@@ -33,6 +33,7 @@ def assert_close(got, want, tol=TOL):
   assert got.shape == want.shape, (got.shape, want.shape)
   scale = max(np.abs(want).max(), 1e-6)
   err = np.abs(got - want).max() / scale
+  print(f"relative max error {err:.1e} on {got.shape}")  # shown by pytest -s
   assert err < tol, f"max |jax - torch| / max |torch| = {err:.2e} (tolerance {tol:.0e})"
 
 
