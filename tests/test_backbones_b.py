@@ -23,6 +23,7 @@ from emojax import weights  # pylint: disable=g-import-not-at-top
 from emojax.backbones import bn_inception  # pylint: disable=g-import-not-at-top
 from emojax.backbones import flownet  # pylint: disable=g-import-not-at-top
 from emojax.backbones import i3d  # pylint: disable=g-import-not-at-top
+from emojax.features import registry  # pylint: disable=g-import-not-at-top
 
 torch.set_num_threads(1)
 TOL = 1e-4  # relative to the output's largest magnitude
@@ -299,11 +300,12 @@ def test_i3d_matches_torch(files, converted):
   x = np.asarray(i3d.preprocess(rgb))
   with torch.no_grad():
     f, logits = ref(torch.from_numpy(x.transpose(0, 4, 1, 2, 3).copy()))
-  got_f, got_pool, got_logits = nnx.jit(lambda m, x: (m.features(x), m.pool(x), m(x)))(model, x)
+  got_f, got_logits = nnx.jit(lambda m, x: (m.features(x), m(x)))(model, x)
   assert_close(got_f, f.numpy().transpose(0, 2, 3, 4, 1))
-  assert got_pool.shape == (1, 1024)
-  assert_close(got_pool, f.mean((2, 3, 4)))
   assert_close(got_logits, logits.numpy().transpose(0, 2, 1))
+  # The i3d_rgb extractor's row of these 16 frames: Mixed_5c averaged over time and space.
+  extractor = registry.create("i3d_rgb", {"weights_path": str(converted["i3d"])})
+  assert_close(extractor.clip_row(rgb[0]), f.mean((2, 3, 4))[0])
 
 
 def test_flownets_matches_torch(files, converted):
@@ -314,15 +316,18 @@ def test_flownets_matches_torch(files, converted):
   x = np.asarray(flownet.preprocess(a, b))
   with torch.no_grad():
     c6, flow2 = ref(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
-  odd = np.asarray(flownet.preprocess(a[:, :40, :56], b[:, :40, :56]))  # odd maps (224 px: 7 -> 4)
-  with torch.no_grad():
-    c6_odd, _ = ref(torch.from_numpy(odd.transpose(0, 3, 1, 2).copy()))
-  got_flow, got_c6, got_pool, got_odd = nnx.jit(
-      lambda m, x, odd: (m(x), m.encode(x), m.pool(x), m.pool(odd)))(model, x, odd)
+  got_flow, got_c6, got_pool = nnx.jit(lambda m, x: (m(x), m.encode(x), m.pool(x)))(model, x)
   assert_close(got_flow, flow2.numpy().transpose(0, 2, 3, 1))
   assert_close(got_c6, c6.numpy().transpose(0, 2, 3, 1))
   assert_close(got_pool, c6.mean((2, 3)))
-  assert_close(got_odd, c6_odd.mean((2, 3)))
+  # The flownets extractor's row of 3 frames: pairs (0, 1) and (1, 2), conv6_1 averaged over
+  # space and over the pairs; odd maps (40 x 56 -> 1 x 1, as 224 px gives 7 -> 4).
+  frames = rng.integers(0, 256, (3, 40, 56, 3), dtype=np.uint8)
+  odd = np.asarray(flownet.preprocess(frames[:2], frames[1:]))
+  with torch.no_grad():
+    c6_odd, _ = ref(torch.from_numpy(odd.transpose(0, 3, 1, 2).copy()))
+  extractor = registry.create("flownets", {"weights_path": str(converted["flownets"])})
+  assert_close(extractor.clip_row(frames), c6_odd.mean((2, 3)).mean(0))
 
 
 # -- converter errors ---------------------------------------------------------------------------------
@@ -423,7 +428,6 @@ def test_bn_inception_pool_through_the_engine(files, converted, tmp_path):
 
 
 def test_extractor_params_are_checked(converted):
-  from emojax.features import registry  # pylint: disable=g-import-not-at-top
   npz = converted["i3d"]
   ex = registry.create("i3d_rgb", {"weights_path": str(npz)})
   assert ex.params["num_frames"] == 64 and ex.per == "clip" and ex.num_rows(7) == 1
