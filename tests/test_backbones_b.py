@@ -293,6 +293,30 @@ def test_bn_inception_matches_torch(files, converted):
   assert cut.shape == (2, 4, 6, 576)  # ECO's 2-D part ends at inception_3c
 
 
+def test_bn_inception_trains_as_tsn_backbone(files, converted):
+  """model.train(): batch statistics, as torch's train mode; partial_bn keeps every BatchNorm but
+  the first on its running statistics (TSN's partial BN), and gradients reach the first conv."""
+  ref = files["bn_inception"][1]
+  model, _ = bn_inception.load(converted["bn_inception"], partial_bn=True)
+  model.train()
+  x = np.asarray(bn_inception.preprocess(
+      np.random.default_rng(3).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)))
+  ref.conv1_7x7_s2_bn.train()  # the others stay in eval mode
+  try:
+    with torch.no_grad():
+      want_pool, _ = ref(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
+  finally:
+    ref.eval()
+
+  def loss(m, x):
+    p = m.pool(x)
+    return (p ** 2).mean(), p
+
+  grads, got_pool = nnx.jit(nnx.grad(loss, has_aux=True))(model, x)
+  assert_close(got_pool, want_pool)
+  assert np.abs(np.asarray(grads.conv1_7x7_s2.kernel[...])).max() > 0
+
+
 def test_i3d_matches_torch(files, converted):
   ref = files["i3d"][1]
   model, _ = i3d.load(converted["i3d"])
@@ -439,3 +463,6 @@ def test_extractor_params_are_checked(converted):
     registry.create("flownets", {"weights_path": str(npz)})
   with pytest.raises(errors.ConfigError, match="num_frames must be >= 2"):
     registry.create("flownets", {"weights_path": str(npz), "num_frames": 1})
+  with pytest.raises(errors.ConfigError, match="crop must be a multiple of 32"):
+    registry.create("bn_inception_pool", {"weights_path": str(converted["bn_inception"]),
+                                          "crop": 200})

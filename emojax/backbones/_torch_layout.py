@@ -62,12 +62,11 @@ def pool(x: jax.Array, kind: str, window: tuple[int, ...], strides: tuple[int, .
   strd = (1,) * lead + tuple(strides) + (1,)
   padding = ((0, 0),) * lead + tuple(pads) + ((0, 0),)
   if kind == "max":
-    init = -jnp.inf if pad_value is None else pad_value
-    if pad_value is not None:
+    if pad_value is not None:  # explicit padding, then the max monoid (differentiable)
       x = jnp.pad(x, padding, constant_values=pad_value)
       padding = ((0, 0),) * x.ndim
-    return jax.lax.reduce_window(x, jnp.asarray(init, x.dtype), jax.lax.max, dims, strd, padding)
-  total = jax.lax.reduce_window(x, jnp.asarray(0, x.dtype), jax.lax.add, dims, strd, padding)
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, strd, padding)
+  total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strd, padding)
   return total / math.prod(window)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from emojax import errors
 from emojax.backbones import bn_inception
 from emojax.features import backbone_video
 from emojax.features import registry
@@ -35,6 +36,13 @@ class BnInceptionPool(backbone_video.BackboneClips):
                             "centre crop crop"}
   DEFAULT_FRAMES = {"clip": 64, "second": 1}
   defaults = {**backbone_video.BackboneClips.COMMON, **FIXED}
+
+  def __init__(self, **params):
+    super().__init__(**params)
+    if self.params["crop"] % 32:
+      raise errors.ConfigError(f"bn_inception_pool: crop must be a multiple of 32 (BN-Inception's "
+                               f"ceil-mode pools need it; 224 as published), got "
+                               f"{self.params['crop']}")
 
   def clip_row(self, frames_NxHxWx3: np.ndarray) -> np.ndarray:
     x = np.asarray(bn_inception.preprocess(frames_NxHxWx3))
