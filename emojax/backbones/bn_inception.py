@@ -1,7 +1,8 @@
 """BN-Inception (Ioffe & Szegedy 2015) as in Cadene's `pretrainedmodels.bninception`, Flax NNX.
 
 The ImageNet network TSN and ECO (seed 004) build on. Published file: `bn_inception-52deb4733.pth`
-(also released as `bn_inception-239d2248.pth`; same layout), a state dict with Caffe-style names:
+(the port's current code links a re-export, `bn_inception-239d2248.pth`, of the same module
+definitions), a state dict with Caffe-style names:
 `conv1_7x7_s2.weight` (64, 3, 7, 7), `conv1_7x7_s2_bn.{weight,bias,running_mean,running_var}`,
 `inception_3a_1x1.weight`, ..., `inception_5b_pool_proj_bn.*`, `last_linear.weight` (1000, 1024).
 Every convolution has a bias and is followed by BatchNorm (eps 1e-5) and ReLU.
