@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from emojax import errors
 from emojax.backbones import _torch_layout as tl
 
 NETWORK = "bn_inception"
@@ -124,7 +125,7 @@ class BNInception(nnx.Module):
 
   def _endpoint(self, x_BxHxWx3: jax.Array, end: str) -> jax.Array:
     if end not in ENDPOINTS:
-      raise ValueError(f"unknown BN-Inception endpoint {end!r}; one of {ENDPOINTS}")
+      raise errors.ConfigError(f"bn_inception: unknown endpoint {end!r}; use one of {ENDPOINTS}")
     x = self._unit("conv1_7x7_s2", x_BxHxWx3)
     x = tl.pool(x, "max", (3, 3), (2, 2), tuple(tl.ceil_pads(n, 3, 2, 0) for n in x.shape[1:3]))
     x = self._unit("conv2_3x3", self._unit("conv2_3x3_reduce", x))
