@@ -114,7 +114,7 @@ def get(name: str) -> type[Extractor]:
 
 BUILTIN = ("vggish_logmel", "audio_functionals", "spectrogram_image", "keyframe",
            "visual_stats", "frame_clips", "face_expression", "opensmile_functionals",
-           "vggish_embedding")
+           "vggish_embedding", "i3d_rgb", "flownets", "bn_inception_pool")
 
 
 def names() -> list[str]:
