@@ -1,0 +1,509 @@
+"""ResNet-50, VGG16, AlexNet and Inception-v3 (emojax.backbones) against PyTorch.
+
+The reference networks below are plain-torch re-statements of torchvision's module trees (names,
+kernel sizes, strides, paddings, pools, flatten order), written from torchvision's source and not
+from emojax's code, with a width multiplier so they run in a few milliseconds. A generated state
+dict of the reference is saved in the published file's form (`.pth`; the Places365 `.pth.tar`
+wrapper with `module.` prefixes), converted by `emojax.backbones.convert`, loaded into the Flax
+model, and both forwards must agree to 1e-4. Loading a state dict into the reference with
+`load_state_dict(strict=True)` is what proves the layout is torchvision's; the published
+parameter counts (torchvision's model cards) prove the full-size layouts.
+"""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+from flax import nnx
+from torch import nn
+from torch.nn import functional as F
+
+from emojax import errors
+from emojax.backbones import common
+from emojax.backbones import convert
+
+TOL = 1e-4
+W = 1 / 16  # width multiplier of the generated networks
+
+
+def w(n):
+  return max(1, int(round(n * W)))
+
+
+# -- torch re-statements of torchvision's networks ------------------------------------------------
+class TBottleneck(nn.Module):
+
+  def __init__(self, inplanes, planes, stride, downsample):
+    super().__init__()
+    self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+    self.bn1 = nn.BatchNorm2d(planes)
+    self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+    self.bn2 = nn.BatchNorm2d(planes)
+    self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+    self.bn3 = nn.BatchNorm2d(planes * 4)
+    self.relu = nn.ReLU(inplace=True)
+    self.downsample = downsample
+
+  def forward(self, x):
+    identity = x
+    out = self.relu(self.bn1(self.conv1(x)))
+    out = self.relu(self.bn2(self.conv2(out)))
+    out = self.bn3(self.conv3(out))
+    if self.downsample is not None:
+      identity = self.downsample(x)
+    return self.relu(out + identity)
+
+
+class TResNet50(nn.Module):
+
+  def __init__(self, num_classes):
+    super().__init__()
+    self.inplanes = w(64)
+    self.conv1 = nn.Conv2d(3, self.inplanes, 7, stride=2, padding=3, bias=False)
+    self.bn1 = nn.BatchNorm2d(self.inplanes)
+    self.relu = nn.ReLU(inplace=True)
+    self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    self.layer1 = self._make_layer(w(64), 3, 1)
+    self.layer2 = self._make_layer(w(128), 4, 2)
+    self.layer3 = self._make_layer(w(256), 6, 2)
+    self.layer4 = self._make_layer(w(512), 3, 2)
+    self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+    self.fc = nn.Linear(w(512) * 4, num_classes)
+
+  def _make_layer(self, planes, blocks, stride):
+    downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False),
+                               nn.BatchNorm2d(planes * 4))
+    layers = [TBottleneck(self.inplanes, planes, stride, downsample)]
+    self.inplanes = planes * 4
+    layers += [TBottleneck(self.inplanes, planes, 1, None) for _ in range(1, blocks)]
+    return nn.Sequential(*layers)
+
+  def forward(self, x, layer="pool"):
+    x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+    x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    x = torch.flatten(self.avgpool(x), 1)
+    return x if layer == "pool" else self.fc(x)
+
+
+def _vgg_features():
+  layers, cin = [], 3
+  for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512,
+            "M"):
+    if v == "M":
+      layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    else:
+      layers += [nn.Conv2d(cin, w(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+      cin = w(v)
+  return nn.Sequential(*layers)
+
+
+class TVGG16(nn.Module):
+
+  def __init__(self, fc, num_classes):
+    super().__init__()
+    self.features = _vgg_features()
+    self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+    self.classifier = nn.Sequential(
+        nn.Linear(w(512) * 7 * 7, fc), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(fc, fc), nn.ReLU(True), nn.Dropout(), nn.Linear(fc, num_classes))
+
+  def forward(self, x, layer="fc7"):
+    x = self.features(x)
+    if layer == "pool5_mean":
+      return x.mean(dim=(2, 3))
+    x = torch.flatten(self.avgpool(x), 1)
+    return self.classifier[:5](x) if layer == "fc7" else self.classifier(x)
+
+
+class TAlexNet(nn.Module):
+
+  def __init__(self, fc, num_classes):
+    super().__init__()
+    self.features = nn.Sequential(
+        nn.Conv2d(3, w(64), kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(w(64), w(192), kernel_size=5, padding=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(w(192), w(384), kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(w(384), w(256), kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(w(256), w(256), kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.MaxPool2d(kernel_size=3, stride=2))
+    self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+    self.classifier = nn.Sequential(
+        nn.Dropout(), nn.Linear(w(256) * 6 * 6, fc), nn.ReLU(inplace=True),
+        nn.Dropout(), nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Linear(fc, num_classes))
+
+  def forward(self, x, layer="fc7"):
+    x = torch.flatten(self.avgpool(self.features(x)), 1)
+    return self.classifier[:6](x) if layer == "fc7" else self.classifier(x)
+
+
+class TBasicConv2d(nn.Module):
+
+  def __init__(self, cin, cout, **kwargs):
+    super().__init__()
+    self.conv = nn.Conv2d(cin, cout, bias=False, **kwargs)
+    self.bn = nn.BatchNorm2d(cout, eps=0.001)
+
+  def forward(self, x):
+    return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+class TInceptionA(nn.Module):
+
+  def __init__(self, cin, pool_features):
+    super().__init__()
+    self.branch1x1 = TBasicConv2d(cin, w(64), kernel_size=1)
+    self.branch5x5_1 = TBasicConv2d(cin, w(48), kernel_size=1)
+    self.branch5x5_2 = TBasicConv2d(w(48), w(64), kernel_size=5, padding=2)
+    self.branch3x3dbl_1 = TBasicConv2d(cin, w(64), kernel_size=1)
+    self.branch3x3dbl_2 = TBasicConv2d(w(64), w(96), kernel_size=3, padding=1)
+    self.branch3x3dbl_3 = TBasicConv2d(w(96), w(96), kernel_size=3, padding=1)
+    self.branch_pool = TBasicConv2d(cin, w(pool_features), kernel_size=1)
+
+  def forward(self, x):
+    b1 = self.branch1x1(x)
+    b5 = self.branch5x5_2(self.branch5x5_1(x))
+    b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+    bp = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1))
+    return torch.cat([b1, b5, b3, bp], 1)
+
+
+class TInceptionB(nn.Module):
+
+  def __init__(self, cin):
+    super().__init__()
+    self.branch3x3 = TBasicConv2d(cin, w(384), kernel_size=3, stride=2)
+    self.branch3x3dbl_1 = TBasicConv2d(cin, w(64), kernel_size=1)
+    self.branch3x3dbl_2 = TBasicConv2d(w(64), w(96), kernel_size=3, padding=1)
+    self.branch3x3dbl_3 = TBasicConv2d(w(96), w(96), kernel_size=3, stride=2)
+
+  def forward(self, x):
+    b3 = self.branch3x3(x)
+    bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+    return torch.cat([b3, bd, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+
+class TInceptionC(nn.Module):
+
+  def __init__(self, cin, channels_7x7):
+    super().__init__()
+    c7 = w(channels_7x7)
+    self.branch1x1 = TBasicConv2d(cin, w(192), kernel_size=1)
+    self.branch7x7_1 = TBasicConv2d(cin, c7, kernel_size=1)
+    self.branch7x7_2 = TBasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7_3 = TBasicConv2d(c7, w(192), kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_1 = TBasicConv2d(cin, c7, kernel_size=1)
+    self.branch7x7dbl_2 = TBasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_3 = TBasicConv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7dbl_4 = TBasicConv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7dbl_5 = TBasicConv2d(c7, w(192), kernel_size=(1, 7), padding=(0, 3))
+    self.branch_pool = TBasicConv2d(cin, w(192), kernel_size=1)
+
+  def forward(self, x):
+    b1 = self.branch1x1(x)
+    b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+    bd = self.branch7x7dbl_1(x)
+    bd = self.branch7x7dbl_5(self.branch7x7dbl_4(self.branch7x7dbl_3(self.branch7x7dbl_2(bd))))
+    bp = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1))
+    return torch.cat([b1, b7, bd, bp], 1)
+
+
+class TInceptionD(nn.Module):
+
+  def __init__(self, cin):
+    super().__init__()
+    self.branch3x3_1 = TBasicConv2d(cin, w(192), kernel_size=1)
+    self.branch3x3_2 = TBasicConv2d(w(192), w(320), kernel_size=3, stride=2)
+    self.branch7x7x3_1 = TBasicConv2d(cin, w(192), kernel_size=1)
+    self.branch7x7x3_2 = TBasicConv2d(w(192), w(192), kernel_size=(1, 7), padding=(0, 3))
+    self.branch7x7x3_3 = TBasicConv2d(w(192), w(192), kernel_size=(7, 1), padding=(3, 0))
+    self.branch7x7x3_4 = TBasicConv2d(w(192), w(192), kernel_size=3, stride=2)
+
+  def forward(self, x):
+    b3 = self.branch3x3_2(self.branch3x3_1(x))
+    b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+    return torch.cat([b3, b7, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+
+class TInceptionE(nn.Module):
+
+  def __init__(self, cin):
+    super().__init__()
+    self.branch1x1 = TBasicConv2d(cin, w(320), kernel_size=1)
+    self.branch3x3_1 = TBasicConv2d(cin, w(384), kernel_size=1)
+    self.branch3x3_2a = TBasicConv2d(w(384), w(384), kernel_size=(1, 3), padding=(0, 1))
+    self.branch3x3_2b = TBasicConv2d(w(384), w(384), kernel_size=(3, 1), padding=(1, 0))
+    self.branch3x3dbl_1 = TBasicConv2d(cin, w(448), kernel_size=1)
+    self.branch3x3dbl_2 = TBasicConv2d(w(448), w(384), kernel_size=3, padding=1)
+    self.branch3x3dbl_3a = TBasicConv2d(w(384), w(384), kernel_size=(1, 3), padding=(0, 1))
+    self.branch3x3dbl_3b = TBasicConv2d(w(384), w(384), kernel_size=(3, 1), padding=(1, 0))
+    self.branch_pool = TBasicConv2d(cin, w(192), kernel_size=1)
+
+  def forward(self, x):
+    b1 = self.branch1x1(x)
+    b3 = self.branch3x3_1(x)
+    b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], 1)
+    bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+    bd = torch.cat([self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd)], 1)
+    bp = self.branch_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1))
+    return torch.cat([b1, b3, bd, bp], 1)
+
+
+class TInceptionAux(nn.Module):
+
+  def __init__(self, cin, num_classes):
+    super().__init__()
+    self.conv0 = TBasicConv2d(cin, w(128), kernel_size=1)
+    self.conv1 = TBasicConv2d(w(128), w(768), kernel_size=5)
+    self.fc = nn.Linear(w(768), num_classes)
+
+
+class TInception3(nn.Module):
+
+  def __init__(self, num_classes):
+    super().__init__()
+    self.Conv2d_1a_3x3 = TBasicConv2d(3, w(32), kernel_size=3, stride=2)
+    self.Conv2d_2a_3x3 = TBasicConv2d(w(32), w(32), kernel_size=3)
+    self.Conv2d_2b_3x3 = TBasicConv2d(w(32), w(64), kernel_size=3, padding=1)
+    self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2)
+    self.Conv2d_3b_1x1 = TBasicConv2d(w(64), w(80), kernel_size=1)
+    self.Conv2d_4a_3x3 = TBasicConv2d(w(80), w(192), kernel_size=3)
+    self.maxpool2 = nn.MaxPool2d(kernel_size=3, stride=2)
+    c5 = [w(192), w(64) * 2 + w(96) + w(32), w(64) * 3 + w(96)]
+    self.Mixed_5b = TInceptionA(c5[0], pool_features=32)
+    self.Mixed_5c = TInceptionA(c5[1], pool_features=64)
+    self.Mixed_5d = TInceptionA(c5[2], pool_features=64)
+    self.Mixed_6a = TInceptionB(c5[2])
+    c6 = w(384) + w(96) + c5[2]
+    self.Mixed_6b = TInceptionC(c6, channels_7x7=128)
+    self.Mixed_6c = TInceptionC(4 * w(192), channels_7x7=160)
+    self.Mixed_6d = TInceptionC(4 * w(192), channels_7x7=160)
+    self.Mixed_6e = TInceptionC(4 * w(192), channels_7x7=192)
+    self.AuxLogits = TInceptionAux(4 * w(192), num_classes)
+    self.Mixed_7a = TInceptionD(4 * w(192))
+    c7 = w(320) + w(192) + 4 * w(192)
+    self.Mixed_7b = TInceptionE(c7)
+    self.Mixed_7c = TInceptionE(w(320) + 4 * w(384) + w(192))
+    self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+    self.fc = nn.Linear(w(2048), num_classes)
+
+  def forward(self, x):
+    # torchvision's _transform_input (transform_input=True for the Google weights)
+    x0 = torch.unsqueeze(x[:, 0], 1) * (0.229 / 0.5) + (0.485 - 0.5) / 0.5
+    x1 = torch.unsqueeze(x[:, 1], 1) * (0.224 / 0.5) + (0.456 - 0.5) / 0.5
+    x2 = torch.unsqueeze(x[:, 2], 1) * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
+    x = torch.cat((x0, x1, x2), 1)
+    x = self.maxpool1(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x))))
+    x = self.maxpool2(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)))
+    for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c",
+                 "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"):
+      x = getattr(self, name)(x)
+    return torch.flatten(self.avgpool(x), 1)
+
+
+# -- generated published files --------------------------------------------------------------------
+def _randomise(model: nn.Module, seed: int) -> nn.Module:
+  """Random weights with non-trivial BatchNorm statistics, scaled so activations stay O(1)."""
+  torch.manual_seed(seed)
+  with torch.no_grad():
+    for m in model.modules():
+      if isinstance(m, nn.BatchNorm2d):
+        m.weight.uniform_(0.5, 1.0)
+        m.bias.uniform_(-0.2, 0.2)
+        m.running_mean.uniform_(-0.2, 0.2)
+        m.running_var.uniform_(0.5, 2.0)
+        m.num_batches_tracked.fill_(7)
+      elif isinstance(m, (nn.Conv2d, nn.Linear)):
+        fan_in = m.weight[0].numel()
+        m.weight.normal_(0.0, (2.0 / fan_in) ** 0.5)
+        if m.bias is not None:
+          m.bias.uniform_(-0.1, 0.1)
+  return model.eval()
+
+
+# name: (reference builder, config of the narrow network, input size, layers compared)
+CASES = {
+    "resnet50": (lambda: TResNet50(1000), {"width": W}, 64, ("pool", "logits")),
+    "resnet50_places365": (lambda: TResNet50(365), {"width": W}, 64, ("pool",)),
+    "vgg16": (lambda: TVGG16(48, 1000), {"width": W, "fc": 48}, 64,
+              ("pool5_mean", "fc7", "logits")),
+    "vgg16_places365": (lambda: TVGG16(48, 365), {"width": W, "fc": 48}, 64, ("pool5_mean",)),
+    "alexnet": (lambda: TAlexNet(40, 1000), {"width": W, "fc": 40}, 224, ("fc7", "logits")),
+    "alexnet_places365": (lambda: TAlexNet(40, 365), {"width": W, "fc": 40}, 127, ("fc7",)),
+    "inception_v3": (lambda: TInception3(1000), {"width": W}, 75, ("pool",)),
+}
+
+
+def _save_published(name: str, model: nn.Module, directory) -> str:
+  sd = model.state_dict()
+  if name.endswith("places365"):  # CSAIL's checkpoint: wrapped, DataParallel prefixes
+    path = directory / f"{name}.pth.tar"
+    torch.save({"epoch": 90, "arch": name.split("_")[0],
+                "state_dict": {f"module.{k}": v for k, v in sd.items()}}, path)
+  else:
+    path = directory / f"{name}.pth"
+    torch.save(sd, path)
+  return path
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+  """{name: (torch reference, published file, converted .npz)} for every network."""
+  d = tmp_path_factory.mktemp("backbones")
+  out = {}
+  for i, (name, (make, config, _, _)) in enumerate(CASES.items()):
+    ref = _randomise(make(), seed=i)
+    # strict=True: the generated dict is exactly the reference's (torchvision's) layout.
+    ref.load_state_dict(ref.state_dict(), strict=True)
+    src = _save_published(name, ref, d)
+    out[name] = (ref, src, convert.convert(name, src, d / f"{name}.npz", config))
+  return out
+
+
+def _torch_out(ref, name, x_nchw, layer):
+  with torch.no_grad():
+    if name == "inception_v3":
+      return ref(x_nchw).numpy()
+    return ref(x_nchw, layer).numpy()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_pytorch(published, name):
+  ref, src, npz = published[name]
+  _, _, size, layers = CASES[name]
+  loaded = convert.load(npz, name)
+  x = np.random.default_rng(1).normal(size=(2, 3, size, size)).astype(np.float32)
+  for layer in layers:
+    want = _torch_out(ref, name, torch.from_numpy(x), layer)
+    got = np.asarray(loaded.model(jnp.asarray(x.transpose(0, 2, 3, 1)), layer))
+    assert got.shape == want.shape, (layer, got.shape, want.shape)
+    assert np.abs(want).max() > 0.05  # a dead network would match trivially
+    np.testing.assert_allclose(got, want, atol=TOL, rtol=TOL, err_msg=f"{name} {layer}")
+  assert loaded.network == name
+  from emojax import weights  # pylint: disable=import-outside-toplevel
+  assert loaded.source_sha256 == weights.sha256(src)
+  assert loaded.source_file == src.name
+
+
+def test_published_parameter_counts():
+  """Full-size layouts against torchvision's published parameter counts (model cards) and a few
+  published shapes; Places365 has 365 classes."""
+  counts = {"resnet50": 25_557_032, "vgg16": 138_357_544, "alexnet": 61_100_840,
+            "inception_v3": 27_161_264}  # inception_v3 includes AuxLogits, as published
+  shapes = {"resnet50": {"layer4.2.conv3.weight": (2048, 512, 1, 1), "fc.weight": (1000, 2048),
+                         "layer2.0.downsample.0.weight": (512, 256, 1, 1)},
+            "resnet50_places365": {"fc.weight": (365, 2048)},
+            "vgg16": {"features.28.weight": (512, 512, 3, 3),
+                      "classifier.0.weight": (4096, 25088)},
+            "alexnet": {"features.10.weight": (256, 256, 3, 3),
+                        "classifier.1.weight": (4096, 9216)},
+            "inception_v3": {"Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
+                             "AuxLogits.fc.weight": (1000, 768), "fc.weight": (1000, 2048)}}
+  for name, want in shapes.items():
+    net = convert.network(name)
+    layout = {**common.torch_layout(common.abstract_model(net, net.default_config)),
+              **net.extra_layout(net.default_config)}
+    for k, shape in want.items():
+      assert layout[k] == shape, (name, k)
+    if name in counts:
+      n = sum(int(np.prod(s)) for k, s in layout.items() if ".running_" not in k)
+      assert n == counts[name], name
+
+
+def test_alexnet_trains_with_dropout(published):
+  """Seed 002 fine-tunes AlexNet: dropout is active with train=True, off at inference, and a few
+  SGD steps on the fc7 -> output path lower the loss."""
+  model = convert.load(published["alexnet"][2], "alexnet").model
+  x = jnp.asarray(np.random.default_rng(2).normal(size=(4, 67, 67, 3)), jnp.float32)
+  y = jnp.asarray(np.random.default_rng(3).normal(size=(4, 1000)), jnp.float32)
+  eval_out = model(x, "logits")
+  np.testing.assert_array_equal(np.asarray(model(x, "logits")), np.asarray(eval_out))
+  a = model(x, "fc7", train=True, rngs=nnx.Rngs(dropout=0))
+  b = model(x, "fc7", train=True, rngs=nnx.Rngs(dropout=1))
+  assert not np.allclose(np.asarray(a), np.asarray(b))
+  np.testing.assert_array_equal(  # the same dropout key, the same mask
+      np.asarray(model(x, "fc7", train=True, rngs=nnx.Rngs(dropout=0))), np.asarray(a))
+
+  optimizer = nnx.Optimizer(model, optax.sgd(1e-3), wrt=nnx.Param)
+
+  def loss_fn(m, rngs):
+    return jnp.mean((m(x, "logits", train=True, rngs=rngs) - y) ** 2)
+
+  @nnx.jit
+  def step(m, opt, rngs):
+    loss, grads = nnx.value_and_grad(loss_fn)(m, rngs)
+    opt.update(m, grads)
+    return loss
+
+  first = float(loss_fn(model, nnx.Rngs(dropout=5)))
+  for i in range(3):
+    step(model, optimizer, nnx.Rngs(dropout=i))
+  assert float(loss_fn(model, nnx.Rngs(dropout=5))) < first
+
+
+# -- converter errors -----------------------------------------------------------------------------
+def test_foreign_file_names_the_parameter(published, tmp_path):
+  with pytest.raises(errors.WeightsError, match=r"vgg16\.pth: parameter '[\w.]+' of the "
+                     r"expected layout \(torchvision resnet50\) is missing"):
+    convert.convert("resnet50", published["vgg16"][1], tmp_path / "x.npz", {"width": W})
+  assert not (tmp_path / "x.npz").exists()
+
+
+def test_wrong_shape_names_the_parameter(published, tmp_path):
+  sd = torch.load(published["alexnet"][1], weights_only=True)
+  sd["features.6.weight"] = sd["features.6.weight"][:, :-1]
+  torch.save(sd, tmp_path / "alexnet-owt.pth")
+  with pytest.raises(errors.WeightsError, match=r"alexnet-owt\.pth.*'features\.6\.weight' has "
+                     r"shape \(24, 11, 3, 3\), expected \(24, 12, 3, 3\)"):
+    convert.convert("alexnet", tmp_path / "alexnet-owt.pth", tmp_path / "x.npz",
+                    CASES["alexnet"][1])
+
+
+def test_truncated_file(published, tmp_path):
+  data = published["resnet50"][1].read_bytes()
+  (tmp_path / "resnet50-0676ba61.pth").write_bytes(data[:len(data) // 2])
+  with pytest.raises(errors.WeightsError, match=r"resnet50-0676ba61\.pth: cannot read"):
+    convert.convert("resnet50", tmp_path / "resnet50-0676ba61.pth", tmp_path / "x.npz")
+
+
+def test_missing_file_and_extra_parameter(published, tmp_path):
+  with pytest.raises(errors.WeightsError, match=r"nowhere\.pth: .*does not exist"):
+    convert.convert("vgg16", tmp_path / "nowhere.pth", tmp_path / "x.npz")
+  sd = torch.load(published["vgg16"][1], weights_only=True)
+  sd["classifier.7.weight"] = torch.zeros(3)
+  torch.save(sd, tmp_path / "vgg16-extra.pth")
+  with pytest.raises(errors.WeightsError, match=r"unexpected parameter 'classifier\.7\.weight'"):
+    convert.convert("vgg16", tmp_path / "vgg16-extra.pth", tmp_path / "x.npz", CASES["vgg16"][1])
+
+
+def test_converted_file_checks(published, tmp_path):
+  """The loader refuses another network's converted file, a published (unconverted) file and a
+  converted file whose arrays were changed."""
+  with pytest.raises(errors.WeightsError, match=r"holds converted 'vgg16' weights, expected "
+                     "'alexnet'"):
+    convert.load(published["vgg16"][2], "alexnet")
+  np.savez(tmp_path / "raw.npz", **{k: v.numpy() for k, v in
+                                    published["alexnet"][0].state_dict().items()})
+  with pytest.raises(errors.WeightsError, match=r"raw\.npz: not a converted emojax backbone"):
+    convert.load(tmp_path / "raw.npz")
+  with np.load(published["resnet50"][2]) as z:
+    arrays = dict(z)
+  arrays["fc.kernel"] = arrays["fc.kernel"][:, :10]
+  np.savez(tmp_path / "bad.npz", **arrays)
+  with pytest.raises(errors.WeightsError, match=r"bad\.npz: parameter 'fc\.kernel' has shape"):
+    convert.load(tmp_path / "bad.npz")
+  assert json.loads(str(arrays["meta.config"]))["width"] == W
+
+
+def test_cli(published, tmp_path, capsys):
+  src = published["inception_v3"][1]
+  assert convert.main(["--network=resnet50", f"--source={src}",
+                       f"--out={tmp_path / 'r.npz'}"]) == 2
+  err = capsys.readouterr().err
+  assert f"error: {src}: parameter" in err and "(torchvision resnet50) is missing" in err
+  assert convert.main(["--list"]) == 0
+  assert "inception_v3_google-0cc3c7bd.pth" in capsys.readouterr().out
