@@ -507,3 +507,94 @@ def test_cli(published, tmp_path, capsys):
   assert f"error: {src}: parameter" in err and "(torchvision resnet50) is missing" in err
   assert convert.main(["--list"]) == 0
   assert "inception_v3_google-0cc3c7bd.pth" in capsys.readouterr().out
+
+
+# -- feature extractors ---------------------------------------------------------------------------
+def _reference_rows(model, layer, times_per_second, size=(455, 256), box=(16, 116, 224)):
+  """The network run directly on the decoded frames: for each second, the frames on screen at
+  the given offsets (the last frame with t <= s + offset), scaled to `size` (1280x720 with the
+  shorter side 256: 455 x 256), cropped at (top, left, side) and ImageNet-normalised in NumPy."""
+  from conftest import MEDIA_FIXTURE  # pylint: disable=import-outside-toplevel
+  from emojax.features import decode  # pylint: disable=import-outside-toplevel
+  frames = list(decode.iter_video_frames(MEDIA_FIXTURE))
+  num_seconds = decode.probe(MEDIA_FIXTURE).num_seconds
+  top, left, side = box
+  rows = []
+  for s in range(num_seconds):
+    crops = []
+    for offset in times_per_second:
+      f = [f for f in frames if f.t <= s + offset][-1]
+      crops.append(f.rgb(*size)[top:top + side, left:left + side])
+    x = (np.stack(crops) / 255.0 - np.array(common.IMAGENET_MEAN)) / np.array(common.IMAGENET_STD)
+    rows.append(np.asarray(model(jnp.asarray(x, jnp.float32), layer)).mean(axis=0))
+  return np.stack(rows)
+
+
+def test_resnet50_pool_through_the_engine(published, tmp_path):
+  """resnet50_pool on the real film excerpt through the cached extraction engine: the manifest
+  names the network, layer, both sha256 and the preprocessing; the rows are the Flax network on
+  the decoded middle frame of each second; a rerun comes from the cache."""
+  from conftest import MEDIA_FIXTURE  # pylint: disable=import-outside-toplevel
+  from emojax import weights  # pylint: disable=import-outside-toplevel
+  from emojax.datasets import film_builder  # pylint: disable=import-outside-toplevel
+  from emojax.features import manifest  # pylint: disable=import-outside-toplevel
+  _, src, npz = published["resnet50"]
+  spec = {"resnet50_pool": {"weights_path": str(npz), "batch_size": 4}}
+  man = manifest.for_spec(spec)
+  entry = man["extractors"]["resnet50_pool"]
+  assert entry["shape"] == [128] and entry["per"] == "second" and entry["dtype"] == "float32"
+  p = entry["params"]
+  assert p["network"] == "resnet50" and p["layer"] == "pool"
+  assert p["weights_sha256"] == weights.sha256(npz)
+  assert p["source_sha256"] == weights.sha256(src)
+  assert (p["resize"], p["crop"], p["frames_per_second"], p["interpolation"]) == (
+      256, 224, 1, "BILINEAR")
+  assert p["mean"] == [0.485, 0.456, 0.406] and p["std"] == [0.229, 0.224, 0.225]
+
+  def run():
+    outcomes = film_builder.extract_films([("bbb", str(MEDIA_FIXTURE))], cache_dir=tmp_path,
+                                          extractors=spec, manifest=man, num_workers=0)
+    return outcomes["bbb"], film_builder.load_cached(outcomes["bbb"]["cache"])[0]
+
+  outcome, streams = run()
+  assert outcome["status"] == "ok" and not outcome["cached"]
+  rows = streams["resnet50_pool"]
+  assert rows.shape == (5, 128) and rows.dtype == np.float32
+  want = _reference_rows(convert.load(npz).model, "pool", [0.5])
+  np.testing.assert_allclose(rows, want, atol=TOL, rtol=TOL)
+  assert np.abs(np.diff(want, axis=0)).max() > 1e-3  # the seconds differ: frames really picked
+  outcome2, streams2 = run()
+  assert outcome2["cached"]
+  np.testing.assert_array_equal(streams2["resnet50_pool"], rows)
+
+
+def test_per_clip_frames_per_second_and_bfloat16(published):
+  """alexnet_fc7 per 2-second clip, 2 frames a second, in bfloat16: each row the mean over the
+  clip's frames at s + 0.25 and s + 0.75 (float32 reference, bfloat16 tolerance)."""
+  from conftest import MEDIA_FIXTURE  # pylint: disable=import-outside-toplevel
+  from emojax.features import extract_film  # pylint: disable=import-outside-toplevel
+  npz = published["alexnet"][2]
+  feats = extract_film(MEDIA_FIXTURE, {"alexnet_fc7": {
+      "weights_path": str(npz), "per": "clip", "clip_seconds": 2, "frames_per_second": 2,
+      "dtype": "bfloat16", "batch_size": 8}})
+  rows = feats.streams["alexnet_fc7"]
+  assert feats.manifest["extractors"]["alexnet_fc7"]["per"] == "clip"
+  assert rows.shape == (3, 40)
+  per_second = _reference_rows(convert.load(npz).model, "fc7", [0.25, 0.75])
+  want = np.stack([per_second[0:2].mean(0), per_second[2:4].mean(0), per_second[4:5].mean(0)])
+  scale = np.abs(want).max()
+  assert scale > 0.05
+  np.testing.assert_allclose(rows, want, atol=0.03 * scale)
+  assert np.abs(rows - want).max() > 0  # bfloat16 really ran
+
+
+def test_extractor_refuses_the_wrong_weights(published):
+  from emojax.features import registry  # pylint: disable=import-outside-toplevel
+  with pytest.raises(errors.WeightsError, match=r"vgg16\.npz: holds converted 'vgg16' weights, "
+                     "but inception_v3_pool takes inception_v3"):
+    registry.create("inception_v3_pool", {"weights_path": str(published["vgg16"][2])})
+  with pytest.raises(errors.ConfigError, match="made with 00ff"):
+    registry.create("resnet50_pool", {"weights_path": str(published["resnet50"][2]),
+                                      "weights_sha256": "00ff"})
+  with pytest.raises(errors.ConfigError, match="weights_path"):
+    registry.create("vgg16_places365_pool5", {})
