@@ -193,8 +193,36 @@ def torch_layout(model: nnx.Module) -> dict[str, tuple[int, ...]]:
   return out
 
 
+_ABSTRACT: dict[tuple[str, str], Any] = {}
+
+
+def _abstract_split(network: Network, config_json: str):
+  """(graphdef, state of ShapeDtypeStructs): tracing a big network's init takes seconds, once."""
+  key = (network.name, config_json)
+  if key not in _ABSTRACT:
+    config = json.loads(config_json)
+    _ABSTRACT[key] = nnx.split(nnx.eval_shape(lambda: network.build(config, nnx.Rngs(0))))
+  return _ABSTRACT[key]
+
+
+def abstract_split(network: Network, config: Mapping[str, Any]):
+  """(graphdef, a fresh abstract state) of the network under `config`."""
+  graphdef, state = _abstract_split(network, json.dumps(dict(config), sort_keys=True))
+  return graphdef, jax.tree.map(lambda leaf: leaf, state)
+
+
 def abstract_model(network: Network, config: Mapping[str, Any]) -> nnx.Module:
-  return nnx.eval_shape(lambda: network.build(config, nnx.Rngs(0)))
+  """The model with shapes only (ShapeDtypeStruct values): its layout, no memory."""
+  return nnx.merge(*abstract_split(network, config))
+
+
+def output_shape(network: Network, config: Mapping[str, Any], layer: str,
+                 input_shape: tuple[int, ...]) -> tuple[int, ...]:
+  """Shape of `layer`'s output for one input of `input_shape` (H, W, 3), without computing."""
+  graphdef, state = abstract_split(network, config)
+  out = jax.eval_shape(lambda st, x: nnx.merge(graphdef, st)(x, layer), state,
+                       jax.ShapeDtypeStruct((1, *input_shape), jnp.float32))
+  return tuple(int(d) for d in out.shape[1:])
 
 
 def from_torch(network: Network, state: Mapping[str, np.ndarray], config: Mapping[str, Any],
@@ -282,10 +310,9 @@ def load(path: str | os.PathLike, network: Network | None = None, *,
     raise errors.WeightsError(f"{path}: holds converted '{meta['network']}' weights, expected "
                               f"'{network.name}'; give the {network.name} file")
   arrays = {k: v for k, v in state.items() if not k.startswith(META_PREFIX)}
-  model = abstract_model(network, meta["config"])
-  weights.check_layout(arrays, flax_layout(model), path,
+  graphdef, abstract = abstract_split(network, meta["config"])
+  weights.check_layout(arrays, flax_layout(nnx.merge(graphdef, abstract)), path,
                        published=f"converted {network.name}")
-  graphdef, abstract = nnx.split(model)
   flat = nnx.to_flat_state(abstract)
   for p, var in flat:
     var.set_value(jnp.asarray(arrays[_key(p)], jnp.float32))

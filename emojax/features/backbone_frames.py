@@ -72,10 +72,8 @@ def _load(path: str, mtime_ns: int, size: int, dtype: str):
 
 @functools.lru_cache(maxsize=16)
 def _feature_shape(network: str, config_json: str, layer: str, crop: int) -> tuple[int, ...]:
-  net, config = convert.network(network), json.loads(config_json)
-  out = jax.eval_shape(lambda x: net.build(config, nnx.Rngs(0))(x, layer),
-                       jax.ShapeDtypeStruct((1, crop, crop, 3), jnp.float32))
-  return tuple(int(d) for d in out.shape[1:])
+  return common.output_shape(convert.network(network), json.loads(config_json), layer,
+                             (crop, crop, 3))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
