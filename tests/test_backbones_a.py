@@ -610,3 +610,19 @@ def test_extractor_refuses_the_wrong_weights(published):
                                       "weights_sha256": "00ff"})
   with pytest.raises(errors.ConfigError, match="weights_path"):
     registry.create("vgg16_places365_pool5", {})
+
+
+def test_caffe_style_preprocessing(published):
+  """channels='BGR', pixel_range=255 (networks converted from Caffe): the network sees the
+  channels reversed, (x - mean) / std in 0..255 units."""
+  from emojax.features import registry  # pylint: disable=import-outside-toplevel
+  npz = published["resnet50"][2]
+  mean, std = [104.0, 117.0, 123.0], [1.0, 2.0, 4.0]
+  ex = registry.create("resnet50_pool", {"weights_path": str(npz), "channels": "BGR",
+                                         "pixel_range": 255, "mean": mean, "std": std,
+                                         "batch_size": 2, "crop": 64, "resize": 64})
+  ex.begin(1)
+  crops = np.random.default_rng(4).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+  want = flax_out(convert.load(npz).model, (crops[..., ::-1] - np.array(mean)) / np.array(std),
+                  "pool")
+  np.testing.assert_allclose(ex.features(crops), want, atol=TOL, rtol=TOL)

@@ -10,7 +10,9 @@ shorter side is `resize` (the longer side int(resize * long / short), as torchvi
 FFmpeg swscale with `interpolation`, bilinear by default, which widens its filter when shrinking as
 PIL's antialiased resize does), the centre `crop` x `crop` (torchvision's CenterCrop), then
 (x / 255 - mean) / std with ImageNet's mean and std. 256 / 224 for ResNet-50, VGG16 and AlexNet,
-342 / 299 for Inception-v3 (torchvision's Inception_V3 transform).
+342 / 299 for Inception-v3 (torchvision's Inception_V3 transform). Networks converted from Caffe
+take `channels='BGR'` (channels reversed before normalising; mean / std then in B, G, R order)
+and `pixel_range=255` (x in 0..255: (x - mean) / std with mean, std in that range).
 
 Per clip (`per='clip'`): clips of `clip_seconds` consecutive seconds (0: the whole film is one
 clip; the last clip may be shorter), each row the mean of its seconds' rows (so the mean over all
@@ -76,9 +78,12 @@ def _feature_shape(network: str, config_json: str, layer: str, crop: int) -> tup
                              (crop, crop, 3))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 4))
-def _forward(graphdef, state, rgb_BxHxWx3, layer: str, dtype: str, mean, std):
-  x = common.normalize(rgb_BxHxWx3, mean, std, DTYPES[dtype])
+@functools.partial(jax.jit, static_argnums=(0, 3, 4, 7, 8))
+def _forward(graphdef, state, rgb_BxHxWx3, layer: str, dtype: str, mean, std, channels: str,
+             pixel_range: int):
+  x = rgb_BxHxWx3[..., ::-1] if channels == "BGR" else rgb_BxHxWx3
+  x = common.normalize(x, jnp.asarray(mean) / pixel_range, jnp.asarray(std) / pixel_range,
+                       DTYPES[dtype])
   return nnx.merge(graphdef, state)(x, layer).astype(jnp.float32)
 
 
@@ -102,7 +107,8 @@ class BackboneExtractor(registry.Extractor):
   base_defaults: ClassVar[dict[str, Any]] = {
       "weights_path": "", "weights_sha256": "", "source_sha256": "", "network": "", "layer": "",
       "frames_per_second": 1, "batch_size": 16, "dtype": "float32", "interpolation": "BILINEAR",
-      "mean": list(common.IMAGENET_MEAN), "std": list(common.IMAGENET_STD), "per": "second",
+      "mean": list(common.IMAGENET_MEAN), "std": list(common.IMAGENET_STD), "channels": "RGB",
+      "pixel_range": 1, "per": "second",
       "clip_seconds": 0}
 
   def __init_subclass__(cls, **kwargs):
@@ -134,6 +140,12 @@ class BackboneExtractor(registry.Extractor):
     if p["resize"] < p["crop"]:
       raise errors.ConfigError(f"{what}: resize ({p['resize']}) must be at least crop "
                                f"({p['crop']})")
+    if p["channels"] not in ("RGB", "BGR") or p["pixel_range"] not in (1, 255):
+      raise errors.ConfigError(f"{what}: channels must be 'RGB' or 'BGR' and pixel_range 1 or "
+                               f"255, got {p['channels']!r}, {p['pixel_range']!r}")
+    if len(p["mean"]) != 3 or len(p["std"]) != 3:
+      raise errors.ConfigError(f"{what}: mean and std need 3 values (R, G, B in `channels` "
+                               f"order), got {p['mean']!r}, {p['std']!r}")
     if p["per"] not in ("second", "clip"):
       raise errors.ConfigError(f"{what}: per must be 'second' or 'clip', got {p['per']!r}")
     if not isinstance(p["clip_seconds"], int) or p["clip_seconds"] < 0:
@@ -202,7 +214,7 @@ class BackboneExtractor(registry.Extractor):
       batch = np.zeros((b, *chunk.shape[1:]), np.uint8)
       batch[:len(chunk)] = chunk
       y = _forward(graphdef, state, jnp.asarray(batch), self.layer, p["dtype"],
-                   tuple(p["mean"]), tuple(p["std"]))
+                   tuple(p["mean"]), tuple(p["std"]), p["channels"], p["pixel_range"])
       out.append(np.asarray(y)[:len(chunk)])
     return np.concatenate(out) if out else np.zeros((0, *self._shape), np.float32)
 
