@@ -457,6 +457,24 @@ def test_alexnet_trains_with_dropout(published):
   assert float(loss_fn(model, nnx.Rngs(dropout=5))) < first
 
 
+def test_pooling_matches_torch():
+  """The shared pools against torch's functional ones: padded and ceil-mode max pools (the latter
+  for the Caffe-era networks), count_include_pad average pools, resampling adaptive pools."""
+  x = np.random.default_rng(5).normal(size=(2, 3, 13, 10)).astype(np.float32)
+  xt, xj = torch.from_numpy(x), jnp.asarray(x.transpose(0, 2, 3, 1))
+
+  def check(got, want):
+    np.testing.assert_allclose(np.asarray(got), want.numpy().transpose(0, 2, 3, 1), atol=1e-6)
+
+  for k, st, p in ((3, 2, 0), (3, 2, 1), (2, 2, 0), (3, 1, 1)):
+    for ceil in (False, True):
+      check(common.max_pool(xj, k, st, p, ceil_mode=ceil),
+            F.max_pool2d(xt, k, st, p, ceil_mode=ceil))
+    check(common.avg_pool(xj, k, st, p), F.avg_pool2d(xt, k, st, p))
+  for out in ((6, 6), (7, 7), (4, 3), (13, 10), (1, 1)):
+    check(common.adaptive_avg_pool(xj, out), F.adaptive_avg_pool2d(xt, out))
+
+
 # -- converter errors -----------------------------------------------------------------------------
 def test_foreign_file_names_the_parameter(published, tmp_path):
   with pytest.raises(errors.WeightsError, match=r"vgg16\.pth: parameter '[\w.]+' of the "
@@ -610,6 +628,10 @@ def test_extractor_refuses_the_wrong_weights(published):
                                       "weights_sha256": "00ff"})
   with pytest.raises(errors.ConfigError, match="weights_path"):
     registry.create("vgg16_places365_pool5", {})
+  inception = registry.get("inception_v3_pool").defaults
+  assert (inception["resize"], inception["crop"]) == (342, 299)
+  assert (registry.get("vgg16_fc7").defaults["resize"], registry.get("vgg16_fc7").defaults[
+      "crop"]) == (256, 224)
 
 
 def test_caffe_style_preprocessing(published):
