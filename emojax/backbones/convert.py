@@ -11,8 +11,11 @@ the first parameter that does not fit. The output records the network, its confi
 source's sha256 (see `emojax.backbones.common`). `python -m emojax.backbones.convert --list`
 prints the networks and the files each converts.
 
-NETWORKS is the registry: network name -> "module:attribute" of its `common.Network`, imported on
-first use, so adding a network is one line here.
+NETWORKS is the registry: network name -> "module:attribute", imported on first use, so adding a
+network is one line here. The attribute is a `common.Network` (converted by `common.from_torch`,
+loaded by `load`), or a module's own converter function `convert(source, out) -> path` (networks
+with their own conversion rules, e.g. the video backbones of emojax.backbones._torch_layout:
+"i3d": "emojax.backbones.i3d:convert").
 """
 
 from __future__ import annotations
@@ -40,8 +43,7 @@ NETWORKS: dict[str, str] = {
 }
 
 
-def network(name: str) -> common.Network:
-  """The registered network `name` (ConfigError listing the known ones)."""
+def _resolve(name: str) -> Any:
   if name not in NETWORKS:
     raise errors.ConfigError(f"unknown backbone network {name!r}; known: {sorted(NETWORKS)} "
                              "(emojax/backbones/convert.py NETWORKS)")
@@ -49,11 +51,25 @@ def network(name: str) -> common.Network:
   return getattr(importlib.import_module(module), attr)
 
 
+def network(name: str) -> common.Network:
+  """The registered `common.Network` `name` (ConfigError listing the known ones)."""
+  target = _resolve(name)
+  if not isinstance(target, common.Network):
+    raise errors.ConfigError(f"backbone network {name!r} has its own converter and loader "
+                             f"({NETWORKS[name]}); use its module")
+  return target
+
+
 def convert(name: str, source: str | os.PathLike, out: str | os.PathLike,
             config: Mapping[str, Any] | None = None) -> pathlib.Path:
   """Reads the published `source`, checks its layout, writes the converted `out` and checks that
   it loads. `config` overrides the published config (narrow widths: tests only)."""
-  net = network(name)
+  target = _resolve(name)
+  if not isinstance(target, common.Network):  # a module's own converter
+    if config:
+      raise errors.ConfigError(f"backbone network {name!r} takes no config override")
+    return pathlib.Path(target(source, out))
+  net = target
   cfg = {**net.default_config, **(config or {})}
   state = weights.read_state_dict(source, what=f"{name} weights file")
   arrays = common.from_torch(net, state, cfg, source)
@@ -76,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if args.list:
     for name in sorted(NETWORKS):
-      print(f"{name}: {', '.join(network(name).files)}")
+      target = _resolve(name)
+      files = target.files if isinstance(target, common.Network) else ("see " + NETWORKS[name],)
+      print(f"{name}: {', '.join(files)}")
     return 0
   if not (args.network and args.source and args.out):
     parser.error("--network, --source and --out are required")
