@@ -466,3 +466,15 @@ def test_extractor_params_are_checked(converted):
   with pytest.raises(errors.ConfigError, match="crop must be a multiple of 32"):
     registry.create("bn_inception_pool", {"weights_path": str(converted["bn_inception"]),
                                           "crop": 200})
+
+
+def test_the_converter_cli_lists_and_runs_each_network_of_part_b(tmp_path):
+  """`python -m emojax.backbones.convert --network=...` reaches the converters of this part."""
+  from emojax.backbones import convert  # pylint: disable=import-outside-toplevel
+  for name in ("bn_inception", "i3d", "flownets"):
+    assert name in convert.NETWORKS
+  bad = tmp_path / "foreign.npz"
+  np.savez(bad, **{"fc.weight": np.zeros((2, 2), np.float32)})
+  for name in ("bn_inception", "i3d", "flownets"):
+    assert convert.main([f"--network={name}", f"--source={bad}", f"--out={tmp_path / 'o.npz'}"]) == 2
+    assert not (tmp_path / "o.npz").exists()
