@@ -1,6 +1,6 @@
 r"""Seed 002: end-to-end audio-visual modal fusion + LSTM, 3-class valence or arousal per clip.
 
-Per clip of L one-second segments (methods.md section 002):
+Per clip of L one-second segments (seed 002; defaults and sources: docs/methods.md, fusion_lstm):
 
   x_v[t] = CNN_v(key frame t)            AlexNet-style, fc7 output (model.fc_width, 4,096 in the paper)
   x_a[t] = CNN_a(spectrogram image t)    a second network of the same shape, one input channel
@@ -35,9 +35,9 @@ input channels loaded into the 1-channel spectrogram network is summed over its 
 (the same as feeding the grey image as RGB). Other arrays (fc8, ...) are ignored. A missing name or
 a shape that differs from the network's is a DataError naming the file, the array and both shapes.
 
-Batches (per-clip unit): x[model.visual_stream] (B, L, H, W, 3) uint8, x[model.audio_stream]
-(B, L, H, W) uint8, the valid segments of clips shorter than L from the harness's `x_mask` of
-ragged streams (B, L) (or an x["segment_mask"] stream), clip_mask (B,),
+Batches (per-clip unit), config.inputs.streams = (visual, audio): x[visual] (B, L, H, W, 3) uint8,
+x[audio] (B, L, H, W) uint8, the valid segments of clips shorter than L from the harness's
+`x_mask` of ragged streams (B, L) (or an x["segment_mask"] stream), clip_mask (B,),
 y["<dim>_class"] (B,). One dimension per run (config.targets, one of valence / arousal).
 """
 
@@ -256,21 +256,22 @@ class FusionLSTM(nnx.Module):
   def __init__(self, config: ml_collections.ConfigDict, feature_dims: dict, *, rngs: nnx.Rngs):
     c = config.model
     self.crop = int(c.crop)
-    self.visual_stream, self.audio_stream = str(c.visual_stream), str(c.audio_stream)
+    roles = stream_roles(config)
+    self.visual_stream, self.audio_stream = roles["visual"], roles["audio"]
     branches = branch_modalities(c.fusion)
     used = [m for m in MODALITY_ORDER if any(m in ms for ms in branches.values())]
     encoders = {}
     for m in used:
       stream = self.stream(m)
       if stream not in feature_dims:
-        raise errors.ConfigError(f"the dataset has no stream {stream!r} (config.model.{m}_stream);"
-                                 f" it has {sorted(feature_dims)}")
+        raise errors.ConfigError(f"the dataset has no stream {stream!r} (the {m} stream of "
+                                 f"config.inputs.streams); it has {sorted(feature_dims)}")
       shape = tuple(feature_dims[stream])
       channels = shape[-1] if m == "visual" else 1
       if (m == "visual" and (len(shape) != 4 or channels != 3)) or (m == "audio" and len(shape) != 3):
         want = "(L, H, W, 3)" if m == "visual" else "(L, H, W)"
-        raise errors.ConfigError(f"stream {stream!r} (model.{m}_stream) has example shape "
-                                 f"{shape}, expected {want}")
+        raise errors.ConfigError(f"stream {stream!r} (the {m} stream of config.inputs.streams) has "
+                                 f"example shape {shape}, expected {want}")
       crop_images(jnp.zeros((1, *shape[1:3], 1)), self.crop, None)  # crop fits the images
       encoders[m] = AlexNet(channels, self.crop, c.conv, c.width, c.fc_width, c.fc_dropout,
                             rngs=rngs)
@@ -326,6 +327,15 @@ def _target(config: ml_collections.ConfigDict) -> str:
   return targets[0]
 
 
+def stream_roles(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """{"visual": stream, "audio": stream} of config.inputs.streams = (visual, audio)."""
+  streams = tuple(config.inputs.streams)
+  if len(streams) != 2:
+    raise errors.ConfigError(f"config.inputs.streams={streams}: give (visual stream, audio "
+                             "stream), e.g. ('keyframe', 'spectrogram_image')")
+  return {"visual": str(streams[0]), "audio": str(streams[1])}
+
+
 def _check(config: ml_collections.ConfigDict) -> None:
   c = config.model
   if c.fusion not in FUSIONS:
@@ -351,7 +361,7 @@ def task(config: ml_collections.ConfigDict) -> contract.Task:
 
 
 def modalities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  streams = {"visual": config.model.visual_stream, "audio": config.model.audio_stream}
+  streams = stream_roles(config)
   used = {m for ms in branch_modalities(config.model.fusion).values() for m in ms}
   return tuple(streams[m] for m in MODALITY_ORDER if m in used)
 
