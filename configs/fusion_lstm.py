@@ -37,7 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = common.base_config("fusion_lstm")
   common.block(c, "").targets = (dims[0] if dims else "arousal",), (
       ours("the dimension named by the config argument") if dims else
-      paper("002 Table 1", "the paper reports arousal accuracy"))
+      paper("002 Evaluation Metrics & Baseline", "the paper reports arousal accuracy only"))
 
   d = common.block(c, "dataset")
   d.name = "synthetic_clips", ours("the embedded per-clip benchmark (docs/synthetic_clips.md)")
@@ -59,22 +59,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.crop = 227, ours("AlexNet's 227-pixel crops of the paper's 256 x 256 images (002 Video "
                      "segment and low level feature extraction)")
   m.conv = ALEXNET, paper("002 Video segment and low level feature extraction",
-                          "AlexNet's five convolution layers")
+                          "AlexNet's five convolution layers (sizes: Krizhevsky et al. 2012)")
   m.width = 1.0, ours("multiplier of the conv widths: AlexNet's own")
   m.fc_width = 4096, paper("002 Video segment and low level feature extraction", "fc7, 4,096-d")
   m.fc_dropout = 0.5, ours("AlexNet's dropout on fc6/fc7; the paper does not say")
   m.fusion_dim = 512, paper("002 Experiment Settings", "512-d features per pathway, fused")
   m.alpha = (0.5, 0.5), ours("initial (a_audio, a_visual) of eq. (3); not in the paper")
   m.learn_alpha = True, ours("eq. (3)'s weights learned; the paper does not say")
-  m.late_alpha = 0.56, paper("002 Result and Analysis, eq. (14)", "late fusion p = 0.56 p_a + "
-                             "0.44 p_v")
+  m.late_alpha = 0.56, paper("002 Evaluation Metrics & Baseline, eq. (14)", "late fusion "
+                             "p = 0.56 p_a + 0.44 p_v")
   m.lstm_hidden = 256, paper("002 Experiment Settings", "best of 64/128/256/512 hidden units")
   m.mlp_hidden = 64, paper("002 Experiment Settings", "one hidden layer of 64 ReLU units")
   m.dropout = 0.5, paper("002 Experiment Settings", "dropout 0.5 on the MLP's hidden layer")
   m.pixel_mean = (127.5, 127.5, 127.5), ours("pixels to [-1, 1]")
   m.pixel_scale = 1.0 / 127.5, ours("pixels to [-1, 1]")
-  m.visual_weights = "", ours("a .npz of pretrained AlexNet weights you own ('' = from scratch)")
-  m.audio_weights = "", ours("a .npz of pretrained AlexNet weights you own ('' = from scratch)")
+  scratch = ours("from scratch: the paper fine-tunes a pre-trained AlexNet (002 Video segment and "
+                 "low level feature extraction); give a .npz of AlexNet weights you own")
+  m.visual_weights = "", scratch
+  m.audio_weights = "", scratch
 
   o = common.block(c, "optim")
   o.name = "sgd", paper("002 Experiment Settings", "stochastic gradient descent with minibatches")

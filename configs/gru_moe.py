@@ -58,12 +58,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.num_layers = 1, ours("within the paper's 1-2 layers (001 Sec. 3)")
   m.tcn_levels = 2, ours("ED-TCN pooling levels (encoder = decoder depth); not in the paper")
   m.tcn_kernel = 5, ours("ED-TCN temporal kernel (seconds); not in the paper")
-  m.context_gating = True, paper("001 Sec. 2.3", "context gating before and after the MoE")
+  m.context_gating = True, paper("001 Sec. 2.3", "context gating before and after the MoE (its "
+                                 "form, YouTube-8M's, from the paper's ref. [15])")
   m.mixture_of_experts = True, paper("001 Sec. 2.3", "logistic regression experts with a "
                                      "softmax gate (off: one logistic regression per target)")
   m.num_experts = 2, ours("YouTube-8M's default plus the dummy expert; the paper gives no number")
   m.dropout = 0.3, ours("the paper regularises with dropout (001 Sec. 2.3) but gives no rate")
-  m.batch_norm = True, paper("001 Sec. 2.3", "batch normalization (inside the context gates)")
+  m.batch_norm = True, paper("001 Sec. 2.3", "batch normalization; its place, inside the context "
+                            "gates (YouTube-8M's), is emojax's")
   m.bn_inference = "population", ours("running statistics; 'batch' as the paper's results were "
                                       "made (001 Sec. 3)")
   m.bn_momentum = 0.9, ours("running statistics that forget their initial 0 / 1 within a short "
@@ -74,7 +76,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                        "moving average")
   e.butterworth_order = 4, ours("not given in the paper")
   e.butterworth_cutoff_hz = 0.05, ours("a 20 s period at 1 Hz; not given in the paper")
-  e.moving_average_seconds = 15, ours("not given in the paper")
+  e.moving_average_seconds = 15, ours("an unweighted centred mean (the paper tried weighted "
+                                      "moving averages, 001 Sec. 2.3, without their weights)")
 
   o = common.block(c, "optim")
   o.name = "adam", paper("001 Sec. 2", "the Adam optimizer in all experiments")
@@ -87,7 +90,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.epochs = 1.0, ours("epochs over the training windows; the paper gives none")
   t.eval_every_epochs = 0.25, ours("4 validations per epoch")
   t.patience = 0, ours("no early stopping (the best step is kept)")
-  t.ensemble = 1, ours("one model; 4 members average as the paper's run 5 (001 Table 1)")
+  t.ensemble = 1, ours("one model; K members average K seeds of this config (the paper's run 5 "
+                       "averages its 4 different runs, 001 Table 1)")
   t.ensemble_sharding = "members", ours("members over the devices (or 'batch')")
 
   if "mediaeval2018" in words:

@@ -31,7 +31,8 @@ def model_block(c: ml_collections.ConfigDict, arch: str) -> None:
   common.block(c, "inputs").streams = (("tsn_frames",) if segmented else ("frame_clips",)), ours(
       "K segments of M frames (TSN, ECO) or one run of consecutive frames (C3D, R(2+1)D)")
   m = common.block(c, "model")
-  m.arch = arch, ours("the network named by the config argument (default C3D)")
+  m.arch = arch, ours("the network named by the config argument (default C3D); TSN and ECO on "
+                      "ResNet-18 backbones, not the paper's BN-Inception (004 Sec. III-C/D)")
   m.num_frames = 8, paper("004 Sec. V-A", "every network takes eight RGB frames")
   m.crop = (224 if segmented else 112), (
       paper("004 Sec. V-A", "224 x 224 frames") if segmented else
@@ -86,6 +87,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if "liris" in words:
     ds.name = "liris_accede", paper("004 Sec. IV-A", "LIRIS-ACCEDE")
     ds.config = "discrete", paper("004 Sec. IV-A", "the 9,800 excerpts with discrete labels")
+    ds.splits = ml_collections.ConfigDict(dict(train="train", validation="validation",
+                                               test="test")), ours(
+        "the official split; the paper switches training and test (004 Sec. IV-A): "
+        "--config.dataset.splits.train=test --config.dataset.splits.test=train")
     m = common.block(c, "model")
     m.label_center = 3.0, ours("LIRIS-ACCEDE's 1-5 labels trained as (v - 3) / 2")
     m.label_half_range = 2.0, ours("LIRIS-ACCEDE's 1-5 labels trained as (v - 3) / 2")
