@@ -65,7 +65,7 @@ def make_jax_model(hidden: int, layers_n: int, rngs):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from emojax.models import gru_moe  # pylint: disable=g-import-not-at-top
-  from emojax.models import layers  # pylint: disable=g-import-not-at-top
+  from emojax.nn import layers  # pylint: disable=g-import-not-at-top
 
   class SeqToOne(nnx.Module):
     """Final GRU states -> CG -> MoE -> CG: logits of the last second of each window."""

@@ -41,7 +41,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from emojax.models import layers
+from emojax.nn import layers
 
 DIMS = {'audio': 128, 'scene': 512, 'expression': 3072, 'action': 128}
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from emojax import errors
+from emojax.importers import attendaffectnet as imp
 from emojax.models import attendaffectnet as aan
-from emojax.models import attendaffectnet_import as imp
 
 
 @pytest.fixture

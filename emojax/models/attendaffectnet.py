@@ -53,21 +53,12 @@ import numpy as np
 from flax import nnx
 
 from emojax import contract, errors, layout
+from emojax.nn import layers
 
 VARIANTS = ("feature", "temporal", "feature_temporal")
 LAYER_NORMS = ("authors", "standard")
 # The order of the released models' five streams (sample_inputs.npz, linear1..linear5).
 RELEASED_STREAMS = ("resnet50", "flownet", "i3d", "vggish", "emobase")
-
-
-def _torch_linear(in_features: int, out_features: int, rngs: nnx.Rngs) -> nnx.Linear:
-  """nn.Linear's default initialisation: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-  bound = 1.0 / math.sqrt(in_features)
-  return nnx.Linear(
-      in_features, out_features, rngs=rngs,
-      kernel_init=jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
-      bias_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
-          key, shape, dtype, -bound, bound))
 
 
 class LayerNorm(nnx.Module):
@@ -100,10 +91,10 @@ class MultiHeadAttention(nnx.Module):
       raise errors.ConfigError(f"model width {d_model} is not divisible by "
                                f"config.model.heads={heads}")
     self.heads = heads
-    self.q = _torch_linear(d_model, d_model, rngs)
-    self.k = _torch_linear(d_model, d_model, rngs)
-    self.v = _torch_linear(d_model, d_model, rngs)
-    self.out = _torch_linear(d_model, d_model, rngs)
+    self.q = layers.torch_linear(d_model, d_model, rngs)
+    self.k = layers.torch_linear(d_model, d_model, rngs)
+    self.v = layers.torch_linear(d_model, d_model, rngs)
+    self.out = layers.torch_linear(d_model, d_model, rngs)
     self.drop = nnx.Dropout(dropout)
 
   def __call__(self, q_NxQxD, kv_NxKxD, mask_NxQxK=None, rngs=None):
@@ -131,7 +122,7 @@ class FeedForward(nnx.Module):
   """The released FF: Dropout(ReLU(Linear d x d)) (one linear, not two)."""
 
   def __init__(self, d_model: int, dropout: float, *, rngs: nnx.Rngs):
-    self.w = _torch_linear(d_model, d_model, rngs)
+    self.w = layers.torch_linear(d_model, d_model, rngs)
     self.drop = nnx.Dropout(dropout)
 
   def __call__(self, x, rngs=None):
@@ -201,7 +192,7 @@ class StreamEncoder(nnx.Module):
   def __init__(self, dims: dict[str, int], a: ml_collections.ConfigDict, encoder: bool, *,
                rngs: nnx.Rngs):
     self.streams = tuple(a.streams)
-    self.proj = nnx.Dict({s: _torch_linear(_flat_dim(dims[s]), a.d_model, rngs)
+    self.proj = nnx.Dict({s: layers.torch_linear(_flat_dim(dims[s]), a.d_model, rngs)
                           for s in self.streams})
     if encoder:
       self.layers = nnx.List([EncoderLayer(a.d_model, a, rngs=rngs)
@@ -226,7 +217,7 @@ class FeatureAAN(nnx.Module):
   def __init__(self, dims, a, *, rngs: nnx.Rngs):
     self.streams = StreamEncoder(dims, a, True, rngs=rngs)
     self.drop = nnx.Dropout(a.head_dropout)
-    self.head = _torch_linear(a.d_model, 1, rngs)
+    self.head = layers.torch_linear(a.d_model, 1, rngs)
 
   def __call__(self, feats: dict[str, jax.Array], rngs=None) -> jax.Array:
     """{stream: (..., D_s)} -> (...)."""
@@ -246,7 +237,7 @@ class TemporalAAN(nnx.Module):
     self.layers = nnx.List([DecoderLayer(self.d, a, rngs=rngs) for _ in range(a.decoder_layers)])
     self.norm = LayerNorm(self.d, a.layer_norm, a.layer_norm_eps)
     self.drop = nnx.Dropout(a.temporal_dropout)
-    self.head = _torch_linear(self.d, 1, rngs)
+    self.head = layers.torch_linear(self.d, 1, rngs)
 
   def memory(self, feats: dict[str, jax.Array], rngs=None) -> jax.Array:
     """{stream: (B, L, D_s)} -> segments with PE (B, L, d)."""
@@ -496,9 +487,9 @@ def plan(config, done: list[dict]) -> contract.Phase | None:
       continue
     fwd = (feature_forward(config, target) if config.model.variant == "feature"
            else temporal_train_forward(config, target))
-    own = lambda path, x, t=target: isinstance(x, nnx.Param) and tuple(path[:2]) == ("nets", t)
     return contract.Phase(
-        name=name, task=_phase_task(config, target), forward=fwd, trainable=own,
+        name=name, task=_phase_task(config, target), forward=fwd,
+        trainable=layers.params_under(("nets", target)),
         num_clips=_window(config), steps=tr.steps, epochs=tr.epochs,
         optimizer=contract.optimizer_spec(config.optim), eval_every=tr.eval_every_steps,
         eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,

@@ -54,7 +54,8 @@ from flax import nnx
 
 from emojax import contract
 from emojax import errors
-from emojax.models import layers
+from emojax import layout
+from emojax.nn import layers
 
 FUSIONS = ("modal", "visual", "audio", "early", "late")
 NUM_CLASSES = 3
@@ -207,13 +208,8 @@ class Branch(nnx.Module):
       self.proj = nnx.Dict({m: nnx.Linear(fc_width, d, rngs=rngs) for m in modalities})
     alpha = jnp.asarray([float(a) for a in c.alpha], jnp.float32)
     self.alpha = nnx.Param(alpha) if c.learn_alpha else nnx.Variable(alpha)
-    h = c.lstm_hidden
-    bound = 1.0 / h ** 0.5
-    uniform = lambda shape: jax.random.uniform(rngs.params(), shape, jnp.float32, -bound, bound)
-    self.w_ih = nnx.Param(uniform((d, 4 * h)))
-    self.w_hh = nnx.Param(uniform((1, h, 4 * h)))
-    self.b = nnx.Param(uniform((4 * h,)) + uniform((4 * h,)))  # torch's b_ih + b_hh
-    self.mlp = nnx.Linear(h, c.mlp_hidden, kernel_init=_HE, rngs=rngs)
+    self.lstm = layers.LSTMLayer(d, c.lstm_hidden, rngs=rngs)
+    self.mlp = nnx.Linear(c.lstm_hidden, c.mlp_hidden, kernel_init=_HE, rngs=rngs)
     self.dropout = nnx.Dropout(c.dropout)
     self.out = nnx.Linear(c.mlp_hidden, NUM_CLASSES, rngs=rngs)
 
@@ -231,9 +227,9 @@ class Branch(nnx.Module):
   def __call__(self, feats: dict[str, jax.Array], mask_BxL: jax.Array | None,
                rngs: nnx.Rngs | None) -> jax.Array:
     x_BxLxD = self.fuse(feats)
-    gates_LxBx4H = jnp.einsum("bld,dg->lbg", x_BxLxD, self.w_ih[...]) + self.b[...]
+    gates_LxBx4H = self.lstm.gates(jnp.swapaxes(x_BxLxD, 0, 1))
     mask = None if mask_BxL is None else jnp.asarray(mask_BxL, bool).T[:, None, :]
-    _, h_1xBxH = layers.lstm_scan(gates_LxBx4H[:, None], self.w_hh[...], mask)
+    _, h_1xBxH = layers.lstm_scan(gates_LxBx4H[:, None], self.lstm.w_hh[...][None], mask)
     z = self.dropout(jax.nn.relu(self.mlp(h_1xBxH[0])), rngs=rngs)
     return self.out(z)
 
@@ -356,8 +352,8 @@ def _check(config: ml_collections.ConfigDict) -> None:
 
 
 def task(config: ml_collections.ConfigDict) -> contract.Task:
-  return contract.Task(targets=(_target(config),), kind="classification", num_classes=NUM_CLASSES,
-                       unit="clip", loss="softmax_ce", best_metric="accuracy")
+  return layout.task(config, (_target(config),), kind="classification", num_classes=NUM_CLASSES,
+                     unit="clip", loss="softmax_ce")
 
 
 def modalities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -382,14 +378,6 @@ def _late_forward(model: FusionLSTM, batch: dict, rngs: nnx.Rngs | None) -> jax.
   return model.late(batch)
 
 
-def _under(*prefixes: str):
-  """nnx filter: the Params whose path starts with any of `prefixes` (tuples of path keys)."""
-  def f(path, x):
-    keys = tuple(str(p) for p in path)
-    return isinstance(x, nnx.Param) and any(keys[:len(p)] == p for p in prefixes)
-  return f
-
-
 def phases(config: ml_collections.ConfigDict) -> list[contract.Phase]:
   target, t = _target(config), config.train
   common = dict(task=task(config), epochs=float(t.epochs),
@@ -400,7 +388,7 @@ def phases(config: ml_collections.ConfigDict) -> list[contract.Phase]:
     name = next(iter(branch_modalities(fusion)))
     return [contract.Phase(f"{target}/{fusion}", forward=_branch_forward(name), **common)]
   return [contract.Phase(f"{target}/late_{m}", forward=_branch_forward(m),
-                         trainable=_under(("encoders", m), ("branches", m)), **common)
+                         trainable=layers.params_under(("encoders", m), ("branches", m)), **common)
           for m in ("audio", "visual")]
 
 

@@ -53,7 +53,7 @@ from emojax import ensemble
 from emojax import errors
 from emojax import layout
 from emojax import postprocess
-from emojax.models import layers
+from emojax.nn import layers
 
 ENCODERS = ("gru", "lstm", "tcn")
 BN_INFERENCE = ("population", "batch")

@@ -28,7 +28,7 @@ from flax import nnx
 
 from emojax import contract, errors, layout, postprocess
 from emojax.contract import Phase
-from emojax.models.layers import BiLSTM
+from emojax.nn.layers import BiLSTM, params_under
 
 FUSIONS = ("progressive", "joint", "decision")
 CONTEXTS = ("lstm", "ema", "none")
@@ -153,13 +153,6 @@ def _check(config: ml_collections.ConfigDict) -> None:
                                f"{CONTEXTS}")
 
 
-def _under(*prefixes: tuple) -> nnx.filterlib.Filter:
-  """nnx filter: the Params whose path starts with one of `prefixes`."""
-  def f(path, x):
-    return isinstance(x, nnx.Param) and any(tuple(path[:len(p)]) == p for p in prefixes)
-  return f
-
-
 @functools.lru_cache(maxsize=None)
 def _net_forward(target: str, method: str, *args):
   """The forward of one network method; cached, so each is jitted once per run."""
@@ -213,7 +206,7 @@ def phases(config: ml_collections.ConfigDict, target: str, done: list[dict]):
   if tr.fusion in ("progressive", "decision"):
     for m in cfg.inputs.streams:
       yield Phase(f"{target}/stage1_{m}", tk, _net_forward(target, "stage1", m),
-                  _under(p("stage1_encoders", m), p("stage1_heads", m)), **common,
+                  params_under(p("stage1_encoders", m), p("stage1_heads", m)), **common,
                   info={"stage": 1, "modality": m})
   if tr.fusion == "decision":
     return
@@ -223,19 +216,20 @@ def phases(config: ml_collections.ConfigDict, target: str, done: list[dict]):
       setup = _copy_stage1_encoder(target, m) if tr.init_from_stage1 else None
       yield Phase(f"{target}/progressive{i + 1}_{m}", tk,
                   _net_forward(target, "progressive", tuple(order[:i + 1])),
-                  _under(p("encoders", m), p("progressive_heads", m)), **common,
+                  params_under(p("encoders", m), p("progressive_heads", m)), **common,
                   setup=setup, info={"stage": 2, "order": order[:i + 1]})
     yield Phase(f"{target}/finetune", tk, _net_forward(target, "intra"),
-                _under(p("encoders"), p("fc1"), p("fc2")), steps=steps,
+                params_under(p("encoders"), p("fc1"), p("fc2")), steps=steps,
                 eval_every=tr.eval_every_steps,
                 optimizer=_optimizer(config, tr.finetune_learning_rate),
                 info={"stage": 2, "order": order})
   else:  # M1: joint feature-level fusion, everything trained at once.
     yield Phase(f"{target}/joint", tk, _net_forward(target, "intra"),
-                _under(p("encoders"), p("fc1"), p("fc2")), **common, info={"stage": "M1"})
+                params_under(p("encoders"), p("fc1"), p("fc2")), **common, info={"stage": "M1"})
   if cfg.model.context == "lstm":
     yield Phase(f"{target}/inter_clip", tk, _net_forward(target, "inter_clip"),
-                _under(p("inter"), p("inter_fc")), cfg.model.num_clips, steps=tr.inter_clip_steps,
+                params_under(p("inter"), p("inter_fc")), cfg.model.num_clips,
+                steps=tr.inter_clip_steps,
                 eval_every=tr.eval_every_steps,
                 optimizer=_optimizer(config, config.optim.learning_rate),
                 info={"num_clips": cfg.model.num_clips})

@@ -58,7 +58,8 @@ from flax import nnx
 from emojax import contract
 from emojax import errors
 from emojax import layout
-from emojax.models import video_conv
+from emojax.nn import layers
+from emojax.nn import video_conv
 
 ARCHS = ("c3d", "r2plus1d", "tsn", "eco_lite", "eco_full")
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -527,7 +528,7 @@ def plan(config, done):
   t = targets[len(done)]
   return contract.Phase(
       f"{t}/{config.model.arch}", task(config, t), _forward_for(config, t),
-      trainable=nnx.All(nnx.Param, nnx.PathContains(t)), epochs=float(config.train.epochs),
+      trainable=layers.params_under((t,)), epochs=float(config.train.epochs),
       optimizer=_optimizer(config), eval_every_epochs=float(config.train.eval_every_epochs),
       setup=_setup_for(config, t), info={"arch": config.model.arch})
 

@@ -1,6 +1,6 @@
 r"""The authors' released Feature AAN models (PyTorch state dicts) -> an emojax workdir.
 
-  python -m emojax.models.attendaffectnet_import --state_dict=mdb_arousal.npz --target=arousal \
+  python -m emojax.importers.attendaffectnet --state_dict=mdb_arousal.npz --target=arousal \
       --workdir=runs/aan_released_mdb_arousal [--streams=resnet50,flownet,i3d,vggish,emobase]
   python main.py --mode=evaluate --workdir=runs/aan_released_mdb_arousal
       (after pointing `dataset` in <workdir>/config.json at a dataset holding those streams;
@@ -265,7 +265,7 @@ def load_imported(workdir: str | pathlib.Path):
 
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(
-      prog="python -m emojax.models.attendaffectnet_import",
+      prog="python -m emojax.importers.attendaffectnet",
       description="Import a released AttendAffectNet (Feature AAN) state dict into an emojax "
                   "workdir usable by `python main.py --mode=evaluate --workdir=...`.")
   p.add_argument("--state_dict", required=True, help=".npz (numpy) or .pth (torch) state dict")
