@@ -9,7 +9,7 @@ r"""emojax: train, evaluate, sweep, predict and inspect data from a config.
   python main.py --mode=build --dataset=mediaeval2018 --dataset_config=official_features \
       --manual_dir=~/downloads/me18
 
-Any config field can be overridden: --config.train.learning_rate=3e-4. Unknown keys fail.
+Any config field can be overridden: --config.optim.learning_rate=3e-4. Unknown keys fail.
 """
 
 import pathlib

@@ -1,6 +1,6 @@
 r"""AttendAffectNet speed: Feature AAN train step and Temporal AAN film inference, JAX vs PyTorch.
 
-Feature AAN (the released architecture, methods.md 003): streams ResNet-50 2048, FlowNetS 1024,
+Feature AAN (the released architecture, docs/methods.md, attendaffectnet): streams ResNet-50 2048, FlowNetS 1024,
 I3D 1024, VGGish 128, emobase2010 1582 -> Linear(8) each, 6 pre-norm encoder layers of width 8 with
 2 heads, the authors' LayerNorm, mean over tokens, Linear(8 -> 1); dropout 0.1 on; loss
 MSE + (1 - PCC); Adam; batch 30 clip-level vectors (the paper's COGNIMUSE batch).
@@ -106,9 +106,9 @@ def _aan_config(variant: str):
   from configs import attendaffectnet as aan_config  # pylint: disable=g-import-not-at-top
   c = aan_config.get_config(f"{variant},arousal")
   with c.unlocked():
-    c.aan.streams = tuple(DIMS)
-    c.aan.unit = "clip"
-    c.aan.num_clips = WINDOW
+    c.inputs.streams = tuple(DIMS)
+    c.inputs.unit = "clip"
+    c.model.num_clips = WINDOW
   return c
 
 
@@ -203,7 +203,7 @@ def jax_film_runner():
 
 
 def torch_modules():
-  """The same networks in PyTorch (written for this benchmark from methods.md 003)."""
+  """The same networks in PyTorch (written for this benchmark from the AAN model, emojax/models/attendaffectnet.py)."""
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
 

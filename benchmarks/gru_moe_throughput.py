@@ -1,7 +1,7 @@
 r"""Train-step throughput of seed 001 (GRU + context gating + MoE): JAX vs PyTorch eager, and
 K-member ensembles in one jit(vmap) vs K sequential member steps.
 
-The step (methods.md 001, the paper's shapes): batch 512 windows of W = 60 s; per modality (image
+The step (docs/methods.md, gru_moe: the paper's shapes): batch 512 windows of W = 60 s; per modality (image
 2048 = Inception pool, audio 128 = AudioSet/VGGish embedding, face 2048 = Inception on faces) a
 1-layer GRU of 256 units; the final states concatenated (768) -> context gating (Linear 768x768 +
 BatchNorm + sigmoid) -> YouTube-8M MoE (2 experts + dummy, 2 targets) -> context gating (2x2 + BN)
@@ -65,7 +65,7 @@ def make_jax_model(hidden: int, layers_n: int, rngs):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from emojax.models import gru_moe  # pylint: disable=g-import-not-at-top
-  from emojax.models import layers  # pylint: disable=g-import-not-at-top
+  from emojax.nn import layers  # pylint: disable=g-import-not-at-top
 
   class SeqToOne(nnx.Module):
     """Final GRU states -> CG -> MoE -> CG: logits of the last second of each window."""

@@ -1,6 +1,6 @@
 r"""Train-step throughput of the seed-000 intra-clip model: JAX (emojax layers) vs PyTorch eager.
 
-Model (methods.md 000, paper shapes): per modality a 2-layer bidirectional LSTM (hidden 128) over
+Model (docs/methods.md, two_timescale; paper shapes): per modality a 2-layer bidirectional LSTM (hidden 128) over
 the 10 seconds of a clip; the four final states (2H = 256) are summed, FC(256->128)+ReLU,
 FC(128->1)+tanh, MSE loss, Adam. Inputs: audio 128, scene 512, expression 3072, action 128.
 
@@ -41,7 +41,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from emojax.models import layers
+from emojax.nn import layers
 
 DIMS = {'audio': 128, 'scene': 512, 'expression': 3072, 'action': 128}
 
@@ -97,8 +97,8 @@ def make_production_step(hidden: int, fc: int, seed: int = 0):
   from emojax.models import two_timescale  # pylint: disable=g-import-not-at-top
   c = tts_config.get_config('valence')
   with c.unlocked():
-    c.valence.modalities = tuple(DIMS)
-    c.valence.context = 'none'
+    c.per_target.valence.inputs.streams = tuple(DIMS)
+    c.per_target.valence.model.context = 'none'
     c.train.fusion = 'joint'
     c.model.hidden = hidden
     c.model.clip_features = fc

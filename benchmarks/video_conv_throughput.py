@@ -38,7 +38,7 @@ import numpy as np
 def conv_flops(arch: str, width: float, size: int, batch: int, frames: int = 8) -> float:
   """Forward convolution FLOPs (2 x multiply-adds) of one batch, from the JAX model's layers."""
   import jax  # pylint: disable=import-outside-toplevel
-  from emojax.models import video_conv  # pylint: disable=import-outside-toplevel
+  from emojax.nn import video_conv  # pylint: disable=import-outside-toplevel
   net, _ = _jax_net(arch, width, size)
   total = 0.0
   with video_conv.record_shapes() as keys:
@@ -229,7 +229,7 @@ def run_variant(args, model, name, env_extra, worker_args):
 
 def layer_table(models, width, size, batch) -> str:
   """The tuning cache's per-layer times as GFLOP/s (forward + backward = 3x forward FLOPs)."""
-  from emojax.models import video_conv  # pylint: disable=import-outside-toplevel
+  from emojax.nn import video_conv  # pylint: disable=import-outside-toplevel
   video_conv.clear_memory_cache()     # the workers tuned after this process read the file
   table = video_conv._table()  # pylint: disable=protected-access
   rows = ["| model | layer input (B,T,H,W,C) | kernel | stride | " + " | ".join(
@@ -311,7 +311,7 @@ def main():
             f"{med[best_torch] / med[n]:.2f}x | {gf:.1f} | {pk:.0f} | {100 * gf / pk:.0f}% |")
   if args.layers:
     print("\n## per-layer forward+backward GFLOP/s by lowering (tuning cache "
-          f"{__import__('emojax.models.video_conv', fromlist=['x']).cache_path()})")
+          f"{__import__('emojax.nn.video_conv', fromlist=['x']).cache_path()})")
     print(layer_table(models, args.width, args.size, args.batch))
 
 

@@ -1,7 +1,7 @@
 r"""Seed 003: AttendAffectNet (Feature AAN, Temporal AAN, Feature + Temporal AAN).
 
-Every number the paper gives is a default here (methods.md section 003), marked "paper"; every
-number it does not give is marked "emojax's choice".
+Every default is written with its source (docs/methods.md, section attendaffectnet): the paper's
+place, the authors' released models, or "emojax's choice" and why.
 
   python main.py --config=configs/attendaffectnet.py --workdir=runs/aan             # Feature AAN
   python main.py --config=configs/attendaffectnet.py:temporal --workdir=runs/taan
@@ -29,6 +29,7 @@ Default data: the embedded synthetic benchmark (streams audio, scene, expression
 import ml_collections
 
 from configs import common
+from configs.common import ours, paper, released
 
 VARIANTS = ("feature", "temporal", "feature_temporal")
 # Stream subsets per dataset: (all, audio only, video only).
@@ -41,29 +42,33 @@ STREAMS = {
     "extracted": (("vggish_logmel", "audio_functionals", "visual_stats"),
                   ("vggish_logmel", "audio_functionals"), ("visual_stats",)),
 }
+SUBSETS = ("all streams", "audio streams only (`audio`)", "video streams only (`video`)")
 
 
-def aan_block(variant: str) -> ml_collections.ConfigDict:
-  a = ml_collections.ConfigDict()
-  a.variant = variant
-  a.streams = STREAMS["synthetic"][0]   # token order = this order
-  a.unit = "second"             # "second": per-second film windows; "clip": one example per clip
-  a.d_model = 8                 # paper: each stream -> Linear(8)
-  a.heads = 2                   # paper: 2 heads
-  a.encoder_layers = 6          # released models: 6 encoder layers
-  a.decoder_layers = 6          # emojax's choice (the Transformer's N = 6, as the encoder)
-  a.layer_norm = "authors"      # released models: a (x - mean) / (std + eps) + b, unbiased std;
-  #                               "standard" = (x - mean) / sqrt(var + eps)
-  a.layer_norm_eps = 1e-6       # released models
-  feature = variant == "feature"
-  a.dropout = 0.1 if feature else 0.5          # paper: 0.1 (Feature AAN) / 0.5 (Temporal AAN)
-  a.attention_dropout = 0.1     # released models: dropout 0.1 on the attention weights
-  a.head_dropout = 0.1          # released models: Dropout(0.1) before the final Linear
-  a.temporal_dropout = 0.5      # paper: dropout 0.5 on the decoder outputs (Temporal AAN)
-  a.num_clips = 5               # paper: sequence length 5 (COGNIMUSE), 4 (MediaEval 2016)
-  a.start_value = 0.0           # emojax's choice: the "previous output" before the first segment
-  a.causal_memory = True        # emojax's choice: output j attends to segments <= j
-  return a
+def model_block(c: ml_collections.ConfigDict, variant: str) -> None:
+  """The network of `variant` (config.model)."""
+  a = common.block(c, "model")
+  a.variant = variant, ours("the variant named by the config argument (default Feature AAN)")
+  a.d_model = 8, paper("003 Sec. III-C(b)", "each stream -> a fully connected layer of 8")
+  a.heads = 2, paper("003 Sec. IV-B(b)", "two heads beat eight")
+  a.encoder_layers = 6, released("003", "6 encoder layers")
+  a.decoder_layers = 6, ours("the Transformer's N = 6, as the released encoder")
+  a.layer_norm = "authors", released("003", "a (x - mean) / (std + eps) + b, unbiased std; "
+                                     "'standard' = (x - mean) / sqrt(var + eps)")
+  a.layer_norm_eps = 1e-6, released("003", "eps of the layer norm")
+  a.dropout = (0.1 if variant == "feature" else 0.5), (
+      ours("the Temporal AAN's 0.5 (003 Sec. IV-B(b)): the text gives no Feature + Temporal AAN "
+           "numbers") if variant == "feature_temporal" else
+      paper("003 Sec. IV-B(b)", "0.1 (Feature AAN) / 0.5 (Temporal AAN)"))
+  a.attention_dropout = 0.1, (
+      released("003", "dropout 0.1 on the attention weights") if variant == "feature" else
+      ours("the released Feature AAN's 0.1 on the attention weights (no Temporal AAN released)"))
+  a.head_dropout = 0.1, released("003", "Dropout(0.1) before the final Linear")
+  a.temporal_dropout = 0.5, paper("003 Sec. III-C(c), IV-B(b)",
+                                  "dropout 0.5 on the decoder outputs (Temporal AAN)")
+  a.num_clips = 5, paper("003 Sec. IV-B(b)", "sequence length 5 (COGNIMUSE), 4 (MediaEval 2016)")
+  a.start_value = 0.0, ours("the 'previous output' before the first segment; not in the paper")
+  a.causal_memory = True, ours("output j attends to segments <= j")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -81,59 +86,79 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c = common.base_config("attendaffectnet")
   if "valence" in words or "arousal" in words:
-    c.targets = tuple(t for t in ("valence", "arousal") if t in words)
-  c.loss = "mse_pcc"            # paper: MSE + (1 - PCC)
-  c.aan = aan_block(variant)
-  c.data.clip_seconds = 5       # emojax's choice on the synthetic benchmark: 5 s segments (paper's)
-  c.data.batch_size = 30        # paper: 30 (COGNIMUSE)
-  c.data.eval_batch_size = 64   # emojax's choice
-
-  c.optim.name = "adam"         # paper: Adam
-  c.optim.learning_rate = 5e-4 if feature else 1e-3   # paper (COGNIMUSE): 5e-4 feature / 1e-3 temporal
-  # The rest of config.optim (configs/common.py): no clipping, constant rate (emojax's choice: the
-  # paper names neither).
-
-  c.train = ml_collections.ConfigDict()
-  c.train.steps = 0
-  c.train.epochs = 500.0 if feature else 1000.0   # paper: at most 500 / 1000 epochs
-  c.train.eval_every = 0
-  c.train.eval_every_epochs = 1.0   # paper: early stopping counted in epochs
-  c.train.patience = 30             # paper: patience 30
-  c.checkpoint.best_metric = "mse"  # emojax's choice: the best epoch by validation MSE
-  c.checkpoint.best_mode = "min"
-
+    common.block(c, "").targets = tuple(t for t in ("valence", "arousal") if t in words), ours(
+        "the target named by the config argument")
+  model_block(c, variant)
   subset = 1 if "audio" in words else 2 if "video" in words else 0
+  i = common.block(c, "inputs")
+  i.streams = STREAMS["synthetic"][subset], ours(
+      f"the synthetic benchmark's {SUBSETS[subset]}; token order = this order")
+  i.unit = "second", ours("per-second film windows ('clip': one example per clip)")
+
+  d = common.block(c, "data")
+  d.clip_seconds = 5, ours("the paper's 5 s segments (003 Sec. IV-B(a)) on the synthetic "
+                           "benchmark")
+  d.batch_size = 30, paper("003 Sec. IV-B(b)", "batch 30 (COGNIMUSE)")
+  d.eval_batch_size = 64, ours("any size: evaluation only")
+
+  o = common.block(c, "optim")
+  o.name = "adam", paper("003 Sec. IV-B(b)", "Adam")
+  o.learning_rate = (5e-4 if feature else 1e-3), (
+      ours("the Temporal AAN's 1e-3 (003 Sec. IV-B(b)): the text gives no Feature + Temporal AAN "
+           "numbers") if variant == "feature_temporal" else
+      paper("003 Sec. IV-B(b)", "COGNIMUSE: 5e-4 (Feature AAN) / 1e-3 (Temporal AAN)"))
+  # The rest of config.optim (configs/common.py): no clipping, constant rate (the paper names
+  # neither).
+
+  t = common.block(c, "train")
+  t.loss = "mse_pcc", paper("003 Sec. IV-B(b), eq. (3)", "MSE + (1 - PCC)")
+  t.epochs = (500.0 if feature else 1000.0), paper("003 Sec. IV-B(b)",
+                                                   "at most 500 / 1000 epochs")
+  t.eval_every_epochs = 1.0, paper("003 Sec. IV-B(b)", "early stopping counted in epochs")
+  t.patience = 30, paper("003 Sec. IV-B(b)", "patience 30 epochs")
+  k = common.block(c, "checkpoint")
+  k.best_metric = "mse", ours("the best epoch by validation MSE; the paper does not say")
+  k.best_mode = "min", ours("lower MSE is better")
+
   if "cognimuse" in words:
-    c.dataset.name = "cognimuse"
-    c.dataset.config = "intended_5s"     # paper: intended labels, 5 s segments
-    c.dataset.splits = ml_collections.ConfigDict(dict(
-        train="", validation="", test=""))   # set per fold by emojax.folds (12 folds)
-    c.data.clip_seconds = 1              # one dataset row is already one 5 s segment
-    c.aan.streams = STREAMS["extracted"][subset]
-    c.aan.num_clips = 5                  # paper: sequence length 5
+    ds = common.block(c, "dataset")
+    ds.name = "cognimuse", paper("003 Sec. IV-A", "extended COGNIMUSE")
+    ds.config = "intended_5s", paper("003 Sec. IV-A, IV-B(a)", "intended labels, 5 s segments")
+    ds.splits = ml_collections.ConfigDict(dict(train="", validation="", test="")), paper(
+        "003 Sec. IV-C", "leave-one-out cross-validation over the 12 films: set per fold by "
+        "emojax.folds")
+    d.clip_seconds = 1, ours("one dataset row is already one 5 s segment")
+    i.streams = STREAMS["extracted"][subset], ours(
+        f"emojax's extractors, {SUBSETS[subset]}, stand in for the paper's features")
+    a = common.block(c, "model")
+    a.num_clips = 5, paper("003 Sec. IV-B(b)", "sequence length 5 (COGNIMUSE)")
   elif "mediaeval2016" in words:
-    c.dataset.name = "liris_accede"
-    c.dataset.config = "mediaeval2016_global"
-    c.dataset.splits = ml_collections.ConfigDict(dict(
-        train="train", validation="", test="test"))   # paper: the official 9,800 / 1,200 clips
-    c.aan.unit = "clip"
-    c.aan.streams = STREAMS["extracted"][subset]
-    c.aan.num_clips = 4                  # paper: 4 sub-segments per excerpt
-    c.optim.learning_rate = 0.01         # paper: 0.01 for both models
-    # paper: batch 40 (arousal) / 20 (valence); with both targets the run uses valence's 20.
-    c.data.batch_size = 40 if c.targets == ("arousal",) else 20
-  else:
-    c.aan.streams = STREAMS["synthetic"][subset]
+    ds = common.block(c, "dataset")
+    ds.name = "liris_accede", paper("003 Sec. IV-A", "Global EIMT16 (LIRIS-ACCEDE)")
+    ds.config = "mediaeval2016_global", paper("003 Sec. IV-A", "MediaEval 2016 Global")
+    ds.splits = ml_collections.ConfigDict(dict(train="train", validation="", test="test")), ours(
+        "the official MediaEval 2016 splits; no validation split (held-out training films)")
+    i.unit = "clip", ours("one example per excerpt")
+    i.streams = STREAMS["extracted"][subset], ours(
+        f"emojax's extractors, {SUBSETS[subset]}, stand in for the paper's features")
+    common.block(c, "model").num_clips = 4, paper("003 Sec. IV-B(a), IV-B(b)",
+                                                  "4 sub-segments per excerpt")
+    o.learning_rate = 0.01, paper("003 Sec. IV-B(b)", "0.01 for both models (Global EIMT16)")
+    d.batch_size = (40 if c.targets == ("arousal",) else 20), paper(
+        "003 Sec. IV-B(b)", "batch 40 (arousal) / 20 (valence); with both targets the run uses "
+        "valence's 20")
 
   if "runlocal" in words:
     common.shrink_for_local_run(c)
-    c.data.batch_size = 16
-    c.train.epochs = 0.0
-    c.train.steps = 60
-    c.train.eval_every = 20
-    c.train.eval_every_epochs = 0.0
-    c.train.patience = 0
-    c.optim.learning_rate = 3e-3        # emojax's choice for the short smoke run
-  c.sweep.metric = f"validation/{c.targets[0]}/pcc"
+    small = ours("runlocal: a short run on a CPU")
+    d.batch_size = 16, small
+    t.epochs = 0.0, small
+    t.steps = 60, small
+    t.eval_every_steps = 20, small
+    t.eval_every_epochs = 0.0, small
+    t.patience = 0, small
+    o.learning_rate = 3e-3, ours("runlocal: a faster rate for the short smoke run")
+  common.block(c, "sweep").metric = f"validation/{c.targets[0]}/pcc", ours(
+      "validation PCC of the config's first target ranks the trials")
   c.lock()
   return c

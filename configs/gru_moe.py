@@ -1,7 +1,7 @@
 r"""Seed 001: per-modality GRU + context gating + mixture of experts + Butterworth smoothing.
 
-Every number the paper gives (methods.md section 001) is a default here, marked "paper"; every
-number it does not give is marked "emojax's choice". Datasets (the first argument word):
+Every default is written with its source (docs/methods.md, section gru_moe): the paper's place, or
+"emojax's choice" and why. Datasets (the first argument word):
 
   (none)          the embedded synthetic benchmark (runs out of the box); the paper's image / audio /
                   face streams map to scene / audio / expression
@@ -19,110 +19,138 @@ number it does not give is marked "emojax's choice". Datasets (the first argumen
 
 Ablation switches (config keys; each a separate run unless noted): model.encoder gru/lstm/tcn;
 model.window_seconds 10/30/60; model.context_gating and model.mixture_of_experts on/off;
-postprocess.kind butterworth/moving_average/none and model.bn_inference population/batch (both
+eval.postprocess butterworth/moving_average/none and model.bn_inference population/batch (both
 also evaluated from one trained model as `variants` rows of eval/ablation.md); train.ensemble 1/4.
 """
 
 import ml_collections
 
 from configs import common
-from configs import two_timescale_mediaeval2018 as me18
+from configs.common import ours, paper
 
 DATASETS = ("mediaeval2018", "films")
+# MediaEval 2018's LIRE groups (as configs/two_timescale_mediaeval2018.py).
+COLOUR = ("acc", "cl", "sc", "cedd", "fcth", "jcd")
+TEXTURE = ("eh", "gabor", "tamura", "lbp")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   words = common.parse_arg(arg, {"runlocal", "own", *DATASETS})
   c = common.base_config("gru_moe")
-  c.targets = ("valence", "arousal")  # paper: valence and arousal predicted jointly
-  c.modalities = ("scene", "audio", "expression")   # paper: image, audio, face
+  common.block(c, "").targets = ("valence", "arousal"), paper(
+      "001 Sec. 2", "valence and arousal predicted jointly")
+  i = common.block(c, "inputs")
+  i.streams = ("scene", "audio", "expression"), paper(
+      "001 Sec. 2.1", "image, audio and face features (the synthetic benchmark's scene / audio / "
+      "expression)")
 
-  c.data.clip_seconds = 1       # per-second predictions (one-second clips, features at 1 fps: paper)
-  c.data.train_stride = 1       # paper: a window ends at every second (stride 1)
-  c.data.batch_size = 128       # emojax's choice for the CPU (paper: 512, the mediaeval2018 default)
-  c.data.eval_batch_size = 128
+  d = common.block(c, "data")
+  d.clip_seconds = 1, paper("001 Sec. 2.1", "features at one frame per second: per-second "
+                            "predictions")
+  d.train_stride = 1, ours("a training window ends at every second")
+  d.batch_size = 128, ours("for the CPU (the paper's 512 is the mediaeval2018 default)")
+  d.eval_batch_size = 128, ours("as the training batch")
 
-  c.model = ml_collections.ConfigDict()
-  c.model.encoder = "gru"       # paper: GRU ("lstm" and "tcn" its alternatives)
-  c.model.window_seconds = 60   # paper: sequence-to-one over 10, 30 or 60 s, 60 best
-  c.model.hidden = 64           # emojax's choice within the paper's 32-256 units
-  c.model.num_layers = 1        # emojax's choice within the paper's 1-2 layers
-  c.model.tcn_levels = 2        # emojax's choice: ED-TCN pooling levels (encoder = decoder depth)
-  c.model.tcn_kernel = 5        # emojax's choice: ED-TCN temporal kernel (seconds)
-  c.model.context_gating = True       # paper: context gating before and after the MoE
-  c.model.mixture_of_experts = True   # paper: MoE (off: one logistic regression per target)
-  c.model.num_experts = 2       # paper: M = 2 (YouTube-8M default) plus the dummy expert
-  c.model.dropout = 0.3         # emojax's choice (paper: dropout, rate not given)
-  c.model.batch_norm = True     # paper: batch norm (inside the context gates)
-  c.model.bn_inference = "population"  # emojax's choice; "batch" as the paper's results were made
-  c.model.bn_momentum = 0.9     # emojax's choice: running statistics that forget their initial 0 / 1
-  #                               within a short run (at 0.99, 199 steps kept 13% of them)
+  m = common.block(c, "model")
+  m.encoder = "gru", paper("001 Sec. 3", "GRUs ('lstm' and 'tcn' its alternatives, Sec. 2.2)")
+  m.window_seconds = 60, paper("001 Sec. 2.2, 3", "sequence-to-one over 10, 30 or 60 s; 60 best")
+  m.hidden = 64, ours("within the paper's 32-256 units (001 Sec. 3)")
+  m.num_layers = 1, ours("within the paper's 1-2 layers (001 Sec. 3)")
+  m.tcn_levels = 2, ours("ED-TCN pooling levels (encoder = decoder depth); not in the paper")
+  m.tcn_kernel = 5, ours("ED-TCN temporal kernel (seconds); not in the paper")
+  m.context_gating = True, paper("001 Sec. 2.3", "context gating before and after the MoE (its "
+                                 "form, YouTube-8M's, from the paper's ref. [15])")
+  m.mixture_of_experts = True, paper("001 Sec. 2.3", "logistic regression experts with a "
+                                     "softmax gate (off: one logistic regression per target)")
+  m.num_experts = 2, ours("YouTube-8M's default plus the dummy expert; the paper gives no number")
+  m.dropout = 0.3, ours("the paper regularises with dropout (001 Sec. 2.3) but gives no rate")
+  m.batch_norm = True, paper("001 Sec. 2.3", "batch normalization; its place, inside the context "
+                            "gates (YouTube-8M's), is emojax's")
+  m.bn_inference = "population", ours("running statistics; 'batch' as the paper's results were "
+                                      "made (001 Sec. 3)")
+  m.bn_momentum = 0.9, ours("running statistics that forget their initial 0 / 1 within a short "
+                            "run (at 0.99, 199 steps kept 13% of them)")
 
-  c.postprocess = ml_collections.ConfigDict()
-  c.postprocess.kind = "butterworth"   # paper: low-pass Butterworth beat a moving average
-  c.postprocess.butterworth_order = 4  # emojax's choice (not given in the paper)
-  c.postprocess.butterworth_cutoff_hz = 0.05  # emojax's choice: 20 s period at 1 Hz
-  c.postprocess.moving_average_seconds = 15   # emojax's choice
+  e = common.block(c, "eval")
+  e.postprocess = "butterworth", paper("001 Sec. 3", "a low-pass Butterworth filter beat a "
+                                       "moving average")
+  e.butterworth_order = 4, ours("not given in the paper")
+  e.butterworth_cutoff_hz = 0.05, ours("a 20 s period at 1 Hz; not given in the paper")
+  e.moving_average_seconds = 15, ours("an unweighted centred mean (the paper tried weighted "
+                                      "moving averages, 001 Sec. 2.3, without their weights)")
 
-  c.optim.name = "adam"         # paper: Adam
-  c.optim.learning_rate = 1e-3  # emojax's choice
-  c.optim.l2 = 1e-8             # paper: L2 1e-8 (YouTube-8M MoE); here on every trained weight
-  c.optim.grad_clip = 1.0       # emojax's choice
+  o = common.block(c, "optim")
+  o.name = "adam", paper("001 Sec. 2", "the Adam optimizer in all experiments")
+  o.learning_rate = 1e-3, ours("Adam's usual rate; not given in the paper")
+  o.l2 = 1e-8, ours("YouTube-8M MoE's 1e-8, here on every trained weight; the paper names L2 "
+                    "regularisation (001 Sec. 2.3) without its strength")
+  o.grad_clip = 1.0, ours("global-norm clipping of the GRU gradients")
 
-  c.train = ml_collections.ConfigDict()
-  c.train.steps = 0             # duration in steps, or
-  c.train.epochs = 1.0          # emojax's choice: epochs over the training windows
-  c.train.eval_every = 0
-  c.train.eval_every_epochs = 0.25   # emojax's choice
-  c.train.patience = 0          # emojax's choice: no early stopping (the best step is kept)
-  c.train.ensemble = 1          # paper: its best MSE averages runs; 4 members = its run 5
-  c.train.ensemble_sharding = "members"   # emojax's choice: members over the devices (or "batch")
+  t = common.block(c, "train")
+  t.epochs = 1.0, ours("epochs over the training windows; the paper gives none")
+  t.eval_every_epochs = 0.25, ours("4 validations per epoch")
+  t.patience = 0, ours("no early stopping (the best step is kept)")
+  t.ensemble = 1, ours("one model; K members average K seeds of this config (the paper's run 5 "
+                       "averages its 4 different runs, 001 Table 1)")
+  t.ensemble_sharding = "members", ours("members over the devices (or 'batch')")
 
   if "mediaeval2018" in words:
-    c.dataset.name = "mediaeval2018"
-    c.dataset.config = "official_features"
-    c.dataset.concat = (("colour", me18.COLOUR), ("texture", me18.TEXTURE))
+    ds = common.block(c, "dataset")
+    ds.name = "mediaeval2018", paper("001 Sec. 3", "MediaEval 2018 Emotional Impact of Movies")
+    ds.config = "official_features", ours("the organisers' features stand in for the paper's "
+                                          "Inception / AudioSet / Inception-face features")
+    ds.concat = (("colour", COLOUR), ("texture", TEXTURE)), ours(
+        "the LIRE colour / texture groups of configs/two_timescale_mediaeval2018.py")
     # The official streams closest to the paper's image / audio / face features: VGG16 fc6
     # (ImageNet CNN, like Inception), openSMILE emobase2010 (audio), and the LIRE colour group
     # (no official stream holds faces).
-    c.modalities = ("fc6", "emobase2010", "colour")
-    c.data.batch_size = 512     # paper
-    c.data.eval_batch_size = 512
-    c.model.hidden = 128        # emojax's choice within 32-256
-    c.train.epochs = 10.0       # emojax's choice
-    c.train.eval_every_epochs = 1.0
+    i.streams = ("fc6", "emobase2010", "colour"), ours(
+        "the official streams closest to image / audio / face (no official stream holds faces)")
+    d.batch_size = 512, paper("001 Sec. 3", "batch size 512")
+    d.eval_batch_size = 512, ours("as the training batch")
+    m.hidden = 128, ours("within the paper's 32-256 units (001 Sec. 3)")
+    t.epochs = 10.0, ours("the paper gives no duration")
+    t.eval_every_epochs = 1.0, ours("one validation per epoch")
   elif "films" in words:
-    c.dataset.name = "films" if "own" in words else "synthetic_films"
-    c.dataset.config = ""
-    c.dataset.builder_kwargs = ml_collections.ConfigDict(
-        {} if "own" in words else dict(num_films=24, duration_s=60, num_validation=4, num_test=4))
-    c.modalities = ("visual_stats", "vggish_logmel", "audio_functionals")
-    c.model.window_seconds = 30   # emojax's choice: the synthetic films last 60 s
-    c.data.batch_size = 32
-    c.data.eval_batch_size = 32
-    c.train.epochs = 20.0
-    c.train.eval_every_epochs = 5.0
+    ds = common.block(c, "dataset")
+    ds.name = ("films" if "own" in words else "synthetic_films"), ours(
+        "your own films (`own`) or the rendered synthetic films")
+    ds.config = "", ours("the builder's default config")
+    ds.builder_kwargs = ml_collections.ConfigDict(
+        {} if "own" in words else dict(num_films=24, duration_s=60, num_validation=4,
+                                       num_test=4)), ours("24 synthetic films of 60 s")
+    i.streams = ("visual_stats", "vggish_logmel", "audio_functionals"), ours(
+        "emojax's extractors stand in for the paper's image / audio / face features")
+    m.window_seconds = 30, ours("the synthetic films last 60 s")
+    d.batch_size = 32, ours("few films: small batches")
+    d.eval_batch_size = 32, ours("as the training batch")
+    t.epochs = 20.0, ours("few films: more epochs")
+    t.eval_every_epochs = 5.0, ours("4 validations")
   elif "own" in words:
     raise ValueError("config argument 'own' goes with 'films' (your own extracted films)")
 
   if "runlocal" in words:
     common.shrink_for_local_run(c)
+    small = ours("runlocal: a tiny model and a few steps on a CPU")
+    ds = common.block(c, "dataset")
     if "mediaeval2018" in words:
-      c.dataset.config = "official_features"  # runlocal shrinks the model, not the benchmark
+      ds.config = "official_features", ours("runlocal shrinks the model, not the benchmark")
     if "films" in words and "own" not in words:
-      c.dataset.builder_kwargs = ml_collections.ConfigDict(
-          dict(num_films=6, duration_s=30, num_validation=1, num_test=1))
-      c.dataset.config = ""
-    c.model.hidden = 8
-    c.model.window_seconds = 10   # paper's shortest window
-    c.data.batch_size = 16
-    c.data.eval_batch_size = 16
-    c.train.epochs = 0.0
-    c.train.steps = 10
-    c.train.eval_every = 5
-    c.train.eval_every_epochs = 0.0
+      ds.builder_kwargs = ml_collections.ConfigDict(
+          dict(num_films=6, duration_s=30, num_validation=1, num_test=1)), small
+      ds.config = "", small
+    m.hidden = 8, small
+    m.window_seconds = 10, paper("001 Sec. 2.2", "the paper's shortest window")
+    d.batch_size = 16, small
+    d.eval_batch_size = 16, small
+    t.epochs = 0.0, small
+    t.steps = 10, small
+    t.eval_every_steps = 5, small
+    t.eval_every_epochs = 0.0, small
 
-  c.sweep.grid = (("model.window_seconds", (10, 30, 60)),)
-  c.sweep.metric = "validation/valence/pcc"
+  s = common.block(c, "sweep")
+  s.grid = (("model.window_seconds", (10, 30, 60)),), paper("001 Sec. 2.2, 3",
+                                                            "the windows the paper compares")
+  s.metric = "validation/valence/pcc", ours("validation PCC ranks the trials")
   c.lock()
   return c

@@ -7,20 +7,26 @@ import ml_collections
 
 from configs import common
 from configs import two_timescale
+from configs.common import ours
 
 
-def from_two_timescale(tts: ml_collections.ConfigDict, runlocal: bool) -> ml_collections.ConfigDict:
-  """The ridge baseline on the data, targets and modalities of a seed-000 config."""
+def from_two_timescale(tts: ml_collections.ConfigDict,
+                       runlocal: bool) -> ml_collections.ConfigDict:
+  """The ridge baseline on the data, targets and streams of a seed-000 config."""
   c = common.base_config("ridge")
   if runlocal:
     common.shrink_for_local_run(c)
-  c.targets = tts.targets
-  c.dataset = ml_collections.ConfigDict(tts.dataset.to_dict())
-  c.valence = ml_collections.ConfigDict(dict(modalities=tts.valence.modalities))
-  c.arousal = ml_collections.ConfigDict(dict(modalities=tts.arousal.modalities))
-  c.ridge = ml_collections.ConfigDict()
-  c.ridge.alphas = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)   # chosen on validation MSE
-  c.sweep.metric = "validation/valence/pcc"
+  same = ours("the data of the seed-000 config this baseline sits beside")
+  common.block(c, "").targets = tts.targets, same
+  with c.unlocked():
+    c.dataset = ml_collections.ConfigDict(tts.dataset.to_dict())
+    common.copy_sources(tts, c, ("dataset",))
+    common.block(c, "inputs").streams = (), ours("per target: per_target.<target>.inputs.streams")
+    for t in two_timescale.TARGETS:
+      common.block(c, f"per_target.{t}.inputs").streams = tts.per_target[t].inputs.streams, same
+  common.block(c, "model").alphas = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5), ours(
+      "ridge strengths, the best chosen on validation MSE")
+  common.block(c, "sweep").metric = "validation/valence/pcc", ours("validation PCC ranks trials")
   c.lock()
   return c
 

@@ -16,6 +16,7 @@ import ml_collections
 
 from configs import common
 from configs import two_timescale
+from configs.common import ours
 
 MODALITIES = ("vggish_logmel", "visual_stats", "audio_functionals")
 
@@ -23,36 +24,48 @@ MODALITIES = ("vggish_logmel", "visual_stats", "audio_functionals")
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   words = common.parse_arg(arg, {"valence", "arousal", "runlocal", "films"})
   c = two_timescale.get_config(",".join(sorted(words & {"valence", "arousal", "runlocal"})))
+  films = ours("synthetic films last 6 clips: shorter phases and smaller batches than the "
+               "benchmark's")
   with c.unlocked():
-    c.dataset.name = "films" if "films" in words else "synthetic_films"
-    c.dataset.config = ""
+    d = common.block(c, "dataset")
+    d.name = ("films" if "films" in words else "synthetic_films"), ours(
+        "your own films (`films`) or the rendered synthetic films")
+    d.config = "", ours("the builder's default config")
     # Your films: `missing_audio` says what the build does with a film without a sound track:
     # "skip" it (reported with the rest of the build kept) or "silence" (audio features on silence).
-    c.dataset.builder_kwargs = ml_collections.ConfigDict(
+    d.builder_kwargs = ml_collections.ConfigDict(
         dict(missing_audio="skip") if "films" in words else dict(
-            num_films=24, duration_s=60, num_validation=4, num_test=4))
-    c.valence.modalities = MODALITIES
-    c.arousal.modalities = MODALITIES
-    c.train.steps_per_phase = 60
-    c.train.inter_steps = 60
-    c.train.eval_every_steps = 20
-    c.checkpoint.every_steps = 20
-    c.log.every_steps = 10
-    c.data.batch_size = 16
-    c.data.eval_batch_size = 16
-    c.valence.num_clips = 3
+            num_films=24, duration_s=60, num_validation=4, num_test=4)), ours(
+                "24 synthetic films of 60 s (4 validation, 4 test); your films: skip those "
+                "without sound")
+    for t in two_timescale.TARGETS:
+      common.block(c, f"per_target.{t}.inputs").streams = MODALITIES, ours(
+          "emojax's extractors stand in for the paper's pretrained backbones")
+    t = common.block(c, "train")
+    t.steps = 60, films
+    t.inter_clip_steps = 60, films
+    t.eval_every_steps = 20, films
+    common.block(c, "checkpoint").every_steps = 20, films
+    common.block(c, "log").every_steps = 10, films
+    common.block(c, "data").batch_size = 16, films
+    common.block(c, "data").eval_batch_size = 16, films
+    common.block(c, "per_target.valence.model").num_clips = 3, films
     # The paper's beta = 0.98 (a ~50-clip time constant) suits feature films; the synthetic films
     # are 6 clips long, where it would freeze the first clip's prediction.
-    c.arousal.ema_beta = 0.5   # best of the ablation list on the validation films
-    c.arousal.ema_betas_ablation = (0.3, 0.5, 0.7, 0.9, 0.98)
+    e = common.block(c, "per_target.arousal.eval")
+    e.ema_beta = 0.5, ours("best of the ablation list on the validation films: 0.98 would "
+                           "freeze the first clip's prediction over 6 clips")
+    e.ema_betas_ablation = (0.3, 0.5, 0.7, 0.9, 0.98), ours("decays around 0.5, and the paper's "
+                                                            "0.98")
     if "runlocal" in words:
+      small = ours("runlocal: few short films and short phases on a CPU")
       if "films" not in words:
-        c.dataset.builder_kwargs = ml_collections.ConfigDict(
-            dict(num_films=6, duration_s=30, num_validation=1, num_test=1))
-      c.train.steps_per_phase = 10
-      c.train.inter_steps = 10
-      c.train.eval_every_steps = 5
-      c.checkpoint.every_steps = 5
-      c.data.batch_size = 4
-      c.data.eval_batch_size = 4
+        d.builder_kwargs = ml_collections.ConfigDict(
+            dict(num_films=6, duration_s=30, num_validation=1, num_test=1)), small
+      t.steps = 10, small
+      t.inter_clip_steps = 10, small
+      t.eval_every_steps = 5, small
+      common.block(c, "checkpoint").every_steps = 5, small
+      common.block(c, "data").batch_size = 4, small
+      common.block(c, "data").eval_batch_size = 4, small
   return c

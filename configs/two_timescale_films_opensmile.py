@@ -18,6 +18,7 @@ import ml_collections
 
 from configs import common
 from configs import two_timescale_films
+from configs.common import ours
 
 OPENSMILE = {"feature_set": "eGeMAPSv02", "level": "second", "window_s": 1.0, "clip_seconds": 0}
 OPENSMILE_EMOBASE2010 = {"feature_set": "emobase2010", "level": "second", "window_s": 5.0,
@@ -29,10 +30,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   words = common.parse_arg(arg, {"valence", "arousal", "runlocal", "films", "emobase2010"})
   c = two_timescale_films.get_config(",".join(sorted(words - {"emobase2010"})))
   with c.unlocked():
-    c.dataset.builder_kwargs.extractors = ml_collections.ConfigDict({
+    common.block(c, "dataset.builder_kwargs").extractors = ml_collections.ConfigDict({
         "vggish_logmel": {}, "visual_stats": {},
         "opensmile_functionals": dict(OPENSMILE_EMOBASE2010 if "emobase2010" in words
-                                      else OPENSMILE)})
-    c.valence.modalities = MODALITIES
-    c.arousal.modalities = MODALITIES
+                                      else OPENSMILE)}), ours(
+                                          "eGeMAPSv02 per second, or MediaEval 2018's "
+                                          "emobase2010 over 5 s windows (`emobase2010`)")
+    for t in ("valence", "arousal"):
+      common.block(c, f"per_target.{t}.inputs").streams = MODALITIES, ours(
+          "openSMILE functionals as the third modality")
   return c

@@ -5,11 +5,13 @@ r"""Seed 000 baseline M1: joint feature-level fusion (every encoder and FC train
 
 import ml_collections
 
+from configs import common
 from configs import two_timescale
+from configs.common import paper
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = two_timescale.get_config(arg)
-  with c.unlocked():
-    c.train.fusion = "joint"
+  common.block(c, "train").fusion = "joint", paper("000 Performance for Intra-clip Part",
+                                                     "M1: feature-level fusion, joint training")
   return c

@@ -5,11 +5,14 @@ r"""Seed 000 baseline M2: decision-level fusion (average of the stage-1 modality
 
 import ml_collections
 
+from configs import common
 from configs import two_timescale
+from configs.common import paper
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = two_timescale.get_config(arg)
-  with c.unlocked():
-    c.train.fusion = "decision"
+  common.block(c, "train").fusion = "decision", paper(
+      "000 Performance for Intra-clip Part", "M2: decision-level fusion, the average of the "
+      "stage-1 models")
   return c

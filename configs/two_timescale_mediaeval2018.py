@@ -35,6 +35,7 @@ import ml_collections
 
 from configs import common
 from configs import two_timescale
+from configs.common import ours
 
 COLOUR = ("acc", "cl", "sc", "cedd", "fcth", "jcd")
 TEXTURE = ("eh", "gabor", "tamura", "lbp")
@@ -44,25 +45,38 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   words = common.parse_arg(arg, {"valence", "arousal", "runlocal"})
   c = two_timescale.get_config(arg)
   with c.unlocked():
-    c.dataset.name = "mediaeval2018"
-    c.dataset.config = "official_features"
-    c.dataset.concat = (("colour", COLOUR), ("texture", TEXTURE))
-    c.dataset.splits = ml_collections.ConfigDict(
-        dict(train="train", validation="validation", test="test"))
-    c.valence.modalities = ("emobase2010", "fc6", "colour")
-    c.arousal.modalities = ("emobase2010", "fc6", "texture")
-    # Ours: the development set is 26 h 49 min (paper); its 41 training films give about 7,300
-    # clips of 10 s, 115 batches of 64: 1,200 steps is about 10 epochs per phase.
-    c.train.steps_per_phase = 1200
-    c.train.inter_steps = 1200
-    c.train.eval_every_steps = 200
-    c.checkpoint.every_steps = 200
-    c.log.every_steps = 50
+    d = common.block(c, "dataset")
+    d.name = "mediaeval2018", ours("MediaEval 2018, the paper's benchmark (000 Dataset and "
+                                   "Metrics), read from the organisers' files")
+    d.config = "official_features", ours("the organisers' per-second features stand in for the "
+                                         "paper's VGGish / Places365 / face / pose features")
+    d.concat = (("colour", COLOUR), ("texture", TEXTURE)), ours(
+        "LIRE colour descriptors for expression, edge/texture ones for action (see above)")
+    d.splits = ml_collections.ConfigDict(
+        dict(train="train", validation="validation", test="test")), ours(
+            "41 development films, 13 held out for validation, the 12 test films")
+    v = common.block(c, "per_target.valence.inputs")
+    v.streams = ("emobase2010", "fc6", "colour"), ours(
+        "the official streams closest to audio, scene and expression (table above)")
+    a = common.block(c, "per_target.arousal.inputs")
+    a.streams = ("emobase2010", "fc6", "texture"), ours(
+        "the official streams closest to audio, scene and action (table above)")
+    # The development set is 26 h 49 min (paper); its 41 training films give about 7,300 clips of
+    # 10 s, 115 batches of 64: 1,200 steps is about 10 epochs per phase.
+    epochs = ours("about 10 epochs per phase: 41 films of ~7,300 10 s clips, 115 batches of 64")
+    t = common.block(c, "train")
+    t.steps = 1200, epochs
+    t.inter_clip_steps = 1200, epochs
+    t.eval_every_steps = 200, ours("6 validations per phase")
+    common.block(c, "checkpoint").every_steps = 200, ours("at every validation")
+    common.block(c, "log").every_steps = 50, ours("4 logs per validation")
     if "runlocal" in words:
-      c.dataset.config = "official_features"  # runlocal shrinks the model, not the benchmark
-      c.train.steps_per_phase = 20
-      c.train.inter_steps = 20
-      c.train.eval_every_steps = 10
-      c.checkpoint.every_steps = 10
-      c.log.every_steps = 10
+      small = ours("runlocal: a few steps on the real benchmark (the model shrinks, the data "
+                   "stay MediaEval 2018)")
+      d.config = "official_features", small
+      t.steps = 20, small
+      t.inter_clip_steps = 20, small
+      t.eval_every_steps = 10, small
+      common.block(c, "checkpoint").every_steps = 10, small
+      common.block(c, "log").every_steps = 10, small
   return c

@@ -17,6 +17,7 @@ from flax import nnx
 from emojax import (checkpoint, contract, distributed, errors, fileio, inference, input_pipeline,
                     metrics, protocols, reporting)
 from emojax import plots as plotting
+from emojax import layout
 from emojax.features import manifest
 
 SPLITS = ("validation", "test")
@@ -178,7 +179,8 @@ def load_run_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
   if not path.exists():
     raise errors.ConfigError(f"{path} not found: {workdir} is not a training workdir; pass "
                              "--config as well, or train first")
-  return ml_collections.ConfigDict(fileio.read_json(path))
+  # Workdirs written before the config layout of configs/common.py load mapped onto it.
+  return ml_collections.ConfigDict(layout.upgrade(fileio.read_json(path)))
 
 
 def load_trained_model(config: ml_collections.ConfigDict, checkpoint_dir: pathlib.Path):

@@ -2,8 +2,9 @@
 
 Declared in the config (all optional but `metric` for `run_sweep`):
 
-  config.sweep.grid = (("train.lr", (1e-3, 3e-4)), ("valence.num_clips", (3, 4, 5, 6)))
-  config.sweep.random = (("train.lr", "loguniform", 1e-4, 1e-2),   # also "uniform", lo, hi
+  config.sweep.grid = (("optim.learning_rate", (1e-3, 3e-4)),
+                       ("per_target.valence.model.num_clips", (3, 4, 5, 6)))
+  config.sweep.random = (("optim.learning_rate", "loguniform", 1e-4, 1e-2),   # also "uniform"
                          ("model.hidden", "choice", (64, 128)),     # and "randint", lo, hi
                         )                                           # (inclusive)
   config.sweep.num_random = 4          # random draws

@@ -26,6 +26,7 @@ from flax import nnx
 
 from emojax import (checkpoint, contract, distributed, errors, fileio, inference, input_pipeline,
                     runinfo)
+from emojax import layout
 from emojax.contract import Phase, get_method  # noqa: F401  (re-exported for callers of train)
 
 
@@ -180,6 +181,7 @@ class Trainer:
     saved = fileio.read_json(self.workdir / "config.json")
     if saved is None:
       return
+    saved = layout.upgrade(saved)  # a workdir written before the layout of configs/common.py
     now = fileio.to_jsonable(self.config.to_dict())
     diffs = sorted(_dict_diff(saved, now))
     if diffs:
@@ -232,7 +234,7 @@ class Trainer:
     if steps <= 0:
       raise errors.ConfigError(
           f"phase {phase.name} has {steps} steps: give it a positive duration (the method's "
-          "steps / epochs keys, e.g. config.train.steps_per_phase)")
+          "config.train.steps or config.train.epochs)")
     return steps, n
 
   def _batches(self, phase: Phase, start: int):

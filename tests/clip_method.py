@@ -69,7 +69,7 @@ def get_config(arg=None):
   c.data.eval_batch_size = 8
   c.data.holdout_fraction = 0.25
   c.model = ml_collections.ConfigDict(dict(hidden=16))
-  c.train = ml_collections.ConfigDict(dict(epochs=12.0))
+  c.train.epochs = 12.0
   c.optim.name = "sgd"
   c.optim.learning_rate = 0.2
   c.checkpoint.best_metric = "accuracy"

@@ -37,11 +37,11 @@ def toy_config(workdir_data: pathlib.Path, *, targets=("arousal",), steps: int =
     c.data.clip_seconds = 5
     c.data.batch_size = 8
     c.data.eval_batch_size = 8
-    c.valence.modalities = ("audio", "expression")
-    c.valence.num_clips = 3
-    c.arousal.modalities = ("audio", "action")
-    c.train.steps_per_phase = steps
-    c.train.inter_steps = steps
+    c.per_target.valence.inputs.streams = ("audio", "expression")
+    c.per_target.valence.model.num_clips = 3
+    c.per_target.arousal.inputs.streams = ("audio", "action")
+    c.train.steps = steps
+    c.train.inter_clip_steps = steps
     c.train.eval_every_steps = 3
     c.checkpoint.every_steps = 2
     c.log.every_steps = 3

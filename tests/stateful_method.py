@@ -61,7 +61,7 @@ def plan(config, done):
   if done:
     return None
   return contract.Phase(f"{config.targets[0]}/all", task(config), _forward,
-                        steps=config.train.steps, eval_every=config.train.eval_every,
+                        steps=config.train.steps, eval_every=config.train.eval_every_steps,
                         patience=config.train.patience,
                         optimizer=contract.optimizer_spec(config.optim))
 
@@ -82,7 +82,8 @@ def get_config(arg=None):
   c.data.batch_size = 8
   c.data.eval_batch_size = 8
   c.model = ml_collections.ConfigDict(dict(hidden=8, dropout=0.5))
-  c.train = ml_collections.ConfigDict(dict(steps=8, eval_every=2, patience=0))
+  c.train.steps = 8
+  c.train.eval_every_steps = 2
   c.checkpoint.every_steps = 2
   c.log.every_steps = 4
   c.lock()

@@ -18,14 +18,14 @@ DIMS = {"audio": 6, "scene": 5, "expression": 7}
 def make(variant, *, layer_norm="authors", streams=("audio", "scene", "expression"), **over):
   c = aan_config.get_config(f"{variant},arousal")
   with c.unlocked():
-    c.aan.streams = streams
-    c.aan.layer_norm = layer_norm
-    c.aan.encoder_layers = 2
-    c.aan.decoder_layers = 2
-    c.aan.num_clips = 4
-    c.aan.start_value = 0.25
+    c.inputs.streams = streams
+    c.model.layer_norm = layer_norm
+    c.model.encoder_layers = 2
+    c.model.decoder_layers = 2
+    c.model.num_clips = 4
+    c.model.start_value = 0.25
     for k, v in over.items():
-      setattr(c.aan, k, v)
+      setattr(c.inputs if k in ("streams", "unit") else c.model, k, v)
   model = aan.create(c, DIMS, nnx.Rngs(1))
   model.eval()
   return c, model
@@ -137,7 +137,7 @@ def test_feature_aan_matches_numpy_on_masked_windows(kind):
   c, model = make("feature", layer_norm=kind)
   batch = window_batch(rng)
   got = aan.outputs(c)["arousal"].forward(model, batch, None)
-  want = np_feature(np_clip_means(batch), np_params(model.nets["arousal"]), tuple(c.aan.streams),
+  want = np_feature(np_clip_means(batch), np_params(model.nets["arousal"]), tuple(c.inputs.streams),
                     kind)
   assert got.shape == (3, 4)
   np.testing.assert_allclose(np.asarray(got), want, atol=2e-5)
@@ -160,7 +160,7 @@ def test_temporal_teacher_forcing_and_autoregression_match_numpy(variant):
   rng = np.random.default_rng(2)
   c, model = make(variant)
   batch = window_batch(rng)
-  p, streams = np_params(model.nets["arousal"]), tuple(c.aan.streams)
+  p, streams = np_params(model.nets["arousal"]), tuple(c.inputs.streams)
   feats, valid = np_clip_means(batch), batch["clip_mask"]
   feature = variant == "feature_temporal"
   # Teacher forcing (a training step: rngs given; model.eval() keeps dropout off).
@@ -228,7 +228,7 @@ def test_predict_film_is_last_output_of_each_window():
   t = 9
   feats = {k: jnp.asarray(rng.normal(size=(t, d)), jnp.float32) for k, d in DIMS.items()}
   got = np.asarray(jax.jit(lambda n, f: aan.predict_film(n, f, 4))(net, feats))
-  p, streams = np_params(net), tuple(c.aan.streams)
+  p, streams = np_params(net), tuple(c.inputs.streams)
   for i in range(t):
     lo = max(0, i - 3)
     w = {k: np.asarray(v, np.float64)[None, lo:i + 1] for k, v in feats.items()}
@@ -272,8 +272,8 @@ def test_bad_inputs():
     aan_config.get_config("feature,temporal")
   c2 = aan_config.get_config("feature")
   with c2.unlocked():
-    c2.aan.variant = "decoder"
-  with pytest.raises(errors.ConfigError, match="aan.variant"):
+    c2.model.variant = "decoder"
+  with pytest.raises(errors.ConfigError, match="model.variant"):
     aan.create(c2, DIMS, nnx.Rngs(0))
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from emojax import errors
+from emojax.importers import attendaffectnet as imp
 from emojax.models import attendaffectnet as aan
-from emojax.models import attendaffectnet_import as imp
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def test_released_model_reproduced_from_the_workdir(fixture, tmp_path):
   npz, inputs, want = fixture
   out = imp.import_released(npz, "arousal", tmp_path / "run")
   config, model = imp.load_imported(out)
-  assert tuple(config.aan.streams) == aan.RELEASED_STREAMS
+  assert tuple(config.inputs.streams) == aan.RELEASED_STREAMS
   batch = {"x": {s: inputs[s] for s in aan.RELEASED_STREAMS},
            "clip_mask": np.ones((len(want),), bool)}
   got = np.asarray(aan.outputs(config)["arousal"].forward(model, batch, None))

@@ -38,11 +38,11 @@ def _config(download, arg="runlocal", steps=2):
     c.model.aux_hidden = 4
     c.model.clip_features = 4
     c.model.inter_hidden = 4
-    c.valence.num_clips = 2
+    c.per_target.valence.model.num_clips = 2
     c.train.fusion = "joint"  # M1: one phase per target (progressive: tests/test_train.py)
-    c.valence.context = "none"  # no inter-clip phase (tested in tests/test_train.py)
-    c.train.steps_per_phase = steps
-    c.train.inter_steps = steps
+    c.per_target.valence.model.context = "none"  # no inter-clip phase (tests/test_train.py has it)
+    c.train.steps = steps
+    c.train.inter_clip_steps = steps
     c.train.eval_every_steps = steps
     c.checkpoint.every_steps = steps
   return c
@@ -52,7 +52,8 @@ def test_configs_map_the_paper_modalities_to_official_streams():
   c = tts_me18.get_config()
   assert (c.dataset.name, c.dataset.config) == ("mediaeval2018", "official_features")
   assert c.method == "two_timescale" and c.data.clip_seconds == 10
-  assert c.valence.num_clips == 4 and c.arousal.ema_beta == 0.98  # the paper's numbers stay
+  # the paper's numbers stay
+  assert c.per_target.valence.model.num_clips == 4 and c.per_target.arousal.eval.ema_beta == 0.98
   groups = dict(c.dataset.concat)
   # Every official descriptor is used exactly once; the mask is not a feature.
   used = [*groups["colour"], *groups["texture"], "fc6", me18.AUDIO_STREAM]
@@ -60,15 +61,15 @@ def test_configs_map_the_paper_modalities_to_official_streams():
   assert me18.MASK_STREAM not in used
   dims = {name: sum(me18.OFFICIAL_DIMS[s] for s in streams) for name, streams in groups.items()}
   assert dims == {"colour": 857, "texture": 414}
-  assert c.valence.modalities == ("emobase2010", "fc6", "colour")
-  assert c.arousal.modalities == ("emobase2010", "fc6", "texture")
+  assert c.per_target.valence.inputs.streams == ("emobase2010", "fc6", "colour")
+  assert c.per_target.arousal.inputs.streams == ("emobase2010", "fc6", "texture")
   assert dict(c.dataset.splits) == {"train": "train", "validation": "validation", "test": "test"}
   local = tts_me18.get_config("arousal,runlocal")
   assert local.dataset.config == "official_features" and local.targets == ("arousal",)
-  assert local.model.hidden < c.model.hidden and local.train.steps_per_phase < 100
+  assert local.model.hidden < c.model.hidden and local.train.steps < 100
   r = ridge_mediaeval2018.get_config("runlocal")
   assert r.method == "ridge" and r.dataset.to_dict() == local.dataset.to_dict()
-  assert r.valence.modalities == c.valence.modalities
+  assert r.per_target.valence.inputs.streams == c.per_target.valence.inputs.streams
   with pytest.raises(ValueError, match="unknown config argument"):
     tts_me18.get_config("fixture")
   with pytest.raises(AttributeError):  # locked: a typo fails

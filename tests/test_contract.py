@@ -222,7 +222,7 @@ def test_window_longer_than_every_film_is_refused(tmp_path):
   from conftest import toy_config  # pylint: disable=import-outside-toplevel
   config = toy_config(tmp_path / "data", targets=("valence",))
   with config.unlocked():
-    config.valence.num_clips = 20     # 100 s windows; the toy films last 25-47 s
+    config.per_target.valence.model.num_clips = 20     # 100 s windows; the toy films last 25-47 s
   with pytest.raises(errors.ConfigError, match="longer than every training film"):
     train.Trainer(config, tmp_path / "run")
 

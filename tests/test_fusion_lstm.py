@@ -97,11 +97,11 @@ def _np_branch(br, feats, mask_BxL=None):
   alpha = p(br.alpha)
   x = sum(alpha[i] * np.maximum(feats[m] @ p(br.proj[m].kernel) + p(br.proj[m].bias), 0)
           for i, m in enumerate(br.modalities))
-  hdim = p(br.w_hh).shape[1]
+  hdim = p(br.lstm.w_hh).shape[0]
   b, steps = x.shape[:2]
   h, c = np.zeros((b, hdim)), np.zeros((b, hdim))
   for t in range(steps):
-    z = x[:, t] @ p(br.w_ih) + h @ p(br.w_hh)[0] + p(br.b)
+    z = x[:, t] @ p(br.lstm.w_ih) + h @ p(br.lstm.w_hh) + p(br.lstm.b_ih) + p(br.lstm.b_hh)
     i, f, g, o = (z[:, k * hdim:(k + 1) * hdim] for k in range(4))
     c_new = _sig(f) * c + _sig(i) * np.tanh(g)
     h_new = _sig(o) * np.tanh(c_new)

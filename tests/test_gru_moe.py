@@ -249,7 +249,7 @@ def test_paper_defaults():
   c = gru_moe_config.get_config("")
   assert (c.model.encoder, c.model.window_seconds, c.model.num_experts) == ("gru", 60, 2)
   assert c.optim.l2 == 1e-8 and c.optim.name == "adam"
-  assert c.postprocess.kind == "butterworth"
+  assert c.eval.postprocess == "butterworth"
   assert gru_moe_config.get_config("mediaeval2018").data.batch_size == 512
 
 
@@ -271,12 +271,12 @@ def test_other_bad_settings_name_the_key():
     gru_moe.check_config(c)
   c = _config()
   with c.unlocked():
-    c.postprocess.kind = "kalman"
-  with pytest.raises(errors.ConfigError, match="config.postprocess.kind"):
+    c.eval.postprocess = "kalman"
+  with pytest.raises(errors.ConfigError, match="config.eval.postprocess"):
     gru_moe.check_config(c)
   c = _config()
   with c.unlocked():
-    c.modalities = ("scene", "faces")
+    c.inputs.streams = ("scene", "faces")
   with pytest.raises(errors.ConfigError, match="faces"):
     gru_moe.create(c, DIMS, nnx.Rngs(0))
 

@@ -17,11 +17,11 @@ def test_runlocal_trains_and_evaluates_end_to_end(tmp_path):
     c.dataset.import_module = "toy_dataset"
     c.dataset.config = ""
     c.dataset.data_dir = str(tmp_path / "data")
-    c.modalities = ("audio", "expression")
+    c.inputs.streams = ("audio", "expression")
     c.data.batch_size = 8
     c.data.eval_batch_size = 8
     c.train.steps = 4
-    c.train.eval_every = 2
+    c.train.eval_every_steps = 2
     c.checkpoint.every_steps = 2
     c.log.every_steps = 2
   flat = train.train_and_evaluate(c, tmp_path / "run")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from emojax.models import layers
+from emojax.nn import layers
 
 B, T, H = 3, 7, 5
 DIMS = {"a": 4, "b": 6}

@@ -37,7 +37,7 @@ def test_ridge_fit_equals_the_closed_form_and_writes_per_second_predictions(tmp_
   # alpha chosen by validation MSE; the stores hold the harness-standardised streams, so undo
   # nothing: fit on what the model sees.
   tr, va = trainer.stores["train"], trainer.stores["validation"]
-  mods = config.valence.modalities
+  mods = config.per_target.valence.inputs.streams
   x = np.concatenate([np.concatenate([tr.streams[m][i] for m in mods], -1)
                       for i in range(len(tr.film_ids))]).astype(np.float64)
   y = np.concatenate(tr.labels["valence"]).astype(np.float64)
@@ -47,7 +47,7 @@ def test_ridge_fit_equals_the_closed_form_and_writes_per_second_predictions(tmp_
   zv = (xv - x.mean(0)) / (x.std(0) + 1e-8)
   yv = np.concatenate(va.labels["valence"])
   best = None
-  for a in config.ridge.alphas:
+  for a in config.model.alphas:
     w = np.linalg.solve(z.T @ z + a * np.eye(z.shape[1]), z.T @ (y - y.mean()))
     mse = np.mean((np.clip(zv @ w + y.mean(), -1, 1) - yv) ** 2)
     if best is None or mse < best[0]:
@@ -88,7 +88,7 @@ def test_m2_is_the_average_of_the_stage1_models(tmp_path):
 def test_evaluate_mode_from_the_command_line_reproduces_the_training_evaluation(tmp_path):
   config = toy_config(tmp_path / "data", targets=("arousal",), steps=2)
   with config.unlocked():
-    config.arousal.modalities = ("audio",)
+    config.per_target.arousal.inputs.streams = ("audio",)
   run = tmp_path / "run"
   train.train_and_evaluate(config, run)
   before = json.loads((run / "eval" / "test" / "metrics.json").read_text())
@@ -116,7 +116,7 @@ def test_evaluate_mode_from_the_command_line_reproduces_the_training_evaluation(
 def test_stage1_ranking_puts_undefined_scores_last_and_never_uses_test(tmp_path):
   config = toy_config(tmp_path / "data", targets=("valence",))
   with config.unlocked():
-    config.valence.modalities = ("audio", "expression", "scene")
+    config.per_target.valence.inputs.streams = ("audio", "expression", "scene")
   rec = lambda m, v: {"name": f"valence/stage1_{m}", "info": {"modality": m},
                       "validation": {"pcc": v}, "test": {"pcc": 1.0}}
   done = [rec("audio", float("nan")), rec("expression", 0.2), rec("scene", 0.5)]

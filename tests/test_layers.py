@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from emojax.models import layers
+from emojax.nn import layers
 
 
 def _sigmoid(z):

@@ -83,7 +83,7 @@ def _csv(path: pathlib.Path) -> np.ndarray:
 def test_two_processes_train_like_one_and_resume_after_a_worker_dies(tmp_path):
   config = toy_config(tmp_path / "data", steps=4)
   with config.unlocked():
-    config.arousal.modalities = ("audio",)
+    config.per_target.arousal.inputs.streams = ("audio",)
   overrides = _overrides(config)
   one, two, logs = tmp_path / "one", tmp_path / "two", tmp_path / "logs"
   # The reference: one process, two devices, the same global batch of 8 (builds the dataset too).

@@ -63,6 +63,6 @@ def test_opensmile_films_config_names_its_streams():
     smile = m["extractors"]["opensmile_functionals"]
     assert smile["params"]["feature_set"] == feature_set and smile["shape"] == [dim]
     assert smile["params"]["window_s"] == window
-    assert set(c.arousal.modalities) <= set(m["extractors"])
-    assert set(c.valence.modalities) <= set(m["extractors"])
+    assert set(c.per_target.arousal.inputs.streams) <= set(m["extractors"])
+    assert set(c.per_target.valence.inputs.streams) <= set(m["extractors"])
   assert cfg.get_config("films").dataset.name == "films"

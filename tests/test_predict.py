@@ -20,9 +20,9 @@ def _config(data_dir, extractors=("visual_stats", "audio_functionals")):
     c.dataset.builder_kwargs = ml_collections.ConfigDict(dict(
         num_films=5, duration_s=12, fps=8, width=96, height=72, sample_rate=16000,
         num_validation=1, num_test=1, extractors=extractors, num_workers=0))
-    c.arousal.modalities = tuple(extractors)
+    c.per_target.arousal.inputs.streams = tuple(extractors)
     c.data.clip_seconds = 4
-    c.train.steps_per_phase = 4
+    c.train.steps = 4
     c.train.eval_every_steps = 2
     c.checkpoint.every_steps = 2
   return c

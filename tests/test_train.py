@@ -69,7 +69,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
   """SIGKILL in the middle of a phase and rerunning the same command gives the same parameters."""
   config = toy_config(tmp_path / "data", steps=6)
   with config.unlocked():
-    config.arousal.modalities = ("audio",)
+    config.per_target.arousal.inputs.streams = ("audio",)
   overrides = _overrides(config)
   full = tmp_path / "full"
   _run_main([f"--workdir={full}", *overrides])
@@ -94,8 +94,9 @@ def _overrides(config) -> list[str]:
           f"--config.data.clip_seconds={c.data.clip_seconds}",
           f"--config.data.batch_size={c.data.batch_size}",
           f"--config.data.eval_batch_size={c.data.eval_batch_size}",
-          f"--config.arousal.modalities={tuple(c.arousal.modalities)}",
-          f"--config.train.steps_per_phase={c.train.steps_per_phase}",
+          "--config.per_target.arousal.inputs.streams="
+          f"{tuple(c.per_target.arousal.inputs.streams)}",
+          f"--config.train.steps={c.train.steps}",
           "--config.train.eval_every_steps=3", "--config.checkpoint.every_steps=2",
           "--config.log.every_steps=3"]
 
@@ -103,7 +104,7 @@ def _overrides(config) -> list[str]:
 def test_eight_devices_give_the_same_result_as_one(tmp_path):
   config = toy_config(tmp_path / "data", steps=4)
   with config.unlocked():
-    config.arousal.modalities = ("audio",)
+    config.per_target.arousal.inputs.streams = ("audio",)
   overrides = _overrides(config)
   one, eight = tmp_path / "one", tmp_path / "eight"
   _run_main([f"--workdir={one}", *overrides])
@@ -172,7 +173,7 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--config.train.learnin_rate=3"], "learnin_rate"),
-    (["--config.arousal.modalities=('audio','smell')"], "smell"),
+    (["--config.per_target.arousal.inputs.streams=('audio','smell')"], "smell"),
     (["--config.method=nope"], "unknown method 'nope'"),
     (["--config.dataset.name=nope"], "unknown dataset 'nope'"),
     (["--config.train.fusion=magic"], "fusion"),
@@ -189,8 +190,8 @@ def test_sweep_runs_real_trials_and_skips_finished_ones(tmp_path):
   from emojax import sweep  # pylint: disable=import-outside-toplevel
   config = toy_config(tmp_path / "data", steps=2)
   with config.unlocked():
-    config.arousal.modalities = ("audio",)
-    config.sweep.grid = (("arousal.ema_beta", (0.5, 0.9)),)
+    config.per_target.arousal.inputs.streams = ("audio",)
+    config.sweep.grid = (("per_target.arousal.eval.ema_beta", (0.5, 0.9)),)
     config.sweep.metric = "validation/arousal/pcc"
   calls = []
 
@@ -215,8 +216,8 @@ def test_a_workdir_refuses_a_different_config(tmp_path):
   run = tmp_path / "run"
   run.mkdir()
   saved = config.to_dict()
-  saved["train"]["learning_rate"] = 0.5
+  saved["optim"]["learning_rate"] = 0.5
   from emojax import fileio  # pylint: disable=import-outside-toplevel
   fileio.write_json(run / "config.json", saved)
-  with pytest.raises(errors.ConfigError, match=r"train.learning_rate: 0.5 -> 0.001"):
+  with pytest.raises(errors.ConfigError, match=r"optim.learning_rate: 0.5 -> 0.001"):
     train.Trainer(config, run).run()

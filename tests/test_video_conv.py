@@ -1,4 +1,4 @@
-"""Every convolution lowering of emojax/models/video_conv.py against lax.conv_general_dilated."""
+"""Every convolution lowering of emojax/nn/video_conv.py against lax.conv_general_dilated."""
 
 import json
 
@@ -9,7 +9,7 @@ import pytest
 from jax import lax
 
 from emojax import errors
-from emojax.models import video_conv
+from emojax.nn import video_conv
 
 # (input shape, kernel (kt, kh, kw, Cin, Cout), stride, padding): 3x3x3, strided (2+1)D parts,
 # a 1x1x1 shortcut with stride 2, a 2-D 7x7 stem.

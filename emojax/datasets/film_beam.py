@@ -20,10 +20,12 @@ then assembled on the launching machine from the cache (`EngineBuilder._download
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from emojax.datasets import film_builder
 from emojax.errors import ConfigError
+
+if TYPE_CHECKING:  # film_builder imports this module (lazily, for use_beam): no import back
+  from emojax.datasets import film_builder
 
 try:
   import apache_beam as beam  # pylint: disable=g-import-not-at-top

@@ -1,6 +1,7 @@
 """Seed 003: AttendAffectNet (Feature AAN, Temporal AAN, Feature + Temporal AAN).
 
-Paper: Thao, Herremans, Roig, "AttendAffectNet" (shared/seeds/003_*.txt, methods.md section 003).
+Paper: Thao, Herremans, Roig, "AttendAffectNet" (seed 003; every default and its source:
+docs/methods.md, section attendaffectnet).
 One network per target (the paper trains valence and arousal separately):
 
 - Feature AAN, as in the authors' released models (the fixture in tests/fixtures/attendaffectnet
@@ -12,11 +13,11 @@ One network per target (the paper trains valence and arousal separately):
   `src_embed` that their forward never applies: the fixture's outputs are reproduced only without it
   (max error 2e-7 without, 1.4 with), so the importer checks and drops it.
 - LayerNorm: the authors' a * (x - mean) / (std + eps) + b with the unbiased std (default,
-  `aan.layer_norm="authors"`), or the standard (x - mean) / sqrt(var + eps) ("standard").
+  `model.layer_norm="authors"`), or the standard (x - mean) / sqrt(var + eps) ("standard").
 - Temporal AAN: decoder-only over the L segments of a window. Each segment's streams -> Linear(8)
   each, concatenated (d = 8 x streams) + sinusoidal positional encoding = the memory. The other
   input: the previous scalar outputs, each duplicated to width d, + the same positional encoding,
-  shifted right by one with `aan.start_value` first. Decoder layers: masked self-attention over the
+  shifted right by one with `model.start_value` first. Decoder layers: masked self-attention over the
   outputs, attention over the segments, FF, each pre-norm with a residual; final LN; Dropout;
   Linear(d -> 1) per position. Training: teacher forcing (the true previous values), parallel over
   the window. The loss: on per-clip examples (MediaEval 2016: L sub-segments of one clip) only the
@@ -24,7 +25,7 @@ One network per target (the paper trains valence and arousal separately):
   the temporal phases set `Phase.loss_on = "last"`: the loss is on each window's last valid
   output only, the paper's loss.
   Inference: step by step, re-feeding its own outputs, as one compiled loop
-  (`lax.fori_loop` over the L steps). With `aan.causal_memory` (emojax's choice, default) output j
+  (`lax.fori_loop` over the L steps). With `model.causal_memory` (emojax's choice, default) output j
   attends to segments <= j only, so output j of any window is the last output of the window of its
   first j + 1 segments; the last output of a window is the paper's sequence-to-one prediction.
 - Feature + Temporal AAN: the Feature AAN's encoder per segment over its stream tokens, the encoded
@@ -51,7 +52,8 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import contract, errors
+from emojax import contract, errors, layout
+from emojax.nn import layers
 
 VARIANTS = ("feature", "temporal", "feature_temporal")
 LAYER_NORMS = ("authors", "standard")
@@ -59,22 +61,12 @@ LAYER_NORMS = ("authors", "standard")
 RELEASED_STREAMS = ("resnet50", "flownet", "i3d", "vggish", "emobase")
 
 
-def _torch_linear(in_features: int, out_features: int, rngs: nnx.Rngs) -> nnx.Linear:
-  """nn.Linear's default initialisation: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-  bound = 1.0 / math.sqrt(in_features)
-  return nnx.Linear(
-      in_features, out_features, rngs=rngs,
-      kernel_init=jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
-      bias_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
-          key, shape, dtype, -bound, bound))
-
-
 class LayerNorm(nnx.Module):
   """The authors' LayerNorm (unbiased std, eps added to the std) or the standard one."""
 
   def __init__(self, features: int, kind: str = "authors", eps: float = 1e-6):
     if kind not in LAYER_NORMS:
-      raise errors.ConfigError(f"aan.layer_norm={kind!r}; use one of {LAYER_NORMS}")
+      raise errors.ConfigError(f"config.model.layer_norm={kind!r}; use one of {LAYER_NORMS}")
     self.kind, self.eps = kind, eps
     self.scale = nnx.Param(jnp.ones((features,), jnp.float32))
     self.bias = nnx.Param(jnp.zeros((features,), jnp.float32))
@@ -96,12 +88,13 @@ class MultiHeadAttention(nnx.Module):
 
   def __init__(self, d_model: int, heads: int, dropout: float, *, rngs: nnx.Rngs):
     if d_model % heads:
-      raise errors.ConfigError(f"model width {d_model} is not divisible by aan.heads={heads}")
+      raise errors.ConfigError(f"model width {d_model} is not divisible by "
+                               f"config.model.heads={heads}")
     self.heads = heads
-    self.q = _torch_linear(d_model, d_model, rngs)
-    self.k = _torch_linear(d_model, d_model, rngs)
-    self.v = _torch_linear(d_model, d_model, rngs)
-    self.out = _torch_linear(d_model, d_model, rngs)
+    self.q = layers.torch_linear(d_model, d_model, rngs)
+    self.k = layers.torch_linear(d_model, d_model, rngs)
+    self.v = layers.torch_linear(d_model, d_model, rngs)
+    self.out = layers.torch_linear(d_model, d_model, rngs)
     self.drop = nnx.Dropout(dropout)
 
   def __call__(self, q_NxQxD, kv_NxKxD, mask_NxQxK=None, rngs=None):
@@ -129,7 +122,7 @@ class FeedForward(nnx.Module):
   """The released FF: Dropout(ReLU(Linear d x d)) (one linear, not two)."""
 
   def __init__(self, d_model: int, dropout: float, *, rngs: nnx.Rngs):
-    self.w = _torch_linear(d_model, d_model, rngs)
+    self.w = layers.torch_linear(d_model, d_model, rngs)
     self.drop = nnx.Dropout(dropout)
 
   def __call__(self, x, rngs=None):
@@ -199,7 +192,7 @@ class StreamEncoder(nnx.Module):
   def __init__(self, dims: dict[str, int], a: ml_collections.ConfigDict, encoder: bool, *,
                rngs: nnx.Rngs):
     self.streams = tuple(a.streams)
-    self.proj = nnx.Dict({s: _torch_linear(_flat_dim(dims[s]), a.d_model, rngs)
+    self.proj = nnx.Dict({s: layers.torch_linear(_flat_dim(dims[s]), a.d_model, rngs)
                           for s in self.streams})
     if encoder:
       self.layers = nnx.List([EncoderLayer(a.d_model, a, rngs=rngs)
@@ -224,7 +217,7 @@ class FeatureAAN(nnx.Module):
   def __init__(self, dims, a, *, rngs: nnx.Rngs):
     self.streams = StreamEncoder(dims, a, True, rngs=rngs)
     self.drop = nnx.Dropout(a.head_dropout)
-    self.head = _torch_linear(a.d_model, 1, rngs)
+    self.head = layers.torch_linear(a.d_model, 1, rngs)
 
   def __call__(self, feats: dict[str, jax.Array], rngs=None) -> jax.Array:
     """{stream: (..., D_s)} -> (...)."""
@@ -244,7 +237,7 @@ class TemporalAAN(nnx.Module):
     self.layers = nnx.List([DecoderLayer(self.d, a, rngs=rngs) for _ in range(a.decoder_layers)])
     self.norm = LayerNorm(self.d, a.layer_norm, a.layer_norm_eps)
     self.drop = nnx.Dropout(a.temporal_dropout)
-    self.head = _torch_linear(self.d, 1, rngs)
+    self.head = layers.torch_linear(self.d, 1, rngs)
 
   def memory(self, feats: dict[str, jax.Array], rngs=None) -> jax.Array:
     """{stream: (B, L, D_s)} -> segments with PE (B, L, d)."""
@@ -282,13 +275,19 @@ class TemporalAAN(nnx.Module):
     return jax.lax.fori_loop(0, l, step, jnp.zeros(memory.shape[:2], memory.dtype))
 
 
+def net_config(config: ml_collections.ConfigDict, target: str) -> ml_collections.ConfigDict:
+  """The numbers of one target's network: config.model with its streams (config.inputs)."""
+  cfg = layout.for_target(config, target)
+  return ml_collections.ConfigDict({**cfg.model.to_dict(), "streams": tuple(cfg.inputs.streams)})
+
+
 class AttendAffectNet(nnx.Module):
   def __init__(self, config: ml_collections.ConfigDict, dims: dict, *, rngs: nnx.Rngs):
-    a = config.aan
-    make = {"feature": lambda: FeatureAAN(dims, a, rngs=rngs),
-            "temporal": lambda: TemporalAAN(dims, a, False, rngs=rngs),
-            "feature_temporal": lambda: TemporalAAN(dims, a, True, rngs=rngs)}[a.variant]
-    self.nets = nnx.Dict({t: make() for t in config.targets})
+    def make(a):
+      return {"feature": lambda: FeatureAAN(dims, a, rngs=rngs),
+              "temporal": lambda: TemporalAAN(dims, a, False, rngs=rngs),
+              "feature_temporal": lambda: TemporalAAN(dims, a, True, rngs=rngs)}[a.variant]()
+    self.nets = nnx.Dict({t: make(net_config(config, t)) for t in config.targets})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -341,7 +340,7 @@ def clip_vectors(batch: dict, streams: Sequence[str]) -> dict[str, jax.Array]:
 def check_streams(batch: dict, streams: Sequence[str]) -> None:
   missing = [s for s in streams if s not in batch["x"]]
   if missing:
-    raise errors.DataError(f"the batch lacks stream(s) {missing} that config.aan.streams needs; "
+    raise errors.DataError(f"the batch lacks stream(s) {missing} that config.inputs.streams needs; "
                            f"it has {sorted(batch['x'])}")
 
 
@@ -350,11 +349,11 @@ def check_streams(batch: dict, streams: Sequence[str]) -> None:
 
 
 def _unit(config) -> str:
-  return config.aan.unit
+  return config.inputs.unit
 
 
 def feature_forward(config, target: str):
-  streams = tuple(config.aan.streams)
+  streams = layout.streams(config)
 
   def forward(model: AttendAffectNet, batch: dict, rngs=None):
     check_streams(batch, streams)
@@ -366,11 +365,11 @@ def feature_forward(config, target: str):
 
 
 def _temporal_inputs(config, batch):
-  streams = tuple(config.aan.streams)
+  streams = layout.streams(config)
   check_streams(batch, streams)
   if batch["clip_mask"].ndim == 1:   # per-clip: L equal sub-segments of each clip
-    feats = subsegment_features(batch, streams, config.aan.num_clips)
-    valid = jnp.ones(batch["clip_mask"].shape + (config.aan.num_clips,), bool)
+    feats = subsegment_features(batch, streams, config.model.num_clips)
+    valid = jnp.ones(batch["clip_mask"].shape + (config.model.num_clips,), bool)
   else:
     feats, valid = clip_features(batch, streams), batch["clip_mask"].astype(bool)
   return feats, valid
@@ -431,53 +430,51 @@ def predict_film(net: TemporalAAN, feats: dict[str, jax.Array], num_clips: int) 
 
 
 def check_config(config) -> None:
-  a = config.aan
+  a, unit = config.model, config.inputs.unit
   if a.variant not in VARIANTS:
-    raise errors.ConfigError(f"config.aan.variant={a.variant!r}; use one of {VARIANTS}")
+    raise errors.ConfigError(f"config.model.variant={a.variant!r}; use one of {VARIANTS}")
   if a.layer_norm not in LAYER_NORMS:
-    raise errors.ConfigError(f"config.aan.layer_norm={a.layer_norm!r}; use one of {LAYER_NORMS}")
-  if not a.streams:
-    raise errors.ConfigError("config.aan.streams is empty; name the dataset streams to attend to")
-  if len(set(a.streams)) != len(a.streams):
-    raise errors.ConfigError(f"config.aan.streams={tuple(a.streams)} names a stream twice")
-  if a.unit not in contract.UNITS:
-    raise errors.ConfigError(f"config.aan.unit={a.unit!r}; use one of {contract.UNITS}")
+    raise errors.ConfigError(f"config.model.layer_norm={a.layer_norm!r}; use one of {LAYER_NORMS}")
+  for t in config.targets:
+    streams = tuple(layout.for_target(config, t).inputs.streams)
+    if not streams:
+      raise errors.ConfigError("config.inputs.streams is empty; name the dataset streams to "
+                               "attend to")
+    if len(set(streams)) != len(streams):
+      raise errors.ConfigError(f"config.inputs.streams={streams} names a stream twice")
+  if unit not in contract.UNITS:
+    raise errors.ConfigError(f"config.inputs.unit={unit!r}; use one of {contract.UNITS}")
   if a.variant != "feature" and a.num_clips < 1:
-    raise errors.ConfigError(f"config.aan.num_clips={a.num_clips}: the temporal window needs >= 1 "
-                             "segment")
+    raise errors.ConfigError(f"config.model.num_clips={a.num_clips}: the temporal window needs "
+                             ">= 1 segment")
 
 
 def task(config) -> contract.Task:
-  return contract.Task(targets=tuple(config.targets), unit=config.aan.unit, loss=config.loss,
-                       best_metric=config.checkpoint.best_metric,
-                       best_mode=config.checkpoint.best_mode)
+  return layout.task(config, unit=config.inputs.unit, loss=config.train.loss)
 
 
 def modalities(config) -> tuple[str, ...]:
-  return tuple(config.aan.streams)
+  return layout.streams(config)
 
 
 def create(config, feature_dims: dict, rngs: nnx.Rngs) -> AttendAffectNet:
   check_config(config)
-  missing = [s for s in config.aan.streams if s not in feature_dims]
+  missing = [s for s in layout.streams(config) if s not in feature_dims]
   if missing:
-    raise errors.DataError(f"the dataset has no stream(s) {missing} (config.aan.streams); it has "
-                           f"{sorted(feature_dims)}")
+    raise errors.DataError(f"the dataset has no stream(s) {missing} (config.inputs.streams); "
+                           f"it has {sorted(feature_dims)}")
   return AttendAffectNet(config, feature_dims, rngs=rngs)
 
 
 def _window(config) -> int:
   """Clips per window of the per-second data path (per-clip examples: 1)."""
-  a = config.aan
-  if a.unit == "clip" or a.variant == "feature":
+  if config.inputs.unit == "clip" or config.model.variant == "feature":
     return 1
-  return int(a.num_clips)
+  return int(config.model.num_clips)
 
 
 def _phase_task(config, target: str) -> contract.Task:
-  t = task(config)
-  return contract.Task(targets=(target,), kind=t.kind, unit=t.unit, loss=t.loss,
-                       best_metric=t.best_metric, best_mode=t.best_mode)
+  return layout.task(config, (target,), unit=config.inputs.unit, loss=config.train.loss)
 
 
 def plan(config, done: list[dict]) -> contract.Phase | None:
@@ -485,26 +482,26 @@ def plan(config, done: list[dict]) -> contract.Phase | None:
   names = {r["name"] for r in done}
   tr = config.train
   for target in config.targets:
-    name = f"{target}/{config.aan.variant}"
+    name = f"{target}/{config.model.variant}"
     if name in names:
       continue
-    fwd = (feature_forward(config, target) if config.aan.variant == "feature"
+    fwd = (feature_forward(config, target) if config.model.variant == "feature"
            else temporal_train_forward(config, target))
-    own = lambda path, x, t=target: isinstance(x, nnx.Param) and tuple(path[:2]) == ("nets", t)
     return contract.Phase(
-        name=name, task=_phase_task(config, target), forward=fwd, trainable=own,
+        name=name, task=_phase_task(config, target), forward=fwd,
+        trainable=layers.params_under(("nets", target)),
         num_clips=_window(config), steps=tr.steps, epochs=tr.epochs,
-        optimizer=contract.optimizer_spec(config.optim), eval_every=tr.eval_every,
+        optimizer=contract.optimizer_spec(config.optim), eval_every=tr.eval_every_steps,
         eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,
-        loss_on="all" if config.aan.variant == "feature" else "last",
-        info={"variant": config.aan.variant, "streams": list(config.aan.streams)})
+        loss_on="all" if config.model.variant == "feature" else "last",
+        info={"variant": config.model.variant, "streams": list(layout.streams(config, target))})
   return None
 
 
 def outputs(config) -> dict[str, contract.Output]:
   out = {}
   for target in config.targets:
-    fwd = (feature_forward(config, target) if config.aan.variant == "feature"
+    fwd = (feature_forward(config, target) if config.model.variant == "feature"
            else temporal_infer_forward(config, target))
     out[target] = contract.Output(forward=fwd, task=_phase_task(config, target),
                                   num_clips=_window(config))

@@ -1,6 +1,6 @@
 r"""Seed 002: end-to-end audio-visual modal fusion + LSTM, 3-class valence or arousal per clip.
 
-Per clip of L one-second segments (methods.md section 002):
+Per clip of L one-second segments (seed 002; defaults and sources: docs/methods.md, fusion_lstm):
 
   x_v[t] = CNN_v(key frame t)            AlexNet-style, fc7 output (model.fc_width, 4,096 in the paper)
   x_a[t] = CNN_a(spectrogram image t)    a second network of the same shape, one input channel
@@ -35,9 +35,9 @@ input channels loaded into the 1-channel spectrogram network is summed over its 
 (the same as feeding the grey image as RGB). Other arrays (fc8, ...) are ignored. A missing name or
 a shape that differs from the network's is a DataError naming the file, the array and both shapes.
 
-Batches (per-clip unit): x[model.visual_stream] (B, L, H, W, 3) uint8, x[model.audio_stream]
-(B, L, H, W) uint8, the valid segments of clips shorter than L from the harness's `x_mask` of
-ragged streams (B, L) (or an x["segment_mask"] stream), clip_mask (B,),
+Batches (per-clip unit), config.inputs.streams = (visual, audio): x[visual] (B, L, H, W, 3) uint8,
+x[audio] (B, L, H, W) uint8, the valid segments of clips shorter than L from the harness's
+`x_mask` of ragged streams (B, L) (or an x["segment_mask"] stream), clip_mask (B,),
 y["<dim>_class"] (B,). One dimension per run (config.targets, one of valence / arousal).
 """
 
@@ -54,7 +54,8 @@ from flax import nnx
 
 from emojax import contract
 from emojax import errors
-from emojax.models import layers
+from emojax import layout
+from emojax.nn import layers
 
 FUSIONS = ("modal", "visual", "audio", "early", "late")
 NUM_CLASSES = 3
@@ -207,13 +208,8 @@ class Branch(nnx.Module):
       self.proj = nnx.Dict({m: nnx.Linear(fc_width, d, rngs=rngs) for m in modalities})
     alpha = jnp.asarray([float(a) for a in c.alpha], jnp.float32)
     self.alpha = nnx.Param(alpha) if c.learn_alpha else nnx.Variable(alpha)
-    h = c.lstm_hidden
-    bound = 1.0 / h ** 0.5
-    uniform = lambda shape: jax.random.uniform(rngs.params(), shape, jnp.float32, -bound, bound)
-    self.w_ih = nnx.Param(uniform((d, 4 * h)))
-    self.w_hh = nnx.Param(uniform((1, h, 4 * h)))
-    self.b = nnx.Param(uniform((4 * h,)) + uniform((4 * h,)))  # torch's b_ih + b_hh
-    self.mlp = nnx.Linear(h, c.mlp_hidden, kernel_init=_HE, rngs=rngs)
+    self.lstm = layers.LSTMLayer(d, c.lstm_hidden, rngs=rngs)
+    self.mlp = nnx.Linear(c.lstm_hidden, c.mlp_hidden, kernel_init=_HE, rngs=rngs)
     self.dropout = nnx.Dropout(c.dropout)
     self.out = nnx.Linear(c.mlp_hidden, NUM_CLASSES, rngs=rngs)
 
@@ -231,9 +227,9 @@ class Branch(nnx.Module):
   def __call__(self, feats: dict[str, jax.Array], mask_BxL: jax.Array | None,
                rngs: nnx.Rngs | None) -> jax.Array:
     x_BxLxD = self.fuse(feats)
-    gates_LxBx4H = jnp.einsum("bld,dg->lbg", x_BxLxD, self.w_ih[...]) + self.b[...]
+    gates_LxBx4H = self.lstm.gates(jnp.swapaxes(x_BxLxD, 0, 1))
     mask = None if mask_BxL is None else jnp.asarray(mask_BxL, bool).T[:, None, :]
-    _, h_1xBxH = layers.lstm_scan(gates_LxBx4H[:, None], self.w_hh[...], mask)
+    _, h_1xBxH = layers.lstm_scan(gates_LxBx4H[:, None], self.lstm.w_hh[...][None], mask)
     z = self.dropout(jax.nn.relu(self.mlp(h_1xBxH[0])), rngs=rngs)
     return self.out(z)
 
@@ -256,21 +252,22 @@ class FusionLSTM(nnx.Module):
   def __init__(self, config: ml_collections.ConfigDict, feature_dims: dict, *, rngs: nnx.Rngs):
     c = config.model
     self.crop = int(c.crop)
-    self.visual_stream, self.audio_stream = str(c.visual_stream), str(c.audio_stream)
+    roles = stream_roles(config)
+    self.visual_stream, self.audio_stream = roles["visual"], roles["audio"]
     branches = branch_modalities(c.fusion)
     used = [m for m in MODALITY_ORDER if any(m in ms for ms in branches.values())]
     encoders = {}
     for m in used:
       stream = self.stream(m)
       if stream not in feature_dims:
-        raise errors.ConfigError(f"the dataset has no stream {stream!r} (config.model.{m}_stream);"
-                                 f" it has {sorted(feature_dims)}")
+        raise errors.ConfigError(f"the dataset has no stream {stream!r} (the {m} stream of "
+                                 f"config.inputs.streams); it has {sorted(feature_dims)}")
       shape = tuple(feature_dims[stream])
       channels = shape[-1] if m == "visual" else 1
       if (m == "visual" and (len(shape) != 4 or channels != 3)) or (m == "audio" and len(shape) != 3):
         want = "(L, H, W, 3)" if m == "visual" else "(L, H, W)"
-        raise errors.ConfigError(f"stream {stream!r} (model.{m}_stream) has example shape "
-                                 f"{shape}, expected {want}")
+        raise errors.ConfigError(f"stream {stream!r} (the {m} stream of config.inputs.streams) has "
+                                 f"example shape {shape}, expected {want}")
       crop_images(jnp.zeros((1, *shape[1:3], 1)), self.crop, None)  # crop fits the images
       encoders[m] = AlexNet(channels, self.crop, c.conv, c.width, c.fc_width, c.fc_dropout,
                             rngs=rngs)
@@ -326,6 +323,15 @@ def _target(config: ml_collections.ConfigDict) -> str:
   return targets[0]
 
 
+def stream_roles(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """{"visual": stream, "audio": stream} of config.inputs.streams = (visual, audio)."""
+  streams = tuple(config.inputs.streams)
+  if len(streams) != 2:
+    raise errors.ConfigError(f"config.inputs.streams={streams}: give (visual stream, audio "
+                             "stream), e.g. ('keyframe', 'spectrogram_image')")
+  return {"visual": str(streams[0]), "audio": str(streams[1])}
+
+
 def _check(config: ml_collections.ConfigDict) -> None:
   c = config.model
   if c.fusion not in FUSIONS:
@@ -346,12 +352,12 @@ def _check(config: ml_collections.ConfigDict) -> None:
 
 
 def task(config: ml_collections.ConfigDict) -> contract.Task:
-  return contract.Task(targets=(_target(config),), kind="classification", num_classes=NUM_CLASSES,
-                       unit="clip", loss="softmax_ce", best_metric="accuracy")
+  return layout.task(config, (_target(config),), kind="classification", num_classes=NUM_CLASSES,
+                     unit="clip", loss="softmax_ce")
 
 
 def modalities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  streams = {"visual": config.model.visual_stream, "audio": config.model.audio_stream}
+  streams = stream_roles(config)
   used = {m for ms in branch_modalities(config.model.fusion).values() for m in ms}
   return tuple(streams[m] for m in MODALITY_ORDER if m in used)
 
@@ -372,14 +378,6 @@ def _late_forward(model: FusionLSTM, batch: dict, rngs: nnx.Rngs | None) -> jax.
   return model.late(batch)
 
 
-def _under(*prefixes: str):
-  """nnx filter: the Params whose path starts with any of `prefixes` (tuples of path keys)."""
-  def f(path, x):
-    keys = tuple(str(p) for p in path)
-    return isinstance(x, nnx.Param) and any(keys[:len(p)] == p for p in prefixes)
-  return f
-
-
 def phases(config: ml_collections.ConfigDict) -> list[contract.Phase]:
   target, t = _target(config), config.train
   common = dict(task=task(config), epochs=float(t.epochs),
@@ -390,7 +388,7 @@ def phases(config: ml_collections.ConfigDict) -> list[contract.Phase]:
     name = next(iter(branch_modalities(fusion)))
     return [contract.Phase(f"{target}/{fusion}", forward=_branch_forward(name), **common)]
   return [contract.Phase(f"{target}/late_{m}", forward=_branch_forward(m),
-                         trainable=_under(("encoders", m), ("branches", m)), **common)
+                         trainable=layers.params_under(("encoders", m), ("branches", m)), **common)
           for m in ("audio", "visual")]
 
 

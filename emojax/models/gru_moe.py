@@ -1,6 +1,6 @@
 """Seed 001: per-modality GRU / LSTM / TCN, context gating, mixture of experts, smoothing.
 
-Paper: shared/seeds/001_*.txt (MediaEval 2018), mapping docs: methods.md section 001.
+Paper: seed 001 (MediaEval 2018); every default and its source: docs/methods.md, section gru_moe.
 
   x[m] (B, T, D_m) --encoder[m]--> h[m] (B, T, H)      one causal encoder per modality
   concat_m h[m] (B, T, M H) -> dropout -> CG -> MoE -> CG -> logits of (valence + 1) / 2, (arousal + 1) / 2
@@ -18,7 +18,7 @@ Paper: shared/seeds/001_*.txt (MediaEval 2018), mapping docs: methods.md section
 - Batch norm inference (`config.model.bn_inference`): "population" (running statistics) or "batch"
   (statistics of the batch being predicted, as the paper's results were made), both over the valid
   rows only (the `clip_mask`).
-- Post-processing per film (`config.postprocess.kind`): zero-phase Butterworth (the paper's choice,
+- Post-processing per film (`config.eval.postprocess`): zero-phase Butterworth (the paper's choice,
   `postprocess.butterworth`: forward-backward, odd extension of 3 * (2 * sections + 1) samples at
   each end, 15 for order 4), centred moving average (`postprocess.moving_average`, the window
   shrinks at the film's ends), or none. A film shorter than the Butterworth padding (T <= 15 s at
@@ -51,8 +51,9 @@ from flax import nnx
 from emojax import contract
 from emojax import ensemble
 from emojax import errors
+from emojax import layout
 from emojax import postprocess
-from emojax.models import layers
+from emojax.nn import layers
 
 ENCODERS = ("gru", "lstm", "tcn")
 BN_INFERENCE = ("population", "batch")
@@ -173,7 +174,7 @@ class GruMoe(nnx.Module):
 
   def __init__(self, config: ml_collections.ConfigDict, dims: dict[str, int], *, rngs: nnx.Rngs):
     m = config.model
-    self.modalities = tuple(config.modalities)
+    self.modalities = layout.streams(config)
     self.targets = tuple(config.targets)
     self.encoder_kind = m.encoder
     if m.encoder == "tcn":
@@ -252,8 +253,8 @@ def forward_with_bn(bn_inference: str):
 
 
 def smoother(kind: str, config: ml_collections.ConfigDict):
-  """Per-film post-processing (T,) -> (T,) of `kind`, with the numbers of `config.postprocess`."""
-  p = config.postprocess
+  """Per-film post-processing (T,) -> (T,) of `kind`, with the numbers of `config.eval`."""
+  p = config.eval
   fs_hz = 1.0 / config.data.clip_seconds
   if kind == "butterworth":
     return functools.partial(postprocess.butterworth, cutoff_hz=p.butterworth_cutoff_hz,
@@ -262,7 +263,7 @@ def smoother(kind: str, config: ml_collections.ConfigDict):
     return functools.partial(postprocess.moving_average, width=p.moving_average_seconds)
   if kind == "none":
     return None
-  raise errors.ConfigError(f"config.postprocess.kind={kind!r}; use one of {SMOOTHERS}")
+  raise errors.ConfigError(f"config.eval.postprocess={kind!r}; use one of {SMOOTHERS}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,13 +271,11 @@ def smoother(kind: str, config: ml_collections.ConfigDict):
 
 
 def task(config: ml_collections.ConfigDict) -> contract.Task:
-  return contract.Task(targets=tuple(config.targets), loss="sigmoid_ce",
-                       best_metric=config.checkpoint.best_metric,
-                       best_mode=config.checkpoint.best_mode)
+  return layout.task(config, loss="sigmoid_ce")
 
 
 def modalities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  return tuple(config.modalities)
+  return layout.streams(config)
 
 
 def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
@@ -287,9 +286,9 @@ def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
         f"config.train.ensemble={config.train.ensemble}: the training harness (main.py) does not "
         "train ensembles yet; train K members in one jit from Python with emojax.ensemble "
         "(create / make_train_step / make_predict), or set config.train.ensemble=1")
-  missing = [m for m in config.modalities if m not in feature_dims]
+  missing = [m for m in layout.streams(config) if m not in feature_dims]
   if missing:
-    raise errors.ConfigError(f"config.modalities names {missing}, which the dataset does not "
+    raise errors.ConfigError(f"config.inputs.streams names {missing}, which the dataset does not "
                              f"have; it has {sorted(feature_dims)}")
   return GruMoe(config, feature_dims, rngs=rngs)
 
@@ -304,7 +303,7 @@ def plan(config: ml_collections.ConfigDict, done: list[dict]) -> contract.Phase 
       # windows of W seconds ending at every second.
       loss_on="last", sliding_seconds=config.model.window_seconds,
       steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
-      eval_every=tr.eval_every, eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,
+      eval_every=tr.eval_every_steps, eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,
       info={"encoder": config.model.encoder, "window_seconds": config.model.window_seconds,
             "ensemble": tr.ensemble})
 
@@ -312,9 +311,7 @@ def plan(config: ml_collections.ConfigDict, done: list[dict]) -> contract.Phase 
 def target_task(config: ml_collections.ConfigDict, target: str) -> contract.Task:
   """The one-target task of an Output: the harness's predictor reads the task's first target and
   `contract.predictions` picks it out of the joint forward's {target: logits}."""
-  return contract.Task(targets=(target,), loss="sigmoid_ce",
-                       best_metric=config.checkpoint.best_metric,
-                       best_mode=config.checkpoint.best_mode)
+  return layout.task(config, (target,), loss="sigmoid_ce")
 
 
 def _outputs(config, forward_fn, post, key: str) -> dict[str, contract.Output]:
@@ -326,19 +323,19 @@ def _outputs(config, forward_fn, post, key: str) -> dict[str, contract.Output]:
 
 
 def outputs(config: ml_collections.ConfigDict) -> dict[str, contract.Output]:
-  return _outputs(config, forward, smoother(config.postprocess.kind, config), "gru_moe")
+  return _outputs(config, forward, smoother(config.eval.postprocess, config), "gru_moe")
 
 
 def variants(config: ml_collections.ConfigDict) -> dict[str, dict[str, contract.Output]]:
   """The other smoothers, and the other BN inference mode, of the trained model."""
   out = {}
   for kind in SMOOTHERS:
-    if kind != config.postprocess.kind:
+    if kind != config.eval.postprocess:
       out[f"smoothing_{kind}"] = _outputs(config, forward, smoother(kind, config), "gru_moe")
   if config.model.batch_norm and config.model.context_gating:
     other = [m for m in BN_INFERENCE if m != config.model.bn_inference][0]
     out[f"bn_inference_{other}"] = _outputs(config, forward_with_bn(other),
-                                            smoother(config.postprocess.kind, config),
+                                            smoother(config.eval.postprocess, config),
                                             f"gru_moe_bn_{other}")
   return out
 
@@ -349,7 +346,7 @@ def variants(config: ml_collections.ConfigDict) -> dict[str, dict[str, contract.
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """ConfigError naming the key for every setting the model cannot run with."""
-  m, p = config.model, config.postprocess
+  m, p = config.model, config.eval
   if m.encoder not in ENCODERS:
     raise errors.ConfigError(f"config.model.encoder={m.encoder!r}; use one of {ENCODERS}")
   if int(m.window_seconds) != m.window_seconds or m.window_seconds < 1:
@@ -371,16 +368,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise errors.ConfigError(f"config.model.num_experts={m.num_experts} must be >= 1")
   if not 0.0 <= m.dropout < 1.0:
     raise errors.ConfigError(f"config.model.dropout={m.dropout} must lie in [0, 1)")
-  if not config.modalities:
-    raise errors.ConfigError("config.modalities is empty; name the dataset streams to encode")
-  if p.kind not in SMOOTHERS:
-    raise errors.ConfigError(f"config.postprocess.kind={p.kind!r}; use one of {SMOOTHERS}")
-  smoother(p.kind, config)
-  if p.kind == "butterworth":  # the numbers are checked by a dry run on a short signal
+  if not layout.streams(config):
+    raise errors.ConfigError("config.inputs.streams is empty; name the dataset streams to encode")
+  if p.postprocess not in SMOOTHERS:
+    raise errors.ConfigError(f"config.eval.postprocess={p.postprocess!r}; use one of {SMOOTHERS}")
+  smoother(p.postprocess, config)
+  if p.postprocess == "butterworth":  # the numbers are checked by a dry run on a short signal
     postprocess.butterworth(np.zeros(4), p.butterworth_cutoff_hz, p.butterworth_order,
                             1.0 / config.data.clip_seconds)
   if int(p.moving_average_seconds) != p.moving_average_seconds or p.moving_average_seconds < 1:
-    raise errors.ConfigError(f"config.postprocess.moving_average_seconds="
+    raise errors.ConfigError(f"config.eval.moving_average_seconds="
                              f"{p.moving_average_seconds!r} must be a positive integer")
   if int(config.train.ensemble) != config.train.ensemble or config.train.ensemble < 1:
     raise errors.ConfigError(f"config.train.ensemble={config.train.ensemble!r} must be a "

@@ -2,7 +2,7 @@
 
 Each second's features (the target's modalities, concatenated and standardised with the training
 statistics) are mapped linearly to that second's label; the ridge strength is chosen on the
-validation split from `config.ridge.alphas`; the fit is closed form (no SGD), in float64.
+validation split from `config.model.alphas`; the fit is closed form (no SGD), in float64.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import contract, metrics
+from emojax import contract, layout, metrics
 
 
 class LinearHead(nnx.Module):
@@ -26,18 +26,16 @@ class LinearHead(nnx.Module):
 
 class Ridge(nnx.Module):
   def __init__(self, config: ml_collections.ConfigDict, dims: dict[str, int]):
-    self.heads = nnx.Dict({t: LinearHead(sum(dims[m] for m in config[t].modalities))
+    self.heads = nnx.Dict({t: LinearHead(sum(dims[m] for m in layout.streams(config, t)))
                            for t in config.targets})
 
 
 def task(config: ml_collections.ConfigDict, targets=None) -> contract.Task:
-  c = config.checkpoint
-  return contract.Task(tuple(targets or config.targets), loss="mse", unit="second",
-                       best_metric=c.best_metric, best_mode=c.best_mode)
+  return layout.task(config, targets, loss="mse", unit="second")
 
 
 def modalities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  return tuple(dict.fromkeys(m for t in config.targets for m in config[t].modalities))
+  return layout.streams(config)
 
 
 def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int], rngs: nnx.Rngs) -> Ridge:
@@ -52,7 +50,7 @@ def _features(store, mods, i: int | None = None) -> np.ndarray:
 
 def _fit(config, target: str):
   def fit(model: Ridge, train, validation) -> None:
-    mods = config[target].modalities
+    mods = layout.streams(config, target)
     x = _features(train, mods).astype(np.float64)
     y = np.concatenate(train.labels[target]).astype(np.float64)
     mean, scale = x.mean(0), x.std(0) + 1e-8
@@ -63,7 +61,7 @@ def _fit(config, target: str):
     evals, evecs = np.linalg.eigh(gram)
     zty = evecs.T @ (z.T @ (y - y_mean))
     best = None
-    for alpha in config.ridge.alphas:
+    for alpha in config.model.alphas:
       w = evecs @ (zty / (evals + alpha))
       if validation is not None:
         xv = (_features(validation, mods) - mean) / scale
@@ -85,7 +83,7 @@ def _fit(config, target: str):
 
 def _forward(config, target: str, per_second: bool = False):
   """Per-clip (mean of the per-second predictions) or per-second forward."""
-  mods = tuple(config[target].modalities)
+  mods = layout.streams(config, target)
 
   def forward(model: Ridge, batch: dict, rngs=None):
     del rngs
@@ -105,7 +103,7 @@ _FORWARDS: dict = {}
 
 def _cached_forward(config, target: str, per_second: bool):
   """One forward function per (target, modalities, resolution): jitted once per run."""
-  key = (target, tuple(config[target].modalities), per_second)
+  key = (target, layout.streams(config, target), per_second)
   if key not in _FORWARDS:
     _FORWARDS[key] = _forward(config, target, per_second)
   return _FORWARDS[key]
@@ -117,7 +115,7 @@ def plan(config: ml_collections.ConfigDict, done: list[dict]):
     name = f"{target}/ridge"
     if name not in names:
       return contract.Phase(name, task(config, (target,)), _cached_forward(config, target, False),
-                            fit=_fit(config, target), info={"alphas": list(config.ridge.alphas)})
+                            fit=_fit(config, target), info={"alphas": list(config.model.alphas)})
   return None
 
 

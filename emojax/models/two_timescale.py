@@ -1,7 +1,7 @@
 """Seed 000: two-time-scale bi-LSTMs with residual-based progressive training.
 
-Paper: "Two-time-scale ... residual-based progressive training" (shared/seeds/000_*.txt,
-docs: methods.md section 000). Per target (valence, arousal) one `TargetNet`:
+Paper: "Two-time-scale ... residual-based progressive training" (seed 000; every default and its
+source: docs/methods.md, section two_timescale). Per target (valence, arousal) one `TargetNet`:
 - intra-clip: per modality a 2-layer bidirectional LSTM over the clip's seconds; the final step's
   hidden state is the modality feature (2H); modality features are summed; FC1 (+ReLU) gives the
   clip-level multi-modal feature and FC2 (+tanh) the clip prediction ("two FC layers after the sum").
@@ -26,9 +26,9 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import contract, errors, postprocess
+from emojax import contract, errors, layout, postprocess
 from emojax.contract import Phase
-from emojax.models.layers import BiLSTM
+from emojax.nn.layers import BiLSTM, params_under
 
 FUSIONS = ("progressive", "joint", "decision")
 CONTEXTS = ("lstm", "ema", "none")
@@ -48,9 +48,10 @@ class Head(nnx.Module):
 class TargetNet(nnx.Module):
   """The seed-000 network of one target."""
 
-  def __init__(self, dims: dict[str, int], task: ml_collections.ConfigDict,
-               model: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
-    self.modalities = tuple(task.modalities)
+  def __init__(self, dims: dict[str, int], cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+    """`cfg`: the blocks of this target (emojax.layout.for_target)."""
+    model = cfg.model
+    self.modalities = tuple(cfg.inputs.streams)
     h, two_h = model.hidden, 2 * model.hidden
     enc = lambda m: BiLSTM(dims[m], h, model.num_layers, rngs=rngs)
     self.encoders = nnx.Dict({m: enc(m) for m in self.modalities})
@@ -63,7 +64,7 @@ class TargetNet(nnx.Module):
         {m: Head(two_h, model.aux_hidden, rngs=rngs) for m in self.modalities})
     self.fc1 = nnx.Linear(two_h, model.clip_features, rngs=rngs)
     self.fc2 = nnx.Linear(model.clip_features, 1, rngs=rngs)
-    if task.context == "lstm":
+    if model.context == "lstm":
       self.inter = BiLSTM(model.clip_features, model.inter_hidden, model.num_layers, rngs=rngs)
       self.inter_fc = nnx.Linear(2 * model.inter_hidden, 1, rngs=rngs)
 
@@ -114,8 +115,9 @@ class TargetNet(nnx.Module):
 
 class TwoTimeScale(nnx.Module):
   def __init__(self, config: ml_collections.ConfigDict, dims: dict[str, int], *, rngs: nnx.Rngs):
-    self.nets = nnx.Dict({t: TargetNet({m: dims[m] for m in config[t].modalities}, config[t],
-                                       config.model, rngs=rngs) for t in config.targets})
+    self.nets = nnx.Dict({t: TargetNet({m: dims[m] for m in layout.streams(config, t)},
+                                       layout.for_target(config, t), rngs=rngs)
+                          for t in config.targets})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,13 +126,11 @@ class TwoTimeScale(nnx.Module):
 
 def task(config: ml_collections.ConfigDict, targets=None) -> contract.Task:
   """Per-second regression of valence and/or arousal with masked MSE (eqs. 1 and 3)."""
-  c = config.checkpoint
-  return contract.Task(tuple(targets or config.targets), loss="mse", unit="second",
-                       best_metric=c.best_metric, best_mode=c.best_mode)
+  return layout.task(config, targets, loss="mse", unit="second")
 
 
 def modalities(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  return tuple(dict.fromkeys(m for t in config.targets for m in config[t].modalities))
+  return layout.streams(config)
 
 
 def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
@@ -140,22 +140,17 @@ def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
 
 
 def _check(config: ml_collections.ConfigDict) -> None:
-  for key in ("steps_per_phase", "inter_steps"):
+  for key in ("steps", "inter_clip_steps"):
     if config.train[key] <= 0:
       raise errors.ConfigError(f"config.train.{key}={config.train[key]}: every phase needs a "
                                "positive number of steps")
   if config.train.fusion not in FUSIONS:
     raise errors.ConfigError(f"config.train.fusion={config.train.fusion!r}; use one of {FUSIONS}")
   for t in config.targets:
-    if config[t].context not in CONTEXTS:
-      raise errors.ConfigError(f"config.{t}.context={config[t].context!r}; use one of {CONTEXTS}")
-
-
-def _under(*prefixes: tuple) -> nnx.filterlib.Filter:
-  """nnx filter: the Params whose path starts with one of `prefixes`."""
-  def f(path, x):
-    return isinstance(x, nnx.Param) and any(tuple(path[:len(p)]) == p for p in prefixes)
-  return f
+    context = layout.for_target(config, t).model.context
+    if context not in CONTEXTS:
+      raise errors.ConfigError(f"config.per_target.{t}.model.context={context!r}; use one of "
+                               f"{CONTEXTS}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -201,16 +196,17 @@ def _optimizer(config: ml_collections.ConfigDict, learning_rate: float) -> dict:
 
 def phases(config: ml_collections.ConfigDict, target: str, done: list[dict]):
   """The phases of one target, in order; some depend on the records of earlier ones."""
-  task_cfg, tr = config[target], config.train
+  cfg = layout.for_target(config, target)
+  tr = cfg.train
   tk = task(config, (target,))
   p = lambda *a: ("nets", target, *a)
-  steps = tr.steps_per_phase
+  steps = tr.steps
   common = dict(steps=steps, eval_every=tr.eval_every_steps,
-                optimizer=_optimizer(config, tr.learning_rate))
+                optimizer=_optimizer(config, config.optim.learning_rate))
   if tr.fusion in ("progressive", "decision"):
-    for m in task_cfg.modalities:
+    for m in cfg.inputs.streams:
       yield Phase(f"{target}/stage1_{m}", tk, _net_forward(target, "stage1", m),
-                  _under(p("stage1_encoders", m), p("stage1_heads", m)), **common,
+                  params_under(p("stage1_encoders", m), p("stage1_heads", m)), **common,
                   info={"stage": 1, "modality": m})
   if tr.fusion == "decision":
     return
@@ -220,21 +216,23 @@ def phases(config: ml_collections.ConfigDict, target: str, done: list[dict]):
       setup = _copy_stage1_encoder(target, m) if tr.init_from_stage1 else None
       yield Phase(f"{target}/progressive{i + 1}_{m}", tk,
                   _net_forward(target, "progressive", tuple(order[:i + 1])),
-                  _under(p("encoders", m), p("progressive_heads", m)), **common,
+                  params_under(p("encoders", m), p("progressive_heads", m)), **common,
                   setup=setup, info={"stage": 2, "order": order[:i + 1]})
     yield Phase(f"{target}/finetune", tk, _net_forward(target, "intra"),
-                _under(p("encoders"), p("fc1"), p("fc2")), steps=steps,
+                params_under(p("encoders"), p("fc1"), p("fc2")), steps=steps,
                 eval_every=tr.eval_every_steps,
                 optimizer=_optimizer(config, tr.finetune_learning_rate),
                 info={"stage": 2, "order": order})
   else:  # M1: joint feature-level fusion, everything trained at once.
     yield Phase(f"{target}/joint", tk, _net_forward(target, "intra"),
-                _under(p("encoders"), p("fc1"), p("fc2")), **common, info={"stage": "M1"})
-  if task_cfg.context == "lstm":
+                params_under(p("encoders"), p("fc1"), p("fc2")), **common, info={"stage": "M1"})
+  if cfg.model.context == "lstm":
     yield Phase(f"{target}/inter_clip", tk, _net_forward(target, "inter_clip"),
-                _under(p("inter"), p("inter_fc")), task_cfg.num_clips, steps=tr.inter_steps,
-                eval_every=tr.eval_every_steps, optimizer=_optimizer(config, tr.learning_rate),
-                info={"num_clips": task_cfg.num_clips})
+                params_under(p("inter"), p("inter_fc")), cfg.model.num_clips,
+                steps=tr.inter_clip_steps,
+                eval_every=tr.eval_every_steps,
+                optimizer=_optimizer(config, config.optim.learning_rate),
+                info={"num_clips": cfg.model.num_clips})
 
 
 def plan(config: ml_collections.ConfigDict, done: list[dict]):
@@ -252,11 +250,11 @@ def plan(config: ml_collections.ConfigDict, done: list[dict]):
 
 def final_forward(config: ml_collections.ConfigDict, target: str):
   """(forward, window length in clips, key) of the trained network of `target` (before EMA)."""
-  task_cfg = config[target]
-  if config.train.fusion == "decision":
+  cfg = layout.for_target(config, target)
+  if cfg.train.fusion == "decision":
     return _net_forward(target, "decision"), 1, f"{target}/decision"
-  if task_cfg.context == "lstm":
-    return _net_forward(target, "inter_clip"), task_cfg.num_clips, f"{target}/inter_clip"
+  if cfg.model.context == "lstm":
+    return _net_forward(target, "inter_clip"), cfg.model.num_clips, f"{target}/inter_clip"
   return _net_forward(target, "intra"), 1, f"{target}/intra"
 
 
@@ -269,7 +267,8 @@ def outputs(config: ml_collections.ConfigDict) -> dict:
   out = {}
   for target in config.targets:
     forward, l, key = final_forward(config, target)
-    post = _ema(config[target].ema_beta) if config[target].context == "ema" else None
+    cfg = layout.for_target(config, target)
+    post = _ema(cfg.eval.ema_beta) if cfg.model.context == "ema" else None
     out[target] = contract.Output(forward, task(config, (target,)), num_clips=l,
                                   postprocess=post, key=key)
   return out
@@ -281,11 +280,12 @@ def variants(config: ml_collections.ConfigDict) -> dict:
   out = {}
   for target in config.targets:
     tk = task(config, (target,))
-    if config.train.fusion == "progressive":
+    cfg = layout.for_target(config, target)
+    if cfg.train.fusion == "progressive":
       out.setdefault("M2_decision", {})[target] = contract.Output(
           _net_forward(target, "decision"), tk, key=f"{target}/decision")
-    if config[target].context == "ema":
-      for beta in config[target].ema_betas_ablation:
+    if cfg.model.context == "ema":
+      for beta in cfg.eval.ema_betas_ablation:
         out[f"{target}_ema_beta{beta}"] = {target: contract.Output(
             _net_forward(target, "intra"), tk, postprocess=_ema(beta), key=f"{target}/intra")}
   return out

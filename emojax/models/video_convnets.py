@@ -4,9 +4,9 @@
 MSE head (valence and arousal are trained separately: one phase each, a fresh network per phase).
 
 Streams (per-clip datasets, uint8, frames stored larger than `config.model.crop`):
-  C3D, R(2+1)D   `config.model.stream` (default "frame_clips"): (N, H, W, 3), N >= num_frames
+  C3D, R(2+1)D   `config.inputs.streams` (default ("frame_clips",)): (N, H, W, 3), N >= num_frames
                  dense frames (5 fps in seed 004); the centre num_frames are used.
-  TSN, ECO       `config.model.stream` (default "tsn_frames"): (K, M, H, W, 3): K segments of M
+  TSN, ECO       `config.inputs.streams` (default ("tsn_frames",)): (K, M, H, W, 3): K segments of M
                  candidate frames; training draws one candidate per segment, evaluation takes
                  the centre one (M // 2), as TSN's sampling rule.
 Augmentation happens in the forward from the uint8 batch: in training a random crop (one offset per
@@ -52,13 +52,14 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from flax import nnx
 
 from emojax import contract
 from emojax import errors
-from emojax.models import video_conv
+from emojax import layout
+from emojax.nn import layers
+from emojax.nn import video_conv
 
 ARCHS = ("c3d", "r2plus1d", "tsn", "eco_lite", "eco_full")
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -369,12 +370,12 @@ def _explicit_sharding(x):
 def check_stream_shape(config, shape) -> None:
   """The stored stream fits the architecture, the frame count and the crop, or ConfigError."""
   m = config.model
-  s = m.stream
+  s = frame_stream(config)
   segmented = m.arch in ("tsn", "eco_lite", "eco_full")
   want = "(K, M, H, W, 3)" if segmented else "(N, H, W, 3)"
   if len(shape) != (5 if segmented else 4) or shape[-1] != 3:
     raise errors.DataError(f"stream {s!r} has clips of shape {tuple(shape)}; {m.arch} needs "
-                           f"{want} uint8 RGB (config.model.stream)")
+                           f"{want} uint8 RGB (config.inputs.streams)")
   n, h, w = shape[0], shape[-3], shape[-2]
   if n < m.num_frames:
     raise errors.DataError(
@@ -434,27 +435,35 @@ def _target_list(config) -> tuple[str, ...]:
 
 def task(config, target: str | None = None):
   t = target or _target_list(config)[0]
-  return contract.Task((t,), loss="mse", unit="clip", best_metric=config.checkpoint.best_metric,
-                       best_mode=config.checkpoint.best_mode)
+  return layout.task(config, (t,), loss="mse", unit="clip")
+
+
+def frame_stream(config) -> str:
+  """The one stream of frames the networks read (config.inputs.streams)."""
+  streams = layout.streams(config)
+  if len(streams) != 1:
+    raise errors.ConfigError(f"config.inputs.streams={streams}: the video convnets read one "
+                             "stream of frames, e.g. ('frame_clips',) or ('tsn_frames',)")
+  return streams[0]
 
 
 def modalities(config):
-  return (config.model.stream,)
+  return (frame_stream(config),)
 
 
 def create(config, feature_dims, rngs):
-  m = config.model
+  m, s = config.model, frame_stream(config)
   if m.arch not in ARCHS:
     raise errors.ConfigError(f"config.model.arch={m.arch!r}; use one of {ARCHS}")
-  if m.stream not in feature_dims:
-    raise errors.DataError(f"the dataset has no stream {m.stream!r} (config.model.stream); it has "
+  if s not in feature_dims:
+    raise errors.DataError(f"the dataset has no stream {s!r} (config.inputs.streams); it has "
                            f"{sorted(feature_dims)}")
-  return nnx.Dict({t: VideoNet(config, tuple(feature_dims[m.stream]), rngs)
+  return nnx.Dict({t: VideoNet(config, tuple(feature_dims[s]), rngs)
                    for t in _target_list(config)})
 
 
 def _forward_for(config, target):
-  stream = config.model.stream
+  stream = frame_stream(config)
   center, half = float(config.model.label_center), float(config.model.label_half_range)
 
   def forward(model, batch, rngs):
@@ -519,7 +528,7 @@ def plan(config, done):
   t = targets[len(done)]
   return contract.Phase(
       f"{t}/{config.model.arch}", task(config, t), _forward_for(config, t),
-      trainable=nnx.All(nnx.Param, nnx.PathContains(t)), epochs=float(config.train.epochs),
+      trainable=layers.params_under((t,)), epochs=float(config.train.epochs),
       optimizer=_optimizer(config), eval_every_epochs=float(config.train.eval_every_epochs),
       setup=_setup_for(config, t), info={"arch": config.model.arch})
 
@@ -527,18 +536,6 @@ def plan(config, done):
 def outputs(config):
   return {t: contract.Output(_forward_for(config, t), task(config, t))
           for t in _target_list(config)}
-
-
-def default_model_config(arch: str) -> ml_collections.ConfigDict:
-  """The paper's sizes for `arch` (configs/video_convnets.py starts from these)."""
-  if arch not in ARCHS:
-    raise errors.ConfigError(f"unknown video convnet {arch!r}; use one of {ARCHS}")
-  segmented = arch in ("tsn", "eco_lite", "eco_full")
-  return ml_collections.ConfigDict(dict(
-      arch=arch, stream="tsn_frames" if segmented else "frame_clips", num_frames=8,
-      crop=224 if segmented else 112, width=1.0, depth=1.0, dropout=0.5, flip=True,
-      partial_bn=False, conv_lowering="auto", compute_dtype="float32", autotune=True,
-      weights="", label_center=0.0, label_half_range=1.0))
 
 
 def parameter_count(model) -> int:

@@ -1,6 +1,6 @@
 r"""The authors' released Feature AAN models (PyTorch state dicts) -> an emojax workdir.
 
-  python -m emojax.models.attendaffectnet_import --state_dict=mdb_arousal.npz --target=arousal \
+  python -m emojax.importers.attendaffectnet --state_dict=mdb_arousal.npz --target=arousal \
       --workdir=runs/aan_released_mdb_arousal [--streams=resnet50,flownet,i3d,vggish,emobase]
   python main.py --mode=evaluate --workdir=runs/aan_released_mdb_arousal
       (after pointing `dataset` in <workdir>/config.json at a dataset holding those streams;
@@ -39,7 +39,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from flax import nnx
 
-from emojax import checkpoint, errors, fileio
+from emojax import checkpoint, errors, fileio, layout
 from emojax.models import attendaffectnet as aan
 
 # Stream names by the number of per-stream linears of the released models: 5 = video + audio,
@@ -163,12 +163,12 @@ def released_config(arch: dict, streams: Sequence[str], target: str):
   from configs import attendaffectnet as aan_config  # pylint: disable=g-import-not-at-top
   c = aan_config.get_config(f"feature,{target}")
   c.unlock()
-  c.aan.streams = tuple(streams)
-  c.aan.d_model = arch["d_model"]
-  c.aan.encoder_layers = arch["layers"]
-  c.aan.heads = 2               # the released models: 2 heads (the fixture matches only with 2)
-  c.aan.layer_norm = "authors"
-  c.aan.unit = "clip"           # the released models read one clip-level vector per stream
+  c.inputs.streams = tuple(streams)
+  c.model.d_model = arch["d_model"]
+  c.model.encoder_layers = arch["layers"]
+  c.model.heads = 2             # the released models: 2 heads (the fixture matches only with 2)
+  c.model.layer_norm = "authors"
+  c.inputs.unit = "clip"        # the released models read one clip-level vector per stream
   c.data.standardize = False    # they read raw features
   c.dataset.name = "cognimuse"
   c.dataset.config = "intended_5s"
@@ -255,7 +255,7 @@ def load_imported(workdir: str | pathlib.Path):
   cfg = fileio.read_json(workdir / "config.json")
   if cfg is None:
     raise errors.ConfigError(f"{workdir / 'config.json'} not found: import a model first")
-  config = ml_collections.ConfigDict(cfg)
+  config = ml_collections.ConfigDict(layout.upgrade(cfg))
   meta, _ = checkpoint.read_model_meta(workdir / "final_model")
   model = aan.create(config, meta["feature_dims"], nnx.Rngs(0))
   checkpoint.restore_model(workdir / "final_model", model)
@@ -265,7 +265,7 @@ def load_imported(workdir: str | pathlib.Path):
 
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(
-      prog="python -m emojax.models.attendaffectnet_import",
+      prog="python -m emojax.importers.attendaffectnet",
       description="Import a released AttendAffectNet (Feature AAN) state dict into an emojax "
                   "workdir usable by `python main.py --mode=evaluate --workdir=...`.")
   p.add_argument("--state_dict", required=True, help=".npz (numpy) or .pth (torch) state dict")

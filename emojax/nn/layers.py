@@ -29,6 +29,7 @@ lay the projections out for the scan.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +37,34 @@ import numpy as np
 from flax import nnx
 
 
-def _uniform(rngs: nnx.Rngs, shape: tuple[int, ...], bound: float) -> nnx.Param:
+# ------------------------------------------------------------------------------------------------
+# PyTorch-style initialisation and parameter filters (every method uses these; none writes its own).
+
+
+def torch_uniform(rngs: nnx.Rngs, shape: tuple[int, ...], bound: float) -> nnx.Param:
+  """A parameter ~ U(-bound, bound), torch's default for recurrent weights (bound = 1/sqrt(H))."""
   return nnx.Param(jax.random.uniform(rngs.params(), shape, jnp.float32, -bound, bound))
+
+
+def torch_linear(in_features: int, out_features: int, rngs: nnx.Rngs) -> nnx.Linear:
+  """nn.Linear's default initialisation: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(in_features)
+  return nnx.Linear(
+      in_features, out_features, rngs=rngs,
+      kernel_init=jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+      bias_init=lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+          key, shape, dtype, -bound, bound))
+
+
+def params_under(*prefixes: tuple) -> nnx.filterlib.Filter:
+  """nnx filter: the Params whose path starts with one of `prefixes` (tuples of path keys,
+  compared as strings), e.g. params_under(("nets", "valence", "fc1"))."""
+  prefixes = tuple(tuple(str(k) for k in p) for p in prefixes)
+
+  def f(path, x):
+    keys = tuple(str(k) for k in path)
+    return isinstance(x, nnx.Param) and any(keys[:len(p)] == p for p in prefixes)
+  return f
 
 
 def _default_unroll(t: int) -> int:
@@ -159,10 +186,10 @@ class BiLSTMLayer(nnx.Module):
   def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs):
     bound = 1.0 / hidden**0.5
     self.hidden = hidden
-    self.w_ih = _uniform(rngs, (in_features, 2, 4 * hidden), bound)
-    self.w_hh = _uniform(rngs, (2, hidden, 4 * hidden), bound)
-    self.b_ih = _uniform(rngs, (2, 4 * hidden), bound)
-    self.b_hh = _uniform(rngs, (2, 4 * hidden), bound)
+    self.w_ih = torch_uniform(rngs, (in_features, 2, 4 * hidden), bound)
+    self.w_hh = torch_uniform(rngs, (2, hidden, 4 * hidden), bound)
+    self.b_ih = torch_uniform(rngs, (2, 4 * hidden), bound)
+    self.b_hh = torch_uniform(rngs, (2, 4 * hidden), bound)
 
   def gates(self, x_TxBxD: jax.Array) -> jax.Array:
     """Input projections of a time-major input for both directions, in scan order.
@@ -400,10 +427,10 @@ class GRULayer(nnx.Module):
   def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs):
     bound = 1.0 / hidden**0.5
     self.hidden = hidden
-    self.w_ih = _uniform(rngs, (in_features, 3 * hidden), bound)
-    self.w_hh = _uniform(rngs, (hidden, 3 * hidden), bound)
-    self.b_ih = _uniform(rngs, (3 * hidden,), bound)
-    self.b_hh = _uniform(rngs, (3 * hidden,), bound)
+    self.w_ih = torch_uniform(rngs, (in_features, 3 * hidden), bound)
+    self.w_hh = torch_uniform(rngs, (hidden, 3 * hidden), bound)
+    self.b_ih = torch_uniform(rngs, (3 * hidden,), bound)
+    self.b_hh = torch_uniform(rngs, (3 * hidden,), bound)
 
   def gates(self, x_TxBxD: jax.Array) -> jax.Array:
     """Input projections of all steps, one matmul: (T, B, 3H), with b_ih + [b_hr, b_hz, 0]."""
@@ -422,10 +449,10 @@ class LSTMLayer(nnx.Module):
   def __init__(self, in_features: int, hidden: int, *, rngs: nnx.Rngs):
     bound = 1.0 / hidden**0.5
     self.hidden = hidden
-    self.w_ih = _uniform(rngs, (in_features, 4 * hidden), bound)
-    self.w_hh = _uniform(rngs, (hidden, 4 * hidden), bound)
-    self.b_ih = _uniform(rngs, (4 * hidden,), bound)
-    self.b_hh = _uniform(rngs, (4 * hidden,), bound)
+    self.w_ih = torch_uniform(rngs, (in_features, 4 * hidden), bound)
+    self.w_hh = torch_uniform(rngs, (hidden, 4 * hidden), bound)
+    self.b_ih = torch_uniform(rngs, (4 * hidden,), bound)
+    self.b_hh = torch_uniform(rngs, (4 * hidden,), bound)
 
   def gates(self, x_TxBxD: jax.Array) -> jax.Array:
     """Input projections of all steps, one matmul: (T, B, 4H), with both biases."""
