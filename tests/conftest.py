@@ -1,7 +1,10 @@
 """Shared test fixtures and paths."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
@@ -23,8 +26,25 @@ def fixtures_dir() -> pathlib.Path:
   return FIXTURES
 
 
-def toy_config(workdir_data: pathlib.Path, *, targets=("arousal",), steps: int = 6):
-  """A shrunken seed-000 config on the toy dataset of tests/toy_dataset.py."""
+_TOY_DATA: list[pathlib.Path] = []
+
+
+def toy_data_dir() -> pathlib.Path:
+  """One data dir for the whole session: the toy dataset is built once and read by every test."""
+  if not _TOY_DATA:
+    d = pathlib.Path(tempfile.mkdtemp(prefix="emojax_toy_data_"))
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    _TOY_DATA.append(d)
+  return _TOY_DATA[0]
+
+
+def toy_config(workdir_data: pathlib.Path | None = None, *, targets=("arousal",), steps: int = 6):
+  """A shrunken seed-000 config on the toy dataset of tests/toy_dataset.py.
+
+  `workdir_data`: where the dataset is built; None = the session's one copy (`toy_data_dir`).
+  """
+  if workdir_data is None:
+    workdir_data = toy_data_dir()
   import toy_dataset  # pylint: disable=import-outside-toplevel,unused-import  (registers the builder)
   from configs import two_timescale  # pylint: disable=import-outside-toplevel
   c = two_timescale.get_config("runlocal")
