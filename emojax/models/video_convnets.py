@@ -58,6 +58,7 @@ from flax import nnx
 
 from emojax import contract
 from emojax import errors
+from emojax import weights
 from emojax.models import video_conv
 
 ARCHS = ("c3d", "r2plus1d", "tsn", "eco_lite", "eco_full")
@@ -409,18 +410,17 @@ def load_weights(model: nnx.Module, path) -> list[str]:
   state = nnx.state(model, nnx.Param)
   flat = dict(nnx.to_flat_state(state))
   by_name = {"/".join(str(p) for p in k): k for k in flat}
-  with np.load(path) as f:
-    for key in f.files:
-      if key not in names:
-        raise errors.ConfigError(
-            f"{path}: parameter {key!r} is not in this {type(model).__name__} (another "
-            f"architecture or width?); expected names like {sorted(names)[:3]}")
-      a = f[key]
-      if tuple(a.shape) != names[key]:
-        raise errors.ConfigError(f"{path}: parameter {key!r} has shape {a.shape}, the model "
-                                 f"{names[key]} (config.model width/depth/arch must match)")
-      flat[by_name[key]][...] = jnp.asarray(a, jnp.float32)
-    missing = sorted(set(names) - set(f.files))
+  f = weights.read_state_dict(path, what="config.model.weights")  # a damaged file: WeightsError
+  for key, a in f.items():
+    if key not in names:
+      raise errors.ConfigError(
+          f"{path}: parameter {key!r} is not in this {type(model).__name__} (another "
+          f"architecture or width?); expected names like {sorted(names)[:3]}")
+    if tuple(a.shape) != names[key]:
+      raise errors.ConfigError(f"{path}: parameter {key!r} has shape {a.shape}, the model "
+                               f"{names[key]} (config.model width/depth/arch must match)")
+    flat[by_name[key]][...] = jnp.asarray(a, jnp.float32)
+  missing = sorted(set(names) - set(f))
   nnx.update(model, state)
   return missing
 
@@ -433,8 +433,10 @@ def _target_list(config) -> tuple[str, ...]:
 
 
 def task(config, target: str | None = None):
-  t = target or _target_list(config)[0]
-  return contract.Task((t,), loss="mse", unit="clip", best_metric=config.checkpoint.best_metric,
+  """The task of one target's phase, or (no target) of the whole run: every target, so that the
+  harness loads each target's labels (a phase of the second target reads them)."""
+  targets = (target,) if target else _target_list(config)
+  return contract.Task(targets, loss="mse", unit="clip", best_metric=config.checkpoint.best_metric,
                        best_mode=config.checkpoint.best_mode)
 
 
