@@ -101,6 +101,8 @@ def run(mode: str):
   workdir = pathlib.Path(FLAGS.workdir)
   if mode != "predict" or workdir.is_file():  # predict reads it (and writes in --output)
     cli.check_output_dir(workdir, "--workdir")  # an existing file, a place one cannot write
+  if mode == "predict" and FLAGS.output:
+    cli.check_output_dir(FLAGS.output, "--output")  # before reading the run
   try:
     config = FLAGS.config
     if config is not None:

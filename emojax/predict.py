@@ -19,7 +19,8 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from emojax import cli, errors, evaluate, inference, input_pipeline, plots, predict_checks, reporting
+from emojax import checkpoint, cli, errors, evaluate, inference, input_pipeline, plots
+from emojax import predict_checks, reporting
 from emojax.features import decode, extract, manifest
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv",
@@ -80,10 +81,11 @@ def predict(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, vide
   out_dir = pathlib.Path(output) if output else workdir / "predict"
   check_output_dir(out_dir, "--output" if output else "the output folder (<workdir>/predict)")
   ckpt = pathlib.Path(checkpoint_path) if checkpoint_path else workdir / "final_model"
+  # Imported, per-clip, no manifest: refused before the model is built.
+  if (why := predict_checks.refusal(ckpt, checkpoint.read_model_meta(ckpt)[0])) is not None:
+    raise errors.ManifestMismatchError(why)
   method, model, meta, stats = evaluate.load_trained_model(config, ckpt)
   expected = meta.get("feature_manifest")
-  if (why := predict_checks.refusal(ckpt, meta)) is not None:  # imported, per-clip, no manifest
-    raise errors.ManifestMismatchError(why)
   manifest.check_current(expected, what=f"the model {ckpt} (its feature manifest)")
   spec = manifest.extractor_spec(expected)
   mesh = input_pipeline.make_mesh()
