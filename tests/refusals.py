@@ -68,7 +68,8 @@ def _code(code) -> int:
 def error_line(stderr: str) -> str:
   """The `error: ...` line of stderr (asserting there is exactly one, and no traceback)."""
   assert "Traceback" not in stderr, stderr
-  lines = [l for l in stderr.splitlines() if l.startswith("error: ")]
+  lines = [l for l in stderr.splitlines()   # ours, or argparse's "prog: error: ..." (exit 2)
+           if l.startswith("error: ") or (": error: " in l and not l.startswith(" "))]
   assert len(lines) == 1, stderr
   return lines[0]
 
