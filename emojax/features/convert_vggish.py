@@ -92,7 +92,7 @@ def convert(state: dict[str, np.ndarray], pca: dict[str, np.ndarray] | None = No
 def convert_files(state_path: str | pathlib.Path, out_path: str | pathlib.Path,
                   pca_path: str | pathlib.Path | None = None) -> pathlib.Path:
   """Reads, converts, writes `out_path` (atomically) and checks it loads as VGGish weights."""
-  out_path = cli.check_output_file(out_path, "out")  # before reading: nothing is lost
+  out_path = cli.check_output_file(out_path, "the output file")  # first: nothing is lost
   arrays = convert(read_state_dict(state_path),
                    read_state_dict(pca_path, "--pca file") if pca_path else None,
                    source=str(state_path))
