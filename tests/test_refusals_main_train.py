@@ -90,10 +90,16 @@ ROWS = [
 def test_refused(tmp_path, name, setup, fragments, code):
   del name
   argv = setup(tmp_path)
+  data = tmp_path / "data"
+  if any(a.startswith("--mode=build") for a in argv) and not data.is_file():
+    data.mkdir(exist_ok=True)
+    (data / "earlier.txt").write_text("written before")
   before = refusals.snapshot(tmp_path)
   got, err = refusals.run_main(*argv)
   refusals.check_refusal(got, err, fragments, code)
   refusals.unchanged(before)          # nothing written before is lost
+  if any(a.startswith("--mode=build") for a in argv) and data.is_dir():  # and build wrote nothing
+    assert sorted(p.name for p in data.rglob("*")) == ["earlier.txt"]
 
 
 def test_a_failed_start_does_not_lock_the_workdir(tmp_path):
