@@ -71,6 +71,15 @@ ROWS = [
         *VIDEO, f"--config.dataset.data_dir={t / 'data'}", f"--workdir={t / 'r'}",
         f"--config.model.weights={t / 'nowhere.npz'}"],
      ["config.model.weights=", "nowhere.npz", "is not a file"], USER_ERROR),
+    # A bad crop (the start is refused before training; see the lock test below).
+    ("crop_larger_than_frames", lambda t: [
+        *VIDEO, f"--config.dataset.data_dir={t / 'data'}", f"--workdir={t / 'r'}",
+        "--config.model.crop=64"],
+     ["frames of 20x20, smaller than config.model.crop=64", "lower the crop"], USER_ERROR),
+    ("crop_zero", lambda t: [
+        *VIDEO, f"--config.dataset.data_dir={t / 'data'}", f"--workdir={t / 'r'}",
+        "--config.model.crop=0"],
+     ["config.model.crop=0 is below 16 px", "use 16 or more"], USER_ERROR),
     # Missing downloads behind TFDS: a films config with an empty or absent manual dir.
     ("films_empty_manual_dir", lambda t: [
         "--config=configs/two_timescale_films.py:films,runlocal", f"--workdir={t / 'r'}",

@@ -377,6 +377,9 @@ def check_stream_shape(config, shape) -> None:
     raise errors.DataError(f"stream {s!r} has clips of shape {tuple(shape)}; {m.arch} needs "
                            f"{want} uint8 RGB (config.model.stream)")
   n, h, w = shape[0], shape[-3], shape[-2]
+  if m.crop < 16:  # the convolutions and pools would shrink the frames to nothing
+    raise errors.ConfigError(f"config.model.crop={m.crop} is below 16 px; use 16 or more "
+                             "(runlocal uses 32, the paper 112 or 224)")
   if n < m.num_frames:
     raise errors.DataError(
         f"stream {s!r} has {n} {'segments' if segmented else 'frames'} per clip; {m.arch} needs "
