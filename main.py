@@ -166,7 +166,8 @@ def parse_flags(argv):
   except (AttributeError, KeyError, ValueError, TypeError) as e:
     overrides = [a.split("=")[0] for a in argv if a.startswith("--config.")]
     msg = str(e).replace("\\'", "'").replace("\\n", " ").replace("\n", " ").replace("' Did", " (did").strip("'\" ")
-    _exit(f"error: bad config override among {overrides}: {msg}")
+    _exit(f"error: bad config override among {overrides}: {msg}; check the key against the config "
+          "file (an unknown key is refused)")
 
 
 def _exit(line: str):

@@ -44,7 +44,7 @@ ROWS = [
     # Flags and config keys.
     ("unknown_config_key", lambda t: ["--config=configs/ridge.py:runlocal", f"--workdir={t / 'r'}",
                                       "--config.data.bogus=3"],
-     ["bad config override", "--config.data.bogus"], USER_ERROR),
+     ["bad config override", "--config.data.bogus", "check the key"], USER_ERROR),
     ("missing_workdir_flag", lambda t: ["--config=configs/ridge.py:runlocal"],
      ["--workdir is required"], USER_ERROR),
     ("doctor_without_manual_dir", lambda t: ["--mode=doctor", "--dataset=mediaeval2018"],
