@@ -49,9 +49,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+  from emojax import cli, errors  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from emojax import errors  # pylint: disable=g-import-not-at-top
+    return cli.report(app.UsageError(f"unexpected arguments {argv[1:]}: flags are --name=value"))
   if not FLAGS["verbosity"].present:  # Orbax/TFDS chatter; emojax prints its own progress
     logging.set_verbosity(logging.ERROR)
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -63,9 +63,8 @@ def main(argv):
         timeout_s=FLAGS.distributed_timeout, heartbeat_timeout_s=FLAGS.heartbeat_timeout)
     with distributed.failure_context():
       return run(FLAGS.mode)
-  except errors.EmojaxError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  except (errors.EmojaxError, app.UsageError) as e:  # one line, exit 2 (emojax/cli.py)
+    return cli.report(e)
 
 
 def run(mode: str):
@@ -83,6 +82,8 @@ def run(mode: str):
     return 1 if any(p.severity == "error" for p in problems) else 0
   if mode == "build":
     from emojax import datasets  # pylint: disable=g-import-not-at-top
+    from emojax import cli, paths  # pylint: disable=g-import-not-at-top
+    cli.check_output_dir(paths.data_dir(FLAGS.data_dir), "--data_dir")
     builder = _get_builder(FLAGS.dataset, FLAGS.dataset_config, FLAGS.data_dir)
     if (not FLAGS.manual_dir and getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
         and not _is_prepared(builder)):
@@ -96,10 +97,12 @@ def run(mode: str):
     return 0
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required")
+  from emojax import cli  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(FLAGS.workdir)
-  if workdir.exists() and not workdir.is_dir():
-    raise errors.ConfigError(f"--workdir={workdir} is an existing file, not a folder; pass a "
-                             "folder (training creates it)")
+  if mode != "predict" or workdir.is_file():  # predict reads it (and writes in --output)
+    cli.check_output_dir(workdir, "--workdir")  # an existing file, a place one cannot write
+  if mode == "predict" and FLAGS.output:
+    cli.check_output_dir(FLAGS.output, "--output")  # before reading the run
   try:
     config = FLAGS.config
     if config is not None:
@@ -159,11 +162,18 @@ def parse_flags(argv):
     lines = [l for l in str(e).splitlines() if l.strip()]
     if any(l.startswith("Traceback") for l in lines):  # a config file raised: keep its message
       lines = [lines[0], lines[-1].strip()]
-    sys.exit("error: " + "\n".join(lines) + "\nPass --helpshort to see the flags.")
+    _exit("error: " + " ".join(lines) + " (pass --helpshort to see the flags)")
   except (AttributeError, KeyError, ValueError, TypeError) as e:
     overrides = [a.split("=")[0] for a in argv if a.startswith("--config.")]
     msg = str(e).replace("\\'", "'").replace("\\n", " ").replace("\n", " ").replace("' Did", " (did").strip("'\" ")
-    sys.exit(f"error: bad config override among {overrides}: {msg}")
+    _exit(f"error: bad config override among {overrides}: {msg}; check the key against the config "
+          "file (an unknown key is refused)")
+
+
+def _exit(line: str):
+  """A user error found while parsing the flags: one line on stderr, exit 2 (emojax/cli.py)."""
+  print(line, file=sys.stderr)
+  sys.exit(2)
 
 
 if __name__ == "__main__":

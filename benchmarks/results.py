@@ -31,6 +31,8 @@ import time
 
 import numpy as np
 
+from emojax import cli, errors
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -314,7 +316,12 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
   print(f"wrote {out}", flush=True)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
+  """The command line; a user error ends in one line and exit code 2 (emojax/cli.py)."""
+  return cli.run(lambda: _main(argv))
+
+
+def _main(argv=None) -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--profile", choices=("default", "runlocal"), default="default")
   p.add_argument("--rows", default="", help="comma-separated row keys (default: all)")
@@ -324,16 +331,22 @@ def main(argv=None) -> None:
                  "docs/results_runlocal.md for --profile=runlocal)")
   p.add_argument("--report_only", action="store_true")
   a = p.parse_args(argv)
-  seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
+  try:
+    seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
+  except ValueError:
+    raise errors.ConfigError(f"--seeds={a.seeds}: give comma-separated integers, e.g. "
+                             "--seeds=0,1,2") from None
   known = {r.key: r for r in ROWS}
   wanted = [w for w in a.rows.split(",") if w.strip()]
   unknown = [w for w in wanted if w not in known]
   if unknown:
-    sys.exit(f"unknown row(s) {unknown}; rows: {sorted(known)}")
+    raise errors.ConfigError(f"--rows: unknown row(s) {unknown}; use some of {sorted(known)}")
   rows = [known[w] for w in wanted] if wanted else list(ROWS)
   root = pathlib.Path(a.root) if a.root else REPO / "runs" / "results" / a.profile
   out = pathlib.Path(a.out) if a.out else REPO / "docs" / (
       "results.md" if a.profile == "default" else "results_runlocal.md")
+  cli.check_output_file(out, "--out")    # before any run: an existing folder, a place one
+  cli.check_output_dir(root, "--root")   # cannot write (nothing written there is touched)
   t0 = time.time()
   if not a.report_only:
     for r in rows:
@@ -344,4 +357,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

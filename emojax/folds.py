@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import ml_collections
 import numpy as np
 
-from emojax import errors, fileio, metrics
+from emojax import cli, errors, fileio, metrics
 from emojax.datasets import cognimuse
 
 VALIDATION = ("next", "test", "none")
@@ -157,15 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--validation", default="next", choices=VALIDATION)
   args = p.parse_args(argv)
   split = lambda s: [w.strip() for w in s.split(",") if w.strip()]
-  try:
+
+  def work():
+    cli.check_output_dir(args.workdir, "--workdir")  # an existing file, a place one cannot write
     config = load_config(args.config)
     summary = run_folds(config, args.workdir, folds=split(args.folds),
                         films=split(args.films) or cognimuse.FILMS, validation=args.validation)
-  except errors.EmojaxError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  print(table(summary))
-  return 0
+    print(table(summary))
+  return cli.run(work)
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
@@ -177,8 +176,13 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     raise errors.ConfigError(f"config file {file} does not exist (--config)")
   module_spec = importlib.util.spec_from_file_location(f"_folds_config_{file.stem}", file)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg or None)
+  try:
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg or None)
+  except errors.EmojaxError:
+    raise
+  except (ValueError, KeyError, AttributeError, TypeError, SyntaxError, ImportError) as e:
+    raise errors.ConfigError(f"--config={spec}: {type(e).__name__}: {e}") from None
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ for its audio features to be computed on silence. The output folder is checked b
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 
 import ml_collections
 import numpy as np
 
-from emojax import errors, evaluate, inference, input_pipeline, plots, reporting
+from emojax import checkpoint, cli, errors, evaluate, inference, input_pipeline, plots
+from emojax import predict_checks, reporting
 from emojax.features import decode, extract, manifest
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv",
@@ -58,17 +57,7 @@ def film_store(name: str, streams: dict[str, np.ndarray], modalities) -> input_p
 
 def check_output_dir(out_dir: pathlib.Path, flag: str = "--output") -> None:
   """Creates the output folder or raises ConfigError naming `flag` (before any extraction)."""
-  if out_dir.exists() and not out_dir.is_dir():
-    raise errors.ConfigError(f"{flag} {out_dir} is an existing file, not a folder; pass a "
-                             "folder (it is created if missing)")
-  try:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, probe = tempfile.mkstemp(dir=out_dir, prefix=".emojax-write-test.")
-    os.close(fd)
-    os.unlink(probe)
-  except OSError as e:
-    raise errors.ConfigError(f"{flag} {out_dir}: cannot write there ({e.strerror or e}); pass "
-                             "a folder you can write to") from None
+  cli.check_output_dir(out_dir, flag, create=True)
 
 
 def _reason(error: Exception, path: pathlib.Path) -> str:
@@ -92,13 +81,11 @@ def predict(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, vide
   out_dir = pathlib.Path(output) if output else workdir / "predict"
   check_output_dir(out_dir, "--output" if output else "the output folder (<workdir>/predict)")
   ckpt = pathlib.Path(checkpoint_path) if checkpoint_path else workdir / "final_model"
+  # Imported, per-clip, no manifest: refused before the model is built.
+  if (why := predict_checks.refusal(ckpt, checkpoint.read_model_meta(ckpt)[0])) is not None:
+    raise errors.ManifestMismatchError(why)
   method, model, meta, stats = evaluate.load_trained_model(config, ckpt)
   expected = meta.get("feature_manifest")
-  if not expected:
-    raise errors.ManifestMismatchError(
-        f"{ckpt} was trained on precomputed features without a feature manifest (e.g. the "
-        "synthetic_benchmark), so emojax cannot compute its inputs from a video; train on a dataset "
-        "built from films (e.g. configs/two_timescale_films.py on synthetic_films or your films)")
   manifest.check_current(expected, what=f"the model {ckpt} (its feature manifest)")
   spec = manifest.extractor_spec(expected)
   mesh = input_pipeline.make_mesh()

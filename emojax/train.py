@@ -179,8 +179,9 @@ class Trainer:
   def _check_same_config(self) -> None:
     """Resuming continues the run that is in the workdir: a different config is refused."""
     saved = fileio.read_json(self.workdir / "config.json")
-    if saved is None:
-      return
+    if saved is None or not (self.records or any(  # a start that failed before a saved step
+        p.name.isdigit() for p in (self.workdir / "checkpoints").glob("*/*/*"))):
+      return  # (a bad weights path, a bad crop): the corrected config is taken
     saved = layout.upgrade(saved)  # a workdir written before the layout of configs/common.py
     now = fileio.to_jsonable(self.config.to_dict())
     diffs = sorted(_dict_diff(saved, now))

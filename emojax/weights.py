@@ -12,6 +12,7 @@ named by its path inside the file).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pathlib
@@ -39,6 +40,16 @@ def _fail(path, what: str, fix: str) -> errors.WeightsError:
   return errors.WeightsError(f"{path}: {what}; {fix}")
 
 
+def _check_file(path, what: str) -> pathlib.Path:
+  path = pathlib.Path(path)
+  if not path.exists():
+    raise _fail(path, f"{what} does not exist", "check the path (it must be a file you downloaded "
+                "or converted; emojax never downloads weights)")
+  if path.is_dir():
+    raise _fail(path, f"{what} is a folder", "give the weights file itself")
+  return path
+
+
 def read_state_dict(path: str | os.PathLike, *, what: str = "weights file",
                     dtype=None) -> dict[str, np.ndarray]:
   """{parameter name: array} from a `.npz`, a PyTorch state dict or an HDF5 file.
@@ -46,12 +57,7 @@ def read_state_dict(path: str | os.PathLike, *, what: str = "weights file",
   `what` names the file's role in messages (e.g. "--state_dict", "config.model.weights").
   `dtype` casts every floating array (None keeps the stored dtype).
   """
-  path = pathlib.Path(path)
-  if not path.exists():
-    raise _fail(path, f"{what} does not exist", "check the path (it must be a file you downloaded "
-                "or converted; emojax never downloads weights)")
-  if path.is_dir():
-    raise _fail(path, f"{what} is a folder", "give the weights file itself")
+  path = _check_file(path, what)
   suffix = path.suffix.lower()
   if suffix == ".npz":
     state = _read_npz(path, what)
@@ -127,6 +133,29 @@ def _read_h5(path: pathlib.Path, what: str) -> dict[str, np.ndarray]:
     raise _fail(path, f"cannot read the {what} as HDF5 ({str(e).splitlines()[0]})",
                 "the file is damaged or truncated: download it again") from e
   return out
+
+
+@contextlib.contextmanager
+def open_h5(path: str | os.PathLike, *, what: str = "weights file"):
+  """The open `h5py.File` of a user's HDF5 file, for a reader that needs more than its arrays (a
+  Keras model's config attributes); a missing, damaged or truncated file: WeightsError."""
+  path = _check_file(path, what)
+  try:
+    import h5py  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise _fail(path, f"reading an HDF5 {what} needs h5py", "pip install h5py") from e
+  try:
+    f = h5py.File(path, "r")
+  except OSError as e:
+    raise _fail(path, f"cannot read the {what} as HDF5 ({str(e).splitlines()[0]})",
+                "the file is damaged or truncated: download it again") from e
+  with f:
+    try:
+      yield f
+    except (OSError, KeyError) as e:  # a damaged dataset or group inside a file that opened
+      raise _fail(path, f"cannot read the {what} ({type(e).__name__}: "
+                  f"{str(e).splitlines()[0] if str(e) else 'damaged'})",
+                  "the file is damaged or truncated: download it again") from e
 
 
 def check_layout(state: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]],

@@ -72,5 +72,5 @@ def test_bad_state_dicts_name_the_parameter(fixture, tmp_path):
     imp.check_state_dict({"fc.weight": np.zeros((1, 8), np.float32)})
   with pytest.raises(errors.ConfigError, match="--streams names 2"):
     imp.import_released(sd, "arousal", tmp_path / "x", streams=("a", "b"))
-  with pytest.raises(errors.ConfigError, match="does not exist"):
+  with pytest.raises(errors.WeightsError, match="--state_dict does not exist"):
     imp.load_state_dict(tmp_path / "nope.npz")

@@ -1,19 +1,15 @@
 """Bad inputs found by trying (issue 8 section 3): each gets a clear error naming the file or key,
 and nothing written before is lost."""
 
-import contextlib
 import fractions
 import os
-import pathlib
 import stat
-import tempfile
 
 import av
 import numpy as np
 import pytest
-from absl import app
 
-from emojax import errors, fileio, predict
+from emojax import fileio
 from emojax.errors import DataError
 from emojax.features import decode
 from emojax.features import extract_film
@@ -144,121 +140,6 @@ def test_damaged_audio_beyond_the_share_is_refused(tmp_path):
   assert str(path) in msg and "10 of" in msg and "MAX_DAMAGED_AUDIO_SHARE" in msg
 
 
-# --- command line: flags that used to end in a traceback -----------------------------------------
-
-@contextlib.contextmanager
-def _main_with(*args):
-  """main.py's module with its flags parsed from `args` (in-process: no JAX start-up per case)."""
-  import main  # pylint: disable=import-outside-toplevel
-  main.FLAGS.unparse_flags()
-  main.FLAGS(["main.py", *args])
-  try:
-    yield main
-  finally:
-    main.FLAGS.unparse_flags()
-
-
-def _sentinel(folder):
-  folder.mkdir(parents=True, exist_ok=True)
-  (folder / "earlier.txt").write_text("written before")
-  return lambda: sorted(p.name for p in folder.rglob("*")) == ["earlier.txt"] and (
-      (folder / "earlier.txt").read_text() == "written before")
-
-
-def test_doctor_without_manual_dir_names_the_flag():
-  with _main_with("--mode=doctor", "--dataset=mediaeval2018") as main:
-    with pytest.raises(app.UsageError, match="--manual_dir is required in doctor mode"):
-      main.run("doctor")
-
-
-def test_build_with_an_unknown_dataset_config_lists_the_known_ones(tmp_path):
-  untouched = _sentinel(tmp_path / "data")
-  with _main_with("--mode=build", "--dataset=mediaeval2018", "--dataset_config=bogus",
-                  f"--data_dir={tmp_path / 'data'}", f"--manual_dir={tmp_path}") as main:
-    with pytest.raises(errors.ConfigError) as e:
-      main.run("build")
-  msg = str(e.value)
-  assert "--dataset_config=bogus" in msg and "official_features" in msg and "mediaeval2018" in msg
-  assert untouched()
-
-
-def test_build_without_manual_dir_names_the_flag(tmp_path):
-  untouched = _sentinel(tmp_path / "data")
-  with _main_with("--mode=build", "--dataset=mediaeval2018", "--dataset_config=official_features",
-                  f"--data_dir={tmp_path / 'data'}") as main:
-    with pytest.raises(app.UsageError, match="--manual_dir is required to build mediaeval2018"):
-      main.run("build")
-  assert untouched()
-
-
-@pytest.mark.parametrize("mode", ["train", "evaluate", "predict"])
-def test_workdir_that_is_a_file_is_named(tmp_path, mode):
-  path = tmp_path / "run"
-  path.write_text("my notes")
-  with _main_with(f"--mode={mode}", f"--workdir={path}", f"--video={tmp_path}") as main:
-    with pytest.raises(errors.ConfigError, match=f"--workdir={path} is an existing file"):
-      main.run(mode)
-  assert path.read_text() == "my notes"
-
-
-@pytest.mark.parametrize("content", [b'{"method": "two_timescale", "seed', b"\x89PNG garbage"])
-def test_evaluate_with_a_damaged_config_json_names_it(tmp_path, content):
-  (tmp_path / "config.json").write_bytes(content)
-  with _main_with("--mode=evaluate", f"--workdir={tmp_path}") as main:
-    with pytest.raises(DataError) as e:
-      main.run("evaluate")
-  assert str(tmp_path / "config.json") in str(e.value)
-  assert (tmp_path / "config.json").read_bytes() == content
-
-
-def test_predict_output_that_is_a_file_is_refused_before_any_work(tmp_path):
-  out = tmp_path / "out.csv"
-  out.write_text("earlier predictions")
-  with pytest.raises(errors.ConfigError, match=f"--output {out} is an existing file"):
-    predict.predict(None, tmp_path / "no_run", str(tmp_path), str(out))
-  assert out.read_text() == "earlier predictions"
-
-
-def test_predict_output_that_cannot_be_written_is_refused(tmp_path):
-  if os.geteuid() == 0:  # root writes through permission bits: use a folder no one can write
-    out = pathlib.Path("/sys")
-    try:
-      fd, probe = tempfile.mkstemp(dir=out)
-    except OSError:
-      pass
-    else:
-      os.close(fd)
-      os.unlink(probe)
-      pytest.skip("no unwritable folder on this machine")
-  else:
-    out = tmp_path / "readonly"
-    out.mkdir()
-    out.chmod(0o500)
-  with pytest.raises(errors.ConfigError, match=f"--output {out}: cannot write there"):
-    predict.predict(None, tmp_path / "no_run", str(tmp_path), str(out))
-  with pytest.raises(errors.ConfigError, match="cannot write there"):
-    predict.check_output_dir(out / "sub" / "dir")
-
-
-def test_evaluate_checkpoint_of_a_run_with_other_streams_is_named(tmp_path):
-  """--checkpoint of a run trained on other streams: a ConfigError naming both runs' streams and
-  the workdir to evaluate it with, instead of a KeyError while building the model."""
-  from flax import nnx  # pylint: disable=import-outside-toplevel
-  from conftest import toy_config  # pylint: disable=import-outside-toplevel
-  from emojax import checkpoint  # pylint: disable=import-outside-toplevel
-  config = toy_config(tmp_path / "data")  # arousal on ("audio", "action")
-  run_a, run_b = tmp_path / "a", tmp_path / "b"
-  fileio.write_json(run_a / "config.json", config.to_dict())
-  fileio.write_json(run_b / "config.json", {"note": "run b"})
-  checkpoint.save_model(run_b / "final_model", nnx.Linear(3, 1, rngs=nnx.Rngs(0)),
-                        {"method": "two_timescale", "feature_dims": {"audio": 3},
-                         "modalities": ["audio"], "targets": ["arousal"]})
-  before = (run_a / "config.json").read_bytes()
-  with _main_with("--mode=evaluate", f"--workdir={run_a}",
-                  f"--checkpoint={run_b / 'final_model'}") as main:
-    with pytest.raises(errors.ConfigError) as e:
-      main.run("evaluate")
-  msg = str(e.value)
-  assert str(run_b / "final_model") in msg and "streams ['audio']" in msg
-  assert "['action', 'audio']" in msg and f"--workdir={run_b}" in msg
-  assert (run_a / "config.json").read_bytes() == before and not (run_a / "evaluation").exists()
+# The command-line refusals that were here (doctor / build flags, --workdir / --output paths, a
+# damaged config.json in evaluate, another run's --checkpoint) are rows of the tables in
+# tests/test_refusals_<command>.py now, with their exit code.

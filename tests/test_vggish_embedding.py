@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import MEDIA_FIXTURE
-from emojax.errors import ConfigError, DataError, ManifestMismatchError
+from emojax.errors import ConfigError, DataError, ManifestMismatchError, WeightsError
 from emojax.features import convert_vggish, extract_film, manifest, registry, vggish_embedding
 from emojax.features import vggish_logmel
 
@@ -175,5 +175,5 @@ def test_bad_weights_name_the_parameter(weights, tmp_path):
     convert_vggish.convert(sd, {"pca_eigen_vectors": pca["pca_eigen_vectors"]})
   if importlib.util.find_spec("torch") is None:
     (tmp_path / "vggish.pth").write_bytes(b"not read")
-    with pytest.raises(ConfigError, match="needs `torch`"):
+    with pytest.raises(WeightsError, match="needs the optional torch"):
       convert_vggish.read_state_dict(tmp_path / "vggish.pth")

@@ -34,4 +34,23 @@ def get_builder(name: str, config: str | None = None, data_dir: str | None = Non
 def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str | None = None) -> None:
   """Builds the dataset if it is not in the data dir yet (deterministic, cached)."""
   download_config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
-  builder.download_and_prepare(download_config=download_config)
+  try:
+    builder.download_and_prepare(download_config=download_config)
+  except AssertionError as e:  # TFDS's multi-line "Manual directory ... does not exist or is empty"
+    if "Manual directory" not in str(e):
+      raise
+    raise errors.DataError(missing_download_message(builder, manual_dir)) from None
+
+
+def missing_download_message(builder: tfds.core.DatasetBuilder, manual_dir: str | None) -> str:
+  """One line: the dataset, the folder where its manual download was looked for, the commands."""
+  name = builder.name
+  config = builder.builder_config.name if builder.builder_config else ""
+  folder = manual_dir or f"{builder.data_dir_root}/downloads/manual"
+  flag = f" --dataset_config={config}" if config else ""
+  return (f"dataset {name}{'/' + config if config else ''} is not built in {builder.data_dir_root} "
+          f"and its manual download folder {folder} does not exist or is empty; put the download "
+          f"there (emojax/datasets/{name}.py says what it holds), check it with `python main.py "
+          f"--mode=doctor --dataset={name}{flag} --manual_dir=DIR` and build it with `python "
+          f"main.py --mode=build --dataset={name}{flag} --manual_dir=DIR` (or set "
+          "config.dataset.manual_dir=DIR)")

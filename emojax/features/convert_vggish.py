@@ -30,8 +30,10 @@ import sys
 
 import numpy as np
 
+from emojax import cli
 from emojax import errors
 from emojax import fileio
+from emojax import weights
 from emojax.features import vggish_embedding
 
 # torchvggish module index -> our layer name.
@@ -45,26 +47,11 @@ def torch_names() -> list[str]:
           for p in ("weight", "bias")]
 
 
-def read_state_dict(path: str | pathlib.Path) -> dict[str, np.ndarray]:
-  """A state dict as NumPy arrays, from `.npz` (NumPy only) or `.pth` (needs torch)."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise errors.ConfigError(f"convert_vggish: {path} does not exist")
-  if path.suffix == ".npz":
-    try:
-      with np.load(path, allow_pickle=False) as z:
-        return {k: np.asarray(z[k]) for k in z.files}
-    except (OSError, ValueError) as e:
-      raise errors.DataError(f"{path}: not a readable .npz ({e})") from e
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise errors.ConfigError(
-        f"convert_vggish: reading {path} (a PyTorch file) needs `torch`; without it, save the "
-        "state dict as .npz where torch is installed: np.savez('vggish_sd.npz', **{k: "
-        "v.numpy() for k, v in torch.load(path).items()})") from e
-  state = torch.load(path, map_location="cpu", weights_only=True)
-  return {k: v.detach().cpu().numpy() for k, v in state.items()}
+def read_state_dict(path: str | pathlib.Path, what: str = "torchvggish state dict"
+                    ) -> dict[str, np.ndarray]:
+  """A state dict as NumPy arrays, from `.npz` (NumPy only) or `.pth` (needs torch), read by
+  `emojax.weights` (a missing, damaged or foreign file: WeightsError naming it)."""
+  return weights.read_state_dict(path, what=what)
 
 
 def convert(state: dict[str, np.ndarray], pca: dict[str, np.ndarray] | None = None, *,
@@ -105,8 +92,10 @@ def convert(state: dict[str, np.ndarray], pca: dict[str, np.ndarray] | None = No
 def convert_files(state_path: str | pathlib.Path, out_path: str | pathlib.Path,
                   pca_path: str | pathlib.Path | None = None) -> pathlib.Path:
   """Reads, converts, writes `out_path` (atomically) and checks it loads as VGGish weights."""
+  out_path = cli.check_output_file(out_path, "the output file")  # first: nothing is lost
   arrays = convert(read_state_dict(state_path),
-                   read_state_dict(pca_path) if pca_path else None, source=str(state_path))
+                   read_state_dict(pca_path, "--pca file") if pca_path else None,
+                   source=str(state_path))
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
   out_path = fileio.atomic_write_bytes(out_path, buffer.getvalue())
@@ -120,13 +109,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("out", help="the .npz to write (vggish_embedding's weights_path)")
   parser.add_argument("--pca", default=None, help="torchvggish PCA params .pth / .npz")
   args = parser.parse_args(argv)
-  try:
-    path = convert_files(args.state_dict, args.out, args.pca)
-  except errors.EmojaxError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  print(f"wrote {path}")
-  return 0
+  return cli.run(lambda: print(f"wrote {convert_files(args.state_dict, args.out, args.pca)}"))
 
 
 if __name__ == "__main__":

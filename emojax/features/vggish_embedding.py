@@ -46,6 +46,7 @@ import numpy as np
 from flax import nnx
 
 from emojax import errors
+from emojax import weights
 from emojax.features import registry
 from emojax.features import vggish_logmel
 
@@ -99,12 +100,7 @@ def read_weights(path: str | pathlib.Path) -> dict[str, np.ndarray]:
   if not path.is_file():
     raise errors.ConfigError(f"vggish_embedding: weights file {path} does not exist (param "
                              f"weights_path); {CONVERT_HINT}")
-  try:
-    with np.load(path, allow_pickle=False) as z:
-      arrays = {k: np.asarray(z[k]) for k in z.files}
-  except (OSError, ValueError) as e:
-    raise errors.DataError(f"{path}: not a readable .npz of VGGish weights ({e}); "
-                           f"{CONVERT_HINT}") from e
+  arrays = weights.read_state_dict(path, what="VGGish weights (param weights_path)")
   with_pca = any(k in arrays for k in PCA)
   expected = param_names(with_pca)
   missing = [k for k in expected if k not in arrays]

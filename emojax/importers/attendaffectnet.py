@@ -39,7 +39,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from flax import nnx
 
-from emojax import checkpoint, errors, fileio, layout
+from emojax import checkpoint, cli, errors, fileio, layout, weights
 from emojax.models import attendaffectnet as aan
 
 # Stream names by the number of per-stream linears of the released models: 5 = video + audio,
@@ -50,31 +50,9 @@ UNUSED = ("src_embed.0.lut.weight", "src_embed.0.lut.bias")
 
 
 def load_state_dict(path: str | pathlib.Path) -> dict[str, np.ndarray]:
-  """{name: float32 array} from an `.npz` (no torch) or a `.pth` state dict (optional torch)."""
-  path = pathlib.Path(path)
-  if not path.exists():
-    raise errors.ConfigError(f"state dict {path} does not exist (--state_dict)")
-  if path.suffix == ".npz":
-    with np.load(path, allow_pickle=False) as f:
-      return {k: np.asarray(f[k], np.float32) for k in f.files}
-  if path.suffix in (".pth", ".pt"):
-    try:
-      import torch  # pylint: disable=g-import-not-at-top
-    except ImportError as e:
-      raise errors.ConfigError(
-          f"{path}: reading .pth needs the optional torch (pip install torch), or convert it to "
-          ".npz with numpy.savez(name, **{k: v.numpy() for k, v in state_dict.items()})") from e
-    try:
-      obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pylint: disable=broad-except
-      raise errors.ConfigError(
-          f"{path} is not a plain state dict ({type(e).__name__}: {str(e).splitlines()[0]}); the "
-          "authors' .pth files pickle the whole model: load it with their code and save "
-          "model.state_dict() (e.g. as .npz)") from e
-    if not isinstance(obj, Mapping):
-      raise errors.ConfigError(f"{path} holds a {type(obj).__name__}, not a state dict")
-    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in obj.items()}
-  raise errors.ConfigError(f"{path}: use a .npz (numpy) or .pth (torch) state dict")
+  """{name: float32 array} from an `.npz` (no torch) or a `.pth` state dict (optional torch),
+  read by `emojax.weights` (a missing, damaged or foreign file: WeightsError naming it)."""
+  return weights.read_state_dict(path, what="--state_dict", dtype=np.float32)
 
 
 def infer_architecture(sd: Mapping[str, np.ndarray]) -> dict:
@@ -209,6 +187,7 @@ def import_released(state_dict: str | pathlib.Path | Mapping[str, np.ndarray], t
   """Writes an emojax workdir holding the released model; returns its path."""
   if target not in ("valence", "arousal"):
     raise errors.ConfigError(f"--target={target!r}; use valence or arousal")
+  cli.check_output_dir(workdir, "--workdir")  # an existing file, an unwritable place: refused
   source = "arrays" if isinstance(state_dict, Mapping) else str(state_dict)
   sd = dict(state_dict) if isinstance(state_dict, Mapping) else load_state_dict(state_dict)
   arch = check_state_dict(sd)
@@ -276,15 +255,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--overwrite", action="store_true")
   args = p.parse_args(argv)
   streams = [s.strip() for s in args.streams.split(",") if s.strip()] or None
-  try:
+
+  def work():
     out = import_released(args.state_dict, args.target, args.workdir, streams, args.overwrite)
-  except errors.EmojaxError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  info = fileio.read_json(out / "imported.json")
-  print(f"imported {args.state_dict} -> {out} (target {args.target}; input streams " +
-        ", ".join(f"{s['name']} ({s['size']})" for s in info["streams"]) + ")")
-  return 0
+    info = fileio.read_json(out / "imported.json")
+    print(f"imported {args.state_dict} -> {out} (target {args.target}; input streams " +
+          ", ".join(f"{s['name']} ({s['size']})" for s in info["streams"]) + ")")
+  return cli.run(work)
 
 
 if __name__ == "__main__":

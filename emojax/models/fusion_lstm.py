@@ -55,6 +55,7 @@ from flax import nnx
 from emojax import contract
 from emojax import errors
 from emojax import layout
+from emojax import weights
 from emojax.nn import layers
 
 FUSIONS = ("modal", "visual", "audio", "early", "late")
@@ -170,12 +171,7 @@ def load_pretrained(net: AlexNet, path: str, config_key: str) -> None:
   if not os.path.isfile(path):
     raise errors.DataError(f"{path}: pretrained weights not found ({config_key}). Fix: give the "
                            "path of an .npz you own, or set it to '' to train from scratch.")
-  try:
-    with np.load(path) as z:
-      arrays = {k: z[k] for k in z.files}
-  except Exception as e:  # pylint: disable=broad-except  (zip / pickle / format errors)
-    raise errors.DataError(f"{path}: cannot read as .npz ({type(e).__name__}: {e}) "
-                           f"({config_key}).") from e
+  arrays = weights.read_state_dict(path, what=config_key)  # a damaged file: WeightsError
   targets = net.named_arrays()
   missing = [k for k in targets if k not in arrays]
   if missing:

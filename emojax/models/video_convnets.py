@@ -58,6 +58,7 @@ from flax import nnx
 from emojax import contract
 from emojax import errors
 from emojax import layout
+from emojax import weights
 from emojax.nn import layers
 from emojax.nn import video_conv
 
@@ -377,6 +378,9 @@ def check_stream_shape(config, shape) -> None:
     raise errors.DataError(f"stream {s!r} has clips of shape {tuple(shape)}; {m.arch} needs "
                            f"{want} uint8 RGB (config.inputs.streams)")
   n, h, w = shape[0], shape[-3], shape[-2]
+  if m.crop < 16:  # the convolutions and pools would shrink the frames to nothing
+    raise errors.ConfigError(f"config.model.crop={m.crop} is below 16 px; use 16 or more "
+                             "(runlocal uses 32, the paper 112 or 224)")
   if n < m.num_frames:
     raise errors.DataError(
         f"stream {s!r} has {n} {'segments' if segmented else 'frames'} per clip; {m.arch} needs "
@@ -410,18 +414,17 @@ def load_weights(model: nnx.Module, path) -> list[str]:
   state = nnx.state(model, nnx.Param)
   flat = dict(nnx.to_flat_state(state))
   by_name = {"/".join(str(p) for p in k): k for k in flat}
-  with np.load(path) as f:
-    for key in f.files:
-      if key not in names:
-        raise errors.ConfigError(
-            f"{path}: parameter {key!r} is not in this {type(model).__name__} (another "
-            f"architecture or width?); expected names like {sorted(names)[:3]}")
-      a = f[key]
-      if tuple(a.shape) != names[key]:
-        raise errors.ConfigError(f"{path}: parameter {key!r} has shape {a.shape}, the model "
-                                 f"{names[key]} (config.model width/depth/arch must match)")
-      flat[by_name[key]][...] = jnp.asarray(a, jnp.float32)
-    missing = sorted(set(names) - set(f.files))
+  f = weights.read_state_dict(path, what="config.model.weights")  # a damaged file: WeightsError
+  for key, a in f.items():
+    if key not in names:
+      raise errors.ConfigError(
+          f"{path}: parameter {key!r} is not in this {type(model).__name__} (another "
+          f"architecture or width?); expected names like {sorted(names)[:3]}")
+    if tuple(a.shape) != names[key]:
+      raise errors.ConfigError(f"{path}: parameter {key!r} has shape {a.shape}, the model "
+                               f"{names[key]} (config.model width/depth/arch must match)")
+    flat[by_name[key]][...] = jnp.asarray(a, jnp.float32)
+  missing = sorted(set(names) - set(f))
   nnx.update(model, state)
   return missing
 
@@ -434,8 +437,10 @@ def _target_list(config) -> tuple[str, ...]:
 
 
 def task(config, target: str | None = None):
-  t = target or _target_list(config)[0]
-  return layout.task(config, (t,), loss="mse", unit="clip")
+  """The task of one target's phase, or (no target) of the whole run: every target, so that the
+  harness loads each target's labels (a phase of the second target reads them)."""
+  targets = (target,) if target else _target_list(config)
+  return layout.task(config, targets, loss="mse", unit="clip")
 
 
 def frame_stream(config) -> str:
