@@ -650,22 +650,15 @@ def test_caffe_style_preprocessing(published):
   np.testing.assert_allclose(ex.features(crops), want, atol=TOL, rtol=TOL)
 
 
-def _own_converter(source, out):
-  """A network with its own conversion rules (as the video backbones have): here, upper case."""
-  with open(source, encoding="utf-8") as f, open(out, "w", encoding="utf-8") as g:
-    g.write(f.read().upper())
-  return out
-
-
-def test_registry_takes_a_module_converter(tmp_path, monkeypatch, capsys):
-  """One CLI for all networks: a NETWORKS entry may name a module's own convert(source, out)."""
-  monkeypatch.setitem(convert.NETWORKS, "toy_video", f"{__name__}:_own_converter")
-  (tmp_path / "src.txt").write_text("abc")
-  assert convert.main(["--network=toy_video", f"--source={tmp_path / 'src.txt'}",
-                       f"--out={tmp_path / 'out.npz'}"]) == 0
-  assert (tmp_path / "out.npz").read_text() == "ABC"
-  assert "wrote" in capsys.readouterr().out
-  with pytest.raises(errors.ConfigError, match="has its own converter"):
-    convert.network("toy_video")
+def test_registry_is_one_format_for_every_network(tmp_path, capsys):
+  """One CLI and one converted format for all networks, image and video: every NETWORKS entry is
+  a common.Network under its own name, and --list names its published files."""
+  for name in convert.NETWORKS:
+    net = convert.network(name)
+    assert isinstance(net, common.Network) and net.name == name and net.files
+  assert convert.main(["--list"]) == 0
+  listed = capsys.readouterr().out
+  for name in ("resnet50", "bn_inception", "i3d", "flownets"):
+    assert f"{name}: {', '.join(convert.network(name).files)}" in listed
   with pytest.raises(errors.ConfigError, match="unknown backbone network 'nope'"):
     convert.convert("nope", tmp_path / "src.txt", tmp_path / "x.npz")

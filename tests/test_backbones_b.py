@@ -21,6 +21,8 @@ from torch.nn import functional as F  # pylint: disable=g-import-not-at-top
 from emojax import errors  # pylint: disable=g-import-not-at-top
 from emojax import weights  # pylint: disable=g-import-not-at-top
 from emojax.backbones import bn_inception  # pylint: disable=g-import-not-at-top
+from emojax.backbones import common  # pylint: disable=g-import-not-at-top
+from emojax.backbones import convert  # pylint: disable=g-import-not-at-top
 from emojax.backbones import flownet  # pylint: disable=g-import-not-at-top
 from emojax.backbones import i3d  # pylint: disable=g-import-not-at-top
 from emojax.features import registry  # pylint: disable=g-import-not-at-top
@@ -258,10 +260,11 @@ def files(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("published")
   return {
       "bn_inception": _published(tmp, "bn_inception-52deb4733.pth", RefBNInception,
-                                 bn_inception.torch_layout(), 1, with_counters=True),
-      "i3d": _published(tmp, "rgb_imagenet.pt", RefI3D, i3d.torch_layout(), 2),
+                                 common.published_layout(bn_inception.BN_INCEPTION), 1,
+                                 with_counters=True),
+      "i3d": _published(tmp, "rgb_imagenet.pt", RefI3D, common.published_layout(i3d.I3D), 2),
       "flownets": _published(tmp, "flownets_EPE1.951.pth.tar", RefFlowNetS,
-                             flownet.torch_layout(), 3,
+                             common.published_layout(flownet.FLOWNETS), 3,
                              wrap=lambda sd: {"epoch": 300, "arch": "flownets", "state_dict": sd,
                                               "best_EPE": 1.951, "div_flow": 20}),
   }
@@ -271,9 +274,10 @@ def files(tmp_path_factory):
 def converted(files, tmp_path_factory):
   """Each generated published file through its converter, once."""
   tmp = tmp_path_factory.mktemp("converted")
-  return {"bn_inception": bn_inception.convert(files["bn_inception"][0], tmp / "bn_inception.npz"),
-          "i3d": i3d.convert(files["i3d"][0], tmp / "i3d_rgb.npz"),
-          "flownets": flownet.convert(files["flownets"][0], tmp / "flownets.npz")}
+  return {"bn_inception": convert.convert("bn_inception", files["bn_inception"][0],
+                                          tmp / "bn_inception.npz"),
+          "i3d": convert.convert("i3d", files["i3d"][0], tmp / "i3d_rgb.npz"),
+          "flownets": convert.convert("flownets", files["flownets"][0], tmp / "flownets.npz")}
 
 
 def test_bn_inception_matches_torch(files, converted):
@@ -360,20 +364,20 @@ def test_converter_refuses_a_foreign_file(files, tmp_path):
   with pytest.raises(errors.WeightsError, match=r"rgb_imagenet\.pt: parameter 'conv1_7x7_s2\."
                      r"weight' of the expected layout \(Cadene pretrainedmodels bninception\) "
                      r"is missing"):
-    bn_inception.convert(files["i3d"][0], tmp_path / "x.npz")
+    convert.convert("bn_inception", files["i3d"][0], tmp_path / "x.npz")
   assert not (tmp_path / "x.npz").exists()
 
 
 def test_converter_refuses_a_wrong_shape(tmp_path):
   # I3D's layout but one unit of another width (the check names the first misfit).
-  state = generated_state(i3d.torch_layout(), 4)
+  state = generated_state(common.published_layout(i3d.I3D), 4)
   state["Mixed_5c.b0.conv3d.weight"] = state["Mixed_5c.b0.conv3d.weight"][:256]
   path = tmp_path / "rgb_other.pt"
   torch.save(state, path)
   with pytest.raises(errors.WeightsError, match=r"rgb_other\.pt: parameter "
                      r"'Mixed_5c\.b0\.conv3d\.weight' has shape \(256, 832, 1, 1, 1\), "
                      r"expected \(384, 832, 1, 1, 1\) \(piergiaj pytorch-i3d InceptionI3d\)"):
-    i3d.convert(path, tmp_path / "x.npz")
+    convert.convert("i3d", path, tmp_path / "x.npz")
 
 
 def test_converter_refuses_a_truncated_file(files, tmp_path):
@@ -382,29 +386,35 @@ def test_converter_refuses_a_truncated_file(files, tmp_path):
   path.write_bytes(data[:len(data) // 2])
   with pytest.raises(errors.WeightsError, match=r"rgb_imagenet\.pt: cannot read the i3d source "
                      r"file as a PyTorch state dict"):
-    i3d.convert(path, tmp_path / "x.npz")
+    convert.convert("i3d", path, tmp_path / "x.npz")
 
 
 def test_loader_refuses_another_networks_file(converted):
   out = converted["i3d"]
-  with pytest.raises(errors.WeightsError, match=r"i3d_rgb\.npz: converted weights of network 'i3d', "
+  with pytest.raises(errors.WeightsError, match=r"i3d_rgb\.npz: holds converted 'i3d' weights, "
                      r"expected 'flownets'"):
     flownet.load(out)
 
 
 def test_converter_cli(files, tmp_path, capsys):
+  """`python -m emojax.backbones.convert` converts part B's networks into the one format."""
   out = tmp_path / "bn.npz"
-  assert bn_inception.CONVERTER["bn_inception"] is bn_inception.convert
+  assert convert.network("bn_inception") is bn_inception.BN_INCEPTION
   assert tl_main(["--source", str(files["bn_inception"][0]), "--out", str(out)]) == 0
   assert "wrote" in capsys.readouterr().out and out.is_file()
+  loaded = convert.load(out)  # the one loader reads it: network, config and source recorded
+  assert (loaded.network, loaded.config) == ("bn_inception", {"num_classes": 1000})
+  assert loaded.source_sha256 == weights.sha256(files["bn_inception"][0])
+  assert loaded.source_file == "bn_inception-52deb4733.pth"
+  with np.load(out) as z:
+    assert {k for k in z.files if k.startswith(common.META_PREFIX)} == {
+        "meta.network", "meta.config", "meta.source_file", "meta.source_sha256"}
   assert tl_main(["--source", str(files["i3d"][0]), "--out", str(tmp_path / "y.npz")]) == 2
   assert "is missing" in capsys.readouterr().err
 
 
 def tl_main(argv):
-  from emojax.backbones import _torch_layout  # pylint: disable=g-import-not-at-top
-  return _torch_layout.converter_main(argv, prog="bn_inception", description="",
-                                      convert=bn_inception.convert)
+  return convert.main(["--network=bn_inception", *argv])
 
 
 # -- extractors ---------------------------------------------------------------------------------------
@@ -459,7 +469,8 @@ def test_extractor_params_are_checked(converted):
     registry.create("i3d_rgb", {"weights_path": str(npz), "layer": "Mixed_4f"})
   with pytest.raises(errors.ConfigError, match="weights_sha256"):
     registry.create("i3d_rgb", {"weights_path": str(npz), "weights_sha256": "0" * 64})
-  with pytest.raises(errors.WeightsError, match="expected 'flownet"):
+  with pytest.raises(errors.WeightsError,
+                     match="holds converted 'i3d' weights, but flownets takes flownets"):
     registry.create("flownets", {"weights_path": str(npz)})
   with pytest.raises(errors.ConfigError, match="num_frames must be >= 2"):
     registry.create("flownets", {"weights_path": str(npz), "num_frames": 1})
@@ -470,7 +481,6 @@ def test_extractor_params_are_checked(converted):
 
 def test_the_converter_cli_lists_and_runs_each_network_of_part_b(tmp_path):
   """`python -m emojax.backbones.convert --network=...` reaches the converters of this part."""
-  from emojax.backbones import convert  # pylint: disable=import-outside-toplevel
   for name in ("bn_inception", "i3d", "flownets"):
     assert name in convert.NETWORKS
   bad = tmp_path / "foreign.npz"

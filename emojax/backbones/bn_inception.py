@@ -18,13 +18,15 @@ Outputs: `features(x)` the inception_5b map (..., h, w, 1024); `pool(x)` its glo
 ECO's 2-D part (up to inception_3c). As a trainable backbone: `BNInception(partial_bn=True)` keeps
 every BatchNorm but the first on its running statistics in `model.train()` (TSN's partial BN).
 
-  python -m emojax.backbones.bn_inception --source=bn_inception-52deb4733.pth --out=bn_inception.npz
+  python -m emojax.backbones.convert --network=bn_inception --source=bn_inception-52deb4733.pth \
+      --out=bn_inception.npz
 """
 
 from __future__ import annotations
 
-import pathlib
-import sys
+import os
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,16 +34,12 @@ import numpy as np
 from flax import nnx
 
 from emojax import errors
-from emojax.backbones import _torch_layout as tl
+from emojax.backbones import common
 
-NETWORK = "bn_inception"
-PUBLISHED = "Cadene pretrainedmodels bninception"
 MEAN_BGR = np.array([104.0, 117.0, 128.0], np.float32)
 EPS = 1e-5
 NUM_CLASSES = 1000
 FEATURE_DIM = 1024
-CONVERT_HINT = ("convert the published bn_inception-52deb4733.pth with `python -m "
-                "emojax.backbones.bn_inception --source=... --out=...`")
 
 # Inception blocks: (name, input channels, #1x1 (0: none), #3x3 reduce, #3x3, #double reduce,
 # #double, pool ('avg' | 'max'), pool proj (0: pass-through), stride).
@@ -79,19 +77,6 @@ STEM = (("conv1_7x7_s2", 3, 64, 7, 2), ("conv2_3x3_reduce", 64, 64, 1, 1),
 CONVS = STEM + tuple(c for b in BLOCKS for c in block_convs(b))
 
 
-def torch_layout(num_classes: int = NUM_CLASSES) -> dict[str, tuple[int, ...]]:
-  """Names and shapes of the published state dict."""
-  out = {}
-  for name, cin, cout, k, _ in CONVS:
-    out[f"{name}.weight"] = (cout, cin, k, k)
-    out[f"{name}.bias"] = (cout,)
-    for p in ("weight", "bias", "running_mean", "running_var"):
-      out[f"{name}_bn.{p}"] = (cout,)
-  out["last_linear.weight"] = (num_classes, FEATURE_DIM)
-  out["last_linear.bias"] = (num_classes,)
-  return out
-
-
 class BNInception(nnx.Module):
   """BN-Inception; see the module docstring. Parameter names follow the port's."""
 
@@ -100,8 +85,8 @@ class BNInception(nnx.Module):
     for i, (name, cin, cout, k, s) in enumerate(CONVS):
       setattr(self, name, nnx.Conv(cin, cout, (k, k), strides=s, padding=((k // 2,) * 2,) * 2,
                                    rngs=rngs))
-      setattr(self, f"{name}_bn", tl.BatchNorm(cout, epsilon=EPS, frozen=partial_bn and i > 0,
-                                               rngs=rngs))
+      setattr(self, f"{name}_bn", common.batch_norm(cout, eps=EPS, momentum=0.9,
+                                                    frozen=partial_bn and i > 0, rngs=rngs))
     self.last_linear = nnx.Linear(FEATURE_DIM, num_classes, rngs=rngs)
 
   def _unit(self, name: str, x: jax.Array) -> jax.Array:
@@ -117,9 +102,10 @@ class BNInception(nnx.Module):
     outs.append(self._unit(f"{name}_double_3x3_2", self._unit(f"{name}_double_3x3_1", d)))
     h, w = x.shape[1:3]
     if s == 2:  # MaxPool2d(3, stride 2, ceil_mode)
-      p = tl.pool(x, "max", (3, 3), (2, 2), (tl.ceil_pads(h, 3, 2, 0), tl.ceil_pads(w, 3, 2, 0)))
+      p = common.pool(x, "max", (3, 3), (2, 2),
+                      (common.ceil_pads(h, 3, 2, 0), common.ceil_pads(w, 3, 2, 0)))
     else:  # 3x3 / 1, padding 1 (avg counts the padding)
-      p = tl.pool(x, kind, (3, 3), (1, 1), ((1, 1), (1, 1)))
+      p = common.pool(x, kind, (3, 3), (1, 1), ((1, 1), (1, 1)))
     outs.append(self._unit(f"{name}_pool_proj", p) if proj else p)
     return jnp.concatenate(outs, -1)
 
@@ -127,11 +113,11 @@ class BNInception(nnx.Module):
     if end not in ENDPOINTS:
       raise errors.ConfigError(f"bn_inception: unknown endpoint {end!r}; use one of {ENDPOINTS}")
     x = self._unit("conv1_7x7_s2", x_BxHxWx3)
-    x = tl.pool(x, "max", (3, 3), (2, 2), tuple(tl.ceil_pads(n, 3, 2, 0) for n in x.shape[1:3]))
+    x = common.max_pool(x, 3, 2, ceil_mode=True)
     x = self._unit("conv2_3x3", self._unit("conv2_3x3_reduce", x))
     if end == "conv2":
       return x
-    x = tl.pool(x, "max", (3, 3), (2, 2), tuple(tl.ceil_pads(n, 3, 2, 0) for n in x.shape[1:3]))
+    x = common.max_pool(x, 3, 2, ceil_mode=True)
     for block in BLOCKS:
       x = self._block(block, x)
       if block[0] == end:
@@ -140,7 +126,7 @@ class BNInception(nnx.Module):
 
   def endpoint(self, x: jax.Array, end: str) -> jax.Array:
     """The output of block `end` for (..., H, W, 3) preprocessed input: (..., h, w, C)."""
-    return tl.flat_leading(lambda y: self._endpoint(y, end), x, 2)
+    return common.flat_leading(lambda y: self._endpoint(y, end), x, 2)
 
   def features(self, x: jax.Array) -> jax.Array:
     return self.endpoint(x, "inception_5b")
@@ -158,19 +144,20 @@ def preprocess(rgb_uint8: np.ndarray | jax.Array) -> jax.Array:
   return jnp.asarray(rgb_uint8, jnp.float32)[..., ::-1] - MEAN_BGR
 
 
-def convert(source: str | pathlib.Path, out: str | pathlib.Path) -> pathlib.Path:
-  """The published state dict -> the Flax `.npz` (records the source's sha256)."""
-  return tl.convert_file(source, out, network=NETWORK, layout=torch_layout(), published=PUBLISHED)
+def _build(config: Mapping[str, Any], rngs: nnx.Rngs) -> BNInception:
+  return BNInception(int(config.get("num_classes", NUM_CLASSES)), rngs=rngs)
 
 
-def load(path: str | pathlib.Path, *, partial_bn: bool = False) -> tuple[BNInception, str]:
-  """(BNInception with a converted file's weights, the published source's sha256)."""
-  model = nnx.eval_shape(lambda: BNInception(partial_bn=partial_bn, rngs=nnx.Rngs(0)))
-  return tl.load_into(model, path, NETWORK, CONVERT_HINT)
+BN_INCEPTION = common.Network(
+    name="bn_inception", build=_build, default_config={"num_classes": NUM_CLASSES},
+    published="Cadene pretrainedmodels bninception",
+    files=("bn_inception-52deb4733.pth", "bn_inception-239d2248.pth"))
 
 
-CONVERTER = {NETWORK: convert}
-
-if __name__ == "__main__":
-  sys.exit(tl.converter_main(None, prog="python -m emojax.backbones.bn_inception",
-                             description=__doc__.split("\n")[0], convert=convert))
+def load(path: str | os.PathLike, *, partial_bn: bool = False) -> tuple[BNInception, str]:
+  """(BNInception with a converted file's weights, the published source's sha256); partial_bn:
+  every BatchNorm but the first keeps its running statistics in `model.train()` (TSN)."""
+  loaded = common.load(path, BN_INCEPTION)
+  for name, *_ in CONVS[1:]:
+    getattr(loaded.model, f"{name}_bn").frozen = partial_bn
+  return loaded.model, loaded.source_sha256

@@ -1,12 +1,15 @@
-"""Pieces the 2D ImageNet backbones share: torch-semantics pooling, ImageNet preprocessing, the
-torch -> Flax weight conversion, and the converted `.npz` format (see docs/backbones.md).
+"""What every backbone shares (the 2-D ImageNet networks and the video ones alike): layers with
+PyTorch semantics (pooling, ceil-mode and TensorFlow-'SAME' padding, transposed convolution,
+BatchNorm with TSN's frozen variant), ImageNet preprocessing, the torch -> Flax weight conversion,
+and the converted `.npz` format (see docs/backbones.md).
 
-Naming: every Flax backbone mirrors its PyTorch module tree (`nnx.Dict` / `nnx.List` keyed like
-torch's `nn.Sequential` indices), so the flat Flax name of a parameter is the torch name with the
-parameter renamed: conv / linear `weight` -> `kernel` (OIHW -> HWIO, (out, in) -> (in, out)),
+Naming: every Flax backbone mirrors its PyTorch module tree (attributes, `nnx.Dict` / `nnx.List`
+keyed like torch's `nn.Sequential` indices), so the flat Flax name of a parameter is the torch name
+with the parameter renamed: conv / linear `weight` -> `kernel` (O I *k -> *k I O, (out, in) ->
+(in, out)); a transposed convolution's weight (I, O, kh, kw) -> (kh, kw, I, O) flipped in space;
 BatchNorm `weight` / `bias` / `running_mean` / `running_var` -> `scale` / `bias` / `mean` / `var`
 (`num_batches_tracked` is dropped). The published torch layout of a network is therefore derived
-from its Flax model (`torch_layout`), and the test proves it by loading the same state dict into
+from its Flax model (`torch_layout`), and the tests prove it by loading the same state dict into
 an independent torch re-statement with `load_state_dict(strict=True)`.
 
 Converted file (`.npz`, written by `save`, read by `load`): the Flax arrays under their flat names
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import pathlib
 from collections.abc import Callable, Mapping
@@ -51,34 +55,100 @@ def conv(cin: int, cout: int, kernel, *, stride=1, padding=0, bias: bool = True,
                   use_bias=bias, rngs=rngs)
 
 
-def batch_norm(c: int, *, eps: float = 1e-5, rngs: nnx.Rngs) -> nnx.BatchNorm:
-  """nn.BatchNorm2d(c, eps) in inference mode (running statistics)."""
-  return nnx.BatchNorm(c, epsilon=eps, use_running_average=True, rngs=rngs)
+class BatchNorm(nnx.BatchNorm):
+  """nn.BatchNorm (inference: running statistics; `model.train()` switches to batch statistics),
+  with `frozen`: the running statistics in training too (TSN's partial BN)."""
+
+  def __init__(self, c: int, *, epsilon: float, momentum: float = 0.99, frozen: bool = False,
+               rngs: nnx.Rngs):
+    super().__init__(c, epsilon=epsilon, momentum=momentum, use_running_average=True, rngs=rngs)
+    self.frozen = frozen
+
+  def __call__(self, x: jax.Array, use_running_average: bool | None = None, **kwargs
+               ) -> jax.Array:
+    if self.frozen:
+      inv = jax.lax.rsqrt(self.var[...] + self.epsilon) * self.scale[...]
+      return (x - self.mean[...]) * inv + self.bias[...]
+    return super().__call__(x, use_running_average=use_running_average, **kwargs)
+
+
+def batch_norm(c: int, *, eps: float = 1e-5, momentum: float = 0.99, frozen: bool = False,
+               rngs: nnx.Rngs) -> BatchNorm:
+  """nn.BatchNorm{1,2,3}d(c, eps) in inference mode (running statistics)."""
+  return BatchNorm(c, epsilon=eps, momentum=momentum, frozen=frozen, rngs=rngs)
+
+
+class ConvTranspose2d(nnx.Module):
+  """nn.ConvTranspose2d(cin, cout, k, stride, padding, bias=False), channels-last.
+
+  kernel: (k, k, in, out), the PyTorch weight (in, out, k, k) flipped in space, so the layer is a
+  convolution over the input dilated by `stride`, padded by k - 1 - padding on each side.
+  """
+
+  def __init__(self, cin: int, cout: int, k: int, stride: int, padding: int, *, rngs: nnx.Rngs):
+    self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (k, k, cin, cout)))
+    self.k, self.stride, self.padding = k, stride, padding
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    q = self.k - 1 - self.padding
+    return jax.lax.conv_general_dilated(
+        x, self.kernel[...], window_strides=(1, 1), padding=((q, q), (q, q)),
+        lhs_dilation=(self.stride, self.stride), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def pool(x: jax.Array, kind: str, window: tuple[int, ...], strides: tuple[int, ...],
+         pads: tuple[tuple[int, int], ...], pad_value: float | None = None) -> jax.Array:
+  """Max or average pool over the spatial axes of channels-last x (..., *spatial, C).
+
+  `pads` are explicit (low, high) per spatial axis. Max pools pad with `pad_value` (default -inf);
+  average pools pad with zeros and divide by the window size (count_include_pad=True).
+  """
+  nd = len(window)
+  lead = x.ndim - nd - 1
+  dims = (1,) * lead + tuple(window) + (1,)
+  strd = (1,) * lead + tuple(strides) + (1,)
+  padding = ((0, 0),) * lead + tuple(pads) + ((0, 0),)
+  if kind == "max":
+    if pad_value is not None:  # explicit padding, then the max monoid (differentiable)
+      x = jnp.pad(x, padding, constant_values=pad_value)
+      padding = ((0, 0),) * x.ndim
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, strd, padding)
+  total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strd, padding)
+  return total / math.prod(window)
+
+
+def ceil_pads(n: int, k: int, s: int, p: int) -> tuple[int, int]:
+  """(low, high) padding that gives torch's ceil_mode output size for a pool (k, s, p): the end
+  padded so the last window that starts inside the (left-padded) input counts."""
+  out = -(-(n + 2 * p - k) // s) + 1
+  if (out - 1) * s >= n + p:  # torch: the last window must start inside the input
+    out -= 1
+  return p, max(p, (out - 1) * s + k - n - p)
+
+
+def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
+  """TensorFlow's 'SAME' padding (what pytorch-i3d computes before each conv and pool)."""
+  total = max(k - s, 0) if n % s == 0 else max(k - n % s, 0)
+  return total // 2, total - total // 2
 
 
 def max_pool(x_BxHxWxC: jax.Array, k: int, s: int, p: int = 0, ceil_mode: bool = False
              ) -> jax.Array:
-  """F.max_pool2d(x, k, s, p, ceil_mode): padding with -inf; ceil_mode pads the end so the last
-  window that starts inside the (left-padded) input counts."""
-  h, w = x_BxHxWxC.shape[1:3]
-  pads = []
-  for n in (h, w):
-    hi = p
-    if ceil_mode:
-      out = -(-(n + 2 * p - k) // s) + 1
-      if (out - 1) * s >= n + p:  # torch: the last window must start inside the input
-        out -= 1
-      hi = max(p, (out - 1) * s + k - n - p)
-    pads.append((p, hi))
-  return jax.lax.reduce_window(x_BxHxWxC, -jnp.inf, jax.lax.max, (1, k, k, 1), (1, s, s, 1),
-                               ((0, 0), pads[0], pads[1], (0, 0)))
+  """F.max_pool2d(x, k, s, p, ceil_mode): padding with -inf (`ceil_pads` for ceil_mode)."""
+  pads = tuple(ceil_pads(n, k, s, p) if ceil_mode else (p, p) for n in x_BxHxWxC.shape[-3:-1])
+  return pool(x_BxHxWxC, "max", (k, k), (s, s), pads)
 
 
 def avg_pool(x_BxHxWxC: jax.Array, k: int, s: int, p: int = 0) -> jax.Array:
   """F.avg_pool2d(x, k, s, p) with torch's default count_include_pad=True (zeros count)."""
-  summed = jax.lax.reduce_window(x_BxHxWxC, 0.0, jax.lax.add, (1, k, k, 1), (1, s, s, 1),
-                                 ((0, 0), (p, p), (p, p), (0, 0)))
-  return summed / (k * k)
+  return pool(x_BxHxWxC, "avg", (k, k), (s, s), ((p, p), (p, p)))
+
+
+def flat_leading(fn: Callable[[jax.Array], jax.Array], x: jax.Array, nd: int) -> jax.Array:
+  """Applies fn (on (B, *spatial, C)) to x with any number of leading axes before the last nd+1."""
+  lead = x.shape[:x.ndim - nd - 1]
+  y = fn(x.reshape((-1,) + x.shape[x.ndim - nd - 1:]))
+  return y.reshape(lead + y.shape[1:])
 
 
 def adaptive_avg_pool(x_BxHxWxC: jax.Array, out_hw: tuple[int, int]) -> jax.Array:
@@ -174,17 +244,25 @@ def _modules(layout: Mapping[str, tuple[int, ...]]) -> dict[str, dict[str, tuple
 BN_TORCH = {"scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
 
 
+def _transposed(model: nnx.Module) -> set[str]:
+  """Flat names of the model's transposed convolutions (their torch weight is (in, out, *k))."""
+  return {_key(path) for path, m in nnx.iter_modules(model) if isinstance(m, ConvTranspose2d)}
+
+
 def torch_layout(model: nnx.Module) -> dict[str, tuple[int, ...]]:
   """The PyTorch state-dict layout {name: shape} the model's parameters come from (without
   BatchNorm's `num_batches_tracked`, which old releases lack and the converter ignores)."""
   out = {}
+  transposed = _transposed(model)
   for prefix, leaves in _modules(flax_layout(model)).items():
     if "mean" in leaves:  # BatchNorm
       for leaf, name in BN_TORCH.items():
         out[f"{prefix}.{name}"] = leaves[leaf]
       continue
     kernel = leaves["kernel"]
-    if len(kernel) == 2:
+    if prefix in transposed:  # (*spatial, in, out) -> (in, out, *spatial)
+      out[f"{prefix}.weight"] = (kernel[-2], kernel[-1], *kernel[:-2])
+    elif len(kernel) == 2:
       out[f"{prefix}.weight"] = (kernel[1], kernel[0])
     else:  # (*spatial, in, out) -> (out, in, *spatial)
       out[f"{prefix}.weight"] = (kernel[-1], kernel[-2], *kernel[:-2])
@@ -216,6 +294,13 @@ def abstract_model(network: Network, config: Mapping[str, Any]) -> nnx.Module:
   return nnx.merge(*abstract_split(network, config))
 
 
+def published_layout(network: Network, config: Mapping[str, Any] | None = None
+                     ) -> dict[str, tuple[int, ...]]:
+  """{torch name: shape} of the network's published state dict (under `config`, default the
+  published one), derived from its Flax model, without the layout's extra (dropped) arrays."""
+  return torch_layout(abstract_model(network, {**network.default_config, **(config or {})}))
+
+
 def output_shape(network: Network, config: Mapping[str, Any], layer: str,
                  input_shape: tuple[int, ...]) -> tuple[int, ...]:
   """Shape of `layer`'s output for one input of `input_shape` (H, W, 3), without computing."""
@@ -236,6 +321,7 @@ def from_torch(network: Network, state: Mapping[str, np.ndarray], config: Mappin
          if k.endswith(".running_mean")]
   weights.check_layout(state, expected, source, published=network.published, ignore=nbt)
   flatten = network.flatten(config)
+  transposed = _transposed(model)
   out = {}
   for prefix, leaves in _modules(flax_layout(model)).items():
     if "mean" in leaves:
@@ -243,7 +329,9 @@ def from_torch(network: Network, state: Mapping[str, np.ndarray], config: Mappin
         out[f"{prefix}.{leaf}"] = np.asarray(state[f"{prefix}.{name}"], np.float32)
       continue
     w = np.asarray(state[f"{prefix}.weight"], np.float32)
-    if w.ndim == 2:
+    if prefix in transposed:  # (in, out, *k) -> (*k, in, out), flipped in space
+      w = w.transpose(*range(2, w.ndim), 0, 1)[(slice(None, None, -1),) * (w.ndim - 2)]
+    elif w.ndim == 2:
       if prefix in flatten:  # (out, C*H*W) in CHW order -> (H*W*C, out) in HWC order
         c, h, wd = flatten[prefix]
         w = w.reshape(w.shape[0], c, h, wd).transpose(2, 3, 1, 0).reshape(h * wd * c, -1)
@@ -272,6 +360,18 @@ def save(out_path: str | os.PathLike, network: Network, config: Mapping[str, Any
   buffer = io.BytesIO()
   np.savez(buffer, **arrays, **meta)
   return fileio.atomic_write_bytes(out_path, buffer.getvalue())
+
+
+def convert(network: Network, source: str | os.PathLike, out: str | os.PathLike,
+            config: Mapping[str, Any] | None = None) -> pathlib.Path:
+  """Reads the published `source`, checks its layout, writes the converted `out` and checks that
+  it loads. `config` overrides the published config (narrow widths: tests only)."""
+  cfg = {**network.default_config, **(config or {})}
+  state = weights.read_state_dict(source, what=f"{network.name} source file")
+  arrays = from_torch(network, state, cfg, source)
+  path = save(out, network, cfg, arrays, source)
+  load(path, network)  # the written file loads into the model
+  return path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,7 +415,11 @@ def load(path: str | os.PathLike, network: Network | None = None, *,
                        published=f"converted {network.name}")
   flat = nnx.to_flat_state(abstract)
   for p, var in flat:
-    var.set_value(jnp.asarray(arrays[_key(p)], jnp.float32))
+    a = arrays[_key(p)]
+    if not np.isfinite(a).all():
+      raise errors.WeightsError(f"{path}: array '{_key(p)}' holds NaN or Inf; the file is "
+                                f"damaged: {CONVERT_HINT}")
+    var.set_value(jnp.asarray(a, jnp.float32))
   model = nnx.merge(graphdef, nnx.from_flat_state(flat))
   return Loaded(model=model, network=network.name, config=meta["config"],
                 source_file=meta.get("source_file", ""), source_sha256=meta["source_sha256"],

@@ -11,11 +11,9 @@ the first parameter that does not fit. The output records the network, its confi
 source's sha256 (see `emojax.backbones.common`). `python -m emojax.backbones.convert --list`
 prints the networks and the files each converts.
 
-NETWORKS is the registry: network name -> "module:attribute", imported on first use, so adding a
-network is one line here. The attribute is a `common.Network` (converted by `common.from_torch`,
-loaded by `load`), or a module's own converter function `convert(source, out) -> path` (networks
-with their own conversion rules, e.g. the video backbones of emojax.backbones._torch_layout:
-"i3d": "emojax.backbones.i3d:convert").
+NETWORKS is the registry: network name -> "module:attribute" of its `common.Network`, imported on
+first use, so adding a network is one line here. Every network, image or video, converts through
+`common.from_torch` and `common.save` and loads through `common.load` (`load` here).
 """
 
 from __future__ import annotations
@@ -40,13 +38,14 @@ NETWORKS: dict[str, str] = {
     "alexnet": "emojax.backbones.alexnet:ALEXNET",
     "alexnet_places365": "emojax.backbones.alexnet:ALEXNET_PLACES365",
     "inception_v3": "emojax.backbones.inception_v3:INCEPTION_V3",
-    "bn_inception": "emojax.backbones.bn_inception:convert",
-    "i3d": "emojax.backbones.i3d:convert",
-    "flownets": "emojax.backbones.flownet:convert",
+    "bn_inception": "emojax.backbones.bn_inception:BN_INCEPTION",
+    "i3d": "emojax.backbones.i3d:I3D",
+    "flownets": "emojax.backbones.flownet:FLOWNETS",
 }
 
 
-def _resolve(name: str) -> Any:
+def network(name: str) -> common.Network:
+  """The registered `common.Network` `name` (ConfigError listing the known ones)."""
   if name not in NETWORKS:
     raise errors.ConfigError(f"unknown backbone network {name!r}; known: {sorted(NETWORKS)} "
                              "(emojax/backbones/convert.py NETWORKS)")
@@ -54,31 +53,11 @@ def _resolve(name: str) -> Any:
   return getattr(importlib.import_module(module), attr)
 
 
-def network(name: str) -> common.Network:
-  """The registered `common.Network` `name` (ConfigError listing the known ones)."""
-  target = _resolve(name)
-  if not isinstance(target, common.Network):
-    raise errors.ConfigError(f"backbone network {name!r} has its own converter and loader "
-                             f"({NETWORKS[name]}); use its module")
-  return target
-
-
 def convert(name: str, source: str | os.PathLike, out: str | os.PathLike,
             config: Mapping[str, Any] | None = None) -> pathlib.Path:
   """Reads the published `source`, checks its layout, writes the converted `out` and checks that
   it loads. `config` overrides the published config (narrow widths: tests only)."""
-  target = _resolve(name)
-  if not isinstance(target, common.Network):  # a module's own converter
-    if config:
-      raise errors.ConfigError(f"backbone network {name!r} takes no config override")
-    return pathlib.Path(target(source, out))
-  net = target
-  cfg = {**net.default_config, **(config or {})}
-  state = weights.read_state_dict(source, what=f"{name} weights file")
-  arrays = common.from_torch(net, state, cfg, source)
-  path = common.save(out, net, cfg, arrays, source)
-  common.load(path, net)  # the written file loads into the model
-  return path
+  return common.convert(network(name), source, out, config)
 
 
 def load(path: str | os.PathLike, name: str | None = None) -> common.Loaded:
@@ -95,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if args.list:
     for name in sorted(NETWORKS):
-      target = _resolve(name)
-      files = target.files if isinstance(target, common.Network) else ("see " + NETWORKS[name],)
-      print(f"{name}: {', '.join(files)}")
+      print(f"{name}: {', '.join(network(name).files)}")
     return 0
   if not (args.network and args.source and args.out):
     parser.error("--network, --source and --out are required")

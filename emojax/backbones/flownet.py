@@ -18,27 +18,25 @@ of consecutive frames (read as conv6_1, the encoder's last layer and the only 10
 `__call__` the full network's flow2 (B, H/4, W/4, 2), in the port's units (multiply by the
 checkpoint's div_flow, 20, for pixels).
 
-  python -m emojax.backbones.flownet --source=flownets_EPE1.951.pth.tar --out=flownets.npz
+  python -m emojax.backbones.convert --network=flownets --source=flownets_EPE1.951.pth.tar \
+      --out=flownets.npz
 """
 
 from __future__ import annotations
 
-import pathlib
-import sys
+import os
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from emojax.backbones import _torch_layout as tl
+from emojax.backbones import common
 
-NETWORK = "flownets"
-PUBLISHED = "ClementPinard FlowNetPytorch flownets"
 MEAN_RGB = np.array([0.411, 0.432, 0.45], np.float32)
 FEATURE_DIM = 1024
-CONVERT_HINT = ("convert the published flownets_EPE1.951.pth.tar with `python -m "
-                "emojax.backbones.flownet --source=... --out=...`")
 
 ENCODER = (("conv1", 6, 64, 7, 2), ("conv2", 64, 128, 5, 2), ("conv3", 128, 256, 5, 2),
            ("conv3_1", 256, 256, 3, 1), ("conv4", 256, 512, 3, 2), ("conv4_1", 512, 512, 3, 1),
@@ -50,22 +48,6 @@ PREDICTS = (("predict_flow6", 1024), ("predict_flow5", 1026), ("predict_flow4", 
             ("predict_flow3", 386), ("predict_flow2", 194))
 UPSAMPLES = ("upsampled_flow6_to_5", "upsampled_flow5_to_4", "upsampled_flow4_to_3",
              "upsampled_flow3_to_2")
-TRANSPOSED = tuple(f"{n}.0" for n, _, _ in DECONVS) + UPSAMPLES
-
-
-def torch_layout() -> dict[str, tuple[int, ...]]:
-  """Names and shapes of the published state dict."""
-  out = {}
-  for name, cin, cout, k, _ in ENCODER:
-    out[f"{name}.0.weight"] = (cout, cin, k, k)
-    out[f"{name}.0.bias"] = (cout,)
-  for name, cin, cout in DECONVS:
-    out[f"{name}.0.weight"] = (cin, cout, 4, 4)
-  for name, cin in PREDICTS:
-    out[f"{name}.weight"] = (2, cin, 3, 3)
-  for name in UPSAMPLES:
-    out[f"{name}.weight"] = (2, 2, 4, 4)
-  return out
 
 
 def _leaky(x: jax.Array) -> jax.Array:
@@ -77,19 +59,19 @@ def _crop_like(x: jax.Array, target: jax.Array) -> jax.Array:
 
 
 class FlowNetS(nnx.Module):
-  """FlowNetS; see the module docstring. Parameter names follow the port's (`conv1/0/kernel`)."""
+  """FlowNetS; see the module docstring. Parameter names follow the port's (`conv1.0.kernel`)."""
 
   def __init__(self, *, rngs: nnx.Rngs):
     for name, cin, cout, k, s in ENCODER:
       setattr(self, name, nnx.List([nnx.Conv(cin, cout, (k, k), strides=s,
                                              padding=(((k - 1) // 2,) * 2,) * 2, rngs=rngs)]))
     for name, cin, cout in DECONVS:
-      setattr(self, name, nnx.List([tl.ConvTranspose2d(cin, cout, 4, 2, 1, rngs=rngs)]))
+      setattr(self, name, nnx.List([common.ConvTranspose2d(cin, cout, 4, 2, 1, rngs=rngs)]))
     for name, cin in PREDICTS:
       setattr(self, name, nnx.Conv(cin, 2, (3, 3), padding=((1, 1), (1, 1)), use_bias=False,
                                    rngs=rngs))
     for name in UPSAMPLES:
-      setattr(self, name, tl.ConvTranspose2d(2, 2, 4, 2, 1, rngs=rngs))
+      setattr(self, name, common.ConvTranspose2d(2, 2, 4, 2, 1, rngs=rngs))
 
   def _encoder(self, x: jax.Array) -> dict[str, jax.Array]:
     outs = {}
@@ -127,20 +109,17 @@ def preprocess(first_rgb_uint8, second_rgb_uint8) -> jax.Array:
   return jnp.concatenate([a, b], -1)
 
 
-def convert(source: str | pathlib.Path, out: str | pathlib.Path) -> pathlib.Path:
-  """The published checkpoint -> the Flax `.npz` (records the source's sha256)."""
-  return tl.convert_file(source, out, network=NETWORK, layout=torch_layout(), published=PUBLISHED,
-                         transposed=TRANSPOSED)
+def _build(config: Mapping[str, Any], rngs: nnx.Rngs) -> FlowNetS:
+  del config  # one published variant
+  return FlowNetS(rngs=rngs)
 
 
-def load(path: str | pathlib.Path) -> tuple[FlowNetS, str]:
+FLOWNETS = common.Network(name="flownets", build=_build, default_config={},
+                          published="ClementPinard FlowNetPytorch flownets",
+                          files=("flownets_EPE1.951.pth.tar",))
+
+
+def load(path: str | os.PathLike) -> tuple[FlowNetS, str]:
   """(FlowNetS with a converted file's weights, the published source's sha256)."""
-  model = nnx.eval_shape(lambda: FlowNetS(rngs=nnx.Rngs(0)))
-  return tl.load_into(model, path, NETWORK, CONVERT_HINT)
-
-
-CONVERTER = {NETWORK: convert}
-
-if __name__ == "__main__":
-  sys.exit(tl.converter_main(None, prog="python -m emojax.backbones.flownet",
-                             description=__doc__.split("\n")[0], convert=convert))
+  loaded = common.load(path, FLOWNETS)
+  return loaded.model, loaded.source_sha256

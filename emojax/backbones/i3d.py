@@ -17,27 +17,24 @@ W'" after mixed_5c); `__call__` the port's logits per time step (B, T', 400): it
 ([2, 7, 7], stride 1) is taken as a 2-step window in time over the spatial mean (the same at
 224 px, where the map is 7 x 7), then the 1x1x1 logits conv.
 
-  python -m emojax.backbones.i3d --source=rgb_imagenet.pt --out=i3d_rgb.npz
+  python -m emojax.backbones.convert --network=i3d --source=rgb_imagenet.pt --out=i3d_rgb.npz
 """
 
 from __future__ import annotations
 
-import pathlib
-import sys
+import os
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from emojax.backbones import _torch_layout as tl
+from emojax.backbones import common
 
-NETWORK = "i3d"
-PUBLISHED = "piergiaj pytorch-i3d InceptionI3d"
 EPS = 1e-3
 NUM_CLASSES = 400
 FEATURE_DIM = 1024
-CONVERT_HINT = ("convert the published rgb_imagenet.pt with `python -m emojax.backbones.i3d "
-                "--source=... --out=...`")
 
 # Mixed blocks: (name, in, [b0, b1a, b1b, b2a, b2b, b3b]); the port's InceptionModule widths.
 MIXED = (
@@ -70,18 +67,6 @@ def units() -> list[tuple[str, int, int, int, int]]:
   return out
 
 
-def torch_layout(num_classes: int = NUM_CLASSES) -> dict[str, tuple[int, ...]]:
-  """Names and shapes of the published state dict."""
-  out = {}
-  for name, cin, cout, k, _ in units():
-    out[f"{name}.conv3d.weight"] = (cout, cin, k, k, k)
-    for p in ("weight", "bias", "running_mean", "running_var"):
-      out[f"{name}.bn.{p}"] = (cout,)
-  out["logits.conv3d.weight"] = (num_classes, FEATURE_DIM, 1, 1, 1)
-  out["logits.conv3d.bias"] = (num_classes,)
-  return out
-
-
 class Unit3D(nnx.Module):
   """Conv3d ('SAME', no bias) -> BatchNorm -> ReLU; `logits=True`: conv with bias only."""
 
@@ -89,7 +74,8 @@ class Unit3D(nnx.Module):
                frozen: bool = False, rngs: nnx.Rngs):
     self.conv3d = nnx.Conv(cin, cout, (k, k, k), strides=stride, padding="SAME",
                            use_bias=logits, rngs=rngs)
-    self.bn = None if logits else tl.BatchNorm(cout, epsilon=EPS, frozen=frozen, rngs=rngs)
+    self.bn = None if logits else common.batch_norm(cout, eps=EPS, momentum=0.9, frozen=frozen,
+                                                     rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x = self.conv3d(x)
@@ -97,8 +83,8 @@ class Unit3D(nnx.Module):
 
 
 def max_pool_same(x: jax.Array, window, strides) -> jax.Array:
-  pads = tuple(tl.same_pads(n, k, s) for n, k, s in zip(x.shape[1:4], window, strides))
-  return tl.pool(x, "max", window, strides, pads, pad_value=0.0)
+  pads = tuple(common.same_pads(n, k, s) for n, k, s in zip(x.shape[1:4], window, strides))
+  return common.pool(x, "max", window, strides, pads, pad_value=0.0)
 
 
 class Mixed(nnx.Module):
@@ -148,19 +134,15 @@ def preprocess(rgb_uint8) -> jax.Array:
   return jnp.asarray(rgb_uint8, jnp.float32) * (2.0 / 255.0) - 1.0
 
 
-def convert(source: str | pathlib.Path, out: str | pathlib.Path) -> pathlib.Path:
-  """The published state dict -> the Flax `.npz` (records the source's sha256)."""
-  return tl.convert_file(source, out, network=NETWORK, layout=torch_layout(), published=PUBLISHED)
+def _build(config: Mapping[str, Any], rngs: nnx.Rngs) -> InceptionI3d:
+  return InceptionI3d(int(config.get("num_classes", NUM_CLASSES)), rngs=rngs)
 
 
-def load(path: str | pathlib.Path) -> tuple[InceptionI3d, str]:
+I3D = common.Network(name="i3d", build=_build, default_config={"num_classes": NUM_CLASSES},
+                     published="piergiaj pytorch-i3d InceptionI3d", files=("rgb_imagenet.pt",))
+
+
+def load(path: str | os.PathLike) -> tuple[InceptionI3d, str]:
   """(InceptionI3d with a converted file's weights, the published source's sha256)."""
-  model = nnx.eval_shape(lambda: InceptionI3d(rngs=nnx.Rngs(0)))
-  return tl.load_into(model, path, NETWORK, CONVERT_HINT)
-
-
-CONVERTER = {NETWORK: convert}
-
-if __name__ == "__main__":
-  sys.exit(tl.converter_main(None, prog="python -m emojax.backbones.i3d",
-                             description=__doc__.split("\n")[0], convert=convert))
+  loaded = common.load(path, I3D)
+  return loaded.model, loaded.source_sha256

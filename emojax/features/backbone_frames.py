@@ -24,6 +24,8 @@ the network in bfloat16 (weights and activations; rows are stored as float32).
 
 The manifest records the network and layer, the converted file's sha256 (`weights_sha256`) and
 the published file's (`source_sha256`, recorded in the converted file), and the preprocessing.
+The weights file, those params and the batching are shared with the video backbone extractors
+(`emojax.features.backbone_weights`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import pathlib
 from typing import Any, ClassVar
 
 import jax
@@ -40,36 +41,14 @@ import numpy as np
 from flax import nnx
 
 from emojax import errors
-from emojax import weights
 from emojax.backbones import common
 from emojax.backbones import convert
+from emojax.features import backbone_weights
 from emojax.features import decode
 from emojax.features import registry
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DTYPES = backbone_weights.DTYPES
 INTERPOLATIONS = ("BILINEAR", "BICUBIC", "AREA", "LANCZOS")
-
-
-@functools.lru_cache(maxsize=8)
-def describe(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
-  """The recorded facts of a converted file (its meta arrays only) and its sha256."""
-  del mtime_ns, size  # cache key only: a rewritten file is read again
-  try:
-    with np.load(path, allow_pickle=False) as z:
-      meta = {k: np.asarray(z[k]) for k in z.files if k.startswith(common.META_PREFIX)}
-  except (OSError, ValueError, EOFError) as e:
-    raise errors.WeightsError(f"{path}: cannot read the converted backbone weights ({e}); "
-                              f"{common.CONVERT_HINT}") from e
-  return {**common.read_meta(path, meta), "sha256": weights.sha256(path)}
-
-
-@functools.lru_cache(maxsize=4)
-def _load(path: str, mtime_ns: int, size: int, dtype: str):
-  del mtime_ns, size
-  model = convert.load(path).model
-  graphdef, state = nnx.split(model)
-  state = jax.tree.map(lambda a: a.astype(DTYPES[dtype]), state)
-  return graphdef, state
 
 
 @functools.lru_cache(maxsize=16)
@@ -119,24 +98,14 @@ class BackboneExtractor(registry.Extractor):
     super().__init__(**params)
     p = self.params
     what = f"extractor {self.name!r}"
-    hint = (f"convert the published weights ({', '.join(self.networks)}) with `python -m "
-            "emojax.backbones.convert` and pass params={'weights_path': 'file.npz'} "
-            "(docs/backbones.md)")
-    if not p["weights_path"]:
-      raise errors.ConfigError(f"{what} needs a weights_path; {hint}")
-    path = pathlib.Path(p["weights_path"])
-    if not path.is_file():
-      raise errors.ConfigError(f"{what}: weights file {path} does not exist (param "
-                               f"weights_path); {hint}")
     if p["dtype"] not in DTYPES:
       raise errors.ConfigError(f"{what}: dtype must be one of {sorted(DTYPES)}, got "
                                f"{p['dtype']!r}")
     if p["interpolation"] not in INTERPOLATIONS:
       raise errors.ConfigError(f"{what}: interpolation must be one of {INTERPOLATIONS}, got "
                                f"{p['interpolation']!r}")
-    for key in ("frames_per_second", "batch_size", "resize", "crop"):
-      if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < 1:
-        raise errors.ConfigError(f"{what}: {key} must be a positive integer, got {p[key]!r}")
+    backbone_weights.check_params(what, p, ("frames_per_second", "batch_size", "resize", "crop"),
+                                  1)
     if p["resize"] < p["crop"]:
       raise errors.ConfigError(f"{what}: resize ({p['resize']}) must be at least crop "
                                f"({p['crop']})")
@@ -151,20 +120,9 @@ class BackboneExtractor(registry.Extractor):
     if not isinstance(p["clip_seconds"], int) or p["clip_seconds"] < 0:
       raise errors.ConfigError(f"{what}: clip_seconds must be an integer >= 0 (0: the whole "
                                f"film), got {p['clip_seconds']!r}")
-    stat = path.stat()
-    info = describe(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if info["network"] not in self.networks:
-      raise errors.WeightsError(f"{path}: holds converted '{info['network']}' weights, but "
-                                f"{self.name} takes {' or '.join(self.networks)}; give one of "
-                                "those files")
-    for key, actual in (("weights_sha256", info["sha256"]),
-                        ("source_sha256", info["source_sha256"]),
-                        ("network", info["network"]), ("layer", self.layer)):
-      if p[key] and p[key] != actual:
-        raise errors.ConfigError(
-            f"{what}: {path} gives {key} {actual}, but these features were made with {p[key]}; "
-            "pass the original weights file as weights_path")
-      p[key] = actual
+    path, info = backbone_weights.open_converted(self.name, p, self.networks)
+    backbone_weights.pin(what, path, p, "network", info["network"])
+    backbone_weights.pin(what, path, p, "layer", self.layer)
     self.per = p["per"]  # the instance's row unit (the manifest records it)
     self.weights_path = path
     self.config = info["config"]
@@ -188,9 +146,7 @@ class BackboneExtractor(registry.Extractor):
     super().begin(num_seconds)
     p = self.params
     if self._model is None:
-      stat = self.weights_path.stat()
-      self._model = _load(str(self.weights_path.resolve()), stat.st_mtime_ns, stat.st_size,
-                          p["dtype"])
+      self._model = backbone_weights.load(self.weights_path, p["dtype"])
     k = p["frames_per_second"]
     self.sampler = decode.TimestampSampler((np.arange(num_seconds * k) + 0.5) / k)
     self.crops: list[np.ndarray] = []  # preprocessed frames not yet run, in target order
@@ -207,16 +163,11 @@ class BackboneExtractor(registry.Extractor):
     """(N, crop, crop, 3) uint8 -> (N, *row_shape) float32 layer outputs, in fixed batches."""
     graphdef, state = self._model
     p = self.params
-    b = p["batch_size"]
-    out = []
-    for start in range(0, len(crops_NxHxWx3), b):
-      chunk = crops_NxHxWx3[start:start + b]
-      batch = np.zeros((b, *chunk.shape[1:]), np.uint8)
-      batch[:len(chunk)] = chunk
-      y = _forward(graphdef, state, jnp.asarray(batch), self.layer, p["dtype"],
-                   tuple(p["mean"]), tuple(p["std"]), p["channels"], p["pixel_range"])
-      out.append(np.asarray(y)[:len(chunk)])
-    return np.concatenate(out) if out else np.zeros((0, *self._shape), np.float32)
+    run = lambda batch: _forward(  # noqa: E731
+        graphdef, state, jnp.asarray(batch), self.layer, p["dtype"], tuple(p["mean"]),
+        tuple(p["std"]), p["channels"], p["pixel_range"])
+    return backbone_weights.batched(run, np.asarray(crops_NxHxWx3, np.uint8), p["batch_size"],
+                                    self._shape)
 
   def _run_pending(self) -> list[np.ndarray]:
     """Rows of the pending seconds (their crops run through the network)."""

@@ -8,18 +8,18 @@ default for the level) picked by timestamp at the centres of N equal segments, w
 seed 003's `ffmpeg -r N/t` gives (64 frames per excerpt); each frame is resized so its short side
 is `short_side` (bilinear) and centre-cropped to `crop` x `crop` (224 in seeds 003 / 004).
 
-Weights: the `.npz` written by the network's converter (`python -m emojax.backbones.<module>`);
-nothing is downloaded. The params record, so that the manifest does: the network, the layer the
-feature is taken from, the preprocessing (fixed strings, a different value is refused), the
-weights file's sha256 (`weights_sha256`, filled in; when given, e.g. from a manifest, the file must
-match) and the published file it was converted from (`source_sha256`, likewise).
+Weights: the `.npz` written by `python -m emojax.backbones.convert --network=...` (the one
+converted format of every backbone; docs/backbones.md); nothing is downloaded. The params record,
+so that the manifest does: the network, the layer the feature is taken from, the preprocessing
+(fixed strings, a different value is refused), the weights file's sha256 (`weights_sha256`) and
+the published file's (`source_sha256`); the file, those params and the batching are shared with
+the image backbone extractors (`emojax.features.backbone_weights`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import pathlib
 from typing import Any, ClassVar
 
 import jax
@@ -28,7 +28,7 @@ import numpy as np
 from flax import nnx
 
 from emojax import errors
-from emojax import weights
+from emojax.features import backbone_weights
 from emojax.features import decode
 from emojax.features import frame_clips
 from emojax.features import registry
@@ -46,24 +46,13 @@ def centre_crop(f: decode.Frame, short_side: int, crop: int) -> np.ndarray:
   return rgb[top:top + crop, left:left + crop]
 
 
-@functools.lru_cache(maxsize=4)
-def _load(module_name: str, path: str, mtime_ns: int, size: int):
-  """(graphdef, state, source sha256, file sha256) of a converted file, once per process."""
-  del mtime_ns, size  # cache key only: a rewritten file is read again
-  import importlib  # pylint: disable=g-import-not-at-top
-  module = importlib.import_module(f"emojax.backbones.{module_name}")
-  model, source_sha = module.load(path)
-  graphdef, state = nnx.split(model)
-  return graphdef, state, source_sha, weights.sha256(path)
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _apply(graphdef, method: str, state, x):
   return getattr(nnx.merge(graphdef, state), method)(x)
 
 
 class BackboneClips(registry.Extractor):
-  """Base class: subclasses set the identity, `backbone` (module in emojax.backbones), FIXED
+  """Base class: subclasses set the identity, `backbone` (the converted network), FIXED
   (network / layer / preprocessing), `defaults = {**COMMON, **FIXED}`, DEFAULT_FRAMES
   {level: N}, and implement `clip_row`."""
 
@@ -85,9 +74,8 @@ class BackboneClips(registry.Extractor):
                                  "drop the parameter")
     if p["level"] not in LEVELS:
       raise errors.ConfigError(f"{self.name}: level must be one of {LEVELS}, got {p['level']!r}")
-    for key in ("clip_seconds", "num_frames", "short_side", "crop"):
-      if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < 0:
-        raise errors.ConfigError(f"{self.name}: {key} must be an integer >= 0, got {p[key]!r}")
+    backbone_weights.check_params(self.name, p, ("clip_seconds", "num_frames", "short_side",
+                                                 "crop"), 0)
     if p["num_frames"] == 0:
       p["num_frames"] = self.DEFAULT_FRAMES[p["level"]]
     if p["num_frames"] < self.MIN_FRAMES:
@@ -99,23 +87,8 @@ class BackboneClips(registry.Extractor):
     if p["level"] == "second":
       p["clip_seconds"] = 1
     self.per = p["level"]  # the manifest and extract_film read it here
-    hint = (f"convert the published weights with `python -m emojax.backbones.{self.backbone} "
-            "--source=... --out=...` (docs/backbones_video.md)")
-    if not p["weights_path"]:
-      raise errors.ConfigError(f"{self.name} needs params={{'weights_path': '/path/to/"
-                               f"{self.backbone}.npz'}}; {hint}")
-    path = pathlib.Path(p["weights_path"])
-    if not path.is_file():
-      raise errors.ConfigError(f"{self.name}: weights file {path} does not exist (param "
-                               f"weights_path); {hint}")
-    stat = path.stat()
-    self._key = (self.backbone, str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    _, _, source_sha, digest = _load(*self._key)  # checks the file before any decoding
-    for key, got in (("weights_sha256", digest), ("source_sha256", source_sha)):
-      if p[key] and p[key] != got:
-        raise errors.ConfigError(f"{self.name}: {path} has {key} {got}, but these features were "
-                                 f"made with {p[key]}; pass the original file as weights_path")
-      p[key] = got
+    self.weights_path, _ = backbone_weights.open_converted(self.name, p, (self.backbone,))
+    backbone_weights.load(self.weights_path)  # the whole file checked before any decoding
 
   def row_shape(self) -> tuple[int, ...]:
     return (1024,)
@@ -125,7 +98,7 @@ class BackboneClips(registry.Extractor):
     return min(num_seconds, 1) if cs <= 0 else math.ceil(num_seconds / cs)
 
   def run(self, method: str, x: np.ndarray) -> np.ndarray:
-    graphdef, state, _, _ = _load(*self._key)
+    graphdef, state = backbone_weights.load(self.weights_path)
     return np.asarray(_apply(graphdef, method, state, jnp.asarray(x)))
 
   def clip_row(self, frames_NxHxWx3: np.ndarray) -> np.ndarray:
@@ -163,13 +136,3 @@ class BackboneClips(registry.Extractor):
     out, self.ready = self.ready, []
     return out
 
-
-def batched(run, x_NxD: np.ndarray, batch: int) -> np.ndarray:
-  """run(fixed-size batch) over x in batches of `batch` (the last padded: one compilation)."""
-  out = []
-  for start in range(0, len(x_NxD), batch):
-    chunk = x_NxD[start:start + batch]
-    padded = np.zeros((batch,) + chunk.shape[1:], chunk.dtype)
-    padded[:len(chunk)] = chunk
-    out.append(run(padded)[:len(chunk)])
-  return np.concatenate(out)

@@ -16,6 +16,7 @@ import numpy as np
 from emojax import errors
 from emojax.backbones import bn_inception
 from emojax.features import backbone_video
+from emojax.features import backbone_weights
 from emojax.features import registry
 
 BATCH = 16
@@ -47,4 +48,4 @@ class BnInceptionPool(backbone_video.BackboneClips):
   def clip_row(self, frames_NxHxWx3: np.ndarray) -> np.ndarray:
     x = np.asarray(bn_inception.preprocess(frames_NxHxWx3))
     batch = min(BATCH, int(self.params["num_frames"]))
-    return backbone_video.batched(lambda b: self.run("pool", b), x, batch).mean(0)
+    return backbone_weights.batched(lambda b: self.run("pool", b), x, batch).mean(0)

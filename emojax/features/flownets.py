@@ -18,6 +18,7 @@ import numpy as np
 
 from emojax.backbones import flownet
 from emojax.features import backbone_video
+from emojax.features import backbone_weights
 from emojax.features import registry
 
 BATCH = 8
@@ -29,7 +30,7 @@ class FlowNetSFeature(backbone_video.BackboneClips):
 
   name = "flownets"
   version = 1
-  backbone = "flownet"
+  backbone = "flownets"
   FIXED = {"network": "flownets (ClementPinard FlowNetPytorch, flownets_EPE1.951.pth.tar)",
            "layer": "conv6_1 (encoder), mean over space; mean over consecutive frame pairs",
            "preprocessing": "RGB / 255 minus [0.411, 0.432, 0.45], pair stacked on channels; "
@@ -42,4 +43,4 @@ class FlowNetSFeature(backbone_video.BackboneClips):
   def clip_row(self, frames_NxHxWx3: np.ndarray) -> np.ndarray:
     pairs = np.asarray(flownet.preprocess(frames_NxHxWx3[:-1], frames_NxHxWx3[1:]))
     batch = min(BATCH, len(pairs))
-    return backbone_video.batched(lambda b: self.run("pool", b), pairs, batch).mean(0)
+    return backbone_weights.batched(lambda b: self.run("pool", b), pairs, batch).mean(0)
