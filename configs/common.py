@@ -48,6 +48,8 @@ def base_config(method: str) -> ml_collections.ConfigDict:
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.keep = 2         # latest checkpoints kept per phase (for resuming)
+  c.checkpoint.finished = "last"  # what finished phases keep: "last" (the newest one's best, all
+                                  # resume needs), "best" (every phase's best), "all" (no pruning)
   c.checkpoint.every_steps = 50
   c.checkpoint.best_metric = "pcc"   # emojax's choice: validation metric selecting each phase's best checkpoint
   c.checkpoint.best_mode = "max"
