@@ -65,6 +65,7 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.sweep.seeds = (0,)
   c.sweep.metric = "validation/valence/pcc"
   c.sweep.mode = "max"
+  c.sweep.columns = ()   # results.md's columns beside the metric (() = a few of its split)
   return c
 
 
