@@ -47,7 +47,8 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   c.optim.decay_factor = 0.1
 
   c.checkpoint = ml_collections.ConfigDict()
-  c.checkpoint.keep = 2         # latest checkpoints kept per phase (for resuming)
+  c.checkpoint.keep = 1         # latest checkpoints kept by the running phase (for resuming; 2+
+                                #   also lets resume fall back past a damaged newest step)
   c.checkpoint.finished = "last"  # what finished phases keep: "last" (the newest one's best, all
                                   # resume needs), "best" (every phase's best), "all" (no pruning)
   c.checkpoint.every_steps = 50

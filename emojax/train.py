@@ -177,10 +177,10 @@ class Trainer:
       self.records.append(record)
       if jax.process_index() == 0:
         fileio.write_json(self.records_path, self.records)
-    checkpoint.save_model(self.workdir / "final_model", self.model, self.model_meta(),
-                          self.feature_stats)
     checkpoint.prune_phases(self.workdir / "checkpoints", [r["name"] for r in self.records],
                             keep_finished)
+    checkpoint.save_model(self.workdir / "final_model", self.model, self.model_meta(),
+                          self.feature_stats)
     if self._writer is not None:
       self._writer.close()
     return self.records
