@@ -373,7 +373,9 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
 
 def main(argv=None) -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--profile", choices=("default", "runlocal"), default="default")
+  p.add_argument("--profile", choices=("default", "runlocal"), default="default",
+                 help="default: the paper-size configs (hours); runlocal: their shrunken "
+                 "':runlocal' forms (minutes per row, a smoke check)")
   p.add_argument("--rows", default="", help="comma-separated row keys (default: all)")
   p.add_argument("--seeds", default=",".join(map(str, SEEDS)),
                  help="comma-separated seeds each row is trained with")
