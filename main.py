@@ -113,6 +113,8 @@ def run(mode: str):
     if mode not in ("evaluate", "predict"):
       raise app.UsageError("--config is required to train or sweep")
     config = evaluate.load_run_config(workdir)
+  from emojax import own_method  # pylint: disable=g-import-not-at-top
+  config = own_method.apply(config, _METHOD_ARGS)
   if mode == "train":
     train.train_and_evaluate(config, workdir)
   elif mode == "evaluate":
@@ -154,8 +156,19 @@ def _is_prepared(builder) -> bool:
     return False
 
 
+_METHOD_ARGS: dict[str, str] = {}   # --config.method_args.<key>=<value> (emojax/own_method.py)
+
+
 def parse_flags(argv):
   """absl's parser, but a mistyped config key ends with one clear line instead of a traceback."""
+  from emojax import errors, own_method  # pylint: disable=g-import-not-at-top
+  try:
+    argv, raw = own_method.split_args(argv)
+  except errors.ConfigError as e:
+    sys.exit(f"error: {e}")
+  _METHOD_ARGS.clear()
+  _METHOD_ARGS.update(raw)
+  sys.argv[:] = own_method.split_args(sys.argv)[0]  # config_flags reads its overrides from sys.argv
   try:
     return FLAGS(argv)
   except flags.Error as e:

@@ -1,7 +1,8 @@
 r"""Regenerates docs/results.md from runs: every method on the embedded benchmarks, over seeds.
 
   python -m benchmarks.results                      # all rows, 3 seeds, paper-size configs
-  python -m benchmarks.results --profile=runlocal   # the shrunken configs (minutes; a smoke check)
+  python -m benchmarks.results --profile=runlocal   # the shrunken configs (minutes; a smoke check),
+                                                    # written under <data dir>/results/runlocal/
   python -m benchmarks.results --rows=seed000,ridge --seeds=0,1,2
   python -m benchmarks.results --report_only        # rewrite the docs from the runs that exist
 
@@ -14,7 +15,12 @@ rows not run yet are listed as such in the docs, never filled in by hand.
 Reported per row and target, on the test split: pooled PCC / MSE (over all seconds or clips of the
 split) and the mean over films of the per-film PCC (between-film offsets do not inflate it), each as
 mean +- sample std over seeds, and a 95% bootstrap interval over test films of the seed-averaged
-mean per-film PCC (2,000 resamples of the films). Classification rows report accuracy and macro-F1.
+mean per-film PCC (2,000 resamples of the films) where the split has at least
+MIN_FILMS_FOR_INTERVAL (5) test films (fewer films give too few distinct resamples for an
+interval: the table says so instead). Classification rows report accuracy and macro-F1.
+
+Progress: each row prints "row k/n" and an ETA, from the mean time per seed trained so far times
+the seeds still to train (rows differ in cost: a rough guide).
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ ROWS = (
         "configs/video_convnets.py:eco_full,valence", table="clip_regression"),
 )
 SEEDS = (0, 1, 2)
+MIN_FILMS_FOR_INTERVAL = 5   # fewer test films: no bootstrap interval (3 films: 10 resamples)
 
 
 def _with_profile(config_arg: str, profile: str) -> str:
@@ -117,6 +124,42 @@ def run_row(row: Row, profile: str, seeds, root: pathlib.Path) -> None:
   print(f"== {row.key}: {row.label} ({_with_profile(row.config, profile)}, seeds {list(seeds)})",
         flush=True)
   sweep.run_sweep(config, root / row.key, train.train_and_evaluate)
+
+
+def _fmt_duration(seconds: float) -> str:
+  seconds = int(round(seconds))
+  if seconds < 90:
+    return f"{seconds} s"
+  if seconds < 5400:
+    return f"{seconds / 60:.0f} min"
+  return f"{seconds / 3600:.1f} h"
+
+
+def run_rows(rows, profile: str, seeds, root: pathlib.Path, after_row=None) -> None:
+  """Runs the rows in order, printing "row k/n" and an ETA before each: the mean seconds per seed
+  trained in this invocation times the seeds still to train (finished seeds are skipped)."""
+  todo = {r.key: len(seeds) - len(_trial_dirs(root, r, seeds)) for r in rows}
+  trained, spent = 0, 0.0
+  for k, r in enumerate(rows, 1):
+    remaining = sum(todo[x.key] for x in rows[k - 1:])
+    if not todo[r.key]:
+      eta = "finished before"
+    elif trained:
+      eta = (f"ETA {_fmt_duration(spent / trained * remaining)} for {remaining} seeds to train "
+             f"({_fmt_duration(spent / trained)} per seed so far)")
+    else:
+      eta = f"{remaining} seeds to train; ETA after the first seed"
+    print(f"[results] row {k}/{len(rows)} {r.key}: {todo[r.key]} of {len(seeds)} seeds to train; "
+          f"{eta}", flush=True)
+    t0 = time.time()
+    run_row(r, profile, seeds, root)
+    done_now = todo[r.key] - (len(seeds) - len(_trial_dirs(root, r, seeds)))
+    if done_now > 0:
+      trained += done_now
+      spent += time.time() - t0
+    todo[r.key] -= max(done_now, 0)
+    if after_row is not None:
+      after_row()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,11 +302,13 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
       "films; **per film**: the mean over test films of each film's PCC (between-film offsets do "
       "not inflate it). Each cell is the mean ± sample std over seeds "
       f"{list(seeds)} (the sweep's seed axis); the interval is a 95% bootstrap over test films of "
-      "the seed-averaged mean per-film PCC.",
+      "the seed-averaged mean per-film PCC, given only where the test split has at least "
+      f"{MIN_FILMS_FOR_INTERVAL} films.",
       "",
   ]
   reg = [r for r in rows if r.table == "regression"]
   clip_reg = [r for r in rows if r.table == "clip_regression"]
+  few_films: list[int] = []
   if reg:
     lines += ["## Regression on `synthetic_benchmark`", "",
               "| method | seeds | target | PCC (pooled) | PCC (per film) | 95% interval (per film) "
@@ -275,10 +320,22 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
         lines.append(f"| {r.label} | not run yet | | | | | |")
         continue
       for t, st in row_stats(r, dirs).items():
-        lo, hi = bootstrap_interval(st["per_film"]) if st["per_film"] else (np.nan, np.nan)
+        n_films = (len(set.intersection(*[set(d) for d in st["per_film"]]))
+                   if st["per_film"] else 0)
+        if n_films >= MIN_FILMS_FOR_INTERVAL:
+          lo, hi = bootstrap_interval(st["per_film"])
+          interval = f"[{lo:.3f}, {hi:.3f}]"
+        else:
+          interval = f"n/a ({n_films} test films)"
+          few_films.append(n_films)
         lines.append(f"| {r.label} | {len(dirs)} | {t} | {_mean_std(st['pcc'])} | "
-                     f"{_mean_std(st['film_pcc'])} | [{lo:.3f}, {hi:.3f}] | "
+                     f"{_mean_std(st['film_pcc'])} | {interval} | "
                      f"{_mean_std(st['mse'])} |")
+    if few_films:
+      lines += ["", f"No 95% interval where the test split has fewer than "
+                f"{MIN_FILMS_FOR_INTERVAL} films (here {max(few_films)} at most): resampling so "
+                "few films gives too few distinct means for a percentile interval to mean "
+                "anything. The full-size benchmark has enough."]
     ceiling = _ceiling(root, {r.key: dirs_by_row[r.key] for r in reg})
     if ceiling:
       lines += ["", f"Ceiling recorded by the dataset (noiseless latents against the noisy labels, "
@@ -323,13 +380,19 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--profile", choices=("default", "runlocal"), default="default")
+  p.add_argument("--profile", choices=("default", "runlocal"), default="default",
+                 help="default: the paper-size configs (hours); runlocal: their shrunken "
+                 "':runlocal' forms (minutes per row, a smoke check)")
   p.add_argument("--rows", default="", help="comma-separated row keys (default: all)")
-  p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
-  p.add_argument("--root", default="", help="runs folder (default runs/results/<profile>)")
+  p.add_argument("--seeds", default=",".join(map(str, SEEDS)),
+                 help="comma-separated seeds each row is trained with")
+  p.add_argument("--root", default="", help="runs folder (default runs/results/default, or "
+                 "<data dir>/results/runlocal/runs for --profile=runlocal)")
   p.add_argument("--out", default="", help="the markdown written (default docs/results.md, or "
-                 "docs/results_runlocal.md for --profile=runlocal)")
-  p.add_argument("--report_only", action="store_true")
+                 "<data dir>/results/runlocal/results_runlocal.md for --profile=runlocal; the "
+                 "data dir is $EMOJAX_DATA_DIR, else ~/emojax_data)")
+  p.add_argument("--report_only", action="store_true",
+                 help="rewrite the markdown from the runs that exist, train nothing")
   a = p.parse_args(argv)
   try:
     seeds = tuple(int(s) for s in a.seeds.split(",") if s.strip())
@@ -342,16 +405,18 @@ def _main(argv=None) -> None:
   if unknown:
     raise errors.ConfigError(f"--rows: unknown row(s) {unknown}; use some of {sorted(known)}")
   rows = [known[w] for w in wanted] if wanted else list(ROWS)
-  root = pathlib.Path(a.root) if a.root else REPO / "runs" / "results" / a.profile
-  out = pathlib.Path(a.out) if a.out else REPO / "docs" / (
-      "results.md" if a.profile == "default" else "results_runlocal.md")
+  from emojax import paths  # pylint: disable=import-outside-toplevel
+  local = paths.data_dir() / "results" / "runlocal"
+  root = pathlib.Path(a.root) if a.root else (
+      REPO / "runs" / "results" / a.profile if a.profile == "default" else local / "runs")
+  out = pathlib.Path(a.out) if a.out else (
+      REPO / "docs" / "results.md" if a.profile == "default" else local / "results_runlocal.md")
   cli.check_output_file(out, "--out")    # before any run: an existing folder, a place one
   cli.check_output_dir(root, "--root")   # cannot write (nothing written there is touched)
   t0 = time.time()
-  if not a.report_only:
-    for r in rows:
-      run_row(r, a.profile, seeds, root)
-      write_report(root, a.profile, seeds, list(ROWS), out)   # after every row: partial progress
+  if not a.report_only:   # the report after every row: partial progress
+    run_rows(rows, a.profile, seeds, root,
+             after_row=lambda: write_report(root, a.profile, seeds, list(ROWS), out))
   write_report(root, a.profile, seeds, list(ROWS), out)
   print(f"done in {time.time() - t0:.0f} s", flush=True)
 

@@ -166,7 +166,10 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   t.patience = 0, ours("no early stopping: the best validation step is kept")
 
   k = block(c, "checkpoint")
-  k.keep = 2, ours("latest checkpoints kept per phase, for resuming")
+  k.keep = 1, ours("latest checkpoints kept by the running phase, for resuming (2+ also lets a "
+                   "resume fall back past a damaged newest step)")
+  k.finished = "last", ours("what finished phases keep: 'last' (the newest one's best, all resume "
+                            "needs), 'best' (every phase's best), 'all' (no pruning)")
   k.every_steps = 50, ours("checkpoint interval")
   k.best_metric = "pcc", ours("validation metric selecting each phase's best checkpoint")
   k.best_mode = "max", ours("higher PCC is better")
@@ -181,6 +184,7 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   s.seeds = (0,), ours("one seed")
   s.metric = "validation/valence/pcc", ours("validation PCC ranks the trials")
   s.mode = "max", ours("higher PCC is better")
+  s.columns = (), ours("results.md's columns beside the metric (() = a few of its split)")
   return c
 
 

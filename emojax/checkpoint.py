@@ -5,6 +5,13 @@ Layout of a training workdir:
   checkpoints/<phase>/best/<step>/     model state of the best validation score of the phase (keep 1)
 Everything else (phase records, manifests) is plain JSON next to it.
 
+What is kept (`config.checkpoint.finished`, `prune_phases`): the running phase keeps its latest
+`config.checkpoint.keep` steps and its best; when the next phase starts, a finished phase's latest
+steps (optimizer state, only for resuming it) are deleted, and with "last" (the default) so is the
+best of every finished phase but the newest (resume restores only that one; the final model holds
+the rest). When the run ends only the last phase's best and `final_model/` remain. `disk_estimate`
+tells the largest and final size of that from the model's parameters, printed before training.
+
 Damaged checkpoints (a deleted or truncated data file, removed or garbage metadata) raise
 `DamagedCheckpointError` (a DataError) naming the step folder and what to delete or rerun. Resuming
 a phase falls back to its newest latest step that still reads (Orbax keeps `config.checkpoint.keep`
@@ -343,3 +350,90 @@ def restore_model(directory: str | os.PathLike, model: nnx.Module) -> dict:
       raise error from None
   load_pure_state(model, restored["model"])
   return restored["meta"]
+
+
+FINISHED_POLICIES = ("last", "best", "all")
+
+
+def check_policy(policy: str) -> None:
+  if policy not in FINISHED_POLICIES:
+    raise errors.ConfigError(
+        f"config.checkpoint.finished is {policy!r}; use one of {', '.join(FINISHED_POLICIES)} "
+        "(what the finished phases keep: the newest one's best, every best, or everything)")
+
+
+def prune_phases(checkpoints_dir: str | os.PathLike, finished: list[str], policy: str) -> list[str]:
+  """Deletes what the finished phases (in order, names as in phases.json) no longer need.
+
+  "last": every finished phase loses its latest steps, and all but the newest lose their best
+  (resume restores only the newest's best); "best": every finished phase keeps its best; "all":
+  nothing is deleted. Returns the deleted folders. Only process 0 deletes; all wait for it.
+  """
+  check_policy(policy)
+  root = pathlib.Path(checkpoints_dir).absolute()
+  doomed: list[pathlib.Path] = []
+  if policy != "all":
+    for i, name in enumerate(finished):
+      phase = root / name.replace("/", "__")
+      doomed.append(phase / "latest")
+      if policy == "last" and i < len(finished) - 1:
+        doomed.append(phase / "best")
+  doomed = [d for d in doomed if d.exists()]
+  if distributed.is_main():
+    for d in doomed:
+      shutil.rmtree(d)
+      if d.parent.is_dir() and not any(d.parent.iterdir()):
+        d.parent.rmdir()
+  distributed.barrier(f"prune {root}")
+  return [os.fspath(d) for d in doomed]
+
+
+def state_bytes(tree: Any) -> tuple[int, int]:
+  """(number of values, bytes) of the arrays of a tree (a model's pure state, an optimizer's)."""
+  count = size = 0
+  for x in jax.tree.leaves(tree):
+    if not hasattr(x, "shape") or jax.dtypes.issubdtype(getattr(x, "dtype", None),
+                                                         jax.dtypes.prng_key):
+      continue
+    count += int(np.prod(x.shape))
+    size += int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
+  return count, size
+
+
+def disk_estimate(model_bytes: int, opt_bytes: int, *, keep: int,
+                  policy: str) -> tuple[int, int, int]:
+  """(at most while a phase runs, when training ends, more per finished phase) bytes of
+  checkpoints a run keeps on disk.
+
+  A latest step holds the model and the optimizer state, a best step and the final model the model
+  only. While a phase runs: its `keep` latest and its best, the previous phase's best and the final
+  model (written once at the end). "best" keeps one model more per finished phase, "all" its
+  latest steps too.
+  """
+  latest = model_bytes + opt_bytes
+  check_policy(policy)
+  largest = keep * latest + 3 * model_bytes
+  end = 2 * model_bytes
+  per_finished = {"last": 0, "best": model_bytes, "all": keep * latest + model_bytes}[policy]
+  return largest, end, per_finished
+
+
+def human_bytes(n: float) -> str:
+  for unit in ("B", "KB", "MB"):
+    if n < 1000:
+      return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    n /= 1000
+  return f"{n:.2f} GB"
+
+
+def disk_line(model_pure: dict, *, keep: int, policy: str) -> str:
+  """The line printed before training: the model's size and the checkpoints the run keeps (the
+  optimizer state counted as Adam's two moments of every parameter, its most)."""
+  count, model_bytes = state_bytes(model_pure)
+  opt_bytes = 2 * model_bytes
+  largest, end, per = disk_estimate(model_bytes, opt_bytes, keep=keep, policy=policy)
+  more = f" + {human_bytes(per)} per finished phase" if per else ""
+  return (f"checkpoints: model {count:,} values ({human_bytes(model_bytes)}); keeping "
+          f"config.checkpoint.keep={keep} latest + the best of the running phase, "
+          f"config.checkpoint.finished={policy!r}: at most about {human_bytes(largest)}{more} on "
+          f"disk, {human_bytes(end)}{more} when training ends")

@@ -337,25 +337,74 @@ def step_fn(graphdef, forward: Forward, task: Task, tx: optax.GradientTransforma
 REQUIRED = ("task", "modalities", "create", "plan", "outputs")
 
 
+def _method_from_file(name: str):
+  """The module of a method file (`--config.method=/path/to/my_method.py`), imported once per path
+  under the name `emojax_method_<stem>_<hash of the path>`."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  path = os.path.abspath(os.path.expanduser(name))
+  if not os.path.isfile(path):
+    raise errors.ConfigError(
+        f"config.method={name!r}: no file {path}; give the path of your method's .py file "
+        "(absolute, or relative to the folder you run from)")
+  stem = os.path.splitext(os.path.basename(path))[0]
+  mod_name = (f"emojax_method_{''.join(c if c.isalnum() else '_' for c in stem)}_"
+              f"{hashlib.sha1(path.encode()).hexdigest()[:8]}")
+  if mod_name in sys.modules:
+    return sys.modules[mod_name], path
+  spec = importlib.util.spec_from_file_location(mod_name, path)
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[mod_name] = module
+  try:
+    spec.loader.exec_module(module)
+  except BaseException:
+    del sys.modules[mod_name]
+    raise
+  return module, path
+
+
+def is_method_file(name: str) -> bool:
+  return name.endswith(".py") or "/" in name or "\\" in name
+
+
 def get_method(config):
   """The method module named by `config.method`, checked for the contract's functions.
 
-  A plain name is a module of emojax/models; a dotted name (`mypackage.my_method`) is imported as
-  it is, so a method of your own needs no file inside emojax.
+  `config.method` is one of: a plain name, a module of emojax/models (`ridge`) or else a top-level
+  module on the Python path (`my_method`); a dotted module path (`mypackage.my_method`, on
+  PYTHONPATH); the path of a .py file anywhere (`/home/me/my_method.py`). A method of your own
+  needs no file inside emojax (docs/own_method.md).
   """
   name = config.method
-  path = name if "." in name else f"emojax.models.{name}"
-  try:
-    module = importlib.import_module(path)
-  except ModuleNotFoundError as e:
-    if e.name != path:
-      raise
-    raise errors.ConfigError(
-        f"unknown method {name!r} (config.method): no module {path}") from e
+  if is_method_file(name):
+    module, path = _method_from_file(name)
+  else:
+    candidates = [name] if "." in name else [f"emojax.models.{name}", name]
+    module = None
+    for path in candidates:
+      try:
+        module = importlib.import_module(path)
+        break
+      except ModuleNotFoundError as e:
+        # Only "this module does not exist" falls through; a missing import inside it is raised.
+        if not (e.name and (path == e.name or path.startswith(e.name + "."))):
+          raise
+    if module is None:
+      if "." in name:
+        raise errors.ConfigError(
+            f"config.method={name!r}: no module {name} on the Python path; put the folder holding "
+            f"{name.split('.')[0]} on PYTHONPATH (PYTHONPATH=/that/folder python main.py ...) or "
+            "pass the method's file: --config.method=/path/to/my_method.py")
+      raise errors.ConfigError(
+          f"unknown method {name!r} (config.method): no module emojax.models.{name} nor {name} on "
+          "the Python path; pass a method file (--config.method=/path/to/my_method.py) or a dotted "
+          "module path on PYTHONPATH")
   missing = [f for f in REQUIRED if not hasattr(module, f)]
   if missing:
     raise errors.ConfigError(f"method module {path} lacks {missing} of the method contract "
-                             "(docs/design.md, 'Methods')")
+                             "(docs/design.md, 'Methods'; docs/own_method.md)")
   return module
 
 

@@ -16,7 +16,6 @@ from flax import nnx
 
 from emojax import (checkpoint, contract, distributed, errors, fileio, inference, input_pipeline,
                     metrics, protocols, reporting)
-from emojax import plots as plotting
 from emojax import layout
 from emojax.features import manifest
 
@@ -39,11 +38,9 @@ def _clip_report(out_dir: pathlib.Path, task: contract.Task, store: input_pipeli
     pred = np.asarray(preds[t])
     m = metrics.clip_metrics(task.kind, true, pred, store.film_ids)
     result[t] = m
+    if plot:
+      reporting.write_clip_plots(out_dir / "plots", task.kind, t, true, pred, m, store.metadata)
     if task.kind == "classification":
-      if plot:
-        plotting.plot_confusion(out_dir / "plots" / f"confusion_{t}.png", m["confusion"],
-                             [str(c) for c in range(pred.shape[-1])],
-                             f"{t}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}")
       header += [f"{t}_true", f"{t}_pred"] + [f"{t}_p{c}" for c in range(pred.shape[-1])]
       cols += [[str(int(v)) for v in true], [str(int(v)) for v in pred.argmax(-1)]]
       cols += [[f"{v:.6g}" for v in pred[:, c]] for c in range(pred.shape[-1])]

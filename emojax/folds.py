@@ -3,6 +3,7 @@ r"""Leave-one-film-out cross-validation (COGNIMUSE: 12 folds) as one command.
   python -m emojax.folds --config=configs/attendaffectnet.py:cognimuse,arousal --workdir=runs/loo
   python -m emojax.folds ... --folds=BMI,CHI            # some folds only
   python -m emojax.folds ... --validation=test          # validate on the held-out film
+  python -m emojax.folds ... --config.dataset.manual_dir=/data/cognimuse   # any config override
 
 Each fold is an ordinary training run (`emojax.train.train_and_evaluate`) in `<workdir>/fold_<CODE>`
 on the `cognimuse` builder's per-film splits: test = the held-out film, validation = the film after
@@ -17,7 +18,6 @@ folds. Pooled numbers are computed here from the folds' written predictions
 
 from __future__ import annotations
 
-import argparse
 import csv
 import pathlib
 import sys
@@ -147,42 +147,83 @@ def run_folds(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
   return summary
 
 
+FLAG_HELP = {
+    "config": "config file[:args], as main.py's --config; then --config.<key>=<value> overrides "
+              "any key of it (e.g. --config.dataset.manual_dir=/data/cognimuse) and "
+              "--config.method_args.<key>=<value> a method's own keys",
+    "workdir": "the folds' root: each fold trains in <workdir>/fold_<CODE>; folds.md and "
+               "folds.json are written there",
+    "folds": "comma-separated film codes to run (default: every film), e.g. BMI,CHI",
+    "films": "comma-separated films of the dataset, in order (default: the 12 of "
+             "cognimuse.FILMS); the validation film of a fold is the one after it in this order",
+    "validation": "what a fold validates on (selects its best checkpoints): 'next' = the film "
+                  "after the held-out one (default), 'test' = the held-out film itself (as the "
+                  "paper may have), 'none' = no validation split (a seeded share of the training "
+                  "films is held out instead)",
+}
+
+
+def _parse(argv: list[str]):
+  """The flags of `python -m emojax.folds` (absl + ml_collections config flags, as main.py), with
+  `--config.x.y=value` overrides. Returns (flag values, method_args overrides)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  from emojax import own_method  # pylint: disable=g-import-not-at-top
+  argv, method_args = own_method.split_args(argv)
+  for arg in argv[1:]:
+    if arg.startswith("--config="):
+      file = pathlib.Path(arg[len("--config="):].partition(":")[0])
+      if not file.is_file():
+        raise errors.ConfigError(f"config file {file} does not exist (--config)")
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, FLAG_HELP["config"], flag_values=fv,
+                                  lock_config=True, sys_argv=argv)
+  flags.DEFINE_string("workdir", None, FLAG_HELP["workdir"], flag_values=fv)
+  flags.DEFINE_string("folds", "", FLAG_HELP["folds"], flag_values=fv)
+  flags.DEFINE_string("films", "", FLAG_HELP["films"], flag_values=fv)
+  flags.DEFINE_enum("validation", "next", VALIDATION, FLAG_HELP["validation"], flag_values=fv)
+  if any(a in ("-h", "--help", "-help", "--helpfull", "--helpshort") for a in argv[1:]):
+    print(f"{__doc__}\nFlags:\n" + fv.get_help(include_special_flags=False))
+    raise SystemExit(0)
+  try:
+    rest = fv(argv)
+  except flags.Error as e:
+    lines = [l for l in str(e).splitlines() if l.strip()]
+    if any(l.startswith("Traceback") for l in lines):  # a config file raised: keep its message
+      lines = [lines[0], lines[-1].strip()]
+    raise errors.ConfigError(" ".join(lines) + " (python -m emojax.folds --help lists the flags)")
+  except (AttributeError, KeyError, ValueError, TypeError) as e:
+    overrides = [a.split("=")[0] for a in argv if a.startswith("--config.")]
+    msg = (str(e).replace("\\'", "'").replace("\\n", " ").replace("\n", " ")
+           .replace("' Did", " (did").strip("'\" "))
+    raise errors.ConfigError(f"bad config override among {overrides}: {msg}") from None
+  if len(rest) > 1:
+    raise errors.ConfigError(f"unexpected arguments {rest[1:]} (python -m emojax.folds --help "
+                             "lists the flags)")
+  for name in ("config", "workdir"):
+    if fv[name].value is None:
+      raise errors.ConfigError(f"--{name} is required: {FLAG_HELP[name]}")
+  return fv, method_args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-  p = argparse.ArgumentParser(prog="python -m emojax.folds", description=__doc__.split("\n")[0])
-  p.add_argument("--config", required=True, help="config file[:args], as main.py's --config")
-  p.add_argument("--workdir", required=True)
-  p.add_argument("--folds", default="", help="comma-separated film codes (default: every film)")
-  p.add_argument("--films", default="", help="comma-separated films of the dataset (default: the "
-                 "12 of cognimuse.FILMS)")
-  p.add_argument("--validation", default="next", choices=VALIDATION)
-  args = p.parse_args(argv)
+  argv = ["python -m emojax.folds", *(sys.argv[1:] if argv is None else argv)]
   split = lambda s: [w.strip() for w in s.split(",") if w.strip()]
 
   def work():
-    cli.check_output_dir(args.workdir, "--workdir")  # an existing file, a place one cannot write
-    config = load_config(args.config)
-    summary = run_folds(config, args.workdir, folds=split(args.folds),
-                        films=split(args.films) or cognimuse.FILMS, validation=args.validation)
+    fv, method_args = _parse(argv)
+    cli.check_output_dir(fv.workdir, "--workdir")  # an existing file, a place one cannot write
+    try:
+      config = fv.config
+      _ = config.method  # config_flags reports a broken config file on first attribute access
+    except OSError as e:
+      raise errors.ConfigError(" ".join(str(e).split()) + " (--config)") from None
+    from emojax import own_method  # pylint: disable=g-import-not-at-top
+    config = own_method.apply(config, method_args)
+    summary = run_folds(config, fv.workdir, folds=split(fv.folds),
+                        films=split(fv.films) or cognimuse.FILMS, validation=fv.validation)
     print(table(summary))
   return cli.run(work)
-
-
-def load_config(spec: str) -> ml_collections.ConfigDict:
-  """`path/to/config.py[:arg]` -> the config (as main.py's --config, without overrides)."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  path, _, arg = spec.partition(":")
-  file = pathlib.Path(path)
-  if not file.exists():
-    raise errors.ConfigError(f"config file {file} does not exist (--config)")
-  module_spec = importlib.util.spec_from_file_location(f"_folds_config_{file.stem}", file)
-  module = importlib.util.module_from_spec(module_spec)
-  try:
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg or None)
-  except errors.EmojaxError:
-    raise
-  except (ValueError, KeyError, AttributeError, TypeError, SyntaxError, ImportError) as e:
-    raise errors.ConfigError(f"--config={spec}: {type(e).__name__}: {e}") from None
 
 
 if __name__ == "__main__":

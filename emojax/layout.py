@@ -72,8 +72,21 @@ def _move(d: dict, src: str, dst: str) -> None:
   node[dk] = value
 
 
+# Harness keys added since a workdir may have been written, with the value that keeps its meaning.
+ADDED_KEYS = {"checkpoint": {"finished": "last"}, "sweep": {"columns": []}}
+
+
 def upgrade(saved: Mapping) -> dict:
-  """A config dict in the layout; `saved` may be a config.json written before it."""
+  """A config dict in the layout; `saved` may be a config.json written before it (or before a
+  harness key of ADDED_KEYS existed)."""
+  d = _upgrade_layout(saved)
+  for block, keys in ADDED_KEYS.items():
+    if isinstance(d.get(block), Mapping):
+      d[block] = {**keys, **d[block]}
+  return d
+
+
+def _upgrade_layout(saved: Mapping) -> dict:
   d = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in saved.items()}
   if "inputs" in d or "per_target" in d:
     return d

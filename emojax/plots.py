@@ -150,3 +150,41 @@ def confusion_figure(matrix, class_names, title: str, where: str = "plot") -> Fi
   ax.set_title(title, fontsize=10)
   fig.subplots_adjust(left=0.22, right=0.95, bottom=0.18, top=0.9)
   return fig
+
+
+def plot_scatter(path: str | os.PathLike, true_N, pred_N, title: str,
+                 label: str = "") -> pathlib.Path:
+  """Writes a PNG of predicted against true values (per-clip regression), with the y = x line."""
+  fig = scatter_figure(true_N, pred_N, title, label, where=str(path))
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png")
+  return fileio.atomic_write_bytes(path, buf.getvalue())
+
+
+def scatter_figure(true_N, pred_N, title: str, label: str = "", where: str = "plot") -> Figure:
+  """Builds the figure of `plot_scatter`: one point per clip, the identity line, both axes on
+  the range of the values (at least [-1, 1])."""
+  t = np.asarray(true_N, np.float64).reshape(-1)
+  p = np.asarray(pred_N, np.float64).reshape(-1)
+  if t.shape != p.shape or t.size == 0:
+    raise DataError(f"{where}: {t.size} true and {p.size} predicted values; a scatter needs the "
+                    "same non-zero number of each.")
+  fig = Figure(figsize=(5.2, 5.0), dpi=100)
+  FigureCanvasAgg(fig)
+  ax = fig.add_subplot(1, 1, 1)
+  ok = np.isfinite(t) & np.isfinite(p)
+  lo = min(-1.0, float(np.min(t[ok], initial=0)), float(np.min(p[ok], initial=0)))
+  hi = max(1.0, float(np.max(t[ok], initial=0)), float(np.max(p[ok], initial=0)))
+  ax.plot([lo, hi], [lo, hi], color="0.6", linewidth=1.0, zorder=1, label="predicted = true")
+  ax.scatter(t[ok], p[ok], s=10, alpha=min(1.0, max(0.15, 30.0 / max(ok.sum(), 1) ** 0.5)),
+             color="tab:blue", zorder=2, label=f"{int(ok.sum())} clips")
+  ax.set_xlim(lo, hi)
+  ax.set_ylim(lo, hi)
+  ax.set_aspect("equal")
+  ax.set_xlabel(f"true {label}".strip())
+  ax.set_ylabel(f"predicted {label}".strip())
+  ax.grid(True, alpha=0.3)
+  ax.legend(loc="upper left", fontsize=8, frameon=False)
+  ax.set_title(title, fontsize=10)
+  fig.subplots_adjust(left=0.14, right=0.97, bottom=0.11, top=0.92)
+  return fig

@@ -5,7 +5,10 @@ Layout written by `write_eval_outputs(out_dir, films)`:
   out_dir/predictions/<name>.csv         second,<dim>_true,<dim>_pred for every dim of the film
   out_dir/plots/<name>.png               one panel per dim, true vs predicted
 Per-clip classification: `write_clip_predictions(path, clip_ids, dims)` writes
-`clip,<dim>_true,<dim>_pred,<dim>_p0..p{C-1}` (and `plots.plot_confusion` draws a confusion matrix).
+`clip,<dim>_true,<dim>_pred,<dim>_p0..p{C-1}`. `write_clip_plots` draws per-clip results:
+  out_dir/plots/confusion_<dim>.png      classification: the confusion matrix, classes by name
+                                         (`class_names`: the dataset's, else low/medium/high)
+  out_dir/plots/scatter_<dim>.png        regression: predicted against true, one point per clip
 metrics.json is written last, so its presence means the whole evaluation was written. Files of
 films no longer evaluated are left alone (nothing is deleted).
 
@@ -33,8 +36,8 @@ from emojax import fileio, metrics, plots
 from emojax.errors import DataError
 from emojax.fileio import write_json  # Re-exported: the one strict-JSON writer.
 
-__all__ = ["safe_filename", "write_clip_predictions", "write_eval_outputs", "write_json",
-           "write_prediction_csv"]
+__all__ = ["class_names", "safe_filename", "write_clip_plots", "write_clip_predictions",
+           "write_eval_outputs", "write_json", "write_prediction_csv"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_STEM = 100
@@ -190,3 +193,32 @@ def write_clip_predictions(path: str | os.PathLike, clip_ids,
   writer.writerow(header)
   writer.writerows(zip(*cols))
   return fileio.atomic_write_text(path, buf.getvalue())
+
+
+DEFAULT_CLASS_NAMES = {2: ("low", "high"), 3: ("low", "medium", "high")}
+
+
+def class_names(metadata: Mapping | None, target: str, num_classes: int) -> list[str]:
+  """The names of a target's classes: the dataset's (`metadata["class_names"][target]`), else
+  low / medium / high (2 classes: low / high), else "class k"."""
+  given = ((metadata or {}).get("class_names") or {}).get(target)
+  if given is not None and len(given) == num_classes:
+    return [str(n) for n in given]
+  return list(DEFAULT_CLASS_NAMES.get(num_classes, [f"class {k}" for k in range(num_classes)]))
+
+
+def write_clip_plots(plots_dir: str | os.PathLike, kind: str, target: str, true, pred,
+                     result: Mapping, metadata: Mapping | None = None) -> pathlib.Path:
+  """The plot of one target's per-clip results: a confusion matrix with the classes by name
+  (classification; `result["confusion"]`), or predicted against true (regression)."""
+  plots_dir = pathlib.Path(plots_dir)
+  if kind == "classification":
+    matrix = np.asarray(result["confusion"])
+    return plots.plot_confusion(
+        plots_dir / f"confusion_{target}.png", matrix,
+        class_names(metadata, target, matrix.shape[0]),
+        f"{target}: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}")
+  parts = [f"{lab} {result[k]:.3f}" for k, lab in (("pcc", "PCC"), ("ccc", "CCC"), ("mse", "MSE"))
+           if isinstance(result.get(k), (int, float))]
+  return plots.plot_scatter(plots_dir / f"scatter_{target}.png", true, pred,
+                            f"{target}: " + ", ".join(parts), label=target)

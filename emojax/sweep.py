@@ -30,9 +30,12 @@ On disk, under `<workdir>/sweep/`:
                                 finished; a re-run skips it
   results.csv                   one row per finished trial: name, setting, seed, overrides (JSON),
                                 then every metric (the sweep metric first)
-  results.md                    one row per setting: mean and sample std (ddof=1) over seeds of
-                                every metric, best first by the sweep metric; undefined (NaN)
-                                values sort last
+  results.md                    one row per setting, best first by the sweep metric (undefined,
+                                NaN, values sort last): mean and sample std (ddof=1) over seeds of
+                                the sweep metric and of `config.sweep.columns` (default: a few of
+                                the same split, `default_columns`); then, apart, the same columns on
+                                the test split (reported, never used to rank); every other metric
+                                is in results.csv only
 """
 
 import csv
@@ -281,23 +284,65 @@ def _metric_columns(records: list[dict], metric: str) -> list[str]:
   return [metric] + [k for k in keys if k != metric] if metric in keys else keys
 
 
-def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mode: str):
-  columns = _metric_columns(records, metric)
+MAX_DEFAULT_COLUMNS = 4
+
+
+def default_columns(metric: str, keys) -> list[str]:
+  """The columns shown beside the sweep metric when `config.sweep.columns` is empty, on the sweep
+  metric's split: for its target, the per-film mean (`film_<name>`, or the pooled one for a
+  `film_` metric) and `mse` (regression) / `accuracy` (classification); for every other target,
+  the same metric. At most MAX_DEFAULT_COLUMNS."""
+  parts = metric.split("/")
+  if len(parts) != 3:
+    return []
+  split, target, name = parts
+  base = name[len("film_"):] if name.startswith("film_") else name
+  names = [name, "film_" + base if name == base else base, "mse", "accuracy"]
+  targets = [target] + sorted({k.split("/")[1] for k in keys if k.count("/") == 2
+                               and k.startswith(split + "/")} - {target})
+  out = []
+  for t in targets:
+    for n in (names if t == target else [name]):
+      key = f"{split}/{t}/{n}"
+      if key in keys and key != metric and key not in out:
+        out.append(key)
+  return out[:MAX_DEFAULT_COLUMNS]
+
+
+def _test_key(key: str) -> str | None:
+  """The test-split counterpart of a validation metric's key (None when it is not one)."""
+  return "test/" + key[len("validation/"):] if key.startswith("validation/") else None
+
+
+def _shown_columns(records: list[dict], metric: str, columns) -> tuple[list[str], list[str]]:
+  """(the selection table's columns, the test table's columns) of results.md."""
+  keys = {k for r in records for k in r["metrics"]}
+  chosen = [c for c in (columns or default_columns(metric, keys)) if c != metric]
+  selection = [metric] + [c for c in chosen if not c.startswith("test/")]
+  test = [t for t in (_test_key(c) for c in selection) if t and t in keys]
+  test += [c for c in chosen if c.startswith("test/") and c not in test]
+  return selection, test
+
+
+def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mode: str,
+                   columns=()):
+  all_columns = _metric_columns(records, metric)
   buf = io.StringIO()
   writer = csv.writer(buf, lineterminator="\n")
-  writer.writerow(["name", "setting", "seed", "overrides", *columns])
+  writer.writerow(["name", "setting", "seed", "overrides", *all_columns])
   for r in records:
     writer.writerow([r["name"], r["setting"], r["seed"], json.dumps(r["overrides"]),
-                     *[repr(r["metrics"].get(c, math.nan)) for c in columns]])
+                     *[repr(r["metrics"].get(c, math.nan)) for c in all_columns]])
   fileio.atomic_write_text(sweep_dir / "results.csv", buf.getvalue())
 
+  selection, test = _shown_columns(records, metric, columns)
   groups: dict[str, list[dict]] = {}
   for r in records:
     groups.setdefault(r["setting"], []).append(r)
   rows = []
   for setting, rs in groups.items():
     stats = {}
-    for c in columns:
+    for c in selection + test:
       vals = np.array([r["metrics"].get(c, math.nan) for r in rs], dtype=np.float64)
       stats[c] = (float(vals.mean()), float(vals.std(ddof=1)) if vals.size > 1 else math.nan)
     rows.append((setting, sorted(r["seed"] for r in rs), stats))
@@ -307,22 +352,33 @@ def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mo
     return (0, -v if mode == "max" else v) if math.isfinite(v) else (1, 0.0)
 
   rows.sort(key=sort_key)
+
+  def table(cols: list[str]) -> list[str]:
+    lines = ["| rank | setting | seeds | " + " | ".join(f"`{c}`" for c in cols) + " |",
+             "|---:|---|---|" + "---|" * len(cols)]
+    for rank, (setting, seeds, stats) in enumerate(rows, 1):
+      cells = []
+      for c in cols:
+        mean, std = stats[c]
+        cells.append(_fmt_metric(mean) + (f" ± {_fmt_metric(std)}" if len(seeds) > 1 else ""))
+      lines.append(f"| {rank} | {setting} | {','.join(map(str, seeds))} | " + " | ".join(cells)
+                   + " |")
+    return lines
+
+  rest = len(all_columns) - len(selection) - len(test)
   lines = [
       "# Sweep results",
       "",
       f"Settings sorted by the mean of `{metric}` over seeds ({mode} first); "
-      "`mean ± std` over seeds (sample std, ddof=1); nan = undefined in some seed.",
+      "`mean ± std` over seeds (sample std, ddof=1); nan = undefined in some seed. Columns: "
+      "`config.sweep.columns` (default: a few of the sweep metric's split).",
       "",
-      "| rank | setting | seeds | " + " | ".join(f"`{c}`" for c in columns) + " |",
-      "|---:|---|---|" + "---|" * len(columns),
+      *table(selection),
   ]
-  for rank, (setting, seeds, stats) in enumerate(rows, 1):
-    cells = []
-    for c in columns:
-      mean, std = stats[c]
-      cells.append(_fmt_metric(mean) + (f" ± {_fmt_metric(std)}" if len(seeds) > 1 else ""))
-    lines.append(f"| {rank} | {setting} | {','.join(map(str, seeds))} | " + " | ".join(cells)
-                 + " |")
+  if test:
+    lines += ["", "## Test split (reported only: the ranking above never looks at it)", "",
+              *table(test)]
+  lines += ["", f"{rest} more metric{'s' if rest != 1 else ''} of every trial: results.csv."]
   fileio.atomic_write_text(sweep_dir / "results.md", "\n".join(lines) + "\n")
 
 
@@ -348,6 +404,10 @@ def run_sweep(config, workdir, run_trial: Callable[[ml_collections.ConfigDict, p
                       "e.g. 'validation/valence/pcc'.")
   if mode not in ("max", "min"):
     raise ConfigError(f"config.sweep.mode = {mode!r}: use 'max' or 'min'.")
+  columns = tuple(sweep.get("columns", None) or ())
+  if any(not isinstance(c, str) for c in columns):
+    raise ConfigError(f"config.sweep.columns = {columns!r}: give metric names, e.g. "
+                      "('validation/valence/ccc', 'validation/arousal/pcc')")
   trials = expand_trials(config)
   sweep_dir = pathlib.Path(workdir) / "sweep"
   records = []
@@ -376,10 +436,16 @@ def run_sweep(config, workdir, run_trial: Callable[[ml_collections.ConfigDict, p
       if metric not in record["metrics"]:
         raise ConfigError(f"config.sweep.metric {metric!r} is not among the metrics of trial "
                           f"{trial.name}: {sorted(record['metrics'])}; fix config.sweep.metric.")
+      unknown = [c for c in columns if c not in record["metrics"]]
+      if unknown:
+        raise ConfigError(f"config.sweep.columns {unknown} are not among the metrics of trial "
+                          f"{trial.name} (e.g. {', '.join(sorted(record['metrics'])[:6])}; all in "
+                          "results.csv); fix config.sweep.columns.")
       records.append(record)
   finally:
     if records:
-      _write_results(sweep_dir, records, metric, mode)
+      _write_results(sweep_dir, records, metric, mode,
+                     [c for c in columns if all(c in r["metrics"] for r in records)])
   print(f"[sweep] {len(trials)} trials ({num_done} run now, {len(trials) - num_done} before); "
         f"results in {sweep_dir / 'results.md'}", flush=True)
   return records

@@ -163,13 +163,23 @@ class Trainer:
       ckpt = self._phase_checkpoints(last["name"], self.task)
       ckpt.restore_best_into(self.model)
       ckpt.close()
+    keep_finished = self.config.checkpoint.get("finished", "last")
+    checkpoint.check_policy(keep_finished)
+    if jax.process_index() == 0:
+      print(checkpoint.disk_line(checkpoint.model_pure_state(self.model),
+                                 keep=self.config.checkpoint.keep, policy=keep_finished),
+            flush=True)
     while (phase := self.method.plan(self.config, self.records)) is not None:
       if any(r["name"] == phase.name for r in self.records):
         raise RuntimeError(f"method planned phase {phase.name} twice")
+      checkpoint.prune_phases(self.workdir / "checkpoints", [r["name"] for r in self.records],
+                              keep_finished)
       record = self.run_phase(phase)
       self.records.append(record)
       if jax.process_index() == 0:
         fileio.write_json(self.records_path, self.records)
+    checkpoint.prune_phases(self.workdir / "checkpoints", [r["name"] for r in self.records],
+                            keep_finished)
     checkpoint.save_model(self.workdir / "final_model", self.model, self.model_meta(),
                           self.feature_stats)
     if self._writer is not None:

@@ -66,7 +66,10 @@ def test_every_default_has_a_source(case):
 def test_the_numbers_are_those_before_the_layout(case):
   """The old config mapped onto the layout is the new config: same defaults, same training."""
   now = fileio.to_jsonable(_config(case).to_dict())
-  assert fileio.to_jsonable(layout.upgrade(BEFORE[case])) == now
+  before = layout.upgrade(BEFORE[case])
+  # Changed on purpose since: one latest checkpoint of the running phase (issue 21, bounded disk).
+  assert before["checkpoint"].pop("keep") == 2 and now["checkpoint"].pop("keep") == 1
+  assert fileio.to_jsonable(before) == now
 
 
 def test_evaluate_loads_an_old_workdirs_config(tmp_path):

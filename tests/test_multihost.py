@@ -84,7 +84,8 @@ def test_two_processes_train_like_one_and_resume_after_a_worker_dies(tmp_path):
   config = toy_config(tmp_path / "data", steps=4)
   with config.unlocked():
     config.per_target.arousal.inputs.streams = ("audio",)
-  overrides = _overrides(config)
+  # Every phase's two latest steps kept (not pruned once finished) to check how they were written.
+  overrides = [*_overrides(config), "--config.checkpoint.finished=all", "--config.checkpoint.keep=2"]
   one, two, logs = tmp_path / "one", tmp_path / "two", tmp_path / "logs"
   # The reference: one process, two devices, the same global batch of 8 (builds the dataset too).
   r = subprocess.run([sys.executable, str(REPO / "main.py"), f"--workdir={one}", *overrides],

@@ -47,7 +47,7 @@ FOLDS = [
     ("unknown_fold", lambda t: [LOO, f"--workdir={t / 'loo'}", "--folds=XYZ"],
      ["unknown fold 'XYZ' (--folds)"]),
     ("validation_unknown", lambda t: [LOO, f"--workdir={t / 'loo'}", "--validation=later"],
-     ["--validation", "invalid choice: 'later'"]),
+     ["--validation=later", "one of <next|test|none>"]),
 ]
 
 RESULTS = [

@@ -37,3 +37,55 @@ def test_bootstrap_interval_brackets_the_mean_of_seed_averaged_films():
   by_seed = [{"a": 0.1, "b": 0.5, "c": 0.9}, {"a": 0.3, "b": 0.5, "c": 0.7}]
   lo, hi = results.bootstrap_interval(by_seed, n=4000)
   assert lo <= 0.5 <= hi and lo >= 0.2 - 1e-9 and hi <= 0.8 + 1e-9
+
+
+def test_interval_only_with_enough_test_films(tmp_path):
+  few, many = results.ROWS[3], results.ROWS[1]   # ridge with 3 test films, M1 with 6
+  for s in (0, 1):
+    _fake_run(tmp_path, few, s, 0.3, [0.1, 0.5, 0.3])
+    _fake_run(tmp_path, many, s, 0.3, [0.1 * s + v for v in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)])
+  out = tmp_path / "results.md"
+  results.write_report(tmp_path, "default", (0, 1), list(results.ROWS), out)
+  text = out.read_text()
+  line = next(l for l in text.splitlines() if l.startswith(f"| {few.label} | 2 | valence"))
+  assert "| n/a (3 test films) |" in line
+  assert "No 95% interval where the test split has fewer than 5 films (here 3 at most)" in text
+  line = next(l for l in text.splitlines() if l.startswith(f"| {many.label} | 2 | valence"))
+  cell = line.split(" | ")[5]
+  lo, hi = (float(x) for x in cell.strip("[]").split(", "))
+  # The seed-averaged films are 0.05 + 0.2 k, mean 0.55; a bootstrap of 6 films stays inside
+  # the films' range and brackets their mean.
+  assert 0.05 <= lo < 0.55 < hi <= 1.05
+
+
+def test_runlocal_writes_under_the_data_dir_not_the_source_tree(tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv("EMOJAX_DATA_DIR", str(tmp_path / "data"))
+  before = sorted(p.name for p in (results.REPO / "docs").iterdir())
+  results.main(["--profile=runlocal", "--report_only", "--rows=ridge"])
+  out = tmp_path / "data" / "results" / "runlocal" / "results_runlocal.md"
+  assert out.exists() and f"wrote {out}" in capsys.readouterr().out
+  assert "(runlocal)" in out.read_text().splitlines()[0]
+  assert sorted(p.name for p in (results.REPO / "docs").iterdir()) == before
+
+
+def test_rows_print_their_number_and_an_eta(tmp_path, monkeypatch, capsys):
+  rows = [results.ROWS[3], results.ROWS[1], results.ROWS[2]]
+  _fake_run(tmp_path, rows[0], 0, 0.3, [0.1, 0.5])   # ridge seed 0 finished before
+  clock = [1000.0]
+  monkeypatch.setattr(results.time, "time", lambda: clock[0])
+
+  def fake_row(row, profile, seeds, root):
+    for s in seeds:   # each seed not yet done "trains" for 60 s (ridge 1 seed, the others 2)
+      if not (root / row.key / "sweep" / "trials" / f"seed={s}" / "trial_done.json").exists():
+        clock[0] += 60.0
+        _fake_run(root, row, s, 0.3, [0.1, 0.5])
+  monkeypatch.setattr(results, "run_row", fake_row)
+  results.run_rows(rows, "runlocal", (0, 1), tmp_path)
+  lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[results]")]
+  assert lines == [
+      f"[results] row 1/3 {rows[0].key}: 1 of 2 seeds to train; 5 seeds to train; ETA after the "
+      "first seed",
+      f"[results] row 2/3 {rows[1].key}: 2 of 2 seeds to train; ETA 4 min for 4 seeds to train "
+      "(60 s per seed so far)",
+      f"[results] row 3/3 {rows[2].key}: 2 of 2 seeds to train; ETA 2 min for 2 seeds to train "
+      "(60 s per seed so far)"]

@@ -131,6 +131,20 @@ def test_apply_overrides_copies():
     sweep.apply_overrides(c, {"model.hidden.x": 1})
 
 
+def _tables(path) -> list[list[str]]:
+  """The markdown tables of a results.md: each its header line then its rows (no rule line)."""
+  tables, current = [], None
+  for line in path.read_text().splitlines():
+    if line.startswith("| rank"):
+      current = [line]
+      tables.append(current)
+    elif line.startswith("| ") and current is not None:
+      current.append(line)
+    elif not line.startswith("|"):
+      current = None
+  return tables
+
+
 def _read_csv(path):
   with open(path, newline="") as f:
     return list(csv.DictReader(f))
@@ -156,8 +170,7 @@ def test_run_sweep_results_and_sorting(tmp_path):
         _score(o["train.lr"], o["valence.num_clips"], o["seed"]), abs=1e-12)
     assert int(r["seed"]) == o["seed"]
 
-  md = (tmp_path / "sweep" / "results.md").read_text().splitlines()
-  table = [l for l in md if l.startswith("| ") and not l.startswith("| rank")]
+  table = _tables(tmp_path / "sweep" / "results.md")[0][1:]
   settings = [l.split(" | ")[1] for l in table]
   # Mean over seeds 0, 1 of the score: num_clips dominates, then the smaller lr.
   expected = sorted(
@@ -173,9 +186,8 @@ def test_run_sweep_results_and_sorting(tmp_path):
 def test_run_sweep_min_mode_sorts_ascending(tmp_path):
   c = _config(metric="validation/valence/mse", mode="min", seeds=(0,))
   sweep.run_sweep(c, tmp_path, FakeTrial())
-  md = (tmp_path / "sweep" / "results.md").read_text().splitlines()
-  table = [l for l in md if l.startswith("| ") and not l.startswith("| rank")]
-  mses = [float(l.split(" | ")[3]) for l in table]
+  table = _tables(tmp_path / "sweep" / "results.md")[0][1:]
+  mses = [float(l.split(" | ")[3].rstrip(" |")) for l in table]
   assert mses == sorted(mses) and len(mses) == 4
   assert "±" not in "".join(table)  # One seed: no std.
 
@@ -204,8 +216,7 @@ def test_run_sweep_nan_sorts_last_and_metric_must_exist(tmp_path):
     v = math.nan if config.valence.num_clips == 4 else config.train.lr
     return {"validation/valence/pcc": v}
   sweep.run_sweep(_config(seeds=(0,)), tmp_path / "a", run_trial)
-  md = (tmp_path / "a" / "sweep" / "results.md").read_text().splitlines()
-  table = [l for l in md if l.startswith("| ") and not l.startswith("| rank")]
+  table = _tables(tmp_path / "a" / "sweep" / "results.md")[0][1:]
   assert [l.split(" | ")[1] for l in table] == [
       "lr=0.001,num_clips=3", "lr=0.0003,num_clips=3", "lr=0.001,num_clips=4",
       "lr=0.0003,num_clips=4"]
@@ -228,3 +239,63 @@ def test_run_sweep_rejects_changed_trial(tmp_path):
   path.write_text(json.dumps(record))
   with pytest.raises(ConfigError, match="fresh workdir"):
     sweep.run_sweep(_config(seeds=(0,)), tmp_path, FakeTrial())
+
+
+class ManyMetrics:
+  """Every metric of two targets and a variant on validation and test, as evaluate returns them."""
+  NAMES = ("mse", "rmse", "mae", "pcc", "ccc", "film_mse", "film_pcc", "film_ccc")
+
+  def __call__(self, config, trial_dir):
+    s = _score(config.train.lr, config.valence.num_clips, config.seed)
+    out = {}
+    for split, shift in (("validation", 0.0), ("test", 0.5)):
+      for t, k in (("valence", 1.0), ("arousal", 2.0)):
+        for i, n in enumerate(self.NAMES):
+          out[f"{split}/{t}/{n}"] = k * s + i + shift
+        out[f"{split}/{t}/M2_decision/pcc"] = -s
+    return out
+
+
+def test_results_md_shows_the_metric_a_few_columns_and_test_apart(tmp_path):
+  sweep.run_sweep(_config(seeds=(0,)), tmp_path, ManyMetrics())
+  path = tmp_path / "sweep" / "results.md"
+  selection, test = _tables(path)
+  cols = lambda t: [c.strip(" `|") for c in t[0].split(" | ")[3:]]
+  # The metric first, then its per-film mean, mse, and the other target's same metric.
+  assert cols(selection) == ["validation/valence/pcc", "validation/valence/film_pcc",
+                             "validation/valence/mse", "validation/arousal/pcc"]
+  assert cols(test) == ["test/valence/pcc", "test/valence/film_pcc", "test/valence/mse",
+                        "test/arousal/pcc"]
+  # Test rows follow the validation ranking, with the test values of each setting.
+  order = [r.split(" | ")[1] for r in selection[1:]]
+  assert [r.split(" | ")[1] for r in test[1:]] == order
+  by_setting = {f"lr={lr:g},num_clips={n}": _score(lr, n, 0) for lr in (1e-3, 3e-4)
+                for n in (3, 4)}
+  assert order == sorted(by_setting, key=lambda k: -by_setting[k])
+  assert test[1].split(" | ")[3] == f"{by_setting[order[0]] + 3 + 0.5:.4f}"   # pcc is index 3
+  text = path.read_text()
+  n_metrics = 2 * 2 * (len(ManyMetrics.NAMES) + 1)
+  assert f"{n_metrics - 8} more metrics of every trial: results.csv." in text
+  assert len(_read_csv(tmp_path / "sweep" / "results.csv")[0]) == 4 + n_metrics
+
+  # Columns of one's own (a test column goes to the test table, never beside the metric).
+  c = _config(seeds=(0,), columns=("validation/arousal/ccc", "test/valence/ccc"))
+  sweep.run_sweep(c, tmp_path / "b", ManyMetrics())
+  selection, test = _tables(tmp_path / "b" / "sweep" / "results.md")
+  assert cols(selection) == ["validation/valence/pcc", "validation/arousal/ccc"]
+  assert cols(test) == ["test/valence/pcc", "test/arousal/ccc", "test/valence/ccc"]
+
+  with pytest.raises(ConfigError, match=r"config.sweep.columns \['validation/valence/cc'\] are "
+                     "not among the metrics"):
+    sweep.run_sweep(_config(seeds=(0,), columns=("validation/valence/cc",)), tmp_path / "c",
+                    ManyMetrics())
+
+
+def test_default_columns_of_a_classification_metric():
+  keys = {"validation/arousal/accuracy", "validation/arousal/f1", "validation/arousal/film_accuracy",
+          "validation/valence/accuracy", "test/arousal/accuracy"}
+  assert sweep.default_columns("validation/arousal/accuracy", keys) == [
+      "validation/arousal/film_accuracy", "validation/valence/accuracy"]
+  assert sweep.default_columns("validation/arousal/film_accuracy", keys) == [
+      "validation/arousal/accuracy"]
+  assert sweep.default_columns("loss", keys) == []
