@@ -27,7 +27,7 @@ def test_eval_windows_cover_every_second_once_with_masks():
     for b in range(3):
       f, c0 = int(batch["film_index"][b]), int(batch["clip_start"][b])
       for k in range(2):
-        valid = batch["second_mask"][b, k]
+        valid = batch["x_mask"]["b"][b, k]
         assert batch["clip_mask"][b, k] == valid.any()
         for s in np.flatnonzero(valid):
           second = (c0 + k) * 5 + s
