@@ -1,11 +1,12 @@
-r"""Leave-one-film-out cross-validation (COGNIMUSE: 12 folds) as one command.
+r"""Leave-one-film-out cross-validation as one command, for datasets whose protocol has folds
+(`emojax.protocols.get(config.dataset.name).folds`; COGNIMUSE: 12 folds).
 
   python -m emojax.folds --config=configs/attendaffectnet.py:cognimuse,arousal --workdir=runs/loo
   python -m emojax.folds ... --folds=BMI,CHI            # some folds only
   python -m emojax.folds ... --validation=test          # validate on the held-out film
 
 Each fold is an ordinary training run (`emojax.train.train_and_evaluate`) in `<workdir>/fold_<CODE>`
-on the `cognimuse` builder's per-film splits: test = the held-out film, validation = the film after
+on the dataset's per-film splits (named by its protocol's `Folds`): test = the held-out film, validation = the film after
 it in `FILMS` order (`--validation=next`, emojax's choice: the paper does not say which data its
 early stopping watched) or the held-out film itself (`test`), train = the others. A fold whose
 `eval/test/metrics.json` exists is skipped; an unfinished one resumes (the run resumes itself).
@@ -26,8 +27,7 @@ from typing import Callable, Sequence
 import ml_collections
 import numpy as np
 
-from emojax import errors, fileio, metrics
-from emojax.datasets import cognimuse
+from emojax import errors, fileio, metrics, protocols
 
 VALIDATION = ("next", "test", "none")
 
@@ -35,12 +35,13 @@ VALIDATION = ("next", "test", "none")
 def fold_config(config: ml_collections.ConfigDict, code: str, films: Sequence[str],
                 validation: str = "next") -> ml_collections.ConfigDict:
   """`config` with the splits of the fold that holds out film `code`."""
+  scheme = protocols.get(config.dataset.name).fold_scheme()
   if code not in films:
     raise errors.ConfigError(f"unknown fold {code!r} (--folds); the folds are the films "
                              f"{', '.join(films)}")
   if validation not in VALIDATION:
     raise errors.ConfigError(f"--validation={validation!r}; use one of {VALIDATION}")
-  _, test = cognimuse.fold_splits(code, films)
+  test = scheme.film_split(code)
   val = ""
   rest = [c for c in films if c != code]
   if validation == "next":
@@ -49,11 +50,11 @@ def fold_config(config: ml_collections.ConfigDict, code: str, films: Sequence[st
                                f"there are {len(films)}")
     val_code = films[(list(films).index(code) + 1) % len(films)]
     rest = [c for c in rest if c != val_code]
-    val = cognimuse.film_split(val_code)
+    val = scheme.film_split(val_code)
   elif validation == "test":
     val = test
   c = ml_collections.ConfigDict(config.to_dict())
-  c.dataset.splits.train = cognimuse.all_films_split(rest)
+  c.dataset.splits.train = scheme.all_films_split(rest)
   c.dataset.splits.validation = val
   c.dataset.splits.test = test
   return c
@@ -124,11 +125,12 @@ def table(summary: dict) -> str:
 
 
 def run_folds(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
-              folds: Sequence[str] | None = None, films: Sequence[str] = cognimuse.FILMS,
+              folds: Sequence[str] | None = None, films: Sequence[str] | None = None,
               validation: str = "next", train_fn: Callable | None = None) -> dict:
-  """Trains and evaluates every fold (skipping finished ones), then writes the summary."""
+  """Trains and evaluates every fold (skipping finished ones), then writes the summary.
+  `films`: the dataset's films (default: those of its protocol's folds)."""
   workdir = pathlib.Path(workdir)
-  films = tuple(films)
+  films = tuple(films or protocols.get(config.dataset.name).fold_scheme().films)
   codes = tuple(folds) if folds else films
   configs = {code: fold_config(config, code, films, validation) for code in codes}  # checks first
   if train_fn is None:
@@ -152,15 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--config", required=True, help="config file[:args], as main.py's --config")
   p.add_argument("--workdir", required=True)
   p.add_argument("--folds", default="", help="comma-separated film codes (default: every film)")
-  p.add_argument("--films", default="", help="comma-separated films of the dataset (default: the "
-                 "12 of cognimuse.FILMS)")
+  p.add_argument("--films", default="", help="comma-separated films of the dataset (default: "
+                 "those of its protocol, e.g. the 12 of COGNIMUSE)")
   p.add_argument("--validation", default="next", choices=VALIDATION)
   args = p.parse_args(argv)
   split = lambda s: [w.strip() for w in s.split(",") if w.strip()]
   try:
     config = load_config(args.config)
     summary = run_folds(config, args.workdir, folds=split(args.folds),
-                        films=split(args.films) or cognimuse.FILMS, validation=args.validation)
+                        films=split(args.films) or None, validation=args.validation)
   except errors.EmojaxError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
