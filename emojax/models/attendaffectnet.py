@@ -36,8 +36,9 @@ each clip of `data.clip_seconds` seconds is one segment, its streams averaged ov
 (done here in the forward; the data are not copied); a stream with several feature axes per second
 (log-mel frames x bins) is first averaged over all but the last. Per-clip examples (unit "clip"):
 x[stream] (B, D) is used as is, (B, T, *row) is averaged over T (over its valid rows
-`batch["x_mask"][stream]` (B, T) when the harness padded it); the temporal variants split each clip's valid seconds into L equal
-sub-segments (the paper's 4 sub-segments of a MediaEval 2016 excerpt).
+`batch["x_mask"][stream]` (B, T) when the harness padded it); the temporal variants split each
+clip's valid seconds into L equal sub-segments (the paper's 4 sub-segments of a MediaEval 2016
+excerpt). The layout comes from `config.aan.unit`, never from the batch's masks.
 """
 
 from __future__ import annotations
