@@ -6,9 +6,10 @@ r"""Leave-one-film-out cross-validation as one command, for datasets whose proto
   python -m emojax.folds ... --validation=test          # validate on the held-out film
 
 Each fold is an ordinary training run (`emojax.train.train_and_evaluate`) in `<workdir>/fold_<CODE>`
-on the dataset's per-film splits (named by its protocol's `Folds`): test = the held-out film, validation = the film after
-it in `FILMS` order (`--validation=next`, emojax's choice: the paper does not say which data its
-early stopping watched) or the held-out film itself (`test`), train = the others. A fold whose
+on the dataset's per-film splits (named by its protocol's `Folds`): test = the held-out film,
+validation = the film after it in the films' order (`--validation=next`, emojax's choice: the paper
+does not say which data its early stopping watched) or the held-out film itself (`test`), train =
+the others. A fold whose
 `eval/test/metrics.json` exists is skipped; an unfinished one resumes (the run resumes itself).
 Then `<workdir>/folds.md` and `folds.json`: per-fold MSE / PCC, pooled over every held-out segment
 of every fold (the paper's numbers, "computed for all predicted values"), and mean +- std over

@@ -3,9 +3,9 @@
 A `Store` (the protocol below) is one data unit of one split; the harness (train, inference,
 evaluate) only calls it and never asks which unit it holds. Two units exist:
   - `FilmStore` (unit "second"): a per-second dataset (docs/design.md) read once through
-    `tfds.data_source`, films in memory, validated, cut into windows. A window is L consecutive clips
-    of S seconds of one film; the ragged end of a film is masked, never dropped, so every second of
-    every film gets a prediction at evaluation.
+    `tfds.data_source`, films in memory, validated, cut into windows. A window is L consecutive
+    clips of S seconds of one film; the ragged end of a film is masked, never dropped, so every
+    second of every film gets a prediction at evaluation.
   - `ClipStore` (unit "clip"): one example per clip, labels in memory, features streamed from the
     data source per batch through grain.
 A new data unit (per frame, per shot) is a new class with the protocol's methods, registered in

@@ -59,5 +59,6 @@ def test_folds_of_a_dataset_without_them_are_refused_naming_the_key():
   c = aan_config.get_config("cognimuse,arousal")
   with c.unlocked():
     c.dataset.name = "mediaeval2018"
-  with pytest.raises(errors.ConfigError, match=r"config.dataset.name.*folds exist for \['cognimuse'\]"):
+  with pytest.raises(errors.ConfigError,
+                     match=r"config.dataset.name.*folds exist for \['cognimuse'\]"):
     folds.run_folds(c, "/nonexistent", train_fn=lambda *a: pytest.fail("trained without folds"))
