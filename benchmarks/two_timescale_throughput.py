@@ -235,7 +235,8 @@ def main():
       if v == 'production':
         step, state, n_params[v] = make_production_step(args.hidden, args.fc)
         batch = {'x': {m: jnp.asarray(x)[:, None] for m, x in xs.items()},
-                 'second_mask': jnp.asarray(mask)[:, None], 'clip_mask': jnp.ones((b, 1), bool),
+                 'x_mask': {m: jnp.asarray(mask)[:, None] for m in xs},
+                 'clip_mask': jnp.ones((b, 1), bool),
                  'y': {'valence': jnp.asarray(y)[:, None]}}
       else:
         step, state, n_params[v] = make_jax_step(v.startswith('fused'), args.hidden, args.fc)

@@ -46,7 +46,7 @@ from emojax import errors
 Forward = Callable[[nnx.Module, dict, "nnx.Rngs | None"], Any]
 
 KINDS = ("regression", "classification")
-UNITS = ("second", "clip")
+UNITS = ("second", "clip")   # the data units with a Store (emojax/input_pipeline.py STORES)
 # loss name -> the task kinds it fits.
 LOSSES = {"mse": "regression", "mse_pcc": "regression", "sigmoid_ce": "regression",
           "softmax_ce": "classification"}
@@ -62,7 +62,9 @@ class Task:
   targets: tuple[str, ...]          # ("valence",), ("arousal",) or ("valence", "arousal")
   kind: str = "regression"          # "regression" | "classification"
   num_classes: int = 0              # classification: labels 0..num_classes-1 in y["<target>_class"]
-  unit: str = "second"              # "second": per-second film windows; "clip": one example a clip
+  unit: str = "second"              # the data unit (the store the harness reads it from,
+                                    # input_pipeline.STORES): "second": per-second film windows;
+                                    # "clip": one example a clip
   loss: str = "mse"                 # a name of LOSSES
   best_metric: str = "pcc"          # validation metric selecting the best step (see metric_names)
   best_mode: str = "max"            # "max" | "min"

@@ -15,53 +15,13 @@ import numpy as np
 from flax import nnx
 
 from emojax import (checkpoint, contract, distributed, errors, fileio, inference, input_pipeline,
-                    metrics, protocols, reporting)
+                    protocols)
 from emojax import layout
 from emojax.features import manifest
 
 SPLITS = ("validation", "test")
 ROW_KEYS = ("mse", "pcc", "film_pcc", "ccc")
 CLASS_ROW_KEYS = ("accuracy", "macro_f1", "film_accuracy")
-
-
-def _films_for_report(store: input_pipeline.FilmStore, preds: dict) -> dict:
-  return {fid: {t: (store.labels[t][i], preds[t][i]) for t in preds}
-          for i, fid in enumerate(store.film_ids)}
-
-
-def _clip_report(out_dir: pathlib.Path, task: contract.Task, store: input_pipeline.ClipStore,
-                 preds: dict, plot: bool = True) -> dict:
-  """metrics.json, predictions.csv and (classification) plots/confusion_<dim>.png of a split."""
-  result, header, cols = {}, ["clip", "film"], [list(store.clip_ids), list(store.film_ids)]
-  for t in metrics.ordered_dims(preds):
-    true = store.labels[task.label_key(t)]
-    pred = np.asarray(preds[t])
-    m = metrics.clip_metrics(task.kind, true, pred, store.film_ids)
-    result[t] = m
-    if plot:
-      reporting.write_clip_plots(out_dir / "plots", task.kind, t, true, pred, m, store.metadata)
-    if task.kind == "classification":
-      header += [f"{t}_true", f"{t}_pred"] + [f"{t}_p{c}" for c in range(pred.shape[-1])]
-      cols += [[str(int(v)) for v in true], [str(int(v)) for v in pred.argmax(-1)]]
-      cols += [[f"{v:.6g}" for v in pred[:, c]] for c in range(pred.shape[-1])]
-    else:
-      header += [f"{t}_true", f"{t}_pred"]
-      cols += [[f"{v:.6g}" for v in true], [f"{v:.6g}" for v in pred]]
-  lines = [",".join(header)] + [",".join(row) for row in zip(*cols)]
-  fileio.atomic_write_text(out_dir / "predictions.csv", "\n".join(lines) + "\n")
-  fileio.write_json(out_dir / "metrics.json", result)
-  return result
-
-
-def _variant_metrics(task, store, vpreds: dict) -> dict:
-  out = {}
-  for target, p in vpreds.items():
-    if store.unit == "clip":
-      out[target] = metrics.clip_metrics(task.kind, store.labels[task.label_key(target)],
-                                         np.asarray(p), store.film_ids)
-    else:
-      out[target] = metrics.film_metrics(store.labels[target], p, store.film_ids)
-  return out
 
 
 def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
@@ -78,13 +38,10 @@ def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
     preds = inference.predict_outputs(model, outputs, store, mesh, clip_seconds=d.clip_seconds,
                                       batch_size=d.eval_batch_size, cache=cache)
     out_dir = workdir / "eval" / split
-    if not distributed.is_main():  # several processes: only process 0 writes the files
-      out = (_variant_metrics(task, store, preds) if store.unit == "clip"
-             else metrics.evaluate_films(_films_for_report(store, preds)))
-    elif store.unit == "clip":
-      out = _clip_report(out_dir, task, store, preds, plots)
+    if distributed.is_main():  # several processes: only process 0 writes the files
+      out = store.write_report(out_dir, task, preds, plots)
     else:
-      out = reporting.write_eval_outputs(out_dir, _films_for_report(store, preds), plot=plots)
+      out = store.evaluation(task, preds)
     for target, m in out.items():
       for k, v in m.items():
         if isinstance(v, (int, float)) and not k.startswith("num_"):
@@ -95,7 +52,7 @@ def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
     for name, vouts in variants.items():
       vpreds = inference.predict_outputs(model, vouts, store, mesh, clip_seconds=d.clip_seconds,
                                          batch_size=d.eval_batch_size, cache=cache)
-      for target, m in _variant_metrics(task, store, vpreds).items():
+      for target, m in store.score(task, vpreds).items():
         ablation_rows.append((name, split, target, m))
         for k in keys:
           flat[f"{split}/{target}/{name}/{k}"] = m.get(k, float("nan"))
@@ -115,12 +72,12 @@ def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
   if not distributed.is_main():
     return flat
   _write_ablation(workdir / "eval", ablation_rows, stores, keys)
-  if "test" in stores and config.dataset.name == "mediaeval2018":
+  protocol = protocols.get(config.dataset.name)
+  if "test" in stores and protocol.official_after_evaluation:
     # The benchmark's official numbers, computed from the written predictions as a check.
-    official = protocols.official_numbers(config.dataset.name, config.dataset.config,
-                                          workdir / "eval" / "test")
+    official = protocol.official(config.dataset.config, workdir / "eval" / "test")
     fileio.write_json(workdir / "eval" / "test" / "official.json", official)
-    print("   official MediaEval 2018 numbers (test): " + ", ".join(
+    print(f"   official {protocol.title} numbers (test): " + ", ".join(
         f"{t} MSE {m['mse']:.4f} PCC {m['pcc']:.3f}" for t, m in official.items()
         if isinstance(m, dict) and "mse" in m), flush=True)
   fileio.write_json(workdir / "eval" / "summary.json", flat)

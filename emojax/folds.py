@@ -1,4 +1,5 @@
-r"""Leave-one-film-out cross-validation (COGNIMUSE: 12 folds) as one command.
+r"""Leave-one-film-out cross-validation as one command, for datasets whose protocol has folds
+(`emojax.protocols.get(config.dataset.name).folds`; COGNIMUSE: 12 folds).
 
   python -m emojax.folds --config=configs/attendaffectnet.py:cognimuse,arousal --workdir=runs/loo
   python -m emojax.folds ... --folds=BMI,CHI            # some folds only
@@ -6,9 +7,10 @@ r"""Leave-one-film-out cross-validation (COGNIMUSE: 12 folds) as one command.
   python -m emojax.folds ... --config.dataset.manual_dir=/data/cognimuse   # any config override
 
 Each fold is an ordinary training run (`emojax.train.train_and_evaluate`) in `<workdir>/fold_<CODE>`
-on the `cognimuse` builder's per-film splits: test = the held-out film, validation = the film after
-it in `FILMS` order (`--validation=next`, emojax's choice: the paper does not say which data its
-early stopping watched) or the held-out film itself (`test`), train = the others. A fold whose
+on the dataset's per-film splits (named by its protocol's `Folds`): test = the held-out film,
+validation = the film after it in the films' order (`--validation=next`, emojax's choice: the paper
+does not say which data its early stopping watched) or the held-out film itself (`test`), train =
+the others. A fold whose
 `eval/test/metrics.json` exists is skipped; an unfinished one resumes (the run resumes itself).
 Then `<workdir>/folds.md` and `folds.json`: per-fold MSE / PCC, pooled over every held-out segment
 of every fold (the paper's numbers, "computed for all predicted values"), and mean +- std over
@@ -26,8 +28,7 @@ from typing import Callable, Sequence
 import ml_collections
 import numpy as np
 
-from emojax import cli, errors, fileio, metrics
-from emojax.datasets import cognimuse
+from emojax import cli, errors, fileio, metrics, protocols
 
 VALIDATION = ("next", "test", "none")
 
@@ -35,12 +36,13 @@ VALIDATION = ("next", "test", "none")
 def fold_config(config: ml_collections.ConfigDict, code: str, films: Sequence[str],
                 validation: str = "next") -> ml_collections.ConfigDict:
   """`config` with the splits of the fold that holds out film `code`."""
+  scheme = protocols.get(config.dataset.name).fold_scheme()
   if code not in films:
     raise errors.ConfigError(f"unknown fold {code!r} (--folds); the folds are the films "
                              f"{', '.join(films)}")
   if validation not in VALIDATION:
     raise errors.ConfigError(f"--validation={validation!r}; use one of {VALIDATION}")
-  _, test = cognimuse.fold_splits(code, films)
+  test = scheme.film_split(code)
   val = ""
   rest = [c for c in films if c != code]
   if validation == "next":
@@ -49,11 +51,11 @@ def fold_config(config: ml_collections.ConfigDict, code: str, films: Sequence[st
                                f"there are {len(films)}")
     val_code = films[(list(films).index(code) + 1) % len(films)]
     rest = [c for c in rest if c != val_code]
-    val = cognimuse.film_split(val_code)
+    val = scheme.film_split(val_code)
   elif validation == "test":
     val = test
   c = ml_collections.ConfigDict(config.to_dict())
-  c.dataset.splits.train = cognimuse.all_films_split(rest)
+  c.dataset.splits.train = scheme.all_films_split(rest)
   c.dataset.splits.validation = val
   c.dataset.splits.test = test
   return c
@@ -124,11 +126,12 @@ def table(summary: dict) -> str:
 
 
 def run_folds(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
-              folds: Sequence[str] | None = None, films: Sequence[str] = cognimuse.FILMS,
+              folds: Sequence[str] | None = None, films: Sequence[str] | None = None,
               validation: str = "next", train_fn: Callable | None = None) -> dict:
-  """Trains and evaluates every fold (skipping finished ones), then writes the summary."""
+  """Trains and evaluates every fold (skipping finished ones), then writes the summary.
+  `films`: the dataset's films (default: those of its protocol's folds)."""
   workdir = pathlib.Path(workdir)
-  films = tuple(films)
+  films = tuple(films or protocols.get(config.dataset.name).fold_scheme().films)
   codes = tuple(folds) if folds else films
   configs = {code: fold_config(config, code, films, validation) for code in codes}  # checks first
   if train_fn is None:
@@ -154,8 +157,9 @@ FLAG_HELP = {
     "workdir": "the folds' root: each fold trains in <workdir>/fold_<CODE>; folds.md and "
                "folds.json are written there",
     "folds": "comma-separated film codes to run (default: every film), e.g. BMI,CHI",
-    "films": "comma-separated films of the dataset, in order (default: the 12 of "
-             "cognimuse.FILMS); the validation film of a fold is the one after it in this order",
+    "films": "comma-separated films of the dataset, in order (default: those of its protocol, "
+             "e.g. the 12 of COGNIMUSE); the validation film of a fold is the one after it in this "
+             "order",
     "validation": "what a fold validates on (selects its best checkpoints): 'next' = the film "
                   "after the held-out one (default), 'test' = the held-out film itself (as the "
                   "paper may have), 'none' = no validation split (a seeded share of the training "
@@ -221,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from emojax import own_method  # pylint: disable=g-import-not-at-top
     config = own_method.apply(config, method_args)
     summary = run_folds(config, fv.workdir, folds=split(fv.folds),
-                        films=split(fv.films) or cognimuse.FILMS, validation=fv.validation)
+                        films=split(fv.films) or None, validation=fv.validation)
     print(table(summary))
   return cli.run(work)
 

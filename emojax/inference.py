@@ -2,9 +2,8 @@
 
 Training (validation), evaluation, ablations and predict all go through `predict_outputs`, so a
 method only says what to compute (`contract.Output`), never how to batch, shard or reassemble it.
-Results are per film: per-second arrays (T,) for per-second datasets (clip predictions repeated
-over their seconds, after the output's post-processing), one value (or class probabilities) per
-clip for per-clip datasets.
+What a prediction is (per film or per clip), how batches are cut and how their rows go back
+is the store's (`input_pipeline.Store`): this module only runs the model on the store's batches.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from emojax import contract, distributed, errors, input_pipeline, metrics, postprocess
+from emojax import contract, distributed, errors, input_pipeline
 
 
 @functools.lru_cache(maxsize=128)
@@ -50,110 +49,42 @@ class Predictor:
                                           distributed.global_batch(batch, self.mesh))
     return distributed.to_host(pred[target])
 
-  # Per-second datasets -------------------------------------------------------------------------
-  def film_sliding(self, out: contract.Output, store: input_pipeline.FilmStore, *,
-                   batch_size: int, target: str | None = None) -> list[np.ndarray]:
-    """Per film, (T,): each second's prediction from the window of seconds ending at it."""
-    res = [np.zeros(int(t), np.float32) for t in store.lengths]
-    batch_size = _round_up(batch_size, jax.device_count())
-    for batch in input_pipeline.sliding_batches(store, window_seconds=out.sliding_seconds,
-                                                batch_size=batch_size):
-      pred = self.run(out, batch, target)
-      for b in np.flatnonzero(np.asarray(batch["clip_mask"])[:, 0]):
-        res[int(batch["film_index"][b])][int(batch["clip_start"][b])] = pred[b, 0]
-    return res
 
-  def film_raw(self, out: contract.Output, store: input_pipeline.FilmStore, *, clip_seconds: int,
-               batch_size: int, target: str | None = None) -> list[np.ndarray]:
-    """Per film, predictions before post-processing: (C,) per clip, or (T,) per second."""
-    if out.sliding_seconds:
-      return self.film_sliding(out, store, batch_size=batch_size, target=target)
-    per_second = out.resolution == "second"
-    res = [np.zeros(int(t) if per_second else input_pipeline.num_clips(int(t), clip_seconds),
-                    np.float32) for t in store.lengths]
-    batch_size = _round_up(batch_size, jax.device_count())
-    l = out.num_clips
-    for batch in input_pipeline.eval_batches(store, clip_seconds=clip_seconds,
-                                             num_clips_per_window=l, batch_size=batch_size):
-      pred = self.run(out, batch, target)
-      for b in range(batch_size):
-        f, c0 = int(batch["film_index"][b]), int(batch["clip_start"][b])
-        for k in range(l):
-          if not batch["clip_mask"][b, k]:
-            continue
-          if per_second:
-            s0 = (c0 + k) * clip_seconds
-            n = int(batch["second_mask"][b, k].sum())
-            res[f][s0:s0 + n] = pred[b, k, :n]
-          else:
-            res[f][c0 + k] = pred[b, k]
-    return res
+def predict_outputs(model: nnx.Module, outputs: Mapping[str, contract.Output],
+                    store: input_pipeline.Store, mesh, *, clip_seconds: int, batch_size: int,
+                    cache: dict | None = None) -> dict:
+  """{target: the store's predictions of a split} (per film (T,) per-second predictions for a
+  FilmStore; per clip (N,) / (N, C) for a ClipStore).
 
-  def film_seconds(self, out: contract.Output, store: input_pipeline.FilmStore, raw=None, *,
-                   clip_seconds: int, batch_size: int) -> list[np.ndarray]:
-    """Per film, per-second predictions (T,) after the output's post-processing."""
-    if raw is None:
-      raw = self.film_raw(out, store, clip_seconds=clip_seconds, batch_size=batch_size)
-    res = []
-    for r, t in zip(raw, store.lengths):
-      r = out.postprocess(r) if out.postprocess is not None else r
-      res.append(r if out.resolution == "second" or out.sliding_seconds
-                 else postprocess.repeat_to_seconds(r, int(t), clip_seconds))
-    return res
-
-  # Per-clip datasets ---------------------------------------------------------------------------
-  def clip_values(self, out: contract.Output, store: input_pipeline.ClipStore, *,
-                  batch_size: int, target: str | None = None) -> np.ndarray:
-    """(N,) values or (N, C) class probabilities, one row per clip of the store."""
-    batch_size = _round_up(batch_size, jax.device_count())
-    rows = []
-    for batch in input_pipeline.clip_eval_batches(store, batch_size=batch_size):
-      pred = self.run(out, batch, target)
-      rows.append(pred[np.asarray(batch["index"]) >= 0])
-    res = np.concatenate(rows)
-    if out.postprocess is not None:
-      res = out.postprocess(res)
-    return res
-
-
-def predict_outputs(model: nnx.Module, outputs: Mapping[str, contract.Output], store, mesh, *,
-                    clip_seconds: int, batch_size: int, cache: dict | None = None) -> dict:
-  """{target: per film (T,) per-second predictions | per clip (N,) / (N, C)} of a split.
-
-  `cache` (shared between calls) keeps the raw predictions of outputs with the same `key`, so
-  variants that differ only in post-processing run the network once.
+  The walk goes down and comes back once per step: the store gives the batches, the predictor
+  runs each (distributed places and gathers it), the store's collector puts the rows back, and
+  the store finishes (post-processes, reassembles) them. `cache` (shared between calls) keeps the
+  collected predictions of outputs with the same `key`, so variants that differ only in
+  post-processing run the network once.
   """
   predictor = Predictor(model, mesh)
+  batch_size = _round_up(batch_size, jax.device_count())
   cache = {} if cache is None else cache
   res = {}
   for target, out in outputs.items():
-    if store.unit == "clip":
-      res[target] = predictor.clip_values(out, store, batch_size=batch_size, target=target)
-      continue
     key = (out.key, target, store.name) if out.key else None
     raw = cache.get(key) if key else None
     if raw is None:
-      raw = predictor.film_raw(out, store, clip_seconds=clip_seconds, batch_size=batch_size,
-                               target=target)
+      collector = store.collector(out, clip_seconds=clip_seconds)
+      for batch in store.prediction_batches(out, clip_seconds=clip_seconds,
+                                            batch_size=batch_size):
+        collector.add(batch, predictor.run(out, batch, target))
+      raw = collector.result()
       if key:
         cache[key] = raw
-    res[target] = predictor.film_seconds(out, store, raw, clip_seconds=clip_seconds,
-                                         batch_size=batch_size)
+    res[target] = store.finish(out, raw, clip_seconds=clip_seconds)
   return res
 
 
-def score(task: contract.Task, store, preds: Mapping[str, object]) -> dict:
+def score(task: contract.Task, store: input_pipeline.Store, preds: Mapping[str, object]) -> dict:
   """Validation metrics of a phase: per target, pooled and mean-per-film, and `score`: the task's
   best metric averaged over its targets (what selects the best step)."""
-  out = {}
-  for target in task.targets:
-    if store.unit == "clip":
-      key = task.label_key(target)
-      true = store.labels[key]
-      m = metrics.clip_metrics(task.kind, true, np.asarray(preds[target]), store.film_ids)
-    else:
-      m = metrics.film_metrics(store.labels[target], preds[target], store.film_ids)
-    out[target] = m
+  out = store.score(task, {t: preds[t] for t in task.targets})
   if len(task.targets) == 1:
     flat = dict(out[task.targets[0]])
   else:

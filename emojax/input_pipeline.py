@@ -1,9 +1,20 @@
-"""Per-second films -> windows of L clips of S seconds -> sharded batches, via grain.
+"""The data units: a split read into a `Store` that owns its batches, predictions and scores.
 
-A split of a per-second dataset (docs/design.md) is read once through `tfds.data_source` into a
-`FilmStore` (films in memory, validated), then cut into windows. A window is L consecutive clips of
-S seconds of one film; the ragged end of a film is masked, never dropped, so every second of every
-film gets a prediction at evaluation.
+A `Store` (the protocol below) is one data unit of one split; the harness (train, inference,
+evaluate) only calls it and never asks which unit it holds. Two units exist:
+  - `FilmStore` (unit "second"): a per-second dataset (docs/design.md) read once through
+    `tfds.data_source`, films in memory, validated, cut into windows. A window is L consecutive
+    clips of S seconds of one film; the ragged end of a film is masked, never dropped, so every
+    second of every film gets a prediction at evaluation.
+  - `ClipStore` (unit "clip"): one example per clip, labels in memory, features streamed from the
+    data source per batch through grain.
+A new data unit (per frame, per shot) is a new class with the protocol's methods, registered in
+`STORES` under the unit name a method's `Task.unit` gives.
+
+The mask convention of every batch (the one way models read padding):
+  - `clip_mask`: the valid label entries, the shape of `y[...]` ((B, L) windows, (B,) clips);
+  - `x_mask[stream]`: the valid positions of the stream's time axes ((B, L, S) seconds of a window,
+    (B, N) segments of a padded per-clip stream); a stream without an entry has no padding.
 
 `config.dataset.concat` builds a modality out of several streams of the dataset, concatenated along
 the feature axis in the order given, e.g. `(("colour", ("acc", "cl", "sc")),)`: the model then names
@@ -17,7 +28,8 @@ import dataclasses
 import importlib
 import io
 import math
-from typing import Any, Iterator, Sequence
+import pathlib
+from typing import Any, ClassVar, Iterator, Mapping, Protocol, Sequence
 
 import grain
 import jax
@@ -26,8 +38,72 @@ import numpy as np
 import PIL.Image
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from emojax import datasets, distributed, errors
+from emojax import datasets, distributed, errors, fileio, metrics, postprocess, reporting
 from emojax.features import manifest
+
+
+class Store(Protocol):
+  """One data unit of one split: everything the harness does with data goes through it.
+
+  The harness never asks which unit a store holds: it trains on `train_batches`, predicts a
+  method's `Output` by feeding `prediction_batches` to the model and the results to a `collector`,
+  turns the collected raw predictions into the unit's predictions with `finish`, and scores or
+  reports them with `score` / `evaluation` / `write_report`. `clip_seconds` is config.data's clip
+  length (units without clips ignore it).
+  """
+  unit: ClassVar[str]                 # the name a method's Task.unit gives (STORES key)
+  name: str                           # "<dataset>/<split>", for messages
+  film_ids: list[str]                 # per film (FilmStore) or per clip (ClipStore)
+  metadata: dict                      # the dataset's recorded metadata
+
+  @classmethod
+  def load(cls, config: ml_collections.ConfigDict, split: str, streams: Sequence[str],
+           task) -> "Store":
+    """One split of the configured dataset as this unit's store."""
+
+  @classmethod
+  def check_config(cls, config: ml_collections.ConfigDict, task) -> None:
+    """ConfigError for config keys or a task this unit cannot serve (before anything is read)."""
+
+  @property
+  def feature_manifest(self) -> dict | None: ...
+  def feature_dims(self) -> dict: ...
+  def feature_stats(self) -> dict[str, dict[str, np.ndarray]]: ...
+  def standardize(self, stats: dict[str, dict[str, np.ndarray]]) -> None: ...
+  def subset(self, rows: Sequence[int], name: str) -> "Store": ...
+
+  def check_window(self, num_clips: int, clip_seconds: int, what: str) -> None:
+    """ConfigError when a phase / output's window cannot be read from this store."""
+
+  def examples_per_epoch(self, *, num_clips: int, clip_seconds: int, stride: int) -> int: ...
+
+  def train_batches(self, *, clip_seconds: int, num_clips: int, batch_size: int, seed: int,
+                    start_step: int = 0, stride: int = 1) -> Iterator[dict]:
+    """Infinite shuffled training batches (each process reads its slice); batch k is the same
+    whatever `start_step`."""
+
+  def prediction_batches(self, output, *, clip_seconds: int, batch_size: int) -> Iterator[dict]:
+    """Batches covering every unit of the split once, for `output`, padded to `batch_size`."""
+
+  def collector(self, output, *, clip_seconds: int) -> "Collector":
+    """Where the predictions of `prediction_batches` are put back per film / clip."""
+
+  def finish(self, output, raw, *, clip_seconds: int):
+    """Collected raw predictions -> the unit's predictions, after the output's post-processing."""
+
+  def score(self, task, preds: Mapping) -> dict[str, dict]:
+    """{target: flat metrics} (pooled and `film_<m>` means) of the split's predictions."""
+
+  def evaluation(self, task, preds: Mapping) -> dict:
+    """The content of the split's metrics.json (without writing anything)."""
+
+  def write_report(self, out_dir: pathlib.Path, task, preds: Mapping, plot: bool = True) -> dict:
+    """Writes metrics.json, the prediction CSV(s) and plots of a split; returns `evaluation`."""
+
+
+class Collector(Protocol):
+  def add(self, batch: dict, pred: np.ndarray) -> None: ...
+  def result(self): ...
 
 
 @dataclasses.dataclass
@@ -38,7 +114,7 @@ class FilmStore:
   streams: dict[str, list[np.ndarray]]       # modality -> per film (T, D) float32
   labels: dict[str, list[np.ndarray]]        # target -> per film (T,) float32
   metadata: dict = dataclasses.field(default_factory=dict)  # the dataset's recorded metadata
-  unit = "second"
+  unit: ClassVar[str] = "second"
 
   def subset(self, rows: Sequence[int], name: str) -> "FilmStore":
     return FilmStore(name, [self.film_ids[i] for i in rows],
@@ -85,6 +161,76 @@ class FilmStore:
     out.update({t: v[i] for t, v in self.labels.items()})
     return out
 
+  # The Store protocol --------------------------------------------------------------------------
+  @classmethod
+  def load(cls, config: ml_collections.ConfigDict, split: str, streams: Sequence[str],
+           task) -> "FilmStore":
+    return load_split(config, split, streams, task.targets)
+
+  @classmethod
+  def check_config(cls, config: ml_collections.ConfigDict, task) -> None:
+    v = config.data.clip_seconds
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+      raise errors.ConfigError(f"config.data.clip_seconds={v!r}: must be a positive integer")
+    if task.kind == "classification":
+      raise errors.ConfigError(
+          f"method {config.method!r} classifies, which needs a per-clip dataset (one example per "
+          f"clip); config.dataset.name={config.dataset.name!r} is read per second")
+
+  def check_window(self, num_clips: int, clip_seconds: int, what: str) -> None:
+    """A window longer than every film would train on padding only."""
+    need = num_clips * clip_seconds
+    longest = int(max(self.lengths))
+    if need > longest:
+      raise errors.ConfigError(
+          f"{what} reads windows of {num_clips} clips x {clip_seconds} s = {need} s, longer than "
+          f"every training film (longest {longest} s in {self.name}); lower the method's window "
+          "length (num_clips) or config.data.clip_seconds")
+
+  def examples_per_epoch(self, *, num_clips: int, clip_seconds: int, stride: int) -> int:
+    return len(window_index(self, clip_seconds, num_clips, stride))
+
+  def train_batches(self, *, clip_seconds: int, num_clips: int, batch_size: int, seed: int,
+                    start_step: int = 0, stride: int = 1) -> Iterator[dict]:
+    return train_batches(self, clip_seconds=clip_seconds, num_clips_per_window=num_clips,
+                         batch_size=batch_size, seed=seed, start_step=start_step, stride=stride)
+
+  def prediction_batches(self, output, *, clip_seconds: int, batch_size: int) -> Iterator[dict]:
+    """Sequence-to-one windows (`output.sliding_seconds`), else non-overlapping windows of
+    `output.num_clips` clips."""
+    if output.sliding_seconds:
+      return sliding_batches(self, window_seconds=output.sliding_seconds, batch_size=batch_size)
+    return eval_batches(self, clip_seconds=clip_seconds, num_clips_per_window=output.num_clips,
+                        batch_size=batch_size)
+
+  def collector(self, output, *, clip_seconds: int) -> "FilmCollector":
+    return FilmCollector(self, output, clip_seconds)
+
+  def finish(self, output, raw: list[np.ndarray], *, clip_seconds: int) -> list[np.ndarray]:
+    """Per film, per-second predictions (T,) after the output's post-processing (clip
+    predictions are post-processed per clip, then repeated over their seconds)."""
+    res = []
+    for r, t in zip(raw, self.lengths):
+      r = output.postprocess(r) if output.postprocess is not None else r
+      res.append(r if output.resolution == "second" or output.sliding_seconds
+                 else postprocess.repeat_to_seconds(r, int(t), clip_seconds))
+    return res
+
+  def score(self, task, preds: Mapping) -> dict[str, dict]:
+    return {t: metrics.film_metrics(self.labels[t], preds[t], self.film_ids) for t in preds}
+
+  def _films_for_report(self, preds: Mapping) -> dict:
+    return {fid: {t: (self.labels[t][i], preds[t][i]) for t in preds}
+            for i, fid in enumerate(self.film_ids)}
+
+  def evaluation(self, task, preds: Mapping) -> dict:
+    return metrics.evaluate_films(self._films_for_report(preds))
+
+  def write_report(self, out_dir: pathlib.Path, task, preds: Mapping, plot: bool = True) -> dict:
+    """metrics.json, predictions/<film>.csv and plots/<film>.png (emojax/reporting.py)."""
+    return reporting.write_eval_outputs(out_dir, self._films_for_report(preds), plot=plot)
+
+
   @classmethod
   def from_examples(cls, name: str, examples: Sequence[dict], modalities: Sequence[str],
                     targets: Sequence[str]) -> "FilmStore":
@@ -116,6 +262,42 @@ class FilmStore:
     if not film_ids:
       raise errors.DataError(f"{name} has no films")
     return cls(name, film_ids, streams, labels)
+
+
+class FilmCollector:
+  """Predictions of a FilmStore's prediction batches put back per film: (C,) per clip, (T,) per
+  second (`output.resolution == "second"` or sequence-to-one)."""
+
+  def __init__(self, store: FilmStore, output, clip_seconds: int):
+    self.sliding = bool(output.sliding_seconds)
+    self.per_second = output.resolution == "second"
+    self.s = clip_seconds
+    self.res = [np.zeros(int(t) if self.sliding or self.per_second else num_clips(int(t),
+                                                                                  clip_seconds),
+                         np.float32) for t in store.lengths]
+
+  def add(self, batch: dict, pred: np.ndarray) -> None:
+    clip_mask = np.asarray(batch["clip_mask"])
+    if self.sliding:   # one clip per element: the prediction of second `clip_start`
+      for b in np.flatnonzero(clip_mask[:, 0]):
+        self.res[int(batch["film_index"][b])][int(batch["clip_start"][b])] = pred[b, 0]
+      return
+    seconds = np.asarray(_window_mask(batch)).sum(-1)                # (B, L) valid seconds
+    for b, k in zip(*np.nonzero(clip_mask)):
+      f, c = int(batch["film_index"][b]), int(batch["clip_start"][b]) + int(k)
+      if self.per_second:
+        n = int(seconds[b, k])
+        self.res[f][c * self.s:c * self.s + n] = pred[b, k, :n]
+      else:
+        self.res[f][c] = pred[b, k]
+
+  def result(self) -> list[np.ndarray]:
+    return self.res
+
+
+def _window_mask(batch: dict) -> np.ndarray:
+  """The valid seconds (B, L, S) of a per-second window batch: every stream shares them."""
+  return next(iter(batch["x_mask"].values()))
 
 
 def load_split(config: ml_collections.ConfigDict, split: str, modalities: Sequence[str],
@@ -245,7 +427,7 @@ class WindowMaker:
       y = np.zeros(l * s, np.float32)
       y[:n] = films[f][first:last]
       out["y"][k] = (y.reshape(l, s).sum(-1) / np.maximum(count, 1)).astype(np.float32)
-    out["second_mask"] = second_mask
+    out["x_mask"] = {m: second_mask for m in self.store.streams}
     out["clip_mask"] = count > 0
     out["film_index"] = np.int32(f)
     out["clip_start"] = np.int32(c0)
@@ -307,8 +489,8 @@ def sliding_batches(store: FilmStore, *, window_seconds: int,
       out["x"][m] = x[None]
     for k, films in store.labels.items():
       out["y"][k] = np.asarray([films[f][t]], np.float32)
-    out.update(second_mask=mask[None], clip_mask=np.ones(1, bool), film_index=np.int32(f),
-               clip_start=np.int32(t))
+    out.update(x_mask={m: mask[None] for m in store.streams}, clip_mask=np.ones(1, bool),
+               film_index=np.int32(f), clip_start=np.int32(t))
     return out
   for i in range(0, len(rows), batch_size):
     elems = [element(*r) for r in rows[i:i + batch_size]]
@@ -346,13 +528,13 @@ def load_stores(config: ml_collections.ConfigDict, task, streams,
   (`config.data.holdout_fraction`) is held out as "validation" (never the test split).
   Returns (stores, held-out film ids).
   """
-  features = dataset_features(config)
-  clip_data = is_clip_dataset(features)
-  if clip_data != (task.unit == "clip"):
-    kind = "per-clip (one example per clip)" if clip_data else "per-second (one example per film)"
+  unit = dataset_unit(dataset_features(config))
+  if unit != task.unit:
     raise errors.ConfigError(
         f"method {config.method!r} trains on {task.unit} units but dataset "
-        f"{config.dataset.name!r} (config.dataset.name) is {kind}; pick a dataset of its unit")
+        f"{config.dataset.name!r} (config.dataset.name) is {UNIT_WORDS[unit]}; pick a dataset of "
+        "its unit")
+  cls = store_class(unit)
   names = config.dataset.splits
   need = list(splits)
   holdout = not names.validation and "validation" in need
@@ -363,11 +545,7 @@ def load_stores(config: ml_collections.ConfigDict, task, streams,
     split = getattr(names, k)
     if not split:
       continue
-    if clip_data:
-      stores[k] = load_clip_split(config, split, streams,
-                                                 [task.label_key(t) for t in task.targets])
-    else:
-      stores[k] = load_split(config, split, streams, task.targets)
+    stores[k] = cls.load(config, split, streams, task)
   for store in stores.values():
     if store.feature_manifest:   # features of an older extractor version are refused
       manifest.check_current(store.feature_manifest, what=f"dataset {store.name}")
@@ -416,6 +594,15 @@ def is_clip_dataset(features: Sequence[str]) -> bool:
   return "clip_id" in features
 
 
+UNIT_WORDS = {"clip": "per-clip (one example per clip)",
+              "second": "per-second (one example per film)"}
+
+
+def dataset_unit(features: Sequence[str]) -> str:
+  """The data unit of a dataset from its features: "clip" or "second"."""
+  return "clip" if is_clip_dataset(features) else "second"
+
+
 @dataclasses.dataclass
 class ClipStore:
   """The clips of one split: labels and ids in memory, features read from `source` per batch.
@@ -435,7 +622,7 @@ class ClipStore:
   stats: dict = dataclasses.field(default_factory=dict)   # float streams: mean / std
   ragged: tuple[str, ...] = ()               # streams whose first axis varies between clips:
   #                                            zero-padded to shapes[s][0], x_mask[s] marks rows
-  unit = "clip"
+  unit: ClassVar[str] = "clip"
 
   @property
   def feature_manifest(self) -> dict | None:
@@ -453,6 +640,69 @@ class ClipStore:
                      [self.film_ids[i] for i in rows],
                      {k: v[rows] for k, v in self.labels.items()}, self.streams, self.shapes,
                      dict(self.metadata), dict(self.stats), self.ragged)
+
+  # The Store protocol --------------------------------------------------------------------------
+  @classmethod
+  def load(cls, config: ml_collections.ConfigDict, split: str, streams: Sequence[str],
+           task) -> "ClipStore":
+    return load_clip_split(config, split, streams, [task.label_key(t) for t in task.targets])
+
+  @classmethod
+  def check_config(cls, config: ml_collections.ConfigDict, task) -> None:
+    """Per-clip examples take any task (regression or classification); no clip length."""
+
+  def check_window(self, num_clips: int, clip_seconds: int, what: str) -> None:
+    """One example per clip: a method's window (if any) lies inside the example."""
+
+  def examples_per_epoch(self, **unused) -> int:
+    return len(self)
+
+  def train_batches(self, *, batch_size: int, seed: int, start_step: int = 0,
+                    **unused) -> Iterator[dict]:
+    return clip_train_batches(self, batch_size=batch_size, seed=seed, start_step=start_step)
+
+  def prediction_batches(self, output, *, batch_size: int, **unused) -> Iterator[dict]:
+    return clip_eval_batches(self, batch_size=batch_size)
+
+  def collector(self, output, **unused) -> "ClipCollector":
+    return ClipCollector()
+
+  def finish(self, output, raw: np.ndarray, **unused) -> np.ndarray:
+    """(N,) values or (N, C) class probabilities, one row per clip, post-processed."""
+    return output.postprocess(raw) if output.postprocess is not None else raw
+
+  def _metrics(self, task, target: str, pred) -> dict:
+    return metrics.clip_metrics(task.kind, self.labels[task.label_key(target)], np.asarray(pred),
+                                self.film_ids)
+
+  def score(self, task, preds: Mapping) -> dict[str, dict]:
+    return {t: self._metrics(task, t, p) for t, p in preds.items()}
+
+  def evaluation(self, task, preds: Mapping) -> dict:
+    return {t: self._metrics(task, t, preds[t]) for t in metrics.ordered_dims(preds)}
+
+  def write_report(self, out_dir: pathlib.Path, task, preds: Mapping, plot: bool = True) -> dict:
+    """metrics.json, predictions.csv (`clip,film,<dim>_true,<dim>_pred[,<dim>_p<c>...]`) and
+    plots (reporting.write_clip_plots): plots/confusion_<dim>.png with the classes by name
+    (classification), plots/scatter_<dim>.png (regression)."""
+    out_dir = pathlib.Path(out_dir)
+    result = self.evaluation(task, preds)
+    header, cols = ["clip", "film"], [list(self.clip_ids), list(self.film_ids)]
+    for t, m in result.items():
+      true, pred = self.labels[task.label_key(t)], np.asarray(preds[t])
+      if plot:
+        reporting.write_clip_plots(out_dir / "plots", task.kind, t, true, pred, m, self.metadata)
+      if task.kind == "classification":
+        header += [f"{t}_true", f"{t}_pred"] + [f"{t}_p{c}" for c in range(pred.shape[-1])]
+        cols += [[str(int(v)) for v in true], [str(int(v)) for v in pred.argmax(-1)]]
+        cols += [[f"{v:.6g}" for v in pred[:, c]] for c in range(pred.shape[-1])]
+      else:
+        header += [f"{t}_true", f"{t}_pred"]
+        cols += [[f"{v:.6g}" for v in true], [f"{v:.6g}" for v in pred]]
+    lines = [",".join(header)] + [",".join(row) for row in zip(*cols)]
+    fileio.atomic_write_text(out_dir / "predictions.csv", "\n".join(lines) + "\n")
+    fileio.write_json(out_dir / "metrics.json", result)
+    return result
 
   def _float_streams(self) -> list[str]:
     return [s for s in self.streams if self._dtype(s).kind == "f"]
@@ -508,17 +758,39 @@ class ClipStore:
         raise errors.DataError(f"clip {self.clip_ids[i]!r} of {self.name}: stream {s!r} has "
                                "NaN/Inf values; repair or drop that clip in the dataset builder")
       x[s] = a
-    out = {"x": x, "y": {k: v[i] for k, v in self.labels.items()}, "clip_mask": np.bool_(True),
-           "index": np.int32(i)}
-    if x_mask:
-      out["x_mask"] = x_mask
-    return out
+    return {"x": x, "x_mask": x_mask, "y": {k: v[i] for k, v in self.labels.items()},
+            "clip_mask": np.bool_(True), "index": np.int32(i)}
 
   def blank(self) -> dict:
     e = self.example(0)
     e = jax.tree.map(np.zeros_like, e)
     e["index"] = np.int32(-1)
     return e
+
+
+class ClipCollector:
+  """Predictions of a ClipStore's prediction batches, one row per clip in store order (padding
+  rows, index -1, dropped)."""
+
+  def __init__(self):
+    self.rows = []
+
+  def add(self, batch: dict, pred: np.ndarray) -> None:
+    self.rows.append(pred[np.asarray(batch["index"]) >= 0])
+
+  def result(self) -> np.ndarray:
+    return np.concatenate(self.rows)
+
+
+STORES: dict[str, type] = {"second": FilmStore, "clip": ClipStore}
+
+
+def store_class(unit: str) -> type:
+  """The Store class of a data unit (a method's `Task.unit`)."""
+  if unit not in STORES:
+    raise errors.ConfigError(f"data unit {unit!r} (the method's Task.unit) has no store; known "
+                             f"units: {sorted(STORES)} (emojax/input_pipeline.py STORES)")
+  return STORES[unit]
 
 
 def decode_stream(value, where: str) -> np.ndarray:

@@ -9,11 +9,17 @@ PCC follows emojax.metrics (nan when a series is constant).
 
 `official_numbers(dataset, config, eval_dir)` applies the right one to a finished run's
 `<workdir>/eval/<split>/predictions/*.csv`.
+
+`get(dataset)` is a dataset's `Protocol`, looked up by its TFDS name (config.dataset.name): what the
+harness does for that benchmark beyond the common evaluation (its official numbers written after
+evaluation, its leave-one-film-out folds). The harness asks the protocol, never the dataset's name.
 """
 
+import dataclasses
+import importlib
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -298,3 +304,64 @@ def official_numbers(dataset: str, config: str, eval_dir) -> dict:
   if config.startswith("mediaeval2015"):
     return mediaeval2015_accuracy(true, {d: nearest_class(p) for d, p in pred.items()})
   return liris_discrete(true, pred)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-dataset protocols, looked up by dataset name.
+
+
+@dataclasses.dataclass(frozen=True)
+class Folds:
+  """A leave-one-film-out scheme: the films, and split names of the dataset's builder.
+
+  `module` holds `FILMS`, `film_split(code)`, `all_films_split(codes)` (a TFDS split expression),
+  imported when used (the builder is not needed to read a protocol)."""
+  module: str
+
+  @property
+  def _m(self):
+    return importlib.import_module(self.module)
+
+  @property
+  def films(self) -> tuple[str, ...]:
+    return tuple(self._m.FILMS)
+
+  def film_split(self, code: str) -> str:
+    return self._m.film_split(code)
+
+  def all_films_split(self, codes: Sequence[str]) -> str:
+    return self._m.all_films_split(list(codes))
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """What a benchmark adds to the common evaluation."""
+  dataset: str
+  title: str = ""                         # the benchmark's name in messages
+  official_after_evaluation: bool = False  # write eval/test/official.json after evaluating
+  folds: Folds | None = None              # leave-one-film-out folds (python -m emojax.folds)
+
+  def official(self, config: str, eval_dir) -> dict:
+    """The benchmark's official numbers from a finished run's evaluation files."""
+    return official_numbers(self.dataset, config, eval_dir)
+
+  def fold_scheme(self) -> Folds:
+    """The leave-one-film-out folds, or a ConfigError naming the datasets that have some."""
+    if self.folds is None:
+      from emojax.errors import ConfigError  # pylint: disable=import-outside-toplevel
+      have = sorted(k for k, v in PROTOCOLS.items() if v.folds is not None)
+      raise ConfigError(f"dataset {self.dataset!r} (config.dataset.name) has no leave-one-film-out "
+                        f"folds; folds exist for {have}")
+    return self.folds
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "mediaeval2018": Protocol("mediaeval2018", "MediaEval 2018", official_after_evaluation=True),
+    "liris_accede": Protocol("liris_accede", "LIRIS-ACCEDE"),
+    "cognimuse": Protocol("cognimuse", "COGNIMUSE", folds=Folds("emojax.datasets.cognimuse")),
+}
+
+
+def get(dataset: str) -> Protocol:
+  """The protocol of a dataset (by config.dataset.name); a plain one for other datasets."""
+  return PROTOCOLS.get(dataset) or Protocol(dataset, dataset)

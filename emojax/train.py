@@ -43,20 +43,15 @@ def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None
               "config.checkpoint.keep": config.checkpoint.keep,
               "config.checkpoint.every_steps": config.checkpoint.every_steps,
               "config.log.every_steps": config.log.every_steps}
-  if task.unit == "second":
-    positive["config.data.clip_seconds"] = d.clip_seconds
   for key, v in positive.items():
     if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
       raise errors.ConfigError(f"{key}={v!r}: must be a positive integer")
+  input_pipeline.store_class(task.unit).check_config(config, task)   # the data unit's own keys
   if d.batch_size % jax.process_count():  # several processes: each reads an equal slice
     raise errors.ConfigError(
         f"config.data.batch_size={d.batch_size} is not divisible by the {jax.process_count()} "
         "processes of this run (each process reads an equal slice of every batch); use a "
         f"multiple of {jax.process_count()}")
-  if task.kind == "classification" and task.unit != "clip":
-    raise errors.ConfigError(
-        f"method {config.method!r} classifies, which needs a per-clip dataset (one example per "
-        f"clip); config.dataset.name={config.dataset.name!r} is read per second")
   if "optim" in config:   # the common optimizer block, checked once before anything is written
     contract.make_optimizer(contract.optimizer_spec(config.optim), steps=1, steps_per_epoch=1)
   if not config.dataset.splits.train:
@@ -119,16 +114,7 @@ class Trainer:
     self._writer = None
 
   def _check_window(self, num_clips: int, what: str) -> None:
-    """A window longer than every training film would train on padding only."""
-    if self.task.unit != "second":
-      return
-    need = num_clips * self.config.data.clip_seconds
-    longest = int(max(self.stores["train"].lengths))
-    if need > longest:
-      raise errors.ConfigError(
-          f"{what} reads windows of {num_clips} clips x {self.config.data.clip_seconds} s = "
-          f"{need} s, longer than every training film (longest {longest} s); lower the method's "
-          "window length (num_clips) or config.data.clip_seconds")
+    self.stores["train"].check_window(num_clips, self.config.data.clip_seconds, what)
 
   # Logging ------------------------------------------------------------------------------------
   @property
@@ -235,11 +221,9 @@ class Trainer:
   def _duration(self, phase: Phase) -> tuple[int, int]:
     """(steps, examples per epoch) of a phase."""
     d = self.config.data
-    if self.task.unit == "second":
-      n = len(input_pipeline.window_index(self.stores["train"], d.clip_seconds, phase.num_clips,
-                                          d.train_stride))
-    else:
-      n = len(self.stores["train"])
+    n = self.stores["train"].examples_per_epoch(num_clips=phase.num_clips,
+                                                clip_seconds=d.clip_seconds,
+                                                stride=d.train_stride)
     steps = contract.to_steps(phase.steps, phase.epochs, examples_per_epoch=n,
                               batch_size=d.batch_size, what=f"phase {phase.name}")
     if steps <= 0:
@@ -250,13 +234,9 @@ class Trainer:
 
   def _batches(self, phase: Phase, start: int):
     d, cfg = self.config.data, self.config
-    seed = cfg.seed + _stable_hash(phase.name)
-    if self.task.unit == "clip":
-      return input_pipeline.clip_train_batches(self.stores["train"], batch_size=d.batch_size,
-                                               seed=seed, start_step=start)
-    return input_pipeline.train_batches(
-        self.stores["train"], clip_seconds=d.clip_seconds, num_clips_per_window=phase.num_clips,
-        batch_size=d.batch_size, seed=seed, start_step=start, stride=d.train_stride)
+    return self.stores["train"].train_batches(
+        clip_seconds=d.clip_seconds, num_clips=phase.num_clips, batch_size=d.batch_size,
+        seed=cfg.seed + _stable_hash(phase.name), start_step=start, stride=d.train_stride)
 
   def run_phase(self, phase: Phase) -> dict:
     cfg = self.config

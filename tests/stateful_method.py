@@ -24,7 +24,7 @@ class Net(nnx.Module):
     self.fc2 = nnx.Linear(hidden, 1, rngs=rngs)
 
   def __call__(self, batch: dict, rngs) -> jax.Array:
-    mask_BxLxS = batch["second_mask"].astype(jnp.float32)
+    mask_BxLxS = batch["x_mask"][MODALITIES[0]].astype(jnp.float32)
     feats = []
     for m in MODALITIES:
       x_BxLxSxD = batch["x"][m]

@@ -120,11 +120,11 @@ def window_batch(rng, b=3, l=4, s=3, streams=DIMS):
   cm = np.ones((b, l), bool)
   cm[0, -1] = False
   y = rng.uniform(-1, 1, (b, l)).astype(np.float32)
-  return {"x": x, "second_mask": sm, "clip_mask": cm, "y": {"arousal": y}}
+  return {"x": x, "x_mask": {k: sm for k in x}, "clip_mask": cm, "y": {"arousal": y}}
 
 
 def np_clip_means(batch):
-  sm = batch["second_mask"].astype(np.float64)
+  sm = next(iter(batch["x_mask"].values())).astype(np.float64)
   return {k: (v * sm[..., None]).sum(2) / sm.sum(2)[..., None] for k, v in batch["x"].items()}
 
 
@@ -204,7 +204,7 @@ def test_per_clip_subsegments_match_numpy():
   mask = np.zeros((2, 12), bool)
   mask[0, :9] = True
   mask[1, :12] = True
-  got = np.asarray(aan.subsegment_features({"x": {"a": x}, "second_mask": mask}, ["a"], 4)["a"])
+  got = np.asarray(aan.subsegment_features({"x": {"a": x}, "x_mask": {"a": mask}}, ["a"], 4)["a"])
   for b in range(2):
     n = mask[b].sum()
     parts = np.array_split(np.arange(n), 4)     # 9 -> 3,2,2,2 ; floor(i*4/9) -> 3,2,2,2 as well
@@ -282,8 +282,30 @@ def test_streams_with_several_feature_axes_average_all_but_the_last():
   x = rng.normal(size=(2, 3, 4, 6, 5)).astype(np.float32)     # (B, L, S, frames, bins)
   sm = rng.random((2, 3, 4)) > 0.3
   sm[..., 0] = True
-  got = np.asarray(aan.clip_features({"x": {"m": x}, "second_mask": sm}, ["m"])["m"])
+  got = np.asarray(aan.clip_features({"x": {"m": x}, "x_mask": {"m": sm}}, ["m"])["m"])
   per_sec = x.astype(np.float64).mean(3)
   want = (per_sec * sm[..., None]).sum(2) / sm.sum(2)[..., None]
   np.testing.assert_allclose(got, want, atol=1e-5)
   assert aan._flat_dim((10, 96, 64)) == 64 and aan._flat_dim(7) == 7
+
+
+def test_per_clip_streams_average_only_the_rows_of_their_clip(tmp_path):
+  """Issue 19: the harness's own per-clip batches (a ClipStore over a dataset whose `segments`
+  stream has 2-4 rows per clip, padded to 4) are averaged over each clip's real rows only."""
+  import clip_method  # pylint: disable=import-outside-toplevel
+  from emojax import input_pipeline  # pylint: disable=import-outside-toplevel
+  config = clip_method.get_config()
+  with config.unlocked():
+    config.dataset.data_dir = str(tmp_path / "data")
+  store = input_pipeline.load_clip_split(config, "train", ("segments",), ("valence",))
+  assert store.ragged == ("segments",)
+  out = contract.Output(lambda m, b, r: b["y"]["valence"], contract.Task(("valence",)))
+  batch = next(iter(store.prediction_batches(out, batch_size=len(store))))
+  rows = [np.asarray(store.source[int(r)]["segments"], np.float64) for r in store.rows]
+  assert {len(r) for r in rows} == {2, 3, 4}       # padding happens in this batch
+  got = np.asarray(aan.clip_vectors(batch, ["segments"])["segments"])
+  np.testing.assert_allclose(got, np.stack([r.mean(0) for r in rows]), atol=1e-5)
+  # The temporal variants' sub-segments: equal parts of the real rows (np.array_split sizes).
+  got = np.asarray(aan.subsegment_features(batch, ["segments"], 2)["segments"])
+  want = np.stack([[p.mean(0) for p in np.array_split(r, 2)] for r in rows])
+  np.testing.assert_allclose(got, want, atol=1e-5)

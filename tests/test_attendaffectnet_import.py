@@ -1,5 +1,6 @@
 """The released Feature AAN (tests/fixtures/attendaffectnet) imported into emojax, matched."""
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -41,8 +42,11 @@ def test_released_model_reproduced_from_the_workdir(fixture, tmp_path):
   sm = np.ones((len(want), 1, 3), bool)
   sm[:, :, 2] = False
   x4 = {s: np.where(sm[..., None], v, 1e3).astype(np.float32) for s, v in x4.items()}
-  per_sec = aan.feature_forward(config, "arousal")(
-      model, {"x": x4, "second_mask": sm, "clip_mask": np.ones((len(want), 1), bool)}, None)
+  per_second = ml_collections.ConfigDict(config.to_dict())   # the same net read per second
+  per_second.inputs.unit = "second"
+  per_sec = aan.feature_forward(per_second, "arousal")(
+      model, {"x": x4, "x_mask": {s: sm for s in x4}, "clip_mask": np.ones((len(want), 1), bool)},
+      None)
   np.testing.assert_allclose(np.asarray(per_sec)[:, 0], want, atol=1e-4, rtol=0)
 
 

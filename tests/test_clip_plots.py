@@ -1,13 +1,12 @@
 """Per-clip plots: regression gets predicted-vs-true scatters, classification confusion matrices
 with the classes by name (the dataset's, else low / medium / high)."""
 
-import types
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from emojax import contract, evaluate, plots, reporting
+from emojax import contract, input_pipeline, plots, reporting
 from emojax.errors import DataError
 
 
@@ -36,10 +35,12 @@ def test_scatter_draws_every_clip_at_its_true_and_predicted_value(tmp_path):
 
 
 def _store(labels, metadata=None):
+  """A ClipStore holding labels and ids only (the report reads no features)."""
   n = len(next(iter(labels.values())))
-  return types.SimpleNamespace(clip_ids=[f"c{i}" for i in range(n)],
-                               film_ids=[f"f{i % 2}" for i in range(n)], labels=labels,
-                               metadata=metadata or {})
+  return input_pipeline.ClipStore(
+      name="test", source=None, rows=np.arange(n), clip_ids=[f"c{i}" for i in range(n)],
+      film_ids=[f"f{i % 2}" for i in range(n)], labels=labels, streams=(), shapes={},
+      metadata=metadata or {})
 
 
 def test_clip_report_draws_scatter_for_regression_and_named_confusion(tmp_path, monkeypatch):
@@ -47,8 +48,8 @@ def test_clip_report_draws_scatter_for_regression_and_named_confusion(tmp_path, 
   true = rng.uniform(-1, 1, 12)
   pred = true * 0.5
   task = contract.Task(("valence", "arousal"), unit="clip")
-  evaluate._clip_report(tmp_path / "reg", task, _store({"valence": true, "arousal": -true}),
-                        {"valence": pred, "arousal": pred})
+  _store({"valence": true, "arousal": -true}).write_report(
+      tmp_path / "reg", task, {"valence": pred, "arousal": pred})
   for t in ("valence", "arousal"):
     with Image.open(tmp_path / "reg" / "plots" / f"scatter_{t}.png") as im:
       assert im.format == "PNG"
@@ -65,9 +66,8 @@ def test_clip_report_draws_scatter_for_regression_and_named_confusion(tmp_path, 
   task = contract.Task(("valence", "arousal"), kind="classification", num_classes=3,
                        loss="softmax_ce", unit="clip", best_metric="accuracy")
   md = {"class_names": {"arousal": ["calm", "neutral", "active"]}}
-  evaluate._clip_report(tmp_path / "cls", task,
-                        _store({"valence_class": labels, "arousal_class": labels}, md),
-                        {"valence": logits, "arousal": logits})
+  _store({"valence_class": labels, "arousal_class": labels}, md).write_report(
+      tmp_path / "cls", task, {"valence": logits, "arousal": logits})
   assert drawn["valence"][0] == ["low", "medium", "high"]
   assert drawn["arousal"][0] == ["calm", "neutral", "active"]
   np.testing.assert_array_equal(drawn["valence"][1], [[1, 0, 1], [0, 2, 0], [0, 1, 1]])

@@ -100,7 +100,8 @@ def test_the_step_returns_updated_batch_statistics():
   rng = np.random.default_rng(0)
   batch = {"x": {"audio": jnp.asarray(rng.normal(3.0, 1, (4, 2, 5, 3)), jnp.float32),
                  "action": jnp.asarray(rng.normal(0, 1, (4, 2, 5, 2)), jnp.float32)},
-           "second_mask": jnp.ones((4, 2, 5), bool), "clip_mask": jnp.ones((4, 2), bool),
+           "x_mask": {m: jnp.ones((4, 2, 5), bool) for m in ("audio", "action")},
+           "clip_mask": jnp.ones((4, 2), bool),
            "y": {"arousal": jnp.zeros((4, 2))}}
   # Independent expectation: BatchNorm's running mean after one step = momentum-weighted mean of
   # the first layer's outputs over the batch.
@@ -254,7 +255,7 @@ def test_sliding_windows_end_at_every_second(tmp_path):
 
   def forward(model, batch, rngs):
     del model, rngs
-    m = batch["second_mask"][..., None].astype(jnp.float32)
+    m = batch["x_mask"]["audio"][..., None].astype(jnp.float32)
     return (batch["x"]["audio"] * m).sum((2, 3))    # (B, 1)
   out = contract.Output(forward, contract.Task(("valence",)), sliding_seconds=w)
   preds = inference.predict_outputs(nnx.Linear(1, 1, rngs=nnx.Rngs(0)), {"valence": out}, store,

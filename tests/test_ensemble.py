@@ -33,7 +33,7 @@ def _batch(step, member=None):
   return {"x": {m: rng.normal(size=(B, L, 1, d)).astype(np.float32) for m, d in DIMS.items()},
           "y": {t: rng.uniform(-1, 1, size=(B, L)).astype(np.float32)
                 for t in ("valence", "arousal")},
-          "second_mask": mask[..., None], "clip_mask": mask}
+          "x_mask": {m: mask[..., None] for m in DIMS}, "clip_mask": mask}
 
 
 def _stack(trees):

@@ -53,3 +53,12 @@ def test_run_folds_skips_finished_and_pools(tmp_path):
   assert s["std"]["arousal"]["pcc"] == pytest.approx(np.std(per), abs=1e-6)
   md = (tmp_path / "folds.md").read_text()
   assert "| pooled |" in md and "| SIL |" in md and "mean +- std" in md
+
+
+def test_folds_of_a_dataset_without_them_are_refused_naming_the_key():
+  c = aan_config.get_config("cognimuse,arousal")
+  with c.unlocked():
+    c.dataset.name = "mediaeval2018"
+  with pytest.raises(errors.ConfigError,
+                     match=r"config.dataset.name.*folds exist for \['cognimuse'\]"):
+    folds.run_folds(c, "/nonexistent", train_fn=lambda *a: pytest.fail("trained without folds"))

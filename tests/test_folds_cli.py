@@ -7,6 +7,7 @@ import pytest
 
 from conftest import REPO
 from emojax import folds
+from emojax.datasets import cognimuse
 
 CONFIG = f"--config={REPO}/configs/attendaffectnet.py:cognimuse,arousal"
 
@@ -23,7 +24,8 @@ def test_config_overrides_reach_the_folds(tmp_path, monkeypatch, capsys):
                    "--config.optim.learning_rate=0.5", "--folds=BMI,CHI", "--validation=test"])
   assert rc == 0, capsys.readouterr().err
   assert seen == {"manual_dir": "/data/cog", "lr": 0.5, "workdir": str(tmp_path),
-                  "folds": ["BMI", "CHI"], "films": folds.cognimuse.FILMS, "validation": "test"}
+                  "folds": ["BMI", "CHI"], "films": None,  # the protocol's films
+                  "validation": "test"}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -58,4 +60,4 @@ def test_the_real_command_line_documents_every_flag_and_takes_overrides(tmp_path
   assert r.returncode == 2
   assert r.stderr.strip().splitlines() == [
       "error: unknown fold 'NOPE' (--folds); the folds are the films "
-      + ", ".join(folds.cognimuse.FILMS)]
+      + ", ".join(cognimuse.FILMS)]

@@ -38,7 +38,7 @@ def _batch(seed=0):
   mask[3, :] = False           # a blank row of a padded evaluation batch
   x = {m: rng.normal(size=(B, L, 1, d)).astype(np.float32) for m, d in DIMS.items()}
   y = {t: rng.uniform(-1, 1, size=(B, L)).astype(np.float32) for t in ("valence", "arousal")}
-  return {"x": x, "y": y, "second_mask": mask[..., None], "clip_mask": mask}
+  return {"x": x, "y": y, "x_mask": {m: mask[..., None] for m in x}, "clip_mask": mask}
 
 
 @functools.lru_cache(maxsize=None)

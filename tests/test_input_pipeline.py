@@ -27,7 +27,7 @@ def test_eval_windows_cover_every_second_once_with_masks():
     for b in range(3):
       f, c0 = int(batch["film_index"][b]), int(batch["clip_start"][b])
       for k in range(2):
-        valid = batch["second_mask"][b, k]
+        valid = batch["x_mask"]["b"][b, k]
         assert batch["clip_mask"][b, k] == valid.any()
         for s in np.flatnonzero(valid):
           second = (c0 + k) * 5 + s
@@ -95,3 +95,17 @@ def test_bad_films_are_refused_naming_the_film(mutate, message):
   with pytest.raises(errors.DataError, match=message) as e:
     input_pipeline.FilmStore.from_examples("toy/train", [ex], ["a", "b"], ["valence"])
   assert "'bad'" in str(e.value)
+
+
+def test_every_unit_has_a_store_with_the_whole_protocol():
+  from emojax import contract, errors  # pylint: disable=import-outside-toplevel
+  assert set(input_pipeline.STORES) == set(contract.UNITS)
+  members = [k for k in vars(input_pipeline.Store) if not k.startswith("_")]
+  assert {"train_batches", "prediction_batches", "collector", "finish", "score",
+          "write_report"} <= set(members)
+  for unit, cls in input_pipeline.STORES.items():
+    assert cls.unit == unit
+    missing = [k for k in members if not hasattr(cls, k)]
+    assert not missing, f"{cls.__name__} lacks {missing} of the Store protocol"
+  with pytest.raises(errors.ConfigError, match="data unit 'frame'.*known units"):
+    input_pipeline.store_class("frame")

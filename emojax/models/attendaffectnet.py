@@ -32,13 +32,14 @@ One network per target (the paper trains valence and arousal separately):
   tokens concatenated (d = 8 x streams, emojax's choice: the paper's appendix is not in the text),
   then the temporal stage.
 
-Inputs. Per-second windows (unit "second"): x[stream] (B, L, S, *row) with second_mask (B, L, S):
+Inputs. Per-second windows (unit "second"): x[stream] (B, L, S, *row) with x_mask[stream] (B, L, S):
 each clip of `data.clip_seconds` seconds is one segment, its streams averaged over the valid seconds
 (done here in the forward; the data are not copied); a stream with several feature axes per second
 (log-mel frames x bins) is first averaged over all but the last. Per-clip examples (unit "clip"):
-x[stream] (B, D) is used as is, (B, T, *row) is averaged over T (over `batch["second_mask"]` (B, T)
-when the batch has one); the temporal variants split each clip's valid seconds into L equal
-sub-segments (the paper's 4 sub-segments of a MediaEval 2016 excerpt).
+x[stream] (B, D) is used as is, (B, T, *row) is averaged over T (over its valid rows
+`batch["x_mask"][stream]` (B, T) when the harness padded it); the temporal variants split each
+clip's valid seconds into L equal sub-segments (the paper's 4 sub-segments of a MediaEval 2016
+excerpt). The layout comes from `config.inputs.unit`, never from the batch's masks.
 """
 
 from __future__ import annotations
@@ -296,10 +297,10 @@ class AttendAffectNet(nnx.Module):
 
 def clip_features(batch: dict, streams: Sequence[str]) -> dict[str, jax.Array]:
   """Per-second windows x (B, L, S, *row) -> each clip's mean over its valid seconds (B, L, D)."""
-  mask = batch["second_mask"].astype(jnp.float32)
   out = {}
   for s in streams:
     x = _last_axis(batch["x"][s], 3)
+    mask = batch["x_mask"][s].astype(jnp.float32)
     out[s] = jnp.einsum("blsd,bls->bld", x, mask) / jnp.maximum(mask.sum(-1), 1.0)[..., None]
   return out
 
@@ -310,8 +311,7 @@ def subsegment_features(batch: dict, streams: Sequence[str], num: int) -> dict[s
   for s in streams:
     x = _last_axis(batch["x"][s], 2)
     b, t = x.shape[:2]
-    mask = batch.get("second_mask")
-    mask = jnp.ones((b, t), jnp.float32) if mask is None else mask.astype(jnp.float32)
+    mask = _row_mask(batch, s, b, t)
     n = jnp.maximum(mask.sum(-1, keepdims=True), 1.0)                    # (B, 1)
     idx = jnp.cumsum(mask, axis=-1) - 1.0                                # valid position
     part = jnp.clip(jnp.floor(idx * num / n), 0, num - 1).astype(jnp.int32)
@@ -331,10 +331,16 @@ def clip_vectors(batch: dict, streams: Sequence[str]) -> dict[str, jax.Array]:
       continue
     x = _last_axis(x, 2)
     b, t = x.shape[:2]
-    mask = batch.get("second_mask")
-    mask = jnp.ones((b, t), jnp.float32) if mask is None else mask.astype(jnp.float32)
+    mask = _row_mask(batch, s, b, t)
     out[s] = jnp.einsum("btd,bt->bd", x, mask) / jnp.maximum(mask.sum(-1), 1.0)[:, None]
   return out
+
+
+def _row_mask(batch: dict, stream: str, b: int, t: int) -> jax.Array:
+  """(B, T) float: the valid rows of a per-clip stream (`x_mask`: the harness pads ragged streams
+  and marks their rows there; a stream without an entry has no padding)."""
+  mask = batch.get("x_mask", {}).get(stream)
+  return jnp.ones((b, t), jnp.float32) if mask is None else mask.astype(jnp.float32)
 
 
 def check_streams(batch: dict, streams: Sequence[str]) -> None:
@@ -358,7 +364,7 @@ def feature_forward(config, target: str):
   def forward(model: AttendAffectNet, batch: dict, rngs=None):
     check_streams(batch, streams)
     net = model.nets[target]
-    if batch["clip_mask"].ndim == 1:       # per-clip examples -> (B,)
+    if _unit(config) == "clip":            # per-clip examples -> (B,)
       return net(clip_vectors(batch, streams), rngs)
     return net(clip_features(batch, streams), rngs)          # (B, L)
   return forward
@@ -367,7 +373,7 @@ def feature_forward(config, target: str):
 def _temporal_inputs(config, batch):
   streams = layout.streams(config)
   check_streams(batch, streams)
-  if batch["clip_mask"].ndim == 1:   # per-clip: L equal sub-segments of each clip
+  if _unit(config) == "clip":        # per-clip: L equal sub-segments of each clip
     feats = subsegment_features(batch, streams, config.model.num_clips)
     valid = jnp.ones(batch["clip_mask"].shape + (config.model.num_clips,), bool)
   else:
@@ -382,7 +388,7 @@ def temporal_infer_forward(config, target: str):
     del rngs
     feats, valid = _temporal_inputs(config, batch)
     out = model.nets[target].autoregressive(feats, valid)
-    return out[:, -1] if batch["clip_mask"].ndim == 1 else out
+    return out[:, -1] if _unit(config) == "clip" else out
   return forward
 
 
@@ -397,7 +403,7 @@ def temporal_train_forward(config, target: str):
       return infer(model, batch, None)
     feats, valid = _temporal_inputs(config, batch)
     y = batch["y"][target].astype(jnp.float32)
-    if y.ndim == 1:    # per-clip: every sub-segment carries the clip's value; the clip's
+    if _unit(config) == "clip":   # every sub-segment carries the clip's value; the clip's
       y = jnp.broadcast_to(y[:, None], valid.shape)   # prediction is the last output
       return model.nets[target].teacher_forced(feats, y, valid, rngs)[:, -1]
     return model.nets[target].teacher_forced(feats, y, valid, rngs)

@@ -198,8 +198,8 @@ class GruMoe(nnx.Module):
 
   def encode(self, batch: dict) -> tuple[jax.Array, jax.Array]:
     """Concatenated per-second encoder outputs (B, T, M H) and the valid seconds (B, T)."""
-    b, l, s = batch["second_mask"].shape
-    mask_BxT = batch["second_mask"].reshape(b, l * s)
+    b, l, s = batch["x_mask"][self.modalities[0]].shape   # every stream's valid seconds
+    mask_BxT = batch["x_mask"][self.modalities[0]].reshape(b, l * s)
     xs = {k: batch["x"][k].reshape(b, l * s, -1) for k in self.modalities}
     if self.encoder_kind == "tcn":
       hs = [self.encoder[k](xs[k], mask_BxT) for k in self.modalities]
@@ -210,7 +210,7 @@ class GruMoe(nnx.Module):
 
   def __call__(self, batch: dict, rngs: nnx.Rngs | None = None,
                bn_inference: str | None = None) -> dict[str, jax.Array]:
-    b, l, s = batch["second_mask"].shape
+    b, l, s = batch["x_mask"][self.modalities[0]].shape
     h_BxTxF, _ = self.encode(batch)
     # One prediction per clip from the encoder state at the clip's last second: training windows
     # are L one-second clips (S = 1); the harness's sequence-to-one evaluation windows are one clip

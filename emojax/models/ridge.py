@@ -93,7 +93,7 @@ def _forward(config, target: str, per_second: bool = False):
     y_BxLxS = jnp.clip(z @ head.w[...] + head.b[...], -1, 1)
     if per_second:
       return y_BxLxS
-    mask = batch["second_mask"].astype(y_BxLxS.dtype)
+    mask = batch["x_mask"][mods[0]].astype(y_BxLxS.dtype)   # the window's valid seconds
     return (y_BxLxS * mask).sum(-1) / jnp.maximum(mask.sum(-1), 1)
   return forward
 

@@ -73,7 +73,7 @@ class TargetNet(nnx.Module):
   def _clips(batch: dict, m: str) -> tuple[jax.Array, jax.Array]:
     x_BxLxSxD = batch["x"][m]
     b, l, s, d = x_BxLxSxD.shape
-    return x_BxLxSxD.reshape(b * l, s, d), batch["second_mask"].reshape(b * l, s)
+    return x_BxLxSxD.reshape(b * l, s, d), batch["x_mask"][m].reshape(b * l, s)
 
   def encode(self, encoders: nnx.Dict, batch: dict, modalities: Sequence[str]) -> jax.Array:
     """Sum over `modalities` of their encoders' final hidden states: (B*L, 2H)."""
