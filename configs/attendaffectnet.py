@@ -45,11 +45,32 @@ STREAMS = {
 SUBSETS = ("all streams", "audio streams only (`audio`)", "video streams only (`video`)")
 
 
-def model_block(c: ml_collections.ConfigDict, variant: str) -> None:
-  """The network of `variant` (config.model)."""
+def model_block(c: ml_collections.ConfigDict, variant: str, subset: int = 0) -> None:
+  """The network of `variant` (config.model) over the stream subset `subset` (index of SUBSETS)."""
+  feature = variant == "feature"
   a = common.block(c, "model")
   a.variant = variant, ours("the variant named by the config argument (default Feature AAN)")
-  a.d_model = 8, paper("003 Sec. III-C(b)", "each stream -> a fully connected layer of 8")
+  a.d_model = 8, (paper("003 Sec. III-C(b)", "each stream -> a fully connected layer of 8")
+                  if feature else paper("003 Sec. III-C(c)", "each stream -> a fully connected layer of 8; "
+                             "the segment's vectors concatenated: the decoder's width d = 8 x "
+                             "streams, the paper's d = 40 for its five streams; for other stream "
+                             "sets the same rule (emojax's reading: the text gives only d = 40)"))
+  a.norm = "pre", released("003", "pre-norm residual blocks x + Dropout(sublayer(LN(x))) and a "
+                           "final LN; 'post' = the paper's text (003 Sec. III-C(a): 'a residual "
+                           "connection followed by a layer normalization', LN(x + sublayer(x)), "
+                           "no final LN)")
+  if subset == 0:
+    a.feed_forward = "relu", released("003", "the five-stream model's FF Dropout(ReLU(w(x))), one "
+                                      "8 x 8 linear (003 Sec. IV-B(b): 'from two to only one')")
+    a.head_activation = "none", released("003", "the five-stream model's head Linear(Dropout(mean "
+                                         "of the tokens))")
+  else:
+    which = "audio-only / video-only models" + ("" if feature else " (Feature AAN; no Temporal "
+                                                 "AAN released: emojax's choice to follow them)")
+    a.feed_forward = "x_plus_tanh", released("003", f"the {which}' FF w(Dropout(x + tanh(x))), "
+                                             "one 8 x 8 linear; 'relu' = the five-stream model's")
+    a.head_activation = "tanh", released("003", f"the {which}' head Linear(Dropout(tanh(mean of "
+                                         "the tokens))); 'none' = the five-stream model's")
   a.heads = 2, paper("003 Sec. IV-B(b)", "two heads beat eight")
   a.encoder_layers = 6, released("003", "6 encoder layers")
   a.decoder_layers = 6, ours("the Transformer's N = 6, as the released encoder")
@@ -88,8 +109,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if "valence" in words or "arousal" in words:
     common.block(c, "").targets = tuple(t for t in ("valence", "arousal") if t in words), ours(
         "the target named by the config argument")
-  model_block(c, variant)
   subset = 1 if "audio" in words else 2 if "video" in words else 0
+  model_block(c, variant, subset)
   i = common.block(c, "inputs")
   i.streams = STREAMS["synthetic"][subset], ours(
       f"the synthetic benchmark's {SUBSETS[subset]}; token order = this order")
