@@ -16,9 +16,10 @@ Arguments (comma separated):
     `intended_5s`), lr 5e-4 / 1e-3, dropout 0.1 / 0.5, batch 30 (paper), one row = one segment;
   `mediaeval2016`: MediaEval 2016 Global (`liris_accede` builder, `mediaeval2016_global`, one
     example per clip), lr 0.01, batch 40 (arousal) / 20 (valence) (paper). The model reads
-    (B, T, D) clips (averaged over T, or over 4 sub-segments for the temporal variants), but the
-    harness's per-clip store wants one shape per stream and the builder's per-second streams have
-    the clip's own length (8-12 s): until one of them pads/crops, this config does not load;
+    (B, T, D) clips (averaged over T, or over 4 sub-segments for the temporal variants); the
+    harness pads each clip's per-second streams (8-12 s) to the longest clip. No validation split:
+    `data.holdout_fraction` of the training films choose the best step (tests/
+    test_attendaffectnet_train.py trains it on a LIRIS-ACCEDE fixture tree through main.py);
   `valence` / `arousal`: one target (default both, each its own network, trained one after the
     other); `audio` / `video`: the audio-only / video-only stream subsets of the dataset;
   `runlocal`: the small synthetic benchmark and a short run.
