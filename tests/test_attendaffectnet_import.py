@@ -130,6 +130,8 @@ def test_bad_state_dicts_name_the_parameter(fixture, tmp_path):
   audio = dict(np.load(npz.parent / "mdb_arousal_feature_aan_only_audio.npz"))
   with pytest.raises(errors.ConfigError, match=r"src_embed\.0\.lut\.weight"):
     imp.check_state_dict(dict(audio, **{k: sd[k] for k in imp.UNUSED}))
+  with pytest.raises(errors.ConfigError, match=r"has 2 \(reduced_4\.\.reduced_5\)"):
+    imp.import_released(audio, "arousal", tmp_path / "y", streams=("vggish",))
   with pytest.raises(errors.ConfigError, match=r"reduced_\[4, 5, 9\]"):
     imp.check_state_dict(dict(audio, **{"reduced_9.weight": audio["reduced_5.weight"],
                                         "reduced_9.bias": audio["reduced_5.bias"]}))

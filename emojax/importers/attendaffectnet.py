@@ -258,7 +258,8 @@ def import_released(state_dict: str | pathlib.Path | Mapping[str, np.ndarray], t
   streams = tuple(streams)
   if len(streams) != n:
     raise errors.ConfigError(f"--streams names {len(streams)} streams {streams}; the state dict has "
-                             f"{n} (linear1..linear{n})")
+                             f"{n} ({arch['prefix']}{arch['ids'][0]}..{arch['prefix']}"
+                             f"{arch['ids'][-1]})")
   workdir = pathlib.Path(workdir)
   if (workdir / "final_model").exists() and not overwrite:
     raise errors.ConfigError(f"{workdir} already holds a model; choose a new --workdir (or "
