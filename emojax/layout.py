@@ -116,6 +116,9 @@ def _upgrade_layout(saved: Mapping) -> dict:
     _move(d, "aan.streams", "inputs.streams")
     _move(d, "aan.unit", "inputs.unit")
     d["model"] = d.pop("aan", {})
+    # Keys added later (issue 19): configs saved before them ran the five-stream released form.
+    for k, v in (("norm", "pre"), ("feed_forward", "relu"), ("head_activation", "none")):
+      d["model"].setdefault(k, v)
     _move(d, "train.eval_every", "train.eval_every_steps")
   elif method == "fusion_lstm":
     model = d.get("model", {})

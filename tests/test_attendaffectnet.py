@@ -62,20 +62,32 @@ def np_mha(q_in, kv_in, p, mask, heads=2):
   return np_lin((s @ v).transpose(0, 2, 1, 3).reshape(n, tq, d), p["out"])
 
 
-def np_encode(tokens, p, kind):
+def np_ff(x, p, ff):
+  """relu: ReLU(w x); x_plus_tanh: w(x + tanh x) (the released audio-only / video-only FF)."""
+  return np_lin(x + np.tanh(x), p) if ff == "x_plus_tanh" else np.maximum(np_lin(x, p), 0)
+
+
+def np_block(x, ln_p, fn, kind, norm):
+  """pre: x + f(LN(x)); post (the paper's text): LN(x + f(x))."""
+  return np_ln(x + fn(x), ln_p, kind) if norm == "post" else x + fn(np_ln(x, ln_p, kind))
+
+
+def np_encode(tokens, p, kind, norm="pre", ff="relu"):
   lead = tokens.shape[:-2]
   x = tokens.reshape(-1, *tokens.shape[-2:])
   for i in sorted(p["layers"]):
     lp = p["layers"][i]
-    y = np_ln(x, lp["norm1"], kind)
-    x = x + np_mha(y, y, lp["attn"], None)
-    x = x + np.maximum(np_lin(np_ln(x, lp["norm2"], kind), lp["ff"]["w"]), 0)
-  return np_ln(x, p["norm"], kind).reshape(*lead, *x.shape[-2:])
+    x = np_block(x, lp["norm1"], lambda y: np_mha(y, y, lp["attn"], None), kind, norm)
+    x = np_block(x, lp["norm2"], lambda y: np_ff(y, lp["ff"]["w"], ff), kind, norm)
+  if norm == "pre":    # post-norm: no final LayerNorm
+    x = np_ln(x, p["norm"], kind)
+  return x.reshape(*lead, *x.shape[-2:])
 
 
-def np_feature(feats, p, streams, kind):
+def np_feature(feats, p, streams, kind, norm="pre", ff="relu", head="none"):
   t = np.stack([np_lin(feats[s], p["streams"]["proj"][s]) for s in streams], -2)
-  return np_lin(np_encode(t, p["streams"], kind).mean(-2), p["head"])[..., 0]
+  pooled = np_encode(t, p["streams"], kind, norm, ff).mean(-2)
+  return np_lin(np.tanh(pooled) if head == "tanh" else pooled, p["head"])[..., 0]
 
 
 def np_pe(l, d):
@@ -89,11 +101,12 @@ def np_pe(l, d):
   return pe
 
 
-def np_decode(feats, prev, valid, p, streams, kind, start, feature=False, causal_memory=True):
+def np_decode(feats, prev, valid, p, streams, kind, start, feature=False, causal_memory=True,
+              norm="pre", ff="relu", head="none"):
   """Outputs (B, L) of the decoder given the previous values prev (B, L) (position j reads <j)."""
   if feature:
     t = np.stack([np_lin(feats[s], p["streams"]["proj"][s]) for s in streams], -2)
-    t = np_encode(t, p["streams"], kind)
+    t = np_encode(t, p["streams"], kind, norm, ff)
   else:
     t = np.stack([np_lin(feats[s], p["streams"]["proj"][s]) for s in streams], -2)
   b, l = t.shape[:2]
@@ -106,11 +119,12 @@ def np_decode(feats, prev, valid, p, streams, kind, start, feature=False, causal
   mem_mask = self_mask if causal_memory else np.broadcast_to(valid[:, None, :], (b, l, l))
   for i in sorted(p["layers"]):
     lp = p["layers"][i]
-    y = np_ln(x, lp["norm1"], kind)
-    x = x + np_mha(y, y, lp["self_attn"], self_mask)
-    x = x + np_mha(np_ln(x, lp["norm2"], kind), mem, lp["src_attn"], mem_mask)
-    x = x + np.maximum(np_lin(np_ln(x, lp["norm3"], kind), lp["ff"]["w"]), 0)
-  return np_lin(np_ln(x, p["norm"], kind), p["head"])[..., 0]
+    x = np_block(x, lp["norm1"], lambda y: np_mha(y, y, lp["self_attn"], self_mask), kind, norm)
+    x = np_block(x, lp["norm2"], lambda y: np_mha(y, mem, lp["src_attn"], mem_mask), kind, norm)
+    x = np_block(x, lp["norm3"], lambda y: np_ff(y, lp["ff"]["w"], ff), kind, norm)
+  if norm == "pre":
+    x = np_ln(x, p["norm"], kind)
+  return np_lin(np.tanh(x) if head == "tanh" else x, p["head"])[..., 0]
 
 
 def window_batch(rng, b=3, l=4, s=3, streams=DIMS):
@@ -131,14 +145,19 @@ def np_clip_means(batch):
 # ---- tests -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["authors", "standard"])
-def test_feature_aan_matches_numpy_on_masked_windows(kind):
+@pytest.mark.parametrize("kind,norm,ff,head", [
+    ("authors", "pre", "relu", "none"), ("standard", "pre", "relu", "none"),
+    ("authors", "post", "relu", "none"), ("authors", "pre", "x_plus_tanh", "tanh"),
+    ("standard", "post", "x_plus_tanh", "none")])
+def test_feature_aan_matches_numpy_on_masked_windows(kind, norm, ff, head):
   rng = np.random.default_rng(0)
-  c, model = make("feature", layer_norm=kind)
+  c, model = make("feature", layer_norm=kind, norm=norm, feed_forward=ff, head_activation=head)
+  if norm == "post":   # post-norm layers end in their own LayerNorm: no final one
+    assert model.nets["arousal"].streams.norm is None
   batch = window_batch(rng)
   got = aan.outputs(c)["arousal"].forward(model, batch, None)
   want = np_feature(np_clip_means(batch), np_params(model.nets["arousal"]), tuple(c.inputs.streams),
-                    kind)
+                    kind, norm, ff, head)
   assert got.shape == (3, 4)
   np.testing.assert_allclose(np.asarray(got), want, atol=2e-5)
 
@@ -155,23 +174,26 @@ def test_layer_norms_differ():
     aan.LayerNorm(8, "rms")
 
 
-@pytest.mark.parametrize("variant", ["temporal", "feature_temporal"])
-def test_temporal_teacher_forcing_and_autoregression_match_numpy(variant):
+@pytest.mark.parametrize("variant,norm,ff,head", [
+    ("temporal", "pre", "relu", "none"), ("feature_temporal", "pre", "relu", "none"),
+    ("temporal", "post", "x_plus_tanh", "tanh"), ("feature_temporal", "post", "relu", "none")])
+def test_temporal_teacher_forcing_and_autoregression_match_numpy(variant, norm, ff, head):
   rng = np.random.default_rng(2)
-  c, model = make(variant)
+  c, model = make(variant, norm=norm, feed_forward=ff, head_activation=head)
   batch = window_batch(rng)
   p, streams = np_params(model.nets["arousal"]), tuple(c.inputs.streams)
   feats, valid = np_clip_means(batch), batch["clip_mask"]
   feature = variant == "feature_temporal"
+  arch = dict(norm=norm, ff=ff, head=head)
   # Teacher forcing (a training step: rngs given; model.eval() keeps dropout off).
   tf = aan.temporal_train_forward(c, "arousal")(model, batch, nnx.Rngs(dropout=0))
   want_tf = np_decode(feats, batch["y"]["arousal"].astype(np.float64), valid, p, streams,
-                      "authors", 0.25, feature)
+                      "authors", 0.25, feature, **arch)
   np.testing.assert_allclose(np.asarray(tf)[valid], want_tf[valid], atol=2e-5)
   # Step by step in NumPy: step j feeds the outputs of steps < j.
   out = np.zeros((3, 4))
   for j in range(4):
-    out[:, j] = np_decode(feats, out, valid, p, streams, "authors", 0.25, feature)[:, j]
+    out[:, j] = np_decode(feats, out, valid, p, streams, "authors", 0.25, feature, **arch)[:, j]
   ar = jax.jit(lambda m, b: aan.outputs(c)["arousal"].forward(m, b, None))(model, batch)
   np.testing.assert_allclose(np.asarray(ar)[valid], out[valid], atol=2e-5)
   # Validation during training (no rngs) decodes step by step too, never from the labels.
@@ -275,6 +297,26 @@ def test_bad_inputs():
     c2.model.variant = "decoder"
   with pytest.raises(errors.ConfigError, match="model.variant"):
     aan.create(c2, DIMS, nnx.Rngs(0))
+  for key, bad in (("norm", "sandwich"), ("feed_forward", "gelu"), ("head_activation", "relu")):
+    c3 = aan_config.get_config("feature")
+    with c3.unlocked():
+      c3.model[key] = bad
+    with pytest.raises(errors.ConfigError, match=rf"config\.model\.{key}='{bad}'"):
+      aan.create(c3, DIMS, nnx.Rngs(0))
+
+
+def test_temporal_width_is_8_per_stream():
+  """The paper's d = 40 for its five streams (003 Sec. III-C(c)); 8 x streams for other sets."""
+  dims = {s: 3 for s in aan.RELEASED_STREAMS}
+  for streams, d in ((aan.RELEASED_STREAMS, 40), (aan.RELEASED_STREAMS[3:], 16),
+                     (aan.RELEASED_STREAMS[:3], 24)):
+    c = aan_config.get_config("temporal,arousal")
+    with c.unlocked():
+      c.inputs.streams = streams
+      c.model.decoder_layers = 1
+    net = aan.create(c, dims, nnx.Rngs(0)).nets["arousal"]
+    assert net.d == d and net.head.kernel[...].shape == (d, 1)
+    assert net.layers[0].self_attn.q.kernel[...].shape == (d, d)
 
 
 def test_streams_with_several_feature_axes_average_all_but_the_last():

@@ -50,6 +50,58 @@ def test_released_model_reproduced_from_the_workdir(fixture, tmp_path):
   np.testing.assert_allclose(np.asarray(per_sec)[:, 0], want, atol=1e-4, rtol=0)
 
 
+# The authors' three released models: (file stem, input streams in order, the config keys they
+# run with), from tests/fixtures/attendaffectnet/README.md.
+RELEASED = [
+    ("mdb_arousal_feature_aan_video_audio", aan.RELEASED_STREAMS, "relu", "none"),
+    ("mdb_arousal_feature_aan_only_audio", ("vggish", "emobase"), "x_plus_tanh", "tanh"),
+    ("mdb_arousal_feature_aan_only_video", ("resnet50", "flownet", "i3d"), "x_plus_tanh", "tanh"),
+]
+
+
+@pytest.mark.parametrize("stem,streams,feed_forward,head", RELEASED,
+                         ids=[r[0].rsplit("_", 2)[-2] + "_" + r[0].rsplit("_", 1)[-1]
+                              for r in RELEASED])
+def test_each_released_model_through_the_cli_and_the_harness(fixtures_dir, tmp_path, capsys,
+                                                              stem, streams, feed_forward, head):
+  d = fixtures_dir / "attendaffectnet"
+  inputs = np.load(d / "sample_inputs.npz")
+  want = np.load(d / f"{stem}_outputs.npy")
+  out = tmp_path / "run"
+  assert imp.main(["--state_dict", str(d / f"{stem}.npz"), "--target", "arousal",
+                   "--workdir", str(out)]) == 0
+  assert ", ".join(f"{s} ({inputs[s].shape[1]})" for s in streams) in capsys.readouterr().out
+  from emojax import evaluate  # pylint: disable=import-outside-toplevel
+  config = evaluate.load_run_config(out)
+  assert tuple(config.inputs.streams) == streams
+  assert (config.model.feed_forward, config.model.head_activation, config.model.norm) == (
+      feed_forward, head, "pre")
+  _, model, meta, stats = evaluate.load_trained_model(config, out / "final_model")
+  model.eval()
+  assert meta["modalities"] == list(streams) and not stats
+  # Extra streams in the batch are ignored: the model reads its own, in its order.
+  batch = {"x": {s: inputs[s] for s in aan.RELEASED_STREAMS},
+           "clip_mask": np.ones((len(want),), bool)}
+  got = np.asarray(aan.outputs(config)["arousal"].forward(model, batch, None))
+  np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+  # The other architecture's feed-forward / head would not reproduce them.
+  with config.unlocked():
+    config.model.feed_forward = "relu" if feed_forward != "relu" else "x_plus_tanh"
+  _, other, _, _ = evaluate.load_trained_model(config, out / "final_model")
+  other.eval()
+  assert np.abs(np.asarray(aan.outputs(config)["arousal"].forward(other, batch, None))
+                - want).max() > 1e-2
+
+
+def test_audio_and_video_configs_follow_the_released_subset_models():
+  from configs import attendaffectnet as aan_config  # pylint: disable=import-outside-toplevel
+  for arg, ff, head in (("", "relu", "none"), ("audio", "x_plus_tanh", "tanh"),
+                        ("video", "x_plus_tanh", "tanh"), ("cognimuse,video", "x_plus_tanh", "tanh"),
+                        ("temporal,audio", "x_plus_tanh", "tanh")):
+    c = aan_config.get_config(arg or None)
+    assert (c.model.feed_forward, c.model.head_activation, c.model.norm) == (ff, head, "pre"), arg
+
+
 def test_cli(fixture, tmp_path, capsys):
   npz, _, _ = fixture
   assert imp.main(["--state_dict", str(npz), "--target", "arousal",
@@ -74,6 +126,19 @@ def test_bad_state_dicts_name_the_parameter(fixture, tmp_path):
     imp.check_state_dict(other)
   with pytest.raises(errors.ConfigError, match="not a Feature AAN"):
     imp.check_state_dict({"fc.weight": np.zeros((1, 8), np.float32)})
+  # Both namings of the input layers at once, or a released audio model with the src_embed only
+  # the five-stream model has: refused, naming the parameters.
+  mixed = dict(sd, **{"reduced_4.weight": np.zeros((8, 128), np.float32)})
+  with pytest.raises(errors.ConfigError, match="one naming only"):
+    imp.check_state_dict(mixed)
+  audio = dict(np.load(npz.parent / "mdb_arousal_feature_aan_only_audio.npz"))
+  with pytest.raises(errors.ConfigError, match=r"src_embed\.0\.lut\.weight"):
+    imp.check_state_dict(dict(audio, **{k: sd[k] for k in imp.UNUSED}))
+  with pytest.raises(errors.ConfigError, match=r"has 2 \(reduced_4\.\.reduced_5\)"):
+    imp.import_released(audio, "arousal", tmp_path / "y", streams=("vggish",))
+  with pytest.raises(errors.ConfigError, match=r"reduced_\[4, 5, 9\]"):
+    imp.check_state_dict(dict(audio, **{"reduced_9.weight": audio["reduced_5.weight"],
+                                        "reduced_9.bias": audio["reduced_5.bias"]}))
   with pytest.raises(errors.ConfigError, match="--streams names 2"):
     imp.import_released(sd, "arousal", tmp_path / "x", streams=("a", "b"))
   with pytest.raises(errors.WeightsError, match="--state_dict does not exist"):

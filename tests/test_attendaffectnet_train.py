@@ -71,3 +71,56 @@ def test_leave_one_film_out_on_the_cognimuse_fixture(tmp_path):
   again = folds.run_folds(c, tmp_path / "loo", films=codes,
                           train_fn=lambda *a: pytest.fail("a finished fold was trained again"))
   assert again["pooled"] == s["pooled"]
+
+
+def _main(args):
+  """main.py in-process (config overrides are read from sys.argv by ml_collections)."""
+  import sys  # pylint: disable=import-outside-toplevel
+  import main  # pylint: disable=import-outside-toplevel
+  argv = ["main.py", *args]
+  old = sys.argv
+  try:
+    sys.argv = argv
+    main.FLAGS.unparse_flags()
+    main.FLAGS(argv)
+    return main.run("train")
+  finally:
+    sys.argv = old
+    main.FLAGS.unparse_flags()
+    for name in [n for n in main.FLAGS if n.startswith("config.")]:   # the overrides' flags
+      delattr(main.FLAGS, name)
+
+
+def test_mediaeval2016_global_trains_through_main_on_the_liris_fixture(tmp_path):
+  """configs/attendaffectnet.py:mediaeval2016 on a LIRIS-ACCEDE + MediaEval 2016 Global tree with
+  clips of different lengths (one example per clip, ragged per-second streams): Feature AAN and
+  Temporal AAN (4 sub-segments) each train two steps and predict the 2 Global test clips."""
+  import liris_fixture as lf  # pylint: disable=import-outside-toplevel
+  manual = lf.write_tree(tmp_path / "manual", lf.Layout(videos=True, video_seconds=2.0))
+  for i, c in enumerate(lf.ACCEDE[:4]):   # the real excerpts differ in length (8-12 s)
+    lf.write_video(next(manual.rglob(f"{c.name}.mp4")), 2.0 + 0.6 * i, seed=40 + i)
+  small = [f"--config.dataset.manual_dir={manual}", f"--config.dataset.data_dir={tmp_path / 'd'}",
+           "--config.train.steps=2", "--config.train.epochs=0", "--config.train.eval_every_steps=1",
+           "--config.train.eval_every_epochs=0", "--config.model.encoder_layers=1",
+           "--config.model.decoder_layers=1", "--config.data.batch_size=4",
+           "--config.data.eval_batch_size=4", "--config.checkpoint.every_steps=1"]
+  want = {n: a for n, _, a in lf.GLOBAL16}
+  for variant in ("feature", "temporal"):
+    run = tmp_path / variant
+    assert _main([f"--config=configs/attendaffectnet.py:mediaeval2016,{variant},arousal",
+                  f"--workdir={run}", *small]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["dataset"]["config"], config["inputs"]["unit"], config["model"]["num_clips"],
+            config["optim"]["learning_rate"]) == ("mediaeval2016_global", "clip", 4, 0.01)
+    assert [r["name"] for r in json.loads((run / "phases.json").read_text())] == [
+        f"arousal/{variant}"]
+    rows = np.genfromtxt(run / "eval" / "test" / "predictions.csv", delimiter=",", names=True,
+                         dtype=None, encoding="utf-8")
+    assert {str(n): float(t) for n, t in zip(rows["clip"], rows["arousal_true"])} == pytest.approx(
+        want, abs=1e-5)
+    assert np.isfinite(rows["arousal_pred"]).all()
+    m = json.loads((run / "eval" / "test" / "metrics.json").read_text())["arousal"]
+    assert m["mse"] == pytest.approx(np.mean((rows["arousal_true"] - rows["arousal_pred"]) ** 2),
+                                     rel=1e-4)
+    # No validation split: held-out training films chose the best step.
+    assert json.loads((run / "holdout.json").read_text())["validation_films"]

@@ -119,8 +119,11 @@ def _rows(c, keys=None) -> list[str]:
 
 
 def _changed(base, other) -> list[str]:
+  """Keys whose value or source differs (a value kept for another reason is shown with it)."""
+  from configs import common  # pylint: disable=import-outside-toplevel
   a, b = _flat(base), _flat(other)
-  return [k for k in b if k not in a or a[k] != b[k]]
+  sa, sb = common.sources(base), common.sources(other)
+  return [k for k in b if k not in a or a[k] != b[k] or _source(sa, k) != _source(sb, k)]
 
 
 def family_section(f: Family) -> list[str]:

@@ -19,12 +19,16 @@ holding those streams under those names (ResNet-50 2048, FlowNetS 1024, I3D 1024
 emobase2010 1582: their extractors are not in emojax yet, so `predict` from a raw film cannot feed
 it; it says so).
 
-Names: `linear{i}.weight/bias` (i = 1..n: stream i's Linear(d_i -> 8)), `encoder.layers.{l}.`
-`self_attn.linears.{0,1,2,3}` (q, k, v, output), `feed_forward.w`, `sublayer.{0,1}.norm.{a_2,b_2}`,
-`encoder.norm.{a_2,b_2}`, `linear` (8 -> 1). `src_embed.0.lut` (8x8) is in the released state dicts
-but not applied by their forward (their outputs match only without it): its shape is checked, then
-it is dropped. A missing name, a wrong shape or a name of another architecture is an error naming
-the parameter.
+Names: the five-stream model: `linear{i}.weight/bias` (i = 1..5: stream i's Linear(d_i -> 8)),
+`encoder.layers.{l}.self_attn.linears.{0,1,2,3}` (q, k, v, output), `feed_forward.w`,
+`sublayer.{0,1}.norm.{a_2,b_2}`, `encoder.norm.{a_2,b_2}`, `linear` (8 -> 1). `src_embed.0.lut`
+(8x8) is in that state dict but not applied by its forward (its outputs match only without it): its
+shape is checked, then it is dropped. The audio-only and video-only models: `reduced_{i}` input
+layers (i = the stream's place among resnet50, flownet, i3d, vggish, emobase: 4, 5 audio; 1, 2, 3
+video), no `src_embed`, the same encoder names; their feed-forward is w(Dropout(x + tanh(x))) and
+their head Linear(Dropout(tanh(mean))) (`model.feed_forward="x_plus_tanh"`,
+`model.head_activation="tanh"`, written to the imported config). A missing name, a wrong shape or a
+name of another architecture is an error naming the parameter.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ from emojax.models import attendaffectnet as aan
 DEFAULT_STREAMS = {5: aan.RELEASED_STREAMS, 3: aan.RELEASED_STREAMS[:3],
                    2: aan.RELEASED_STREAMS[3:]}
 UNUSED = ("src_embed.0.lut.weight", "src_embed.0.lut.bias")
+# The released architectures by the name of their per-stream input layers: (feed_forward,
+# head_activation) of config.model (tests/fixtures/attendaffectnet/README.md).
+ARCHITECTURES = {"linear": ("relu", "none"), "reduced_": ("x_plus_tanh", "tanh")}
 
 
 def load_state_dict(path: str | pathlib.Path) -> dict[str, np.ndarray]:
@@ -56,15 +63,26 @@ def load_state_dict(path: str | pathlib.Path) -> dict[str, np.ndarray]:
 
 
 def infer_architecture(sd: Mapping[str, np.ndarray]) -> dict:
-  """Number of streams, their input sizes, width and encoder depth, from the names and shapes."""
-  ids = sorted(int(m[1]) for k in sd if (m := re.fullmatch(r"linear(\d+)\.weight", k)))
-  if not ids or "linear.weight" not in sd:
+  """Number of streams, their input sizes, width and encoder depth, from the names and shapes;
+  `prefix` "linear" (the five-stream model, linear1..n) or "reduced_" (the audio-only / video-only
+  models, reduced_{i} with i the stream's place in RELEASED_STREAMS)."""
+  found = {p: sorted(int(m[1]) for k in sd
+                     if (m := re.fullmatch(re.escape(p) + r"(\d+)\.weight", k)))
+           for p in ARCHITECTURES}
+  prefixes = [p for p, ids in found.items() if ids]
+  if len(prefixes) != 1 or "linear.weight" not in sd:
     raise errors.ConfigError(
-        "not a Feature AAN state dict: no 'linear1.weight' (per-stream linears) or 'linear.weight' "
-        f"(output layer); names start with {sorted(sd)[:5]}")
-  if ids != list(range(1, len(ids) + 1)):
+        "not a Feature AAN state dict: no 'linear1.weight' / 'reduced_1.weight' (per-stream "
+        "linears, one naming only) or 'linear.weight' (output layer); names start with "
+        f"{sorted(sd)[:5]}")
+  prefix = prefixes[0]
+  ids = found[prefix]
+  if prefix == "linear" and ids != list(range(1, len(ids) + 1)):
     raise errors.ConfigError(f"per-stream linears are numbered {ids}; expected linear1..linear"
                              f"{len(ids)} (missing parameter 'linear{_first_gap(ids)}.weight')")
+  if prefix == "reduced_" and not set(ids) <= set(range(1, len(aan.RELEASED_STREAMS) + 1)):
+    raise errors.ConfigError(f"input layers reduced_{ids}: the released models number them 1..5 "
+                             f"({', '.join(aan.RELEASED_STREAMS)})")
   w = sd["linear.weight"]
   if w.ndim != 2 or w.shape[0] != 1:
     raise errors.ConfigError(f"parameter 'linear.weight' has shape {w.shape}; expected (1, d_model)")
@@ -74,26 +92,31 @@ def infer_architecture(sd: Mapping[str, np.ndarray]) -> dict:
     raise errors.ConfigError("no 'encoder.layers.N.*' parameters: not a Feature AAN state dict")
   dims = []
   for i in ids:
-    wi = sd[f"linear{i}.weight"]
+    wi = sd[f"{prefix}{i}.weight"]
     if wi.ndim != 2 or wi.shape[0] != d_model:
-      raise errors.ConfigError(f"parameter 'linear{i}.weight' has shape {wi.shape}; expected "
+      raise errors.ConfigError(f"parameter '{prefix}{i}.weight' has shape {wi.shape}; expected "
                                f"({d_model}, input size)")
     dims.append(int(wi.shape[1]))
-  return {"num_streams": len(ids), "dims": dims, "d_model": d_model, "layers": len(layers)}
+  ff, head = ARCHITECTURES[prefix]
+  return {"num_streams": len(ids), "dims": dims, "d_model": d_model, "layers": len(layers),
+          "prefix": prefix, "ids": ids, "feed_forward": ff, "head_activation": head}
 
 
 def _first_gap(ids: Sequence[int]) -> int:
   return next(i for i in range(1, len(ids) + 2) if i not in ids)
 
 
-def expected_names(num_streams: int, layers: int, d_model: int, dims: Sequence[int]
+def expected_names(num_streams: int, layers: int, d_model: int, dims: Sequence[int],
+                   prefix: str = "linear", ids: Sequence[int] | None = None
                    ) -> dict[str, tuple[tuple[int, ...], tuple]]:
-  """{torch name: (shape, (path in the emojax net, transpose?))} of a Feature AAN."""
+  """{torch name: (shape, path in the emojax net)} of a Feature AAN; stream k's input layer is
+  `{prefix}{ids[k]}` (default linear1..n)."""
   d = d_model
+  ids = list(ids) if ids is not None else list(range(1, num_streams + 1))
   out = {}
   for i in range(num_streams):
-    out[f"linear{i + 1}.weight"] = ((d, dims[i]), ("proj", i, "kernel"))
-    out[f"linear{i + 1}.bias"] = ((d,), ("proj", i, "bias"))
+    out[f"{prefix}{ids[i]}.weight"] = ((d, dims[i]), ("proj", i, "kernel"))
+    out[f"{prefix}{ids[i]}.bias"] = ((d,), ("proj", i, "bias"))
   for l in range(layers):
     pre = f"encoder.layers.{l}."
     for j, name in enumerate(("q", "k", "v", "out")):
@@ -114,7 +137,7 @@ def expected_names(num_streams: int, layers: int, d_model: int, dims: Sequence[i
 def check_state_dict(sd: Mapping[str, np.ndarray]) -> dict:
   """Architecture of a released Feature AAN state dict; errors name the offending parameter."""
   arch = infer_architecture(sd)
-  names = expected_names(arch["num_streams"], arch["layers"], arch["d_model"], arch["dims"])
+  names = _names(arch)
   for name, (shape, _) in names.items():
     if name not in sd:
       raise errors.ConfigError(f"missing parameter {name!r} (a Feature AAN with "
@@ -123,17 +146,30 @@ def check_state_dict(sd: Mapping[str, np.ndarray]) -> dict:
       raise errors.ConfigError(f"parameter {name!r} has shape {tuple(sd[name].shape)}; the Feature "
                                f"AAN expects {shape}")
   d = arch["d_model"]
-  for name, shape in zip(UNUSED, ((d, d), (d,))):
+  unused = UNUSED if arch["prefix"] == "linear" else ()   # only the five-stream model has them
+  for name, shape in zip(unused, ((d, d), (d,))):
     if name in sd and tuple(sd[name].shape) != shape:
       raise errors.ConfigError(f"parameter {name!r} has shape {tuple(sd[name].shape)}; expected "
                                f"{shape}")
-  unknown = sorted(set(sd) - set(names) - set(UNUSED))
+  unknown = sorted(set(sd) - set(names) - set(unused))
   if unknown:
     raise errors.ConfigError(f"parameter(s) {unknown[:5]} are not part of a Feature AAN (another "
                              "architecture's state dict?)")
   if d % 2:
     raise errors.ConfigError(f"width {d} (parameter 'linear.weight') is not divisible by 2 heads")
   return arch
+
+
+def _names(arch: dict) -> dict[str, tuple[tuple[int, ...], tuple]]:
+  return expected_names(arch["num_streams"], arch["layers"], arch["d_model"], arch["dims"],
+                        arch.get("prefix", "linear"), arch.get("ids"))
+
+
+def default_streams(arch: dict) -> tuple[str, ...] | None:
+  """The released stream names of a state dict's input layers (None: unknown, name them)."""
+  if arch.get("prefix", "linear") == "reduced_":
+    return tuple(aan.RELEASED_STREAMS[i - 1] for i in arch["ids"])
+  return DEFAULT_STREAMS.get(arch["num_streams"])
 
 
 def released_config(arch: dict, streams: Sequence[str], target: str):
@@ -146,6 +182,9 @@ def released_config(arch: dict, streams: Sequence[str], target: str):
   c.model.encoder_layers = arch["layers"]
   c.model.heads = 2             # the released models: 2 heads (the fixture matches only with 2)
   c.model.layer_norm = "authors"
+  c.model.norm = "pre"          # the released code: pre-norm blocks and a final LN
+  c.model.feed_forward = arch.get("feed_forward", "relu")
+  c.model.head_activation = arch.get("head_activation", "none")
   c.inputs.unit = "clip"        # the released models read one clip-level vector per stream
   c.data.standardize = False    # they read raw features
   c.dataset.name = "cognimuse"
@@ -159,8 +198,7 @@ def load_into(net: aan.FeatureAAN, sd: Mapping[str, np.ndarray], arch: dict,
               streams: Sequence[str]) -> None:
   """Writes the torch parameters into an emojax Feature AAN (kernels transposed)."""
   enc = net.streams
-  for name, (_, path) in expected_names(arch["num_streams"], arch["layers"], arch["d_model"],
-                                        arch["dims"]).items():
+  for name, (_, path) in _names(arch).items():
     v = np.asarray(sd[name], np.float32)
     if path[0] == "proj":
       mod, leaf = enc.proj[streams[path[1]]], path[2]
@@ -193,13 +231,14 @@ def import_released(state_dict: str | pathlib.Path | Mapping[str, np.ndarray], t
   arch = check_state_dict(sd)
   n = arch["num_streams"]
   if streams is None:
-    if n not in DEFAULT_STREAMS:
+    streams = default_streams(arch)
+    if streams is None:
       raise errors.ConfigError(f"the state dict has {n} streams; name them with --streams")
-    streams = DEFAULT_STREAMS[n]
   streams = tuple(streams)
   if len(streams) != n:
     raise errors.ConfigError(f"--streams names {len(streams)} streams {streams}; the state dict has "
-                             f"{n} (linear1..linear{n})")
+                             f"{n} ({arch['prefix']}{arch['ids'][0]}..{arch['prefix']}"
+                             f"{arch['ids'][-1]})")
   workdir = pathlib.Path(workdir)
   if (workdir / "final_model").exists() and not overwrite:
     raise errors.ConfigError(f"{workdir} already holds a model; choose a new --workdir (or "
@@ -222,6 +261,7 @@ def import_released(state_dict: str | pathlib.Path | Mapping[str, np.ndarray], t
       "source": source, "target": target, "streams": [{"name": s, "size": d}
                                                       for s, d in dims.items()],
       "d_model": arch["d_model"], "encoder_layers": arch["layers"], "heads": 2,
+      "feed_forward": arch["feed_forward"], "head_activation": arch["head_activation"],
       "dropped_unused": [k for k in UNUSED if k in sd],
       "note": "inputs are raw clip-level features (no standardisation), in this stream order"})
   return workdir
@@ -250,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--state_dict", required=True, help=".npz (numpy) or .pth (torch) state dict")
   p.add_argument("--target", required=True, choices=("valence", "arousal"))
   p.add_argument("--workdir", required=True)
-  p.add_argument("--streams", default="", help="comma-separated stream names in linear1..n order "
+  p.add_argument("--streams", default="", help="comma-separated stream names in input-layer order "
                  "(default by count: resnet50,flownet,i3d,vggish,emobase / video 3 / audio 2)")
   p.add_argument("--overwrite", action="store_true")
   args = p.parse_args(argv)

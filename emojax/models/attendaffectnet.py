@@ -11,11 +11,18 @@ One network per target (the paper trains valence and arousal separately):
   2 heads with separate q, k, v and output linears, dropout on the attention weights; a final LN;
   the mean over the tokens; Dropout; Linear(8 -> 1). The released state dicts also hold an 8x8
   `src_embed` that their forward never applies: the fixture's outputs are reproduced only without it
-  (max error 2e-7 without, 1.4 with), so the importer checks and drops it.
+  (max error 2e-7 without, 1.4 with), so the importer checks and drops it. The released
+  audio-only / video-only models differ in two places (the `audio` / `video` config arguments
+  follow them): FF = w(Dropout(x + tanh(x))) (`model.feed_forward="x_plus_tanh"`) and the head
+  reads tanh(mean) (`model.head_activation="tanh"`).
+- Residual blocks: pre-norm with a final LN (the released code, default `model.norm="pre"`), or the
+  paper's text, post-norm LN(x + Dropout(sublayer(x))) with no final LN ("post"; every encoder and
+  decoder layer, all variants).
 - LayerNorm: the authors' a * (x - mean) / (std + eps) + b with the unbiased std (default,
   `model.layer_norm="authors"`), or the standard (x - mean) / sqrt(var + eps) ("standard").
 - Temporal AAN: decoder-only over the L segments of a window. Each segment's streams -> Linear(8)
-  each, concatenated (d = 8 x streams) + sinusoidal positional encoding = the memory. The other
+  each, concatenated (d = 8 x streams: the paper's d = 40 for its five streams, 16 / 24 for its
+  audio-only / video-only rows) + sinusoidal positional encoding = the memory. The other
   input: the previous scalar outputs, each duplicated to width d, + the same positional encoding,
   shifted right by one with `model.start_value` first. Decoder layers: masked self-attention over the
   outputs, attention over the segments, FF, each pre-norm with a residual; final LN; Dropout;
@@ -58,6 +65,11 @@ from emojax.nn import layers
 
 VARIANTS = ("feature", "temporal", "feature_temporal")
 LAYER_NORMS = ("authors", "standard")
+NORMS = ("pre", "post")
+FEED_FORWARDS = ("relu", "x_plus_tanh")
+HEAD_ACTIVATIONS = ("none", "tanh")
+# Keys added after configs were first saved: a config.json without them ran these.
+MODEL_DEFAULTS = {"norm": "pre", "feed_forward": "relu", "head_activation": "none"}
 # The order of the released models' five streams (sample_inputs.npz, linear1..linear5).
 RELEASED_STREAMS = ("resnet50", "flownet", "i3d", "vggish", "emobase")
 
@@ -120,46 +132,75 @@ class MultiHeadAttention(nnx.Module):
 
 
 class FeedForward(nnx.Module):
-  """The released FF: Dropout(ReLU(Linear d x d)) (one linear, not two)."""
+  """The released FFs (one d x d linear, not two): "relu" Dropout(ReLU(w(x))) (the five-stream
+  model), "x_plus_tanh" w(Dropout(x + tanh(x))) (the audio-only / video-only models)."""
 
-  def __init__(self, d_model: int, dropout: float, *, rngs: nnx.Rngs):
+  def __init__(self, d_model: int, dropout: float, kind: str = "relu", *, rngs: nnx.Rngs):
+    if kind not in FEED_FORWARDS:
+      raise errors.ConfigError(f"config.model.feed_forward={kind!r}; use one of {FEED_FORWARDS}")
+    self.kind = kind
     self.w = layers.torch_linear(d_model, d_model, rngs)
     self.drop = nnx.Dropout(dropout)
 
   def __call__(self, x, rngs=None):
+    if self.kind == "x_plus_tanh":
+      return self.w(self.drop(x + jnp.tanh(x), rngs=rngs))
     return self.drop(jax.nn.relu(self.w(x)), rngs=rngs)
+
+
+def _sublayer(norm: str, ln: LayerNorm, drop: nnx.Dropout, x, fn, rngs):
+  """Residual block: "pre" x + Drop(fn(LN(x))) (the released code), "post" LN(x + Drop(fn(x)))
+  (the paper's text)."""
+  if norm == "post":
+    return ln(x + drop(fn(x), rngs=rngs))
+  return x + drop(fn(ln(x)), rngs=rngs)
 
 
 class EncoderLayer(nnx.Module):
   def __init__(self, d: int, a: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+    self.norm_position = a.norm
     self.norm1 = LayerNorm(d, a.layer_norm, a.layer_norm_eps)
     self.attn = MultiHeadAttention(d, a.heads, a.attention_dropout, rngs=rngs)
     self.norm2 = LayerNorm(d, a.layer_norm, a.layer_norm_eps)
-    self.ff = FeedForward(d, a.dropout, rngs=rngs)
+    self.ff = FeedForward(d, a.dropout, a.feed_forward, rngs=rngs)
     self.drop1 = nnx.Dropout(a.dropout)
     self.drop2 = nnx.Dropout(a.dropout)
 
   def __call__(self, x, mask=None, rngs=None):
-    y = self.norm1(x)
-    x = x + self.drop1(self.attn(y, y, mask, rngs=rngs), rngs=rngs)
-    return x + self.drop2(self.ff(self.norm2(x), rngs=rngs), rngs=rngs)
+    n = self.norm_position
+    x = _sublayer(n, self.norm1, self.drop1, x, lambda y: self.attn(y, y, mask, rngs=rngs), rngs)
+    return _sublayer(n, self.norm2, self.drop2, x, lambda y: self.ff(y, rngs=rngs), rngs)
 
 
 class DecoderLayer(nnx.Module):
   def __init__(self, d: int, a: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
+    self.norm_position = a.norm
     self.norm1 = LayerNorm(d, a.layer_norm, a.layer_norm_eps)
     self.self_attn = MultiHeadAttention(d, a.heads, a.attention_dropout, rngs=rngs)
     self.norm2 = LayerNorm(d, a.layer_norm, a.layer_norm_eps)
     self.src_attn = MultiHeadAttention(d, a.heads, a.attention_dropout, rngs=rngs)
     self.norm3 = LayerNorm(d, a.layer_norm, a.layer_norm_eps)
-    self.ff = FeedForward(d, a.dropout, rngs=rngs)
+    self.ff = FeedForward(d, a.dropout, a.feed_forward, rngs=rngs)
     self.drops = nnx.List([nnx.Dropout(a.dropout) for _ in range(3)])
 
   def __call__(self, x, memory, self_mask, memory_mask, rngs=None):
-    y = self.norm1(x)
-    x = x + self.drops[0](self.self_attn(y, y, self_mask, rngs=rngs), rngs=rngs)
-    x = x + self.drops[1](self.src_attn(self.norm2(x), memory, memory_mask, rngs=rngs), rngs=rngs)
-    return x + self.drops[2](self.ff(self.norm3(x), rngs=rngs), rngs=rngs)
+    n, d = self.norm_position, self.drops
+    x = _sublayer(n, self.norm1, d[0], x, lambda y: self.self_attn(y, y, self_mask, rngs=rngs),
+                  rngs)
+    x = _sublayer(n, self.norm2, d[1], x,
+                  lambda y: self.src_attn(y, memory, memory_mask, rngs=rngs), rngs)
+    return _sublayer(n, self.norm3, d[2], x, lambda y: self.ff(y, rngs=rngs), rngs)
+
+
+def _final_norm(a: ml_collections.ConfigDict, d: int) -> LayerNorm | None:
+  """The released (pre-norm) stacks end in a LayerNorm; post-norm layers already end in one."""
+  return LayerNorm(d, a.layer_norm, a.layer_norm_eps) if a.norm == "pre" else None
+
+
+def _head_input(kind: str, x: jax.Array) -> jax.Array:
+  """What the head's Dropout + Linear read: x ("none") or tanh(x) (the audio-only / video-only
+  released models)."""
+  return jnp.tanh(x) if kind == "tanh" else x
 
 
 def positional_encoding(length: int, d: int) -> np.ndarray:
@@ -198,7 +239,7 @@ class StreamEncoder(nnx.Module):
     if encoder:
       self.layers = nnx.List([EncoderLayer(a.d_model, a, rngs=rngs)
                               for _ in range(a.encoder_layers)])
-      self.norm = LayerNorm(a.d_model, a.layer_norm, a.layer_norm_eps)
+      self.norm = _final_norm(a, a.d_model)
 
   def tokens(self, feats: dict[str, jax.Array]) -> jax.Array:
     """{stream: (..., D_s)} -> (..., streams, 8)."""
@@ -211,18 +252,21 @@ class StreamEncoder(nnx.Module):
     x = t.reshape(-1, *t.shape[-2:])
     for layer in self.layers:
       x = layer(x, None, rngs=rngs)
-    return self.norm(x).reshape(*lead, *x.shape[-2:])
+    if self.norm is not None:
+      x = self.norm(x)
+    return x.reshape(*lead, *x.shape[-2:])
 
 
 class FeatureAAN(nnx.Module):
   def __init__(self, dims, a, *, rngs: nnx.Rngs):
     self.streams = StreamEncoder(dims, a, True, rngs=rngs)
+    self.head_activation = a.head_activation
     self.drop = nnx.Dropout(a.head_dropout)
     self.head = layers.torch_linear(a.d_model, 1, rngs)
 
   def __call__(self, feats: dict[str, jax.Array], rngs=None) -> jax.Array:
     """{stream: (..., D_s)} -> (...)."""
-    pooled = jnp.mean(self.streams.encode(feats, rngs), axis=-2)
+    pooled = _head_input(self.head_activation, jnp.mean(self.streams.encode(feats, rngs), axis=-2))
     return self.head(self.drop(pooled, rngs=rngs))[..., 0]
 
 
@@ -236,7 +280,8 @@ class TemporalAAN(nnx.Module):
     self.start_value = float(a.start_value)
     self.causal_memory = bool(a.causal_memory)
     self.layers = nnx.List([DecoderLayer(self.d, a, rngs=rngs) for _ in range(a.decoder_layers)])
-    self.norm = LayerNorm(self.d, a.layer_norm, a.layer_norm_eps)
+    self.norm = _final_norm(a, self.d)
+    self.head_activation = a.head_activation
     self.drop = nnx.Dropout(a.temporal_dropout)
     self.head = layers.torch_linear(self.d, 1, rngs)
 
@@ -259,7 +304,9 @@ class TemporalAAN(nnx.Module):
         key_ok, (b, l, l))
     for layer in self.layers:
       x = layer(x, memory_BxLxD, self_mask, memory_mask, rngs=rngs)
-    return self.head(self.drop(self.norm(x), rngs=rngs))[..., 0]
+    if self.norm is not None:
+      x = self.norm(x)
+    return self.head(self.drop(_head_input(self.head_activation, x), rngs=rngs))[..., 0]
 
   def teacher_forced(self, feats, y_BxL, valid_BxL, rngs=None) -> jax.Array:
     return self.decode(self.memory(feats, rngs), y_BxL, valid_BxL, rngs)
@@ -279,7 +326,8 @@ class TemporalAAN(nnx.Module):
 def net_config(config: ml_collections.ConfigDict, target: str) -> ml_collections.ConfigDict:
   """The numbers of one target's network: config.model with its streams (config.inputs)."""
   cfg = layout.for_target(config, target)
-  return ml_collections.ConfigDict({**cfg.model.to_dict(), "streams": tuple(cfg.inputs.streams)})
+  return ml_collections.ConfigDict({**MODEL_DEFAULTS, **cfg.model.to_dict(),
+                                   "streams": tuple(cfg.inputs.streams)})
 
 
 class AttendAffectNet(nnx.Module):
@@ -441,6 +489,11 @@ def check_config(config) -> None:
     raise errors.ConfigError(f"config.model.variant={a.variant!r}; use one of {VARIANTS}")
   if a.layer_norm not in LAYER_NORMS:
     raise errors.ConfigError(f"config.model.layer_norm={a.layer_norm!r}; use one of {LAYER_NORMS}")
+  for key, allowed in (("norm", NORMS), ("feed_forward", FEED_FORWARDS),
+                       ("head_activation", HEAD_ACTIVATIONS)):
+    value = a.get(key, MODEL_DEFAULTS[key])
+    if value not in allowed:
+      raise errors.ConfigError(f"config.model.{key}={value!r}; use one of {allowed}")
   for t in config.targets:
     streams = tuple(layout.for_target(config, t).inputs.streams)
     if not streams:
