@@ -39,7 +39,9 @@ serves both layouts ((B, W, 1) training windows and (B, 1, W) sliding windows).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import logging
 from typing import Sequence
 
 import jax
@@ -176,6 +178,7 @@ class GruMoe(nnx.Module):
     m = config.model
     self.modalities = layout.streams(config)
     self.targets = tuple(config.targets)
+    self.dims = tuple(sorted((k, int(v)) for k, v in dims.items()))  # for `reinitialize`
     self.encoder_kind = m.encoder
     if m.encoder == "tcn":
       self.encoder = nnx.Dict({k: CausalEDTCN(dims[k], m.hidden, m.tcn_levels, m.tcn_kernel,
@@ -293,19 +296,72 @@ def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
   return GruMoe(config, feature_dims, rngs=rngs)
 
 
+RETRAIN = "gru_moe_dev"  # the phase retraining on train + validation (config.train.retrain_on_dev)
+
+
 def plan(config: ml_collections.ConfigDict, done: list[dict]) -> contract.Phase | None:
-  if any(r["name"] == "gru_moe" for r in done):
-    return None
+  """"gru_moe" (model selection on the validation split), then, with config.train.retrain_on_dev,
+  "gru_moe_dev": the same model trained afresh on train + validation for the selected number of
+  steps (the paper, 001 Sec. 3: "We then trained our models on the entire development set")."""
+  names = [r["name"] for r in done]
   tr = config.train
+  if "gru_moe" not in names:
+    return contract.Phase(
+        name="gru_moe", task=task(config), forward=forward, num_clips=config.model.window_seconds,
+        # Sequence-to-one (the paper): the loss on each window's last second, and validation on
+        # windows of W seconds ending at every second.
+        loss_on="last", sliding_seconds=config.model.window_seconds,
+        steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
+        eval_every=tr.eval_every_steps, eval_every_epochs=tr.eval_every_epochs,
+        patience=tr.patience,
+        info={"encoder": config.model.encoder, "window_seconds": config.model.window_seconds,
+              "ensemble": tr.ensemble})
+  if not tr.get("retrain_on_dev", False) or RETRAIN in names:
+    return None
+  return retrain_phase(config, done[names.index("gru_moe")])
+
+
+def dev_splits(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The development set: the training split and the validation split (when the dataset has one;
+  otherwise the training split, held-out films included)."""
+  s = config.dataset.splits
+  return tuple(x for x in (s.train, s.validation) if x)
+
+
+def retrain_phase(config: ml_collections.ConfigDict, selected: dict) -> contract.Phase | None:
+  """The retraining phase after `selected` (the "gru_moe" record): fresh weights (`setup`), the
+  development splits, `selected["best_step"]` steps, no validation-based selection.
+
+  The harness picks a phase's training data from `Phase.train_splits`; a contract without that
+  field cannot train on the validation split, and the phase is skipped with a warning rather than
+  run on the training split again.
+  """
+  steps = int(selected.get("best_step") or 0)
+  if steps < 1:
+    logging.warning("gru_moe: no selected step to retrain for (record %s); skipping %s",
+                    selected.get("name"), RETRAIN)
+    return None
+  splits = dev_splits(config)
+  extra = {}
+  if any(f.name == "train_splits" for f in dataclasses.fields(contract.Phase)):
+    extra["train_splits"] = splits
+  else:
+    logging.warning("gru_moe: config.train.retrain_on_dev is set but this harness cannot train a "
+                    "phase on %s (contract.Phase has no train_splits); %s skipped", splits, RETRAIN)
+    return None
   return contract.Phase(
-      name="gru_moe", task=task(config), forward=forward, num_clips=config.model.window_seconds,
-      # Sequence-to-one (the paper): the loss on each window's last second, and validation on
-      # windows of W seconds ending at every second.
-      loss_on="last", sliding_seconds=config.model.window_seconds,
-      steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
-      eval_every=tr.eval_every_steps, eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,
-      info={"encoder": config.model.encoder, "window_seconds": config.model.window_seconds,
-            "ensemble": tr.ensemble})
+      name=RETRAIN, task=task(config), forward=forward, num_clips=config.model.window_seconds,
+      loss_on="last", sliding_seconds=config.model.window_seconds, steps=steps,
+      optimizer=contract.optimizer_spec(config.optim), eval_every=0, patience=0,
+      setup=functools.partial(reinitialize, config, int(config.seed)),
+      info={"train_splits": splits, "steps_from": f"gru_moe best step {steps}",
+            "note": "validation scores of this phase include its training films"}, **extra)
+
+
+def reinitialize(config: ml_collections.ConfigDict, seed: int, model: GruMoe) -> None:
+  """Fresh weights and BatchNorm statistics, as `create` with nnx.Rngs(seed) gives them."""
+  fresh = GruMoe(config, dict(model.dims), rngs=nnx.Rngs(seed))
+  nnx.update(model, nnx.state(fresh))
 
 
 def target_task(config: ml_collections.ConfigDict, target: str) -> contract.Task:
