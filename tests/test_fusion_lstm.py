@@ -296,3 +296,81 @@ def test_late_fusion_trains_end_to_end_on_the_small_clip_benchmark(tmp_path):
   rows = (run / "eval" / "test" / "predictions.csv").read_text().splitlines()
   assert len(rows) == 7 and rows[0].startswith("clip,film,arousal_true,arousal_pred,arousal_p0")
   assert "late_audio_branch" in (run / "eval" / "ablation.md").read_text()
+
+
+# ------------------------------------------------------------- train.loss_on = "every_step"
+
+
+def _np_ce(logits_C, y):
+  z = logits_C - logits_C.max()
+  return float(np.log(np.exp(z).sum()) - z[y])
+
+
+def test_logits_with_ce_give_that_cross_entropy_and_its_gradient():
+  ce = jnp.asarray([1e-6, 0.3, 1.0986, 7.0, 200.0])
+  y = jnp.asarray([0, 2, 1, 1, 0])
+  got = contract.loss_value(contract.Task(("arousal",), kind="classification", num_classes=3,
+                                          unit="clip", loss="softmax_ce", best_metric="accuracy"),
+                            fl.logits_with_ce(ce, y, 3), {"clip_mask": jnp.ones(5),
+                                                          "y": {"arousal_class": y}})
+  np.testing.assert_allclose(float(got), float(np.mean(np.asarray(ce))), rtol=1e-5)
+  grad = jax.grad(lambda c: jnp.sum(optax_ce(fl.logits_with_ce(c, y, 3), y)))(ce)
+  np.testing.assert_allclose(np.asarray(grad), np.ones(5), rtol=1e-4)
+
+
+def optax_ce(logits, y):
+  return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=-1)[:, 0]
+
+
+def test_every_step_loss_is_the_clip_label_ce_averaged_over_valid_steps():
+  config = _config(crop=SIDE)   # whole images: the training forward's random crop is the identity
+  with config.unlocked():
+    config.train.loss_on = "every_step"
+  model = fl.create(config, DIMS, nnx.Rngs(2))
+  model.eval()                  # no dropout, as the NumPy reference
+  phase = fl.plan(config, [])
+  batch = _batch(3, seed=1)
+  mask = np.asarray([[1, 1, 1], [1, 1, 0], [1, 0, 0]], bool)
+  batch["x"]["segment_mask"] = jnp.asarray(mask)
+  y = np.asarray(batch["y"]["arousal_class"])
+  feats = {}
+  for m, stream in (("visual", "keyframe"), ("audio", "spectrogram_image")):
+    x = np.asarray(batch["x"][stream], np.float64)
+    x = (x if m == "visual" else x[..., None]).reshape(3 * L, SIDE, SIDE, -1)
+    feats[m] = _np_alexnet(model.encoders[m], (x - 127.5) / 127.5).reshape(3, L, -1)
+  br = model.branches["fused"]
+  per_clip = []
+  for b in range(3):   # the logits of step t see steps 0..t only
+    ces = [_np_ce(_np_branch(br, {m: f[b:b + 1, :t + 1] for m, f in feats.items()},
+                             mask[b:b + 1, :t + 1])[0], y[b]) for t in range(L) if mask[b, t]]
+    per_clip.append(np.mean(ces))
+  got = contract.loss_value(phase.task, phase.forward(model, batch, nnx.Rngs(dropout=0)), batch)
+  np.testing.assert_allclose(float(got), np.mean(per_clip), rtol=2e-4)
+  # Evaluation (rngs None): the last valid step's logits, as with loss_on="last".
+  np.testing.assert_allclose(np.asarray(phase.forward(model, batch, None)),
+                             _np_branch(br, feats, mask), rtol=2e-4, atol=2e-5)
+  last = contract.loss_value(phase.task, fl.plan(_config(crop=SIDE), [])
+                             .forward(model, batch, nnx.Rngs(dropout=0)), batch)
+  assert abs(float(last) - float(got)) > 1e-4   # another objective
+
+  def direct(mdl):   # the per-step loss written with log_softmax on the per-step logits
+    logits, valid = mdl.branch_steps("fused", batch, nnx.Rngs(dropout=0))
+    ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), jnp.asarray(y)[:, None, None]
+                              .repeat(L, 1), axis=-1)[..., 0]
+    return jnp.mean(jnp.sum(ce * valid, 1) / jnp.sum(valid, 1))
+
+  via_contract = lambda mdl: contract.loss_value(
+      phase.task, phase.forward(mdl, batch, nnx.Rngs(dropout=0)), batch)
+  g1 = nnx.state(nnx.grad(via_contract)(model), nnx.Param)
+  g2 = nnx.state(nnx.grad(direct)(model), nnx.Param)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3,
+                                                       atol=1e-6), g1, g2)
+
+
+def test_loss_on_default_and_bad_value():
+  assert fusion_config.get_config("").train.loss_on == "last"
+  c = _config()
+  with c.unlocked():
+    c.train.loss_on = "first"
+  with pytest.raises(errors.ConfigError, match="config.train.loss_on='first'"):
+    fl.plan(c, [])
