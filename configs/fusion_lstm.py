@@ -73,8 +73,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.dropout = 0.5, paper("002 Experiment Settings", "dropout 0.5 on the MLP's hidden layer")
   m.pixel_mean = (127.5, 127.5, 127.5), ours("pixels to [-1, 1]")
   m.pixel_scale = 1.0 / 127.5, ours("pixels to [-1, 1]")
-  scratch = ours("from scratch: the paper fine-tunes a pre-trained AlexNet (002 Video segment and "
-                 "low level feature extraction); give a .npz of AlexNet weights you own")
+  m.alexnet_weights = "", ours(
+      "from scratch, as the weights are yours to give. The paper's path (002 Video segment and low "
+      "level feature extraction: 'a model pre-trained on a large dataset ... fine-tune the "
+      "weights', for both streams): the .npz of `python -m emojax.backbones.convert "
+      "--network=alexnet` (torchvision's AlexNet)")
+  scratch = ours("from scratch: the paper fine-tunes a pre-trained AlexNet (see alexnet_weights); "
+                 "or a .npz of model.conv's network you own")
   m.visual_weights = "", scratch
   m.audio_weights = "", scratch
 

@@ -374,3 +374,70 @@ def test_loss_on_default_and_bad_value():
     c.train.loss_on = "first"
   with pytest.raises(errors.ConfigError, match="config.train.loss_on='first'"):
     fl.plan(c, [])
+
+
+# ------------------------------------------------- model.alexnet_weights (the paper's fine-tuning)
+
+BIG = 70   # torchvision AlexNet needs >= 63-pixel crops
+
+
+def _converted_alexnet(tmp_path, seed=3):
+  """A narrow emojax.backbones.alexnet with generated weights, saved as the converter saves it."""
+  from emojax.backbones import alexnet as bb_alexnet
+  from emojax.backbones import common as bb_common
+  cfg = {"width": 1 / 16, "fc": 12, "num_classes": 5}
+  net = bb_alexnet.AlexNet(cfg, rngs=nnx.Rngs(seed))
+  for _, var in nnx.to_flat_state(nnx.state(net, nnx.Param)):   # nonzero biases too
+    var.set_value(jax.random.normal(jax.random.key(seed), var.get_value().shape) * 0.1)
+    seed += 1
+  source = tmp_path / "alexnet-owt.pth"
+  source.write_bytes(b"generated for the test")
+  out = bb_common.save(tmp_path / "alexnet.npz", bb_alexnet.ALEXNET, cfg,
+                       {k: np.asarray(v) for k, v in bb_common.flax_arrays(net).items()}, source)
+  return net, str(out)
+
+
+def test_alexnet_weights_load_the_backbone_and_give_its_fc7(tmp_path):
+  net, path = _converted_alexnet(tmp_path)
+  config = _config(crop=67, alexnet_weights=path)
+  dims = {"keyframe": (L, BIG, BIG, 3), "spectrogram_image": (L, BIG, BIG)}
+  model = fl.create(config, dims, nnx.Rngs(0))
+  model.eval()
+  rng = np.random.default_rng(4)
+  batch = {"x": {"keyframe": jnp.asarray(rng.integers(0, 256, (2, L, BIG, BIG, 3), np.uint8)),
+                 "spectrogram_image": jnp.asarray(rng.integers(0, 256, (2, L, BIG, BIG),
+                                                               np.uint8))}}
+  off = (BIG - 67) // 2
+  for m, stream in (("visual", "keyframe"), ("audio", "spectrogram_image")):
+    x = np.asarray(batch["x"][stream])
+    x = x if m == "visual" else np.repeat(x[..., None], 3, axis=-1)   # grey as RGB
+    x = x[:, :, off:off + 67, off:off + 67].reshape(2 * L, 67, 67, 3).astype(np.float64) / 255
+    x = (x - np.asarray([0.485, 0.456, 0.406])) / np.asarray([0.229, 0.224, 0.225])
+    want = np.asarray(net(jnp.asarray(x, jnp.float32), "fc7")).reshape(2, L, -1)
+    got = np.asarray(model.encode(batch, m, None))
+    assert got.shape == (2, L, 12)   # the file's fc7 width, not model.fc_width
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  # Each stream fine-tunes its own copy.
+  k_v = model.encoders["visual"].net.features["0"].kernel
+  k_a = model.encoders["audio"].net.features["0"].kernel
+  assert k_v is not k_a
+  np.testing.assert_array_equal(np.asarray(k_v[...]), np.asarray(k_a[...]))
+  # It trains: dropout at model.fc_dropout when rngs are given, gradients reach conv1.
+  assert model.encoders["visual"].net.classifier["0"].rate == config.model.fc_dropout
+  model.train()
+  phase = fl.plan(config, [])
+  batch["clip_mask"] = jnp.ones(2)
+  batch["y"] = {"arousal_class": jnp.asarray([0, 2])}
+  grads = nnx.grad(lambda mdl: contract.loss_value(
+      phase.task, phase.forward(mdl, batch, nnx.Rngs(dropout=1)), batch))(model)
+  assert float(jnp.abs(grads.encoders["visual"].net.features["0"].kernel[...]).sum()) > 0
+
+
+def test_alexnet_weights_errors_name_the_key(tmp_path):
+  config = _config(alexnet_weights=str(tmp_path / "missing.npz"))
+  with pytest.raises(errors.ConfigError, match="config.model.alexnet_weights=.*no such file"):
+    fl.create(config, DIMS, nnx.Rngs(0))
+  _, path = _converted_alexnet(tmp_path)
+  config = _config(alexnet_weights=path, visual_weights=path)
+  with pytest.raises(errors.ConfigError, match="alexnet_weights and config.model.visual_weights"):
+    fl.create(config, DIMS, nnx.Rngs(0))

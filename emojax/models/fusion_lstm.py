@@ -28,8 +28,18 @@ uint8 images stored larger than the crop (256 for AlexNet's 227): the forward cr
 at a random offset per image in training (offsets drawn from the `dropout` stream of `rngs`) and at
 the centre at evaluation (`rngs` None), then maps pixels to (x - model.pixel_mean) * model.pixel_scale.
 
-Pretrained weights you own (model.visual_weights, model.audio_weights: paths to .npz files; "" =
-train from scratch). Arrays, by name:
+The paper fine-tunes an AlexNet pretrained on a large dataset (002 Video segment and low level
+feature extraction). model.alexnet_weights = the .npz that `python -m emojax.backbones.convert
+--network=alexnet --source=alexnet-owt-7be5be79.pth --out=alexnet.npz` writes (docs/backbones.md):
+both streams then start from a copy of that network, `emojax.backbones.alexnet` (torchvision's
+one-GPU AlexNet: conv 64-192-384-256-256, no LRN, 6 x 6 average pool, fc6, fc7 of the file's width;
+model.conv, width, fc_width are not used), with torchvision's preprocessing (x / 255, ImageNet
+mean / std; a spectrogram as a grey RGB image) and dropout model.fc_dropout before fc6 and fc7.
+"" (the default) trains the network of model.conv from scratch: emojax's choice, as the weights
+are the user's to provide.
+
+Other pretrained weights you own (model.visual_weights, model.audio_weights: paths to .npz files;
+"" = train from scratch), for the network of model.conv. Arrays, by name:
   conv1/kernel (kh, kw, c_in, c_out), conv1/bias (c_out,), ... conv5/kernel, conv5/bias,
   fc6/kernel (d_in, d_out), fc6/bias, fc7/kernel, fc7/bias
 (flax layout: HWIO kernels, (in, out) dense kernels; a Caffe/PyTorch export transposes them, and
@@ -59,6 +69,7 @@ from flax import nnx
 from emojax import contract
 from emojax import errors
 from emojax import layout
+from emojax.backbones import common as backbone_common
 from emojax.nn import layers
 
 FUSIONS = ("modal", "visual", "audio", "early", "late")
@@ -199,6 +210,40 @@ def load_pretrained(net: AlexNet, path: str, config_key: str) -> None:
     param[...] = jnp.asarray(value)
 
 
+class PretrainedAlexNet(nnx.Module):
+  """The AlexNet of a converted torchvision file (`emojax.backbones.alexnet`), fine-tuned here:
+  (N, crop, crop, C) ImageNet-normalised images -> fc7 (N, fc) after its ReLU. A 1-channel
+  (spectrogram) image is fed as grey RGB. Dropout (torchvision's, before fc6 and fc7, at
+  model.fc_dropout) in training, i.e. when `rngs` is given."""
+
+  def __init__(self, net: nnx.Module, fc_dropout: float):
+    self.net = net
+    for i in ("0", "3"):
+      self.net.classifier[i].rate = float(fc_dropout)
+
+  def __call__(self, x_NxHxWxC: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
+    if x_NxHxWxC.shape[-1] == 1:
+      x_NxHxWxC = jnp.repeat(x_NxHxWxC, 3, axis=-1)
+    return self.net(x_NxHxWxC, "fc7", train=rngs is not None, rngs=rngs)
+
+
+def load_alexnet(path: str, fc_dropout: float) -> tuple[PretrainedAlexNet, int]:
+  """(the fine-tunable network, its fc7 width) from a converted AlexNet .npz (model.alexnet_weights)."""
+  from emojax.backbones import alexnet as alexnet_backbone  # pylint: disable=import-outside-toplevel
+  from emojax.backbones import convert  # pylint: disable=import-outside-toplevel
+  if not os.path.isfile(path):
+    raise errors.ConfigError(f"config.model.alexnet_weights={path!r}: no such file. Fix: convert "
+                             "your AlexNet with `python -m emojax.backbones.convert "
+                             "--network=alexnet --source=alexnet-owt-7be5be79.pth --out=alexnet.npz`"
+                             " (docs/backbones.md), or set it to '' to train from scratch")
+  loaded = convert.load(path)
+  if not isinstance(loaded.model, alexnet_backbone.AlexNet):
+    raise errors.ConfigError(f"config.model.alexnet_weights={path!r} holds converted "
+                             f"{loaded.network!r} weights; give a converted alexnet file "
+                             "(`python -m emojax.backbones.convert --network=alexnet ...`)")
+  return PretrainedAlexNet(loaded.model, fc_dropout), int(loaded.config.get("fc", 4096))
+
+
 class Branch(nnx.Module):
   """Fusion projection(s) -> LSTM -> MLP -> 3 logits, over the CNN features of some modalities."""
 
@@ -274,6 +319,8 @@ class FusionLSTM(nnx.Module):
     self.visual_stream, self.audio_stream = roles["visual"], roles["audio"]
     branches = branch_modalities(c.fusion)
     used = [m for m in MODALITY_ORDER if any(m in ms for ms in branches.values())]
+    self.imagenet = bool(c.get("alexnet_weights", ""))  # torchvision preprocessing
+    fc_width = c.fc_width
     encoders = {}
     for m in used:
       stream = self.stream(m)
@@ -287,16 +334,19 @@ class FusionLSTM(nnx.Module):
         raise errors.ConfigError(f"stream {stream!r} (the {m} stream of config.inputs.streams) has "
                                  f"example shape {shape}, expected {want}")
       crop_images(jnp.zeros((1, *shape[1:3], 1)), self.crop, None)  # crop fits the images
-      encoders[m] = AlexNet(channels, self.crop, c.conv, c.width, c.fc_width, c.fc_dropout,
-                            rngs=rngs)
+      if self.imagenet:  # the paper's path: fine-tune a pretrained AlexNet (one copy per stream)
+        encoders[m], fc_width = load_alexnet(c.alexnet_weights, c.fc_dropout)
+      else:
+        encoders[m] = AlexNet(channels, self.crop, c.conv, c.width, c.fc_width, c.fc_dropout,
+                              rngs=rngs)
     self.encoders = nnx.Dict(encoders)
-    self.branches = nnx.Dict({name: Branch(ms, c.fc_width, c, early=c.fusion == "early", rngs=rngs)
+    self.branches = nnx.Dict({name: Branch(ms, fc_width, c, early=c.fusion == "early", rngs=rngs)
                               for name, ms in branches.items()})
     self.late_alpha = float(c.late_alpha)
     self.pixel_mean = tuple(float(v) for v in c.pixel_mean)
     self.pixel_scale = float(c.pixel_scale)
     for m, path in (("visual", c.visual_weights), ("audio", c.audio_weights)):
-      if path and m in encoders:
+      if path and m in encoders and not self.imagenet:
         load_pretrained(encoders[m], path, f"config.model.{m}_weights")
 
   def stream(self, m: str) -> str:
@@ -311,6 +361,10 @@ class FusionLSTM(nnx.Module):
     x_NxHxWxC = x.reshape(b * l, *x.shape[2:])
     key = None if rngs is None else rngs.dropout()
     x_NxHxWxC = crop_images(x_NxHxWxC, self.crop, key).astype(jnp.float32)
+    if self.imagenet:  # torchvision's: x / 255, then ImageNet mean / std (grey as RGB)
+      x_NxHxWxC = jnp.broadcast_to(x_NxHxWxC, (*x_NxHxWxC.shape[:3], 3))
+      h = self.encoders[m](backbone_common.normalize(x_NxHxWxC), rngs)
+      return h.reshape(b, l, -1)
     mean = jnp.asarray(self.pixel_mean if m == "visual" else np.mean(self.pixel_mean), jnp.float32)
     h = self.encoders[m]((x_NxHxWxC - mean) * self.pixel_scale, rngs)
     return h.reshape(b, l, -1)
@@ -375,7 +429,12 @@ def _check(config: ml_collections.ConfigDict) -> None:
     if len(tuple(spec)) != 6:
       raise errors.ConfigError(f"config.model.conv entry {spec} must be (features, kernel, "
                                "stride, padding, pool, lrn)")
-  conv_output_side(int(c.crop), c.conv)
+  if c.get("alexnet_weights", "") and (c.visual_weights or c.audio_weights):
+    raise errors.ConfigError("config.model.alexnet_weights and config.model.visual_weights / "
+                             "audio_weights both set: give the converted torchvision AlexNet "
+                             "(alexnet_weights) or your own .npz per stream, not both")
+  if not c.get("alexnet_weights", ""):
+    conv_output_side(int(c.crop), c.conv)
   loss_on = config.train.get("loss_on", "last")
   if loss_on not in LOSS_ON:
     raise errors.ConfigError(f"config.train.loss_on={loss_on!r}; use one of {LOSS_ON}")
