@@ -56,6 +56,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.window_seconds = 60, paper("001 Sec. 2.2, 3", "sequence-to-one over 10, 30 or 60 s; 60 best")
   m.hidden = 64, ours("within the paper's 32-256 units (001 Sec. 3)")
   m.num_layers = 1, ours("within the paper's 1-2 layers (001 Sec. 3)")
+  m.sizes_by_stream = (), ours(
+      "() = model.hidden / num_layers for every stream. The paper's sizes were 'optimized for each "
+      "of the modalities' within 32-256 units and 1-2 layers (001 Sec. 3) but are not given: "
+      "give one (hidden, layers) per stream of inputs.streams")
   m.tcn_levels = 2, ours("ED-TCN pooling levels (encoder = decoder depth); not in the paper")
   m.tcn_kernel = 5, ours("ED-TCN temporal kernel (seconds); not in the paper")
   m.context_gating = True, paper("001 Sec. 2.3", "context gating before and after the MoE (its "

@@ -7,7 +7,9 @@ Paper: seed 001 (MediaEval 2018); every default and its source: docs/methods.md,
 
 - Encoders (`config.model.encoder`): "gru" (the paper's choice), "lstm", or "tcn" (a causal
   encoder-decoder TCN, `CausalEDTCN`); 1-2 layers of 32-256 units. All modalities' GRU / LSTM
-  recurrences run in one scan per layer (`layers.MultiRecurrent`).
+  recurrences run in one scan per layer (`layers.MultiRecurrent`), or, with per-stream sizes
+  (`config.model.sizes_by_stream`: (hidden, layers) per stream, the paper's "optimized for each of
+  the modalities"), one recurrence per modality; the head reads their concatenation.
 - Context gating (the YouTube-8M "Willow" form): y = x * sigmoid(BN(x W)).
 - Mixture of experts (the YouTube-8M starter code): per target a gate without bias gives a softmax
   over M + 1 gates; each of the M experts is a logistic regression; the extra gate belongs to a dummy
@@ -180,13 +182,19 @@ class GruMoe(nnx.Module):
     self.targets = tuple(config.targets)
     self.dims = tuple(sorted((k, int(v)) for k, v in dims.items()))  # for `reinitialize`
     self.encoder_kind = m.encoder
+    sizes = stream_sizes(config)
+    self.per_stream = bool(m.get("sizes_by_stream", ()))
     if m.encoder == "tcn":
-      self.encoder = nnx.Dict({k: CausalEDTCN(dims[k], m.hidden, m.tcn_levels, m.tcn_kernel,
+      self.encoder = nnx.Dict({k: CausalEDTCN(dims[k], sizes[k][0], m.tcn_levels, m.tcn_kernel,
                                               rngs=rngs) for k in self.modalities})
-    else:
+    elif self.per_stream:  # one recurrence per modality, each of its own width and depth
+      self.encoder = nnx.Dict({k: layers.MultiRecurrent({k: dims[k]}, sizes[k][0], sizes[k][1],
+                                                        m.encoder, rngs=rngs)
+                               for k in self.modalities})
+    else:  # all modalities in one scan per layer
       self.encoder = layers.MultiRecurrent({k: dims[k] for k in self.modalities}, m.hidden,
                                            m.num_layers, m.encoder, rngs=rngs)
-    f = m.hidden * len(self.modalities)
+    f = sum(sizes[k][0] for k in self.modalities)
     c = len(self.targets)
     bn = dict(batch_norm=m.batch_norm, bn_inference=m.bn_inference, bn_momentum=m.bn_momentum)
     self.dropout = nnx.Dropout(m.dropout)
@@ -206,6 +214,8 @@ class GruMoe(nnx.Module):
     xs = {k: batch["x"][k].reshape(b, l * s, -1) for k in self.modalities}
     if self.encoder_kind == "tcn":
       hs = [self.encoder[k](xs[k], mask_BxT) for k in self.modalities]
+    elif self.per_stream:
+      hs = [self.encoder[k]({k: xs[k]}, mask_BxT)[k][0] for k in self.modalities]
     else:
       out = self.encoder(xs, mask_BxT)
       hs = [out[k][0] for k in self.modalities]
@@ -231,6 +241,23 @@ class GruMoe(nnx.Module):
       logp_NxC = logp_NxC + self.gate_out.log_gate(jnp.exp(logp_NxC), valid_N, bn_inference)
     logits_NxC = probability_logit(logp_NxC)
     return {t: logits_NxC[:, i].reshape(b, l) for i, t in enumerate(self.targets)}
+
+
+def stream_sizes(config: ml_collections.ConfigDict) -> dict[str, tuple[int, int]]:
+  """{stream: (hidden, layers)} of its encoder: config.model.sizes_by_stream, one (hidden, layers)
+  per stream of config.inputs.streams, or () = (model.hidden, model.num_layers) for every stream
+  (the TCN uses the hidden width only)."""
+  m, streams = config.model, layout.streams(config)
+  given = tuple(tuple(v) for v in m.get("sizes_by_stream", ()))
+  if not given:
+    return {k: (int(m.hidden), int(m.num_layers)) for k in streams}
+  if len(given) != len(streams) or any(len(v) != 2 or int(v[0]) < 1 or int(v[1]) < 1
+                                       for v in given):
+    raise errors.ConfigError(
+        f"config.model.sizes_by_stream={given}: give one (hidden, layers) pair, each >= 1, per "
+        f"stream of config.inputs.streams {streams}, e.g. {tuple((64, 1) for _ in streams)}, or () "
+        "for model.hidden / num_layers everywhere")
+  return {k: (int(v[0]), int(v[1])) for k, v in zip(streams, given)}
 
 
 def probability_logit(logp: jax.Array, max_logp: float = -1e-7) -> jax.Array:
@@ -414,6 +441,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if m.hidden < 1 or m.num_layers < 1:
     raise errors.ConfigError(f"config.model.hidden={m.hidden} and config.model.num_layers="
                              f"{m.num_layers} must be >= 1")
+  if layout.streams(config):
+    stream_sizes(config)
   if m.encoder == "tcn" and (m.tcn_levels < 1 or m.tcn_kernel < 1):
     raise errors.ConfigError(f"config.model.tcn_levels={m.tcn_levels} and tcn_kernel="
                              f"{m.tcn_kernel} must be >= 1")
