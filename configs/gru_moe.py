@@ -60,6 +60,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "() = model.hidden / num_layers for every stream. The paper's sizes were 'optimized for each "
       "of the modalities' within 32-256 units and 1-2 layers (001 Sec. 3) but are not given: "
       "give one (hidden, layers) per stream of inputs.streams")
+  m.tcn_output = "sequence", paper(
+      "001 Sec. 2.2", "'an encoder-decoder TCN using sequences of extracted features to obtain a "
+      "sequence of valence and arousal predictions': non-causal, every second of a window "
+      "predicted ('last': emojax's causal TCN read sequence-to-one as the GRU)")
   m.tcn_levels = 2, ours("ED-TCN pooling levels (encoder = decoder depth); not in the paper")
   m.tcn_kernel = 5, ours("ED-TCN temporal kernel (seconds); not in the paper")
   m.context_gating = True, paper("001 Sec. 2.3", "context gating before and after the MoE (its "

@@ -1,5 +1,6 @@
 """Seed 001's options (001 Sec. 2.2, 3): per-modality encoder sizes, against a NumPy GRU."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -81,3 +82,62 @@ def test_without_sizes_by_stream_every_modality_has_model_hidden():
 def test_bad_sizes_by_stream_name_the_key(sizes):
   with pytest.raises(errors.ConfigError, match="config.model.sizes_by_stream"):
     gru_moe.create(_config(sizes_by_stream=sizes), DIMS, nnx.Rngs(0))
+
+
+# ----------------------------------------------- the paper's encoder-decoder TCN (a sequence)
+
+
+def _np_conv1d(x_TxD, conv, left, right):
+  w, b = np.asarray(conv.kernel[...], np.float64), np.asarray(conv.bias[...], np.float64)
+  x = np.pad(x_TxD, ((left, right), (0, 0)))
+  k = w.shape[0]
+  return np.stack([np.einsum("kd,kdh->h", x[t:t + k], w) for t in range(len(x_TxD))]) + b
+
+
+def _np_edtcn(x_TxD, tcn):
+  """Lea et al.'s ED-TCN: ('same' conv, ReLU, max-pool 2) x levels, (upsample 2, 'same' conv, ReLU)
+  x levels, the input left-padded with zeros to a multiple of 2**levels."""
+  k = tcn.kernel
+  pad = (-len(x_TxD)) % 2 ** tcn.levels
+  y = np.pad(x_TxD, ((pad, 0), (0, 0)))
+  for conv in tcn.enc:
+    y = np.maximum(_np_conv1d(y, conv, (k - 1) // 2, k // 2), 0)
+    y = np.maximum(y[0::2], y[1::2])
+  for conv in tcn.dec:
+    y = np.maximum(_np_conv1d(np.repeat(y, 2, axis=0), conv, (k - 1) // 2, k // 2), 0)
+  return y[pad:]
+
+
+def test_sequence_tcn_matches_numpy_and_sees_both_sides():
+  c = _config(encoder="tcn", tcn_kernel=3)
+  assert c.model.tcn_output == "sequence"   # the paper's (001 Sec. 2.2)
+  model = gru_moe.create(c, DIMS, nnx.Rngs(0))
+  batch = _batch()
+  batch["clip_mask"][1, 3:] = True          # whole windows: the masked-input zeroing aside
+  batch["second_mask"] = batch["clip_mask"][..., None]
+  h_BxTxF, _ = model.encode(batch)
+  for i, m in enumerate(DIMS):
+    for b in range(B):
+      want = _np_edtcn(batch["x"][m][b, :, 0].astype(np.float64), model.encoder[m])
+      np.testing.assert_allclose(np.asarray(h_BxTxF[b, :, 4 * i:4 * (i + 1)]), want,
+                                 rtol=2e-4, atol=2e-6)
+  # Not causal: the output at second 1 moves with the input at second 3.
+  grads = jax.grad(lambda xs: jnp.sum(model.encode({**batch, "x": xs})[0][:, 1]))(
+      {m: jnp.asarray(v) for m, v in batch["x"].items()})
+  assert any(np.any(np.asarray(g)[:, 3] != 0) for g in grads.values())
+
+
+def test_sequence_tcn_trains_on_every_second_and_predicts_window_by_window():
+  c = _config(encoder="tcn")
+  phase = gru_moe.plan(c, [])
+  assert (phase.loss_on, phase.sliding_seconds, phase.num_clips) == ("all", 0, L)
+  for o in gru_moe.outputs(c).values():
+    assert (o.num_clips, o.sliding_seconds) == (L, 0)
+  # The causal TCN and the GRU stay sequence-to-one.
+  for model in ({"encoder": "tcn", "tcn_output": "last"}, {"encoder": "gru"}):
+    c = _config(**model)
+    phase = gru_moe.plan(c, [])
+    assert (phase.loss_on, phase.sliding_seconds) == ("last", L)
+    assert {o.sliding_seconds for o in gru_moe.outputs(c).values()} == {L}
+  with pytest.raises(errors.ConfigError, match="config.model.tcn_output"):
+    gru_moe.create(_config(encoder="tcn", tcn_output="middle"), DIMS, nnx.Rngs(0))

@@ -5,8 +5,11 @@ Paper: seed 001 (MediaEval 2018); every default and its source: docs/methods.md,
   x[m] (B, T, D_m) --encoder[m]--> h[m] (B, T, H)      one causal encoder per modality
   concat_m h[m] (B, T, M H) -> dropout -> CG -> MoE -> CG -> logits of (valence + 1) / 2, (arousal + 1) / 2
 
-- Encoders (`config.model.encoder`): "gru" (the paper's choice), "lstm", or "tcn" (a causal
-  encoder-decoder TCN, `CausalEDTCN`); 1-2 layers of 32-256 units. All modalities' GRU / LSTM
+- Encoders (`config.model.encoder`): "gru" (the paper's choice), "lstm", or "tcn" (an
+  encoder-decoder TCN, `CausalEDTCN`): with `config.model.tcn_output="sequence"` (the default) the
+  paper's sequence-to-sequence ED-TCN (non-causal; the loss on every second of a training window,
+  films predicted window by window), with "last" made causal and read sequence-to-one as the GRU;
+  1-2 layers of 32-256 units. All modalities' GRU / LSTM
   recurrences run in one scan per layer (`layers.MultiRecurrent`), or, with per-stream sizes
   (`config.model.sizes_by_stream`: (hidden, layers) per stream, the paper's "optimized for each of
   the modalities"), one recurrence per modality; the head reads their concatenation.
@@ -145,10 +148,12 @@ class CausalEDTCN(nnx.Module):
   """
 
   def __init__(self, in_features: int, hidden: int, levels: int = 2, kernel: int = 5, *,
-               rngs: nnx.Rngs):
-    self.levels, self.kernel = levels, kernel
-    conv = lambda i, o: nnx.Conv(i, o, kernel_size=(kernel,), padding=((kernel - 1, 0),),
-                                 rngs=rngs)
+               causal: bool = True, rngs: nnx.Rngs):
+    self.levels, self.kernel, self.causal = levels, kernel, causal
+    # causal=False: Lea et al.'s own ED-TCN ("same" convolutions, upsampling without the shift):
+    # step t sees about kernel * 2**levels steps on both sides (config.model.tcn_output="sequence").
+    pad = (kernel - 1, 0) if causal else ((kernel - 1) // 2, kernel // 2)
+    conv = lambda i, o: nnx.Conv(i, o, kernel_size=(kernel,), padding=(pad,), rngs=rngs)
     self.enc = nnx.List([conv(in_features if i == 0 else hidden, hidden) for i in range(levels)])
     self.dec = nnx.List([conv(hidden, hidden) for _ in range(levels)])
 
@@ -164,7 +169,8 @@ class CausalEDTCN(nnx.Module):
       y = jnp.max(y.reshape(b, y.shape[1] // 2, 2, -1), axis=2)
     for conv in self.dec:
       y = jnp.repeat(y, 2, axis=1)
-      y = jnp.pad(y, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+      if self.causal:
+        y = jnp.pad(y, ((0, 0), (1, 0), (0, 0)))[:, :-1]
       y = jax.nn.relu(conv(y))
     return y[:, pad:]
 
@@ -185,8 +191,9 @@ class GruMoe(nnx.Module):
     sizes = stream_sizes(config)
     self.per_stream = bool(m.get("sizes_by_stream", ()))
     if m.encoder == "tcn":
+      causal = not sequence_tcn(config)
       self.encoder = nnx.Dict({k: CausalEDTCN(dims[k], sizes[k][0], m.tcn_levels, m.tcn_kernel,
-                                              rngs=rngs) for k in self.modalities})
+                                              causal=causal, rngs=rngs) for k in self.modalities})
     elif self.per_stream:  # one recurrence per modality, each of its own width and depth
       self.encoder = nnx.Dict({k: layers.MultiRecurrent({k: dims[k]}, sizes[k][0], sizes[k][1],
                                                         m.encoder, rngs=rngs)
@@ -241,6 +248,18 @@ class GruMoe(nnx.Module):
       logp_NxC = logp_NxC + self.gate_out.log_gate(jnp.exp(logp_NxC), valid_N, bn_inference)
     logits_NxC = probability_logit(logp_NxC)
     return {t: logits_NxC[:, i].reshape(b, l) for i, t in enumerate(self.targets)}
+
+
+TCN_OUTPUTS = ("sequence", "last")
+
+
+def sequence_tcn(config: ml_collections.ConfigDict) -> bool:
+  """The paper's encoder-decoder TCN (001 Sec. 2.2: "a sequence of valence and arousal
+  predictions"): non-causal, trained on every second of its windows and predicting films window by
+  window (config.model.encoder="tcn", config.model.tcn_output="sequence"). Otherwise the model is
+  sequence-to-one (the GRU / LSTM, and the causal TCN of tcn_output="last")."""
+  m = config.model
+  return m.encoder == "tcn" and m.get("tcn_output", "last") == "sequence"
 
 
 def stream_sizes(config: ml_collections.ConfigDict) -> dict[str, tuple[int, int]]:
@@ -323,6 +342,13 @@ def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
   return GruMoe(config, feature_dims, rngs=rngs)
 
 
+def _windows(config: ml_collections.ConfigDict) -> dict:
+  """Phase.loss_on / sliding_seconds: sequence-to-one, or the sequence TCN's every second."""
+  if sequence_tcn(config):
+    return {"loss_on": "all", "sliding_seconds": 0}
+  return {"loss_on": "last", "sliding_seconds": int(config.model.window_seconds)}
+
+
 RETRAIN = "gru_moe_dev"  # the phase retraining on train + validation (config.train.retrain_on_dev)
 
 
@@ -335,10 +361,10 @@ def plan(config: ml_collections.ConfigDict, done: list[dict]) -> contract.Phase 
   if "gru_moe" not in names:
     return contract.Phase(
         name="gru_moe", task=task(config), forward=forward, num_clips=config.model.window_seconds,
-        # Sequence-to-one (the paper): the loss on each window's last second, and validation on
-        # windows of W seconds ending at every second.
-        loss_on="last", sliding_seconds=config.model.window_seconds,
-        steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
+        # Sequence-to-one (the paper's GRU): the loss on each window's last second, and validation
+        # on windows of W seconds ending at every second; the sequence TCN: the loss on every second
+        # of a window, validation window by window.
+        **_windows(config), steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
         eval_every=tr.eval_every_steps, eval_every_epochs=tr.eval_every_epochs,
         patience=tr.patience,
         info={"encoder": config.model.encoder, "window_seconds": config.model.window_seconds,
@@ -378,7 +404,7 @@ def retrain_phase(config: ml_collections.ConfigDict, selected: dict) -> contract
     return None
   return contract.Phase(
       name=RETRAIN, task=task(config), forward=forward, num_clips=config.model.window_seconds,
-      loss_on="last", sliding_seconds=config.model.window_seconds, steps=steps,
+      **_windows(config), steps=steps,
       optimizer=contract.optimizer_spec(config.optim), eval_every=0, patience=0,
       setup=functools.partial(reinitialize, config, int(config.seed)),
       info={"train_splits": splits, "steps_from": f"gru_moe best step {steps}",
@@ -400,8 +426,10 @@ def target_task(config: ml_collections.ConfigDict, target: str) -> contract.Task
 def _outputs(config, forward_fn, post, key: str) -> dict[str, contract.Output]:
   # Raw predictions are cached per key, so the key names the target (and the forward): outputs that
   # differ only in post-processing share it.
-  return {t: contract.Output(forward=forward_fn, task=target_task(config, t),
-                             sliding_seconds=config.model.window_seconds, postprocess=post,
+  w = config.model.window_seconds
+  windows = ({"num_clips": w} if sequence_tcn(config) else {"sliding_seconds": w})
+  return {t: contract.Output(forward=forward_fn, task=target_task(config, t), **windows,
+                             postprocess=post,
                              key=f"{key}/{t}") for t in config.targets}
 
 
@@ -443,6 +471,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                              f"{m.num_layers} must be >= 1")
   if layout.streams(config):
     stream_sizes(config)
+  if m.get("tcn_output", "last") not in TCN_OUTPUTS:
+    raise errors.ConfigError(f"config.model.tcn_output={m.tcn_output!r}; use one of {TCN_OUTPUTS}")
   if m.encoder == "tcn" and (m.tcn_levels < 1 or m.tcn_kernel < 1):
     raise errors.ConfigError(f"config.model.tcn_levels={m.tcn_levels} and tcn_kernel="
                              f"{m.tcn_kernel} must be >= 1")
