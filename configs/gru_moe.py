@@ -17,6 +17,11 @@ Every default is written with its source (docs/methods.md, section gru_moe): the
       --config.dataset.manual_dir=<folder holding the unzipped MEDIAEVAL18 archives>
   python main.py --config=configs/gru_moe.py:films,runlocal --workdir=/tmp/gru_moe_films
 
+Paper options (config keys): train.retrain_on_dev (after selection, a last phase on train +
+validation for the selected steps; it needs the harness's Phase.train_splits and is skipped with a
+warning without it); model.sizes_by_stream (hidden, layers) per stream; model.tcn_output
+sequence/last (the encoder-decoder TCN predicting a sequence, or read sequence-to-one).
+
 Ablation switches (config keys; each a separate run unless noted): model.encoder gru/lstm/tcn;
 model.window_seconds 10/30/60; model.context_gating and model.mixture_of_experts on/off;
 eval.postprocess butterworth/moving_average/none and model.bn_inference population/batch (both

@@ -441,3 +441,25 @@ def test_alexnet_weights_errors_name_the_key(tmp_path):
   config = _config(alexnet_weights=path, visual_weights=path)
   with pytest.raises(errors.ConfigError, match="alexnet_weights and config.model.visual_weights"):
     fl.create(config, DIMS, nnx.Rngs(0))
+
+
+def test_every_step_loss_trains_through_the_harness(tmp_path):
+  """The harness trains with the per-step loss (its forward reads the batch's labels) and scores
+  the last step's predictions."""
+  import json  # pylint: disable=import-outside-toplevel
+  from emojax import train  # pylint: disable=import-outside-toplevel
+  c = _config()
+  with c.unlocked():
+    c.dataset.config = "small"
+    c.dataset.data_dir = str(tmp_path / "data")
+    c.model.crop = 16
+    c.data.batch_size = 4
+    c.data.eval_batch_size = 8
+    c.train.epochs = 1.0
+    c.train.eval_every_epochs = 1.0
+    c.train.loss_on = "every_step"
+    c.checkpoint.every_steps = 100
+  flat = train.train_and_evaluate(c, tmp_path / "run")
+  m = json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())["arousal"]
+  assert np.sum(m["confusion"]) == 6 and flat["test/arousal/accuracy"] == pytest.approx(
+      m["accuracy"])

@@ -141,3 +141,26 @@ def test_sequence_tcn_trains_on_every_second_and_predicts_window_by_window():
     assert {o.sliding_seconds for o in gru_moe.outputs(c).values()} == {L}
   with pytest.raises(errors.ConfigError, match="config.model.tcn_output"):
     gru_moe.create(_config(encoder="tcn", tcn_output="middle"), DIMS, nnx.Rngs(0))
+
+
+# ------------------------------------------------- batch-norm statistics at inference (001 Sec. 3)
+
+
+def test_bn_batch_mode_normalises_with_the_valid_rows_of_the_batch():
+  bn = gru_moe.MaskedBatchNorm(3, "batch", rngs=nnx.Rngs(0))
+  bn.bn.scale[...] = jnp.asarray([1.0, 2.0, 0.5])
+  bn.bn.bias[...] = jnp.asarray([0.0, -1.0, 3.0])
+  bn.bn.mean[...] = jnp.asarray([5.0, 5.0, 5.0])   # running statistics that must not be used
+  bn.bn.var[...] = jnp.asarray([9.0, 9.0, 9.0])
+  bn.eval()
+  x = np.random.default_rng(0).normal(2.0, 3.0, size=(6, 3)).astype(np.float32)
+  valid = np.asarray([1, 1, 0, 1, 1, 0], bool)
+  got = np.asarray(bn(jnp.asarray(x), jnp.asarray(valid)))
+  v = x[valid].astype(np.float64)
+  want = (x - v.mean(0)) / np.sqrt(v.var(0) + 1e-3) * [1.0, 2.0, 0.5] + [0.0, -1.0, 3.0]
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  pop = np.asarray(bn(jnp.asarray(x), jnp.asarray(valid), "population"))
+  np.testing.assert_allclose(pop, (x - 5.0) / np.sqrt(9.0 + 1e-3) * [1.0, 2.0, 0.5]
+                             + [0.0, -1.0, 3.0], rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(np.asarray(bn.bn.mean[...]), [5.0, 5.0, 5.0])  # left alone
+
