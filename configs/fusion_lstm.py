@@ -73,8 +73,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.dropout = 0.5, paper("002 Experiment Settings", "dropout 0.5 on the MLP's hidden layer")
   m.pixel_mean = (127.5, 127.5, 127.5), ours("pixels to [-1, 1]")
   m.pixel_scale = 1.0 / 127.5, ours("pixels to [-1, 1]")
-  scratch = ours("from scratch: the paper fine-tunes a pre-trained AlexNet (002 Video segment and "
-                 "low level feature extraction); give a .npz of AlexNet weights you own")
+  m.alexnet_weights = "", ours(
+      "from scratch, as the weights are yours to give. The paper's path (002 Video segment and low "
+      "level feature extraction: 'a model pre-trained on a large dataset ... fine-tune the "
+      "weights', for both streams): the .npz of `python -m emojax.backbones.convert "
+      "--network=alexnet` (torchvision's AlexNet)")
+  scratch = ours("from scratch: the paper fine-tunes a pre-trained AlexNet (see alexnet_weights); "
+                 "or a .npz of model.conv's network you own")
   m.visual_weights = "", scratch
   m.audio_weights = "", scratch
 
@@ -89,6 +94,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.epochs = 30.0, ours("the paper gives no duration")
   t.eval_every_epochs = 2.0, ours("15 validations")
   t.patience = 0, ours("no early stopping (the best validation step is kept)")
+  t.loss_on = "last", paper(
+      "002 Temporal feature integration and emotion analysis", "'The output of the last time step "
+      "of LSTM unit will be the input of the fully connected neural network': the loss on the "
+      "last valid step; 'every_step' is the other reading, 002 Experiment Settings: 'trained "
+      "end-to-end to predict the videos emotion class at each time step' (the clip's label at "
+      "every step). The first is the default as it is the model the paper describes and the one "
+      "that predicts")
 
   k = common.block(c, "checkpoint")
   k.best_metric = "accuracy", paper("002 Table 1", "the paper's metric: global accuracy")

@@ -17,6 +17,11 @@ Every default is written with its source (docs/methods.md, section gru_moe): the
       --config.dataset.manual_dir=<folder holding the unzipped MEDIAEVAL18 archives>
   python main.py --config=configs/gru_moe.py:films,runlocal --workdir=/tmp/gru_moe_films
 
+Paper options (config keys): train.retrain_on_dev (after selection, a last phase on train +
+validation for the selected steps; it needs the harness's Phase.train_splits and is skipped with a
+warning without it); model.sizes_by_stream (hidden, layers) per stream; model.tcn_output
+sequence/last (the encoder-decoder TCN predicting a sequence, or read sequence-to-one).
+
 Ablation switches (config keys; each a separate run unless noted): model.encoder gru/lstm/tcn;
 model.window_seconds 10/30/60; model.context_gating and model.mixture_of_experts on/off;
 eval.postprocess butterworth/moving_average/none and model.bn_inference population/batch (both
@@ -56,6 +61,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.window_seconds = 60, paper("001 Sec. 2.2, 3", "sequence-to-one over 10, 30 or 60 s; 60 best")
   m.hidden = 64, ours("within the paper's 32-256 units (001 Sec. 3)")
   m.num_layers = 1, ours("within the paper's 1-2 layers (001 Sec. 3)")
+  m.sizes_by_stream = (), ours(
+      "() = model.hidden / num_layers for every stream. The paper's sizes were 'optimized for each "
+      "of the modalities' within 32-256 units and 1-2 layers (001 Sec. 3) but are not given: "
+      "give one (hidden, layers) per stream of inputs.streams")
+  m.tcn_output = "sequence", paper(
+      "001 Sec. 2.2", "'an encoder-decoder TCN using sequences of extracted features to obtain a "
+      "sequence of valence and arousal predictions': non-causal, every second of a window "
+      "predicted ('last': emojax's causal TCN read sequence-to-one as the GRU)")
   m.tcn_levels = 2, ours("ED-TCN pooling levels (encoder = decoder depth); not in the paper")
   m.tcn_kernel = 5, ours("ED-TCN temporal kernel (seconds); not in the paper")
   m.context_gating = True, paper("001 Sec. 2.3", "context gating before and after the MoE (its "
@@ -66,8 +79,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   m.dropout = 0.3, ours("the paper regularises with dropout (001 Sec. 2.3) but gives no rate")
   m.batch_norm = True, paper("001 Sec. 2.3", "batch normalization; its place, inside the context "
                             "gates (YouTube-8M's), is emojax's")
-  m.bn_inference = "population", ours("running statistics; 'batch' as the paper's results were "
-                                      "made (001 Sec. 3)")
+  m.bn_inference = "population", ours(
+      "running statistics: the paper's runs used the batch's ('batch'), which it names as the cause "
+      "of their higher prediction variance (001 Sec. 3), and which makes a second's prediction "
+      "depend on the other windows of its evaluation batch; the 'batch' mode is scored as the "
+      "bn_inference_batch row of every run (variants)")
   m.bn_momentum = 0.9, ours("running statistics that forget their initial 0 / 1 within a short "
                             "run (at 0.99, 199 steps kept 13% of them)")
 
@@ -92,6 +108,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.patience = 0, ours("no early stopping (the best step is kept)")
   t.ensemble = 1, ours("one model; K members average K seeds of this config (the paper's run 5 "
                        "averages its 4 different runs, 001 Table 1)")
+  t.retrain_on_dev = True, paper(
+      "001 Sec. 3", "after selection on the 13 validation films, 'trained our models on the entire "
+      "development set': a last phase on train + validation for the selected number of steps")
   t.ensemble_sharding = "members", ours("members over the devices (or 'batch')")
 
   if "mediaeval2018" in words:

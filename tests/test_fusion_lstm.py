@@ -296,3 +296,170 @@ def test_late_fusion_trains_end_to_end_on_the_small_clip_benchmark(tmp_path):
   rows = (run / "eval" / "test" / "predictions.csv").read_text().splitlines()
   assert len(rows) == 7 and rows[0].startswith("clip,film,arousal_true,arousal_pred,arousal_p0")
   assert "late_audio_branch" in (run / "eval" / "ablation.md").read_text()
+
+
+# ------------------------------------------------------------- train.loss_on = "every_step"
+
+
+def _np_ce(logits_C, y):
+  z = logits_C - logits_C.max()
+  return float(np.log(np.exp(z).sum()) - z[y])
+
+
+def test_logits_with_ce_give_that_cross_entropy_and_its_gradient():
+  ce = jnp.asarray([1e-6, 0.3, 1.0986, 7.0, 200.0])
+  y = jnp.asarray([0, 2, 1, 1, 0])
+  got = contract.loss_value(contract.Task(("arousal",), kind="classification", num_classes=3,
+                                          unit="clip", loss="softmax_ce", best_metric="accuracy"),
+                            fl.logits_with_ce(ce, y, 3), {"clip_mask": jnp.ones(5),
+                                                          "y": {"arousal_class": y}})
+  np.testing.assert_allclose(float(got), float(np.mean(np.asarray(ce))), rtol=1e-5)
+  grad = jax.grad(lambda c: jnp.sum(optax_ce(fl.logits_with_ce(c, y, 3), y)))(ce)
+  np.testing.assert_allclose(np.asarray(grad), np.ones(5), rtol=1e-4)
+
+
+def optax_ce(logits, y):
+  return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=-1)[:, 0]
+
+
+def test_every_step_loss_is_the_clip_label_ce_averaged_over_valid_steps():
+  config = _config(crop=SIDE)   # whole images: the training forward's random crop is the identity
+  with config.unlocked():
+    config.train.loss_on = "every_step"
+  model = fl.create(config, DIMS, nnx.Rngs(2))
+  model.eval()                  # no dropout, as the NumPy reference
+  phase = fl.plan(config, [])
+  batch = _batch(3, seed=1)
+  mask = np.asarray([[1, 1, 1], [1, 1, 0], [1, 0, 0]], bool)
+  batch["x"]["segment_mask"] = jnp.asarray(mask)
+  y = np.asarray(batch["y"]["arousal_class"])
+  feats = {}
+  for m, stream in (("visual", "keyframe"), ("audio", "spectrogram_image")):
+    x = np.asarray(batch["x"][stream], np.float64)
+    x = (x if m == "visual" else x[..., None]).reshape(3 * L, SIDE, SIDE, -1)
+    feats[m] = _np_alexnet(model.encoders[m], (x - 127.5) / 127.5).reshape(3, L, -1)
+  br = model.branches["fused"]
+  per_clip = []
+  for b in range(3):   # the logits of step t see steps 0..t only
+    ces = [_np_ce(_np_branch(br, {m: f[b:b + 1, :t + 1] for m, f in feats.items()},
+                             mask[b:b + 1, :t + 1])[0], y[b]) for t in range(L) if mask[b, t]]
+    per_clip.append(np.mean(ces))
+  got = contract.loss_value(phase.task, phase.forward(model, batch, nnx.Rngs(dropout=0)), batch)
+  np.testing.assert_allclose(float(got), np.mean(per_clip), rtol=2e-4)
+  # Evaluation (rngs None): the last valid step's logits, as with loss_on="last".
+  np.testing.assert_allclose(np.asarray(phase.forward(model, batch, None)),
+                             _np_branch(br, feats, mask), rtol=2e-4, atol=2e-5)
+  last = contract.loss_value(phase.task, fl.plan(_config(crop=SIDE), [])
+                             .forward(model, batch, nnx.Rngs(dropout=0)), batch)
+  assert abs(float(last) - float(got)) > 1e-4   # another objective
+
+  def direct(mdl):   # the per-step loss written with log_softmax on the per-step logits
+    logits, valid = mdl.branch_steps("fused", batch, nnx.Rngs(dropout=0))
+    ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), jnp.asarray(y)[:, None, None]
+                              .repeat(L, 1), axis=-1)[..., 0]
+    return jnp.mean(jnp.sum(ce * valid, 1) / jnp.sum(valid, 1))
+
+  via_contract = lambda mdl: contract.loss_value(
+      phase.task, phase.forward(mdl, batch, nnx.Rngs(dropout=0)), batch)
+  g1 = nnx.state(nnx.grad(via_contract)(model), nnx.Param)
+  g2 = nnx.state(nnx.grad(direct)(model), nnx.Param)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3,
+                                                       atol=1e-6), g1, g2)
+
+
+def test_loss_on_default_and_bad_value():
+  assert fusion_config.get_config("").train.loss_on == "last"
+  c = _config()
+  with c.unlocked():
+    c.train.loss_on = "first"
+  with pytest.raises(errors.ConfigError, match="config.train.loss_on='first'"):
+    fl.plan(c, [])
+
+
+# ------------------------------------------------- model.alexnet_weights (the paper's fine-tuning)
+
+BIG = 70   # torchvision AlexNet needs >= 63-pixel crops
+
+
+def _converted_alexnet(tmp_path, seed=3):
+  """A narrow emojax.backbones.alexnet with generated weights, saved as the converter saves it."""
+  from emojax.backbones import alexnet as bb_alexnet
+  from emojax.backbones import common as bb_common
+  cfg = {"width": 1 / 16, "fc": 12, "num_classes": 5}
+  net = bb_alexnet.AlexNet(cfg, rngs=nnx.Rngs(seed))
+  for _, var in nnx.to_flat_state(nnx.state(net, nnx.Param)):   # nonzero biases too
+    var.set_value(jax.random.normal(jax.random.key(seed), var.get_value().shape) * 0.1)
+    seed += 1
+  source = tmp_path / "alexnet-owt.pth"
+  source.write_bytes(b"generated for the test")
+  out = bb_common.save(tmp_path / "alexnet.npz", bb_alexnet.ALEXNET, cfg,
+                       {k: np.asarray(v) for k, v in bb_common.flax_arrays(net).items()}, source)
+  return net, str(out)
+
+
+def test_alexnet_weights_load_the_backbone_and_give_its_fc7(tmp_path):
+  net, path = _converted_alexnet(tmp_path)
+  config = _config(crop=67, alexnet_weights=path)
+  dims = {"keyframe": (L, BIG, BIG, 3), "spectrogram_image": (L, BIG, BIG)}
+  model = fl.create(config, dims, nnx.Rngs(0))
+  model.eval()
+  rng = np.random.default_rng(4)
+  batch = {"x": {"keyframe": jnp.asarray(rng.integers(0, 256, (2, L, BIG, BIG, 3), np.uint8)),
+                 "spectrogram_image": jnp.asarray(rng.integers(0, 256, (2, L, BIG, BIG),
+                                                               np.uint8))}}
+  off = (BIG - 67) // 2
+  for m, stream in (("visual", "keyframe"), ("audio", "spectrogram_image")):
+    x = np.asarray(batch["x"][stream])
+    x = x if m == "visual" else np.repeat(x[..., None], 3, axis=-1)   # grey as RGB
+    x = x[:, :, off:off + 67, off:off + 67].reshape(2 * L, 67, 67, 3).astype(np.float64) / 255
+    x = (x - np.asarray([0.485, 0.456, 0.406])) / np.asarray([0.229, 0.224, 0.225])
+    want = np.asarray(net(jnp.asarray(x, jnp.float32), "fc7")).reshape(2, L, -1)
+    got = np.asarray(model.encode(batch, m, None))
+    assert got.shape == (2, L, 12)   # the file's fc7 width, not model.fc_width
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  # Each stream fine-tunes its own copy.
+  k_v = model.encoders["visual"].net.features["0"].kernel
+  k_a = model.encoders["audio"].net.features["0"].kernel
+  assert k_v is not k_a
+  np.testing.assert_array_equal(np.asarray(k_v[...]), np.asarray(k_a[...]))
+  # It trains: dropout at model.fc_dropout when rngs are given, gradients reach conv1.
+  assert model.encoders["visual"].net.classifier["0"].rate == config.model.fc_dropout
+  model.train()
+  phase = fl.plan(config, [])
+  batch["clip_mask"] = jnp.ones(2)
+  batch["y"] = {"arousal_class": jnp.asarray([0, 2])}
+  grads = nnx.grad(lambda mdl: contract.loss_value(
+      phase.task, phase.forward(mdl, batch, nnx.Rngs(dropout=1)), batch))(model)
+  assert float(jnp.abs(grads.encoders["visual"].net.features["0"].kernel[...]).sum()) > 0
+
+
+def test_alexnet_weights_errors_name_the_key(tmp_path):
+  config = _config(alexnet_weights=str(tmp_path / "missing.npz"))
+  with pytest.raises(errors.ConfigError, match="config.model.alexnet_weights=.*no such file"):
+    fl.create(config, DIMS, nnx.Rngs(0))
+  _, path = _converted_alexnet(tmp_path)
+  config = _config(alexnet_weights=path, visual_weights=path)
+  with pytest.raises(errors.ConfigError, match="alexnet_weights and config.model.visual_weights"):
+    fl.create(config, DIMS, nnx.Rngs(0))
+
+
+def test_every_step_loss_trains_through_the_harness(tmp_path):
+  """The harness trains with the per-step loss (its forward reads the batch's labels) and scores
+  the last step's predictions."""
+  import json  # pylint: disable=import-outside-toplevel
+  from emojax import train  # pylint: disable=import-outside-toplevel
+  c = _config()
+  with c.unlocked():
+    c.dataset.config = "small"
+    c.dataset.data_dir = str(tmp_path / "data")
+    c.model.crop = 16
+    c.data.batch_size = 4
+    c.data.eval_batch_size = 8
+    c.train.epochs = 1.0
+    c.train.eval_every_epochs = 1.0
+    c.train.loss_on = "every_step"
+    c.checkpoint.every_steps = 100
+  flat = train.train_and_evaluate(c, tmp_path / "run")
+  m = json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())["arousal"]
+  assert np.sum(m["confusion"]) == 6 and flat["test/arousal/accuracy"] == pytest.approx(
+      m["accuracy"])

@@ -42,8 +42,9 @@ def _batch(seed=0):
 
 
 @functools.lru_cache(maxsize=None)
-def _model(encoder="gru", bn_inference="population"):
-  return gru_moe.create(_config(encoder=encoder, bn_inference=bn_inference), DIMS, nnx.Rngs(0))
+def _model(encoder="gru", bn_inference="population", tcn_output="last"):
+  return gru_moe.create(_config(encoder=encoder, bn_inference=bn_inference, tcn_output=tcn_output),
+                        DIMS, nnx.Rngs(0))
 
 
 def _np(v):

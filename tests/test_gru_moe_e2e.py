@@ -4,12 +4,14 @@ the toy dataset of tests/toy_dataset.py: trains, evaluates, writes the variants'
 import json
 
 import numpy as np
+import pytest
 
 from configs import gru_moe as gru_moe_config
 from emojax import train
 
 
-def test_runlocal_trains_and_evaluates_end_to_end(tmp_path):
+@pytest.mark.parametrize("model", [{}, {"encoder": "tcn", "tcn_output": "sequence"}])
+def test_runlocal_trains_and_evaluates_end_to_end(tmp_path, model):
   import toy_dataset  # pylint: disable=import-outside-toplevel,unused-import  (registers the builder)
   c = gru_moe_config.get_config("runlocal")
   with c.unlocked():
@@ -24,6 +26,7 @@ def test_runlocal_trains_and_evaluates_end_to_end(tmp_path):
     c.train.eval_every_steps = 2
     c.checkpoint.every_steps = 2
     c.log.every_steps = 2
+    c.model.update(model)
   flat = train.train_and_evaluate(c, tmp_path / "run")
   run = tmp_path / "run"
   records = json.loads((run / "phases.json").read_text())

@@ -8,8 +8,11 @@ Per clip of L one-second segments (seed 002; defaults and sources: docs/methods.
   h      = LSTM(x_f[1..L]) at the last valid step                  (model.lstm_hidden = 256)
   logits = W_2 dropout(ReLU(W_1 h + b_1)) + b_2                     (64 hidden units, dropout 0.5, 3 classes)
 
-trained end to end with categorical cross-entropy (Task loss "softmax_ce") and SGD. `model.fusion`
-picks the paper's method or one of its baselines:
+trained end to end with categorical cross-entropy (Task loss "softmax_ce") and SGD, on the logits of
+the last valid step (config.train.loss_on = "last"), or on those of every valid step, each against
+the clip's label and averaged over the clip's steps ("every_step": `_every_step_forward`); either
+way the prediction is the last valid step's. `model.fusion` picks the paper's method or one of its
+baselines:
 
   "modal"   the equation above; a_a, a_v learned (model.learn_alpha) or fixed at model.alpha
   "visual"  x_f = g(W_v x_v + b_v)          "audio"  x_f = g(W_a x_a + b_a)
@@ -25,8 +28,18 @@ uint8 images stored larger than the crop (256 for AlexNet's 227): the forward cr
 at a random offset per image in training (offsets drawn from the `dropout` stream of `rngs`) and at
 the centre at evaluation (`rngs` None), then maps pixels to (x - model.pixel_mean) * model.pixel_scale.
 
-Pretrained weights you own (model.visual_weights, model.audio_weights: paths to .npz files; "" =
-train from scratch). Arrays, by name:
+The paper fine-tunes an AlexNet pretrained on a large dataset (002 Video segment and low level
+feature extraction). model.alexnet_weights = the .npz that `python -m emojax.backbones.convert
+--network=alexnet --source=alexnet-owt-7be5be79.pth --out=alexnet.npz` writes (docs/backbones.md):
+both streams then start from a copy of that network, `emojax.backbones.alexnet` (torchvision's
+one-GPU AlexNet: conv 64-192-384-256-256, no LRN, 6 x 6 average pool, fc6, fc7 of the file's width;
+model.conv, width, fc_width are not used), with torchvision's preprocessing (x / 255, ImageNet
+mean / std; a spectrogram as a grey RGB image) and dropout model.fc_dropout before fc6 and fc7.
+"" (the default) trains the network of model.conv from scratch: emojax's choice, as the weights
+are the user's to provide.
+
+Other pretrained weights you own (model.visual_weights, model.audio_weights: paths to .npz files;
+"" = train from scratch), for the network of model.conv. Arrays, by name:
   conv1/kernel (kh, kw, c_in, c_out), conv1/bias (c_out,), ... conv5/kernel, conv5/bias,
   fc6/kernel (d_in, d_out), fc6/bias, fc7/kernel, fc7/bias
 (flax layout: HWIO kernels, (in, out) dense kernels; a Caffe/PyTorch export transposes them, and
@@ -50,16 +63,19 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from flax import nnx
 
 from emojax import contract
 from emojax import errors
 from emojax import layout
 from emojax import weights
+from emojax.backbones import common as backbone_common
 from emojax.nn import layers
 
 FUSIONS = ("modal", "visual", "audio", "early", "late")
 NUM_CLASSES = 3
+LOSS_ON = ("last", "every_step")
 ALEXNET_CONV = ((96, 11, 4, 0, True, True), (256, 5, 1, 2, True, True), (384, 3, 1, 1, False, False),
                 (384, 3, 1, 1, False, False), (256, 3, 1, 1, True, False))
 _HE = jax.nn.initializers.he_normal()
@@ -190,6 +206,40 @@ def load_pretrained(net: AlexNet, path: str, config_key: str) -> None:
     param[...] = jnp.asarray(value)
 
 
+class PretrainedAlexNet(nnx.Module):
+  """The AlexNet of a converted torchvision file (`emojax.backbones.alexnet`), fine-tuned here:
+  (N, crop, crop, C) ImageNet-normalised images -> fc7 (N, fc) after its ReLU. A 1-channel
+  (spectrogram) image is fed as grey RGB. Dropout (torchvision's, before fc6 and fc7, at
+  model.fc_dropout) in training, i.e. when `rngs` is given."""
+
+  def __init__(self, net: nnx.Module, fc_dropout: float):
+    self.net = net
+    for i in ("0", "3"):
+      self.net.classifier[i].rate = float(fc_dropout)
+
+  def __call__(self, x_NxHxWxC: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
+    if x_NxHxWxC.shape[-1] == 1:
+      x_NxHxWxC = jnp.repeat(x_NxHxWxC, 3, axis=-1)
+    return self.net(x_NxHxWxC, "fc7", train=rngs is not None, rngs=rngs)
+
+
+def load_alexnet(path: str, fc_dropout: float) -> tuple[PretrainedAlexNet, int]:
+  """(the fine-tunable network, its fc7 width) from a converted AlexNet .npz (model.alexnet_weights)."""
+  from emojax.backbones import alexnet as alexnet_backbone  # pylint: disable=import-outside-toplevel
+  from emojax.backbones import convert  # pylint: disable=import-outside-toplevel
+  if not os.path.isfile(path):
+    raise errors.ConfigError(f"config.model.alexnet_weights={path!r}: no such file. Fix: convert "
+                             "your AlexNet with `python -m emojax.backbones.convert "
+                             "--network=alexnet --source=alexnet-owt-7be5be79.pth --out=alexnet.npz`"
+                             " (docs/backbones.md), or set it to '' to train from scratch")
+  loaded = convert.load(path)
+  if not isinstance(loaded.model, alexnet_backbone.AlexNet):
+    raise errors.ConfigError(f"config.model.alexnet_weights={path!r} holds converted "
+                             f"{loaded.network!r} weights; give a converted alexnet file "
+                             "(`python -m emojax.backbones.convert --network=alexnet ...`)")
+  return PretrainedAlexNet(loaded.model, fc_dropout), int(loaded.config.get("fc", 4096))
+
+
 class Branch(nnx.Module):
   """Fusion projection(s) -> LSTM -> MLP -> 3 logits, over the CNN features of some modalities."""
 
@@ -220,14 +270,27 @@ class Branch(nnx.Module):
     return sum(alpha[i] * jax.nn.relu(self.proj[m](feats[m]))  # order: MODALITY_ORDER
                for i, m in enumerate(self.modalities))
 
-  def __call__(self, feats: dict[str, jax.Array], mask_BxL: jax.Array | None,
-               rngs: nnx.Rngs | None) -> jax.Array:
+  def _scan(self, feats: dict[str, jax.Array], mask_BxL: jax.Array | None):
+    """LSTM over x_f: (outputs h (L, 1, B, H), 0 at invalid steps; final state (1, B, H))."""
     x_BxLxD = self.fuse(feats)
     gates_LxBx4H = self.lstm.gates(jnp.swapaxes(x_BxLxD, 0, 1))
     mask = None if mask_BxL is None else jnp.asarray(mask_BxL, bool).T[:, None, :]
-    _, h_1xBxH = layers.lstm_scan(gates_LxBx4H[:, None], self.lstm.w_hh[...][None], mask)
-    z = self.dropout(jax.nn.relu(self.mlp(h_1xBxH[0])), rngs=rngs)
-    return self.out(z)
+    return layers.lstm_scan(gates_LxBx4H[:, None], self.lstm.w_hh[...][None], mask)
+
+  def head(self, h_xH: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
+    """The MLP on LSTM outputs (..., H) -> logits (..., 3)."""
+    return self.out(self.dropout(jax.nn.relu(self.mlp(h_xH)), rngs=rngs))
+
+  def __call__(self, feats: dict[str, jax.Array], mask_BxL: jax.Array | None,
+               rngs: nnx.Rngs | None) -> jax.Array:
+    _, h_1xBxH = self._scan(feats, mask_BxL)
+    return self.head(h_1xBxH[0], rngs)
+
+  def step_logits(self, feats: dict[str, jax.Array], mask_BxL: jax.Array | None,
+                  rngs: nnx.Rngs | None) -> jax.Array:
+    """Logits (B, L, 3) of the MLP on the LSTM output of every step (train.loss_on="every_step")."""
+    h_Lx1xBxH, _ = self._scan(feats, mask_BxL)
+    return self.head(jnp.swapaxes(h_Lx1xBxH[:, 0], 0, 1), rngs)
 
 
 MODALITY_ORDER = ("audio", "visual")  # alpha[0] = a_a, alpha[1] = a_v
@@ -252,6 +315,8 @@ class FusionLSTM(nnx.Module):
     self.visual_stream, self.audio_stream = roles["visual"], roles["audio"]
     branches = branch_modalities(c.fusion)
     used = [m for m in MODALITY_ORDER if any(m in ms for ms in branches.values())]
+    self.imagenet = bool(c.get("alexnet_weights", ""))  # torchvision preprocessing
+    fc_width = c.fc_width
     encoders = {}
     for m in used:
       stream = self.stream(m)
@@ -265,16 +330,19 @@ class FusionLSTM(nnx.Module):
         raise errors.ConfigError(f"stream {stream!r} (the {m} stream of config.inputs.streams) has "
                                  f"example shape {shape}, expected {want}")
       crop_images(jnp.zeros((1, *shape[1:3], 1)), self.crop, None)  # crop fits the images
-      encoders[m] = AlexNet(channels, self.crop, c.conv, c.width, c.fc_width, c.fc_dropout,
-                            rngs=rngs)
+      if self.imagenet:  # the paper's path: fine-tune a pretrained AlexNet (one copy per stream)
+        encoders[m], fc_width = load_alexnet(c.alexnet_weights, c.fc_dropout)
+      else:
+        encoders[m] = AlexNet(channels, self.crop, c.conv, c.width, c.fc_width, c.fc_dropout,
+                              rngs=rngs)
     self.encoders = nnx.Dict(encoders)
-    self.branches = nnx.Dict({name: Branch(ms, c.fc_width, c, early=c.fusion == "early", rngs=rngs)
+    self.branches = nnx.Dict({name: Branch(ms, fc_width, c, early=c.fusion == "early", rngs=rngs)
                               for name, ms in branches.items()})
     self.late_alpha = float(c.late_alpha)
     self.pixel_mean = tuple(float(v) for v in c.pixel_mean)
     self.pixel_scale = float(c.pixel_scale)
     for m, path in (("visual", c.visual_weights), ("audio", c.audio_weights)):
-      if path and m in encoders:
+      if path and m in encoders and not self.imagenet:
         load_pretrained(encoders[m], path, f"config.model.{m}_weights")
 
   def stream(self, m: str) -> str:
@@ -289,6 +357,10 @@ class FusionLSTM(nnx.Module):
     x_NxHxWxC = x.reshape(b * l, *x.shape[2:])
     key = None if rngs is None else rngs.dropout()
     x_NxHxWxC = crop_images(x_NxHxWxC, self.crop, key).astype(jnp.float32)
+    if self.imagenet:  # torchvision's: x / 255, then ImageNet mean / std (grey as RGB)
+      x_NxHxWxC = jnp.broadcast_to(x_NxHxWxC, (*x_NxHxWxC.shape[:3], 3))
+      h = self.encoders[m](backbone_common.normalize(x_NxHxWxC), rngs)
+      return h.reshape(b, l, -1)
     mean = jnp.asarray(self.pixel_mean if m == "visual" else np.mean(self.pixel_mean), jnp.float32)
     h = self.encoders[m]((x_NxHxWxC - mean) * self.pixel_scale, rngs)
     return h.reshape(b, l, -1)
@@ -298,6 +370,16 @@ class FusionLSTM(nnx.Module):
     br = self.branches[name]
     feats = {m: self.encode(batch, m, rngs) for m in br.modalities}
     return br(feats, _segment_mask(batch, [self.stream(m) for m in br.modalities]), rngs)
+
+  def branch_steps(self, name: str, batch: dict, rngs: nnx.Rngs | None
+                   ) -> tuple[jax.Array, jax.Array]:
+    """Per-step logits (B, L, 3) of a branch and its valid steps (B, L)."""
+    br = self.branches[name]
+    feats = {m: self.encode(batch, m, rngs) for m in br.modalities}
+    mask = _segment_mask(batch, [self.stream(m) for m in br.modalities])
+    logits = br.step_logits(feats, mask, rngs)
+    valid = jnp.ones(logits.shape[:2], bool) if mask is None else jnp.asarray(mask, bool)
+    return logits, valid
 
   def late(self, batch: dict) -> jax.Array:
     """log(a p_a + (1 - a) p_v): logits whose softmax is the late-fusion mixture."""
@@ -343,7 +425,15 @@ def _check(config: ml_collections.ConfigDict) -> None:
     if len(tuple(spec)) != 6:
       raise errors.ConfigError(f"config.model.conv entry {spec} must be (features, kernel, "
                                "stride, padding, pool, lrn)")
-  conv_output_side(int(c.crop), c.conv)
+  if c.get("alexnet_weights", "") and (c.visual_weights or c.audio_weights):
+    raise errors.ConfigError("config.model.alexnet_weights and config.model.visual_weights / "
+                             "audio_weights both set: give the converted torchvision AlexNet "
+                             "(alexnet_weights) or your own .npz per stream, not both")
+  if not c.get("alexnet_weights", ""):
+    conv_output_side(int(c.crop), c.conv)
+  loss_on = config.train.get("loss_on", "last")
+  if loss_on not in LOSS_ON:
+    raise errors.ConfigError(f"config.train.loss_on={loss_on!r}; use one of {LOSS_ON}")
   _target(config)
 
 
@@ -369,12 +459,57 @@ def _branch_forward(name: str):
   return forward
 
 
+def every_step_ce(step_logits_BxLxC: jax.Array, valid_BxL: jax.Array, y_B: jax.Array) -> jax.Array:
+  """(B,) the clip label's cross-entropy at every valid step, averaged over the clip's steps."""
+  ce_BxL = optax.softmax_cross_entropy_with_integer_labels(
+      step_logits_BxLxC, jnp.broadcast_to(jnp.asarray(y_B, jnp.int32)[:, None], valid_BxL.shape))
+  w_BxL = valid_BxL.astype(ce_BxL.dtype)
+  return jnp.sum(w_BxL * ce_BxL, axis=1) / jnp.maximum(jnp.sum(w_BxL, axis=1), 1.0)
+
+
+def logits_with_ce(ce_B: jax.Array, y_B: jax.Array, num_classes: int) -> jax.Array:
+  """Logits (B, C) whose softmax cross-entropy with label y is exactly ce (>= 0), differentiably:
+  0 for the label, k = log((e^ce - 1) / (C - 1)) for the others (log(1 + (C - 1) e^k) = ce),
+  written ce + log(1 - e^-ce) - log(C - 1) so that a large ce does not overflow."""
+  ce_B = jnp.maximum(ce_B, 1e-30)
+  k_B = ce_B + jnp.log(-jnp.expm1(-ce_B)) - np.log(num_classes - 1)
+  label_BxC = jax.nn.one_hot(jnp.asarray(y_B, jnp.int32), num_classes, dtype=bool)
+  return jnp.where(label_BxC, 0.0, k_B[:, None])
+
+
+def _every_step_forward(name: str, label_key: str):
+  """train.loss_on = "every_step": the paper's "trained end-to-end to predict the videos emotion
+  class at each time step" (002 Experiment Settings).
+
+  The contract's loss for per-clip examples takes one logit vector per clip, so in training (rngs
+  given) this forward returns the logits `logits_with_ce` makes from the per-step loss
+  (`every_step_ce`, which reads the clip's label from the batch): the harness's softmax CE of them
+  is that loss, with its gradients. At evaluation (rngs None) it is the last valid step's logits,
+  as with "last" (what the harness validates and predicts). A contract with per-step clip outputs
+  ((B, L, C) logits, a (B, L) step mask and Phase.loss_on="every_step") would need neither trick.
+  """
+  def forward(model: FusionLSTM, batch: dict, rngs: nnx.Rngs | None) -> jax.Array:
+    if rngs is None:
+      return model.branch(name, batch, rngs)
+    logits_BxLxC, valid_BxL = model.branch_steps(name, batch, rngs)
+    y_B = batch["y"][label_key]
+    return logits_with_ce(every_step_ce(logits_BxLxC, valid_BxL, y_B), y_B, NUM_CLASSES)
+  return forward
+
+
+def _train_forward(config: ml_collections.ConfigDict, name: str):
+  if config.train.get("loss_on", "last") == "every_step":
+    return _every_step_forward(name, task(config).label_key(_target(config)))
+  return _branch_forward(name)
+
+
 def _late_forward(model: FusionLSTM, batch: dict, rngs: nnx.Rngs | None) -> jax.Array:
   del rngs  # evaluation only
   return model.late(batch)
 
 
 def phases(config: ml_collections.ConfigDict) -> list[contract.Phase]:
+  _check(config)
   target, t = _target(config), config.train
   common = dict(task=task(config), epochs=float(t.epochs),
                 optimizer=contract.optimizer_spec(config.optim),
@@ -382,8 +517,8 @@ def phases(config: ml_collections.ConfigDict) -> list[contract.Phase]:
   fusion = config.model.fusion
   if fusion != "late":
     name = next(iter(branch_modalities(fusion)))
-    return [contract.Phase(f"{target}/{fusion}", forward=_branch_forward(name), **common)]
-  return [contract.Phase(f"{target}/late_{m}", forward=_branch_forward(m),
+    return [contract.Phase(f"{target}/{fusion}", forward=_train_forward(config, name), **common)]
+  return [contract.Phase(f"{target}/late_{m}", forward=_train_forward(config, m),
                          trainable=layers.params_under(("encoders", m), ("branches", m)), **common)
           for m in ("audio", "visual")]
 

@@ -5,9 +5,14 @@ Paper: seed 001 (MediaEval 2018); every default and its source: docs/methods.md,
   x[m] (B, T, D_m) --encoder[m]--> h[m] (B, T, H)      one causal encoder per modality
   concat_m h[m] (B, T, M H) -> dropout -> CG -> MoE -> CG -> logits of (valence + 1) / 2, (arousal + 1) / 2
 
-- Encoders (`config.model.encoder`): "gru" (the paper's choice), "lstm", or "tcn" (a causal
-  encoder-decoder TCN, `CausalEDTCN`); 1-2 layers of 32-256 units. All modalities' GRU / LSTM
-  recurrences run in one scan per layer (`layers.MultiRecurrent`).
+- Encoders (`config.model.encoder`): "gru" (the paper's choice), "lstm", or "tcn" (an
+  encoder-decoder TCN, `CausalEDTCN`): with `config.model.tcn_output="sequence"` (the default) the
+  paper's sequence-to-sequence ED-TCN (non-causal; the loss on every second of a training window,
+  films predicted window by window), with "last" made causal and read sequence-to-one as the GRU;
+  1-2 layers of 32-256 units. All modalities' GRU / LSTM
+  recurrences run in one scan per layer (`layers.MultiRecurrent`), or, with per-stream sizes
+  (`config.model.sizes_by_stream`: (hidden, layers) per stream, the paper's "optimized for each of
+  the modalities"), one recurrence per modality; the head reads their concatenation.
 - Context gating (the YouTube-8M "Willow" form): y = x * sigmoid(BN(x W)).
 - Mixture of experts (the YouTube-8M starter code): per target a gate without bias gives a softmax
   over M + 1 gates; each of the M experts is a logistic regression; the extra gate belongs to a dummy
@@ -39,7 +44,9 @@ serves both layouts ((B, W, 1) training windows and (B, 1, W) sliding windows).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import logging
 from typing import Sequence
 
 import jax
@@ -141,10 +148,12 @@ class CausalEDTCN(nnx.Module):
   """
 
   def __init__(self, in_features: int, hidden: int, levels: int = 2, kernel: int = 5, *,
-               rngs: nnx.Rngs):
-    self.levels, self.kernel = levels, kernel
-    conv = lambda i, o: nnx.Conv(i, o, kernel_size=(kernel,), padding=((kernel - 1, 0),),
-                                 rngs=rngs)
+               causal: bool = True, rngs: nnx.Rngs):
+    self.levels, self.kernel, self.causal = levels, kernel, causal
+    # causal=False: Lea et al.'s own ED-TCN ("same" convolutions, upsampling without the shift):
+    # step t sees about kernel * 2**levels steps on both sides (config.model.tcn_output="sequence").
+    pad = (kernel - 1, 0) if causal else ((kernel - 1) // 2, kernel // 2)
+    conv = lambda i, o: nnx.Conv(i, o, kernel_size=(kernel,), padding=(pad,), rngs=rngs)
     self.enc = nnx.List([conv(in_features if i == 0 else hidden, hidden) for i in range(levels)])
     self.dec = nnx.List([conv(hidden, hidden) for _ in range(levels)])
 
@@ -160,7 +169,8 @@ class CausalEDTCN(nnx.Module):
       y = jnp.max(y.reshape(b, y.shape[1] // 2, 2, -1), axis=2)
     for conv in self.dec:
       y = jnp.repeat(y, 2, axis=1)
-      y = jnp.pad(y, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+      if self.causal:
+        y = jnp.pad(y, ((0, 0), (1, 0), (0, 0)))[:, :-1]
       y = jax.nn.relu(conv(y))
     return y[:, pad:]
 
@@ -176,14 +186,22 @@ class GruMoe(nnx.Module):
     m = config.model
     self.modalities = layout.streams(config)
     self.targets = tuple(config.targets)
+    self.dims = tuple(sorted((k, int(v)) for k, v in dims.items()))  # for `reinitialize`
     self.encoder_kind = m.encoder
+    sizes = stream_sizes(config)
+    self.per_stream = bool(m.get("sizes_by_stream", ()))
     if m.encoder == "tcn":
-      self.encoder = nnx.Dict({k: CausalEDTCN(dims[k], m.hidden, m.tcn_levels, m.tcn_kernel,
-                                              rngs=rngs) for k in self.modalities})
-    else:
+      causal = not sequence_tcn(config)
+      self.encoder = nnx.Dict({k: CausalEDTCN(dims[k], sizes[k][0], m.tcn_levels, m.tcn_kernel,
+                                              causal=causal, rngs=rngs) for k in self.modalities})
+    elif self.per_stream:  # one recurrence per modality, each of its own width and depth
+      self.encoder = nnx.Dict({k: layers.MultiRecurrent({k: dims[k]}, sizes[k][0], sizes[k][1],
+                                                        m.encoder, rngs=rngs)
+                               for k in self.modalities})
+    else:  # all modalities in one scan per layer
       self.encoder = layers.MultiRecurrent({k: dims[k] for k in self.modalities}, m.hidden,
                                            m.num_layers, m.encoder, rngs=rngs)
-    f = m.hidden * len(self.modalities)
+    f = sum(sizes[k][0] for k in self.modalities)
     c = len(self.targets)
     bn = dict(batch_norm=m.batch_norm, bn_inference=m.bn_inference, bn_momentum=m.bn_momentum)
     self.dropout = nnx.Dropout(m.dropout)
@@ -203,6 +221,8 @@ class GruMoe(nnx.Module):
     xs = {k: batch["x"][k].reshape(b, l * s, -1) for k in self.modalities}
     if self.encoder_kind == "tcn":
       hs = [self.encoder[k](xs[k], mask_BxT) for k in self.modalities]
+    elif self.per_stream:
+      hs = [self.encoder[k]({k: xs[k]}, mask_BxT)[k][0] for k in self.modalities]
     else:
       out = self.encoder(xs, mask_BxT)
       hs = [out[k][0] for k in self.modalities]
@@ -228,6 +248,35 @@ class GruMoe(nnx.Module):
       logp_NxC = logp_NxC + self.gate_out.log_gate(jnp.exp(logp_NxC), valid_N, bn_inference)
     logits_NxC = probability_logit(logp_NxC)
     return {t: logits_NxC[:, i].reshape(b, l) for i, t in enumerate(self.targets)}
+
+
+TCN_OUTPUTS = ("sequence", "last")
+
+
+def sequence_tcn(config: ml_collections.ConfigDict) -> bool:
+  """The paper's encoder-decoder TCN (001 Sec. 2.2: "a sequence of valence and arousal
+  predictions"): non-causal, trained on every second of its windows and predicting films window by
+  window (config.model.encoder="tcn", config.model.tcn_output="sequence"). Otherwise the model is
+  sequence-to-one (the GRU / LSTM, and the causal TCN of tcn_output="last")."""
+  m = config.model
+  return m.encoder == "tcn" and m.get("tcn_output", "last") == "sequence"
+
+
+def stream_sizes(config: ml_collections.ConfigDict) -> dict[str, tuple[int, int]]:
+  """{stream: (hidden, layers)} of its encoder: config.model.sizes_by_stream, one (hidden, layers)
+  per stream of config.inputs.streams, or () = (model.hidden, model.num_layers) for every stream
+  (the TCN uses the hidden width only)."""
+  m, streams = config.model, layout.streams(config)
+  given = tuple(tuple(v) for v in m.get("sizes_by_stream", ()))
+  if not given:
+    return {k: (int(m.hidden), int(m.num_layers)) for k in streams}
+  if len(given) != len(streams) or any(len(v) != 2 or int(v[0]) < 1 or int(v[1]) < 1
+                                       for v in given):
+    raise errors.ConfigError(
+        f"config.model.sizes_by_stream={given}: give one (hidden, layers) pair, each >= 1, per "
+        f"stream of config.inputs.streams {streams}, e.g. {tuple((64, 1) for _ in streams)}, or () "
+        "for model.hidden / num_layers everywhere")
+  return {k: (int(v[0]), int(v[1])) for k, v in zip(streams, given)}
 
 
 def probability_logit(logp: jax.Array, max_logp: float = -1e-7) -> jax.Array:
@@ -293,19 +342,79 @@ def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
   return GruMoe(config, feature_dims, rngs=rngs)
 
 
+def _windows(config: ml_collections.ConfigDict) -> dict:
+  """Phase.loss_on / sliding_seconds: sequence-to-one, or the sequence TCN's every second."""
+  if sequence_tcn(config):
+    return {"loss_on": "all", "sliding_seconds": 0}
+  return {"loss_on": "last", "sliding_seconds": int(config.model.window_seconds)}
+
+
+RETRAIN = "gru_moe_dev"  # the phase retraining on train + validation (config.train.retrain_on_dev)
+
+
 def plan(config: ml_collections.ConfigDict, done: list[dict]) -> contract.Phase | None:
-  if any(r["name"] == "gru_moe" for r in done):
-    return None
+  """"gru_moe" (model selection on the validation split), then, with config.train.retrain_on_dev,
+  "gru_moe_dev": the same model trained afresh on train + validation for the selected number of
+  steps (the paper, 001 Sec. 3: "We then trained our models on the entire development set")."""
+  names = [r["name"] for r in done]
   tr = config.train
+  if "gru_moe" not in names:
+    return contract.Phase(
+        name="gru_moe", task=task(config), forward=forward, num_clips=config.model.window_seconds,
+        # Sequence-to-one (the paper's GRU): the loss on each window's last second, and validation
+        # on windows of W seconds ending at every second; the sequence TCN: the loss on every second
+        # of a window, validation window by window.
+        **_windows(config), steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
+        eval_every=tr.eval_every_steps, eval_every_epochs=tr.eval_every_epochs,
+        patience=tr.patience,
+        info={"encoder": config.model.encoder, "window_seconds": config.model.window_seconds,
+              "ensemble": tr.ensemble})
+  if not tr.get("retrain_on_dev", False) or RETRAIN in names:
+    return None
+  return retrain_phase(config, done[names.index("gru_moe")])
+
+
+def dev_splits(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The development set: the training split and the validation split (when the dataset has one;
+  otherwise the training split, held-out films included)."""
+  s = config.dataset.splits
+  return tuple(x for x in (s.train, s.validation) if x)
+
+
+def retrain_phase(config: ml_collections.ConfigDict, selected: dict) -> contract.Phase | None:
+  """The retraining phase after `selected` (the "gru_moe" record): fresh weights (`setup`), the
+  development splits, `selected["best_step"]` steps, no validation-based selection.
+
+  The harness picks a phase's training data from `Phase.train_splits`; a contract without that
+  field cannot train on the validation split, and the phase is skipped with a warning rather than
+  run on the training split again.
+  """
+  steps = int(selected.get("best_step") or 0)
+  if steps < 1:
+    logging.warning("gru_moe: no selected step to retrain for (record %s); skipping %s",
+                    selected.get("name"), RETRAIN)
+    return None
+  splits = dev_splits(config)
+  extra = {}
+  if any(f.name == "train_splits" for f in dataclasses.fields(contract.Phase)):
+    extra["train_splits"] = splits
+  else:
+    logging.warning("gru_moe: config.train.retrain_on_dev is set but this harness cannot train a "
+                    "phase on %s (contract.Phase has no train_splits); %s skipped", splits, RETRAIN)
+    return None
   return contract.Phase(
-      name="gru_moe", task=task(config), forward=forward, num_clips=config.model.window_seconds,
-      # Sequence-to-one (the paper): the loss on each window's last second, and validation on
-      # windows of W seconds ending at every second.
-      loss_on="last", sliding_seconds=config.model.window_seconds,
-      steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
-      eval_every=tr.eval_every_steps, eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,
-      info={"encoder": config.model.encoder, "window_seconds": config.model.window_seconds,
-            "ensemble": tr.ensemble})
+      name=RETRAIN, task=task(config), forward=forward, num_clips=config.model.window_seconds,
+      **_windows(config), steps=steps,
+      optimizer=contract.optimizer_spec(config.optim), eval_every=0, patience=0,
+      setup=functools.partial(reinitialize, config, int(config.seed)),
+      info={"train_splits": splits, "steps_from": f"gru_moe best step {steps}",
+            "note": "validation scores of this phase include its training films"}, **extra)
+
+
+def reinitialize(config: ml_collections.ConfigDict, seed: int, model: GruMoe) -> None:
+  """Fresh weights and BatchNorm statistics, as `create` with nnx.Rngs(seed) gives them."""
+  fresh = GruMoe(config, dict(model.dims), rngs=nnx.Rngs(seed))
+  nnx.update(model, nnx.state(fresh))
 
 
 def target_task(config: ml_collections.ConfigDict, target: str) -> contract.Task:
@@ -317,8 +426,10 @@ def target_task(config: ml_collections.ConfigDict, target: str) -> contract.Task
 def _outputs(config, forward_fn, post, key: str) -> dict[str, contract.Output]:
   # Raw predictions are cached per key, so the key names the target (and the forward): outputs that
   # differ only in post-processing share it.
-  return {t: contract.Output(forward=forward_fn, task=target_task(config, t),
-                             sliding_seconds=config.model.window_seconds, postprocess=post,
+  w = config.model.window_seconds
+  windows = ({"num_clips": w} if sequence_tcn(config) else {"sliding_seconds": w})
+  return {t: contract.Output(forward=forward_fn, task=target_task(config, t), **windows,
+                             postprocess=post,
                              key=f"{key}/{t}") for t in config.targets}
 
 
@@ -358,6 +469,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if m.hidden < 1 or m.num_layers < 1:
     raise errors.ConfigError(f"config.model.hidden={m.hidden} and config.model.num_layers="
                              f"{m.num_layers} must be >= 1")
+  if layout.streams(config):
+    stream_sizes(config)
+  if m.get("tcn_output", "last") not in TCN_OUTPUTS:
+    raise errors.ConfigError(f"config.model.tcn_output={m.tcn_output!r}; use one of {TCN_OUTPUTS}")
   if m.encoder == "tcn" and (m.tcn_levels < 1 or m.tcn_kernel < 1):
     raise errors.ConfigError(f"config.model.tcn_levels={m.tcn_levels} and tcn_kernel="
                              f"{m.tcn_kernel} must be >= 1")
