@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from conftest import toy_data_dir
 from configs import attendaffectnet as aan_config
 from emojax import contract, errors
 from emojax.models import attendaffectnet as aan
@@ -338,7 +339,7 @@ def test_per_clip_streams_average_only_the_rows_of_their_clip(tmp_path):
   from emojax import input_pipeline  # pylint: disable=import-outside-toplevel
   config = clip_method.get_config()
   with config.unlocked():
-    config.dataset.data_dir = str(tmp_path / "data")
+    config.dataset.data_dir = str(toy_data_dir())
   store = input_pipeline.load_clip_split(config, "train", ("segments",), ("valence",))
   assert store.ragged == ("segments",)
   out = contract.Output(lambda m, b, r: b["y"]["valence"], contract.Task(("valence",)))

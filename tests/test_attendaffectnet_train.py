@@ -8,6 +8,7 @@ import pytest
 import scipy.stats
 
 import dataset_fixtures as fx
+from conftest import toy_data_dir
 from configs import attendaffectnet as aan_config
 from emojax import folds, train
 
@@ -19,7 +20,7 @@ def test_feature_temporal_trains_and_evaluates_on_the_toy_dataset(tmp_path):
     c.dataset.name = "emojax_toy_films"
     c.dataset.import_module = "toy_dataset"
     c.dataset.config = ""
-    c.dataset.data_dir = str(tmp_path / "data")
+    c.dataset.data_dir = str(toy_data_dir())
     c.inputs.streams = ("audio", "action")
     c.model.num_clips = 3
     c.model.encoder_layers = 1

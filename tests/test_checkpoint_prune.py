@@ -59,7 +59,7 @@ def test_disk_estimate_counts_latest_best_and_final():
 
 
 def test_a_run_keeps_the_last_best_and_resumes_after_pruning(tmp_path, capsys, monkeypatch):
-  config = toy_config(tmp_path / "data", steps=6)
+  config = toy_config(steps=6)
   full = tmp_path / "full"
   train.Trainer(config, full).run()
   out = capsys.readouterr().out

@@ -12,7 +12,7 @@ import optax
 import pytest
 from flax import nnx
 
-from conftest import REPO
+from conftest import REPO, toy_data_dir
 from emojax import checkpoint, contract, errors, train
 
 import clip_method  # pylint: disable=g-bad-import-order
@@ -62,15 +62,14 @@ def test_contract_module_imports_no_other_part_of_emojax():
 def test_batchnorm_and_dropout_train_and_resume_bit_identical(tmp_path):
   """BatchNorm statistics are carried by the step and saved; dropout draws a new mask each step
   (reproducible); a SIGKILL mid-phase and a rerun end with the same parameters and statistics."""
-  data = tmp_path / "data"
-  args = ["--config=tests/stateful_method.py", f"--config.dataset.data_dir={data}"]
+  args = ["--config=tests/stateful_method.py", f"--config.dataset.data_dir={toy_data_dir()}"]
   full, killed = tmp_path / "full", tmp_path / "killed"
   _run_main([f"--workdir={full}", *args])
   r = _run_main([f"--workdir={killed}", *args], env={"EMOJAX_FAULT_KILL_AT": "arousal/all:5"},
                 check=False)
   assert r.returncode == -9, r.stderr[-2000:]
   _run_main([f"--workdir={killed}", *args])
-  config = _stateful_config(data)
+  config = _stateful_config(toy_data_dir())
   a, b = _params(full, config), _params(killed, config)
   jax.tree.map(np.testing.assert_array_equal, a, b)
   # The running statistics moved away from their initial values (0 mean, 1 variance).
@@ -167,7 +166,7 @@ def test_optimizer_specs_step_decay_and_sgd_momentum():
 def test_per_clip_classification_trains_and_writes_accuracy_f1_confusion(tmp_path):
   config = clip_method.get_config()
   with config.unlocked():
-    config.dataset.data_dir = str(tmp_path / "data")
+    config.dataset.data_dir = str(toy_data_dir())
   trainer = train.Trainer(config, tmp_path / "run")
   assert trainer.stores["train"].unit == "clip"
   held = json.loads(json.dumps(trainer.holdout))
@@ -203,7 +202,7 @@ def test_per_clip_classification_trains_and_writes_accuracy_f1_confusion(tmp_pat
 def test_bad_clip_configs_fail_before_training(tmp_path, change, message):
   config = clip_method.get_config()
   with config.unlocked():
-    config.dataset.data_dir = str(tmp_path / "data")
+    config.dataset.data_dir = str(toy_data_dir())
     change(config)
   with pytest.raises(errors.ConfigError, match=message):
     train.Trainer(config, tmp_path / "run").run()
@@ -211,7 +210,7 @@ def test_bad_clip_configs_fail_before_training(tmp_path, change, message):
 
 
 def test_per_second_method_on_a_per_clip_dataset_is_refused(tmp_path):
-  config = _stateful_config(tmp_path / "data")
+  config = _stateful_config(toy_data_dir())
   with config.unlocked():
     config.dataset.name = "emojax_toy_clips"
     config.dataset.import_module = "toy_clips"
@@ -221,7 +220,7 @@ def test_per_second_method_on_a_per_clip_dataset_is_refused(tmp_path):
 
 def test_window_longer_than_every_film_is_refused(tmp_path):
   from conftest import toy_config  # pylint: disable=import-outside-toplevel
-  config = toy_config(tmp_path / "data", targets=("valence",))
+  config = toy_config(targets=("valence",))
   with config.unlocked():
     config.per_target.valence.model.num_clips = 20     # 100 s windows; the toy films last 25-47 s
   with pytest.raises(errors.ConfigError, match="longer than every training film"):
@@ -249,7 +248,7 @@ def test_sliding_windows_end_at_every_second(tmp_path):
   film's start), checked against a NumPy running sum."""
   from conftest import toy_config  # pylint: disable=import-outside-toplevel
   from emojax import inference, input_pipeline  # pylint: disable=import-outside-toplevel
-  config = toy_config(tmp_path / "data", targets=("valence",))
+  config = toy_config(targets=("valence",))
   store = input_pipeline.load_split(config, "test", ("audio",), ("valence",))
   w = 4
 

@@ -16,9 +16,9 @@ from emojax import checkpoint, fileio, train
 from emojax.models import two_timescale
 
 
-def _ridge_config(data_dir):
+def _ridge_config():
   from configs import ridge  # pylint: disable=import-outside-toplevel
-  base = toy_config(data_dir, targets=("valence", "arousal"))
+  base = toy_config(targets=("valence", "arousal"))
   c = ridge.from_two_timescale(base, runlocal=True)
   with c.unlocked():
     c.dataset = base.dataset
@@ -28,7 +28,7 @@ def _ridge_config(data_dir):
 
 
 def test_ridge_fit_equals_the_closed_form_and_writes_per_second_predictions(tmp_path):
-  config = _ridge_config(tmp_path / "data")
+  config = _ridge_config()
   trainer = train.Trainer(config, tmp_path / "run")
   trainer.run()
   from emojax import evaluate  # pylint: disable=import-outside-toplevel
@@ -69,7 +69,7 @@ def test_ridge_fit_equals_the_closed_form_and_writes_per_second_predictions(tmp_
 
 
 def test_m2_is_the_average_of_the_stage1_models(tmp_path):
-  config = toy_config(tmp_path / "data", targets=("arousal",), steps=2)
+  config = toy_config(targets=("arousal",), steps=2)
   with config.unlocked():
     config.train.fusion = "decision"
   trainer = train.Trainer(config, tmp_path / "run")
@@ -86,7 +86,7 @@ def test_m2_is_the_average_of_the_stage1_models(tmp_path):
 
 
 def test_evaluate_mode_from_the_command_line_reproduces_the_training_evaluation(tmp_path):
-  config = toy_config(tmp_path / "data", targets=("arousal",), steps=2)
+  config = toy_config(targets=("arousal",), steps=2)
   with config.unlocked():
     config.per_target.arousal.inputs.streams = ("audio",)
   run = tmp_path / "run"
@@ -114,7 +114,7 @@ def test_evaluate_mode_from_the_command_line_reproduces_the_training_evaluation(
 
 
 def test_stage1_ranking_puts_undefined_scores_last_and_never_uses_test(tmp_path):
-  config = toy_config(tmp_path / "data", targets=("valence",))
+  config = toy_config(targets=("valence",))
   with config.unlocked():
     config.per_target.valence.inputs.streams = ("audio", "expression", "scene")
   rec = lambda m, v: {"name": f"valence/stage1_{m}", "info": {"modality": m},

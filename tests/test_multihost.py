@@ -81,7 +81,7 @@ def _csv(path: pathlib.Path) -> np.ndarray:
 
 
 def test_two_processes_train_like_one_and_resume_after_a_worker_dies(tmp_path):
-  config = toy_config(tmp_path / "data", steps=4)
+  config = toy_config(steps=4)
   with config.unlocked():
     config.per_target.arousal.inputs.streams = ("audio",)
   # Every phase's two latest steps kept (not pruned once finished) to check how they were written.
@@ -151,7 +151,7 @@ def test_two_processes_train_like_one_and_resume_after_a_worker_dies(tmp_path):
 
 
 def test_batch_size_not_divisible_by_the_process_count(tmp_path):
-  config = toy_config(tmp_path / "data", steps=2)
+  config = toy_config(steps=2)
   args = [f"--workdir={tmp_path / 'run'}", *_overrides(config), "--config.data.batch_size=7"]
   for rc, _, err in _launch(2, args, tmp_path / "logs", timeout=300):
     assert rc == 2, err[-2000:]

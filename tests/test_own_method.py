@@ -21,7 +21,7 @@ def _doc_method() -> str:
 
 
 def _toy_args(tmp_path) -> list[str]:
-  c = toy_config(tmp_path / "data")
+  c = toy_config()
   return [f"--config={REPO}/configs/ridge.py:arousal,runlocal",
           f"--config.dataset.name={c.dataset.name}", "--config.dataset.config=",
           f"--config.dataset.import_module={c.dataset.import_module}",

@@ -41,7 +41,7 @@ def _fake_run(tmp, meta):
   from flax import nnx  # pylint: disable=import-outside-toplevel
   from emojax import checkpoint, fileio  # pylint: disable=import-outside-toplevel
   run = tmp / "run"
-  fileio.write_json(run / "config.json", toy_config(tmp / "data").to_dict())
+  fileio.write_json(run / "config.json", toy_config().to_dict())
   checkpoint.save_model(run / "final_model", nnx.Linear(3, 1, rngs=nnx.Rngs(0)),
                         {"feature_dims": {"audio": 3}, "modalities": ["audio"],
                          "targets": ["arousal"], **meta})
@@ -133,7 +133,7 @@ def test_evaluate_checkpoint_of_a_run_with_other_streams_is_named(tmp_path):
   the workdir to evaluate it with, instead of a KeyError while building the model."""
   from flax import nnx  # pylint: disable=import-outside-toplevel
   from emojax import checkpoint, fileio  # pylint: disable=import-outside-toplevel
-  config = toy_config(tmp_path / "data")  # arousal on ("audio", "action")
+  config = toy_config()  # arousal on ("audio", "action")
   run_a, run_b = tmp_path / "a", tmp_path / "b"
   fileio.write_json(run_a / "config.json", config.to_dict())
   fileio.write_json(run_b / "config.json", {"note": "run b"})

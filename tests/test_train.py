@@ -25,7 +25,7 @@ def _final_params(workdir: pathlib.Path, config) -> dict:
 
 
 def test_train_and_evaluate_writes_the_contract(tmp_path):
-  config = toy_config(tmp_path / "data", targets=("valence", "arousal"), steps=4)
+  config = toy_config(targets=("valence", "arousal"), steps=4)
   flat = train.train_and_evaluate(config, tmp_path / "run")
   run = tmp_path / "run"
   for split in ("validation", "test"):
@@ -67,7 +67,7 @@ def _run_main(args, env=None, check=True):
 
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
   """SIGKILL in the middle of a phase and rerunning the same command gives the same parameters."""
-  config = toy_config(tmp_path / "data", steps=6)
+  config = toy_config(steps=6)
   with config.unlocked():
     config.per_target.arousal.inputs.streams = ("audio",)
   overrides = _overrides(config)
@@ -102,7 +102,7 @@ def _overrides(config) -> list[str]:
 
 
 def test_eight_devices_give_the_same_result_as_one(tmp_path):
-  config = toy_config(tmp_path / "data", steps=4)
+  config = toy_config(steps=4)
   with config.unlocked():
     config.per_target.arousal.inputs.streams = ("audio",)
   overrides = _overrides(config)
@@ -120,7 +120,7 @@ def test_eight_devices_give_the_same_result_as_one(tmp_path):
 
 
 def test_progressive_phase_freezes_earlier_modalities(tmp_path):
-  config = toy_config(tmp_path / "data", steps=3)
+  config = toy_config(steps=3)
   trainer = train.Trainer(config, tmp_path / "run")
   from emojax.models import two_timescale  # pylint: disable=import-outside-toplevel
   records = [{"name": f"arousal/stage1_{m}", "info": {"modality": m},
@@ -145,7 +145,7 @@ def test_progressive_phase_freezes_earlier_modalities(tmp_path):
 
 
 def test_inter_clip_phase_gives_zero_gradient_to_the_intra_clip_part(tmp_path):
-  config = toy_config(tmp_path / "data", targets=("valence",), steps=2)
+  config = toy_config(targets=("valence",), steps=2)
   trainer = train.Trainer(config, tmp_path / "run")
   from emojax import input_pipeline  # pylint: disable=import-outside-toplevel
   batch = next(input_pipeline.train_batches(trainer.stores["train"], clip_seconds=5,
@@ -161,7 +161,7 @@ def test_inter_clip_phase_gives_zero_gradient_to_the_intra_clip_part(tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_error(tmp_path):
-  config = toy_config(tmp_path / "data", steps=3)
+  config = toy_config(steps=3)
   trainer = train.Trainer(config, tmp_path / "run")
   from emojax import contract  # pylint: disable=import-outside-toplevel
   phase = train.Phase("arousal/broken", contract.Task(("arousal",)),
@@ -179,7 +179,7 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
     (["--config.train.fusion=magic"], "fusion"),
 ])
 def test_bad_configs_fail_with_a_message_naming_the_key(tmp_path, args, message):
-  config = toy_config(tmp_path / "data", steps=1)
+  config = toy_config(steps=1)
   r = _run_main([f"--workdir={tmp_path / 'run'}", *_overrides(config), *args], check=False)
   assert r.returncode != 0
   assert message in r.stderr
@@ -188,7 +188,7 @@ def test_bad_configs_fail_with_a_message_naming_the_key(tmp_path, args, message)
 
 def test_sweep_runs_real_trials_and_skips_finished_ones(tmp_path):
   from emojax import sweep  # pylint: disable=import-outside-toplevel
-  config = toy_config(tmp_path / "data", steps=2)
+  config = toy_config(steps=2)
   with config.unlocked():
     config.per_target.arousal.inputs.streams = ("audio",)
     config.sweep.grid = (("per_target.arousal.eval.ema_beta", (0.5, 0.9)),)
@@ -212,7 +212,7 @@ def test_sweep_runs_real_trials_and_skips_finished_ones(tmp_path):
 
 
 def test_a_workdir_refuses_a_different_config(tmp_path):
-  config = toy_config(tmp_path / "data", steps=2)
+  config = toy_config(steps=2)
   run = tmp_path / "run"
   run.mkdir()
   saved = config.to_dict()
