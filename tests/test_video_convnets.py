@@ -331,3 +331,17 @@ def test_bn_inception_frames_are_bgr_minus_the_mean():
   x[..., 0] = 200                                               # red
   y = np.asarray(net.frames(jnp.asarray(x), None))
   np.testing.assert_allclose(y[0, 0, 0, 0], [-104.0, -117.0, 200.0 - 128.0])
+
+
+def test_tsn_frames_extractor_on_the_fixture_film():
+  from conftest import MEDIA_FIXTURE  # pylint: disable=import-outside-toplevel
+  from emojax.features import extract_film, frame_clips, tsn_frames  # pylint: disable=import-outside-toplevel
+  t = tsn_frames.segment_targets(10, 0, 4, 2)
+  np.testing.assert_allclose(t[0], [[0.625, 1.875], [3.125, 4.375], [5.625, 6.875],
+                                    [8.125, 9.375]])           # segments of 2.5 s, M = 2
+  ff = extract_film(MEDIA_FIXTURE, {"tsn_frames": {"num_segments": 4, "candidates": 2,
+                                                   "size": 32}})
+  rows = ff.streams["tsn_frames"]
+  assert rows.shape == (1, 4, 2) and rows.dtype == object
+  px = frame_clips.decode_clips(rows.reshape(1, -1)).reshape(1, 4, 2, 32, 32, 3)
+  assert px.dtype == np.uint8 and px.std() > 0
