@@ -182,3 +182,167 @@ def json_roundtrip_without_frames():
   return {"seed": 0, "num_train_films": 32, "num_validation_films": 8, "num_test_films": 8,
           "clips_per_film": 6, "clip_seconds": 6, "fps": 8, "render_width": 96,
           "render_height": 72, "image_size": 40, "label_noise_std": 0.15, "hist_bins": 16}
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's defaults (004): every argument combination on its default data, BN-Inception.
+
+def _stored_shape(c):
+  """The frame stream's per-clip shape in the config's default dataset, from the builder config
+  (no build): synthetic_clips' frame sizes, or frame_clips / tsn_frames at 224 for LIRIS-ACCEDE."""
+  from emojax.datasets import synthetic_clips as sc  # pylint: disable=import-outside-toplevel
+  segmented = c.model.arch in cfg_lib.SEGMENTED
+  if c.dataset.name == "synthetic_clips":
+    b = {x.name: x for x in sc.SyntheticClips.BUILDER_CONFIGS}[c.dataset.config]
+    h, w = b.frame_height, b.frame_width
+    return (b.tsn_segments, b.tsn_candidates, h, w, 3) if segmented else (
+        b.frame_clips_frames, h, w, 3)
+  return (8, 3, 224, 224, 3) if segmented else (8, 224, 224, 3)
+
+
+COMBOS = [f"{a}{x}" for a in cfg_lib.ARCHS
+          for x in ("", ",liris", ",adam", ",fc3", ",crop112,resnet18", ",resnet18",
+                    ",fc3,crop112,liris,resnet18")] + ["c3d,crop112", "r2plus1d,fc3,crop112"]
+
+
+@pytest.mark.parametrize("arg", COMBOS)
+def test_every_combination_builds_on_its_default_data_and_steps_abstractly(arg):
+  c = cfg_lib.get_config(arg)
+  shape = _stored_shape(c)
+  net = nnx.eval_shape(lambda: vcn.VideoNet(c, shape, nnx.Rngs(0)))
+  graphdef, state = nnx.split(net)
+
+  def step(state, x):
+    def loss(state):
+      return jnp.mean(nnx.merge(graphdef, state)(x, nnx.Rngs(dropout=0)) ** 2)
+    return jax.grad(loss)(state)
+  x = jax.ShapeDtypeStruct((2,) + shape, jnp.uint8)
+  grads = jax.eval_shape(step, state, x)
+  assert jax.tree.structure(grads) == jax.tree.structure(state)
+
+  def predict(state, x):
+    copy = nnx.merge(graphdef, state)
+    copy.eval()
+    return copy(x, None)
+  assert jax.eval_shape(predict, state, x).shape == (2,)
+
+
+@pytest.mark.parametrize("arch", cfg_lib.ARCHS)
+@pytest.mark.parametrize("extra", ["", ",fc3", ",resnet18"])
+def test_every_runlocal_combination_takes_a_step(arch, extra):
+  c = cfg_lib.get_config(f"{arch},valence,runlocal{extra}")
+  c.unlock()
+  c.model.conv_lowering = "gemm"
+  shape = _stored_shape(c)
+  net = vcn.VideoNet(c, shape, nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2,) + shape), jnp.uint8)
+  before = jax.tree.map(np.array, nnx.state(net, nnx.Param))
+  opt = nnx.Optimizer(net, __import__("optax").sgd(0.1), wrt=nnx.Param)
+  grads = nnx.grad(lambda n: jnp.mean(n(x, nnx.Rngs(dropout=1)) ** 2))(net)
+  opt.update(net, grads)
+  after = nnx.state(net, nnx.Param)
+  assert any(not np.array_equal(a, np.asarray(b)) for a, b in
+             zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+
+
+def test_defaults_are_the_papers():
+  for arch in cfg_lib.ARCHS:
+    c = cfg_lib.get_config(arch)
+    seg = arch in cfg_lib.SEGMENTED
+    assert c.model.crop == 224 and c.model.num_frames == 8 and c.model.head_layers == 1
+    assert _stored_shape(c)[-3:-1] == (224, 224)       # resized to 224 x 224: the crop is the frame
+    assert c.model.backbone == "bn_inception"
+    assert (c.train.epochs, c.optim.decay_every_epochs) == ((30.0, 5.0) if seg else (20.0, 4.0))
+    assert c.optim.learning_rate == (1e-3 if seg else 1e-4) and c.optim.decay_factor == 0.1
+    liris = cfg_lib.get_config(f"{arch},liris")
+    assert dict(liris.dataset.splits) == {"train": "test", "validation": "validation",
+                                         "test": "train"}
+  assert cfg_lib.get_config("c3d,crop112").model.crop == 112
+  assert _stored_shape(cfg_lib.get_config("c3d,crop112"))[1:3] == (128, 171)
+  with pytest.raises(ValueError, match="crop112"):
+    cfg_lib.get_config("tsn,crop112")
+
+
+def test_bn_inception_crops_that_fit():
+  assert [s for s in range(64, 257, 16) if vcn.bn_inception_fits(s)] == [64, 96, 128, 160, 192,
+                                                                         224, 256]
+  c = cfg_lib.get_config("tsn,valence,runlocal")
+  c.unlock()
+  c.model.backbone, c.model.crop = "bn_inception", 112
+  with pytest.raises(errors.ConfigError, match="crop=112.*resnet18"):
+    vcn.VideoNet(c, (8, 3, 128, 128, 3), nnx.Rngs(0))
+
+
+def _bn_inception_params(with_classifier=True):
+  from emojax.backbones import bn_inception, common  # pylint: disable=import-outside-toplevel
+  lay = common.published_layout(bn_inception.BN_INCEPTION)
+  return sum(int(np.prod(s)) for k, s in lay.items()
+             if not k.endswith(("running_mean", "running_var"))
+             and (with_classifier or not k.startswith("last_linear")))
+
+
+def test_tsn_and_eco_use_bn_inception():
+  c = cfg_lib.get_config("tsn")
+  n = vcn.parameter_count(_abstract(c, (8, 3, 224, 224, 3)))
+  assert n == _bn_inception_params() + 1024 + 1                 # + the one-output head
+  fc3 = cfg_lib.get_config("tsn,fc3")
+  n3 = vcn.parameter_count(_abstract(fc3, (8, 3, 224, 224, 3)))
+  assert n3 == _bn_inception_params() + (1024 * 512 + 512) + (512 * 512 + 512) + 513
+  eco = _abstract(cfg_lib.get_config("eco_lite"), (8, 3, 224, 224, 3))
+  x = jax.ShapeDtypeStruct((1, 8, 224, 224, 3), jnp.float32)
+  g, st = nnx.split(eco.net.backbone)
+  f = jax.eval_shape(lambda s, x: nnx.merge(g, s).endpoint(x, vcn.ECO_CUT), st, x)
+  assert f.shape == (1, 8, 14, 14, 576)                         # the end of inception_3c
+  full = _abstract(cfg_lib.get_config("eco_full"), (8, 3, 224, 224, 3))
+  assert full.net.head.in_features == 512 + 1024
+
+
+def test_backbone_weights_load_parameters_and_batch_statistics(tmp_path):
+  from emojax.backbones import bn_inception, common, convert  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  state = {k: rng.standard_normal(s).astype(np.float32)
+           for k, s in common.published_layout(bn_inception.BN_INCEPTION).items()}
+  for k in state:
+    if k.endswith("running_var"):
+      state[k] = np.abs(state[k]) + 0.5
+  np.savez(tmp_path / "published.npz", **state)
+  npz = convert.convert("bn_inception", tmp_path / "published.npz", tmp_path / "bn.npz")
+  c = cfg_lib.get_config("eco_lite,valence,runlocal")
+  c.unlock()
+  c.model.backbone, c.model.backbone_weights, c.model.conv_lowering = "bn_inception", str(npz), "gemm"
+  net = vcn.VideoNet(c, (8, 3, 40, 40, 3), nnx.Rngs(0))
+  vcn.load_backbone(net, c)
+  bb = net.net.backbone
+  np.testing.assert_array_equal(bb.inception_3a_1x1_bn.mean[...],
+                                state["inception_3a_1x1_bn.running_mean"])
+  np.testing.assert_array_equal(bb.conv2_3x3_bn.var[...], state["conv2_3x3_bn.running_var"])
+  np.testing.assert_array_equal(bb.conv1_7x7_s2.kernel[...],
+                                state["conv1_7x7_s2.weight"].transpose(2, 3, 1, 0))
+  c.model.arch = "c3d"
+  with pytest.raises(errors.ConfigError, match="backbone_weights"):
+    vcn.load_backbone(vcn.VideoNet(c, (8, 40, 40, 3), nnx.Rngs(0)), c)
+
+
+def test_bn_inception_frames_are_bgr_minus_the_mean():
+  c = cfg_lib.get_config("tsn,valence,runlocal")
+  c.unlock()
+  c.model.backbone = "bn_inception"
+  net = _abstract(c, (8, 3, 32, 32, 3))
+  x = np.zeros((1, 8, 3, 32, 32, 3), np.uint8)
+  x[..., 0] = 200                                               # red
+  y = np.asarray(net.frames(jnp.asarray(x), None))
+  np.testing.assert_allclose(y[0, 0, 0, 0], [-104.0, -117.0, 200.0 - 128.0])
+
+
+def test_tsn_frames_extractor_on_the_fixture_film():
+  from conftest import MEDIA_FIXTURE  # pylint: disable=import-outside-toplevel
+  from emojax.features import extract_film, frame_clips, tsn_frames  # pylint: disable=import-outside-toplevel
+  t = tsn_frames.segment_targets(10, 0, 4, 2)
+  np.testing.assert_allclose(t[0], [[0.625, 1.875], [3.125, 4.375], [5.625, 6.875],
+                                    [8.125, 9.375]])           # segments of 2.5 s, M = 2
+  ff = extract_film(MEDIA_FIXTURE, {"tsn_frames": {"num_segments": 4, "candidates": 2,
+                                                   "size": 32}})
+  rows = ff.streams["tsn_frames"]
+  assert rows.shape == (1, 4, 2) and rows.dtype == object
+  px = frame_clips.decode_clips(rows.reshape(1, -1)).reshape(1, 4, 2, 32, 32, 3)
+  assert px.dtype == np.uint8 and px.std() > 0

@@ -128,6 +128,21 @@ class BNInception(nnx.Module):
     """The output of block `end` for (..., H, W, 3) preprocessed input: (..., h, w, C)."""
     return common.flat_leading(lambda y: self._endpoint(y, end), x, 2)
 
+  def blocks_after(self, x: jax.Array, start: str, end: str = "inception_5b") -> jax.Array:
+    """The blocks after `start` through `end` on the output of `endpoint(., start)` (ECO Full's
+    2-D branch continues the shared trunk)."""
+    names = [b[0] for b in BLOCKS]
+    if start not in names or end not in names or names.index(end) <= names.index(start):
+      raise errors.ConfigError(f"bn_inception: no blocks from {start!r} to {end!r}; use block "
+                               f"names {names} in order")
+    todo = BLOCKS[names.index(start) + 1:names.index(end) + 1]
+
+    def run(y):
+      for block in todo:
+        y = self._block(block, y)
+      return y
+    return common.flat_leading(run, x, 2)
+
   def features(self, x: jax.Array) -> jax.Array:
     return self.endpoint(x, "inception_5b")
 

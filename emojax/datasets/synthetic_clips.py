@@ -243,6 +243,13 @@ class SyntheticClips(tfds.core.GeneratorBasedBuilder):
                       "at 5 fps) and tsn_frames (8 segments x 3 candidates), 128x171 for 112 "
                       "crops."),
       SyntheticClipsConfig(
+          name="frames224",
+          frame_clips_frames=8, frame_height=224, frame_width=224, tsn_segments=8,
+          tsn_candidates=3, render_width=172, render_height=128,
+          description="the default benchmark plus raw frames for seed 004 resized to 224 x 224 "
+                      "(bilinear, the paper's input): frame_clips (8 frames at 5 fps) and "
+                      "tsn_frames (8 segments x 3 candidates)."),
+      SyntheticClipsConfig(
           name="frames_small", num_train_films=16, num_validation_films=4, num_test_films=4,
           clips_per_film=6, clip_seconds=4, fps=6, render_width=64, render_height=48,
           image_size=24, frame_clips_frames=8, frame_height=40, frame_width=40, tsn_segments=8,

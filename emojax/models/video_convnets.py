@@ -23,15 +23,27 @@ Networks (channels-last; every convolution is a `video_conv.Conv`, lowering chos
              factored into (1,3,3) -> BN -> ReLU -> (3,1,1) with M = floor(27 Ni No / (9 Ni +
              3 No)) mid channels (the parameter count of the 3-D conv; both convs of a block use
              the block's first M, as torchvision's r2plus1d_18); global average pool, head.
-  tsn        a 2-D ResNet-18 on each of the K frames, a head per frame, average consensus.
+  tsn        a 2-D backbone on each of the K frames (`backbone`: 'bn_inception', the paper's,
+             its pooled inception_5b (1024); or 'resnet18'), a head per frame, average consensus
+             (the paper concatenates the segments' features; emojax averages per-frame outputs).
              Partial BN (`partial_bn`): every BatchNorm but the first uses its stored statistics
              in training too (TSN's rule for ImageNet-initialised backbones; off from scratch).
-  eco_lite   2-D ResNet-18 stem + stages 1-2 per frame (128 ch at 1/8 size), stacked in time ->
-             3-D ResNet-18 stages 3-5 (3x3x3 basic blocks, 128 -> 256 -> 512), pool, head.
-  eco_full   eco_lite plus a 2-D branch (2-D ResNet-18 stages 3-4 on the same per-frame features,
-             pooled over space and frames) concatenated with the 3-D features before the head.
+  eco_lite   2-D part per frame, stacked in time -> 3-D ResNet-18 stages 3-5 (3x3x3 basic
+             blocks, 128 -> 256 -> 512), pool, head. BN-Inception: the 2-D part ends after
+             inception_3c (576 channels at 1/16 size; the published ECO cuts inside 3c, at
+             inception_3c_double_3x3_1, 96 channels at 1/8: emojax cuts at the block's end, so
+             the 3-D stages see 14 x 14 maps at 224 px); ResNet-18: stem + stages 1-2 (128 ch,
+             1/8 size). BN-Inception's 4a-5b and ImageNet classifier are unused (no gradient).
+  eco_full   eco_lite plus a 2-D branch (the rest of the 2-D network -- BN-Inception 4a-5b or
+             ResNet-18 stages 3-4 -- on the same per-frame features, pooled over space and
+             frames) concatenated with the 3-D features before the head.
+`head_layers` 3 puts two hidden ReLU layers (512 * width) before the output (Table II's "FC
+layer 3"; the widths are not given). BN-Inception reads BGR 0-255 minus its mean (its published
+weights' input); the other networks ImageNet-standardised RGB. `backbone_weights` = a .npz
+converted from the published BN-Inception (python -m emojax.backbones.bn_inception) loaded into
+TSN's / ECO's BN-Inception with its BatchNorm statistics before training.
 `width` multiplies every channel count, `depth` the blocks per ResNet stage (>= 1), so `runlocal`
-trains in minutes; the defaults (1.0, 1.0) are the paper's sizes.
+trains in minutes (BN-Inception's sizes are fixed); the defaults (1.0, 1.0) are the paper's sizes.
 
 Labels: the head's output z is mapped to the dataset's scale as `label_center + label_half_range *
 z` (LIRIS-ACCEDE's 1-5 values: 3 and 2, i.e. training on (v - 3) / 2; the synthetic benchmarks:
@@ -59,10 +71,15 @@ from emojax import contract
 from emojax import errors
 from emojax import layout
 from emojax import weights
+from emojax.backbones import bn_inception
 from emojax.nn import layers
 from emojax.nn import video_conv
 
 ARCHS = ("c3d", "r2plus1d", "tsn", "eco_lite", "eco_full")
+SEGMENTED = ("tsn", "eco_lite", "eco_full")
+BACKBONES = ("bn_inception", "resnet18")
+ECO_CUT = "inception_3c"      # ECO's 2-D part: BN-Inception up to the end of this block
+FC3_WIDTH = 512               # the hidden width of Table II's three-FC-layer head (not given)
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -84,6 +101,22 @@ class BN(nnx.Module):
       inv = jax.lax.rsqrt(b.var[...] + b.epsilon) * b.scale[...]
       return (x - b.mean[...]) * inv + b.bias[...]
     return self.bn(x)
+
+
+def _hidden(m, dim: int, rngs) -> tuple[nnx.List, int]:
+  """The `head_layers` - 1 hidden FC layers (FC3_WIDTH * width, ReLU) before the one regression
+  output `head` (Table II's "FC layer 3"; the output keeps the one-layer head's name)."""
+  fcs = []
+  for _ in range(int(m.head_layers) - 1):
+    fcs.append(nnx.Linear(dim, _ch(FC3_WIDTH, m.width), rngs=rngs))
+    dim = _ch(FC3_WIDTH, m.width)
+  return nnx.List(fcs), dim
+
+
+def _through(hidden, drop, x, rngs):
+  for fc in hidden:
+    x = jax.nn.relu(fc(drop(x, rngs=rngs)))
+  return drop(x, rngs=rngs)
 
 
 class ConvBN(nnx.Module):
@@ -124,7 +157,8 @@ class C3D(nnx.Module):
     self.fc6 = nnx.Linear(chans[-1] * t * s * s, fc, rngs=rngs)
     self.fc7 = nnx.Linear(fc, fc, rngs=rngs)
     self.drop = nnx.Dropout(m.dropout)
-    self.head = nnx.Linear(fc, 1, rngs=rngs)
+    self.hidden, dim = _hidden(m, fc, rngs)
+    self.head = nnx.Linear(dim, 1, rngs=rngs)
 
   def __call__(self, x, rngs):
     for i, conv in enumerate(self.convs):
@@ -134,7 +168,8 @@ class C3D(nnx.Module):
         x = video_conv.max_pool(x, w, w, p)
     x = x.reshape(x.shape[0], -1)
     x = self.drop(jax.nn.relu(self.fc6(x)), rngs=rngs)
-    x = self.drop(jax.nn.relu(self.fc7(x)), rngs=rngs)
+    x = jax.nn.relu(self.fc7(x))
+    x = self.drop(x, rngs=rngs) if not self.hidden else _through(self.hidden, self.drop, x, rngs)
     return self.head(x)[:, 0]
 
 
@@ -200,13 +235,14 @@ class R2Plus1D(nnx.Module):
         ci = co
     self.blocks = nnx.List(blocks)
     self.drop = nnx.Dropout(m.dropout)
-    self.head = nnx.Linear(ci, 1, rngs=rngs)
+    self.hidden, dim = _hidden(m, ci, rngs)
+    self.head = nnx.Linear(dim, 1, rngs=rngs)
 
   def __call__(self, x, rngs):
     x = self.stem(x)
     for b in self.blocks:
       x = b(x)
-    return self.head(self.drop(x.mean((1, 2, 3)), rngs=rngs))[:, 0]
+    return self.head(_through(self.hidden, self.drop, x.mean((1, 2, 3)), rngs))[:, 0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,42 +288,93 @@ class ResNet2D(nnx.Module):
     return x
 
 
+def _bn_inception(m, rngs) -> bn_inception.BNInception:
+  return bn_inception.BNInception(partial_bn=bool(m.partial_bn), rngs=rngs)
+
+
+def bn_inception_fits(crop: int) -> bool:
+  """Whether BN-Inception's branches of the stride-2 blocks agree in size at this crop: a
+  3x3/2 conv gives ceil(n / 2), the ceil-mode 3x3/2 max pool ceil((n - 1) / 2) (n even)."""
+  n = -(-crop // 2)                      # conv1 7x7/2
+  n = -(-(n - 1) // 2)                   # pool 3x3/2 ceil
+  n = -(-(n - 1) // 2)                   # pool 3x3/2 ceil: inception_3c's input
+  for _ in range(2):                     # inception_3c, inception_4e
+    if n % 2:
+      return False
+    n //= 2
+  return True
+
+
 class TSN(nnx.Module):
+  """A 2-D backbone on each of the K frames (BN-Inception's pooled inception_5b, 1024, or
+  ResNet-18's pooled stage 4), a head per frame, average consensus."""
+
   def __init__(self, m, conv_kw, rngs):
-    self.backbone = ResNet2D(m, (0, 1, 2, 3), conv_kw, rngs, partial_bn=m.partial_bn)
+    self.bn_inception = m.backbone == "bn_inception"
+    if self.bn_inception:
+      self.backbone = _bn_inception(m, rngs)
+      dim = bn_inception.FEATURE_DIM
+    else:
+      self.backbone = ResNet2D(m, (0, 1, 2, 3), conv_kw, rngs, partial_bn=m.partial_bn)
+      dim = self.backbone.out_ch
     self.drop = nnx.Dropout(m.dropout)
-    self.head = nnx.Linear(self.backbone.out_ch, 1, rngs=rngs)
+    self.hidden, dim = _hidden(m, dim, rngs)
+    self.head = nnx.Linear(dim, 1, rngs=rngs)
 
   def __call__(self, x, rngs):
-    f = self.backbone(x).mean((2, 3))                       # (B, K, C) per-segment features
-    return self.head(self.drop(f, rngs=rngs))[..., 0].mean(1)   # average consensus
+    if self.bn_inception:
+      f = self.backbone.pool(x)                             # (B, K, 1024) per-segment features
+    else:
+      f = self.backbone(x).mean((2, 3))                     # (B, K, C)
+    return self.head(_through(self.hidden, self.drop, f, rngs))[..., 0].mean(1)   # consensus
 
 
 class ECO(nnx.Module):
+  """2-D part per frame (BN-Inception to the end of inception_3c: 576 channels at 1/16 size; or
+  ResNet-18 stem + stages 1-2), stacked in time -> 3-D ResNet-18 stages 3-5 -> pool; ECO Full adds
+  the rest of the 2-D network (BN-Inception 4a-5b / ResNet-18 stages 3-4) pooled over space and
+  frames."""
+
   def __init__(self, m, full: bool, conv_kw, rngs):
-    self.features = ResNet2D(m, (0, 1), conv_kw, rngs)
+    self.bn_inception = m.backbone == "bn_inception"
+    if self.bn_inception:
+      self.backbone = _bn_inception(m, rngs)
+      ci = dict((b[0], b) for b in bn_inception.BLOCKS)["inception_4a"][1]   # 3c's output: 576
+    else:
+      self.features = ResNet2D(m, (0, 1), conv_kw, rngs)
+      ci = self.features.out_ch
     c = [_ch(n, m.width) for n in (128, 256, 512)]
-    blocks, ci = [], self.features.out_ch
+    blocks, f_ch = [], ci
     for i, co in enumerate(c):
       for j in range(_blocks(m.depth)):
         blocks.append(Block3D(ci, co, 2 if (i > 0 and j == 0) else 1, False, conv_kw, rngs))
         ci = co
     self.blocks3d = nnx.List(blocks)
-    self.branch2d = (ResNet2D(m, (2, 3), conv_kw, rngs, stem=False, in_ch=self.features.out_ch)
-                     if full else None)
-    dim = ci + (self.branch2d.out_ch if full else 0)
+    self.full = full
+    if full and self.bn_inception:
+      dim = ci + bn_inception.FEATURE_DIM
+    elif full:
+      self.branch2d = ResNet2D(m, (2, 3), conv_kw, rngs, stem=False, in_ch=f_ch)
+      dim = ci + self.branch2d.out_ch
+    else:
+      dim = ci
     self.drop = nnx.Dropout(m.dropout)
+    self.hidden, dim = _hidden(m, dim, rngs)
     self.head = nnx.Linear(dim, 1, rngs=rngs)
 
   def __call__(self, x, rngs):
-    f = self.features(x)                                    # (B, K, h, w, C): stacked in time
+    if self.bn_inception:
+      f = self.backbone.endpoint(x, ECO_CUT)                # (B, K, h, w, 576): stacked in time
+    else:
+      f = self.features(x)
     y = f
     for b in self.blocks3d:
       y = b(y)
     z = y.mean((1, 2, 3))
-    if self.branch2d is not None:
-      z = jnp.concatenate([z, self.branch2d(f).mean((1, 2, 3))], -1)
-    return self.head(self.drop(z, rngs=rngs))[:, 0]
+    if self.full:
+      g = (self.backbone.blocks_after(f, ECO_CUT) if self.bn_inception else self.branch2d(f))
+      z = jnp.concatenate([z, g.mean((1, 2, 3))], -1)
+    return self.head(_through(self.hidden, self.drop, z, rngs))[:, 0]
 
 
 class VideoNet(nnx.Module):
@@ -298,6 +385,17 @@ class VideoNet(nnx.Module):
     check_stream_shape(config, stored_shape)
     self.arch, self.crop, self.num_frames = m.arch, int(m.crop), int(m.num_frames)
     self.flip = bool(m.flip)
+    if m.arch in SEGMENTED and m.backbone not in BACKBONES:
+      raise errors.ConfigError(f"config.model.backbone={m.backbone!r}; use one of {BACKBONES}")
+    if int(m.head_layers) not in (1, 3):
+      raise errors.ConfigError(f"config.model.head_layers={m.head_layers}; use 1 or 3 (Table II)")
+    if m.arch in SEGMENTED and m.backbone == "bn_inception" and not bn_inception_fits(self.crop):
+      raise errors.ConfigError(
+          f"config.model.crop={self.crop}: BN-Inception's stride-2 blocks (3c, 4e) need even "
+          "maps there (crops that are multiples of 32, e.g. 224); change the crop or set "
+          "config.model.backbone='resnet18'")
+    # BN-Inception reads BGR 0-255 minus its mean (the converted published weights' input).
+    self.bgr = m.arch in SEGMENTED and m.backbone == "bn_inception"
     conv_kw = dict(lowering=m.conv_lowering, compute_dtype=m.compute_dtype)
     if m.arch == "c3d":
       self.net = C3D(m, self.crop, self.num_frames, conv_kw, rngs)
@@ -337,6 +435,8 @@ class VideoNet(nnx.Module):
       if self.flip:
         flip = jax.random.bernoulli(k3, 0.5, (b,))
         x = jnp.where(flip[:, None, None, None, None], x[:, :, :, ::-1], x)
+    if self.bgr:
+      return bn_inception.preprocess(x)
     x = x.astype(jnp.float32) / 255.0
     return (x - MEAN) / STD
 
@@ -372,7 +472,7 @@ def check_stream_shape(config, shape) -> None:
   """The stored stream fits the architecture, the frame count and the crop, or ConfigError."""
   m = config.model
   s = frame_stream(config)
-  segmented = m.arch in ("tsn", "eco_lite", "eco_full")
+  segmented = m.arch in SEGMENTED
   want = "(K, M, H, W, 3)" if segmented else "(N, H, W, 3)"
   if len(shape) != (5 if segmented else 4) or shape[-1] != 3:
     raise errors.DataError(f"stream {s!r} has clips of shape {tuple(shape)}; {m.arch} needs "
@@ -429,6 +529,19 @@ def load_weights(model: nnx.Module, path) -> list[str]:
   return missing
 
 
+def load_backbone(net: VideoNet, config) -> str:
+  """Loads config.model.backbone_weights (a converted BN-Inception .npz) into TSN's / ECO's
+  BN-Inception: parameters and BatchNorm running statistics. Returns the published file's sha256."""
+  m = config.model
+  if m.arch not in SEGMENTED or m.backbone != "bn_inception":
+    raise errors.ConfigError(
+        f"config.model.backbone_weights={m.backbone_weights!r} is for TSN / ECO on BN-Inception; "
+        f"this is {m.arch} on {m.backbone}: set config.model.backbone_weights=''")
+  loaded, sha = bn_inception.load(m.backbone_weights, partial_bn=bool(m.partial_bn))
+  nnx.update(net.net.backbone, nnx.state(loaded))
+  return sha
+
+
 # ----------------------------------------------------------------------------------------------
 # The method contract.
 
@@ -480,6 +593,10 @@ def _forward_for(config, target):
 def _setup_for(config, target):
   def setup(model):
     net = model[target]
+    if config.model.backbone_weights:
+      sha = load_backbone(net, config)
+      print(f"   backbone {config.model.backbone} from {config.model.backbone_weights} "
+            f"(published file sha256 {sha[:12] or '?'}): weights and BatchNorm statistics")
     if config.model.weights:
       missing = load_weights(net, config.model.weights)
       if missing:
@@ -496,7 +613,7 @@ def example_shape(config, stored_shape=None) -> tuple[int, ...]:
   if stored_shape is not None:
     return tuple(stored_shape)
   side = m.crop + max(8, m.crop // 7)
-  if m.arch in ("tsn", "eco_lite", "eco_full"):
+  if m.arch in SEGMENTED:
     return (m.num_frames, 3, side, side, 3)
   return (m.num_frames, side, side, 3)
 
