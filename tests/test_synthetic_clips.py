@@ -232,3 +232,23 @@ def test_modality_shares_and_ceilings(probe_clips):
     for split in sc.SPLITS:
       assert set(md["modality_ceiling_by_split"][split][t]) == set(exp)
     assert md["modality_ceiling"][t] == md["modality_ceiling_by_split"]["test"][t]
+
+
+def test_contrast_and_pad_cues():
+  rng = np.random.default_rng(0)
+  frames = rng.integers(40, 216, (3, 20, 30, 3)).astype(np.uint8)
+  arousal = np.array([-1.0, 0.0, 1.0])
+  out = sc.apply_contrast(frames, arousal).astype(np.float64)
+  f = frames.astype(np.float64)
+  # Mean colour kept (valence's cues); spread about it scaled by 0.1, 10^-0.5, 1 (log-linear).
+  np.testing.assert_allclose(out.mean(axis=(1, 2)), f.mean(axis=(1, 2)), atol=0.5)
+  for i, c in enumerate([0.1, 10 ** -0.5, 1.0]):
+    assert out[i].std() == pytest.approx(c * f[i].std(), rel=0.05, abs=0.3)
+  # The pad: a sine at 2 kHz * 3.5^((v + 1) / 2) with amplitude 0.6 x the music's arousal gain.
+  sr = clip_streams.SAMPLE_RATE
+  for v, a in ((-1.0, 0.5), (0.0, -0.5), (1.0, 1.0)):
+    pad = sc.add_pad(np.zeros(2 * sr, np.float32), np.full(2, v), np.full(2, a), sr)
+    spectrum = np.abs(np.fft.rfft(pad)) / (pad.size / 2)
+    peak_hz = np.argmax(spectrum) * sr / pad.size
+    assert peak_hz == pytest.approx(2000 * 3.5 ** ((v + 1) / 2), abs=1.0)
+    assert np.sqrt(2) * pad.std() == pytest.approx(0.6 * render.loudness_gain(a), rel=0.01)

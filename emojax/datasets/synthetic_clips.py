@@ -1,10 +1,14 @@
 """synthetic_clips: a per-clip 3-class benchmark rendered on the fly, with a recorded ceiling.
 
 The classification counterpart of `synthetic_benchmark` (seed 002's task on a fresh machine, no
-download). Film i is what `synthetic_films_render.render_film(seed=seed + i, duration_s=
-clips_per_film * clip_seconds, fps, size=(render_width, render_height), sample_rate=16000,
-channels=1)` would encode: the same latent valence/arousal curves, pictures and soundtrack, taken
-straight from the renderer (no mp4 round trip, so the build stays under a minute on 2 cores). Each
+download). Film i uses the generator of `synthetic_films_render.render_film(seed=seed + i,
+duration_s=clips_per_film * clip_seconds, fps, size=(render_width, render_height),
+sample_rate=16000, channels=1)`: the same latent valence/arousal curves (the labels' source),
+pictures and soundtrack, taken straight from the renderer (no mp4 round trip, so the build stays
+under a minute on 2 cores). But each modality is driven by its own curves, a known share
+(`SHARES`) of the latent plus private noise (`modality_curves`), and arousal also sets the
+pictures' contrast (`apply_contrast`), valence also a pad's pitch in the sound (`add_pad`): every
+modality carries every target, none alone all of it (docs/synthetic_clips.md). Each
 film is cut into `clips_per_film` consecutive clips of `clip_seconds` seconds; one example a clip:
 
   clip_id            "film_007_clip_03"
@@ -39,6 +43,14 @@ Metadata (`builder.info.metadata`):
   majority          {dim: {class, accuracy}}: the training split's most frequent class and its
                     rate on the test split (the floor a classifier must beat)
   class_counts      {split: {dim: [n0, n1, n2]}}
+  shares            SHARES: {modality: {dim: share of the latent in that modality's curves}}
+  modality_streams  MODALITY_STREAMS: the streams each modality renders
+  modality_ceiling  {dim: {picture, sound, fused, latent: {accuracy}}}: a least-squares line from
+                    the modality's noiseless clip means (fused: both; latent: the latents) to the
+                    labels, fitted on train, its classes scored on the test split
+  modality_ceiling_by_split   the same per split
+  modality_ceiling_expected   the same on _EXPECTED_FILMS further simulated films (half fit, half
+                    score): the ceilings in expectation
 """
 
 from __future__ import annotations
@@ -71,7 +83,7 @@ _PRIVATE_STREAM = 2
 SHARES = {"picture": {"valence": 0.7, "arousal": 0.6},
           "sound": {"valence": 0.6, "arousal": 0.7}}
 _EXPECTED_FILMS = 2000  # simulated films (labels only, no rendering) for the expected ceilings
-# The streams each modality's curves render (picture: colour, brightness, saturation, faces,
+# The streams each modality's curves render (picture: colour, brightness, contrast, faces,
 # motion, cuts; sound: mode, pad pitch, tempo, loudness, timbre).
 MODALITY_STREAMS = {"picture": ("keyframe", "frame_clips", "tsn_frames"),
                     "sound": ("spectrogram_image",)}
@@ -217,7 +229,8 @@ def render_streams(cfg: SyntheticClipsConfig, index: int) -> dict[str, np.ndarra
   frames = [f for _, f, _ in render._render_frames(  # pylint: disable=protected-access
       picture_rng, pv_T, pa_T, cfg.fps, cfg.render_width, cfg.render_height)]
   second_N = np.arange(len(frames)) // cfg.fps
-  a_N = render._at_times(pa_T, (np.arange(len(frames)) + 0.5) / cfg.fps)  # pylint: disable=protected-access
+  times_N = (np.arange(len(frames)) + 0.5) / cfg.fps  # the renderer's frame times
+  a_N = render._at_times(pa_T, times_N)  # pylint: disable=protected-access
   frames_NxHxWx3 = apply_contrast(np.stack(frames), a_N)
   sv_T, sa_T = curves["sound"]["valence"], curves["sound"]["arousal"]
   audio_n = render.synthesize_music(sound_rng, sv_T, sa_T, clip_streams.SAMPLE_RATE, 1)[0]
