@@ -37,3 +37,14 @@ def test_bootstrap_interval_brackets_the_mean_of_seed_averaged_films():
   by_seed = [{"a": 0.1, "b": 0.5, "c": 0.9}, {"a": 0.3, "b": 0.5, "c": 0.7}]
   lo, hi = results.bootstrap_interval(by_seed, n=4000)
   assert lo <= 0.5 <= hi and lo >= 0.2 - 1e-9 and hi <= 0.8 + 1e-9
+
+
+def test_clip_ceilings_line_names_every_modality_and_the_majority():
+  md = {"modality_ceiling_expected": {
+            "arousal": {"picture": {"accuracy": 0.5774}, "sound": {"accuracy": 0.6468},
+                        "fused": {"accuracy": 0.7037}, "latent": {"accuracy": 0.837}}},
+        "majority": {"arousal": {"class": 0, "accuracy": 0.3958}}}
+  line = results.clip_ceilings_line(md)
+  assert ("arousal: picture 0.577, sound 0.647, fused 0.704, latent 0.837; "
+          "majority class (test) 0.396") in line
+  assert results.clip_ceilings_line({}) == ""
