@@ -230,6 +230,36 @@ def _ceiling(root: pathlib.Path, dirs_by_row) -> dict | None:
   return None
 
 
+def clip_ceilings_line(metadata: dict) -> str:
+  """One line naming `synthetic_clips`' expected ceilings per modality and its majority rate."""
+  exp, majority = metadata.get("modality_ceiling_expected") or {}, metadata.get("majority") or {}
+  if not exp:
+    return ""
+  parts = []
+  for t, groups in exp.items():
+    cells = ", ".join(f"{g} {v['accuracy']:.3f}" for g, v in groups.items())
+    rate = (majority.get(t) or {}).get("accuracy")
+    parts.append(f"{t}: {cells}" + (f"; majority class (test) {rate:.3f}" if rate is not None
+                                    else ""))
+  return ("Ceilings recorded by the dataset (expected accuracy from each modality's noiseless "
+          "content, both modalities fused, and the latent; docs/synthetic_clips.md): "
+          + " | ".join(parts) + ".")
+
+
+def _clip_metadata(dirs_by_row) -> dict:
+  """The metadata of the `synthetic_clips` build a per-clip run read ({} if none is prepared)."""
+  for dirs in dirs_by_row.values():
+    for d in dirs.values():
+      c = json.loads((d / "config.json").read_text())["dataset"]
+      if c.get("name") != "synthetic_clips":
+        continue
+      from emojax import datasets  # pylint: disable=import-outside-toplevel
+      builder = datasets.get_builder(c["name"], c.get("config") or None,
+                                     c.get("data_dir") or None)
+      return dict(builder.info.metadata or {}) if builder.is_prepared() else {}
+  return {}
+
+
 def _dataset_name(dirs_by_row) -> str:
   """`name/config` of the dataset the runs used (from a run's config.json)."""
   for dirs in dirs_by_row.values():
@@ -354,9 +384,13 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
     elif spread:
       lines += ["", "How much the numbers move across seeds: not known yet (the rows run so far do "
                 "not depend on the seed, e.g. ridge's closed form)."]
+  clips = [r for r in rows if r.table == "clips"]
   lines += _simple_table(
-      [r for r in rows if r.table == "clips"], dirs_by_row, "Per-clip classification",
+      clips, dirs_by_row, "Per-clip classification",
       ("accuracy", "macro-F1", "accuracy (per film)"), ("accuracy", "macro_f1", "film_accuracy"))
+  note = clip_ceilings_line(_clip_metadata({r.key: dirs_by_row[r.key] for r in clips}))
+  if note:
+    lines += ["", note]
   lines += _simple_table(
       clip_reg, dirs_by_row, "Per-clip regression on raw frames (`synthetic_clips`)",
       ("PCC (pooled over clips)", "PCC (per film)", "MSE"), ("pcc", "film_pcc", "mse"))

@@ -89,3 +89,14 @@ def test_rows_print_their_number_and_an_eta(tmp_path, monkeypatch, capsys):
       "(60 s per seed so far)",
       f"[results] row 3/3 {rows[2].key}: 2 of 2 seeds to train; ETA 2 min for 2 seeds to train "
       "(60 s per seed so far)"]
+
+
+def test_clip_ceilings_line_names_every_modality_and_the_majority():
+  md = {"modality_ceiling_expected": {
+            "arousal": {"picture": {"accuracy": 0.5774}, "sound": {"accuracy": 0.6468},
+                        "fused": {"accuracy": 0.7037}, "latent": {"accuracy": 0.837}}},
+        "majority": {"arousal": {"class": 0, "accuracy": 0.3958}}}
+  line = results.clip_ceilings_line(md)
+  assert ("arousal: picture 0.577, sound 0.647, fused 0.704, latent 0.837; "
+          "majority class (test) 0.396") in line
+  assert results.clip_ceilings_line({}) == ""

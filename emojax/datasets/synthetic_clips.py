@@ -1,10 +1,14 @@
 """synthetic_clips: a per-clip 3-class benchmark rendered on the fly, with a recorded ceiling.
 
 The classification counterpart of `synthetic_benchmark` (seed 002's task on a fresh machine, no
-download). Film i is what `synthetic_films_render.render_film(seed=seed + i, duration_s=
-clips_per_film * clip_seconds, fps, size=(render_width, render_height), sample_rate=16000,
-channels=1)` would encode: the same latent valence/arousal curves, pictures and soundtrack, taken
-straight from the renderer (no mp4 round trip, so the build stays under a minute on 2 cores). Each
+download). Film i uses the generator of `synthetic_films_render.render_film(seed=seed + i,
+duration_s=clips_per_film * clip_seconds, fps, size=(render_width, render_height),
+sample_rate=16000, channels=1)`: the same latent valence/arousal curves (the labels' source),
+pictures and soundtrack, taken straight from the renderer (no mp4 round trip, so the build stays
+under a minute on 2 cores). But each modality is driven by its own curves, a known share
+(`SHARES`) of the latent plus private noise (`modality_curves`), and arousal also sets the
+pictures' contrast (`apply_contrast`), valence also a pad's pitch in the sound (`add_pad`): every
+modality carries every target, none alone all of it (docs/synthetic_clips.md). Each
 film is cut into `clips_per_film` consecutive clips of `clip_seconds` seconds; one example a clip:
 
   clip_id            "film_007_clip_03"
@@ -39,6 +43,14 @@ Metadata (`builder.info.metadata`):
   majority          {dim: {class, accuracy}}: the training split's most frequent class and its
                     rate on the test split (the floor a classifier must beat)
   class_counts      {split: {dim: [n0, n1, n2]}}
+  shares            SHARES: {modality: {dim: share of the latent in that modality's curves}}
+  modality_streams  MODALITY_STREAMS: the streams each modality renders
+  modality_ceiling  {dim: {picture, sound, fused, latent: {accuracy}}}: a least-squares line from
+                    the modality's noiseless clip means (fused: both; latent: the latents) to the
+                    labels, fitted on train, its classes scored on the test split
+  modality_ceiling_by_split   the same per split
+  modality_ceiling_expected   the same on _EXPECTED_FILMS further simulated films (half fit, half
+                    score): the ceilings in expectation
 """
 
 from __future__ import annotations
@@ -62,6 +74,19 @@ _FRAME_FIELDS = ("frame_clips_frames", "frame_clips_fps", "frame_height", "frame
                  "tsn_segments", "tsn_candidates")
 SPLITS = ("train", "validation", "test")
 _LABEL_STREAM = 1
+_PRIVATE_STREAM = 2
+# Each modality is driven by its own valence / arousal curves: for target t and modality m,
+# d_mt = w z_t + (1 - w) p_mt, with z_t the film's latent curve (the labels' source) and p_mt a
+# private curve of the same law (render.latent_curves' segments), independent of everything else.
+# SHARES[m][t] = w^2 / (w^2 + (1 - w)^2) is the fraction of d_mt's variance that z_t carries; the
+# rest is private noise, so no modality alone reaches what both together know.
+SHARES = {"picture": {"valence": 0.7, "arousal": 0.6},
+          "sound": {"valence": 0.6, "arousal": 0.7}}
+_EXPECTED_FILMS = 2000  # simulated films (labels only, no rendering) for the expected ceilings
+# The streams each modality's curves render (picture: colour, brightness, contrast, faces,
+# motion, cuts; sound: mode, pad pitch, tempo, loudness, timbre).
+MODALITY_STREAMS = {"picture": ("keyframe", "frame_clips", "tsn_frames"),
+                    "sound": ("spectrogram_image",)}
 
 
 @dataclasses.dataclass(eq=False)
@@ -150,14 +175,43 @@ def _film_rng(cfg: SyntheticClipsConfig, index: int) -> np.random.Generator:
   return np.random.default_rng(cfg.seed + index)  # render_film's generator for seed + index
 
 
+def mix_weight(share: float) -> float:
+  """w with w^2 / (w^2 + (1 - w)^2) = share: the latent's weight in a modality's curve."""
+  r = np.sqrt(share / (1.0 - share))
+  return float(r / (1.0 + r))
+
+
+def modality_curves(cfg: SyntheticClipsConfig, index: int) -> dict[str, dict[str, np.ndarray]]:
+  """{modality: {target: (film_seconds,) float64}}: the curves that drive each modality of film
+  `index`, w * latent + (1 - w) * private with w = mix_weight(SHARES[modality][target])."""
+  latent = dict(zip(TARGETS, render.latent_curves(_film_rng(cfg, index), cfg.film_seconds)))
+  private = np.random.default_rng([cfg.seed, _PRIVATE_STREAM, index])
+  out = {}
+  for m in MODALITY_STREAMS:
+    out[m] = {}
+    for t in TARGETS:
+      w = mix_weight(SHARES[m][t])
+      p_T = render._segment_curve(private, cfg.film_seconds)  # pylint: disable=protected-access
+      out[m][t] = w * latent[t] + (1.0 - w) * p_T
+  return out
+
+
+def _clip_means(cfg: SyntheticClipsConfig, curve_T: np.ndarray) -> np.ndarray:
+  return curve_T.astype(np.float64).reshape(cfg.clips_per_film, cfg.clip_seconds).mean(1)
+
+
 def film_labels(cfg: SyntheticClipsConfig, index: int) -> dict[str, np.ndarray]:
-  """Per-clip `<dim>_latent` (clip means of the latent curves, float64) and `<dim>` (labels,
-  float32) of film `index`; no rendering."""
+  """Per-clip `<dim>_latent` (clip means of the latent curves, float64), `<dim>_<modality>` (clip
+  means of the modality's driving curve, float64) and `<dim>` (labels, float32) of film `index`;
+  no rendering."""
   v_T, a_T = render.latent_curves(_film_rng(cfg, index), cfg.film_seconds)
   noise = np.random.default_rng([cfg.seed, _LABEL_STREAM, index])
   out = {}
+  for m, curves in modality_curves(cfg, index).items():
+    for t in TARGETS:
+      out[f"{t}_{m}"] = _clip_means(cfg, curves[t])
   for name, curve_T in (("valence", v_T), ("arousal", a_T)):
-    latent_C = curve_T.astype(np.float64).reshape(cfg.clips_per_film, cfg.clip_seconds).mean(1)
+    latent_C = _clip_means(cfg, curve_T)
     out[f"{name}_latent"] = latent_C
     noisy_C = latent_C + cfg.label_noise_std * noise.standard_normal(cfg.clips_per_film)
     out[name] = np.clip(noisy_C, -1.0, 1.0).astype(np.float32)
@@ -168,13 +222,19 @@ def render_streams(cfg: SyntheticClipsConfig, index: int) -> dict[str, np.ndarra
   """(film_seconds, ...) uint8 `keyframe` and `spectrogram_image` of film `index`, and when the
   config stores them (clips_per_film, ...) uint8 `frame_clips` / `tsn_frames`."""
   rng = _film_rng(cfg, index)
-  v_T, a_T = render.latent_curves(rng, cfg.film_seconds)
+  render.latent_curves(rng, cfg.film_seconds)  # advance the generator as render_film does
   picture_rng, sound_rng = rng.spawn(2)
+  curves = modality_curves(cfg, index)
+  pv_T, pa_T = curves["picture"]["valence"], curves["picture"]["arousal"]
   frames = [f for _, f, _ in render._render_frames(  # pylint: disable=protected-access
-      picture_rng, v_T, a_T, cfg.fps, cfg.render_width, cfg.render_height)]
-  frames_NxHxWx3 = np.stack(frames)
+      picture_rng, pv_T, pa_T, cfg.fps, cfg.render_width, cfg.render_height)]
   second_N = np.arange(len(frames)) // cfg.fps
-  audio_n = render.synthesize_music(sound_rng, v_T, a_T, clip_streams.SAMPLE_RATE, 1)[0]
+  times_N = (np.arange(len(frames)) + 0.5) / cfg.fps  # the renderer's frame times
+  a_N = render._at_times(pa_T, times_N)  # pylint: disable=protected-access
+  frames_NxHxWx3 = apply_contrast(np.stack(frames), a_N)
+  sv_T, sa_T = curves["sound"]["valence"], curves["sound"]["arousal"]
+  audio_n = render.synthesize_music(sound_rng, sv_T, sa_T, clip_streams.SAMPLE_RATE, 1)[0]
+  audio_n = add_pad(audio_n, sv_T, sa_T, clip_streams.SAMPLE_RATE)
   per_clip = [clip_frame_streams(cfg, frames_NxHxWx3, j) for j in range(cfg.clips_per_film)]
   out = {k: np.stack([c[k] for c in per_clip]) for k in FRAME_STREAMS if k in per_clip[0]}
   return {
@@ -184,6 +244,38 @@ def render_streams(cfg: SyntheticClipsConfig, index: int) -> dict[str, np.ndarra
       "spectrogram_image": clip_streams.spectrogram_images(audio_n, cfg.film_seconds,
                                                            cfg.image_size),
   }
+
+
+def contrast(arousal) -> np.ndarray:
+  """Contrast (1 = as rendered) at the given arousal, log-linear: 0.1 calm ... 1 active."""
+  return 10.0 ** ((np.asarray(arousal, np.float64) - 1.0) / 2.0)
+
+
+def apply_contrast(frames_NxHxWx3: np.ndarray, arousal_N: np.ndarray) -> np.ndarray:
+  """Each frame's pixels pulled towards the frame's mean colour by `contrast(arousal)`, so a still
+  frame shows arousal (a flat, washed-out picture when calm) while its mean brightness and colour
+  (valence's cues) stay."""
+  f = frames_NxHxWx3.astype(np.float32)
+  mean = f.mean(axis=(1, 2), keepdims=True)
+  c = contrast(arousal_N).astype(np.float32)[:, None, None, None]
+  return np.clip(np.round(mean + c * (f - mean)), 0, 255).astype(np.uint8)
+
+
+def pad_hz(valence) -> np.ndarray:
+  """Pitch of the sustained pad at the given valence: 2 kHz (negative) ... 7 kHz (positive)."""
+  return 2000.0 * 3.5 ** ((np.asarray(valence, np.float64) + 1.0) / 2.0)
+
+
+def add_pad(audio_n: np.ndarray, valence_T: np.ndarray, arousal_T: np.ndarray,
+            sample_rate: int) -> np.ndarray:
+  """The music plus a sine pad whose pitch follows valence (`pad_hz`), at 0.6 x the music's
+  arousal gain (`render.loudness_gain`), so valence is heard beyond the major/minor mode."""
+  t_n = (np.arange(audio_n.size) + 0.5) / sample_rate
+  v_n = render._at_times(valence_T, t_n)  # pylint: disable=protected-access
+  a_n = render._at_times(arousal_T, t_n)  # pylint: disable=protected-access
+  phase_n = 2 * np.pi * np.cumsum(pad_hz(v_n)) / sample_rate
+  pad_n = 0.6 * render.loudness_gain(a_n) * np.sin(phase_n)
+  return np.clip(audio_n + pad_n, -1.0, 1.0).astype(np.float32)
 
 
 def _pick(frames_NxHxWx3: np.ndarray, times: np.ndarray, fps: int, height: int,
@@ -217,6 +309,49 @@ def clip_frame_streams(cfg: SyntheticClipsConfig, frames_NxHxWx3: np.ndarray,
   return out
 
 
+def modality_ceilings(labels: dict[int, dict[str, np.ndarray]], splits: dict[str, list[int]],
+                      bounds: dict[str, tuple[float, float]]) -> dict[str, dict[str, dict]]:
+  """{split: {target: {modality, "fused" or "latent": {"accuracy"}}}}: what a modality's noiseless
+  content can tell. Per target, a least-squares line from the modality's clip-mean driving curves
+  (`fused`: all modalities' together; `latent`: the latent clip means themselves) to the labels is
+  fitted on the training split; its predictions' classes (the labels' boundaries) are scored
+  against the labels' classes on each split."""
+  def stack(split, key):
+    return np.concatenate([labels[i][key] for i in splits[split]]).astype(np.float64)
+
+  groups = {m: (m,) for m in MODALITY_STREAMS}
+  groups["fused"] = tuple(MODALITY_STREAMS)
+  groups["latent"] = ("latent",)
+  out = {s: {t: {} for t in TARGETS} for s in splits}
+  for t in TARGETS:
+    for g, ms in groups.items():
+      def design(split, ms=ms):
+        cols = [stack(split, f"{t}_{m}") for m in ms]
+        return np.stack([np.ones_like(cols[0])] + cols, 1)
+      coef = np.linalg.lstsq(design("train"), stack("train", t), rcond=None)[0]
+      for s in splits:
+        pred = clip_streams.class_of(design(s) @ coef, bounds[t])
+        out[s][t][g] = {"accuracy": class_accuracy(pred, clip_streams.class_of(stack(s, t),
+                                                                               bounds[t]))}
+  return out
+
+
+def expected_modality_ceilings(cfg: SyntheticClipsConfig,
+                               num_films: int = _EXPECTED_FILMS) -> dict[str, dict[str, dict]]:
+  """{target: {modality, "fused", "latent": {"accuracy"}}}: `modality_ceilings` on `num_films`
+  further films of the same generator (indices after the config's films; labels only), half
+  fitting and half scoring, with their own terciles: the ceilings in expectation, free of the
+  small test split's luck."""
+  first = cfg.num_films
+  labels = {first + k: film_labels(cfg, first + k) for k in range(num_films)}
+  half = num_films // 2
+  splits = {"train": list(range(first, first + half)),
+            "test": list(range(first + half, first + num_films))}
+  bounds = {t: clip_streams.terciles(np.concatenate([labels[i][t] for i in splits["train"]]))
+            for t in TARGETS}
+  return modality_ceilings(labels, splits, bounds)["test"]
+
+
 def class_accuracy(pred_classes, true_classes) -> float:
   p, t = np.asarray(pred_classes).reshape(-1), np.asarray(true_classes).reshape(-1)
   return float(np.mean(p == t)) if t.size else float("nan")
@@ -225,8 +360,13 @@ def class_accuracy(pred_classes, true_classes) -> float:
 class SyntheticClips(tfds.core.GeneratorBasedBuilder):
   """Rendered short clips with 3-class valence / arousal labels and a known ceiling."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {
+      "1.0.0": "First version.",
+      "2.0.0": "Each target in every modality: picture and sound driven by their own curves "
+               "(SHARES of the latent's variance, the rest private); arousal also in the "
+               "frames' contrast, valence also in a pad's pitch; modality_ceiling metadata.",
+  }
   BUILDER_CONFIGS = [
       SyntheticClipsConfig(
           name="default",
@@ -315,6 +455,11 @@ class SyntheticClips(tfds.core.GeneratorBasedBuilder):
         s: {t: {"accuracy": class_accuracy(classes(s, f"{t}_latent", t), classes(s, t, t))}
             for t in TARGETS} for s in splits}
     md["ceiling"] = md["ceiling_by_split"]["test"]
+    md["shares"] = {m: dict(SHARES[m]) for m in MODALITY_STREAMS}
+    md["modality_streams"] = {m: list(v) for m, v in MODALITY_STREAMS.items()}
+    md["modality_ceiling_by_split"] = modality_ceilings(labels, splits, bounds)
+    md["modality_ceiling"] = md["modality_ceiling_by_split"]["test"]
+    md["modality_ceiling_expected"] = expected_modality_ceilings(cfg)
     md["class_counts"] = {s: {t: np.bincount(classes(s, t, t), minlength=3).tolist()
                               for t in TARGETS} for s in splits}
     majority = {}
