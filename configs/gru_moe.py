@@ -18,8 +18,8 @@ Every default is written with its source (docs/methods.md, section gru_moe): the
   python main.py --config=configs/gru_moe.py:films,runlocal --workdir=/tmp/gru_moe_films
 
 Paper options (config keys): train.retrain_on_dev (after selection, a last phase on train +
-validation for the selected steps; it needs the harness's Phase.train_splits and is skipped with a
-warning without it); model.sizes_by_stream (hidden, layers) per stream; model.tcn_output
+validation for the selected steps, through the harness's Phase.train_splits; its final state is
+the evaluated model); model.sizes_by_stream (hidden, layers) per stream; model.tcn_output
 sequence/last (the encoder-decoder TCN predicting a sequence, or read sequence-to-one).
 
 Ablation switches (config keys; each a separate run unless noted): model.encoder gru/lstm/tcn;
