@@ -433,8 +433,12 @@ def _flat_metrics(m: dict) -> dict[str, float]:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-  """Train mode: all phases, then evaluation of the final model on every split."""
-  from emojax import evaluate  # pylint: disable=g-import-not-at-top
+  """Train mode: all phases, then evaluation of the final model on every split; with
+  config.train.ensemble_members, every member's run and the evaluation of their average
+  (emojax/members.py)."""
+  from emojax import evaluate, members  # pylint: disable=g-import-not-at-top
+  if members.overrides(config):
+    return members.train_and_evaluate(config, workdir)
   trainer = Trainer(config, workdir)
   trainer.run()
   return evaluate.evaluate_trainer(trainer)

@@ -333,7 +333,8 @@ def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
     raise errors.ConfigError(
         f"config.train.ensemble={config.train.ensemble}: the training harness (main.py) does not "
         "train ensembles yet; train K members in one jit from Python with emojax.ensemble "
-        "(create / make_train_step / make_predict), or set config.train.ensemble=1")
+        "(create / make_train_step / make_predict), list the members as runs in "
+        "config.train.ensemble_members, or set config.train.ensemble=1")
   missing = [m for m in layout.streams(config) if m not in feature_dims]
   if missing:
     raise errors.ConfigError(f"config.inputs.streams names {missing}, which the dataset does not "
