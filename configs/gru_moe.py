@@ -106,8 +106,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.epochs = 1.0, ours("epochs over the training windows; the paper gives none")
   t.eval_every_epochs = 0.25, ours("4 validations per epoch")
   t.patience = 0, ours("no early stopping (the best step is kept)")
-  t.ensemble = 1, ours("one model; K members average K seeds of this config (the paper's run 5 "
-                       "averages its 4 different runs, 001 Table 1)")
+  t.ensemble = 1, ours("one model; K members of this config trained in one jit(vmap) by main.py "
+                       "(emojax/members.py; phases run their full duration, no setup phases: "
+                       "retrain_on_dev=False), their mean evaluated (the paper's run 5 averages "
+                       "its 4 different runs, 001 Table 1: train.ensemble_members)")
   t.retrain_on_dev = True, paper(
       "001 Sec. 3", "after selection on the 13 validation films, 'trained our models on the entire "
       "development set': a last phase on train + validation for the selected number of steps")

@@ -439,6 +439,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   from emojax import evaluate, members  # pylint: disable=g-import-not-at-top
   if members.overrides(config):
     return members.train_and_evaluate(config, workdir)
+  if members.ensemble_size(config) > 1:
+    return members.train_and_evaluate_vmapped(config, workdir)
   trainer = Trainer(config, workdir)
   trainer.run()
   return evaluate.evaluate_trainer(trainer)

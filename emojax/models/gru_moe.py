@@ -331,10 +331,9 @@ def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
   check_config(config)
   if config.train.ensemble > 1:
     raise errors.ConfigError(
-        f"config.train.ensemble={config.train.ensemble}: the training harness (main.py) does not "
-        "train ensembles yet; train K members in one jit from Python with emojax.ensemble "
-        "(create / make_train_step / make_predict), list the members as runs in "
-        "config.train.ensemble_members, or set config.train.ensemble=1")
+        f"config.train.ensemble={config.train.ensemble}: create builds one model; train the K "
+        "members with main.py / emojax.train.train_and_evaluate (emojax/members.py), or from "
+        "Python with emojax.ensemble, or set config.train.ensemble=1")
   missing = [m for m in layout.streams(config) if m not in feature_dims]
   if missing:
     raise errors.ConfigError(f"config.inputs.streams names {missing}, which the dataset does not "
