@@ -135,3 +135,24 @@ def test_the_retrain_phase_trains_on_the_films_of_train_and_validation(tmp_path,
     m = json.loads((run / "eval" / split / "metrics.json").read_text())
     for t in c.targets:
       assert np.isfinite(m[t]["mse"]) and np.isfinite(flat[f"{split}/{t}/mse"])
+
+
+def test_a_held_out_validation_returns_to_the_development_set(tmp_path):
+  """Without a validation split, selection holds some training films out; the retrain phase
+  (train_splits = the training split) trains on all of them, held-out films included."""
+  import toy_dataset  # pylint: disable=import-outside-toplevel,unused-import  (registers the builder)
+  from conftest import toy_data_dir  # pylint: disable=import-outside-toplevel
+  from emojax import train  # pylint: disable=import-outside-toplevel
+  c = _config()
+  with c.unlocked():
+    c.dataset.name = "emojax_toy_films"
+    c.dataset.import_module = "toy_dataset"
+    c.dataset.config = ""
+    c.dataset.data_dir = str(toy_data_dir())
+    c.dataset.splits.validation = ""
+    c.inputs.streams = ("audio", "expression")
+  trainer = train.Trainer(c, tmp_path / "run")
+  assert trainer.holdout and set(trainer.stores["train"].film_ids).isdisjoint(trainer.holdout)
+  phase = gru_moe.plan(c, [{"name": "gru_moe", "best_step": 3}])
+  assert sorted(trainer.train_store(phase).film_ids) == [f"film{i:03d}" for i in range(6)]
+  assert trainer.train_store(gru_moe.plan(c, [])) is trainer.stores["train"]
