@@ -77,11 +77,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   for i, mc in enumerate(configs):
     for split, preds in member_predictions(mc, workdir / "members" / str(i), stores).items():
       sums[split].append(preds)
-  return _write_mean(config, workdir, task, stores, sums, list(specs))
+  return _write_mean(workdir, task, stores, sums, list(specs))
 
 
-def _write_mean(config, workdir: pathlib.Path, task, stores: dict, sums: dict,
-                names: list[str]) -> dict:
+def _write_mean(workdir: pathlib.Path, task, stores: dict, sums: dict, names: list[str]) -> dict:
   """Evaluates the mean of the members' predictions into <workdir>/eval/; writes members.json."""
   flat = {}
   for split, store in stores.items():
@@ -100,7 +99,6 @@ def _write_mean(config, workdir: pathlib.Path, task, stores: dict, sums: dict,
         "members": [{"overrides": s, "workdir": f"members/{i}"} for i, s in enumerate(names)],
         "prediction": "the mean of the members' predictions"})
     fileio.write_json(workdir / "eval" / "summary.json", flat)
-  del config
   return flat
 
 
@@ -201,5 +199,5 @@ def train_and_evaluate_vmapped(config: ml_collections.ConfigDict,
       sums.setdefault(split, []).append(inference.predict_outputs(
           model, method.outputs(cfg), store, trainer.mesh, clip_seconds=d.clip_seconds,
           batch_size=d.eval_batch_size))
-  return _write_mean(config, workdir, method.task(cfg), stores, sums,
+  return _write_mean(workdir, method.task(cfg), stores, sums,
                      [f"member {i} of {k} (one jit)" for i in range(k)])
