@@ -164,6 +164,9 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   t.eval_every_steps = 0, ours("validation interval in steps or in epochs")
   t.eval_every_epochs = 0.0, ours("validation interval in steps or in epochs")
   t.patience = 0, ours("no early stopping: the best validation step is kept")
+  t.ensemble_members = (), ours(
+      "one run; a list of member config overrides ('model.dropout=0.0', 'seed=1; optim.l2=0.0') "
+      "trains each member in <workdir>/members/<i>/ and evaluates the mean of their predictions")
 
   k = block(c, "checkpoint")
   k.keep = 1, ours("latest checkpoints kept by the running phase, for resuming (2+ also lets a "

@@ -18,8 +18,8 @@ Every default is written with its source (docs/methods.md, section gru_moe): the
   python main.py --config=configs/gru_moe.py:films,runlocal --workdir=/tmp/gru_moe_films
 
 Paper options (config keys): train.retrain_on_dev (after selection, a last phase on train +
-validation for the selected steps; it needs the harness's Phase.train_splits and is skipped with a
-warning without it); model.sizes_by_stream (hidden, layers) per stream; model.tcn_output
+validation for the selected steps, through the harness's Phase.train_splits; its final state is
+the evaluated model); model.sizes_by_stream (hidden, layers) per stream; model.tcn_output
 sequence/last (the encoder-decoder TCN predicting a sequence, or read sequence-to-one).
 
 Ablation switches (config keys; each a separate run unless noted): model.encoder gru/lstm/tcn;
@@ -106,8 +106,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.epochs = 1.0, ours("epochs over the training windows; the paper gives none")
   t.eval_every_epochs = 0.25, ours("4 validations per epoch")
   t.patience = 0, ours("no early stopping (the best step is kept)")
-  t.ensemble = 1, ours("one model; K members average K seeds of this config (the paper's run 5 "
-                       "averages its 4 different runs, 001 Table 1)")
+  t.ensemble = 1, ours("one model; K members of this config trained in one jit(vmap) by main.py "
+                       "(emojax/members.py; phases run their full duration, no setup phases: "
+                       "retrain_on_dev=False), their mean evaluated (the paper's run 5 averages "
+                       "its 4 different runs, 001 Table 1: train.ensemble_members)")
   t.retrain_on_dev = True, paper(
       "001 Sec. 3", "after selection on the 13 validation films, 'trained our models on the entire "
       "development set': a last phase on train + validation for the selected number of steps")

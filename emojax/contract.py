@@ -129,6 +129,17 @@ class Phase:
   setup: Callable[[nnx.Module], None] | None = None          # run once before the first step
   fit: Callable[[nnx.Module, Any, Any], None] | None = None  # closed-form fit instead of SGD
   info: dict = dataclasses.field(default_factory=dict)       # recorded with the phase result
+  train_splits: tuple[str, ...] = ()  # dataset split names (config.dataset.splits values) it
+                                    # trains on, joined; () = the run's training split. Such a
+                                    # phase has no validation-based selection or early stopping:
+                                    # its last step is its result
+
+  def __post_init__(self):
+    self.train_splits = tuple(self.train_splits)
+    if self.train_splits and self.patience:
+      raise errors.ConfigError(
+          f"phase {self.name}: patience={self.patience} with train_splits={self.train_splits}: "
+          "a phase trained on named splits has no validation-based early stopping; set patience=0")
 
   @property
   def target(self) -> str:

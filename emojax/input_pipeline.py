@@ -72,6 +72,11 @@ class Store(Protocol):
   def standardize(self, stats: dict[str, dict[str, np.ndarray]]) -> None: ...
   def subset(self, rows: Sequence[int], name: str) -> "Store": ...
 
+  @classmethod
+  def concat(cls, stores: Sequence["Store"], name: str) -> "Store":
+    """One store of the units of several stores of this class, in order (a phase training on
+    several splits, `Phase.train_splits`); they share one standardisation."""
+
   def check_window(self, num_clips: int, clip_seconds: int, what: str) -> None:
     """ConfigError when a phase / output's window cannot be read from this store."""
 
@@ -121,6 +126,14 @@ class FilmStore:
                      {m: [v[i] for i in rows] for m, v in self.streams.items()},
                      {t: [v[i] for i in rows] for t, v in self.labels.items()},
                      dict(self.metadata))
+
+  @classmethod
+  def concat(cls, stores: Sequence["FilmStore"], name: str) -> "FilmStore":
+    first = stores[0]
+    return FilmStore(name, [f for st in stores for f in st.film_ids],
+                     {m: [x for st in stores for x in st.streams[m]] for m in first.streams},
+                     {t: [y for st in stores for y in st.labels[t]] for t in first.labels},
+                     dict(first.metadata))
 
   @property
   def lengths(self) -> np.ndarray:
@@ -603,6 +616,21 @@ def dataset_unit(features: Sequence[str]) -> str:
   return "clip" if is_clip_dataset(features) else "second"
 
 
+class _ConcatSource:
+  """Random access over several data sources in order (the rows of `ClipStore.concat`)."""
+
+  def __init__(self, sources: Sequence[Any]):
+    self.sources = list(sources)
+    self.offsets = np.cumsum([0] + [len(s) for s in self.sources])[:-1].tolist()
+
+  def __len__(self) -> int:
+    return self.offsets[-1] + len(self.sources[-1])
+
+  def __getitem__(self, i: int):
+    k = int(np.searchsorted(self.offsets, i, side="right")) - 1
+    return self.sources[k][i - self.offsets[k]]
+
+
 @dataclasses.dataclass
 class ClipStore:
   """The clips of one split: labels and ids in memory, features read from `source` per batch.
@@ -640,6 +668,24 @@ class ClipStore:
                      [self.film_ids[i] for i in rows],
                      {k: v[rows] for k, v in self.labels.items()}, self.streams, self.shapes,
                      dict(self.metadata), dict(self.stats), self.ragged)
+
+  @classmethod
+  def concat(cls, stores: Sequence["ClipStore"], name: str) -> "ClipStore":
+    first = stores[0]
+    same = lambda a, b: a.keys() == b.keys() and all(  # noqa: E731
+        np.array_equal(a[s][k], b[s][k]) for s in a for k in a[s])
+    if any(st.streams != first.streams or not same(st.stats, first.stats) for st in stores):
+      raise ValueError(f"{name}: the clip stores joined differ in streams or standardisation")
+    source = _ConcatSource([st.source for st in stores])
+    rows = np.concatenate([st.rows + off for st, off in zip(stores, source.offsets)])
+    shapes = {s: max((st.shapes[s] for st in stores), key=lambda shp: shp[:1])
+              for s in first.streams}
+    ragged = tuple(s for s in first.streams
+                   if any(s in st.ragged or st.shapes[s] != shapes[s] for st in stores))
+    return ClipStore(name, source, rows, [c for st in stores for c in st.clip_ids],
+                     [f for st in stores for f in st.film_ids],
+                     {k: np.concatenate([st.labels[k] for st in stores]) for k in first.labels},
+                     first.streams, shapes, dict(first.metadata), dict(first.stats), ragged)
 
   # The Store protocol --------------------------------------------------------------------------
   @classmethod

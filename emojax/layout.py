@@ -73,7 +73,8 @@ def _move(d: dict, src: str, dst: str) -> None:
 
 
 # Harness keys added since a workdir may have been written, with the value that keeps its meaning.
-ADDED_KEYS = {"checkpoint": {"finished": "last"}, "sweep": {"columns": []}}
+ADDED_KEYS = {"checkpoint": {"finished": "last"}, "sweep": {"columns": []},
+              "train": {"ensemble_members": []}}
 
 
 def upgrade(saved: Mapping) -> dict:

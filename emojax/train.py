@@ -112,9 +112,41 @@ class Trainer:
     self.records_path = self.workdir / "phases.json"
     self.records: list[dict] = fileio.read_json(self.records_path, [])
     self._writer = None
+    self._joined: dict[tuple[str, ...], input_pipeline.Store] = {}
 
-  def _check_window(self, num_clips: int, what: str) -> None:
-    self.stores["train"].check_window(num_clips, self.config.data.clip_seconds, what)
+  def _check_window(self, num_clips: int, what: str, store=None) -> None:
+    (store or self.stores["train"]).check_window(num_clips, self.config.data.clip_seconds, what)
+
+  def train_store(self, phase: Phase) -> input_pipeline.Store:
+    """The store a phase trains on: the training split, or its `train_splits` joined in order.
+
+    A split name is read through the run's stores that hold it (the training split with its
+    held-out films when validation is held out of it); any other split of the dataset is loaded
+    (an unknown one is refused by the store's `load`).
+    Every store is standardised with the training split's statistics.
+    """
+    if not phase.train_splits:
+      return self.stores["train"]
+    key = tuple(phase.train_splits)
+    if key not in self._joined:
+      names = self.config.dataset.splits
+      parts = []
+      for split in key:
+        roles = [r for r in ("train", "validation", "test")
+                 if r in self.stores and getattr(names, r) == split]
+        if split == names.train and self.holdout:   # the held-out films belong to that split
+          roles.append("validation")
+        if roles:
+          parts += [self.stores[r] for r in dict.fromkeys(roles)]
+          continue
+        store = input_pipeline.store_class(self.task.unit).load(self.config, split,
+                                                                self.modalities, self.task)
+        if self.feature_stats:
+          store.standardize(self.feature_stats)
+        parts.append(store)
+      name = f"{self.config.dataset.name}/{'+'.join(key)}"
+      self._joined[key] = parts[0] if len(parts) == 1 else type(parts[0]).concat(parts, name)
+    return self._joined[key]
 
   # Logging ------------------------------------------------------------------------------------
   @property
@@ -218,10 +250,14 @@ class Trainer:
     self.model.train()
     return out
 
+  def _selects(self, phase: Phase) -> bool:
+    """Whether the phase selects its best step on the validation split during training."""
+    return "validation" in self.stores and not phase.train_splits
+
   def _duration(self, phase: Phase) -> tuple[int, int]:
     """(steps, examples per epoch) of a phase."""
     d = self.config.data
-    n = self.stores["train"].examples_per_epoch(num_clips=phase.num_clips,
+    n = self.train_store(phase).examples_per_epoch(num_clips=phase.num_clips,
                                                 clip_seconds=d.clip_seconds,
                                                 stride=d.train_stride)
     steps = contract.to_steps(phase.steps, phase.epochs, examples_per_epoch=n,
@@ -234,7 +270,7 @@ class Trainer:
 
   def _batches(self, phase: Phase, start: int):
     d, cfg = self.config.data, self.config
-    return self.stores["train"].train_batches(
+    return self.train_store(phase).train_batches(
         clip_seconds=d.clip_seconds, num_clips=phase.num_clips, batch_size=d.batch_size,
         seed=cfg.seed + _stable_hash(phase.name), start_step=start, stride=d.train_stride)
 
@@ -244,7 +280,7 @@ class Trainer:
     task = phase.task
     logging.info("phase %s: %s", phase.name, phase.info or "")
     if phase.fit is None:   # checked before the phase writes anything
-      self._check_window(phase.num_clips, f"phase {phase.name}")
+      self._check_window(phase.num_clips, f"phase {phase.name}", self.train_store(phase))
       steps, per_epoch = self._duration(phase)
       steps_per_epoch = max(1, per_epoch // cfg.data.batch_size)
       spec = dict(phase.optimizer or contract.optimizer_spec())
@@ -253,8 +289,9 @@ class Trainer:
     if phase.fit is not None:
       print(f"== phase {phase.name} (closed form) {phase.info or ''}", flush=True)
       if ckpt.best_step() is None:
-        phase.fit(self.model, self.stores["train"], self.stores.get("validation"))
-        val = self.validate(phase, ("validation",) if "validation" in self.stores else ())
+        phase.fit(self.model, self.train_store(phase),
+                  None if phase.train_splits else self.stores.get("validation"))
+        val = self.validate(phase, ("validation",) if self._selects(phase) else ())
         ckpt.save_best(1, checkpoint.model_pure_state(self.model),
                        _flat_metrics(val.get("validation", {task.best_metric: 0.0})))
         ckpt.wait()
@@ -326,9 +363,9 @@ class Trainer:
           self._scalar(f"{phase.name}/train_loss", loss_v, done)
           self._scalar(f"{phase.name}/steps_per_s", rate, done)
           t_last, s_last = now, done
-        if eval_now:
+        if eval_now and self._selects(phase):
           nnx.update(self.model, params, mutable, frozen)
-          val = self.validate(phase, ("validation",) if "validation" in self.stores else ())
+          val = self.validate(phase, ("validation",))
           for split, m in val.items():
             for k, v in m.items():
               self._scalar(f"{phase.name}/{split}_{k}", v, done)
@@ -349,7 +386,8 @@ class Trainer:
           break
       ckpt.wait()
     if ckpt.best_step() is None:
-      # No validation split (or only undefined scores): the last step is the phase's result.
+      # No validation split, a phase on named splits (`train_splits`: no selection), or only
+      # undefined scores: the last step is the phase's result.
       ckpt.save_best(ckpt.latest_step(), checkpoint.model_pure_state(self.model),
                      {task.best_metric: 0.0})
       ckpt.wait()
@@ -395,8 +433,14 @@ def _flat_metrics(m: dict) -> dict[str, float]:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
-  """Train mode: all phases, then evaluation of the final model on every split."""
-  from emojax import evaluate  # pylint: disable=g-import-not-at-top
+  """Train mode: all phases, then evaluation of the final model on every split; with
+  config.train.ensemble_members, every member's run and the evaluation of their average
+  (emojax/members.py)."""
+  from emojax import evaluate, members  # pylint: disable=g-import-not-at-top
+  if members.overrides(config):
+    return members.train_and_evaluate(config, workdir)
+  if members.ensemble_size(config) > 1:
+    return members.train_and_evaluate_vmapped(config, workdir)
   trainer = Trainer(config, workdir)
   trainer.run()
   return evaluate.evaluate_trainer(trainer)

@@ -30,7 +30,7 @@ def test_runlocal_trains_and_evaluates_end_to_end(tmp_path, model):
   flat = train.train_and_evaluate(c, tmp_path / "run")
   run = tmp_path / "run"
   records = json.loads((run / "phases.json").read_text())
-  assert [r["name"] for r in records] == ["gru_moe"]
+  assert [r["name"] for r in records] == ["gru_moe", "gru_moe_dev"]   # retrain_on_dev
   for split in ("validation", "test"):
     m = json.loads((run / "eval" / split / "metrics.json").read_text())
     for t in ("valence", "arousal"):

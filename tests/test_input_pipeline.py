@@ -109,3 +109,36 @@ def test_every_unit_has_a_store_with_the_whole_protocol():
     assert not missing, f"{cls.__name__} lacks {missing} of the Store protocol"
   with pytest.raises(errors.ConfigError, match="data unit 'frame'.*known units"):
     input_pipeline.store_class("frame")
+
+
+def test_film_stores_concat_keeps_every_film_in_order():
+  a, b = _store((23, 7)), _store((12,))
+  b.film_ids = ["g0"]
+  joined = input_pipeline.FilmStore.concat([a, b], "toy/train+validation")
+  assert joined.film_ids == ["f0", "f1", "g0"] and list(joined.lengths) == [23, 7, 12]
+  np.testing.assert_array_equal(joined.streams["b"][2], b.streams["b"][0])
+  np.testing.assert_array_equal(joined.labels["valence"][1], a.labels["valence"][1])
+
+
+def _clip_store(name, n, length, offset):
+  source = [{"clip_id": f"{name}{i}", "film_id": f"{name}_film", "x": np.full((length, 2),
+                                                                               offset + i,
+                                                                               np.float32),
+             "valence": np.float32(offset + i)} for i in range(n)]
+  return input_pipeline.ClipStore(
+      name, source, np.arange(n), [s["clip_id"] for s in source], [s["film_id"] for s in source],
+      {"valence": np.array([s["valence"] for s in source], np.float32)}, ("x",),
+      {"x": (length, 2)})
+
+
+def test_clip_stores_concat_reads_each_clip_from_its_own_source():
+  a, b = _clip_store("a", 3, 2, 0), _clip_store("b", 2, 4, 100)
+  a = a.subset([2, 0], "a")          # rows of a source need not start at 0 or be in order
+  joined = input_pipeline.ClipStore.concat([a, b], "ab")
+  assert joined.clip_ids == ["a2", "a0", "b0", "b1"] and len(joined) == 4
+  assert joined.shapes["x"] == (4, 2) and joined.ragged == ("x",)   # padded to the longest
+  for i, (v, n) in enumerate([(2, 2), (0, 2), (100, 4), (101, 4)]):
+    ex = joined.example(i)
+    assert float(ex["y"]["valence"]) == v
+    np.testing.assert_array_equal(ex["x"]["x"][:n], np.full((n, 2), v, np.float32))
+    np.testing.assert_array_equal(ex["x_mask"]["x"], np.arange(4) < n)

@@ -44,7 +44,6 @@ serves both layouts ((B, W, 1) training windows and (B, 1, W) sliding windows).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from typing import Sequence
@@ -332,9 +331,9 @@ def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
   check_config(config)
   if config.train.ensemble > 1:
     raise errors.ConfigError(
-        f"config.train.ensemble={config.train.ensemble}: the training harness (main.py) does not "
-        "train ensembles yet; train K members in one jit from Python with emojax.ensemble "
-        "(create / make_train_step / make_predict), or set config.train.ensemble=1")
+        f"config.train.ensemble={config.train.ensemble}: create builds one model; train the K "
+        "members with main.py / emojax.train.train_and_evaluate (emojax/members.py), or from "
+        "Python with emojax.ensemble, or set config.train.ensemble=1")
   missing = [m for m in layout.streams(config) if m not in feature_dims]
   if missing:
     raise errors.ConfigError(f"config.inputs.streams names {missing}, which the dataset does not "
@@ -383,32 +382,21 @@ def dev_splits(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 def retrain_phase(config: ml_collections.ConfigDict, selected: dict) -> contract.Phase | None:
   """The retraining phase after `selected` (the "gru_moe" record): fresh weights (`setup`), the
-  development splits, `selected["best_step"]` steps, no validation-based selection.
-
-  The harness picks a phase's training data from `Phase.train_splits`; a contract without that
-  field cannot train on the validation split, and the phase is skipped with a warning rather than
-  run on the training split again.
-  """
+  development splits (`Phase.train_splits`), `selected["best_step"]` steps, no validation-based
+  selection (its last step is its result)."""
   steps = int(selected.get("best_step") or 0)
   if steps < 1:
     logging.warning("gru_moe: no selected step to retrain for (record %s); skipping %s",
                     selected.get("name"), RETRAIN)
     return None
   splits = dev_splits(config)
-  extra = {}
-  if any(f.name == "train_splits" for f in dataclasses.fields(contract.Phase)):
-    extra["train_splits"] = splits
-  else:
-    logging.warning("gru_moe: config.train.retrain_on_dev is set but this harness cannot train a "
-                    "phase on %s (contract.Phase has no train_splits); %s skipped", splits, RETRAIN)
-    return None
   return contract.Phase(
       name=RETRAIN, task=task(config), forward=forward, num_clips=config.model.window_seconds,
       **_windows(config), steps=steps,
       optimizer=contract.optimizer_spec(config.optim), eval_every=0, patience=0,
-      setup=functools.partial(reinitialize, config, int(config.seed)),
+      setup=functools.partial(reinitialize, config, int(config.seed)), train_splits=splits,
       info={"train_splits": splits, "steps_from": f"gru_moe best step {steps}",
-            "note": "validation scores of this phase include its training films"}, **extra)
+            "note": "validation scores of this phase include its training films"})
 
 
 def reinitialize(config: ml_collections.ConfigDict, seed: int, model: GruMoe) -> None:
