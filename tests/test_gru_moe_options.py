@@ -29,7 +29,7 @@ def _batch(seed=0):
   mask = np.ones((B, L), bool)
   mask[1, 3:] = False
   x = {m: rng.normal(size=(B, L, 1, d)).astype(np.float32) for m, d in DIMS.items()}
-  return {"x": x, "second_mask": mask[..., None], "clip_mask": mask}
+  return {"x": x, "x_mask": {m: mask[..., None] for m in x}, "clip_mask": mask}
 
 
 def _sig(z):
@@ -114,7 +114,7 @@ def test_sequence_tcn_matches_numpy_and_sees_both_sides():
   model = gru_moe.create(c, DIMS, nnx.Rngs(0))
   batch = _batch()
   batch["clip_mask"][1, 3:] = True          # whole windows: the masked-input zeroing aside
-  batch["second_mask"] = batch["clip_mask"][..., None]
+  batch["x_mask"] = {m: batch["clip_mask"][..., None] for m in batch["x"]}
   h_BxTxF, _ = model.encode(batch)
   for i, m in enumerate(DIMS):
     for b in range(B):

@@ -219,5 +219,6 @@ def test_a_workdir_refuses_a_different_config(tmp_path):
   saved["optim"]["learning_rate"] = 0.5
   from emojax import fileio  # pylint: disable=import-outside-toplevel
   fileio.write_json(run / "config.json", saved)
+  (run / "checkpoints" / "valence" / "latest" / "2").mkdir(parents=True)  # a step was saved
   with pytest.raises(errors.ConfigError, match=r"optim.learning_rate: 0.5 -> 0.001"):
     train.Trainer(config, run).run()
