@@ -1,6 +1,6 @@
 """Writes tiny LIRIS-ACCEDE downloads (the real layouts and quirks, a handful of clips) for tests.
 
-The layout follows ../shared/docs/datasets.md and the LIRIS-ACCEDE readme: description XMLs with
+The layout follows docs/datasets/liris_accede.md and the LIRIS-ACCEDE readme: description XMLs with
 one `<media>` per clip, tab-separated tables with headers (ranking, sets, affect, violence), the
 header-less MediaEval mapping and 2016 Global files, `continuous-annotations/<Movie>_Valence.txt`
 with one header line. Variants: doubled folders, no headers, spaces instead of tabs, names with or

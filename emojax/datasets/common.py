@@ -1,4 +1,4 @@
-"""Rules every benchmark reader follows (see ../shared/docs/datasets.md, "General rules").
+"""Rules every benchmark reader follows (docs/benchmarks_data.md; the benchmarks' general rules).
 
 - find files by glob, accepting a doubled folder (`X-annotations/annotations/`) or a single one;
 - read annotation tables by column position, split on any whitespace, and skip a first line only
