@@ -138,6 +138,9 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   # of the training films selects the best steps instead (recorded in <workdir>/holdout.json).
   d.holdout_fraction = 0.15, ours("share of training films held out when there is no "
                                   "validation split")
+  # A seeded share of the training films trained on (recorded in <workdir>/fraction.json), e.g.
+  # an ensemble member on 70% of the data (train.ensemble_members = ("data.fraction=0.7", ...)).
+  d.fraction = 1.0, ours("every training film; < 1: a seeded share of them (by film)")
 
   # The optimizer of every phase (a method may override fields per phase).
   o = block(c, "optim")

@@ -4,8 +4,9 @@
 
 Arguments (comma separated): the network `c3d` (default) / `r2plus1d` / `tsn` / `eco_lite` /
 `eco_full`; `valence` / `arousal` (one target; default both, trained separately); `liris`
-(LIRIS-ACCEDE discrete on the paper's switched split: labels 1-5 trained as (v - 3) / 2; needs a
-build with `frame_clips` / `tsn_frames` streams); `adam` (Adam instead of SGD); `fc3` (Table II's
+(LIRIS-ACCEDE discrete on the paper's switched split: labels 1-5 trained as (v - 3) / 2; reads
+`liris_accede/discrete_frames`, frame_clips / tsn_frames at 224 x 224; with runlocal
+`discrete_frames_small`, 40 x 40); `adam` (Adam instead of SGD); `fc3` (Table II's
 three fully-connected layers before the output); `crop112` (emojax's option: 112 crops of 128x171
 frames, C3D's own convention); `resnet18` (TSN / ECO on ResNet-18 instead of the paper's
 BN-Inception); `runlocal` (the small frame benchmark, narrow and shallow networks, 32 px crops:
@@ -115,7 +116,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     o.schedule = "constant", ours("Adam at a constant rate")
   if "liris" in words:
     ds.name = "liris_accede", paper("004 Sec. IV-A", "LIRIS-ACCEDE")
-    ds.config = "discrete", paper("004 Sec. IV-A", "the 9,800 excerpts with discrete labels")
+    ds.config = "discrete_frames", paper(
+        "004 Sec. IV-A, V-A", "the 9,800 excerpts with discrete labels; frames resized to "
+        "224 x 224 (frame_clips for C3D / R(2+1)D, tsn_frames for TSN / ECO)")
     ds.splits = ml_collections.ConfigDict(dict(train="test", validation="validation",
                                                test="train")), paper(
         "004 Sec. IV-A", "training set 4,900 clips, validation 2,450 and test switched: trains "
@@ -126,7 +129,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if "runlocal" in words:
     common.shrink_for_local_run(c)
     small = ours("runlocal: narrow, shallow networks on 32 px crops train in minutes on 2 cores")
-    ds.config = "frames_small", small
+    ds.config = ("discrete_frames_small" if "liris" in words else "frames_small"), small
     d.batch_size = 8, small
     d.eval_batch_size = 16, small
     m = common.block(c, "model")

@@ -590,6 +590,29 @@ def holdout_films(film_ids: Sequence[str], fraction: float, seed: int) -> list[s
   return sorted(films[i] for i in rng.permutation(len(films))[:n])
 
 
+def fraction_films(film_ids: Sequence[str], fraction: float, seed: int) -> list[str]:
+  """The films trained on with `config.data.fraction` < 1: of the F distinct films of `film_ids`
+  (sorted), the first max(1, floor(fraction * F + 0.5)) of the permutation drawn by
+  `np.random.default_rng((seed, 1))` (another draw than `holdout_films`), sorted."""
+  films = sorted(dict.fromkeys(film_ids))
+  n = max(1, int(np.floor(fraction * len(films) + 0.5)))
+  rng = np.random.default_rng((seed, 1))
+  return sorted(films[i] for i in rng.permutation(len(films))[:n])
+
+
+def train_fraction(store, fraction: float, seed: int):
+  """(the store's clips / films of a seeded share of its films, those films) for
+  `config.data.fraction`; 1.0 = (the store, [])."""
+  if not 0 < fraction <= 1:
+    raise errors.ConfigError(f"config.data.fraction={fraction}: the share of the training films "
+                             "trained on must be in (0, 1]")
+  if fraction == 1:
+    return store, []
+  kept = fraction_films(store.film_ids, fraction, seed)
+  keep = set(kept)
+  return store.subset([i for i, f in enumerate(store.film_ids) if f in keep], store.name), kept
+
+
 def split_store(store, held: Sequence[str]):
   """(train part, held-out part) of a FilmStore or ClipStore, by film."""
   held = set(held)

@@ -74,7 +74,7 @@ def _move(d: dict, src: str, dst: str) -> None:
 
 # Harness keys added since a workdir may have been written, with the value that keeps its meaning.
 ADDED_KEYS = {"checkpoint": {"finished": "last"}, "sweep": {"columns": []},
-              "train": {"ensemble_members": []}}
+              "train": {"ensemble_members": []}, "data": {"fraction": 1.0}}
 
 
 def upgrade(saved: Mapping) -> dict:

@@ -99,6 +99,9 @@ class Trainer:
     self.modalities = tuple(self.method.modalities(config))
     self.targets = self.task.targets
     self.stores, self.holdout = input_pipeline.load_stores(config, self.task, self.modalities)
+    # config.data.fraction < 1: a seeded share of the training films (after any held-out ones).
+    self.stores["train"], self.trained_films = input_pipeline.train_fraction(
+        self.stores["train"], float(config.data.get("fraction", 1.0)), config.seed)
     self.feature_dims = self.stores["train"].feature_dims()
     self.feature_manifest = self.stores["train"].feature_manifest
     self.feature_stats = self.stores["train"].feature_stats() if config.data.standardize else {}
@@ -123,7 +126,8 @@ class Trainer:
     A split name is read through the run's stores that hold it (the training split with its
     held-out films when validation is held out of it); any other split of the dataset is loaded
     (an unknown one is refused by the store's `load`).
-    Every store is standardised with the training split's statistics.
+    Every store is standardised with the training split's statistics. The training split is
+    the share of its films `config.data.fraction` keeps (`self.trained_films`).
     """
     if not phase.train_splits:
       return self.stores["train"]
@@ -174,6 +178,12 @@ class Trainer:
             "seed": self.config.seed,
             "why": "the dataset has no validation split: these training films select the best "
                    "steps and rankings instead (never the test split)"})
+      if self.trained_films:
+        fileio.write_json(self.workdir / "fraction.json", {
+            "train_films": self.trained_films, "fraction": self.config.data.fraction,
+            "seed": self.config.seed,
+            "why": "config.data.fraction < 1: the run trains on these films of the training "
+                   "split only (input_pipeline.fraction_films); validation and test are whole"})
     if self.records:
       last = self.records[-1]
       print(f"resuming {self.workdir} after {len(self.records)} finished phases "

@@ -189,7 +189,7 @@ def json_roundtrip_without_frames():
 
 def _stored_shape(c):
   """The frame stream's per-clip shape in the config's default dataset, from the builder config
-  (no build): synthetic_clips' frame sizes, or frame_clips / tsn_frames at 224 for LIRIS-ACCEDE."""
+  (no build): synthetic_clips' frame sizes, or LIRIS-ACCEDE's frame configs' `frame_size`."""
   from emojax.datasets import synthetic_clips as sc  # pylint: disable=import-outside-toplevel
   segmented = c.model.arch in cfg_lib.SEGMENTED
   if c.dataset.name == "synthetic_clips":
@@ -197,7 +197,9 @@ def _stored_shape(c):
     h, w = b.frame_height, b.frame_width
     return (b.tsn_segments, b.tsn_candidates, h, w, 3) if segmented else (
         b.frame_clips_frames, h, w, 3)
-  return (8, 3, 224, 224, 3) if segmented else (8, 224, 224, 3)
+  from emojax.datasets import liris_accede as la  # pylint: disable=import-outside-toplevel
+  s = {x.name: x for x in la.LirisAccede.BUILDER_CONFIGS}[c.dataset.config].frame_size
+  return (8, 3, s, s, 3) if segmented else (8, s, s, 3)
 
 
 COMBOS = [f"{a}{x}" for a in cfg_lib.ARCHS

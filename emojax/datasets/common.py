@@ -393,27 +393,64 @@ def stream_features(specs: StreamSpecs) -> dict[str, tfds.features.Tensor]:
           for name, (shape, dtype) in specs.items()}
 
 
-def extracted_specs(extractors: Sequence[str]) -> tuple[dict[str, object], dict[str, tuple]]:
+def extracted_specs(extractors: Sequence[str] | Mapping[str, Mapping],
+                    *, frames: bool = False) -> tuple[dict[str, object], dict[str, tuple]]:
   """The manifest and {stream: (row_shape, dtype)} of `extract_film(path, extractors)`.
 
-  Empty `extractors` = `emojax.features.extract.DEFAULT`. Only per-second numeric extractors fit
-  the per-second film format.
+  `extractors`: names (default parameters) or {name: params}; empty = `emojax.features.extract.
+  DEFAULT`. Only per-second numeric extractors fit the per-second film format; with `frames`, the
+  per-clip extractors that store encoded frames (FRAME_EXTRACTORS) are accepted too, as the
+  uint8 frames `decode_frame_row` gives: (*row_shape, size, size, 3).
 
   Raises:
-    ConfigError: an unknown extractor, or one that is per-clip or not numeric.
+    ConfigError: an unknown extractor, or one that is per-clip or not numeric (and not a frame
+      extractor with `frames`).
   """
   # pylint: disable=g-import-not-at-top
   from emojax.errors import ConfigError
   from emojax.features import extract
   from emojax.features import manifest as manifest_lib
-  manifest = manifest_lib.for_spec(tuple(extractors) or extract.DEFAULT)
+  spec = extractors if isinstance(extractors, Mapping) else (tuple(extractors) or extract.DEFAULT)
+  manifest = manifest_lib.for_spec(spec)
   specs = {}
   for name, entry in manifest["extractors"].items():
+    if frames and name in FRAME_EXTRACTORS:
+      size = int(entry["params"]["size"])
+      specs[name] = (tuple(entry["shape"]) + (size, size, 3), np.dtype(np.uint8))
+      continue
     if entry["per"] != "second" or entry["dtype"] in ("object", "bytes"):
       raise ConfigError(f"extractor {name!r} is per-{entry['per']} with dtype {entry['dtype']}; "
-                        "dataset builders take per-second numeric extractors only.")
+                        "dataset builders take per-second numeric extractors only"
+                        + (f" (per-clip builders also {', '.join(FRAME_EXTRACTORS)})."
+                           if not frames else "."))
     specs[name] = (tuple(entry["shape"]), np.dtype(entry["dtype"]))
   return manifest, specs
+
+
+# Per-clip extractors whose rows are encoded frames (emojax.features.frame_clips / tsn_frames).
+FRAME_EXTRACTORS = ("frame_clips", "tsn_frames")
+
+
+def decode_frame_row(video: str | os.PathLike[str], name: str, rows: np.ndarray,
+                     shape: Sequence[int]) -> np.ndarray:
+  """The one row of a frame extractor on a whole clip (`clip_seconds` 0), decoded to uint8 of
+  `shape` ((N, H, W, 3) for frame_clips, (K, M, H, W, 3) for tsn_frames).
+
+  Raises:
+    DataError: not exactly one row, or frames of another shape (naming the video).
+  """
+  from emojax.features import frame_clips  # pylint: disable=g-import-not-at-top
+  rows = np.asarray(rows, dtype=object)
+  if len(rows) != 1:
+    raise DataError(f"{video}: stream '{name}' has {len(rows)} rows, expected one per clip. Fix: "
+                    f"extract {name} with clip_seconds=0 (the whole clip).")
+  lead = rows.shape[1:]
+  pixels = frame_clips.decode_clips(rows.reshape(1, -1))[0]
+  pixels = pixels.reshape(tuple(lead) + pixels.shape[1:])
+  if pixels.shape != tuple(shape):
+    raise DataError(f"{video}: stream '{name}' decodes to {pixels.shape}, expected "
+                    f"{tuple(shape)}. Fix: rebuild with matching emojax versions.")
+  return pixels
 
 
 def select_streams(video: str | os.PathLike[str], streams: Mapping[str, np.ndarray],
@@ -495,10 +532,13 @@ class BenchmarkBuilder(film_builder.EngineBuilder):
   def _where(self) -> str:
     return f"{self.name}/{self.builder_config.name}"
 
-  def _extraction(self, extractors: Sequence[str]) -> film_builder.Engine:
-    """The engine for a config's extractors (empty = the default set)."""
-    names = extractor_names(extractors)
-    manifest, _ = extracted_specs(names)
+  def _extraction(self, extractors: Sequence[str] | Mapping[str, Mapping], *,
+                  frames: bool = False) -> film_builder.Engine:
+    """The engine for a config's extractors (names or {name: params}; empty = the default set);
+    `frames` as `extracted_specs`."""
+    names = extractors if isinstance(extractors, Mapping) and extractors else extractor_names(
+        extractors)
+    manifest, _ = extracted_specs(names, frames=frames)
     return self._engine(names, manifest)
 
   def _set_problems(self, problems: Sequence[Problem]) -> None:

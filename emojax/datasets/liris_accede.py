@@ -13,6 +13,11 @@ docs/datasets/liris_accede.md). Configs:
   `shots-testset-nl.txt` (4,756 clips).
 - `mediaeval2015_clips`: `mediaeval2015` with seed 002's per-second `keyframe` (256 x 256 x 3)
   and `spectrogram_image` (256 x 256) uint8 streams (`emojax.datasets.clip_streams`).
+- `discrete_frames` / `discrete_frames_small`: `discrete` with seed 004's raw frames for its
+  video convnets (configs/video_convnets.py `liris`), decoded to uint8 and stored zlib-compressed:
+  `frame_clips` (8, S, S, 3) (C3D / R(2+1)D: 8 frames at 5 fps centred in the clip) and
+  `tsn_frames` (8, 3, S, S, 3) (TSN / ECO: 8 segments x 3 candidates), S = 224 (the paper's
+  size) / 40 (runlocal's 32 px crops); extracted on the whole clip (`clip_seconds` 0).
 - `mediaeval2016_global`: `train` = the 9,800 discrete clips (values 1-5), `test` = the 1,200
   clips of `MEDIAEVAL16-Global_prediction.txt` (values 1-5).
 
@@ -354,27 +359,64 @@ def _find_videos(root: pathlib.Path, clips: Sequence[str],
 def clip_example(item: film_builder.Item, streams: Mapping[str, np.ndarray] | None,
                  meta: Mapping[str, Any] | None, *, specs: common.StreamSpecs
                  ) -> tuple[dict[str, Any], list[Problem]]:
-  """`make_example` of a clip: its labels (`item.data`) and its streams cut to the shortest."""
+  """`make_example` of a clip: its labels (`item.data`), its per-second streams cut to the
+  shortest and its frame streams (`common.FRAME_EXTRACTORS`) decoded to uint8."""
   del meta
   example = dict(item.data)
   if streams is None:
     return example, []
-  streams, cut = common.select_streams(item.path, streams, specs)
+  frames = {k: v for k, v in specs.items() if k in common.FRAME_EXTRACTORS}
+  seconds = {k: v for k, v in specs.items() if k not in frames}
+  for name, (shape, _) in frames.items():
+    if name not in streams:
+      raise DataError(f"{item.path}: the extraction engine returned no '{name}' stream (got "
+                      f"{sorted(streams)}). Fix: rebuild with matching emojax versions.")
+    example[name] = common.decode_frame_row(item.path, name, streams[name], shape)
   problems = []
-  if cut.any_cut:
-    problems.append(Problem(str(item.path), None, f"feature streams {cut.describe()}.",
-                            "none needed: the streams are kept at their common length.", "info"))
-  example.update(streams)
+  if seconds:
+    selected, cut = common.select_streams(item.path, streams, seconds)
+    if cut.any_cut:
+      problems.append(Problem(str(item.path), None, f"feature streams {cut.describe()}.",
+                              "none needed: the streams are kept at their common length.",
+                              "info"))
+    example.update(selected)
   return example, problems
 
 
-def feature_metadata(extractors: Sequence[str]) -> tuple[dict[str, Any], common.StreamSpecs]:
-  """(metadata entries `feature_manifest` and `feature_dims`, stream specs); empty for no extractors."""
+def extractor_spec(config: "LirisAccedeConfig") -> dict[str, dict]:
+  """{extractor: params} of a config: the frame extractors at its `frame_size` (0: their
+  default) on the whole clip; the others at their defaults."""
+  spec = {}
+  for name in config.extractors:
+    params = {}
+    if name in common.FRAME_EXTRACTORS:
+      params["clip_seconds"] = 0
+      if config.frame_size:
+        params["size"] = int(config.frame_size)
+    spec[name] = params
+  return spec
+
+
+def feature_metadata(extractors: Sequence[str] | Mapping[str, Mapping], *, frames: bool = False
+                     ) -> tuple[dict[str, Any], common.StreamSpecs]:
+  """(metadata entries `feature_manifest` and `feature_dims`, stream specs); empty for no
+  extractors. `frames`: per-clip frame extractors allowed (`common.extracted_specs`)."""
   if not extractors:
     return {"feature_manifest": {}, "feature_dims": {}}, {}
-  manifest, specs = common.extracted_specs(extractors)
+  manifest, specs = common.extracted_specs(extractors, frames=frames)
   dims = {name: int(np.prod(shape)) for name, (shape, _) in specs.items()}
   return {"feature_manifest": manifest, "feature_dims": dims}, specs
+
+
+def stream_features(specs: common.StreamSpecs) -> dict[str, tfds.features.Tensor]:
+  """Per-second streams as `(None, *row)` tensors; frame streams as fixed-shape uint8 tensors,
+  zlib-compressed (as synthetic_clips stores its frames)."""
+  out = common.stream_features({k: v for k, v in specs.items()
+                                if k not in common.FRAME_EXTRACTORS})
+  for name, (shape, dtype) in specs.items():
+    if name in common.FRAME_EXTRACTORS:
+      out[name] = tfds.features.Tensor(shape=tuple(shape), dtype=dtype, encoding="zlib")
+  return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,6 +428,7 @@ class LirisAccedeConfig(tfds.core.BuilderConfig):
   """A protocol and the features extracted from the clips (none: annotations only)."""
   protocol: str = "discrete"
   extractors: tuple[str, ...] = DEFAULT_EXTRACTORS
+  frame_size: int = 0  # frame_clips / tsn_frames resized to this square (0: their default, 224)
 
 
 DESCRIPTIONS = {
@@ -413,6 +456,14 @@ def _configs() -> list[LirisAccedeConfig]:
                                extractors=("keyframe", "spectrogram_image"),
                                description=describe(DESCRIPTIONS["mediaeval2015"],
                                                     ("keyframe", "spectrogram_image"))))
+  # Seed 004's frame streams (C3D / R(2+1)D: frame_clips; TSN / ECO: tsn_frames) with the
+  # discrete labels, at the paper's 224 x 224 and at 40 x 40 for runlocal's 32 px crops.
+  for name, size in (("discrete_frames", 224), ("discrete_frames_small", 40)):
+    out.append(LirisAccedeConfig(
+        name=name, protocol="discrete", extractors=common.FRAME_EXTRACTORS, frame_size=size,
+        description=describe(DESCRIPTIONS["discrete"], common.FRAME_EXTRACTORS)
+        + f" Frames {size} x {size} uint8: frame_clips (8, {size}, {size}, 3), tsn_frames "
+        f"(8, 3, {size}, {size}, 3)."))
   return out
 
 
@@ -495,21 +546,22 @@ class LirisAccede(common.BenchmarkBuilder):
       features["valence"] = tfds.features.Scalar(np.float32)
       features["arousal"] = tfds.features.Scalar(np.float32)
     if config.extractors:
-      features.update(common.stream_features(common.extracted_specs(config.extractors)[1]))
+      features.update(stream_features(feature_metadata(extractor_spec(config), frames=True)[1]))
     return self._dataset_info(features)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
     config = self.builder_config
     the_plan = plan(pathlib.Path(dl_manager.manual_dir), config.protocol,
                     need_videos=bool(config.extractors))
-    entries, specs = feature_metadata(config.extractors)
+    entries, specs = feature_metadata(extractor_spec(config), frames=True)
     self.info.metadata.update({"protocol": config.protocol,
                                "extractors": list(config.extractors), **entries})
     self._set_problems(the_plan.problems)
     items = [film_builder.Item(ex["clip_id"], split,
                                str(the_plan.videos[ex["clip_id"]]) if specs else None, ex)
              for split, examples in the_plan.splits.items() for ex in examples]
-    return self._engine_splits(self._extraction(config.extractors), items,
+    spec = extractor_spec(config) if config.extractors else ()
+    return self._engine_splits(self._extraction(spec, frames=True), items,
                                functools.partial(clip_example, specs=specs))
 
 
