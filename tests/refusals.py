@@ -13,6 +13,8 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 USER_ERROR = 2
 
@@ -109,4 +111,18 @@ def truncated_npz(path: pathlib.Path, arrays: dict | None = None) -> pathlib.Pat
   np.savez(path, **(arrays or {"w": np.arange(4096, dtype=np.float32)}))
   data = path.read_bytes()
   path.write_bytes(data[:len(data) // 2])
+  return path
+
+
+def text_file(tmp: pathlib.Path, name: str, content: bytes = b"my notes") -> pathlib.Path:
+  """A file of the given name that is not what its suffix says (e.g. notes saved as .npz)."""
+  p = tmp / name
+  p.write_bytes(content)
+  return p
+
+
+def foreign_npz(tmp: pathlib.Path) -> pathlib.Path:
+  """A readable .npz of another network's names (a ResNet's classifier)."""
+  path = tmp / "resnet.npz"
+  np.savez(path, **{"fc.weight": np.zeros((1, 8), np.float32)})
   return path

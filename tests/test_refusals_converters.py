@@ -13,16 +13,7 @@ from emojax.features import convert_vggish
 from refusals import USER_ERROR
 
 
-def _file(tmp, name, content=b"my notes"):
-  p = tmp / name
-  p.write_bytes(content)
-  return p
-
-
-def _foreign(tmp):
-  path = tmp / "resnet.npz"
-  np.savez(path, **{"fc.weight": np.zeros((1, 8), np.float32)})
-  return path
+_file, _foreign = refusals.text_file, refusals.foreign_npz
 
 
 def _state_dict(tmp):

@@ -16,16 +16,7 @@ from refusals import USER_ERROR
 AAN = FIXTURES / "attendaffectnet" / "mdb_arousal_feature_aan_video_audio.npz"
 
 
-def _file(tmp, name, content=b"my notes"):
-  p = tmp / name
-  p.write_bytes(content)
-  return p
-
-
-def _foreign(tmp):
-  path = tmp / "resnet.npz"
-  np.savez(path, **{"fc.weight": np.zeros((1, 8), np.float32)})
-  return path
+_file, _foreign = refusals.text_file, refusals.foreign_npz
 
 
 def _imported(tmp):
