@@ -146,3 +146,28 @@ def test_released_aan_predicts_the_fixture_film_from_its_video_and_sound(backbon
   sd = dict(np.load(AAN / "mdb_arousal_feature_aan_video_audio.npz"))
   want = numpy_feature_aan(sd, feats)
   assert float(rows[0]["arousal"]) == pytest.approx(float(want[0]), abs=1e-4)
+
+
+def test_films_config_builds_the_papers_five_streams_per_second(backbones):
+  """attendaffectnet:films reads the films dataset built with the paper's extractors, in the
+  released models' input order and sizes (the backbones folder given as the docs say)."""
+  from configs import attendaffectnet, common as config_common  # pylint: disable=import-outside-toplevel
+  from emojax.features import manifest  # pylint: disable=import-outside-toplevel
+  c = attendaffectnet.get_config("films")
+  assert (c.dataset.name, c.inputs.unit, c.data.clip_seconds) == ("films", "second", 5)
+  assert c.inputs.streams == ("resnet50_pool", "flownets", "i3d_rgb", "vggish_embedding",
+                              "opensmile_functionals")
+  sources = config_common.sources(c)
+  assert all(k in sources for k in ("dataset.name", "dataset.builder_kwargs", "inputs.streams"))
+  spec = c.dataset.builder_kwargs.extractors.to_dict()
+  assert sorted(spec) == sorted(c.inputs.streams)
+  for e in spec.values():
+    if "weights_path" in e:
+      e["weights_path"] = str(backbones / e["weights_path"].split("/")[-1])
+  made = manifest.for_spec(spec)["extractors"]
+  assert {n: (e["per"], e["shape"]) for n, e in made.items()} == {
+      "resnet50_pool": ("second", [2048]), "flownets": ("second", [1024]),
+      "i3d_rgb": ("second", [1024]), "vggish_embedding": ("second", [128]),
+      "opensmile_functionals": ("second", [1582])}
+  assert attendaffectnet.get_config("films,audio").inputs.streams == (
+      "vggish_embedding", "opensmile_functionals")
