@@ -171,3 +171,20 @@ def test_films_config_builds_the_papers_five_streams_per_second(backbones):
       "opensmile_functionals": ("second", [1582])}
   assert attendaffectnet.get_config("films,audio").inputs.streams == (
       "vggish_embedding", "opensmile_functionals")
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--backbones={tmp}/none"], ["resnet50_pool", "none/resnet50.npz does not exist",
+                                  "python -m emojax.backbones.convert --network=resnet50"]),
+    (["--extractor_params={{}}"], ["--extractor_params needs --backbones"]),
+    (["--backbones={tmp}", "--extractor_params=[1"], ["--extractor_params is not JSON"]),
+    (["--backbones={tmp}", '--extractor_params={{"vgg16_fc7": {{}}}}'],
+     ["'vgg16_fc7' is not one of this model's extractors"]),
+], ids=["weights_missing", "params_without_backbones", "params_not_json", "params_other_extractor"])
+def test_import_with_backbones_refuses_in_one_line(tmp_path, args, fragments):
+  before = refusals.snapshot(tmp_path)
+  code, err = refusals.run_entry(aan_import.main, f"--state_dict={AAN / 'mdb_arousal_feature_aan_video_audio.npz'}",
+                                 "--target=arousal", f"--workdir={tmp_path / 'run'}",
+                                 *(a.format(tmp=tmp_path) for a in args))
+  refusals.check_refusal(code, err, fragments)
+  refusals.unchanged(before)

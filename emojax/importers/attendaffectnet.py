@@ -374,9 +374,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"imported {args.state_dict} -> {out} (target {args.target}; input streams " +
           ", ".join(f"{s['name']} ({s['size']})" for s in info["streams"]) + ")")
     if info.get("extractors"):
+      window = fileio.read_json(out / "config.json")["data"]["clip_seconds"]
       print(f"predict a film: python main.py --mode=predict --workdir={out} --video=FILM "
             f"(extractors {', '.join(info['extractors'].values())}, one prediction per "
-            "5 s window)")
+            f"{window} s window)")
   return cli.run(work)
 
 
