@@ -123,7 +123,8 @@ def _predict_seconds(path, ff, name, config, method, model, meta, stats, mesh, o
   return csv, preds
 
 
-def window_examples(ff, recipe: predict_checks.ClipRecipe) -> tuple[list[dict], list[int], list[int]]:
+def window_examples(ff, recipe: predict_checks.ClipRecipe
+                    ) -> tuple[list[dict], list[int], list[int]]:
   """The film's windows as examples of the model's streams: (examples, starts, ends) in seconds."""
   w, t = recipe.window, ff.num_seconds
   starts = list(range(0, t, w))

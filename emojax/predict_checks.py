@@ -10,7 +10,8 @@ naming the stream without an extractor and what to do:
     else (datasets without a manifest, e.g. `synthetic_clips`) by the registered extractor of the
     stream's name, its parameters read from the stored shape (`SHAPE_PARAMS`), its defaults
     otherwise; an imported model records its streams' extractors at import
-    (`meta["stream_extractors"]`, e.g. `python -m emojax.importers.attendaffectnet --backbones=DIR`).
+    (`meta["stream_extractors"]`, e.g. `python -m emojax.importers.attendaffectnet
+    --backbones=DIR`).
 
 Windows of a per-clip model (`ClipRecipe`): W seconds, hop W (consecutive windows from the film's
 start; the last one holds the remaining seconds, shorter when T is not a multiple of W), where W is
@@ -136,12 +137,14 @@ def clip_recipe(ckpt: str | pathlib.Path, meta: Mapping[str, Any],
     params = dict(entries[name]["params"]) if name in entries else (
         SHAPE_PARAMS[name](shp) if name in SHAPE_PARAMS else {})
     if name in spec and spec[name] != params:
-      raise errors.ManifestMismatchError(f"{ckpt}: streams {[k for k, v in names.items() if v == name]} "
-                                         f"and {s!r} need extractor {name!r} with different params")
+      others = [k for k, v in names.items() if v == name]
+      raise errors.ManifestMismatchError(f"{ckpt}: streams {others} and {s!r} need extractor "
+                                         f"{name!r} with different params")
     try:
       instances[s] = registry.create(name, params)
     except errors.ConfigError as e:
-      raise errors.ManifestMismatchError(f"{ckpt}: stream {s!r} (extractor {name!r}): {e}") from None
+      raise errors.ManifestMismatchError(f"{ckpt}: stream {s!r} (extractor {name!r}): {e}"
+                                         ) from None
     spec[name], shapes[s], names[s] = params, shp, name
 
   ways, stacked, clip_lengths = {}, {}, {}
@@ -167,8 +170,8 @@ def clip_recipe(ckpt: str | pathlib.Path, meta: Mapping[str, Any],
     if want != shp:
       raise errors.ManifestMismatchError(
           f"{ckpt}: stream {s!r} holds examples of shape {shp}, but extractor {names[s]!r} "
-          f"gives rows of shape {row} per {ex.per}; predict cannot make that stream from a "
-          f"video; {EVALUATE}")
+          f"gives {want} per {ex.per}; predict cannot make that stream from a video; "
+          f"{EVALUATE}")
   lengths = {**stacked, **clip_lengths}
   if len(set(lengths.values())) > 1:
     raise errors.ManifestMismatchError(f"{ckpt}: the streams hold clips of different lengths "
@@ -184,8 +187,8 @@ def clip_recipe(ckpt: str | pathlib.Path, meta: Mapping[str, Any],
   else:
     window, window_from = int(clip_seconds), "the run's config.data.clip_seconds"
   if window < 1:
-    raise errors.ManifestMismatchError(f"{ckpt}: window of {window} s; set config.data.clip_seconds "
-                                       "to the training clips' length in seconds")
+    raise errors.ManifestMismatchError(f"{ckpt}: window of {window} s; set "
+                                       "config.data.clip_seconds to the training clips' length")
   for s, way in ways.items():
     if way == "clip":
       spec[names[s]]["clip_seconds"] = window

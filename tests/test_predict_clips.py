@@ -82,8 +82,8 @@ def test_fusion_lstm_run_predicts_one_row_per_3s_window_of_the_film(tmp_path, ca
 
 def test_video_convnets_run_predicts_a_film_shorter_than_one_window_with_a_warning(
     tmp_path, capsys, monkeypatch):
-  """seed 004 (C3D on 8 dense frames, 20 px): the window is config.data.clip_seconds (10 s); the
-  5.3 s film is one window of its 5 s, said in a warning."""
+  """seed 004 (C3D on 8 dense frames, 20 px): the window is config.data.clip_seconds (6 s, the
+  synthetic clips' length); the 5.3 s film is one window of its 5 s, said in a warning."""
   monkeypatch.setenv("EMOJAX_VIDEO_CONV_CACHE", str(tmp_path / "lowering.json"))
   run = _train(tmp_path, "configs/video_convnets.py:c3d,valence,runlocal",
                "--config.dataset.name=emojax_toy_video_clips", "--config.dataset.config=",
@@ -95,12 +95,12 @@ def test_video_convnets_run_predicts_a_film_shorter_than_one_window_with_a_warni
   code, err = _predict(run, tmp_path / "out")
   assert code == 0, err[-3000:]
   printed = capsys.readouterr().out
-  assert ("warning: bigbuckbunny.mp4 lasts 5.3 s (5 whole seconds), shorter than one 10 s window"
+  assert ("warning: bigbuckbunny.mp4 lasts 5.3 s (5 whole seconds), shorter than one 6 s window"
           in printed)
   rows = _rows(tmp_path / "out" / "bigbuckbunny.csv")
   assert [(r["window"], r["start"], r["end"]) for r in rows] == [("0", "0", "5")]
   ff = extract.extract_film(MEDIA_FIXTURE, {"frame_clips": {"num_frames": 8, "size": 20,
-                                                            "clip_seconds": 10}})
+                                                            "clip_seconds": 6}})
   x = {"frame_clips": frame_clips.decode_clips(ff.streams["frame_clips"])}
   assert x["frame_clips"].shape == (1, 8, 20, 20, 3)
   config, method, model = _loaded(run)

@@ -151,7 +151,8 @@ def test_released_aan_predicts_the_fixture_film_from_its_video_and_sound(backbon
 def test_films_config_builds_the_papers_five_streams_per_second(backbones):
   """attendaffectnet:films reads the films dataset built with the paper's extractors, in the
   released models' input order and sizes (the backbones folder given as the docs say)."""
-  from configs import attendaffectnet, common as config_common  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from configs import attendaffectnet, common as config_common
   from emojax.features import manifest  # pylint: disable=import-outside-toplevel
   c = attendaffectnet.get_config("films")
   assert (c.dataset.name, c.inputs.unit, c.data.clip_seconds) == ("films", "second", 5)
@@ -183,7 +184,8 @@ def test_films_config_builds_the_papers_five_streams_per_second(backbones):
 ], ids=["weights_missing", "params_without_backbones", "params_not_json", "params_other_extractor"])
 def test_import_with_backbones_refuses_in_one_line(tmp_path, args, fragments):
   before = refusals.snapshot(tmp_path)
-  code, err = refusals.run_entry(aan_import.main, f"--state_dict={AAN / 'mdb_arousal_feature_aan_video_audio.npz'}",
+  code, err = refusals.run_entry(aan_import.main,
+                                 f"--state_dict={AAN / 'mdb_arousal_feature_aan_video_audio.npz'}",
                                  "--target=arousal", f"--workdir={tmp_path / 'run'}",
                                  *(a.format(tmp=tmp_path) for a in args))
   refusals.check_refusal(code, err, fragments)
