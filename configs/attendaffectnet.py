@@ -44,9 +44,9 @@ VARIANTS = ("feature", "temporal", "feature_temporal")
 STREAMS = {
     "synthetic": (("audio", "scene", "expression", "action"), ("audio",),
                   ("scene", "expression", "action")),
-    # emojax's extractors (emojax.features.extract.DEFAULT) in the cognimuse / liris_accede
-    # builders; the released models' streams (ResNet-50, FlowNetS, I3D, VGGish, emobase2010) need
-    # extractors a later issue brings.
+    # emojax's default extractors (emojax.features.extract.DEFAULT) in the cognimuse /
+    # liris_accede builders; the paper's five (the released models' streams) are PAPER_FEATURES
+    # below (the `films` argument; the importer's --backbones).
     "extracted": (("vggish_logmel", "audio_functionals", "visual_stats"),
                   ("vggish_logmel", "audio_functionals"), ("visual_stats",)),
 }
