@@ -22,6 +22,13 @@ Arguments (comma separated):
     test_attendaffectnet_train.py trains it on a LIRIS-ACCEDE fixture tree through main.py);
   `valence` / `arousal`: one target (default both, each its own network, trained one after the
     other); `audio` / `video`: the audio-only / video-only stream subsets of the dataset;
+  `films`: your own films (`films` builder: a folder of videos + labels.csv, set
+    --config.dataset.manual_dir) with the paper's five features from emojax's extractors
+    (`PAPER_FEATURES`: ResNet-50 pool 2048, FlowNetS 1024, I3D 1024, VGGish 128, emobase2010 1582,
+    one row per second, averaged over each 5 s clip by the model), from the converted backbone
+    weights in `backbones/` (`python -m emojax.backbones.convert ... --out=backbones/<file>`,
+    docs/backbones.md; another folder: --config.dataset.builder_kwargs.extractors.<name>.
+    weights_path=...);
   `runlocal`: the small synthetic benchmark and a short run.
 Default data: the embedded synthetic benchmark (streams audio, scene, expression, action), clips of
 5 s (the paper's segment length; emojax's choice for this benchmark).
@@ -37,13 +44,55 @@ VARIANTS = ("feature", "temporal", "feature_temporal")
 STREAMS = {
     "synthetic": (("audio", "scene", "expression", "action"), ("audio",),
                   ("scene", "expression", "action")),
-    # emojax's extractors (emojax.features.extract.DEFAULT) in the cognimuse / liris_accede
-    # builders; the released models' streams (ResNet-50, FlowNetS, I3D, VGGish, emobase2010) need
-    # extractors a later issue brings.
+    # emojax's default extractors (emojax.features.extract.DEFAULT) in the cognimuse /
+    # liris_accede builders; the paper's five (the released models' streams) are PAPER_FEATURES
+    # below (the `films` argument; the importer's --backbones).
     "extracted": (("vggish_logmel", "audio_functionals", "visual_stats"),
                   ("vggish_logmel", "audio_functionals"), ("visual_stats",)),
 }
+# The paper's five streams (003 Sec. III-A, III-B) from emojax's extractors, in the released models'
+# input order: (released stream name, extractor, converted weights file: the `--out` names of
+# docs/backbones.md).
+PAPER_FEATURES = (("resnet50", "resnet50_pool", "resnet50.npz"),
+                  ("flownet", "flownets", "flownets.npz"),
+                  ("i3d", "i3d_rgb", "i3d_rgb.npz"),
+                  ("vggish", "vggish_embedding", "vggish.npz"),
+                  ("emobase", "opensmile_functionals", ""))
+# 003 Sec. IV-B(a): COGNIMUSE's 5 s segments at 25 fps, "all 125 frames in each 5-second excerpt".
+FRAMES_PER_SECOND = 25
+BACKBONES_DIR = "backbones"
 SUBSETS = ("all streams", "audio streams only (`audio`)", "video streams only (`video`)")
+
+
+def paper_extractors(backbones_dir: str = BACKBONES_DIR, clip_seconds: int = 0,
+                     streams=None) -> dict:
+  """{extractor: params} of the paper's five features (003 Sec. III-A, III-B), weights read from
+  `backbones_dir`; `streams`: released stream names to keep (default all five).
+
+  clip_seconds > 0: one row per clip of that many seconds, the released models' clip-level inputs:
+  ResNet-50's pool averaged over the clip's frames (25 per second), I3D on the stack of the clip's
+  frames and FlowNetS over its consecutive pairs (25 x clip_seconds frames), emobase2010's
+  functionals of the clip's audio; VGGish stays per 0.96 s patch (one per second; predict averages
+  a clip's). clip_seconds = 0: one row per second of each (the per-second `films` dataset; the
+  model averages each clip's rows), 25 frames per second.
+  """
+  def path(f):
+    return f"{backbones_dir.rstrip('/')}/{f}" if backbones_dir else f
+  cs, fps = int(clip_seconds), FRAMES_PER_SECOND
+  out = {
+      "resnet50_pool": {"weights_path": path("resnet50.npz"), "frames_per_second": fps,
+                        **({"per": "clip", "clip_seconds": cs} if cs else {})},
+      "flownets": {"weights_path": path("flownets.npz"), "num_frames": fps * max(cs, 1),
+                   **({"level": "clip", "clip_seconds": cs} if cs else {"level": "second"})},
+      "i3d_rgb": {"weights_path": path("i3d_rgb.npz"), "num_frames": fps * max(cs, 1),
+                  **({"level": "clip", "clip_seconds": cs} if cs else {"level": "second"})},
+      "vggish_embedding": {"weights_path": path("vggish.npz")},
+      "opensmile_functionals": {"feature_set": "emobase2010",
+                                **({"level": "clip", "clip_seconds": cs} if cs else
+                                   {"level": "second"})},
+  }
+  keep = {e for r, e, _ in PAPER_FEATURES if streams is None or r in streams}
+  return {e: p for e, p in out.items() if e in keep}
 
 
 def model_block(c: ml_collections.ConfigDict, variant: str, subset: int = 0) -> None:
@@ -98,13 +147,13 @@ def model_block(c: ml_collections.ConfigDict, variant: str, subset: int = 0) -> 
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {*VARIANTS, "cognimuse", "mediaeval2016", "valence", "arousal",
-                                 "audio", "video", "runlocal"})
+  words = common.parse_arg(arg, {*VARIANTS, "cognimuse", "mediaeval2016", "films", "valence",
+                                 "arousal", "audio", "video", "runlocal"})
   variants = [w for w in VARIANTS if w in words]
   if len(variants) > 1:
     raise ValueError(f"give one variant of {VARIANTS}, got {variants}")
-  if {"cognimuse", "mediaeval2016"} <= words:
-    raise ValueError("give one dataset: cognimuse or mediaeval2016")
+  if len({"cognimuse", "mediaeval2016", "films"} & words) > 1:
+    raise ValueError("give one dataset: cognimuse, mediaeval2016 or films")
   if {"audio", "video"} <= words:
     raise ValueError("give one stream subset: audio or video (neither = all streams)")
   variant = variants[0] if variants else "feature"
@@ -178,6 +227,27 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     d.batch_size = (40 if c.targets == ("arousal",) else 20), paper(
         "003 Sec. IV-B(b)", "batch 40 (arousal) / 20 (valence); with both targets the run uses "
         "valence's 20")
+
+  elif "films" in words:
+    released_names = tuple(r for r, _, _ in PAPER_FEATURES)
+    subset_names = (released_names, released_names[3:], released_names[:3])[subset]
+    ds = common.block(c, "dataset")
+    ds.name = "films", ours("your films (emojax/datasets/films.py): a folder of videos and "
+                            "labels.csv in config.dataset.manual_dir")
+    ds.config = "", ours("the builder's default config")
+    ds.builder_kwargs = ml_collections.ConfigDict(dict(
+        missing_audio="skip",
+        extractors=paper_extractors(BACKBONES_DIR, 0, subset_names))), paper(
+            "003 Sec. III-A, III-B", "ResNet-50 pool (2048), FlowNetS (1024), I3D Mixed_5c "
+            "(1024), VGGish (128), emobase2010 (1582); per second here, 25 frames a second "
+            "(003 Sec. IV-B(a): all 125 frames of a 5 s segment), from the converted weights in "
+            "backbones/ (emojax's choice of folder; docs/backbones.md); films without sound "
+            "skipped (emojax's choice)")
+    i.streams = tuple(e for r, e, _ in PAPER_FEATURES if r in subset_names), paper(
+        "003 Sec. III-A, III-B", f"the paper's five features, {SUBSETS[subset]}, in the released "
+        "models' input order")
+    d.clip_seconds = 5, paper("003 Sec. IV-A, IV-B(a)", "5 s segments, each one element of the "
+                              "sequence")
 
   if "runlocal" in words:
     common.shrink_for_local_run(c)

@@ -92,6 +92,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   d = common.block(c, "data")
   d.batch_size = 8, ours("the paper names mini-batches, not their size")
   d.eval_batch_size = 8, ours("as the training batch")
+  d.clip_seconds = 6, ours("synthetic_clips' clips last 6 s: `--mode=predict` cuts a film into "
+                           "windows of this length (per-clip data itself has no clip length)")
   model_block(c, arch, words)
   t = common.block(c, "train")
   if arch in SEGMENTED:
@@ -123,6 +125,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                                test="train")), paper(
         "004 Sec. IV-A", "training set 4,900 clips, validation 2,450 and test switched: trains "
         "on the official test set (4,900), tests on the official learning set (2,450)")
+    d.clip_seconds = 10, ours("LIRIS-ACCEDE's excerpts last 8-12 s (003 Sec. IV-B(a)): "
+                              "`--mode=predict` cuts a film into 10 s windows")
     m = common.block(c, "model")
     m.label_center = 3.0, ours("LIRIS-ACCEDE's 1-5 labels trained as (v - 3) / 2")
     m.label_half_range = 2.0, ours("LIRIS-ACCEDE's 1-5 labels trained as (v - 3) / 2")

@@ -971,3 +971,16 @@ def clip_eval_batches(store: ClipStore, *, batch_size: int, **unused) -> Iterato
     return _stack(elems + [blank] * (batch_size - len(elems)))
   yield from ds.map(read).to_iter_dataset(grain.ReadOptions(num_threads=2,
                                                             prefetch_buffer_size=2))
+
+
+def window_store(name: str, film_id: str, windows: Sequence[dict], streams: Sequence[str],
+                 shapes: Mapping[str, Sequence[int]], ragged: Sequence[str] = ()) -> ClipStore:
+  """A ClipStore over windows cut from one film (predict mode: emojax.predict): `windows[k]` is
+  window k's {stream: array}; no labels. Streams in `ragged` may hold fewer rows than `shapes`
+  says (a film's shorter last window): zero-padded and marked in x_mask, as ragged clips are."""
+  if not windows:
+    raise errors.DataError(f"{name}: no windows to predict")
+  return ClipStore(name, list(windows), np.arange(len(windows)),
+                   [f"{film_id}_w{k:03d}" for k in range(len(windows))], [film_id] * len(windows),
+                   {}, tuple(streams), {s: tuple(int(d) for d in shapes[s]) for s in streams},
+                   ragged=tuple(ragged))

@@ -130,3 +130,29 @@ def test_allow_missing_audio_flag_of_main(trained, tmp_path):
   finally:
     main.FLAGS.unparse_flags()
   assert (tmp_path / "out" / "silent.csv").exists()
+
+
+def test_film_shorter_than_one_clip_is_predicted_with_a_warning_and_plotted_to_its_end(
+    trained, tmp_path, capsys, monkeypatch):
+  """The README demo's case: a 5.3 s film and clips longer than it (here 8 s): predicted, a
+  warning says so, and the plot's steps cover every second up to the film's end (5.33 s), not
+  stopping at the last second's start."""
+  config, root = trained
+  longer = config.copy_and_resolve_references()
+  with longer.unlocked():
+    longer.data.clip_seconds = 8
+  drawn = {}
+  monkeypatch.setattr(predict.plots, "plot_film",
+                      lambda path, x, curves, title: drawn.update(x=x, curves=curves, title=title))
+  predict.predict(longer, root / "run", str(MEDIA_FIXTURE), str(tmp_path / "out"))
+  printed = capsys.readouterr().out
+  assert ("warning: bigbuckbunny.mp4 lasts 5.3 s (5 whole seconds), shorter than one 8 s clip"
+          in printed)
+  rows = list(csv.reader((tmp_path / "out" / "bigbuckbunny.csv").open()))[1:]
+  assert len(rows) == 5
+  x, y = drawn["x"], drawn["curves"]["arousal"][1]
+  from emojax.features import decode  # pylint: disable=import-outside-toplevel
+  duration = decode.probe(MEDIA_FIXTURE).duration_s
+  assert list(x[:-1]) == [0, 1, 1, 2, 2, 3, 3, 4, 4, 5] and x[-1] == pytest.approx(duration)
+  assert [round(v, 5) for v in y[:-1:2]] == [round(float(r[1]), 5) for r in rows]
+  assert all(y[0:-1:2] == y[1:-1:2]) and y[-1] != y[-1]  # flat over each second; NaN after 5 s

@@ -95,11 +95,13 @@ PREDICT = [
      ["--output=", "cannot write there"]),
     ("imported_model", lambda t: [f"--workdir={_imported(t)}", f"--video={t}",
                                   f"--output={t / 'out'}"],
-     ["is an imported attendaffectnet model", "no extractor", "--mode=evaluate"]),
+     ["is an imported attendaffectnet model", "name no emojax extractor", "--backbones=DIR",
+      "--mode=evaluate"]),
     ("per_clip_model", lambda t: [
         f"--workdir={_fake_run(t, {'method': 'video_convnets', 'task': {'unit': 'clip'}})}",
         f"--video={t}", f"--output={t / 'out'}"],
-     ["is a per-clip model (method video_convnets", "--mode=evaluate"]),
+     ["is a per-clip video_convnets model whose streams ['audio'] have no extractor",
+      "--mode=evaluate"]),
     ("no_feature_manifest", lambda t: [
         f"--workdir={_fake_run(t, {'method': 'two_timescale', 'task': {'unit': 'second'}})}",
         f"--video={t}", f"--output={t / 'out'}"],

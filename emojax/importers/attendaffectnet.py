@@ -1,10 +1,21 @@
 r"""The authors' released Feature AAN models (PyTorch state dicts) -> an emojax workdir.
 
   python -m emojax.importers.attendaffectnet --state_dict=mdb_arousal.npz --target=arousal \
-      --workdir=runs/aan_released_mdb_arousal [--streams=resnet50,flownet,i3d,vggish,emobase]
-  python main.py --mode=evaluate --workdir=runs/aan_released_mdb_arousal
+      --workdir=runs/aan_released [--streams=resnet50,flownet,i3d,vggish,emobase] \
+      [--backbones=backbones [--extractor_params='{"i3d_rgb": {"num_frames": 64}}']]
+  python main.py --mode=predict --workdir=runs/aan_released --video=film.mp4   (with --backbones)
+  python main.py --mode=evaluate --workdir=runs/aan_released
       (after pointing `dataset` in <workdir>/config.json at a dataset holding those streams;
       the written default is cognimuse/intended_5s with empty splits)
+
+`--backbones=DIR`: the folder of the converted backbone weights (`resnet50.npz`, `flownets.npz`,
+`i3d_rgb.npz`, `vggish.npz`: `python -m emojax.backbones.convert` / `emojax.features.
+convert_vggish`, docs/backbones.md). The import then records the extractors of the paper's five
+features for the model's streams (`configs/attendaffectnet.py` `paper_extractors`, one row per
+5 s clip: the released models' clip-level inputs) in the model's feature manifest, with each
+weights file's sha256, and `--mode=predict` computes them from a raw film: one prediction per
+5 s window. `--extractor_params` (JSON {extractor: {param: value}}) changes their params (e.g.
+fewer frames than the paper's 125 per clip, for speed).
 
 Input: the state dict as `.npz` (numpy arrays under the PyTorch parameter names, e.g. the fixture
 tests/fixtures/attendaffectnet/*.npz; torch not needed) or `.pth` (a saved state dict; needs the
@@ -16,8 +27,8 @@ target), `<workdir>/final_model` (the weights, `checkpoint.save_model`; no stand
 released models read raw features) and `<workdir>/imported.json` (source, the expected input
 streams in order with their sizes). Evaluate mode then runs it like any trained run on a dataset
 holding those streams under those names (ResNet-50 2048, FlowNetS 1024, I3D 1024, VGGish 128,
-emobase2010 1582: their extractors are not in emojax yet, so `predict` from a raw film cannot feed
-it; it says so).
+emobase2010 1582); imported with `--backbones`, predict mode computes them from a raw film
+(without it, predict says which extractors are missing and how to import with them).
 
 Names: the five-stream model: `linear{i}.weight/bias` (i = 1..5: stream i's Linear(d_i -> 8)),
 `encoder.layers.{l}.self_attn.linears.{0,1,2,3}` (q, k, v, output), `feed_forward.w`,
@@ -219,10 +230,42 @@ def load_into(net: aan.FeatureAAN, sd: Mapping[str, np.ndarray], arch: dict,
     var[...] = v
 
 
+def stream_extractors(streams: Sequence[str], backbones: str | pathlib.Path,
+                      params: Mapping[str, Mapping] | None = None, clip_seconds: int = 5
+                      ) -> tuple[dict[str, str], dict]:
+  """({stream: extractor}, feature manifest) of the paper's features for released streams; every
+  extractor is created, so a missing or foreign weights file is an error naming it."""
+  from configs import attendaffectnet as aan_config  # pylint: disable=g-import-not-at-top
+  from emojax.features import manifest  # pylint: disable=g-import-not-at-top
+  table = {r: e for r, e, _ in aan_config.PAPER_FEATURES}
+  unknown = [s for s in streams if s not in table]
+  if unknown:
+    raise errors.ConfigError(f"--backbones: streams {unknown} are not the paper's five "
+                             f"({', '.join(table)}); import without --backbones")
+  spec = aan_config.paper_extractors(str(backbones), clip_seconds, streams)
+  for name, extra in (params or {}).items():
+    if name not in spec:
+      raise errors.ConfigError(f"--extractor_params: {name!r} is not one of this model's "
+                               f"extractors {sorted(spec)}")
+    if not isinstance(extra, Mapping):
+      raise errors.ConfigError(f"--extractor_params: {name!r} must map to {{param: value}}")
+    spec[name].update(extra)
+  try:
+    made = manifest.for_spec(spec)
+  except ImportError as e:  # opensmile_functionals without the optional package
+    raise errors.ConfigError(str(e)) from None
+  return {s: table[s] for s in streams}, made
+
+
 def import_released(state_dict: str | pathlib.Path | Mapping[str, np.ndarray], target: str,
                     workdir: str | pathlib.Path, streams: Sequence[str] | None = None,
-                    overwrite: bool = False) -> pathlib.Path:
-  """Writes an emojax workdir holding the released model; returns its path."""
+                    overwrite: bool = False, backbones: str | pathlib.Path | None = None,
+                    extractor_params: Mapping[str, Mapping] | None = None) -> pathlib.Path:
+  """Writes an emojax workdir holding the released model; returns its path.
+
+  `backbones`: the folder of converted backbone weights: the model's feature manifest then names
+  the paper's extractors (`stream_extractors`), so predict mode reads raw films.
+  """
   if target not in ("valence", "arousal"):
     raise errors.ConfigError(f"--target={target!r}; use valence or arousal")
   cli.check_output_dir(workdir, "--workdir")  # an existing file, an unwritable place: refused
@@ -245,14 +288,23 @@ def import_released(state_dict: str | pathlib.Path | Mapping[str, np.ndarray], t
                              "--overwrite)")
   config = released_config(arch, streams, target)
   dims = dict(zip(streams, arch["dims"]))
+  mapped, feature_manifest = ({}, None)
+  if backbones is not None:
+    mapped, feature_manifest = stream_extractors(streams, backbones, extractor_params,
+                                                 int(config.data.clip_seconds))
+    made = {s: feature_manifest["extractors"][e]["shape"] for s, e in mapped.items()}
+    wrong = {s: shp for s, shp in made.items() if list(shp) != [dims[s]]}
+    if wrong:
+      raise errors.ConfigError(f"--backbones: the extractors give {wrong} for streams the model "
+                               f"reads as {dims}; give the published networks' weights")
   model = aan.create(config, dims, nnx.Rngs(0))
   load_into(model.nets[target], sd, arch, streams)
   workdir.mkdir(parents=True, exist_ok=True)
   fileio.write_json(workdir / "config.json", config.to_dict())
   meta = {"method": "attendaffectnet", "feature_dims": dims, "modalities": list(streams),
           "targets": [target], "task": dataclasses.asdict(aan.task(config)),
-          "feature_manifest": None, "phases": [],
-          "imported_from": source}
+          "feature_manifest": feature_manifest, "phases": [],
+          "imported_from": source, **({"stream_extractors": mapped} if mapped else {})}
   if overwrite and (workdir / "final_model").exists():
     import shutil  # pylint: disable=g-import-not-at-top
     shutil.rmtree(workdir / "final_model")
@@ -263,6 +315,7 @@ def import_released(state_dict: str | pathlib.Path | Mapping[str, np.ndarray], t
       "d_model": arch["d_model"], "encoder_layers": arch["layers"], "heads": 2,
       "feed_forward": arch["feed_forward"], "head_activation": arch["head_activation"],
       "dropped_unused": [k for k in UNUSED if k in sd],
+      "extractors": mapped or None,
       "note": "inputs are raw clip-level features (no standardisation), in this stream order"})
   return workdir
 
@@ -293,14 +346,38 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--streams", default="", help="comma-separated stream names in input-layer order "
                  "(default by count: resnet50,flownet,i3d,vggish,emobase / video 3 / audio 2)")
   p.add_argument("--overwrite", action="store_true")
+  p.add_argument("--backbones", default=None, help="folder of the converted backbone weights "
+                 "(resnet50.npz, flownets.npz, i3d_rgb.npz, vggish.npz; docs/backbones.md): the "
+                 "model then predicts raw films (`main.py --mode=predict`)")
+  p.add_argument("--extractor_params", default="", help="with --backbones: JSON {extractor: "
+                 "{param: value}} changing the paper's extractor params, e.g. "
+                 "'{\"i3d_rgb\": {\"num_frames\": 64}}'")
   args = p.parse_args(argv)
   streams = [s.strip() for s in args.streams.split(",") if s.strip()] or None
 
   def work():
-    out = import_released(args.state_dict, args.target, args.workdir, streams, args.overwrite)
+    import json  # pylint: disable=g-import-not-at-top
+    extra = None
+    if args.extractor_params:
+      if args.backbones is None:
+        raise errors.ConfigError("--extractor_params needs --backbones")
+      try:
+        extra = json.loads(args.extractor_params)
+      except json.JSONDecodeError as e:
+        raise errors.ConfigError(f"--extractor_params is not JSON ({e}); give "
+                                 "'{\"extractor\": {\"param\": value}}'") from None
+      if not isinstance(extra, dict):
+        raise errors.ConfigError("--extractor_params must be a JSON object {extractor: {...}}")
+    out = import_released(args.state_dict, args.target, args.workdir, streams, args.overwrite,
+                          args.backbones, extra)
     info = fileio.read_json(out / "imported.json")
     print(f"imported {args.state_dict} -> {out} (target {args.target}; input streams " +
           ", ".join(f"{s['name']} ({s['size']})" for s in info["streams"]) + ")")
+    if info.get("extractors"):
+      window = fileio.read_json(out / "config.json")["data"]["clip_seconds"]
+      print(f"predict a film: python main.py --mode=predict --workdir={out} --video=FILM "
+            f"(extractors {', '.join(info['extractors'].values())}, one prediction per "
+            f"{window} s window)")
   return cli.run(work)
 
 
