@@ -279,6 +279,16 @@ def _fmt_metric(v: float) -> str:
   return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.4f}"
 
 
+# The trivial baselines' flat keys (emojax/evaluate.py baseline_flat):
+# `<split>/<target>/baseline_<name>_<metric>`.
+_BASELINE_KEY = re.compile(r"^[^/]+/[^/]+/baseline_(.+)_(mse|ccc|accuracy|macro_f1)$")
+_BASELINE_ORDER = ("zero", "train_mean", "majority")
+
+
+def _baseline_order(name: str):
+  return (_BASELINE_ORDER.index(name) if name in _BASELINE_ORDER else len(_BASELINE_ORDER), name)
+
+
 def _metric_columns(records: list[dict], metric: str) -> list[str]:
   keys = sorted({k for r in records for k in r["metrics"]})
   return [metric] + [k for k in keys if k != metric] if metric in keys else keys
@@ -352,6 +362,19 @@ def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mo
     return (0, -v if mode == "max" else v) if math.isfinite(v) else (1, 0.0)
 
   rows.sort(key=sort_key)
+  baselines = sorted({m.group(1) for r in records for k in r["metrics"]
+                      if (m := _BASELINE_KEY.match(k))}, key=_baseline_order)
+
+  def baseline_cell(c: str, name: str) -> str:
+    """A constant baseline's value in column `c` (the mean over trials: trials on other data
+    can differ); PCC of a constant is undefined (n/a)."""
+    split, _, rest = c.partition("/")
+    target, _, metric = rest.partition("/")
+    key = f"{split}/{target}/baseline_{name}_{metric}"
+    vals = np.array([r["metrics"][key] for r in records if key in r["metrics"]], np.float64)
+    if vals.size:
+      return _fmt_metric(float(vals.mean()))
+    return "n/a" if "pcc" in metric and "/" not in metric else ""
 
   def table(cols: list[str]) -> list[str]:
     lines = ["| rank | setting | seeds | " + " | ".join(f"`{c}`" for c in cols) + " |",
@@ -363,6 +386,9 @@ def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mo
         cells.append(_fmt_metric(mean) + (f" ± {_fmt_metric(std)}" if len(seeds) > 1 else ""))
       lines.append(f"| {rank} | {setting} | {','.join(map(str, seeds))} | " + " | ".join(cells)
                    + " |")
+    for name in baselines:   # the constant baselines beside the settings (not ranked)
+      lines.append(f"| – | baseline: {name} | – | "
+                   + " | ".join(baseline_cell(c, name) for c in cols) + " |")
     return lines
 
   rest = len(all_columns) - len(selection) - len(test)
@@ -371,7 +397,9 @@ def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mo
       "",
       f"Settings sorted by the mean of `{metric}` over seeds ({mode} first); "
       "`mean ± std` over seeds (sample std, ddof=1); nan = undefined in some seed. Columns: "
-      "`config.sweep.columns` (default: a few of the sweep metric's split).",
+      "`config.sweep.columns` (default: a few of the sweep metric's split). `baseline:` rows: "
+      "a constant prediction from the training labels (zero / the training mean per target, or "
+      "the majority class), what every setting must beat; PCC of a constant: n/a.",
       "",
       *table(selection),
   ]
