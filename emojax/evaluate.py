@@ -28,7 +28,7 @@ def label_constants(config: ml_collections.ConfigDict, task, stores: dict) -> di
   """The trivial baselines' constants from the run's training labels (`Store.label_constants`):
   the loaded training store when `stores` holds it, else the training split read again without
   features (evaluate mode: the same films, so the same constants)."""
-  train = stores.get("train") or input_pipeline.training_labels(config, task)
+  train = stores["train"] if "train" in stores else input_pipeline.training_labels(config, task)
   return train.label_constants(task)
 
 
