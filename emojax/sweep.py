@@ -365,16 +365,29 @@ def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mo
   baselines = sorted({m.group(1) for r in records for k in r["metrics"]
                       if (m := _BASELINE_KEY.match(k))}, key=_baseline_order)
 
-  def baseline_cell(c: str, name: str) -> str:
+  def baseline_value(c: str, name: str) -> float | None:
     """A constant baseline's value in column `c` (the mean over trials: trials on other data
-    can differ); PCC of a constant is undefined (n/a)."""
+    can differ); None when it has none there."""
     split, _, rest = c.partition("/")
     target, _, metric = rest.partition("/")
     key = f"{split}/{target}/baseline_{name}_{metric}"
     vals = np.array([r["metrics"][key] for r in records if key in r["metrics"]], np.float64)
-    if vals.size:
-      return _fmt_metric(float(vals.mean()))
-    return "n/a" if "pcc" in metric and "/" not in metric else ""
+    return float(vals.mean()) if vals.size else None
+
+  def baseline_cell(c: str, name: str) -> str:
+    v = baseline_value(c, name)   # PCC of a constant is undefined (n/a)
+    if v is not None:
+      return _fmt_metric(v)
+    return "n/a" if "pcc" in c.rpartition("/")[2] and c.count("/") == 2 else ""
+
+  def beaten(c: str, mean: float) -> bool:
+    """Whether a setting's mean in column `c` beats every constant baseline there (lower MSE,
+    higher CCC / accuracy / macro-F1); True where no baseline has a value."""
+    vals = [v for v in (baseline_value(c, b) for b in baselines) if v is not None and
+            math.isfinite(v)]
+    if not vals or not math.isfinite(mean):
+      return True
+    return mean < min(vals) if c.endswith("/mse") else mean > max(vals)
 
   def table(cols: list[str]) -> list[str]:
     lines = ["| rank | setting | seeds | " + " | ".join(f"`{c}`" for c in cols) + " |",
@@ -383,7 +396,8 @@ def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mo
       cells = []
       for c in cols:
         mean, std = stats[c]
-        cells.append(_fmt_metric(mean) + (f" ± {_fmt_metric(std)}" if len(seeds) > 1 else ""))
+        cells.append(_fmt_metric(mean) + (f" ± {_fmt_metric(std)}" if len(seeds) > 1 else "")
+                     + ("" if beaten(c, mean) else " ✗"))
       lines.append(f"| {rank} | {setting} | {','.join(map(str, seeds))} | " + " | ".join(cells)
                    + " |")
     for name in baselines:   # the constant baselines beside the settings (not ranked)
@@ -399,7 +413,8 @@ def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mo
       "`mean ± std` over seeds (sample std, ddof=1); nan = undefined in some seed. Columns: "
       "`config.sweep.columns` (default: a few of the sweep metric's split). `baseline:` rows: "
       "a constant prediction from the training labels (zero / the training mean per target, or "
-      "the majority class), what every setting must beat; PCC of a constant: n/a.",
+      "the majority class), what every setting must beat (✗: a mean no better than the best "
+      "constant in that column); PCC of a constant: n/a.",
       "",
       *table(selection),
   ]

@@ -2,8 +2,6 @@
 predicting zero / the training mean (regression), the training majority class (classification);
 the 'not better than a constant' flag; the ceiling in the run's metrics only; the sweep table."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -145,4 +143,10 @@ def test_sweep_tables_carry_the_baselines(tmp_path):
   assert "| – | baseline: zero | – | n/a | 0.4000 |" in text
   assert "| – | baseline: train_mean | – | n/a | 0.4500 |" in text
   assert "| – | baseline: zero | – | n/a | 0.4100 |" in text   # the test table
-  assert json.dumps(records[0]["overrides"])  # records untouched
+  # MSE 0.5 is no better than predicting zero (0.4): marked; PCC has no constant to beat.
+  assert "| 1 | lr=2 | 0 | 0.2000 | 0.5000 ✗ |" in text
+  records[0]["metrics"]["validation/valence/mse"] = 0.3
+  sweep._write_results(tmp_path, records, "validation/valence/pcc", "max",
+                       ["validation/valence/mse"])
+  text = (tmp_path / "results.md").read_text()
+  assert "| 2 | lr=1 | 0 | 0.1000 | 0.3000 |" in text and "| 1 | lr=2 | 0 | 0.2000 | 0.5000 ✗ |" in text

@@ -216,6 +216,11 @@ def test_sweep_runs_real_trials_and_skips_finished_ones(tmp_path):
             "metrics.json").exists()
   table = (tmp_path / "sweep" / "sweep" / "results.md").read_text()
   assert "ema_beta=0.5" in table and "ema_beta=0.9" in table
+  # The constant baselines of the trials' evaluations sit under the settings (PCC: n/a).
+  m = json.loads((tmp_path / "sweep" / "sweep" / "trials" / calls[0] / "eval" / "validation" /
+                  "metrics.json").read_text())["arousal"]["baselines"]
+  assert f"| – | baseline: zero | – | n/a | n/a | {m['zero']['mse']:.4f} |" in table, table
+  assert f"| – | baseline: train_mean | – | n/a | n/a | {m['train_mean']['mse']:.4f} |" in table
   sweep.run_sweep(config, tmp_path / "sweep", run_trial)
   assert len(calls) == 2  # both finished: nothing reruns
 
