@@ -35,7 +35,11 @@ On disk, under `<workdir>/sweep/`:
                                 the sweep metric and of `config.sweep.columns` (default: a few of
                                 the same split, `default_columns`); then, apart, the same columns on
                                 the test split (reported, never used to rank); every other metric
-                                is in results.csv only
+                                is in results.csv only. Under each table, `baseline:` rows: the
+                                trials' constant baselines (`<split>/<target>/baseline_<name>_<m>`
+                                metrics: zero / training mean, or the majority class) in the
+                                same columns; a setting's mean no better than the best of them is
+                                marked ✗
 """
 
 import csv
