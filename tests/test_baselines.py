@@ -90,6 +90,28 @@ def test_clip_majority_baseline_accuracy_and_macro_f1():
       "accuracy 0.3000 vs 0.3750 (predicting the training majority class)"]
 
 
+def test_clip_regression_baselines():
+  task = contract.Task(targets=("valence",), unit="clip")
+  train_y = np.array([0.5, -0.1, 0.2, 0.4], np.float32)
+  test_y = np.array([0.1, -0.3, 0.6, 0.0, 0.2], np.float32)
+  ids = [f"c{i}" for i in range(5)]
+  train = input_pipeline.ClipStore("toy/train", None, np.arange(4), ids[:4], ids[:4],
+                                   {"valence": train_y}, (), {})
+  test = input_pipeline.ClipStore("toy/test", None, np.arange(5), ids, ["a", "a", "b", "b", "b"],
+                                  {"valence": test_y}, (), {})
+  mean = float(np.mean(train_y.astype(np.float64)))
+  got = test.evaluation(task, {"valence": test_y + 0.05}, train.label_constants(task))["valence"]
+  y = test_y.astype(np.float64)
+  b = got["baselines"]
+  assert b["train_mean"]["value"] == pytest.approx(mean)
+  assert b["train_mean"]["mse"] == pytest.approx(np.mean((y - np.float32(mean)) ** 2), rel=1e-6)
+  assert b["zero"]["mae"] == pytest.approx(np.mean(np.abs(y)), rel=1e-6)
+  assert b["zero"]["film_mse"] == pytest.approx((np.mean(y[:2] ** 2) + np.mean(y[2:] ** 2)) / 2,
+                                                rel=1e-6)
+  assert np.isnan(b["zero"]["pcc"]) and b["zero"]["ccc"] == 0.0
+  assert got["mse"] == pytest.approx(0.0025, rel=1e-4)
+
+
 def test_not_beaten_names_the_metric_and_the_best_constant():
   baselines = {"zero": {"mse": 0.417, "ccc": 0.0, "pcc": float("nan")},
                "train_mean": {"mse": 0.5, "ccc": 0.0, "pcc": float("nan")}}
