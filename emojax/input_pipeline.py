@@ -103,6 +103,10 @@ class Store(Protocol):
     """On the training store: {target: {baseline: constant}}, the trivial predictions every
     evaluation is compared with (`baseline_constants`)."""
 
+  def constant_prediction(self, task, target: str, value):
+    """`value` predicted for every unit of the split, in the form `finish` returns (what
+    `score_baselines` scores with `score`)."""
+
   def evaluation(self, task, preds: Mapping, constants: Mapping | None = None) -> dict:
     """The content of the split's metrics.json (without writing anything); with `constants`
     (the training store's `label_constants`), each target also holds `baselines`: the metrics of
