@@ -171,4 +171,5 @@ def test_sweep_tables_carry_the_baselines(tmp_path):
   sweep._write_results(tmp_path, records, "validation/valence/pcc", "max",
                        ["validation/valence/mse"])
   text = (tmp_path / "results.md").read_text()
-  assert "| 2 | lr=1 | 0 | 0.1000 | 0.3000 |" in text and "| 1 | lr=2 | 0 | 0.2000 | 0.5000 ✗ |" in text
+  assert "| 2 | lr=1 | 0 | 0.1000 | 0.3000 |" in text
+  assert "| 1 | lr=2 | 0 | 0.2000 | 0.5000 ✗ |" in text

@@ -27,7 +27,8 @@ def test_eta_is_measured_after_the_compiled_first_step(monkeypatch):
   p.first_time("validation", 9.0)      # later ones recur: counted
   clock.t = 140.0
   # 10 steps (2..11) in 140 - 130 - 3 = 7 s; 40 steps left.
-  assert p.line(11, 0.25) == f"   ph step 11/51 loss 0.2500 {10 / 7:.2f} steps/s ETA {40 * 0.7:.0f}s"
+  assert p.line(11, 0.25) == (f"   ph step 11/51 loss 0.2500 {10 / 7:.2f} steps/s "
+                              f"ETA {40 * 0.7:.0f}s")
   assert p.rate == pytest.approx(10 / 7)
 
 
