@@ -907,8 +907,6 @@ STORES: dict[str, type] = {"second": FilmStore, "clip": ClipStore}
 # ----------------------------------------------------------------------------------------------
 # Trivial baselines: constant predictions from the training labels, scored like the model.
 
-REGRESSION_BASELINES = ("zero", "train_mean")
-CLASSIFICATION_BASELINES = ("majority",)
 BASELINE_TITLES = {"zero": "predicting zero", "train_mean": "predicting the training mean",
                    "majority": "predicting the training majority class"}
 
@@ -932,8 +930,9 @@ def baseline_constants(task, labels: Mapping[str, np.ndarray]) -> dict[str, dict
 def score_baselines(task, store, constants: Mapping, preds: Mapping) -> dict[str, dict]:
   """{target: {baseline: metrics}}: each constant of `constants` (a training store's
   `label_constants`) as the prediction for every unit of `store`, scored by `store.score` (the
-  model's metrics); `value` (regression) / `class` (classification) is the constant. PCC of a
-  constant is undefined (NaN, written as null)."""
+  model's metrics; predicted in float32 like the model's values); `value` (regression) /
+  `class` (classification) is the constant. PCC of a constant is undefined (NaN, written as
+  null)."""
   out = {}
   for t in preds:
     if t not in constants:
