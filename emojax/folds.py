@@ -77,7 +77,7 @@ def fold_done(fold_dir: pathlib.Path) -> bool:
 
 def summarize(workdir: pathlib.Path, codes: Sequence[str]) -> dict:
   """Per-fold, pooled and mean +- std MSE / PCC of the finished folds among `codes`."""
-  per_fold, pooled = {}, {}
+  per_fold, pooled, base = {}, {}, {}
   for code in codes:
     fold_dir = workdir / f"fold_{code}"
     m = fileio.read_json(fold_dir / "eval" / "test" / "metrics.json")
@@ -85,12 +85,18 @@ def summarize(workdir: pathlib.Path, codes: Sequence[str]) -> dict:
       continue
     per_fold[code] = {d: {"mse": v["mse"], "pcc": v["pcc"], "num": v.get("num_seconds")}
                       for d, v in m.items() if isinstance(v, dict) and "mse" in v}
+    for d, v in m.items():   # each fold's constant baselines (from its own training films)
+      for name, b in ((v.get("baselines") or {}) if isinstance(v, dict) else {}).items():
+        base.setdefault(name, {}).setdefault(d, []).append(b.get("mse"))
     for path in sorted((fold_dir / "eval" / "test" / "predictions").glob("*.csv")):
       for d, (t, p) in _read_predictions(path).items():
         pooled.setdefault(d, ([], []))
         pooled[d][0].append(t)
         pooled[d][1].append(p)
-  out = {"folds": per_fold, "pooled": {}, "mean": {}, "std": {}}
+  out = {"folds": per_fold, "pooled": {}, "mean": {}, "std": {},
+         "baselines": {name: {d: {"mse": float(np.mean([v for v in vals if v is not None]))}
+                              for d, vals in by_dim.items() if any(v is not None for v in vals)}
+                       for name, by_dim in base.items()}}
   for d, (ts, ps) in pooled.items():
     r = metrics.regression_metrics(np.concatenate(ts), np.concatenate(ps), f"pooled / {d}")
     out["pooled"][d] = {"mse": r["mse"], "pcc": r["pcc"]}
@@ -120,8 +126,13 @@ def table(summary: dict) -> str:
       f"{_fmt(summary['mean'][d]['mse'])} +- {_fmt(summary['std'][d]['mse'])} | "
       f"{_fmt(summary['mean'][d]['pcc'])} +- {_fmt(summary['std'][d]['pcc'])}"
       for d in dims) + " |")
+  for name, by_dim in (summary.get("baselines") or {}).items():
+    lines.append(f"| baseline: {name} (mean over folds) | " + " | ".join(
+        f"{_fmt(by_dim.get(d, {}).get('mse'))} | n/a" for d in dims) + " |")
   lines += ["", f"{len(summary['folds'])} folds; pooled = every held-out segment of every fold; "
-            "std = population std over folds."]
+            "std = population std over folds. Baselines: a constant prediction from each fold's "
+            "training labels (zero, the training mean), what the folds must beat; PCC of a "
+            "constant: n/a."]
   return "\n".join(lines) + "\n"
 
 

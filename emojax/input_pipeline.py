@@ -99,10 +99,21 @@ class Store(Protocol):
   def score(self, task, preds: Mapping) -> dict[str, dict]:
     """{target: flat metrics} (pooled and `film_<m>` means) of the split's predictions."""
 
-  def evaluation(self, task, preds: Mapping) -> dict:
-    """The content of the split's metrics.json (without writing anything)."""
+  def label_constants(self, task) -> dict[str, dict[str, float]]:
+    """On the training store: {target: {baseline: constant}}, the trivial predictions every
+    evaluation is compared with (`baseline_constants`)."""
 
-  def write_report(self, out_dir: pathlib.Path, task, preds: Mapping, plot: bool = True) -> dict:
+  def constant_prediction(self, task, target: str, value):
+    """`value` predicted for every unit of the split, in the form `finish` returns (what
+    `score_baselines` scores with `score`)."""
+
+  def evaluation(self, task, preds: Mapping, constants: Mapping | None = None) -> dict:
+    """The content of the split's metrics.json (without writing anything); with `constants`
+    (the training store's `label_constants`), each target also holds `baselines`: the metrics of
+    each constant prediction on this split (`score_baselines`)."""
+
+  def write_report(self, out_dir: pathlib.Path, task, preds: Mapping, plot: bool = True,
+                   constants: Mapping | None = None) -> dict:
     """Writes metrics.json, the prediction CSV(s) and plots of a split; returns `evaluation`."""
 
 
@@ -232,16 +243,29 @@ class FilmStore:
   def score(self, task, preds: Mapping) -> dict[str, dict]:
     return {t: metrics.film_metrics(self.labels[t], preds[t], self.film_ids) for t in preds}
 
+  def label_constants(self, task) -> dict[str, dict[str, float]]:
+    return baseline_constants(task, {t: np.concatenate(self.labels[t]) for t in task.targets})
+
   def _films_for_report(self, preds: Mapping) -> dict:
     return {fid: {t: (self.labels[t][i], preds[t][i]) for t in preds}
             for i, fid in enumerate(self.film_ids)}
 
-  def evaluation(self, task, preds: Mapping) -> dict:
-    return metrics.evaluate_films(self._films_for_report(preds))
+  def constant_prediction(self, task, target: str, value) -> list[np.ndarray]:
+    """`value` at every second of every film (a trivial baseline's predictions)."""
+    return [np.full(len(y), value, np.float32) for y in self.labels[target]]
 
-  def write_report(self, out_dir: pathlib.Path, task, preds: Mapping, plot: bool = True) -> dict:
+  def _baselines(self, task, preds: Mapping, constants: Mapping | None) -> dict | None:
+    return score_baselines(task, self, constants, preds) if constants else None
+
+  def evaluation(self, task, preds: Mapping, constants: Mapping | None = None) -> dict:
+    return with_baselines(metrics.evaluate_films(self._films_for_report(preds)),
+                          self._baselines(task, preds, constants))
+
+  def write_report(self, out_dir: pathlib.Path, task, preds: Mapping, plot: bool = True,
+                   constants: Mapping | None = None) -> dict:
     """metrics.json, predictions/<film>.csv and plots/<film>.png (emojax/reporting.py)."""
-    return reporting.write_eval_outputs(out_dir, self._films_for_report(preds), plot=plot)
+    return reporting.write_eval_outputs(out_dir, self._films_for_report(preds), plot=plot,
+                                        baselines=self._baselines(task, preds, constants))
 
 
   @classmethod
@@ -572,6 +596,19 @@ def load_stores(config: ml_collections.ConfigDict, task, streams,
   return {k: stores[k] for k in ("train", "validation", "test") if k in stores}, held
 
 
+def training_labels(config: ml_collections.ConfigDict, task):
+  """The run's training store read without feature streams (labels only, for the trivial
+  baselines of an evaluation): the training split less its held-out validation films (a dataset
+  without a validation split) and, with `config.data.fraction` < 1, its trained share: the films
+  `Trainer` trained on."""
+  store = store_class(task.unit).load(config, config.dataset.splits.train, (), task)
+  if not config.dataset.splits.validation:
+    store, _ = split_store(store, holdout_films(store.film_ids, config.data.holdout_fraction,
+                                                config.seed))
+  store, _ = train_fraction(store, float(config.data.get("fraction", 1.0)), config.seed)
+  return store
+
+
 # ----------------------------------------------------------------------------------------------
 # Held-out validation films (datasets without a validation split).
 
@@ -747,15 +784,28 @@ class ClipStore:
   def score(self, task, preds: Mapping) -> dict[str, dict]:
     return {t: self._metrics(task, t, p) for t, p in preds.items()}
 
-  def evaluation(self, task, preds: Mapping) -> dict:
-    return {t: self._metrics(task, t, preds[t]) for t in metrics.ordered_dims(preds)}
+  def label_constants(self, task) -> dict[str, dict[str, float]]:
+    return baseline_constants(task, {t: self.labels[task.label_key(t)] for t in task.targets})
 
-  def write_report(self, out_dir: pathlib.Path, task, preds: Mapping, plot: bool = True) -> dict:
+  def constant_prediction(self, task, target: str, value) -> np.ndarray:
+    """`value` for every clip: (N,) values, or (N, C) probabilities all on class `value`."""
+    n = len(self.labels[task.label_key(target)])
+    if task.kind == "classification":
+      return np.tile(np.eye(task.num_classes, dtype=np.float32)[int(value)], (n, 1))
+    return np.full(n, value, np.float32)
+
+  def evaluation(self, task, preds: Mapping, constants: Mapping | None = None) -> dict:
+    result = {t: self._metrics(task, t, preds[t]) for t in metrics.ordered_dims(preds)}
+    return with_baselines(result, score_baselines(task, self, constants, preds)
+                          if constants else None)
+
+  def write_report(self, out_dir: pathlib.Path, task, preds: Mapping, plot: bool = True,
+                   constants: Mapping | None = None) -> dict:
     """metrics.json, predictions.csv (`clip,film,<dim>_true,<dim>_pred[,<dim>_p<c>...]`) and
     plots (reporting.write_clip_plots): plots/confusion_<dim>.png with the classes by name
     (classification), plots/scatter_<dim>.png (regression)."""
     out_dir = pathlib.Path(out_dir)
-    result = self.evaluation(task, preds)
+    result = self.evaluation(task, preds, constants)
     header, cols = ["clip", "film"], [list(self.clip_ids), list(self.film_ids)]
     for t, m in result.items():
       true, pred = self.labels[task.label_key(t)], np.asarray(preds[t])
@@ -852,6 +902,57 @@ class ClipCollector:
 
 
 STORES: dict[str, type] = {"second": FilmStore, "clip": ClipStore}
+
+
+# ----------------------------------------------------------------------------------------------
+# Trivial baselines: constant predictions from the training labels, scored like the model.
+
+BASELINE_TITLES = {"zero": "predicting zero", "train_mean": "predicting the training mean",
+                   "majority": "predicting the training majority class"}
+
+
+def baseline_constants(task, labels: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+  """{target: {baseline: constant}} from the training split's labels (`labels`: target -> every
+  label of the split, pooled): regression `zero` (0.0) and `train_mean` (the mean over every
+  second / clip, float64); classification `majority` (the most frequent class; the lowest of
+  tied ones)."""
+  out = {}
+  for t in task.targets:
+    y = np.asarray(labels[t])
+    if task.kind == "classification":
+      counts = np.bincount(y.astype(np.int64).reshape(-1), minlength=task.num_classes)
+      out[t] = {"majority": int(np.argmax(counts))}
+    else:
+      out[t] = {"zero": 0.0, "train_mean": float(np.mean(y, dtype=np.float64))}
+  return out
+
+
+def score_baselines(task, store, constants: Mapping, preds: Mapping) -> dict[str, dict]:
+  """{target: {baseline: metrics}}: each constant of `constants` (a training store's
+  `label_constants`) as the prediction for every unit of `store`, scored by `store.score` (the
+  model's metrics; predicted in float32 like the model's values); `value` (regression) /
+  `class` (classification) is the constant. PCC of a constant is undefined (NaN, written as
+  null)."""
+  out = {}
+  for t in preds:
+    if t not in constants:
+      continue
+    out[t] = {}
+    for name, c in constants[t].items():
+      m = store.score(task, {t: store.constant_prediction(task, t, c)})[t]
+      row = {("class" if task.kind == "classification" else "value"): c}
+      row.update({k: v for k, v in m.items() if isinstance(v, (int, float))
+                  and not k.startswith("num_")})
+      out[t][name] = row
+  return out
+
+
+def with_baselines(result: dict, baselines: Mapping | None) -> dict:
+  """`result` (metrics.json content) with `baselines` added under each target's `baselines`."""
+  for t, b in (baselines or {}).items():
+    if t in result:
+      result[t]["baselines"] = b
+  return result
 
 
 def store_class(unit: str) -> type:

@@ -77,23 +77,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   for i, mc in enumerate(configs):
     for split, preds in member_predictions(mc, workdir / "members" / str(i), stores).items():
       sums[split].append(preds)
-  return _write_mean(workdir, task, stores, sums, list(specs))
+  return _write_mean(workdir, task, stores, sums, list(specs),
+                     evaluate.label_constants(config, task, stores))
 
 
-def _write_mean(workdir: pathlib.Path, task, stores: dict, sums: dict, names: list[str]) -> dict:
-  """Evaluates the mean of the members' predictions into <workdir>/eval/; writes members.json."""
+def _write_mean(workdir: pathlib.Path, task, stores: dict, sums: dict, names: list[str],
+                constants: dict | None = None) -> dict:
+  """Evaluates the mean of the members' predictions into <workdir>/eval/ (beside the trivial
+  baselines of `constants`, evaluate.label_constants); writes members.json."""
   flat = {}
   for split, store in stores.items():
     mean = jax.tree.map(lambda *a: np.mean(np.stack(a), 0), *sums[split])
     if distributed.is_main():
-      out = store.write_report(workdir / "eval" / split, task, mean)
+      out = store.write_report(workdir / "eval" / split, task, mean, constants=constants)
     else:
-      out = store.evaluation(task, mean)
+      out = store.evaluation(task, mean, constants)
     for target, m in out.items():
       flat.update({f"{split}/{target}/{k}": v for k, v in m.items()
                    if isinstance(v, (int, float)) and not k.startswith("num_")})
-    print(f"   eval {split} (mean of {len(names)} members): " + ", ".join(
-        f"{t} pcc {flat.get(f'{split}/{t}/pcc', float('nan')):.3f}" for t in out), flush=True)
+      flat.update(evaluate.baseline_flat(split, target, m.get("baselines"), task.kind))
+    print(f"   eval {split} (mean of {len(names)} members): "
+          + "; ".join(evaluate.summary_text(task.kind, t, m) for t, m in out.items()), flush=True)
+    for t, m in out.items():
+      if f := evaluate.not_beaten(task.kind, m, m.get("baselines")):
+        print(f"   ! eval {split} {t}: no better than a constant: {'; '.join(f)}", flush=True)
   if distributed.is_main():
     fileio.write_json(workdir / "members.json", {
         "members": [{"overrides": s, "workdir": f"members/{i}"} for i, s in enumerate(names)],
@@ -189,15 +196,17 @@ def train_and_evaluate_vmapped(config: ml_collections.ConfigDict,
   fileio.write_json(workdir / "phases.json", records)
   sums: dict[str, list] = {}
   stores = {s: v for s, v in trainer.stores.items() if s in evaluate.SPLITS}
+  constants = trainer.stores["train"].label_constants(trainer.task)
   for i in range(k):
     model = method.create(cfg, trainer.feature_dims, nnx.Rngs(int(cfg.seed)))
     nnx.update(model, *jax.tree.map(lambda x, i=i: x[i], merged))
     run = workdir / "members" / str(i)
     checkpoint.save_model(run / "final_model", model, trainer.model_meta(), trainer.feature_stats)
-    evaluate.evaluate_model(model, method, cfg, stores, run, trainer.mesh, records)
+    evaluate.evaluate_model(model, method, cfg, stores, run, trainer.mesh, records,
+                            constants=constants)
     for split, store in stores.items():
       sums.setdefault(split, []).append(inference.predict_outputs(
           model, method.outputs(cfg), store, trainer.mesh, clip_seconds=d.clip_seconds,
           batch_size=d.eval_batch_size))
   return _write_mean(workdir, method.task(cfg), stores, sums,
-                     [f"member {i} of {k} (one jit)" for i in range(k)])
+                     [f"member {i} of {k} (one jit)" for i in range(k)], constants)

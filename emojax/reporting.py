@@ -105,12 +105,14 @@ def write_prediction_csv(path: str | os.PathLike, seconds,
 
 
 def write_eval_outputs(out_dir: str | os.PathLike, films: Mapping[str, Mapping[str, tuple]],
-                       plot: bool = True) -> dict:
+                       plot: bool = True, baselines: Mapping[str, dict] | None = None) -> dict:
   """Writes metrics.json, predictions/<film>.csv and (if `plot`) plots/<film>.png.
 
   Args:
     out_dir: e.g. <workdir>/eval/<split>.
     films: film_id -> {dim: (true_T, pred_T)}, per-second values, second = 0..T-1.
+    baselines: dim -> {baseline: metrics} (input_pipeline.score_baselines), written as each
+      dim's `baselines` in metrics.json.
 
   Returns:
     The metrics written to metrics.json (`metrics.evaluate_films(films)`).
@@ -142,6 +144,9 @@ def write_eval_outputs(out_dir: str | os.PathLike, films: Mapping[str, Mapping[s
       plots.plot_film(out_dir / "plots" / f"{name}.png", np.arange(num_seconds),
                       {d: per_dim[d] for d in dims}, title=key,
                       metrics={d: result[d]["per_film"][key] for d in dims})
+  for d, b in (baselines or {}).items():
+    if d in result:
+      result[d]["baselines"] = b
   write_json(out_dir / "metrics.json", result)
   return result
 

@@ -35,7 +35,11 @@ On disk, under `<workdir>/sweep/`:
                                 the sweep metric and of `config.sweep.columns` (default: a few of
                                 the same split, `default_columns`); then, apart, the same columns on
                                 the test split (reported, never used to rank); every other metric
-                                is in results.csv only
+                                is in results.csv only. Under each table, `baseline:` rows: the
+                                trials' constant baselines (`<split>/<target>/baseline_<name>_<m>`
+                                metrics: zero / training mean, or the majority class) in the
+                                same columns; a setting's mean no better than the best of them is
+                                marked ✗
 """
 
 import csv
@@ -279,6 +283,16 @@ def _fmt_metric(v: float) -> str:
   return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.4f}"
 
 
+# The trivial baselines' flat keys (emojax/evaluate.py baseline_flat):
+# `<split>/<target>/baseline_<name>_<metric>`.
+_BASELINE_KEY = re.compile(r"^[^/]+/[^/]+/baseline_(.+)_(mse|ccc|accuracy|macro_f1)$")
+_BASELINE_ORDER = ("zero", "train_mean", "majority")
+
+
+def _baseline_order(name: str):
+  return (_BASELINE_ORDER.index(name) if name in _BASELINE_ORDER else len(_BASELINE_ORDER), name)
+
+
 def _metric_columns(records: list[dict], metric: str) -> list[str]:
   keys = sorted({k for r in records for k in r["metrics"]})
   return [metric] + [k for k in keys if k != metric] if metric in keys else keys
@@ -352,6 +366,32 @@ def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mo
     return (0, -v if mode == "max" else v) if math.isfinite(v) else (1, 0.0)
 
   rows.sort(key=sort_key)
+  baselines = sorted({m.group(1) for r in records for k in r["metrics"]
+                      if (m := _BASELINE_KEY.match(k))}, key=_baseline_order)
+
+  def baseline_value(c: str, name: str) -> float | None:
+    """A constant baseline's value in column `c` (the mean over trials: trials on other data
+    can differ); None when it has none there."""
+    split, _, rest = c.partition("/")
+    target, _, metric = rest.partition("/")
+    key = f"{split}/{target}/baseline_{name}_{metric}"
+    vals = np.array([r["metrics"][key] for r in records if key in r["metrics"]], np.float64)
+    return float(vals.mean()) if vals.size else None
+
+  def baseline_cell(c: str, name: str) -> str:
+    v = baseline_value(c, name)   # PCC of a constant is undefined (n/a)
+    if v is not None:
+      return _fmt_metric(v)
+    return "n/a" if "pcc" in c.rpartition("/")[2] and c.count("/") == 2 else ""
+
+  def beaten(c: str, mean: float) -> bool:
+    """Whether a setting's mean in column `c` beats every constant baseline there (lower MSE,
+    higher CCC / accuracy / macro-F1); True where no baseline has a value."""
+    vals = [v for v in (baseline_value(c, b) for b in baselines) if v is not None and
+            math.isfinite(v)]
+    if not vals or not math.isfinite(mean):
+      return True
+    return mean < min(vals) if c.endswith("/mse") else mean > max(vals)
 
   def table(cols: list[str]) -> list[str]:
     lines = ["| rank | setting | seeds | " + " | ".join(f"`{c}`" for c in cols) + " |",
@@ -360,9 +400,13 @@ def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mo
       cells = []
       for c in cols:
         mean, std = stats[c]
-        cells.append(_fmt_metric(mean) + (f" ± {_fmt_metric(std)}" if len(seeds) > 1 else ""))
+        cells.append(_fmt_metric(mean) + (f" ± {_fmt_metric(std)}" if len(seeds) > 1 else "")
+                     + ("" if beaten(c, mean) else " ✗"))
       lines.append(f"| {rank} | {setting} | {','.join(map(str, seeds))} | " + " | ".join(cells)
                    + " |")
+    for name in baselines:   # the constant baselines beside the settings (not ranked)
+      lines.append(f"| – | baseline: {name} | – | "
+                   + " | ".join(baseline_cell(c, name) for c in cols) + " |")
     return lines
 
   rest = len(all_columns) - len(selection) - len(test)
@@ -371,7 +415,10 @@ def _write_results(sweep_dir: pathlib.Path, records: list[dict], metric: str, mo
       "",
       f"Settings sorted by the mean of `{metric}` over seeds ({mode} first); "
       "`mean ± std` over seeds (sample std, ddof=1); nan = undefined in some seed. Columns: "
-      "`config.sweep.columns` (default: a few of the sweep metric's split).",
+      "`config.sweep.columns` (default: a few of the sweep metric's split). `baseline:` rows: "
+      "a constant prediction from the training labels (zero / the training mean per target, or "
+      "the majority class), what every setting must beat (✗: a mean no better than the best "
+      "constant in that column); PCC of a constant: n/a.",
       "",
       *table(selection),
   ]

@@ -341,13 +341,16 @@ class Trainer:
                                 phase.loss_on)
       batches = self._batches(phase, start)
       ckpt_every = max(1, cfg.checkpoint.every_steps)
-      t_last, s_last, losses = time.time(), start, []
+      _ = self.writer   # opened before the steps are timed
+      losses, progress = [], Progress(phase.name, start, steps)
       for step in range(start, steps):
         batch = input_pipeline.shard_batch(next(batches), self.mesh)
         params, mutable, opt_state, loss = step_fn(params, mutable, frozen, opt_state, batch,
                                                    step_key(cfg.seed, phase.name, step))
         losses.append(loss)
         done = step + 1
+        if step == start:   # the first step compiles: the rate is measured from its end
+          progress.compiled(jax.block_until_ready(loss))
         _fault_injection(phase.name, done)
         log_now = done % cfg.log.every_steps == 0 or done == steps
         eval_now = done % eval_every == 0 or done == steps
@@ -365,17 +368,15 @@ class Trainer:
               "(config.optim.grad_clip)")
         loss_v, losses = float(values[-1]), []
         if log_now:
-          now = time.time()
-          rate = (done - s_last) / max(now - t_last, 1e-9)
-          eta = (steps - done) / max(rate, 1e-9)
-          print(f"   {phase.name} step {done}/{steps} loss {loss_v:.4f} "
-                f"{rate:.2f} steps/s ETA {eta:.0f}s", flush=True)
+          print(progress.line(done, loss_v), flush=True)
           self._scalar(f"{phase.name}/train_loss", loss_v, done)
-          self._scalar(f"{phase.name}/steps_per_s", rate, done)
-          t_last, s_last = now, done
+          if progress.rate is not None:
+            self._scalar(f"{phase.name}/steps_per_s", progress.rate, done)
         if eval_now and self._selects(phase):
           nnx.update(self.model, params, mutable, frozen)
+          t_val = time.time()
           val = self.validate(phase, ("validation",))
+          progress.first_time("validation", time.time() - t_val)
           for split, m in val.items():
             for k, v in m.items():
               self._scalar(f"{phase.name}/{split}_{k}", v, done)
@@ -386,10 +387,12 @@ class Trainer:
           if phase.patience and since_best >= phase.patience:
             stopped = True
         if ckpt_now or stopped:
+          t_ckpt = time.time()
           nnx.update(self.model, params, mutable, frozen)
           ckpt.save_latest(done, checkpoint.model_pure_state(self.model), opt_state,
                            {"phase": phase.name, "step": done, "since_best": since_best,
                             "stopped": stopped})
+          progress.first_time("checkpoint", time.time() - t_ckpt)
         if stopped:
           print(f"   {phase.name}: early stop at step {done} ({since_best} validations without "
                 f"a better {task.best_metric})", flush=True)
@@ -410,12 +413,62 @@ class Trainer:
     rec = {"name": phase.name, "target": phase.target, "targets": list(phase.task.targets),
            "best_step": best_step, "steps": phase.steps, "early_stopped": stopped,
            "seconds": round(time.time() - t0, 2), "info": phase.info}
-    rec.update(val)
-    key = "accuracy" if phase.task.kind == "classification" else "pcc"
-    summary = ", ".join(f"{s} {key} {m.get(key, float('nan')):.3f}" + (
-        f" mse {m['mse']:.4f}" if "mse" in m else "") for s, m in val.items())
-    print(f"   done {phase.name}: {summary}", flush=True)
+    rec.update(val)   # validation and test: the rows of eval/ablation.md
+    print(phase_done_line(phase.name, phase.task, val.get("validation"), best_step,
+                          rec["seconds"]), flush=True)
     return rec
+
+
+def phase_done_line(name: str, task: contract.Task, val: dict | None, best_step,
+                    seconds: float) -> str:
+  """The line closing a phase: its validation metrics per target, labelled (the phase's network,
+  before the method's post-processing); never the test split's, which only the end of the run
+  prints (a score printed after every phase invites selecting on test)."""
+  keys = (("accuracy", "macro_f1") if task.kind == "classification" else ("pcc", "ccc", "mse"))
+  joint = len(task.targets) > 1
+  parts = []
+  for t in task.targets:
+    m = {k: (val or {}).get(f"{t}_{k}" if joint else k) for k in keys}
+    parts.append(f"{t} " + " ".join(f"{k} {v:.4f}" if k == "mse" else f"{k} {v:.3f}"
+                                     for k, v in m.items() if isinstance(v, (int, float))))
+  what = (f"validation (before post-processing): {'; '.join(parts)}" if val
+          else "no validation split")
+  step = f"best step {best_step}, " if best_step is not None else ""
+  return f"   done {name} ({step}{seconds:.0f} s): {what}"
+
+
+class Progress:
+  """The steps/s and ETA of a phase's log lines, measured after compilation: the first step
+  (which compiles the train step), the first validation (which compiles the prediction) and the
+  first checkpoint save are left out of the rate (later ones are in it: they recur); until a
+  compiled step has been timed the line shows the first step's time instead of an ETA."""
+
+  def __init__(self, name: str, start: int, steps: int):
+    self.name, self.steps = name, steps
+    self.t_begin = time.time()
+    self.t_from, self.s_from = None, start + 1
+    self.compile_s, self.rate, self.seen = None, None, set()
+
+  def compiled(self, _) -> None:
+    """The first step of the run is done (its output ready): the rate is timed from here."""
+    self.t_from = time.time()
+    self.compile_s = self.t_from - self.t_begin
+
+  def first_time(self, kind: str, seconds: float) -> None:
+    """The first `kind` (validation, checkpoint) of the phase compiles / sets up: its time is
+    left out of the rate."""
+    if kind not in self.seen and self.t_from is not None:
+      self.t_from += seconds
+    self.seen.add(kind)
+
+  def line(self, done: int, loss: float) -> str:
+    head = f"   {self.name} step {done}/{self.steps} loss {loss:.4f}"
+    if self.t_from is None or done <= self.s_from:
+      first = f" (first step with compilation {self.compile_s:.1f} s)" if self.compile_s else ""
+      return head + first + "; ETA after the next compiled steps"
+    self.rate = (done - self.s_from) / max(time.time() - self.t_from, 1e-9)
+    eta = (self.steps - done) / max(self.rate, 1e-9)
+    return head + f" {self.rate:.2f} steps/s ETA {eta:.0f}s"
 
 
 def _fault_injection(phase: str, step: int) -> None:

@@ -192,6 +192,14 @@ def test_per_clip_classification_trains_and_writes_accuracy_f1_confusion(tmp_pat
   # Learnable: well above the majority class.
   majority = np.bincount(true).max() / len(true)
   assert flat["test/valence/accuracy"] > majority + 0.15
+  # The trivial baseline: the majority class of the clips trained on (not of the held-out ones).
+  train_classes = trainer.stores["train"].labels["valence_class"]
+  b = m["baselines"]["majority"]
+  assert b["class"] == int(np.argmax(np.bincount(train_classes, minlength=3)))
+  assert b["accuracy"] == pytest.approx(np.mean(true == b["class"]))
+  assert flat["test/valence/baseline_majority_accuracy"] == b["accuracy"]
+  text = (run / "eval" / "ablation.md").read_text()
+  assert "| baseline: predicting the training majority class | test | valence |" in text
 
 
 @pytest.mark.parametrize("change, message", [

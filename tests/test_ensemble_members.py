@@ -41,6 +41,13 @@ def _check_mean_of_members(run, k):
         np.testing.assert_array_equal(got[f"{t}_true"], own[0][f"{t}_true"])
     m = json.loads((run / "eval" / split / "metrics.json").read_text())
     assert np.isfinite(m["valence"]["mse"])
+    # The mean is compared with the same constant baselines as each member.
+    member = json.loads((run / "members" / "0" / "eval" / split / "metrics.json").read_text())
+    trues = np.concatenate([_read(run / "eval" / split / "predictions" / f)["valence_true"]
+                            for f in films])
+    assert m["valence"]["baselines"] == member["valence"]["baselines"]
+    assert m["valence"]["baselines"]["zero"]["mse"] == pytest.approx(np.mean(trues ** 2),
+                                                                     rel=1e-5)
 
 
 def test_the_ensemble_evaluates_the_mean_of_its_members_predictions(tmp_path):

@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -103,6 +104,21 @@ def test_interrupted_build_resumes_without_recomputing(tmp_path):
     assert meta["num_seconds"] == 5
     for name, want in expected_streams(i, 5).items():
       np.testing.assert_array_equal(streams[name], want)
+
+
+def test_each_finished_film_prints_its_progress_line(tmp_path, capsys):
+  films = [(f"f{i}", write_film(tmp_path, f"f{i}", i, 4 + i)) for i in range(3)]
+  films.append(("bad", write_film(tmp_path, "bad", 9, 3, bad="unreadable")))
+  _extract(films[:1], tmp_path / "cache", extract_fn=fake_extract, num_workers=0)
+  capsys.readouterr()
+  _extract(films, tmp_path / "cache", extract_fn=fake_extract, num_workers=0)
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == "   [1/4 films] f0: cached (4 s of film)"
+  assert re.fullmatch(r"   \[2/4 films\] f1: extracted 5 s of film; [\d.]+ s of film per s so far",
+                      lines[1]), lines[1]
+  assert lines[2].startswith("   [3/4 films] f2: extracted 6 s of film; ")
+  assert lines[3].startswith("   [4/4 films] bad: skipped (") and "unreadable" in lines[3]
+  assert len(lines) == 4
 
 
 def test_changed_file_or_manifest_is_recomputed(tmp_path):

@@ -38,7 +38,8 @@ def test_run_folds_skips_finished_and_pools(tmp_path):
     trained.append(code)
     t, p = truth[code]
     reporting.write_eval_outputs(workdir / "eval" / "test", {code: {"arousal": (t, p)}},
-                                 plot=False)
+                                 plot=False,
+                                 baselines={"arousal": {"zero": {"mse": float(np.mean(t ** 2))}}})
 
   c = aan_config.get_config("cognimuse,arousal")
   folds.run_folds(c, tmp_path, folds=FILMS[:2], films=FILMS, train_fn=fake_train)
@@ -53,6 +54,9 @@ def test_run_folds_skips_finished_and_pools(tmp_path):
   assert s["std"]["arousal"]["pcc"] == pytest.approx(np.std(per), abs=1e-6)
   md = (tmp_path / "folds.md").read_text()
   assert "| pooled |" in md and "| SIL |" in md and "mean +- std" in md
+  zero = np.mean([np.mean(truth[k][0] ** 2) for k in FILMS])   # each fold's, averaged
+  assert s["baselines"]["zero"]["arousal"]["mse"] == pytest.approx(zero, rel=1e-9)
+  assert f"| baseline: zero (mean over folds) | {zero:.3f} | n/a |" in md
 
 
 def test_folds_of_a_dataset_without_them_are_refused_naming_the_key():

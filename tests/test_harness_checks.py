@@ -102,6 +102,17 @@ def test_evaluate_mode_from_the_command_line_reproduces_the_training_evaluation(
   assert after["arousal"]["mse"] == pytest.approx(before["arousal"]["mse"], rel=1e-6)
   assert after["arousal"]["film_mean"]["pcc"] == pytest.approx(
       before["arousal"]["film_mean"]["pcc"], rel=1e-6)
+  # The trivial baselines (from the training labels, read again in evaluate mode) are the same,
+  # printed beside the model's numbers, and a model no better than one of them is flagged.
+  b = after["arousal"]["baselines"]
+  assert b == before["arousal"]["baselines"] and set(b) == {"zero", "train_mean"}
+  assert b["zero"]["pcc"] is None and b["zero"]["value"] == 0.0
+  assert (f"arousal pcc {after['arousal']['pcc']:.3f}" in r.stdout
+          and f"[constant baselines: zero mse {b['zero']['mse']:.4f}, ccc 0.000; train_mean mse "
+          f"{b['train_mean']['mse']:.4f}" in r.stdout), r.stdout
+  flagged = (after["arousal"]["mse"] >= min(b["zero"]["mse"], b["train_mean"]["mse"])
+             or after["arousal"]["ccc"] <= 0)
+  assert ("! eval test arousal: no better than a constant" in r.stdout) == flagged, r.stdout
   # A workdir written before the contract (no optim / holdout_fraction in its config.json, no task
   # in the model meta) still evaluates.
   saved = json.loads((run / "config.json").read_text())

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -24,10 +25,18 @@ def _final_params(workdir: pathlib.Path, config) -> dict:
   return jax.tree.map(np.asarray, checkpoint.model_pure_state(model))
 
 
-def test_train_and_evaluate_writes_the_contract(tmp_path):
+def test_train_and_evaluate_writes_the_contract(tmp_path, capsys):
   config = toy_config(targets=("valence", "arousal"), steps=4)
   flat = train.train_and_evaluate(config, tmp_path / "run")
   run = tmp_path / "run"
+  # Printed: per phase its validation scores only; test scores once, at the end of the run.
+  lines = capsys.readouterr().out.splitlines()
+  done = [i for i, line in enumerate(lines) if line.startswith("   done ")]
+  assert done and all("validation (before post-processing): " in lines[i] for i in done)
+  tests = [i for i, line in enumerate(lines) if re.search(r"\btest\b", line)]
+  assert tests and min(tests) > max(done), [lines[i] for i in tests]
+  assert [line.split(":")[0] for line in lines if line.startswith("   eval ")] == [
+      "   eval validation", "   eval test"]
   for split in ("validation", "test"):
     m = json.loads((run / "eval" / split / "metrics.json").read_text())
     for dim in ("valence", "arousal"):
@@ -207,6 +216,11 @@ def test_sweep_runs_real_trials_and_skips_finished_ones(tmp_path):
             "metrics.json").exists()
   table = (tmp_path / "sweep" / "sweep" / "results.md").read_text()
   assert "ema_beta=0.5" in table and "ema_beta=0.9" in table
+  # The constant baselines of the trials' evaluations sit under the settings (PCC: n/a).
+  m = json.loads((tmp_path / "sweep" / "sweep" / "trials" / calls[0] / "eval" / "validation" /
+                  "metrics.json").read_text())["arousal"]["baselines"]
+  assert f"| – | baseline: zero | – | n/a | n/a | {m['zero']['mse']:.4f} |" in table, table
+  assert f"| – | baseline: train_mean | – | n/a | n/a | {m['train_mean']['mse']:.4f} |" in table
   sweep.run_sweep(config, tmp_path / "sweep", run_trial)
   assert len(calls) == 2  # both finished: nothing reruns
 

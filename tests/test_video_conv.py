@@ -1,6 +1,7 @@
 """Every convolution lowering of emojax/nn/video_conv.py against lax.conv_general_dilated."""
 
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -79,7 +80,7 @@ def test_flops_closed_form():
       2 * 8 * 8 * 56 * 56 * 27 * 64 * 128
 
 
-def test_tune_caches_the_fastest_and_auto_uses_it(tmp_path, monkeypatch):
+def test_tune_caches_the_fastest_and_auto_uses_it(tmp_path, monkeypatch, capsys):
   monkeypatch.setenv("EMOJAX_VIDEO_CONV_CACHE", str(tmp_path / "lowering.json"))
   video_conv.clear_memory_cache()
   conv = video_conv.Conv(3, 4, (3, 3, 3), padding=1, rngs=__import__("flax").nnx.Rngs(0))
@@ -87,8 +88,15 @@ def test_tune_caches_the_fastest_and_auto_uses_it(tmp_path, monkeypatch):
   with video_conv.record_shapes() as keys:
     jax.eval_shape(lambda a: conv(a), x)  # pylint: disable=unnecessary-lambda
   assert len(keys) == 1
-  best = video_conv.tune(keys)[keys[0]]
+  best = video_conv.tune(keys, verbose=True)[keys[0]]
   stored = json.loads((tmp_path / "lowering.json").read_text())
+  # One summary line per tuning (not one line per layer); tuned again: cached, nothing measured.
+  (line,) = capsys.readouterr().out.splitlines()
+  assert re.fullmatch(rf"   convolution tuning: 1 shapes, 1 measured now \(\d+\.\d s\), 0 cached; "
+                      rf"chosen: {best} 1 \(per-layer timings: .*lowering\.json\)", line), line
+  video_conv.tune(keys * 3, verbose=True)
+  (line,) = capsys.readouterr().out.splitlines()
+  assert ": 1 shapes, 0 measured now" in line and ", 1 cached;" in line, line
   (entry,) = stored.values()
   assert entry[keys[0]]["best"] == best
   assert best == min(entry[keys[0]]["ms"], key=entry[keys[0]]["ms"].get)

@@ -21,6 +21,8 @@ num_workers > 1 must guard its entry point with `if __name__ == "__main__":` (ab
 scripts do). Each worker watches its parent (the sentinel `multiprocessing` gives a spawned
 process) and exits at once when the parent dies, so a killed build leaves no extraction running.
 A worker that dies hard (killed, out of memory) stops the build; rerun it to resume.
+Each finished film prints one line: `[k/n films] <film>: extracted T s of film; X s of film per s
+so far` (or cached / skipped and why).
 
 The `films` core (`FilmBuilder`, used by `films` and `synthetic_films`): a builder names its films
 (`FilmRecord`: id, media path, split, per-second labels) and the engine
@@ -49,12 +51,12 @@ import dataclasses
 import functools
 import hashlib
 import json
-import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import pathlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -277,10 +279,11 @@ def extract_films(films: Sequence[tuple[str, str]], *, cache_dir: str | os.PathL
     num_workers = os.cpu_count() or 1
   num_workers = min(num_workers, len(jobs))
   outcomes = {}
+  progress = ExtractionProgress(len(jobs))
   if num_workers <= 1:
     for job in jobs:
       outcomes[job.film_id] = _extract_one(job, extract_fn)
-      _log_outcome(outcomes[job.film_id], len(outcomes), len(jobs))
+      print(progress.line(outcomes[job.film_id]), flush=True)
     return outcomes
   with worker_pool(num_workers) as pool:
     futures = {pool.submit(_extract_one, job, extract_fn): job for job in jobs}
@@ -288,20 +291,33 @@ def extract_films(films: Sequence[tuple[str, str]], *, cache_dir: str | os.PathL
       for future in concurrent.futures.as_completed(futures):
         outcome = future.result()
         outcomes[outcome["film_id"]] = outcome
-        _log_outcome(outcome, len(outcomes), len(jobs))
+        print(progress.line(outcome), flush=True)
     except BaseException:
       pool.shutdown(wait=True, cancel_futures=True)
       raise
   return {job.film_id: outcomes[job.film_id] for job in jobs}
 
 
-def _log_outcome(outcome: Mapping[str, Any], done: int, total: int) -> None:
-  what = "cached" if outcome.get("cached") else "extracted"
-  if outcome["status"] == "ok":
-    logging.info("[%d/%d] %s: %s, %d s", done, total, outcome["film_id"], what,
-                 outcome["num_seconds"])
-  else:
-    logging.info("[%d/%d] %s: skipped (%s)", done, total, outcome["film_id"], outcome["reason"])
+class ExtractionProgress:
+  """One line per finished film: `[k/n films]`, what happened to it, and the extraction speed so
+  far in seconds of film per second of wall time (films extracted in this build only; cached
+  ones cost nothing), so a build of long films shows where it is instead of nothing."""
+
+  def __init__(self, total: int):
+    self.total, self.done, self.seconds = total, 0, 0.0
+    self.t0 = time.time()
+
+  def line(self, outcome: Mapping[str, Any]) -> str:
+    self.done += 1
+    head = f"   [{self.done}/{self.total} films] {outcome['film_id']}: "
+    if outcome["status"] != "ok":
+      return head + f"skipped ({outcome['reason']})"
+    if outcome.get("cached"):
+      return head + f"cached ({outcome['num_seconds']} s of film)"
+    self.seconds += float(outcome["num_seconds"])
+    speed = self.seconds / max(time.time() - self.t0, 1e-9)
+    return head + (f"extracted {outcome['num_seconds']} s of film; {speed:.1f} s of film per s "
+                   "so far")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -603,8 +603,10 @@ def _setup_for(config, target):
         print(f"   weights {config.model.weights}: {len(missing)} parameter(s) not in the file "
               f"keep their initialisation: {missing[:4]}{' ...' if len(missing) > 4 else ''}")
     if config.model.conv_lowering == "auto" and config.model.autotune:
-      for batch_size in dict.fromkeys((config.data.batch_size, config.data.eval_batch_size)):
-        tune_model(net, config, batch_size)      # training and evaluation shapes
+      # Training and evaluation shapes in one tuning (one summary line).
+      video_conv.tune([k for batch_size in dict.fromkeys((config.data.batch_size,
+                                                          config.data.eval_batch_size))
+                       for k in conv_keys(net, config, batch_size)], verbose=True)
   return setup
 
 
@@ -620,7 +622,13 @@ def example_shape(config, stored_shape=None) -> tuple[int, ...]:
 
 def tune_model(net: VideoNet, config, batch_size: int, stored_shape=None,
                verbose: bool = True) -> dict[str, str]:
-  """Times the lowerings of every `auto` convolution of `net` at this batch size (cached)."""
+  """Times the lowerings of every `auto` convolution of `net` at this batch size (cached);
+  `verbose`: one summary line."""
+  return video_conv.tune(conv_keys(net, config, batch_size, stored_shape), verbose=verbose)
+
+
+def conv_keys(net: VideoNet, config, batch_size: int, stored_shape=None) -> list[str]:
+  """The layer keys of every `auto` convolution of `net` at this batch size (shapes only)."""
   shape = (batch_size,) + example_shape(config, stored_shape)
   graphdef, state = nnx.split(net)
 
@@ -630,10 +638,7 @@ def tune_model(net: VideoNet, config, batch_size: int, stored_shape=None,
     return copy(clips, None)
   with video_conv.record_shapes() as keys:
     jax.eval_shape(run, state, jax.ShapeDtypeStruct(shape, jnp.uint8))
-  if verbose:
-    print(f"   tuning {len(set(keys))} convolution shapes (cache {video_conv.cache_path()})",
-          flush=True)
-  return video_conv.tune(keys, verbose=verbose)
+  return list(keys)
 
 
 def _optimizer(config):

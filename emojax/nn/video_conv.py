@@ -29,6 +29,7 @@ before its first jitted step (the video convnets do it in their phase's `setup`)
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -286,8 +287,13 @@ def time_lowering(key: str, lowering: str, repeats: int = 3) -> float:
 
 
 def tune(keys: Iterable[str], *, force: bool = False, verbose: bool = False) -> dict[str, str]:
-  """Measures the candidates of every key not in the cache; returns {key: best lowering}."""
+  """Measures the candidates of every key not in the cache; returns {key: best lowering}.
+
+  `verbose`: one summary line when done (`summary_line`); the per-layer timings are in the cache
+  file (`cache_path()`)."""
+  keys = list(keys)
   table = _table()
+  t0, measured = time.perf_counter(), 0
   for key in dict.fromkeys(keys):
     if key in table and not force:
       continue
@@ -297,10 +303,21 @@ def tune(keys: Iterable[str], *, force: bool = False, verbose: bool = False) -> 
     best = min(ms, key=ms.get)
     table[key] = {"best": best, "ms": {k: round(v, 3) for k, v in ms.items()}}
     _save()       # after every layer: an interrupted tuning keeps what it measured
-    if verbose:
-      print(f"  conv {key}: {best}  " + "  ".join(f"{k} {v:.1f} ms" for k, v in ms.items()),
-            flush=True)
-  return {k: table[k]["best"] for k in keys}
+    measured += 1
+  best = {k: table[k]["best"] for k in keys}
+  if verbose:
+    print(summary_line(best, measured, time.perf_counter() - t0), flush=True)
+  return best
+
+
+def summary_line(best: dict[str, str], measured: int, seconds: float) -> str:
+  """One line for a tuning: how many shapes, how many measured now (in how long) or cached, the
+  lowerings chosen, and where the per-layer timings are."""
+  counts = collections.Counter(best.values())
+  return (f"   convolution tuning: {len(best)} shapes, {measured} measured now "
+          f"({seconds:.1f} s), {len(best) - measured} cached; chosen: "
+          + ", ".join(f"{n} {c}" for n, c in sorted(counts.items()))
+          + f" (per-layer timings: {cache_path()})")
 
 
 def clear_memory_cache() -> None:
