@@ -15,7 +15,9 @@ backbone extractor samples; k = 1 by default: "extracted at one frame per second
    are black), resized to `resize` x `resize` (OpenCV, INTER_AREA when shrinking, INTER_LINEAR
    when growing) and centre-cropped to `crop` x `crop` (299 x 299 by default: Inception-v3's
    input), then normalised and run through the network as `inception_v3_pool` runs frames
-   (ImageNet mean / std, `batch_size` crops per jitted call, `dtype` float32 or bfloat16);
+   (ImageNet mean / std, `batch_size` crops per jitted call, `dtype` float32 or bfloat16; a
+   batch runs when `batch_size` faces wait, or after 60 s of film: rows come out up to a minute
+   late, and what is held stays bounded);
 3. the row of a second, (max_faces x 2048 + max_faces,) float32, is
    [face slot 0's features (2048), face slot 1's features (2048), slot 0's share, slot 1's share]:
    slot i's features are the mean over the second's samples in which an (i + 1)-th face was
@@ -41,6 +43,9 @@ from emojax.features import backbone_weights
 from emojax.features import face_expression
 from emojax.features import registry
 
+# Seconds whose rows may wait for a full batch of faces: few faces do not run a padded batch
+# every few seconds, and what is held stays bounded (< batch_size crops + this many seconds).
+MAX_PENDING_SECONDS = 60
 FACE_DEFAULTS = {"max_faces": 2, "margin": 0.1, "max_side": 640, "scale_factor": 1.1,
                  "min_neighbors": 5, "min_face_size": 50}
 
@@ -164,7 +169,7 @@ class InceptionV3Faces(backbone_frames.BackboneExtractor):
     k = self.params["frames_per_second"]
     pending_faces = sum(len(faces) for faces in self.samples[:self.pending_seconds * k])
     if (last or pending_faces >= self.params["batch_size"]
-        or self.pending_seconds >= self.params["batch_size"]):
+        or self.pending_seconds >= MAX_PENDING_SECONDS):
       return self._emit(self._run_pending(), last)
     return []
 
