@@ -10,12 +10,25 @@ Every default is written with its source (docs/methods.md, section gru_moe): the
                   backbones you provide): --config.dataset.manual_dir=<unzipped archives>
   films           features emojax extracts from films (synthetic_films, or your own `films`
                   dataset with `films,own`: --config.dataset.manual_dir=<videos + labels.csv>)
+  films,backbones the paper's three streams extracted from the films (`films,own,backbones` for
+                  yours): Inception-v3 pool of each second's frame (`inception_v3_pool`, 2048),
+                  the same network on the two largest faces (`inception_v3_faces`, 2 x 2048 + 2
+                  face shares) and the VGGish (AudioSet) embedding (`vggish_embedding`, 128, PCA +
+                  quantised), from the converted weights you give (docs/backbones.md):
+                  --config.dataset.builder_kwargs.extractors.inception_v3_pool.weights_path=
+                  inception_v3.npz, the same file for inception_v3_faces, and vggish.npz for
+                  vggish_embedding
 
   python main.py --config=configs/gru_moe.py --workdir=runs/gru_moe
   python main.py --config=configs/gru_moe.py:runlocal --workdir=/tmp/gru_moe
   python main.py --config=configs/gru_moe.py:mediaeval2018 --workdir=runs/gru_moe_me18 \
       --config.dataset.manual_dir=<folder holding the unzipped MEDIAEVAL18 archives>
   python main.py --config=configs/gru_moe.py:films,runlocal --workdir=/tmp/gru_moe_films
+  python main.py --config=configs/gru_moe.py:films,own,backbones --workdir=runs/gru_moe_films \
+      --config.dataset.manual_dir=<videos + labels.csv> \
+      --config.dataset.builder_kwargs.extractors.inception_v3_pool.weights_path=inception_v3.npz \
+      --config.dataset.builder_kwargs.extractors.inception_v3_faces.weights_path=inception_v3.npz \
+      --config.dataset.builder_kwargs.extractors.vggish_embedding.weights_path=vggish.npz
 
 Paper options (config keys): train.retrain_on_dev (after selection, a last phase on train +
 validation for the selected steps, through the harness's Phase.train_splits; its final state is
@@ -37,10 +50,39 @@ DATASETS = ("mediaeval2018", "films")
 # MediaEval 2018's LIRE groups (as configs/two_timescale_mediaeval2018.py).
 COLOUR = ("acc", "cl", "sc", "cedd", "fcth", "jcd")
 TEXTURE = ("eh", "gabor", "tamura", "lbp")
+# `films,backbones`: the paper's image, audio and face streams (001 Sec. 2.1), as emojax extracts
+# them; the weights paths are yours (docs/backbones.md).
+BACKBONE_STREAMS = ("inception_v3_pool", "vggish_embedding", "inception_v3_faces")
+
+
+def set_backbone_extractors(c: ml_collections.ConfigDict) -> None:
+  """dataset.builder_kwargs.extractors of `films,backbones`, every parameter with its source."""
+  e = "dataset.builder_kwargs.extractors"
+  fps = paper("001 Sec. 2.1", "'All our features were extracted at one frame per second'")
+  x = common.block(c, f"{e}.inception_v3_pool")
+  x.weights_path = "", ours(
+      "'' = none: give Inception-v3 converted from torchvision's inception_v3_google (ImageNet, "
+      "the paper's 'Inception network pre-trained on ImageNet'; the paper used TensorFlow's, "
+      "with a preprocessing it does not give: the extractor's is torchvision's 342 / 299)")
+  x.frames_per_second = 1, fps
+  f = common.block(c, f"{e}.inception_v3_faces")
+  f.weights_path = "", ours(
+      "'' = none: give Inception-v3 weights; the paper's 'Inception based architecture trained "
+      "on faces' is neither named nor published, so ImageNet's (the inception_v3_pool file) or "
+      "a face-trained network converted to its layout; the face detector, the crops and the "
+      "row layout are emojax's (emojax/features/inception_v3_faces.py)")
+  f.frames_per_second = 1, fps
+  f.max_faces = 2, paper("001 Sec. 2.1", "'the two largest faces in each frame'")
+  v = common.block(c, f"{e}.vggish_embedding")
+  v.weights_path = "", ours("'' = none: give VGGish converted with its PCA parameters "
+                            "(python -m emojax.features.convert_vggish ... --pca ...)")
+  v.postprocess = "pca_quantize", ours(
+      "the paper's 'AudioSet' features are VGGish embeddings (001 Sec. 2.1); AudioSet released "
+      "them PCA-whitened and 8-bit quantised, as VGGish's published postprocessor does")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {"runlocal", "own", *DATASETS})
+  words = common.parse_arg(arg, {"runlocal", "own", "backbones", *DATASETS})
   c = common.base_config("gru_moe")
   common.block(c, "").targets = ("valence", "arousal"), paper(
       "001 Sec. 2", "valence and arousal predicted jointly")
@@ -147,8 +189,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     d.eval_batch_size = 32, ours("as the training batch")
     t.epochs = 20.0, ours("few films: more epochs")
     t.eval_every_epochs = 5.0, ours("4 validations")
-  elif "own" in words:
-    raise ValueError("config argument 'own' goes with 'films' (your own extracted films)")
+    if "backbones" in words:
+      set_backbone_extractors(c)
+      i.streams = BACKBONE_STREAMS, paper(
+          "001 Sec. 2.1", "Inception-Image, AudioSet and Inception-Face, in the order of the "
+          "default's image / audio / face streams")
+  elif "own" in words or "backbones" in words:
+    raise ValueError(f"config argument {'own' if 'own' in words else 'backbones'!r} goes with "
+                     "'films' (features extracted from films)")
 
   if "runlocal" in words:
     common.shrink_for_local_run(c)
@@ -159,6 +207,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if "films" in words and "own" not in words:
       ds.builder_kwargs = ml_collections.ConfigDict(
           dict(num_films=6, duration_s=30, num_validation=1, num_test=1)), small
+      if "backbones" in words:
+        set_backbone_extractors(c)
       ds.config = "", small
     m.hidden = 8, small
     m.window_seconds = 10, paper("001 Sec. 2.2", "the paper's shortest window")

@@ -306,30 +306,44 @@ def crop_face(gray_HxW: np.ndarray, box_xywh: tuple[int, int, int, int]) -> np.n
   return cv2.resize(padded[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE))
 
 
-class FaceCropper:
-  """Largest Haar-cascade face of each frame as a 64x64 input in [-1, 1]; mean face if none."""
+class FaceDetector:
+  """OpenCV's frontal-face Haar cascade with fer's settings: the faces of a gray frame, largest
+  first (shared by `face_expression` and `inception_v3_faces`)."""
 
-  def __init__(self, mean_face_64x64: np.ndarray, params: DetectorParams = DetectorParams()):
+  def __init__(self, params: DetectorParams = DetectorParams()):
     cv2 = _require("cv2")
     cascade_file = pathlib.Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
     self.cascade = cv2.CascadeClassifier(str(cascade_file))
     if self.cascade.empty():
-      raise errors.ConfigError(f"face_expression: could not load the Haar cascade {cascade_file}; "
+      raise errors.ConfigError(f"face detector: could not load the Haar cascade {cascade_file}; "
                                f"reinstall OpenCV with: {INSTALL_HINT}")
     self.params = params
-    self.mean_face = np.asarray(mean_face_64x64, np.float32)
 
-  def largest_face(self, gray_HxW: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x, y, w, h) of the largest detected face, or None."""
+  def faces(self, gray_HxW: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) of every detected face, by decreasing box area (ties: the detector's order)."""
     cv2 = _require("cv2")
     p = self.params
     boxes = self.cascade.detectMultiScale(
         gray_HxW, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors,
         flags=cv2.CASCADE_SCALE_IMAGE, minSize=(p.min_face_size, p.min_face_size))
     if len(boxes) == 0:
-      return None
+      return []
     boxes = np.asarray(boxes).reshape(-1, 4)
-    return tuple(int(v) for v in boxes[np.argmax(boxes[:, 2] * boxes[:, 3])])
+    order = np.argsort(-(boxes[:, 2] * boxes[:, 3]), kind="stable")
+    return [tuple(int(v) for v in boxes[i]) for i in order]
+
+
+class FaceCropper(FaceDetector):
+  """Largest Haar-cascade face of each frame as a 64x64 input in [-1, 1]; mean face if none."""
+
+  def __init__(self, mean_face_64x64: np.ndarray, params: DetectorParams = DetectorParams()):
+    super().__init__(params)
+    self.mean_face = np.asarray(mean_face_64x64, np.float32)
+
+  def largest_face(self, gray_HxW: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) of the largest detected face, or None."""
+    faces = self.faces(gray_HxW)
+    return faces[0] if faces else None
 
   def __call__(self, frames_NxHxWx3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 frames -> (faces_Nx64x64x1 float32 in [-1, 1], found_N bool)."""

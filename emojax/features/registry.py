@@ -115,7 +115,8 @@ def get(name: str) -> type[Extractor]:
 BUILTIN = ("vggish_logmel", "audio_functionals", "spectrogram_image", "keyframe",
            "visual_stats", "frame_clips", "tsn_frames", "face_expression", "opensmile_functionals",
            "vggish_embedding", "i3d_rgb", "flownets", "bn_inception_pool", "resnet50_pool",
-           "vgg16_places365_pool5", "vgg16_fc7", "alexnet_fc7", "inception_v3_pool")
+           "vgg16_places365_pool5", "vgg16_fc7", "alexnet_fc7", "inception_v3_pool",
+           "inception_v3_faces")
 
 
 def names() -> list[str]:
