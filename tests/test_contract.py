@@ -237,20 +237,20 @@ def test_phases_of_one_target_get_different_shuffle_seeds():
 def test_loss_on_the_last_valid_clip_of_each_window():
   """Window loss_on="last": the per-second store's training windows carry a `loss_mask` of each
   window's last valid clip (the same windows otherwise), and the loss is on those entries only."""
-  from conftest import toy_config  # pylint: disable=import-outside-toplevel
   from emojax import input_pipeline  # pylint: disable=import-outside-toplevel
-  store = input_pipeline.load_split(toy_config(targets=("valence",)), "train", ("audio",),
-                                    ("valence",))
-  kw = dict(clip_seconds=5, batch_size=32, seed=0, stride=4)   # windows run past the films' ends
+  lengths = (7, 12, 20)                                    # seconds: 4, 6 and 10 clips of 2 s
+  store = input_pipeline.FilmStore("films/train", ["a", "b", "c"],
+                                   {"audio": [np.ones((t, 2), np.float32) for t in lengths]},
+                                   {"valence": [np.zeros(t, np.float32) for t in lengths]})
+  kw = dict(clip_seconds=2, batch_size=6, seed=0, stride=4)  # windows run past the films' ends
   last = next(store.train_batches(window={"num_clips": 4, "loss_on": "last"}, **kw))
   every = next(store.train_batches(window={"num_clips": 4}, **kw))
   assert "loss_mask" not in every
   np.testing.assert_array_equal(last["clip_mask"], every["clip_mask"])
-  mask = np.asarray(last["clip_mask"])
-  assert mask.any(1).all() and not mask.all()             # some windows end inside a film
-  want = np.zeros_like(mask)
-  for b, row in enumerate(mask):
-    want[b, np.flatnonzero(row)[-1]] = True
+  want = np.zeros((6, 4), bool)
+  for b, (f, c0) in enumerate(zip(last["film_index"], last["clip_start"])):
+    want[b, min(4, -(-lengths[f] // 2) - c0) - 1] = True   # the window's last clip in its film
+  assert not want[:, -1].all()                             # some windows end inside a film
   np.testing.assert_array_equal(last["loss_mask"], want)
 
   z = jnp.array([[0.0, 1.0, 5.0], [2.0, 0.0, 0.0]])
