@@ -793,7 +793,8 @@ class ClipStore:
     return len(self)
 
   def train_batches(self, *, batch_size: int, seed: int, start_step: int = 0,
-                    **unused) -> Iterator[dict]:
+                    window: Mapping | None = None, **unused) -> Iterator[dict]:
+    self.check_window(window or {}, 0, "a phase")
     return clip_train_batches(self, batch_size=batch_size, seed=seed, start_step=start_step)
 
   def prediction_batches(self, output, *, batch_size: int, **unused) -> Iterator[dict]:
