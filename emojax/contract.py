@@ -22,8 +22,13 @@ training steps and `model.eval()` before validation and prediction, so `nnx.Drop
 `nnx.BatchNorm` switch by themselves. Variables other than `nnx.Param` (BatchNorm statistics, ...)
 are carried through the step and returned updated: write them with `v[...] = ...` in the forward.
 
+How the data is cut around a forward (windows of clips, sequence-to-one, outputs per second, the
+loss on a window's last clip only) is the store's business, not the contract's: a Phase or Output
+says it in `window`, a mapping of the keys the store of its task's unit reads (per-second data:
+`input_pipeline.FilmWindow`; per-clip data: none), checked by that store.
+
 Outputs have the shape of the task's labels: per-second windows (B, L) (one value per clip of the
-window), or (B, L, S) per second with `Output(resolution="second")`; per-clip examples (B,).
+window), or (B, L, S) per second with `window={"resolution": "second"}`; per-clip examples (B,).
 Classification adds a trailing class axis of logits. A task with several targets returns
 {target: array}. What the outputs mean depends on the loss (`LOSSES`): values in [-1, 1] for "mse"
 and "mse_pcc", logits of (y + 1) / 2 for "sigmoid_ce", class logits for "softmax_ce".
@@ -116,16 +121,15 @@ class Phase:
   task: Task
   forward: Forward | None           # (model, batch, rngs) -> outputs (see the module docstring)
   trainable: Any = nnx.Param        # nnx filter of the Params this phase trains; the rest is frozen
-  num_clips: int = 1                # per-second data: windows of L clips (1 = clip-level training)
+  window: Mapping = dataclasses.field(default_factory=dict)  # how the store of the task's unit
+                                    # cuts its batches (the store's keys, checked by it; see the
+                                    # module docstring); validation reads it as Output.window
   steps: int = 0                    # duration: steps, or
   epochs: float = 0.0               # epochs over the training windows / examples
   optimizer: Mapping | None = None  # an optimizer spec (`optimizer_spec`); None = Adam 1e-3
   eval_every: int = 0               # validate every N steps (0: at the end only), or
   eval_every_epochs: float = 0.0    # every N epochs
   patience: int = 0                 # early stopping: validations without improvement (0 = off)
-  loss_on: str = "all"              # "all" valid clips of a window, or only its "last" valid clip
-                                    # (sequence-to-one training, teacher-forced decoders)
-  sliding_seconds: int = 0          # validate as `Output.sliding_seconds` (sequence-to-one)
   setup: Callable[[nnx.Module], None] | None = None          # run once before the first step
   fit: Callable[[nnx.Module, Any, Any], None] | None = None  # closed-form fit instead of SGD
   info: dict = dataclasses.field(default_factory=dict)       # recorded with the phase result
@@ -152,14 +156,11 @@ class Output:
   """How the trained model predicts one target of whole films or clips."""
   forward: Forward
   task: Task                        # the loss says how outputs map to predictions
-  num_clips: int = 1                # per-second data: the window length in clips
-  resolution: str = "clip"          # per-second data: "clip" (B, L) or "second" (B, L, S)
+  window: Mapping = dataclasses.field(default_factory=dict)  # how the store of the task's unit
+                                    # cuts the prediction batches and puts the outputs back (the
+                                    # store's keys, checked by it; see the module docstring)
   postprocess: Callable | None = None   # per film: predictions (C,) or (T,) -> same shape
   key: str = ""                     # outputs with the same key share one forward pass
-  sliding_seconds: int = 0          # per-second data: > 0 = sequence-to-one over a window of this
-                                    # many seconds ending at every second of the film (left-padded
-                                    # and masked at the film's start; batch x: (B, 1, W, D)); the
-                                    # forward's (B, 1) output is that second's prediction
 
 
 # ----------------------------------------------------------------------------------------------
@@ -271,21 +272,11 @@ def masked_pcc(pred: jax.Array, y: jax.Array, mask: jax.Array, eps: float = 1e-8
   return jnp.sum(pc * yc) / (jnp.sqrt(jnp.sum(pc ** 2) * jnp.sum(yc ** 2)) + eps)
 
 
-def last_valid(mask: jax.Array) -> jax.Array:
-  """A mask of the last True entry along the last axis (e.g. the last valid clip of a window)."""
-  n = mask.shape[-1]
-  idx = jnp.where(mask, jnp.arange(n), -1).max(-1, keepdims=True)
-  return mask & (jnp.arange(n) == idx)
-
-
-def loss_value(task: Task, outputs, batch: dict, loss_on: str = "all") -> jax.Array:
-  """The task's loss, averaged over targets, on the valid entries of `batch["clip_mask"]` (all of
-  them, or with `loss_on="last"` only the last valid clip of each window)."""
-  outs, mask = as_dict(task, outputs), batch["clip_mask"]
-  if loss_on == "last" and mask.ndim > 1:
-    mask = last_valid(mask)
-  elif loss_on not in ("all", "last"):
-    raise errors.ConfigError(f"Phase.loss_on={loss_on!r}; use 'all' or 'last'")
+def loss_value(task: Task, outputs, batch: dict) -> jax.Array:
+  """The task's loss, averaged over targets, on the entries of `batch["loss_mask"]` when the store
+  gives one (e.g. each window's last valid clip), else on every valid entry (`clip_mask`)."""
+  outs = as_dict(task, outputs)
+  mask = batch["loss_mask"] if "loss_mask" in batch else batch["clip_mask"]
   total = 0.0
   for t, z in outs.items():
     y = batch["y"][task.label_key(t)]
@@ -322,7 +313,7 @@ def l2_penalty(params) -> jax.Array:
 
 
 def step_fn(graphdef, forward: Forward, task: Task, tx: optax.GradientTransformation,
-            l2: float = 0.0, loss_on: str = "all"):
+            l2: float = 0.0):
   """The pure (unjitted) train step of one model, shared by the harness and emojax.ensemble:
   (params, mutable, frozen, opt_state, batch, key) -> (params, mutable, opt_state, loss).
 
@@ -333,7 +324,7 @@ def step_fn(graphdef, forward: Forward, task: Task, tx: optax.GradientTransforma
     def loss_fn(p):
       model = nnx.merge(graphdef, p, mutable, frozen, copy=True)
       outputs = forward(model, batch, nnx.Rngs(dropout=key))
-      loss = loss_value(task, outputs, batch, loss_on)
+      loss = loss_value(task, outputs, batch)
       if l2:
         loss = loss + l2 * l2_penalty(p)
       return loss, nnx.state(model, MUTABLE)

@@ -11,10 +11,17 @@ evaluate) only calls it and never asks which unit it holds. Two units exist:
 A new data unit (per frame, per shot) is a new class with the protocol's methods, registered in
 `STORES` under the unit name a method's `Task.unit` gives.
 
+How a store cuts the data around a method's forward is the method's `Phase.window` /
+`Output.window`: a mapping of keys the store reads and checks (`FilmStore`: `FilmWindow`'s fields;
+`ClipStore`: none, one example a clip). The harness passes it through without reading it.
+
 The mask convention of every batch (the one way models read padding):
   - `clip_mask`: the valid label entries, the shape of `y[...]` ((B, L) windows, (B,) clips);
   - `x_mask[stream]`: the valid positions of the stream's time axes ((B, L, S) seconds of a window,
-    (B, N) segments of a padded per-clip stream); a stream without an entry has no padding.
+    (B, N) segments of a padded per-clip stream); a stream without an entry has no padding;
+  - `loss_mask` (training batches, only where the window asks for it): the label entries the loss
+    is on (`FilmWindow.loss_on="last"`: each window's last valid clip); without it the loss is on
+    every entry of `clip_mask` (`contract.loss_value`). Models do not read it.
 
 `config.dataset.concat` builds a modality out of several streams of the dataset, concatenated along
 the feature axis in the order given, e.g. `(("colour", ("acc", "cl", "sc")),)`: the model then names
@@ -77,12 +84,13 @@ class Store(Protocol):
     """One store of the units of several stores of this class, in order (a phase training on
     several splits, `Phase.train_splits`); they share one standardisation."""
 
-  def check_window(self, num_clips: int, clip_seconds: int, what: str) -> None:
-    """ConfigError when a phase / output's window cannot be read from this store."""
+  def check_window(self, window: Mapping, clip_seconds: int, what: str) -> None:
+    """ConfigError when a phase / output's `window` has keys this unit does not read, bad values,
+    or cannot be read from this store."""
 
-  def examples_per_epoch(self, *, num_clips: int, clip_seconds: int, stride: int) -> int: ...
+  def examples_per_epoch(self, *, window: Mapping, clip_seconds: int, stride: int) -> int: ...
 
-  def train_batches(self, *, clip_seconds: int, num_clips: int, batch_size: int, seed: int,
+  def train_batches(self, *, window: Mapping, clip_seconds: int, batch_size: int, seed: int,
                     start_step: int = 0, stride: int = 1) -> Iterator[dict]:
     """Infinite shuffled training batches (each process reads its slice); batch k is the same
     whatever `start_step`."""
@@ -120,6 +128,44 @@ class Store(Protocol):
 class Collector(Protocol):
   def add(self, batch: dict, pred: np.ndarray) -> None: ...
   def result(self): ...
+
+
+@dataclasses.dataclass(frozen=True)
+class FilmWindow:
+  """The keys of a Phase / Output `window` a FilmStore reads (all optional)."""
+  num_clips: int = 1          # windows of L clips of config.data.clip_seconds (1: clip by clip)
+  loss_on: str = "all"        # training: the loss on "all" valid clips of a window or on its
+                              # "last" valid clip only (sequence-to-one, teacher-forced decoders)
+  sliding_seconds: int = 0    # prediction, > 0: sequence-to-one over a window of this many
+                              # seconds ending at every second of the film (left-padded and masked
+                              # at the film's start; batch x: (B, 1, W, D)); the forward's (B, 1)
+                              # output is that second's prediction (training reads num_clips)
+  resolution: str = "clip"    # prediction: outputs per "clip" (B, L) or per "second" (B, L, S)
+
+  @classmethod
+  def of(cls, window: Mapping, what: str) -> "FilmWindow":
+    """The window a method gave, checked (ConfigError naming the key and the fix)."""
+    if not isinstance(window, Mapping):
+      raise errors.ConfigError(f"{what}: window {window!r} is not a mapping; give e.g. "
+                               "window={'num_clips': 4}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(window) - set(known))
+    if unknown:
+      raise errors.ConfigError(f"{what}: window key(s) {unknown} are not read by per-second data "
+                               f"(FilmStore); use its keys {known}")
+    w = cls(**window)
+    count = lambda v, low: isinstance(v, int) and not isinstance(v, bool) and v >= low  # noqa: E731
+    if not count(w.num_clips, 1):
+      raise errors.ConfigError(f"{what}: window num_clips={w.num_clips!r}; use an integer >= 1")
+    if not count(w.sliding_seconds, 0):
+      raise errors.ConfigError(f"{what}: window sliding_seconds={w.sliding_seconds!r}; use an "
+                               "integer >= 0 (0: windows of num_clips clips)")
+    if w.loss_on not in ("all", "last"):
+      raise errors.ConfigError(f"{what}: window loss_on={w.loss_on!r}; use 'all' or 'last'")
+    if w.resolution not in ("clip", "second"):
+      raise errors.ConfigError(f"{what}: window resolution={w.resolution!r}; use 'clip' or "
+                               "'second'")
+    return w
 
 
 @dataclasses.dataclass
@@ -201,8 +247,10 @@ class FilmStore:
           f"method {config.method!r} classifies, which needs a per-clip dataset (one example per "
           f"clip); config.dataset.name={config.dataset.name!r} is read per second")
 
-  def check_window(self, num_clips: int, clip_seconds: int, what: str) -> None:
-    """A window longer than every film would train on padding only."""
+  def check_window(self, window: Mapping, clip_seconds: int, what: str) -> None:
+    """The window's keys (`FilmWindow`); a window longer than every film would train on padding
+    only."""
+    num_clips = FilmWindow.of(window, what).num_clips
     need = num_clips * clip_seconds
     longest = int(max(self.lengths))
     if need > longest:
@@ -211,20 +259,24 @@ class FilmStore:
           f"every training film (longest {longest} s in {self.name}); lower the method's window "
           "length (num_clips) or config.data.clip_seconds")
 
-  def examples_per_epoch(self, *, num_clips: int, clip_seconds: int, stride: int) -> int:
-    return len(window_index(self, clip_seconds, num_clips, stride))
+  def examples_per_epoch(self, *, window: Mapping, clip_seconds: int, stride: int) -> int:
+    return len(window_index(self, clip_seconds, FilmWindow.of(window, "a phase").num_clips,
+                            stride))
 
-  def train_batches(self, *, clip_seconds: int, num_clips: int, batch_size: int, seed: int,
+  def train_batches(self, *, window: Mapping, clip_seconds: int, batch_size: int, seed: int,
                     start_step: int = 0, stride: int = 1) -> Iterator[dict]:
-    return train_batches(self, clip_seconds=clip_seconds, num_clips_per_window=num_clips,
-                         batch_size=batch_size, seed=seed, start_step=start_step, stride=stride)
+    w = FilmWindow.of(window, "a phase")
+    return train_batches(self, clip_seconds=clip_seconds, num_clips_per_window=w.num_clips,
+                         batch_size=batch_size, seed=seed, start_step=start_step, stride=stride,
+                         loss_on_last=w.loss_on == "last")
 
   def prediction_batches(self, output, *, clip_seconds: int, batch_size: int) -> Iterator[dict]:
-    """Sequence-to-one windows (`output.sliding_seconds`), else non-overlapping windows of
-    `output.num_clips` clips."""
-    if output.sliding_seconds:
-      return sliding_batches(self, window_seconds=output.sliding_seconds, batch_size=batch_size)
-    return eval_batches(self, clip_seconds=clip_seconds, num_clips_per_window=output.num_clips,
+    """Sequence-to-one windows (window `sliding_seconds`), else non-overlapping windows of
+    `num_clips` clips."""
+    w = FilmWindow.of(output.window, "an output")
+    if w.sliding_seconds:
+      return sliding_batches(self, window_seconds=w.sliding_seconds, batch_size=batch_size)
+    return eval_batches(self, clip_seconds=clip_seconds, num_clips_per_window=w.num_clips,
                         batch_size=batch_size)
 
   def collector(self, output, *, clip_seconds: int) -> "FilmCollector":
@@ -233,10 +285,11 @@ class FilmStore:
   def finish(self, output, raw: list[np.ndarray], *, clip_seconds: int) -> list[np.ndarray]:
     """Per film, per-second predictions (T,) after the output's post-processing (clip
     predictions are post-processed per clip, then repeated over their seconds)."""
+    w = FilmWindow.of(output.window, "an output")
     res = []
     for r, t in zip(raw, self.lengths):
       r = output.postprocess(r) if output.postprocess is not None else r
-      res.append(r if output.resolution == "second" or output.sliding_seconds
+      res.append(r if w.resolution == "second" or w.sliding_seconds
                  else postprocess.repeat_to_seconds(r, int(t), clip_seconds))
     return res
 
@@ -303,11 +356,12 @@ class FilmStore:
 
 class FilmCollector:
   """Predictions of a FilmStore's prediction batches put back per film: (C,) per clip, (T,) per
-  second (`output.resolution == "second"` or sequence-to-one)."""
+  second (window resolution "second", or sequence-to-one)."""
 
   def __init__(self, store: FilmStore, output, clip_seconds: int):
-    self.sliding = bool(output.sliding_seconds)
-    self.per_second = output.resolution == "second"
+    w = FilmWindow.of(output.window, "an output")
+    self.sliding = bool(w.sliding_seconds)
+    self.per_second = w.resolution == "second"
     self.s = clip_seconds
     self.res = [np.zeros(int(t) if self.sliding or self.per_second else num_clips(int(t),
                                                                                   clip_seconds),
@@ -442,8 +496,10 @@ def window_index(store: FilmStore, clip_seconds: int, num_clips_per_window: int,
 class WindowMaker:
   """Turns (film, first clip) into one window element (numpy, masked at the film's end)."""
 
-  def __init__(self, store: FilmStore, clip_seconds: int, num_clips_per_window: int):
+  def __init__(self, store: FilmStore, clip_seconds: int, num_clips_per_window: int,
+               loss_on_last: bool = False):
     self.store, self.s, self.l = store, clip_seconds, num_clips_per_window
+    self.loss_on_last = loss_on_last
 
   def __call__(self, row: np.ndarray) -> dict:
     f, c0 = int(row[0]), int(row[1])
@@ -466,6 +522,9 @@ class WindowMaker:
       out["y"][k] = (y.reshape(l, s).sum(-1) / np.maximum(count, 1)).astype(np.float32)
     out["x_mask"] = {m: second_mask for m in self.store.streams}
     out["clip_mask"] = count > 0
+    if self.loss_on_last:   # the window's last valid clip (the batch's `loss_mask`)
+      valid = np.flatnonzero(out["clip_mask"])
+      out["loss_mask"] = np.arange(l) == (valid[-1] if valid.size else -1)
     out["film_index"] = np.int32(f)
     out["clip_start"] = np.int32(c0)
     return out
@@ -473,8 +532,9 @@ class WindowMaker:
 
 def train_batches(store: FilmStore, *, clip_seconds: int, num_clips_per_window: int,
                   batch_size: int, seed: int, start_step: int = 0,
-                  stride: int = 1) -> Iterator[dict]:
+                  stride: int = 1, loss_on_last: bool = False) -> Iterator[dict]:
   """Infinite, deterministically shuffled batches; batch k is the same whatever `start_step`.
+  `loss_on_last`: each window's `loss_mask` marks its last valid clip only.
 
   Each process reads its own slice of every global batch, so batches are sharded over hosts.
   """
@@ -486,7 +546,7 @@ def train_batches(store: FilmStore, *, clip_seconds: int, num_clips_per_window: 
   ds = (grain.MapDataset.source(rows).shuffle(seed=seed).repeat()
         .batch(batch_size, drop_remainder=True)
         .map(lambda b: b[proc * local:(proc + 1) * local]))
-  maker = WindowMaker(store, clip_seconds, num_clips_per_window)
+  maker = WindowMaker(store, clip_seconds, num_clips_per_window, loss_on_last)
   ds = ds.slice(slice(start_step, None)).map(lambda rows_b: _stack([maker(r) for r in rows_b]))
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4))
   return iter(it)
@@ -757,17 +817,25 @@ class ClipStore:
   def check_config(cls, config: ml_collections.ConfigDict, task) -> None:
     """Per-clip examples take any task (regression or classification); no clip length."""
 
-  def check_window(self, num_clips: int, clip_seconds: int, what: str) -> None:
-    """One example per clip: a method's window (if any) lies inside the example."""
+  def check_window(self, window: Mapping, clip_seconds: int, what: str) -> None:
+    """One example a clip, no windows: a method's window (if any) lies inside the example, so a
+    Phase / Output of a per-clip task gives no `window` keys."""
+    if window:
+      raise errors.ConfigError(
+          f"{what}: window {dict(window) if isinstance(window, Mapping) else window!r} is for "
+          "per-second films, but per-clip data (unit 'clip') is read one example a clip; drop "
+          "the window of the method's Phase / Output")
 
   def examples_per_epoch(self, **unused) -> int:
     return len(self)
 
   def train_batches(self, *, batch_size: int, seed: int, start_step: int = 0,
-                    **unused) -> Iterator[dict]:
+                    window: Mapping | None = None, **unused) -> Iterator[dict]:
+    self.check_window(window or {}, 0, "a phase")
     return clip_train_batches(self, batch_size=batch_size, seed=seed, start_step=start_step)
 
   def prediction_batches(self, output, *, batch_size: int, **unused) -> Iterator[dict]:
+    self.check_window(output.window, 0, "an output")
     return clip_eval_batches(self, batch_size=batch_size)
 
   def collector(self, output, **unused) -> "ClipCollector":

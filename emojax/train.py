@@ -63,10 +63,10 @@ def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None
 
 
 def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,
-                    tx: optax.GradientTransformation, l2: float = 0.0, loss_on: str = "all"):
+                    tx: optax.GradientTransformation, l2: float = 0.0):
   """The jitted `contract.step_fn`: (params, mutable, frozen, opt_state, batch, key) ->
   (params, mutable, opt_state, loss), donating the params, mutable and optimizer buffers."""
-  return jax.jit(contract.step_fn(graphdef, forward, task, tx, l2, loss_on),
+  return jax.jit(contract.step_fn(graphdef, forward, task, tx, l2),
                  donate_argnums=(0, 1, 3))
 
 
@@ -111,14 +111,14 @@ class Trainer:
     self.model = self.method.create(config, self.feature_dims, nnx.Rngs(config.seed))
     self.outputs = self.method.outputs(config)
     for out in self.outputs.values():
-      self._check_window(out.num_clips, "the method's final output")
+      self._check_window(out.window, "the method's final output")
     self.records_path = self.workdir / "phases.json"
     self.records: list[dict] = fileio.read_json(self.records_path, [])
     self._writer = None
     self._joined: dict[tuple[str, ...], input_pipeline.Store] = {}
 
-  def _check_window(self, num_clips: int, what: str, store=None) -> None:
-    (store or self.stores["train"]).check_window(num_clips, self.config.data.clip_seconds, what)
+  def _check_window(self, window, what: str, store=None) -> None:
+    (store or self.stores["train"]).check_window(window, self.config.data.clip_seconds, what)
 
   def train_store(self, phase: Phase) -> input_pipeline.Store:
     """The store a phase trains on: the training split, or its `train_splits` joined in order.
@@ -246,8 +246,7 @@ class Trainer:
     d = self.config.data
     task = phase.task
     outputs = {t: contract.Output(phase.forward, dataclasses.replace(task, targets=(t,)),
-                                  num_clips=phase.num_clips,
-                                  sliding_seconds=phase.sliding_seconds) for t in task.targets}
+                                  window=phase.window) for t in task.targets}
     out = {}
     for split in splits:
       if split not in self.stores:
@@ -267,7 +266,7 @@ class Trainer:
   def _duration(self, phase: Phase) -> tuple[int, int]:
     """(steps, examples per epoch) of a phase."""
     d = self.config.data
-    n = self.train_store(phase).examples_per_epoch(num_clips=phase.num_clips,
+    n = self.train_store(phase).examples_per_epoch(window=phase.window,
                                                 clip_seconds=d.clip_seconds,
                                                 stride=d.train_stride)
     steps = contract.to_steps(phase.steps, phase.epochs, examples_per_epoch=n,
@@ -281,7 +280,7 @@ class Trainer:
   def _batches(self, phase: Phase, start: int):
     d, cfg = self.config.data, self.config
     return self.train_store(phase).train_batches(
-        clip_seconds=d.clip_seconds, num_clips=phase.num_clips, batch_size=d.batch_size,
+        window=phase.window, clip_seconds=d.clip_seconds, batch_size=d.batch_size,
         seed=cfg.seed + _stable_hash(phase.name), start_step=start, stride=d.train_stride)
 
   def run_phase(self, phase: Phase) -> dict:
@@ -290,7 +289,7 @@ class Trainer:
     task = phase.task
     logging.info("phase %s: %s", phase.name, phase.info or "")
     if phase.fit is None:   # checked before the phase writes anything
-      self._check_window(phase.num_clips, f"phase {phase.name}", self.train_store(phase))
+      self._check_window(phase.window, f"phase {phase.name}", self.train_store(phase))
       steps, per_epoch = self._duration(phase)
       steps_per_epoch = max(1, per_epoch // cfg.data.batch_size)
       spec = dict(phase.optimizer or contract.optimizer_spec())
@@ -337,8 +336,7 @@ class Trainer:
       params, mutable = jax.tree.map(jnp.copy, (params, mutable))
       params, mutable, frozen, opt_state = distributed.replicate(
           (params, mutable, frozen, opt_state), self.mesh)
-      step_fn = make_train_step(graphdef, phase.forward, task, tx, float(spec["l2"]),
-                                phase.loss_on)
+      step_fn = make_train_step(graphdef, phase.forward, task, tx, float(spec["l2"]))
       batches = self._batches(phase, start)
       ckpt_every = max(1, cfg.checkpoint.every_steps)
       _ = self.writer   # opened before the steps are timed

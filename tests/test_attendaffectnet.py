@@ -269,7 +269,8 @@ def test_training_loss_gradients_finite_and_subsets():
   assert aan.modalities(c) == ("audio",)
   batch = window_batch(rng, streams={"audio": 6})
   phase = aan.plan(c, [])
-  assert phase.name == "arousal/feature_temporal" and phase.num_clips == 4 and phase.patience == 30
+  assert phase.name == "arousal/feature_temporal" and phase.patience == 30
+  assert phase.window == {"num_clips": 4, "loss_on": "last"}
   assert aan.plan(c, [{"name": "arousal/feature_temporal"}]) is None
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 

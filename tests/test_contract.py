@@ -243,16 +243,57 @@ def test_phases_of_one_target_get_different_shuffle_seeds():
 
 
 def test_loss_on_the_last_valid_clip_of_each_window():
+  """Window loss_on="last": the per-second store's training windows carry a `loss_mask` of each
+  window's last valid clip (the same windows otherwise), and the loss is on those entries only."""
+  from emojax import input_pipeline  # pylint: disable=import-outside-toplevel
+  lengths = (7, 12, 20)                                    # seconds: 4, 6 and 10 clips of 2 s
+  store = input_pipeline.FilmStore("films/train", ["a", "b", "c"],
+                                   {"audio": [np.ones((t, 2), np.float32) for t in lengths]},
+                                   {"valence": [np.zeros(t, np.float32) for t in lengths]})
+  kw = dict(clip_seconds=2, batch_size=6, seed=0, stride=4)  # windows run past the films' ends
+  last = next(store.train_batches(window={"num_clips": 4, "loss_on": "last"}, **kw))
+  every = next(store.train_batches(window={"num_clips": 4}, **kw))
+  assert "loss_mask" not in every
+  np.testing.assert_array_equal(last["clip_mask"], every["clip_mask"])
+  want = np.zeros((6, 4), bool)
+  for b, (f, c0) in enumerate(zip(last["film_index"], last["clip_start"])):
+    want[b, min(4, -(-lengths[f] // 2) - c0) - 1] = True   # the window's last clip in its film
+  assert not want[:, -1].all()                             # some windows end inside a film
+  np.testing.assert_array_equal(last["loss_mask"], want)
+
   z = jnp.array([[0.0, 1.0, 5.0], [2.0, 0.0, 0.0]])
-  y = jnp.zeros((2, 3))
-  mask = jnp.array([[True, True, False], [True, False, False]])
-  batch = {"y": {"valence": y}, "clip_mask": mask}
-  got = contract.loss_value(contract.Task(("valence",)), z, batch, loss_on="last")
-  assert float(got) == pytest.approx((1.0 ** 2 + 2.0 ** 2) / 2)   # windows' last valid clips
+  batch = {"y": {"valence": jnp.zeros((2, 3))},
+           "clip_mask": jnp.array([[True, True, False], [True, False, False]])}
+  task = contract.Task(("valence",))
+  assert float(contract.loss_value(task, z, batch)) == pytest.approx((0 + 1 + 4) / 3)
+  batch["loss_mask"] = jnp.array([[False, True, False], [True, False, False]])
+  assert float(contract.loss_value(task, z, batch)) == pytest.approx((1 + 4) / 2)
+
+
+@pytest.mark.parametrize("window, message", [
+    ({"num_clip": 4}, r"window key\(s\) \['num_clip'\] are not read by per-second data"),
+    ({"loss_on": "first"}, "loss_on='first'; use 'all' or 'last'"),
+    ({"num_clips": 0}, "num_clips=0; use an integer >= 1"),
+    ({"resolution": "frame"}, "resolution='frame'"),
+    (4, "is not a mapping"),
+])
+def test_a_bad_per_second_window_is_refused_by_its_store(window, message):
+  from emojax import input_pipeline  # pylint: disable=import-outside-toplevel
+  with pytest.raises(errors.ConfigError, match=f"^phase p: .*{message}"):
+    input_pipeline.FilmWindow.of(window, "phase p")
+
+
+def test_a_per_clip_store_refuses_a_window():
+  from emojax import input_pipeline  # pylint: disable=import-outside-toplevel
+  store = input_pipeline.ClipStore("toy/train", [], np.zeros(0, np.int64), [], [], {}, (), {})
+  store.check_window({}, 5, "phase p")
+  with pytest.raises(errors.ConfigError, match="^phase p: window {'num_clips': 4} is for "
+                     "per-second films.*drop the window"):
+    store.check_window({"num_clips": 4}, 5, "phase p")
 
 
 def test_sliding_windows_end_at_every_second(tmp_path):
-  """Output.sliding_seconds: second t's prediction sees exactly seconds t-W+1..t (fewer at the
+  """Window sliding_seconds: second t's prediction sees exactly seconds t-W+1..t (fewer at the
   film's start), checked against a NumPy running sum."""
   from conftest import toy_config  # pylint: disable=import-outside-toplevel
   from emojax import inference, input_pipeline  # pylint: disable=import-outside-toplevel
@@ -264,7 +305,7 @@ def test_sliding_windows_end_at_every_second(tmp_path):
     del model, rngs
     m = batch["x_mask"]["audio"][..., None].astype(jnp.float32)
     return (batch["x"]["audio"] * m).sum((2, 3))    # (B, 1)
-  out = contract.Output(forward, contract.Task(("valence",)), sliding_seconds=w)
+  out = contract.Output(forward, contract.Task(("valence",)), window={"sliding_seconds": w})
   preds = inference.predict_outputs(nnx.Linear(1, 1, rngs=nnx.Rngs(0)), {"valence": out}, store,
                                     input_pipeline.make_mesh(), clip_seconds=5, batch_size=16)
   for f, x in enumerate(store.streams["audio"]):

@@ -237,7 +237,7 @@ def test_configs_load_and_pass_the_checks(arg):
   gru_moe.check_config(c)
   assert gru_moe.task(c).loss == "sigmoid_ce"
   phase = gru_moe.plan(c, [])
-  assert phase.num_clips == c.model.window_seconds
+  assert phase.window["num_clips"] == c.model.window_seconds
   assert gru_moe.plan(c, [{"name": phase.name}]) is None
   outs = gru_moe.outputs(c)
   assert set(outs) == set(c.targets)

@@ -130,15 +130,16 @@ def test_sequence_tcn_matches_numpy_and_sees_both_sides():
 def test_sequence_tcn_trains_on_every_second_and_predicts_window_by_window():
   c = _config(encoder="tcn")
   phase = gru_moe.plan(c, [])
-  assert (phase.loss_on, phase.sliding_seconds, phase.num_clips) == ("all", 0, L)
+  assert phase.window == {"num_clips": L}   # the loss on every second, windows of L seconds
   for o in gru_moe.outputs(c).values():
-    assert (o.num_clips, o.sliding_seconds) == (L, 0)
+    assert o.window == {"num_clips": L}
   # The causal TCN and the GRU stay sequence-to-one.
   for model in ({"encoder": "tcn", "tcn_output": "last"}, {"encoder": "gru"}):
     c = _config(**model)
     phase = gru_moe.plan(c, [])
-    assert (phase.loss_on, phase.sliding_seconds) == ("last", L)
-    assert {o.sliding_seconds for o in gru_moe.outputs(c).values()} == {L}
+    assert phase.window == {"num_clips": L, "loss_on": "last", "sliding_seconds": L}
+    assert [o.window for o in gru_moe.outputs(c).values()] == [{"sliding_seconds": L}] * len(
+        c.targets)
   with pytest.raises(errors.ConfigError, match="config.model.tcn_output"):
     gru_moe.create(_config(encoder="tcn", tcn_output="middle"), DIMS, nnx.Rngs(0))
 

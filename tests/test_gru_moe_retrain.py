@@ -42,7 +42,8 @@ def test_retrain_phase_trains_on_train_and_validation_for_the_selected_steps(arg
   assert phase.name == "gru_moe_dev"
   assert phase.train_splits == want == (c.dataset.splits.train, c.dataset.splits.validation)
   assert (phase.steps, phase.epochs, phase.eval_every, phase.patience) == (7, 0.0, 0, 0)
-  assert (phase.loss_on, phase.num_clips) == ("last", c.model.window_seconds)
+  assert phase.window == first.window == {"num_clips": c.model.window_seconds, "loss_on": "last",
+                                          "sliding_seconds": c.model.window_seconds}
   assert gru_moe.plan(c, done + [{"name": "gru_moe_dev", "best_step": 7}]) is None
 
 
@@ -127,8 +128,8 @@ def test_the_retrain_phase_trains_on_the_films_of_train_and_validation(tmp_path,
   # One epoch of the retrain store's batches visits every film of both splits, each once.
   dev = stores["gru_moe_dev"]
   assert sorted(dev.film_ids) == sorted(train_films | validation_films)
-  n = dev.examples_per_epoch(num_clips=4, clip_seconds=1, stride=1)
-  it = dev.train_batches(clip_seconds=1, num_clips=4, batch_size=8, seed=0)
+  n = dev.examples_per_epoch(window={"num_clips": 4}, clip_seconds=1, stride=1)
+  it = dev.train_batches(window={"num_clips": 4}, clip_seconds=1, batch_size=8, seed=0)
   films = {dev.film_ids[i] for _ in range(n // 8) for i in np.asarray(next(it)["film_index"])}
   assert films == train_films | validation_films
   for split in ("validation", "test"):

@@ -29,7 +29,7 @@ One network per target (the paper trains valence and arousal separately):
   Linear(d -> 1) per position. Training: teacher forcing (the true previous values), parallel over
   the window. The loss: on per-clip examples (MediaEval 2016: L sub-segments of one clip) only the
   last output is returned, so the loss is the paper's sequence-to-one loss; on per-second windows
-  the temporal phases set `Phase.loss_on = "last"`: the loss is on each window's last valid
+  the temporal phases' window sets `loss_on = "last"`: the loss is on each window's last valid
   output only, the paper's loss.
   Inference: step by step, re-feeding its own outputs, as one compiled loop
   (`lax.fori_loop` over the L steps). With `model.causal_memory` (emojax's choice, default) output j
@@ -525,11 +525,12 @@ def create(config, feature_dims: dict, rngs: nnx.Rngs) -> AttendAffectNet:
   return AttendAffectNet(config, feature_dims, rngs=rngs)
 
 
-def _window(config) -> int:
-  """Clips per window of the per-second data path (per-clip examples: 1)."""
+def _window(config, training: bool = False) -> dict:
+  """The per-second store's window (`Phase` / `Output.window`): L clips, and in training the loss
+  on each window's last valid clip only; per-clip examples and the feature variant: none."""
   if config.inputs.unit == "clip" or config.model.variant == "feature":
-    return 1
-  return int(config.model.num_clips)
+    return {}
+  return {"num_clips": int(config.model.num_clips), **({"loss_on": "last"} if training else {})}
 
 
 def _phase_task(config, target: str) -> contract.Task:
@@ -549,10 +550,9 @@ def plan(config, done: list[dict]) -> contract.Phase | None:
     return contract.Phase(
         name=name, task=_phase_task(config, target), forward=fwd,
         trainable=layers.params_under(("nets", target)),
-        num_clips=_window(config), steps=tr.steps, epochs=tr.epochs,
+        window=_window(config, training=True), steps=tr.steps, epochs=tr.epochs,
         optimizer=contract.optimizer_spec(config.optim), eval_every=tr.eval_every_steps,
         eval_every_epochs=tr.eval_every_epochs, patience=tr.patience,
-        loss_on="all" if config.model.variant == "feature" else "last",
         info={"variant": config.model.variant, "streams": list(layout.streams(config, target))})
   return None
 
@@ -563,6 +563,6 @@ def outputs(config) -> dict[str, contract.Output]:
     fwd = (feature_forward(config, target) if config.model.variant == "feature"
            else temporal_infer_forward(config, target))
     out[target] = contract.Output(forward=fwd, task=_phase_task(config, target),
-                                  num_clips=_window(config))
+                                  window=_window(config))
   return out
 

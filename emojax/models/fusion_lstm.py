@@ -485,8 +485,8 @@ def _every_step_forward(name: str, label_key: str):
   given) this forward returns the logits `logits_with_ce` makes from the per-step loss
   (`every_step_ce`, which reads the clip's label from the batch): the harness's softmax CE of them
   is that loss, with its gradients. At evaluation (rngs None) it is the last valid step's logits,
-  as with "last" (what the harness validates and predicts). A contract with per-step clip outputs
-  ((B, L, C) logits, a (B, L) step mask and Phase.loss_on="every_step") would need neither trick.
+  as with "last" (what the harness validates and predicts). A store with per-step clip outputs
+  ((B, L, C) logits and labels, a (B, L) step `loss_mask`) would need neither trick.
   """
   def forward(model: FusionLSTM, batch: dict, rngs: nnx.Rngs | None) -> jax.Array:
     if rngs is None:

@@ -32,11 +32,12 @@ Paper: seed 001 (MediaEval 2018); every default and its source: docs/methods.md,
   `variants` adds the other smoothers and the other BN mode as extra rows of the ablation table
   without retraining.
 
-Windows (sequence-to-one, as the paper). Training: per-second windows of W one-second clips
-(`config.data.clip_seconds = 1`, `num_clips = config.model.window_seconds` = W, `train_stride = 1`),
-the loss on each window's last valid second only (`Phase.loss_on = "last"`): the prediction of second
-t from the W seconds ending at t. Validation and prediction of whole films: the harness's sliding
-windows (`sliding_seconds = W`): for every second t the W seconds ending at t, right-aligned and
+Windows (sequence-to-one, as the paper; the phase's `window`, read by the per-second store).
+Training: per-second windows of W one-second clips (`config.data.clip_seconds = 1`, window
+`num_clips = config.model.window_seconds` = W, `train_stride = 1`), the loss on each window's last
+valid second only (window `loss_on = "last"`): the prediction of second t from the W seconds ending
+at t. Validation and prediction of whole films: the store's sliding windows (window
+`sliding_seconds = W`): for every second t the W seconds ending at t, right-aligned and
 masked where they would start before the film (left-padded), so every second is predicted from
 min(t + 1, W) seconds. The forward reads the encoder state at the last second of each clip, which
 serves both layouts ((B, W, 1) training windows and (B, 1, W) sliding windows).
@@ -341,11 +342,15 @@ def create(config: ml_collections.ConfigDict, feature_dims: dict[str, int],
   return GruMoe(config, feature_dims, rngs=rngs)
 
 
-def _windows(config: ml_collections.ConfigDict) -> dict:
-  """Phase.loss_on / sliding_seconds: sequence-to-one, or the sequence TCN's every second."""
+def _window(config: ml_collections.ConfigDict) -> dict:
+  """A phase's window (the per-second store's keys): training windows of W seconds (clips of
+  1 s); sequence-to-one, the loss on each window's last valid second and validation on the W
+  seconds ending at every second; the sequence TCN, the loss on every second of a window and
+  validation window by window."""
+  w = config.model.window_seconds
   if sequence_tcn(config):
-    return {"loss_on": "all", "sliding_seconds": 0}
-  return {"loss_on": "last", "sliding_seconds": int(config.model.window_seconds)}
+    return {"num_clips": w}
+  return {"num_clips": w, "loss_on": "last", "sliding_seconds": int(w)}
 
 
 RETRAIN = "gru_moe_dev"  # the phase retraining on train + validation (config.train.retrain_on_dev)
@@ -359,11 +364,8 @@ def plan(config: ml_collections.ConfigDict, done: list[dict]) -> contract.Phase 
   tr = config.train
   if "gru_moe" not in names:
     return contract.Phase(
-        name="gru_moe", task=task(config), forward=forward, num_clips=config.model.window_seconds,
-        # Sequence-to-one (the paper's GRU): the loss on each window's last second, and validation
-        # on windows of W seconds ending at every second; the sequence TCN: the loss on every second
-        # of a window, validation window by window.
-        **_windows(config), steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
+        name="gru_moe", task=task(config), forward=forward, window=_window(config),
+        steps=tr.steps, epochs=tr.epochs, optimizer=contract.optimizer_spec(config.optim),
         eval_every=tr.eval_every_steps, eval_every_epochs=tr.eval_every_epochs,
         patience=tr.patience,
         info={"encoder": config.model.encoder, "window_seconds": config.model.window_seconds,
@@ -391,8 +393,7 @@ def retrain_phase(config: ml_collections.ConfigDict, selected: dict) -> contract
     return None
   splits = dev_splits(config)
   return contract.Phase(
-      name=RETRAIN, task=task(config), forward=forward, num_clips=config.model.window_seconds,
-      **_windows(config), steps=steps,
+      name=RETRAIN, task=task(config), forward=forward, window=_window(config), steps=steps,
       optimizer=contract.optimizer_spec(config.optim), eval_every=0, patience=0,
       setup=functools.partial(reinitialize, config, int(config.seed)), train_splits=splits,
       info={"train_splits": splits, "steps_from": f"gru_moe best step {steps}",
@@ -415,8 +416,8 @@ def _outputs(config, forward_fn, post, key: str) -> dict[str, contract.Output]:
   # Raw predictions are cached per key, so the key names the target (and the forward): outputs that
   # differ only in post-processing share it.
   w = config.model.window_seconds
-  windows = ({"num_clips": w} if sequence_tcn(config) else {"sliding_seconds": w})
-  return {t: contract.Output(forward=forward_fn, task=target_task(config, t), **windows,
+  window = {"num_clips": w} if sequence_tcn(config) else {"sliding_seconds": w}
+  return {t: contract.Output(forward=forward_fn, task=target_task(config, t), window=window,
                              postprocess=post,
                              key=f"{key}/{t}") for t in config.targets}
 

@@ -122,5 +122,5 @@ def plan(config: ml_collections.ConfigDict, done: list[dict]):
 def outputs(config: ml_collections.ConfigDict) -> dict:
   """Per-second predictions (each second's features mapped linearly, clipped to [-1, 1])."""
   return {t: contract.Output(_cached_forward(config, t, True), task(config, (t,)),
-                             resolution="second", key=f"{t}/ridge")
+                             window={"resolution": "second"}, key=f"{t}/ridge")
           for t in config.targets}

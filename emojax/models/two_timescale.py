@@ -228,8 +228,8 @@ def phases(config: ml_collections.ConfigDict, target: str, done: list[dict]):
                 params_under(p("encoders"), p("fc1"), p("fc2")), **common, info={"stage": "M1"})
   if cfg.model.context == "lstm":
     yield Phase(f"{target}/inter_clip", tk, _net_forward(target, "inter_clip"),
-                params_under(p("inter"), p("inter_fc")), cfg.model.num_clips,
-                steps=tr.inter_clip_steps,
+                params_under(p("inter"), p("inter_fc")),
+                window={"num_clips": cfg.model.num_clips}, steps=tr.inter_clip_steps,
                 eval_every=tr.eval_every_steps,
                 optimizer=_optimizer(config, config.optim.learning_rate),
                 info={"num_clips": cfg.model.num_clips})
@@ -269,7 +269,7 @@ def outputs(config: ml_collections.ConfigDict) -> dict:
     forward, l, key = final_forward(config, target)
     cfg = layout.for_target(config, target)
     post = _ema(cfg.eval.ema_beta) if cfg.model.context == "ema" else None
-    out[target] = contract.Output(forward, task(config, (target,)), num_clips=l,
+    out[target] = contract.Output(forward, task(config, (target,)), window={"num_clips": l},
                                   postprocess=post, key=key)
   return out
 
