@@ -37,10 +37,13 @@ DATASETS = ("mediaeval2018", "films")
 # MediaEval 2018's LIRE groups (as configs/two_timescale_mediaeval2018.py).
 COLOUR = ("acc", "cl", "sc", "cedd", "fcth", "jcd")
 TEXTURE = ("eh", "gabor", "tamura", "lbp")
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options("gru_moe", DATASETS, ("own",), ("runlocal",),
+                         needs=(("own", ("films",), (), "your own extracted films"),))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {"runlocal", "own", *DATASETS})
+  words = common.parse_arg(arg, OPTIONS)
   c = common.base_config("gru_moe")
   common.block(c, "").targets = ("valence", "arousal"), paper(
       "001 Sec. 2", "valence and arousal predicted jointly")
@@ -107,9 +110,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.eval_every_epochs = 0.25, ours("4 validations per epoch")
   t.patience = 0, ours("no early stopping (the best step is kept)")
   t.ensemble = 1, ours("one model; K members of this config trained in one jit(vmap) by main.py "
-                       "(emojax/members.py; phases run their full duration, no setup phases: "
-                       "retrain_on_dev=False), their mean evaluated (the paper's run 5 averages "
-                       "its 4 different runs, 001 Table 1: train.ensemble_members)")
+                       "(emojax/members.py; each member keeps its own best validation step, no "
+                       "setup phases: retrain_on_dev=False), their mean evaluated (the paper's "
+                       "run 5 averages its 4 different runs, 001 Table 1: "
+                       "train.ensemble_members)")
   t.retrain_on_dev = True, paper(
       "001 Sec. 3", "after selection on the 13 validation films, 'trained our models on the entire "
       "development set': a last phase on train + validation for the selected number of steps")
@@ -147,8 +151,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     d.eval_batch_size = 32, ours("as the training batch")
     t.epochs = 20.0, ours("few films: more epochs")
     t.eval_every_epochs = 5.0, ours("4 validations")
-  elif "own" in words:
-    raise ValueError("config argument 'own' goes with 'films' (your own extracted films)")
 
   if "runlocal" in words:
     common.shrink_for_local_run(c)
@@ -156,10 +158,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     ds = common.block(c, "dataset")
     if "mediaeval2018" in words:
       ds.config = "official_features", ours("runlocal shrinks the model, not the benchmark")
+    if "films" in words:
+      ds.config = "", ours("runlocal: the films builder's config is derived from its kwargs")
     if "films" in words and "own" not in words:
       ds.builder_kwargs = ml_collections.ConfigDict(
           dict(num_films=6, duration_s=30, num_validation=1, num_test=1)), small
-      ds.config = "", small
     m.hidden = 8, small
     m.window_seconds = 10, paper("001 Sec. 2.2", "the paper's shortest window")
     d.batch_size = 16, small

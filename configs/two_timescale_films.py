@@ -19,10 +19,13 @@ from configs import two_timescale
 from configs.common import ours
 
 MODALITIES = ("vggish_logmel", "visual_stats", "audio_functionals")
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options("two_timescale_films", two_timescale.TARGETS, ("runlocal",),
+                         ("films",))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {"valence", "arousal", "runlocal", "films"})
+  words = common.parse_arg(arg, OPTIONS)
   c = two_timescale.get_config(",".join(sorted(words & {"valence", "arousal", "runlocal"})))
   films = ours("synthetic films last 6 clips: shorter phases and smaller batches than the "
                "benchmark's")
