@@ -10,8 +10,9 @@ a config adds is built here without touching this file. For each config:
   (`builder.info.features`: shapes and dtypes, nothing downloaded or built), two films / clips of
   that layout are loaded through the harness's own store loading (`input_pipeline.load_stores`,
   the builder's data source replaced by them), and each output's first prediction batch is made;
-- the default, and for each word its first accepted combination (so every word, and every `needs`
-  pair, is built), create the model and run each output's forward on that batch, abstractly
+- the default, and for each word its first accepted combination (one word more where that gives
+  fewer targets: a network per target), and each `needs` word with each word it is checked with,
+  create the model and run each output's forward on that batch, abstractly
   (`nnx.eval_shape`, `jax.eval_shape`: shapes only, nothing initialised or compiled). Tracing a
   model's creation costs seconds (BN-Inception, six-layer Transformers: 10-20 s on 2 loaded
   cores), so building every combination's model (88 distinct video convnets, 36 AttendAffectNets)
@@ -210,12 +211,23 @@ def _accepted(name: str) -> list[str]:
 
 
 def _covering(name: str) -> list[str]:
-  """The default and, for each declared word, the first accepted combination holding it."""
+  """The default and, for each declared word, the first accepted combination holding it, or that
+  combination with one more word when that gives the model fewer targets (a network per target:
+  the default builds every target, each word's model is built once)."""
   accepted = _accepted(name)
+  by_words = {frozenset(filter(None, c.split(","))): c for c in accepted}
+  words = _module(name).OPTIONS.words
   picked = [accepted[0]]
-  for word in _module(name).OPTIONS.words:
-    if not any(word in c.split(",") for c in picked):
-      picked.append(next(c for c in accepted if word in c.split(",")))
+  # Each word, and each word that needs another together with the words it is checked with.
+  wanted = [{w} for w in words] + [{w, x} for w, _, when, _ in _module(name).OPTIONS.needs
+                                   for x in when]
+  for want in wanted:
+    if any(want <= set(c.split(",")) for c in picked):
+      continue
+    first = next(c for c in accepted if want <= set(c.split(",")))
+    more = [by_words.get(frozenset(first.split(",")) | {w}) for w in words]
+    options = [first] + [c for c in more if c and c != first]
+    picked.append(min(options, key=lambda c: len(_module(name).get_config(c).targets)))
   return picked
 
 
