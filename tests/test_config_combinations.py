@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import io
 import json
 import pathlib
 import time
@@ -35,6 +36,7 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
+from PIL import Image
 
 from conftest import toy_data_dir
 from emojax import contract, datasets, errors, input_pipeline
@@ -99,6 +101,9 @@ def _features(config) -> tuple:
                                    **d.builder_kwargs.to_dict())
     _SPECS[key] = builder, {k: (getattr(f, "shape", ()), np.dtype(f.np_dtype))
                             for k, f in builder.info.features.items()}
+    # Encoded image streams (bytes per frame) with the decoded shapes the builder declares.
+    for k, shape in dict(builder.info.metadata or {}).get("decoded_shapes", {}).items():
+      _SPECS[key][1][k] = (tuple(shape), "encoded")
   return _SPECS[key]
 
 
@@ -111,6 +116,12 @@ def _examples(spec: dict, n: int = 2) -> list[dict]:
   for i in range(n):
     ex = {}
     for k, (shape, dtype) in spec.items():
+      if dtype == "encoded":   # JPEG bytes per frame: (*lead, H, W, 3) decoded
+        *lead, h, w, _ = shape
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (h, w, 3)).astype(np.uint8)).save(buf, "JPEG")
+        ex[k] = np.full(tuple(lead), buf.getvalue(), dtype=object)
+        continue
       if dtype.kind == "O":
         ex[k] = f"{k}_{i}".encode()
         continue
