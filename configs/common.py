@@ -255,6 +255,9 @@ class Options:
 
 def parse_arg(arg: str | None, options: Options) -> set[str]:
   """`get_config("valence,runlocal")` -> {"valence", "runlocal"}; refused words fail loudly."""
+  if not isinstance(options, Options):   # a set of words: tests/test_config_combinations.py
+    raise TypeError("declare the config's argument words as OPTIONS = common.Options(...) (so "
+                    "that tests/test_config_combinations.py builds them) and pass OPTIONS")
   return options.parse(arg)
 
 
