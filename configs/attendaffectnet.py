@@ -62,6 +62,9 @@ PAPER_FEATURES = (("resnet50", "resnet50_pool", "resnet50.npz"),
 FRAMES_PER_SECOND = 25
 BACKBONES_DIR = "backbones"
 SUBSETS = ("all streams", "audio streams only (`audio`)", "video streams only (`video`)")
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options("attendaffectnet", VARIANTS, ("cognimuse", "mediaeval2016", "films"),
+                         ("valence", "arousal"), ("audio", "video"), ("runlocal",))
 
 
 def paper_extractors(backbones_dir: str = BACKBONES_DIR, clip_seconds: int = 0,
@@ -147,16 +150,8 @@ def model_block(c: ml_collections.ConfigDict, variant: str, subset: int = 0) -> 
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {*VARIANTS, "cognimuse", "mediaeval2016", "films", "valence",
-                                 "arousal", "audio", "video", "runlocal"})
-  variants = [w for w in VARIANTS if w in words]
-  if len(variants) > 1:
-    raise ValueError(f"give one variant of {VARIANTS}, got {variants}")
-  if len({"cognimuse", "mediaeval2016", "films"} & words) > 1:
-    raise ValueError("give one dataset: cognimuse, mediaeval2016 or films")
-  if {"audio", "video"} <= words:
-    raise ValueError("give one stream subset: audio or video (neither = all streams)")
-  variant = variants[0] if variants else "feature"
+  words = common.parse_arg(arg, OPTIONS)
+  variant = next((w for w in VARIANTS if w in words), "feature")
   feature = variant == "feature"
 
   c = common.base_config("attendaffectnet")
@@ -250,8 +245,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                               "sequence")
 
   if "runlocal" in words:
+    benchmark = c.dataset.config
     common.shrink_for_local_run(c)
     small = ours("runlocal: a short run on a CPU")
+    if "cognimuse" in words or "mediaeval2016" in words:
+      common.block(c, "dataset").config = benchmark, ours(
+          "runlocal shortens the run, not the benchmark")
     d.batch_size = 16, small
     t.epochs = 0.0, small
     t.steps = 60, small

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from emojax import errors
+
 _SOURCES: dict[int, tuple[ml_collections.ConfigDict, dict[str, str]]] = {}
 
 
@@ -194,13 +196,69 @@ def base_config(method: str) -> ml_collections.ConfigDict:
   return c
 
 
-def parse_arg(arg: str | None, allowed: set[str]) -> set[str]:
-  """`get_config("valence,runlocal")` -> {"valence", "runlocal"}; unknown words fail loudly."""
-  words = {w.strip() for w in (arg or "").split(",") if w.strip()}
-  unknown = words - allowed
-  if unknown:
-    raise ValueError(f"unknown config argument(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-  return words
+class Options:
+  """A config's argument words (`get_config("valence,runlocal")`), declared once per config as
+  `OPTIONS`: groups of mutually exclusive words (a group of one word is a switch), and the words
+  that need another (`needs`: (word, any of these words, only when any of these is also given
+  (() = always), why)). `parse` refuses the rest with one line (ConfigError);
+  tests/test_config_combinations.py builds every combination `combinations()` lists and checks
+  the refusals.
+  """
+
+  def __init__(self, config: str, *groups: tuple[str, ...],
+               needs: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = ()):
+    self.config = config
+    self.groups = tuple(tuple(g) for g in groups)
+    self.needs = tuple((w, tuple(any_of), tuple(when), why) for w, any_of, when, why in needs)
+    words = [w for g in self.groups for w in g]
+    if len(set(words)) != len(words):
+      raise ValueError(f"configs/{config}.py OPTIONS: a word is in two groups: {words}")
+    for w, any_of, when, _ in self.needs:
+      if not {w, *any_of, *when} <= set(words):
+        raise ValueError(f"configs/{config}.py OPTIONS: needs names an undeclared word")
+
+  @property
+  def words(self) -> tuple[str, ...]:
+    return tuple(w for g in self.groups for w in g)
+
+  def refusal(self, words: set[str]) -> str | None:
+    """Why the config refuses these words (None: it accepts them)."""
+    unknown = set(words) - set(self.words)
+    if unknown:
+      return (f"unknown config argument(s) {sorted(unknown)}; allowed: {sorted(self.words)}")
+    for g in self.groups:
+      taken = [w for w in g if w in words]
+      if len(taken) > 1:
+        return f"config arguments {taken} exclude each other; give at most one of {list(g)}"
+    for w, any_of, when, why in self.needs:
+      if w in words and (not when or set(when) & set(words)) and not set(any_of) & set(words):
+        with_ = f" with {'/'.join(sorted(set(when) & set(words)))}" if when else ""
+        return (f"config argument {w!r}{with_} needs one of {list(any_of)} ({why}); add it or "
+                f"drop {w!r}")
+    return None
+
+  def parse(self, arg: str | None) -> set[str]:
+    """`"valence,runlocal"` -> {"valence", "runlocal"}; ConfigError (one line) when refused."""
+    words = {w.strip() for w in (arg or "").split(",") if w.strip()}
+    why = self.refusal(words)
+    if why:
+      raise errors.ConfigError(f"configs/{self.config}.py:{arg}: {why}")
+    return words
+
+  def combinations(self) -> list[str]:
+    """Every argument string taking at most one word of each group (refused ones included)."""
+    combos = [""]
+    for g in self.groups:
+      combos = [",".join(filter(None, (c, w))) for c in combos for w in ("", *g)]
+    return combos
+
+
+def parse_arg(arg: str | None, options: Options) -> set[str]:
+  """`get_config("valence,runlocal")` -> {"valence", "runlocal"}; refused words fail loudly."""
+  if not isinstance(options, Options):   # a set of words: tests/test_config_combinations.py
+    raise TypeError("declare the config's argument words as OPTIONS = common.Options(...) (so "
+                    "that tests/test_config_combinations.py builds them) and pass OPTIONS")
+  return options.parse(arg)
 
 
 def shrink_for_local_run(c: ml_collections.ConfigDict) -> None:

@@ -81,8 +81,15 @@ def set_backbone_extractors(c: ml_collections.ConfigDict) -> None:
       "them PCA-whitened and 8-bit quantised, as VGGish's published postprocessor does")
 
 
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options("gru_moe", DATASETS, ("own",), ("backbones",), ("runlocal",),
+                         needs=(("own", ("films",), (), "your own extracted films"),
+                                ("backbones", ("films",), (),
+                                 "features extracted from films with the paper's backbones")))
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {"runlocal", "own", "backbones", *DATASETS})
+  words = common.parse_arg(arg, OPTIONS)
   c = common.base_config("gru_moe")
   common.block(c, "").targets = ("valence", "arousal"), paper(
       "001 Sec. 2", "valence and arousal predicted jointly")
@@ -149,9 +156,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.eval_every_epochs = 0.25, ours("4 validations per epoch")
   t.patience = 0, ours("no early stopping (the best step is kept)")
   t.ensemble = 1, ours("one model; K members of this config trained in one jit(vmap) by main.py "
-                       "(emojax/members.py; phases run their full duration, no setup phases: "
-                       "retrain_on_dev=False), their mean evaluated (the paper's run 5 averages "
-                       "its 4 different runs, 001 Table 1: train.ensemble_members)")
+                       "(emojax/members.py; each member keeps its own best validation step, no "
+                       "setup phases: retrain_on_dev=False), their mean evaluated (the paper's "
+                       "run 5 averages its 4 different runs, 001 Table 1: "
+                       "train.ensemble_members)")
   t.retrain_on_dev = True, paper(
       "001 Sec. 3", "after selection on the 13 validation films, 'trained our models on the entire "
       "development set': a last phase on train + validation for the selected number of steps")
@@ -194,9 +202,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       i.streams = BACKBONE_STREAMS, paper(
           "001 Sec. 2.1", "Inception-Image, AudioSet and Inception-Face, in the order of the "
           "default's image / audio / face streams")
-  elif "own" in words or "backbones" in words:
-    raise ValueError(f"config argument {'own' if 'own' in words else 'backbones'!r} goes with "
-                     "'films' (features extracted from films)")
 
   if "runlocal" in words:
     common.shrink_for_local_run(c)
@@ -204,6 +209,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     ds = common.block(c, "dataset")
     if "mediaeval2018" in words:
       ds.config = "official_features", ours("runlocal shrinks the model, not the benchmark")
+    if "films" in words:
+      ds.config = "", ours("runlocal: the films builder's config is derived from its kwargs")
     if "films" in words and "own" not in words:
       ds.builder_kwargs = ml_collections.ConfigDict(
           dict(num_films=6, duration_s=30, num_validation=1, num_test=1)), small

@@ -9,6 +9,9 @@ from configs import common
 from configs import two_timescale
 from configs.common import ours
 
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options("ridge", two_timescale.TARGETS, ("runlocal",))
+
 
 def from_two_timescale(tts: ml_collections.ConfigDict,
                        runlocal: bool) -> ml_collections.ConfigDict:
@@ -32,5 +35,5 @@ def from_two_timescale(tts: ml_collections.ConfigDict,
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {"valence", "arousal", "runlocal"})
+  words = common.parse_arg(arg, OPTIONS)
   return from_two_timescale(two_timescale.get_config(arg), "runlocal" in words)

@@ -14,7 +14,11 @@ from configs import common
 from configs import ridge
 from configs import two_timescale_mediaeval2018
 
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options("ridge_mediaeval2018",
+                         *two_timescale_mediaeval2018.OPTIONS.groups)
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {"valence", "arousal", "runlocal"})
+  words = common.parse_arg(arg, OPTIONS)
   return ridge.from_two_timescale(two_timescale_mediaeval2018.get_config(arg), "runlocal" in words)

@@ -18,10 +18,12 @@ from configs import common
 from configs.common import ours, paper
 
 TARGETS = ("valence", "arousal")
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options("two_timescale", TARGETS, ("runlocal",))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {"valence", "arousal", "runlocal"})
+  words = common.parse_arg(arg, OPTIONS)
   c = common.base_config("two_timescale")
   if "valence" in words or "arousal" in words:
     common.block(c, "").targets = tuple(t for t in TARGETS if t in words), ours(

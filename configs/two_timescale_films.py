@@ -82,8 +82,13 @@ def set_backbone_extractors(c: ml_collections.ConfigDict) -> None:
         "one sampled frame per second, as the paper samples (000 Visual Features)")
 
 
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options("two_timescale_films", two_timescale.TARGETS, ("runlocal",),
+                         ("films",), ("backbones",))
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {"valence", "arousal", "runlocal", "films", "backbones"})
+  words = common.parse_arg(arg, OPTIONS)
   c = two_timescale.get_config(",".join(sorted(words & {"valence", "arousal", "runlocal"})))
   films = ours("synthetic films last 6 clips: shorter phases and smaller batches than the "
                "benchmark's")

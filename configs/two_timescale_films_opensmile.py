@@ -24,10 +24,13 @@ OPENSMILE = {"feature_set": "eGeMAPSv02", "level": "second", "window_s": 1.0, "c
 OPENSMILE_EMOBASE2010 = {"feature_set": "emobase2010", "level": "second", "window_s": 5.0,
                          "clip_seconds": 0}
 MODALITIES = ("vggish_logmel", "visual_stats", "opensmile_functionals")
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options("two_timescale_films_opensmile", *two_timescale_films.OPTIONS.groups,
+                         ("emobase2010",))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {"valence", "arousal", "runlocal", "films", "emobase2010"})
+  words = common.parse_arg(arg, OPTIONS)
   c = two_timescale_films.get_config(",".join(sorted(words - {"emobase2010"})))
   with c.unlocked():
     common.block(c, "dataset.builder_kwargs").extractors = ml_collections.ConfigDict({

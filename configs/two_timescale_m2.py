@@ -9,8 +9,12 @@ from configs import common
 from configs import two_timescale
 from configs.common import paper
 
+# The config arguments: two_timescale's (tests/test_config_combinations.py).
+OPTIONS = common.Options("two_timescale_m2", *two_timescale.OPTIONS.groups)
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  common.parse_arg(arg, OPTIONS)
   c = two_timescale.get_config(arg)
   common.block(c, "train").fusion = "decision", paper(
       "000 Performance for Intra-clip Part", "M2: decision-level fusion, the average of the "

@@ -39,10 +39,12 @@ from configs.common import ours
 
 COLOUR = ("acc", "cl", "sc", "cedd", "fcth", "jcd")
 TEXTURE = ("eh", "gabor", "tamura", "lbp")
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options("two_timescale_mediaeval2018", two_timescale.TARGETS, ("runlocal",))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {"valence", "arousal", "runlocal"})
+  words = common.parse_arg(arg, OPTIONS)
   c = two_timescale.get_config(arg)
   with c.unlocked():
     d = common.block(c, "dataset")

@@ -27,6 +27,12 @@ from configs.common import ours, paper
 # The networks of emojax/models/video_convnets.py (tests/test_config_layout.py checks they agree).
 ARCHS = ("c3d", "r2plus1d", "tsn", "eco_lite", "eco_full")
 SEGMENTED = ("tsn", "eco_lite", "eco_full")
+# The config arguments (tests/test_config_combinations.py builds every combination).
+OPTIONS = common.Options(
+    "video_convnets", ARCHS, ("valence", "arousal"), ("liris",), ("adam",), ("fc3",), ("crop112",),
+    ("resnet18",), ("runlocal",),
+    needs=(("crop112", ("resnet18",), SEGMENTED, "BN-Inception (TSN, ECO) needs crops that are "
+            "multiples of 32; 112 crops are C3D's / R(2+1)D's convention"),))
 
 
 def model_block(c: ml_collections.ConfigDict, arch: str, words=frozenset()) -> None:
@@ -72,15 +78,8 @@ def model_block(c: ml_collections.ConfigDict, arch: str, words=frozenset()) -> N
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  words = common.parse_arg(arg, {*ARCHS, "valence", "arousal", "liris", "adam", "fc3", "crop112",
-                                 "resnet18", "runlocal"})
-  archs = [w for w in words if w in ARCHS]
-  if len(archs) > 1:
-    raise ValueError(f"name one network, got {sorted(archs)}")
-  arch = archs[0] if archs else "c3d"
-  if "crop112" in words and arch in SEGMENTED and "resnet18" not in words:
-    raise ValueError("crop112 is C3D's / R(2+1)D's convention: BN-Inception (TSN, ECO) needs "
-                     "crops that are multiples of 32; add resnet18 or drop crop112")
+  words = common.parse_arg(arg, OPTIONS)
+  arch = next((w for w in ARCHS if w in words), "c3d")
   c = common.base_config("video_convnets")
   dims = [d for d in ("valence", "arousal") if d in words]
   common.block(c, "").targets = (tuple(dims) if dims else ("valence", "arousal")), paper(

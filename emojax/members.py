@@ -7,6 +7,11 @@ run's config with those keys set, trained and evaluated as its own run in
 members' predictions (per second of every film, or per clip), evaluated into `<workdir>/eval/`
 with the same files as a single run; `<workdir>/members.json` lists the members. The paper's run 5
 (001 Sec. 3) averages runs that differ this way (no dropout / BN, another initialisation).
+
+K members of one config in one jit(vmap) (`config.train.ensemble = K`,
+`train_and_evaluate_vmapped`): each member selects its own best validation step, the K-member
+state is checkpointed and resumed like a single run's, and the run evaluates the mean of the
+members' selected models' predictions.
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ from __future__ import annotations
 import ast
 import copy
 import pathlib
+import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
 
-from emojax import distributed, errors, evaluate, fileio, inference, input_pipeline
+from emojax import (contract, distributed, ensemble, errors, evaluate, fileio, inference,
+                    input_pipeline)
 
 KEY = "config.train.ensemble_members"
 
@@ -142,10 +150,18 @@ def train_and_evaluate_vmapped(config: ml_collections.ConfigDict,
                                workdir: str | pathlib.Path) -> dict:
   """K members of one config (initialisations `ensemble.member_key(seed, i)`, dropout keys
   `fold_in(step key, i)`) trained in one jit(vmap) step per batch (emojax/ensemble.py) through the
-  method's phases; each phase runs its full duration (no per-member selection: the final state is
-  the result). Member i is evaluated and saved as a run of its own in `<workdir>/members/<i>/`
-  (final_model, eval/), and the run evaluates the mean of the members' predictions."""
-  from emojax import checkpoint, contract, ensemble, train  # pylint: disable=g-import-not-at-top
+  method's phases.
+
+  Each member selects its own best validation step (the task's metric, as a single run does; with
+  `patience`, a member stops improving its selection after that many validations without a better
+  one, and the phase ends when every member has stopped); the members' selected states start the
+  next phase and are the result. Phases without validation-based selection (no validation split,
+  `train_splits`) keep their last step. The K-member state (current, selected, optimizer, each
+  member's best step and score) is checkpointed in `<workdir>/checkpoints/<phase>/` as a single
+  run's is, so a killed run resumes where it was and ends with the same members. Member i is
+  evaluated and saved as a run of its own in `<workdir>/members/<i>/` (final_model, eval/), and the
+  run evaluates the mean of the members' predictions."""
+  from emojax import checkpoint, train  # pylint: disable=g-import-not-at-top
   workdir = pathlib.Path(workdir)
   k = ensemble_size(config)
   one = copy.deepcopy(config)
@@ -154,52 +170,42 @@ def train_and_evaluate_vmapped(config: ml_collections.ConfigDict,
   ensemble.check_sharding(k, config.data.batch_size, jax.device_count(),
                           config.train.get("ensemble_sharding", "members"))
   workdir.mkdir(parents=True, exist_ok=True)
-  fileio.write_json(workdir / "config.json", config.to_dict())
+  records: list[dict] = fileio.read_json(workdir / "phases.json", [])
+  _check_same_config(config, workdir, records)
+  if distributed.is_main():
+    fileio.write_json(workdir / "config.json", config.to_dict())
   method, cfg, d = trainer.method, trainer.config, config.data
   create = lambda rngs: method.create(cfg, trainer.feature_dims, rngs)  # noqa: E731
-  records, state = [], None
+  keep_finished = cfg.checkpoint.get("finished", "last")
+  checkpoint.check_policy(keep_finished)
+  full = None   # the K members' stacked state (every variable) after the last finished phase
+  if records:
+    last = records[-1]
+    print(f"resuming {workdir} after {len(records)} finished phases (last: {last['name']})",
+          flush=True)
+    template = nnx.merge_state(*ensemble.create(create, k, int(cfg.seed)).states())
+    ckpt = trainer._phase_checkpoints(  # pylint: disable=protected-access
+        last["name"], method.task(cfg))
+    full = _from_pure(template, ckpt.restore_best(nnx.to_pure_dict(template)))
+    ckpt.close()
   while (phase := method.plan(cfg, records)) is not None:
     if phase.fit is not None or phase.setup is not None:
       raise errors.ConfigError(
           f"config.train.ensemble={k}: phase {phase.name} has a setup or closed-form fit, which "
           "one jit(vmap) over members cannot run; list the members as runs in "
           f"{KEY} instead (or turn the phase off, e.g. config.train.retrain_on_dev=False)")
-    members = ensemble.create(create, k, int(cfg.seed), phase.trainable)
-    params, mutable, frozen = members.states()
-    if state is not None:   # the previous phase's variables, split by this phase's filter
-      params, mutable, frozen = state(phase.trainable)
-    steps, per_epoch = trainer._duration(phase)  # pylint: disable=protected-access
-    spec = dict(phase.optimizer or contract.optimizer_spec())
-    tx = contract.make_optimizer(spec, steps=steps,
-                                 steps_per_epoch=max(1, per_epoch // d.batch_size))
-    opt = ensemble.init_optimizer(tx, params)
-    step_fn = ensemble.make_train_step(members.train_graphdef, phase.forward, phase.task, tx,
-                                       float(spec["l2"]))
-    batches = trainer._batches(phase, 0)  # pylint: disable=protected-access
-    print(f"== phase {phase.name} ({steps} steps, {k} members in one jit)", flush=True)
-    for s in range(steps):
-      batch = next(batches)   # one process: the members' step places it (no explicit mesh)
-      params, mutable, opt, loss = step_fn(params, mutable, frozen, opt, batch, ensemble.step_keys(
-          train.step_key(int(cfg.seed), phase.name, s), k))
-    loss = np.asarray(loss)
-    if not np.all(np.isfinite(loss)):
-      raise errors.NonFiniteLossError(f"phase {phase.name}: member losses {loss.tolist()}; lower "
-                                      "the learning rate or clip gradients (config.optim.grad_clip)")
-    graphdef = members.train_graphdef
-    merged = (params, mutable, frozen)
-    state = lambda trainable, g=graphdef, m=merged: jax.vmap(  # noqa: E731
-        lambda p, mu, f: nnx.split(nnx.merge(g, p, mu, f, copy=True), trainable,
-                                   contract.MUTABLE, ...)[1:])(*m)
-    records.append({"name": phase.name, "target": phase.target, "targets": list(phase.task.targets),
-                    "best_step": steps, "steps": steps, "members": k,
-                    "final_loss": [float(x) for x in loss]})
-  fileio.write_json(workdir / "phases.json", records)
+    checkpoint.prune_phases(workdir / "checkpoints", [r["name"] for r in records], keep_finished)
+    full, record = _members_phase(trainer, phase, k, create, full)
+    records.append(record)
+    if distributed.is_main():
+      fileio.write_json(workdir / "phases.json", records)
+  checkpoint.prune_phases(workdir / "checkpoints", [r["name"] for r in records], keep_finished)
   sums: dict[str, list] = {}
   stores = {s: v for s, v in trainer.stores.items() if s in evaluate.SPLITS}
   constants = trainer.stores["train"].label_constants(trainer.task)
   for i in range(k):
     model = method.create(cfg, trainer.feature_dims, nnx.Rngs(int(cfg.seed)))
-    nnx.update(model, *jax.tree.map(lambda x, i=i: x[i], merged))
+    nnx.update(model, ensemble.unstack(full, i))
     run = workdir / "members" / str(i)
     checkpoint.save_model(run / "final_model", model, trainer.model_meta(), trainer.feature_stats)
     evaluate.evaluate_model(model, method, cfg, stores, run, trainer.mesh, records,
@@ -210,3 +216,170 @@ def train_and_evaluate_vmapped(config: ml_collections.ConfigDict,
           batch_size=d.eval_batch_size))
   return _write_mean(workdir, method.task(cfg), stores, sums,
                      [f"member {i} of {k} (one jit)" for i in range(k)], constants)
+
+
+def _check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                       records: list) -> None:
+  """Resuming continues the run in the workdir: another config is refused (as train.Trainer)."""
+  from emojax import layout, train  # pylint: disable=g-import-not-at-top
+  saved = fileio.read_json(workdir / "config.json")
+  started = records or any(p.name.isdigit() for p in (workdir / "checkpoints").glob("*/*/*"))
+  if saved is None or not started:
+    return
+  diffs = sorted(train._dict_diff(layout.upgrade(saved),  # pylint: disable=protected-access
+                                  fileio.to_jsonable(config.to_dict())))
+  if diffs:
+    raise errors.ConfigError(
+        f"{workdir} holds a run trained with another config ({'; '.join(diffs[:8])}); train in a "
+        "new --workdir, or rerun with the same config to resume")
+
+
+def _from_pure(template, pure):
+  """A new nnx.State of `template`'s structure holding the arrays of a restored pure dict
+  (`template` itself, and what shares its variables, are left as they are)."""
+  fresh = jax.tree.map(lambda x: x, template)
+  nnx.replace_by_pure_dict(fresh, pure)
+  return fresh
+
+
+def _where(mask: np.ndarray, new, old):
+  """Per member (the leading axis): `new` where mask, else `old` (random keys: `new`)."""
+  def pick(a, b):
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+      return a
+    return jnp.where(jnp.asarray(mask).reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+  return jax.tree.map(pick, new, old)
+
+
+def member_scores(trainer, phase, full, k: int) -> np.ndarray:
+  """(K,) each member's validation score (the phase task's best metric; NaN when undefined),
+  computed as a single run's validation is (`Trainer.validate` on the member's state)."""
+  out = []
+  for i in range(k):
+    nnx.update(trainer.model, ensemble.unstack(full, i))
+    val = trainer.validate(phase, ("validation",)).get("validation", {})
+    value = val.get(phase.task.best_metric)
+    out.append(float(value) if isinstance(value, (int, float)) else float("nan"))
+  return np.asarray(out, np.float64)
+
+
+def _nan_to_none(a) -> list:
+  return [None if v is None or not np.isfinite(v) else float(v) for v in a]
+
+
+def _members_phase(trainer, phase, k: int, create, full):
+  """Trains one phase for the K members in one jit(vmap) step; returns (the members' selected
+  stacked state, the phase record)."""
+  from emojax import train  # pylint: disable=g-import-not-at-top
+  cfg, d, task = trainer.config, trainer.config.data, phase.task
+  t0 = time.time()
+  members = ensemble.create(create, k, int(cfg.seed), phase.trainable)
+  graphdef = members.train_graphdef
+  params, mutable, frozen = members.states()
+  if full is not None:   # the previous phase's members, split by this phase's filter
+    params, mutable, frozen = nnx.split_state(full, phase.trainable, contract.MUTABLE, ...)
+  steps, per_epoch = trainer._duration(phase)  # pylint: disable=protected-access
+  spec = dict(phase.optimizer or contract.optimizer_spec())
+  tx = contract.make_optimizer(spec, steps=steps,
+                               steps_per_epoch=max(1, per_epoch // d.batch_size))
+  opt = ensemble.init_optimizer(tx, params)
+  selects = trainer._selects(phase)  # pylint: disable=protected-access
+  sign = 1.0 if task.best_mode == "max" else -1.0
+  ckpt = trainer._phase_checkpoints(phase.name, task)  # pylint: disable=protected-access
+  start, best = 0, None
+  best_value = np.full(k, np.nan)
+  best_step = np.zeros(k, np.int64)          # 0: no validated step yet (the last step is kept)
+  since = np.zeros(k, np.int64)
+  stopped = np.zeros(k, bool)
+  history: list[dict] = []
+  loss = np.full(k, np.nan)
+  if ckpt.latest_step() is not None:
+    current = nnx.merge_state(params, mutable, frozen)
+    like = {"current": nnx.to_pure_dict(current), "best": nnx.to_pure_dict(current)}
+    start, pure, opt, meta = ckpt.restore_latest(like, opt)
+    current = _from_pure(current, pure["current"])
+    params, mutable, frozen = nnx.split_state(current, phase.trainable, contract.MUTABLE, ...)
+    if meta.get("has_best"):
+      best = _from_pure(nnx.merge_state(*members.states()), pure["best"])
+    best_value = np.asarray([np.nan if v is None else v for v in meta["best_value"]], np.float64)
+    best_step = np.asarray(meta["best_step"], np.int64)
+    since = np.asarray(meta["since_best"], np.int64)
+    stopped = np.asarray(meta["stopped"], bool)
+    history = list(meta["history"])
+    loss = np.asarray([np.nan if v is None else v for v in meta["loss"]], np.float64)
+    print(f"   resumed {phase.name} at step {start} ({k} members)", flush=True)
+  eval_every = contract.to_steps(phase.eval_every, phase.eval_every_epochs,
+                                 examples_per_epoch=per_epoch, batch_size=d.batch_size,
+                                 what=f"phase {phase.name} validation interval")
+  eval_every = max(1, min(eval_every or steps, steps))
+  ckpt_every = max(1, cfg.checkpoint.every_steps)
+  print(f"== phase {phase.name} ({steps} steps, {k} members in one jit"
+        f"{', each selecting its best validation step' if selects else ''})", flush=True)
+  step_fn = ensemble.make_train_step(graphdef, phase.forward, task, tx, float(spec["l2"]))
+  params, mutable = jax.tree.map(jnp.copy, (params, mutable))   # the step donates them
+  done = start
+  if start < steps and not stopped.all():
+    batches = trainer._batches(phase, start)  # pylint: disable=protected-access
+    for s in range(start, steps):
+      batch = next(batches)   # one process: the members' step places it (no explicit mesh)
+      params, mutable, opt, loss_k = step_fn(params, mutable, frozen, opt, batch,
+                                             ensemble.step_keys(train.step_key(int(cfg.seed),
+                                                                               phase.name, s), k))
+      done = s + 1
+      train._fault_injection(phase.name, done)  # pylint: disable=protected-access
+      eval_now = selects and (done % eval_every == 0 or done == steps)
+      ckpt_now = done % ckpt_every == 0 or done == steps
+      if not (eval_now or ckpt_now or done % cfg.log.every_steps == 0):
+        continue
+      loss = np.asarray(loss_k, np.float64)
+      if not np.all(np.isfinite(loss)):
+        raise errors.NonFiniteLossError(
+            f"phase {phase.name}: member losses {loss.tolist()} at step {done}; lower the "
+            "learning rate or clip gradients (config.optim.grad_clip)")
+      print(f"   {phase.name} step {done}/{steps} member losses "
+            f"{' '.join(f'{x:.4f}' for x in loss)}", flush=True)
+      current = nnx.merge_state(params, mutable, frozen)
+      if eval_now:
+        scores = member_scores(trainer, phase, current, k)
+        better = np.isfinite(scores) & ~stopped & (
+            ~np.isfinite(best_value) | (sign * (scores - best_value) > 0))
+        best = (jax.tree.map(jnp.copy, current) if best is None
+                else _where(better, current, best))
+        best_value = np.where(better, scores, best_value)
+        best_step = np.where(better, done, best_step)
+        since = np.where(better, 0, np.where(stopped, since, since + 1))
+        if phase.patience:
+          stopped |= since >= phase.patience
+        history.append({"step": done, task.best_metric: _nan_to_none(scores)})
+        print(f"   validation {task.best_metric} of the members: "
+              f"{' '.join(f'{x:.4f}' for x in scores)}; best steps {best_step.tolist()}",
+              flush=True)
+      all_stopped = bool(phase.patience) and bool(stopped.all())
+      if ckpt_now or all_stopped:
+        ckpt.save_latest(done, {"current": nnx.to_pure_dict(current),
+                                "best": nnx.to_pure_dict(best if best is not None else current)},
+                         opt, {"phase": phase.name, "step": done, "has_best": best is not None,
+                               "best_value": _nan_to_none(best_value),
+                               "best_step": best_step.tolist(), "since_best": since.tolist(),
+                               "stopped": stopped.tolist(), "history": history,
+                               "loss": _nan_to_none(loss)})
+      if all_stopped:
+        print(f"   {phase.name}: every member stopped early at step {done}", flush=True)
+        break
+    ckpt.wait()
+  final = nnx.merge_state(params, mutable, frozen)
+  selected = final if best is None else _where(best_step > 0, best, final)
+  if ckpt.best_step() is None:
+    finite = best_value[np.isfinite(best_value)]
+    ckpt.save_best(max(done, 1), nnx.to_pure_dict(selected),
+                   {task.best_metric: float(finite.mean()) if finite.size else 0.0})
+    ckpt.wait()
+  ckpt.close()
+  member_best = [int(b) if b > 0 else int(done) for b in best_step]
+  record = {"name": phase.name, "target": phase.target, "targets": list(task.targets),
+            "best_step": max(member_best), "member_best_steps": member_best,
+            f"member_best_{task.best_metric}": _nan_to_none(best_value),
+            "steps": steps, "members": k, "early_stopped": stopped.tolist(),
+            "validation_history": history, "final_loss": _nan_to_none(loss),
+            "seconds": round(time.time() - t0, 2), "info": phase.info}
+  return selected, record

@@ -292,7 +292,7 @@ def test_bad_inputs():
   batch = window_batch(np.random.default_rng(0), streams={"audio": 6})
   with pytest.raises(errors.DataError, match="lacks stream"):
     aan.outputs(c)["arousal"].forward(model, batch, None)
-  with pytest.raises(ValueError, match="one variant"):
+  with pytest.raises(ValueError, match="exclude each other"):
     aan_config.get_config("feature,temporal")
   c2 = aan_config.get_config("feature")
   with c2.unlocked():

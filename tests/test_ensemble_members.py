@@ -71,6 +71,7 @@ def test_k_members_in_one_jit_evaluate_the_mean_of_their_predictions(tmp_path):
   assert code == 0, err
   records = json.loads((run / "phases.json").read_text())
   assert [(r["name"], r["members"], len(r["final_loss"])) for r in records] == [("gru_moe", 3, 3)]
+  assert len(records[0]["member_best_steps"]) == 3
   assert (run / "members" / "2" / "final_model").is_dir()
   _check_mean_of_members(run, 3)
 
@@ -89,3 +90,75 @@ def test_a_bad_member_override_names_the_key(spec, fragment):
   from configs import gru_moe as gru_moe_config  # pylint: disable=import-outside-toplevel
   with pytest.raises(errors.ConfigError, match=fragment):
     members.member_config(gru_moe_config.get_config("runlocal"), spec)
+
+
+def _toy_config(**train):
+  """gru_moe on the toy films (as TOY above), in-process; Butterworth off so that the evaluated
+  validation predictions are the ones validation scored."""
+  import toy_dataset  # pylint: disable=import-outside-toplevel,unused-import  (registers the builder)
+  from configs import gru_moe as gru_moe_config  # pylint: disable=import-outside-toplevel
+  c = gru_moe_config.get_config("runlocal")
+  c.dataset.update(dict(name="emojax_toy_films", import_module="toy_dataset", config="",
+                        data_dir=str(toy_data_dir())))
+  c.inputs.streams = ("audio", "expression")
+  c.model.update(dict(hidden=4, window_seconds=3))
+  c.data.update(dict(batch_size=8, eval_batch_size=8))
+  c.eval.postprocess = "none"
+  c.checkpoint.every_steps = 2
+  c.train.update(dict(steps=6, eval_every_steps=1, retrain_on_dev=False, ensemble=3))
+  c.train.update(train)
+  return c
+
+
+def _pooled_pcc(run, split="validation"):
+  """The mean over targets of the pooled PCC of a run's written predictions (NumPy)."""
+  rows = [_read(p) for p in sorted((run / "eval" / split / "predictions").glob("*.csv"))]
+  return np.mean([np.corrcoef(np.concatenate([r[f"{t}_true"] for r in rows]),
+                              np.concatenate([r[f"{t}_pred"] for r in rows]))[0, 1]
+                  for t in ("valence", "arousal")])
+
+
+def test_each_member_keeps_its_own_best_step_and_a_killed_run_resumes_to_the_same(
+    tmp_path, monkeypatch):
+  from emojax import train  # pylint: disable=import-outside-toplevel
+  config = _toy_config()
+  whole = tmp_path / "whole"
+  train.train_and_evaluate(config, whole)
+  rec = json.loads((whole / "phases.json").read_text())[0]
+  history = rec["validation_history"]
+  assert [h["step"] for h in history] == [1, 2, 3, 4, 5, 6]
+  for i in range(3):
+    scores = [h["pcc"][i] for h in history]
+    first_best = history[int(np.nanargmax(scores))]["step"]   # the first of equal bests
+    assert rec["member_best_steps"][i] == first_best, (i, scores, rec["member_best_steps"])
+    # Member i's saved model is its best step's: its evaluated validation predictions score what
+    # validation recorded at that step, not the last step's score.
+    np.testing.assert_allclose(_pooled_pcc(whole / "members" / str(i)),
+                               scores[first_best - 1], atol=1e-4)
+  assert len(set(rec["member_best_steps"])) > 1 or min(rec["member_best_steps"]) < 6, rec
+  _check_mean_of_members(whole, 3)
+
+  # Killed after step 5 (its last checkpoint: step 4), rerun: the same members as uninterrupted.
+  class Killed(Exception):
+    pass
+
+  def kill_at_5(phase, step):
+    del phase
+    if step == 5:
+      raise Killed
+  killed = tmp_path / "killed"
+  with monkeypatch.context() as m:
+    m.setattr(train, "_fault_injection", kill_at_5)
+    with pytest.raises(Killed):
+      train.train_and_evaluate(config, killed)
+  assert not (killed / "phases.json").exists()
+  train.train_and_evaluate(config, killed)
+  b = json.loads((killed / "phases.json").read_text())[0]
+  for key in ("member_best_steps", "member_best_pcc", "validation_history", "final_loss"):
+    assert rec[key] == b[key], key
+  for i in range(3):
+    for film in sorted((whole / "members" / str(i) / "eval" / "test" / "predictions").glob("*")):
+      got = _read(killed / "members" / str(i) / "eval" / "test" / "predictions" / film.name)
+      want = _read(film)
+      for col in want:
+        np.testing.assert_allclose(got[col], want[col], atol=1e-6, err_msg=f"{i} {film} {col}")

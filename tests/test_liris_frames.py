@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import liris_fixture as lf
+from emojax import input_pipeline
 from emojax.datasets import common
 from emojax.datasets import liris_accede as la
 from emojax.errors import ConfigError, DataError
@@ -68,7 +69,11 @@ def test_frame_streams_are_the_clip_frames_on_screen(built):
       for split, s in (("train", 1), ("validation", 2), ("test", 0))}
   ex = splits["test"]["ACCEDE00006"]
   assert ex["valence"] == np.float32(lf.ACCEDE[6].valence)
-  fc, tsn = ex["frame_clips"], ex["tsn_frames"]
+  # Stored encoded (the extractor's JPEG bytes), decoded as the clip store decodes a batch.
+  assert ex["frame_clips"].shape == (8,) and ex["tsn_frames"].shape == (8, 3)
+  assert all(bytes(b)[:2] == b"\xff\xd8" for b in ex["tsn_frames"].reshape(-1))   # JPEG
+  fc = input_pipeline.decode_stream(ex["frame_clips"], "frame_clips")
+  tsn = input_pipeline.decode_stream(ex["tsn_frames"], "tsn_frames")
   assert fc.shape == (8, SIZE, SIZE, 3) and fc.dtype == np.uint8
   assert tsn.shape == (8, 3, SIZE, SIZE, 3) and tsn.dtype == np.uint8
   times, frames = _video_frames(manual / "LIRIS-ACCEDE-data" / "data" / "ACCEDE00006.mp4")
@@ -83,12 +88,14 @@ def test_frame_streams_are_the_clip_frames_on_screen(built):
     np.testing.assert_array_equal(nearest, want)
     assert dist.max() < 4.0, dist  # JPEG (quality 90) and swscale vs PIL resizing
   # The clips differ (brightness and colour depend on the clip): the rows are each clip's own.
-  other = splits["test"]["ACCEDE00007"]["frame_clips"]
+  other = input_pipeline.decode_stream(splits["test"]["ACCEDE00007"]["frame_clips"], "other")
   assert np.abs(other.astype(float) - fc.astype(float)).mean() > 10
   meta = builder.info.metadata
   assert meta["feature_dims"] == {"frame_clips": 8 * SIZE * SIZE * 3,
                                   "tsn_frames": 8 * 3 * SIZE * SIZE * 3}
   assert meta["feature_manifest"]["extractors"]["tsn_frames"]["params"]["size"] == SIZE
+  assert meta["decoded_shapes"] == {"frame_clips": [8, SIZE, SIZE, 3],
+                                    "tsn_frames": [8, 3, SIZE, SIZE, 3]}
 
 
 def test_per_second_builders_still_refuse_frame_extractors():

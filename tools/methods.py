@@ -131,6 +131,7 @@ def family_section(f: Family) -> list[str]:
   seed = f"seed {f.seed}" if f.seed else "emojax's baseline"
   lines = [f"### `configs/{f.config}.py` ({seed}): {f.title}", "",
            f"    python main.py --config=configs/{f.config}.py --workdir=runs/{f.config}", ""]
+  lines += [arguments_line(f.config), ""]
   if f.parent is None:
     lines += ["Every default:", ""] + _rows(c)
   else:
@@ -144,6 +145,17 @@ def family_section(f: Family) -> list[str]:
     lines += ["", f"Argument `{arg}` (`--config=configs/{f.config}.py:{arg}`) changes:", ""]
     lines += _rows(other, keys) if keys else ["(nothing)"]
   return lines + [""]
+
+
+def arguments_line(config: str) -> str:
+  """The config's declared argument words (its OPTIONS): exclusive groups, switches, needs."""
+  options = importlib.import_module(f"configs.{config}").OPTIONS
+  groups = [" / ".join(f"`{w}`" for w in g) for g in options.groups]
+  needs = [f"`{w}`" + (f" with {' / '.join(f'`{x}`' for x in when)}" if when else "")
+           + f" needs {' / '.join(f'`{x}`' for x in any_of)}"
+           for w, any_of, when, _ in options.needs]
+  return (f"Arguments (`--config=configs/{config}.py:<words>`, comma separated, at most one word "
+          f"of each group): {'; '.join(groups)}." + (f" {'; '.join(needs)}." if needs else ""))
 
 
 def _num(v) -> str:

@@ -376,6 +376,10 @@ class SyntheticClips(tfds.core.GeneratorBasedBuilder):
           clips_per_film=3, clip_seconds=4, fps=6, render_width=64, render_height=48,
           image_size=24, description="24 clips of 4 s with 24 px images, for tests."),
       SyntheticClipsConfig(
+          name="images256", image_size=256,
+          description="the default benchmark with 256 x 256 key frames and spectrogram images "
+                      "(seed 002's size: 227 crops for the full AlexNet)."),
+      SyntheticClipsConfig(
           name="frames",
           frame_clips_frames=8, frame_height=128, frame_width=171, tsn_segments=8,
           tsn_candidates=3, render_width=172, render_height=128,
