@@ -40,7 +40,7 @@ Networks (channels-last; every convolution is a `video_conv.Conv`, lowering chos
 `head_layers` 3 puts two hidden ReLU layers (512 * width) before the output (Table II's "FC
 layer 3"; the widths are not given). BN-Inception reads BGR 0-255 minus its mean (its published
 weights' input); the other networks ImageNet-standardised RGB. `backbone_weights` = a .npz
-converted from the published BN-Inception (python -m emojax.backbones.bn_inception) loaded into
+converted from the published BN-Inception (python -m emojax.backbones.convert --network=bn_inception) loaded into
 TSN's / ECO's BN-Inception with its BatchNorm statistics before training.
 `width` multiplies every channel count, `depth` the blocks per ResNet stage (>= 1), so `runlocal`
 trains in minutes (BN-Inception's sizes are fixed); the defaults (1.0, 1.0) are the paper's sizes.
