@@ -51,7 +51,8 @@ def model_block(c: ml_collections.ConfigDict, arch: str, words=frozenset()) -> N
         "TSN's (ECO's 2-D part: BN-Inception up to the end of inception_3c; C3D / R(2+1)D ignore it)")
   m.backbone_weights = "", ours("'' = BN-Inception from scratch (004 Sec. V-A trains from "
                                 "scratch); else the .npz converted with python -m "
-                                "emojax.backbones.bn_inception (weights and BN statistics)")
+                                "emojax.backbones.convert --network=bn_inception (weights and "
+                                "BN statistics)")
   m.num_frames = 8, paper("004 Sec. V-A", "every network takes eight RGB frames")
   if "crop112" in words:
     m.crop = 112, ours("crop112: C3D's / R(2+1)D's own 112 crops of 128x171 frames; the paper "
