@@ -112,6 +112,10 @@ ROWS = (
           table="clip_regression") for n, name in NETWORKS for d in DIMS),
 )
 SEEDS = (0, 1, 2)
+# The order rows are trained in (the page keeps ROWS' order): the cheap families first, so that an
+# interrupted run has every family's numbers before the costly seed 000 phases.
+RUN_ORDER = ("ridge", "attendaffectnet", "gru_moe", "fusion_lstm", "video_convnets",
+             "two_timescale")
 MIN_FILMS_FOR_INTERVAL = 5   # fewer test films: no bootstrap interval (3 films: 10 resamples)
 
 
@@ -551,6 +555,8 @@ def verdict(row: Row, stats: dict, base: dict) -> str:
     return "baselines not built"
   mean = lambda k: float(np.nanmean([v for v in stats.get(k, []) if v is not None] or [np.nan]))
   misses = []
+  if row.table != "clips" and not mean("pcc") > 0:
+    misses.append("PCC ≤ 0 (a constant's)")
   for name, b in base.items():
     if row.table == "clips":
       if mean("accuracy") <= b["accuracy"]:
@@ -563,13 +569,14 @@ def verdict(row: Row, stats: dict, base: dict) -> str:
   return "above" if not misses else "**below**: " + "; ".join(misses)
 
 
-def evidence(row: Row, dirs: dict[int, pathlib.Path]) -> str:
+def evidence(row: Row, dirs: dict[int, pathlib.Path], target: str = "") -> str:
   """What the runs themselves say about a row below its baselines: where each seed's last phase
-  found its best validation step (the last step: still improving when training stopped), and its
-  validation score against its test score."""
+  (of `target`) found its best validation step (the last step: still improving when training
+  stopped), and its validation score (to hold against the test score)."""
   at_end, n, val = 0, 0, []
   for d in dirs.values():
     phases = json.loads((d / "phases.json").read_text()) if (d / "phases.json").exists() else []
+    phases = [p for p in phases if not target or target in (p.get("targets") or [target])]
     if not phases:
       continue
     last = phases[-1]
@@ -578,11 +585,26 @@ def evidence(row: Row, dirs: dict[int, pathlib.Path]) -> str:
     v = last.get("validation") or {}
     val.append(v.get("accuracy" if row.table == "clips" else "pcc"))
   if not n:
-    return ""
+    return "no phase records"
   metric = "accuracy" if row.table == "clips" else "PCC"
   return (f"best validation step = the last step in {at_end} of {n} seeds"
           + (" (still improving when training stopped)" if at_end * 2 > n else "")
           + f"; validation {metric} {_mean_std(val)}")
+
+
+def _spread_note(row: Row, dirs, target: str, verdict_text: str) -> str:
+  """Whether the row's miss lies within its seeds' spread: the largest PCC (accuracy) gap to a
+  baseline it misses against the sample std of its seeds."""
+  key = "accuracy" if row.table == "clips" else "pcc"
+  vals = np.asarray([v for v in row_stats(row, dirs).get(target, {}).get(key, []) if v is not None],
+                    np.float64)
+  bars = [float(x.rsplit(" ", 1)[1]) for x in verdict_text.replace("**below**: ", "").split("; ")
+          if x.startswith(("PCC ≤", "accuracy ≤")) and "constant" not in x]
+  if vals.size < 2 or not bars:
+    return ""
+  gap, std = vals.mean() - max(bars), vals.std(ddof=1)
+  return (f"; its mean is {abs(gap):.3f} below the baseline, " +
+          ("within" if abs(gap) < std else "beyond") + f" its seeds' std {std:.3f}")
 
 
 # Findings of investigations into rows below their baselines (shown only when a row is marked
@@ -810,10 +832,13 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
               "Each with what its runs show (computed) and, where one was made, the finding of an "
               "investigation.", ""]
     for r, t, v, dirs in marks:
-      why = EXPLANATIONS.get(f"{profile}/{r.key}") or EXPLANATIONS.get(r.key) or (
-          "not investigated yet")
-      lines.append(f"- {r.label}, {t}: {v.replace('**', '')}. Runs: {evidence(r, dirs)}. "
-                   f"Why: {why}")
+      spread = _spread_note(r, dirs, t, v)
+      bench = _dataset_name({r.key: dirs})
+      why = next((EXPLANATIONS[k] for k in (f"{profile}/{r.key}/{t}", f"{profile}/{r.key}",
+                                            f"{r.key}/{t}", r.key, f"{profile}/{bench}/{t}")
+                  if k in EXPLANATIONS), "not investigated yet")
+      lines.append(f"- {r.label}, {t}: {v.replace('**', '')}. Runs: {evidence(r, dirs, t)}"
+                   f"{spread}. Why: {why}")
   out.parent.mkdir(parents=True, exist_ok=True)
   tmp = out.with_suffix(".tmp")
   tmp.write_text("\n".join(lines) + "\n")
@@ -870,7 +895,8 @@ def _main(argv=None) -> None:
   t0 = time.time()
   report = lambda: write_report(root, a.profile, seeds, list(ROWS), out, same)
   if not a.report_only:   # the report after every row: partial progress
-    run_rows(rows, a.profile, seeds, root, after_row=report, same=same)
+    run_rows(sorted(rows, key=lambda r: RUN_ORDER.index(r.family)), a.profile, seeds, root,
+             after_row=report, same=same)
   report()
   complete = all(len(_trial_dirs(root, known.get(same.get(r.key), r), seeds)) == len(seeds)
                  for r in ROWS)
