@@ -1,23 +1,38 @@
-r"""Regenerates docs/results.md from runs: every method on the embedded benchmarks, over seeds.
+r"""Regenerates docs/results.md from runs: every family and each paper's ablations on the embedded
+benchmarks, over 3 seeds, beside the trivial baselines.
 
-  python -m benchmarks.results                      # all rows, 3 seeds, paper-size configs
-  python -m benchmarks.results --profile=runlocal   # the shrunken configs (minutes; a smoke check),
-                                                    # written under <data dir>/results/runlocal/
+  python -m benchmarks.results                      # the default profile (hours; resumable)
+  python -m benchmarks.results --profile=quick      # every row shrunk: a smoke check
   python -m benchmarks.results --rows=seed000,ridge --seeds=0,1,2
-  python -m benchmarks.results --report_only        # rewrite the docs from the runs that exist
+  python -m benchmarks.results --report_only        # rewrite the page from the runs that exist
 
-Each row is a config run as a sweep over `config.sweep.seeds` (emojax/sweep.py: one folder per
-seed under `runs/results/<profile>/<row>/sweep/trials/seed=<k>/`), so finished seeds are skipped and
-an interrupted run resumes where it stopped (the harness resumes a killed training from its last
-checkpoint). The full set takes hours on 2 CPU cores: rerun the same command until it is complete;
-rows not run yet are listed as such in the docs, never filled in by hand.
+Rows (ROWS): seed 000 and its M1 / M2, ridge, seed 001 (GRU + gating + MoE) and its ablations
+(LSTM / TCN encoder, W = 10 / 30 / 60, without gating, without MoE, an ensemble of 4; the
+smoothers and BN inference modes scored from the seed 001 runs' own variants), the three
+AttendAffectNet variants on all / audio / video streams, seed 002's modal fusion and four baselines
+and seed 004's five networks, each on both dimensions. A row is a config (configs/*.py with its
+argument words and option overrides) run as a sweep over `config.sweep.seeds` (emojax/sweep.py:
+`<root>/<row>/sweep/trials/seed=<k>/`), so finished seeds are skipped and an interrupted run
+resumes where it stopped; rows whose config equals an earlier row's under the profile are trained
+once. A row that fails is reported on the page and the run goes on.
+
+Profiles (PROFILES, per family: config words, overrides and what the table says about them):
+`quick` adds `runlocal` and cuts steps (every row in under 30 minutes of a quiet 2-core machine;
+the small benchmark's two test films make its numbers a smoke check, not results); `default`
+runs the papers' networks on the full embedded benchmarks where 2 cores train them in the stated
+budget, and says what it shrinks. Runs and the page go under <data dir>/results/<profile>/; the
+default profile also writes docs/results.md once every row is complete.
 
 Reported per row and target, on the test split: pooled PCC / MSE (over all seconds or clips of the
 split) and the mean over films of the per-film PCC (between-film offsets do not inflate it), each as
 mean +- sample std over seeds, and a 95% bootstrap interval over test films of the seed-averaged
 mean per-film PCC (2,000 resamples of the films) where the split has at least
-MIN_FILMS_FOR_INTERVAL (5) test films (fewer films give too few distinct resamples for an
-interval: the table says so instead). Classification rows report accuracy and macro-F1.
+MIN_FILMS_FOR_INTERVAL (5) test films. Classification rows report accuracy and macro-F1. Beside
+each benchmark: its trivial baselines computed from the dataset (constant 0, the training mean;
+ridge: the ridge row, or a ridge on frame statistics for raw frames; the majority class), and per
+row whether it beats them; a row that does not is listed with what its runs show and the finding
+of the investigation (EXPLANATIONS). The page states the wall and CPU time the trials took
+(cpu.json beside each trial's trial_done.json).
 
 Progress: each row prints "row k/n" and an ETA, from the mean time per seed trained so far times
 the seeds still to train (rows differ in cost: a rough guide).
@@ -744,7 +759,10 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
       f"(user + system) for the trained seeds of the {done} of {len(rows)} rows complete here"
       + (f", on a machine shared with other work (1-min load average {min(loads):.1f} to "
          f"{max(loads):.1f} while they ran)" if loads else "")
-      + "; rows with the same config as an earlier row are trained once.",
+      + "; rows with the same config as an earlier row are trained once. On a quiet machine "
+      f"of {os.cpu_count()} cores the wall time would lie between the CPU time divided by the "
+      f"cores ({_fmt_duration(cpu / (os.cpu_count() or 1))}) and the CPU time (XLA keeps one "
+      "to all of them busy).",
       "",
       "The embedded benchmarks are learnability checks with known ceilings, not claims about real "
       "films. Test split. **Pooled**: over all seconds (clips) of the test films; **per film**: the "
