@@ -148,19 +148,21 @@ class Shrink:
 # a 2-core machine trains them within the stated budget; where not, what was shrunk is said.
 PROFILES = {
     "quick": {
-        "two_timescale": Shrink("runlocal", (("train.steps", 10), ("train.inter_clip_steps", 10),
+        "two_timescale": Shrink("runlocal", (("train.steps", 5), ("train.inter_clip_steps", 5),
                                              ("train.eval_every_steps", 5)),
-                                "runlocal (hidden 16, small benchmark), 10 steps a phase"),
+                                "runlocal (hidden 16, small benchmark), 5 steps a phase"),
         "ridge": Shrink("runlocal", (), "runlocal (small benchmark)"),
-        "gru_moe": Shrink("runlocal", (("train.steps", 40), ("train.eval_every_steps", 10)),
-                          "runlocal (hidden 8, W 10, small benchmark), 40 steps"),
-        "attendaffectnet": Shrink("runlocal", (("train.steps", 40), ("train.eval_every_steps", 10)),
-                                  "runlocal (small benchmark, lr 3e-3), 40 steps"),
-        "fusion_lstm": Shrink("runlocal", (("train.epochs", 3.0), ("train.eval_every_epochs", 1.0)),
-                              "runlocal (narrow CNNs, 32 px crops), 3 epochs"),
-        "video_convnets": Shrink("runlocal", (("train.epochs", 2.0),
-                                              ("train.eval_every_epochs", 1.0)),
-                                 "runlocal (width 1/8, depth 1/2, 32 px crops), 2 epochs"),
+        "gru_moe": Shrink("runlocal", (("train.steps", 20), ("train.eval_every_steps", 20)),
+                          "runlocal (hidden 8, W 10, small benchmark), 20 steps"),
+        "attendaffectnet": Shrink("runlocal", (("train.steps", 20), ("train.eval_every_steps", 20)),
+                                  "runlocal (small benchmark, lr 3e-3), 20 steps"),
+        "fusion_lstm": Shrink("runlocal", (("train.epochs", 2.0), ("train.eval_every_epochs", 2.0)),
+                              "runlocal (narrow CNNs, 32 px crops), 2 epochs"),
+        "video_convnets": Shrink("runlocal", (("train.epochs", 1.0),
+                                              ("train.eval_every_epochs", 1.0),
+                                              ("model.autotune", False)),
+                                 "runlocal (width 1/8, depth 1/2, 32 px crops), 1 epoch, "
+                                 "convolution lowerings not timed"),
     },
     "default": {
         "two_timescale": Shrink("", (), "the config's defaults (150 steps a phase)"),
