@@ -189,6 +189,17 @@ PROFILES = {
 }
 
 
+# What each profile is meant to take on a quiet 2-core machine (the page reports what it took).
+BUDGET = {
+    "quick": "under 30 minutes: about 30-50 CPU seconds a row for the seed 003 rows measured "
+             "(seeds 1 and 2 reuse seed 0's compiled programs); the page's CPU time is the check",
+    "default": "about 8 hours, estimated from the rows' step counts (seed 000 15 phases of 150 "
+               "steps; seed 001 about 430 steps at W 60 and the ensemble 4 times that; seed 003 "
+               "about 800; seed 002 360; seed 004 120 of the full networks) and step times "
+               "measured under load (docs/benchmarks.md); it runs across sessions (resumable)",
+}
+
+
 def _profile_args(row: Row, profile: str) -> tuple[str, dict]:
   """The row's config argument and overrides under `profile`."""
   shrink = PROFILES[profile][row.family]
@@ -796,7 +807,8 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
     lines += [f"## Profile `{profile}`", "",
               "What each family's rows ran (the `profile` column names the family; the config "
               "argument words and overrides are added to each row's own, e.g. seed 001's "
-              "`model.encoder=lstm`):", "", "| family | config words | overrides | what it is |",
+              "`model.encoder=lstm`). Budget: " + BUDGET[profile] + ".", "",
+              "| family | config words | overrides | what it is |",
               "|---|---|---|---|"]
     for fam, s in PROFILES[profile].items():
       ov = ", ".join(f"`{k}={v}`" for k, v in s.overrides) or "none"
