@@ -127,10 +127,21 @@ ROWS = (
           table="clip_regression") for n, name in NETWORKS for d in DIMS),
 )
 SEEDS = (0, 1, 2)
-# The order rows are trained in (the page keeps ROWS' order): the cheap families first, so that an
-# interrupted run has every family's numbers before the costly seed 000 phases.
+# The order rows are trained in (the page keeps ROWS' order): round robin over the families, the
+# cheap ones first in each round, so that an interrupted run has every family's first rows (and the
+# baselines) before the ablations.
 RUN_ORDER = ("ridge", "attendaffectnet", "gru_moe", "fusion_lstm", "video_convnets",
              "two_timescale")
+
+
+def run_order(rows) -> list:
+  """`rows` in training order: the k-th row of every family (in RUN_ORDER) before the k+1-th."""
+  rank: dict[str, int] = {}
+  keyed = []
+  for r in rows:
+    k = rank[r.family] = rank.get(r.family, -1) + 1
+    keyed.append(((k, RUN_ORDER.index(r.family)), r))
+  return [r for _, r in sorted(keyed, key=lambda x: x[0])]
 MIN_FILMS_FOR_INTERVAL = 5   # fewer test films: no bootstrap interval (3 films: 10 resamples)
 
 
@@ -947,8 +958,7 @@ def _main(argv=None) -> None:
   t0 = time.time()
   report = lambda: write_report(root, a.profile, seeds, list(ROWS), out, same)
   if not a.report_only:   # the report after every row: partial progress
-    run_rows(sorted(rows, key=lambda r: RUN_ORDER.index(r.family)), a.profile, seeds, root,
-             after_row=report, same=same)
+    run_rows(run_order(rows), a.profile, seeds, root, after_row=report, same=same)
   report()
   complete = all(len(_trial_dirs(root, known.get(same.get(r.key), r), seeds)) == len(seeds)
                  for r in ROWS)

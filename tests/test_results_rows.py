@@ -127,3 +127,12 @@ def test_a_row_below_the_majority_class_is_marked_with_its_runs_evidence(tmp_pat
   assert "best validation step = the last step in 2 of 2 seeds (still improving" in note
   assert "validation accuracy 0.400 ± 0.000" in note
   assert "40 s of wall time" in text   # 4 trials of 10 s
+
+
+def test_run_order_gives_every_family_its_first_row_before_any_second():
+  order = results.run_order(results.ROWS)
+  assert sorted(r.key for r in order) == sorted(r.key for r in results.ROWS)
+  first = order[:len(results.RUN_ORDER)]
+  assert [r.family for r in first] == list(results.RUN_ORDER)
+  assert [r.key for r in first] == ["ridge", "aan_feature", "seed001", "seed002_modal_valence",
+                                    "seed004_c3d_valence", "seed000"]
