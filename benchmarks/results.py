@@ -630,9 +630,34 @@ def evidence(row: Row, dirs: dict[int, pathlib.Path], target: str = "") -> str:
   if not n:
     return "no phase records"
   metric = "accuracy" if row.table == "clips" else "PCC"
-  return (f"best validation step = the last step in {at_end} of {n} seeds"
-          + (" (still improving when training stopped)" if at_end * 2 > n else "")
-          + f"; validation {metric} {_mean_std(val)}")
+  t = _run_config(dirs).get("train") or {}
+  once = ((t.get("steps") and t.get("eval_every_steps", 0) >= t["steps"])
+          or (t.get("epochs") and t.get("eval_every_epochs", 0) >= t["epochs"]))
+  where = ("validated once, at the end of training" if once else
+           f"best validation step = the last step in {at_end} of {n} seeds"
+           + (" (still improving when training stopped)" if at_end * 2 > n else ""))
+  return where + f"; validation {metric} {_mean_std(val)}"
+
+
+def _other_profile_note(root: pathlib.Path, profile: str, row: Row, target: str, seeds,
+                        same) -> str:
+  """For a quick row below its baselines: the same row's result in the default profile's runs
+  (<data dir>/results/default/runs, the layout main() uses), where they exist."""
+  if profile != "quick" or root.name != "runs" or root.parent.name != "quick":
+    return ""
+  other = root.parent.parent / "default" / "runs"
+  owner = next((r for r in ROWS if r.key == aliases(ROWS, "default").get(row.key)), row)
+  dirs = _trial_dirs(other, owner, seeds)
+  if not dirs:
+    return ""
+  st = row_stats(row, dirs).get(target)
+  if not st:
+    return ""
+  key = "accuracy" if row.table == "clips" else "pcc"
+  v = verdict(row, st, _row_baselines(row, dirs, {"ridge": _trial_dirs(
+      other, next(r for r in ROWS if r.key == "ridge"), seeds)}).get(target, {}))
+  return (f" The default profile's runs of this row ({len(dirs)} seeds): test {key} "
+          f"{_mean_std(st[key])} ({v.replace('**', '')}, against its baselines there).")
 
 
 def _spread_note(row: Row, dirs, target: str, verdict_text: str) -> str:
@@ -898,10 +923,11 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
       spread = _spread_note(r, dirs, t, v)
       bench = _dataset_name({r.key: dirs})
       why = next((EXPLANATIONS[k] for k in (f"{profile}/{r.key}/{t}", f"{profile}/{r.key}",
-                                            f"{r.key}/{t}", r.key, f"{profile}/{bench}/{t}")
+                                            f"{r.key}/{t}", r.key, f"{profile}/{bench}/{t}",
+                                            f"{profile}/{r.family}")
                   if k in EXPLANATIONS), "not investigated yet")
       lines.append(f"- {r.label}, {t}: {v.replace('**', '')}. Runs: {evidence(r, dirs, t)}"
-                   f"{spread}. Why: {why}")
+                   f"{spread}. Why: {why}" + _other_profile_note(root, profile, r, t, seeds, same))
   out.parent.mkdir(parents=True, exist_ok=True)
   tmp = out.with_suffix(".tmp")
   tmp.write_text("\n".join(lines) + "\n")

@@ -136,3 +136,21 @@ def test_run_order_gives_every_family_its_first_row_before_any_second():
   assert [r.family for r in first] == list(results.RUN_ORDER)
   assert [r.key for r in first] == ["ridge", "aan_feature", "seed001", "seed002_modal_valence",
                                     "seed004_c3d_valence", "seed000"]
+
+
+def test_a_quick_row_below_shows_the_default_profiles_run_of_it(tmp_path, monkeypatch):
+  from emojax import datasets  # pylint: disable=import-outside-toplevel
+  clips = {"train": [{"arousal_class": c} for c in (1, 1, 0)],
+           "test": [{"arousal_class": c} for c in (1, 1, 0, 2)]}          # majority: 0.5
+  monkeypatch.setattr(datasets, "get_builder", lambda *a, **k: _FakeBuilder(clips))
+  results._BASELINE_CACHE.clear()  # pylint: disable=protected-access
+  row = results.ROWS[-14]
+  quick, default = tmp_path / "quick" / "runs", tmp_path / "default" / "runs"
+  _run(quick, row.key, 0, {"accuracy": 0.25})
+  _run(default, row.key, 0, {"accuracy": 0.75})
+  out = tmp_path / "r.md"
+  results.write_report(quick, "quick", (0,), [row], out, same={})
+  note = next(l for l in out.read_text().splitlines() if l.startswith(f"- {row.label}"))
+  assert "accuracy ≤ majority class 0.500" in note
+  assert note.endswith("The default profile's runs of this row (1 seeds): test accuracy 0.750 "
+                       "(above, against its baselines there).")
