@@ -693,6 +693,16 @@ EXPLANATIONS: dict[str, str] = {
         "with 2 test films the pooled PCC moves by tenths between seeds (see the spread line "
         "under the table) and a few steps leave the films' offsets unlearned (MSE). A smoke "
         "check of the code path: the rows are judged on the default profile's benchmark."),
+    "quick/fusion_lstm": (
+        "too few steps, by the quick profile's design: 2 epochs (24 steps of 16 clips) of two CNNs "
+        "trained from scratch, where runlocal trains 15 and the default profile 30. At runlocal's "
+        "15 epochs the same rows are above the majority class on `synthetic_clips` 2.0.0 "
+        "(arousal, seeds 0-2: visual only, audio only and fusion, measured when the benchmark "
+        "gained its per-modality shares); the default profile's rows are the judged ones."),
+    "quick/video_convnets": (
+        "too few steps, by the quick profile's design: 1 epoch (12 steps of 8 clips) of a "
+        "network trained from scratch, validated once; the default profile (10 epochs of the "
+        "full networks) is the judged run."),
 }
 
 
