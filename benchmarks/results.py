@@ -929,7 +929,11 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
     lines += ["", "## Rows below their baselines", "",
               "Each with what its runs show (computed) and, where one was made, the finding of an "
               "investigation.", ""]
+    listed = set()
     for r, t, v, dirs in marks:
+      if (r.key, t) in listed:   # a row in both a main and an ablation table: once
+        continue
+      listed.add((r.key, t))
       spread = _spread_note(r, dirs, t, v)
       bench = _dataset_name({r.key: dirs})
       why = next((EXPLANATIONS[k] for k in (f"{profile}/{r.key}/{t}", f"{profile}/{r.key}",
