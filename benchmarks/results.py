@@ -693,6 +693,16 @@ EXPLANATIONS: dict[str, str] = {
         "with 2 test films the pooled PCC moves by tenths between seeds (see the spread line "
         "under the table) and a few steps leave the films' offsets unlearned (MSE). A smoke "
         "check of the code path: the rows are judged on the default profile's benchmark."),
+    "quick/gru_moe": (
+        "too few steps to leave the initial output: investigated on the seed001 runs' "
+        "predictions (eval/<split>/predictions/*.csv), every second of every validation and test "
+        "film is predicted near -2/3 for both targets, the network's output at initialisation: "
+        "the MoE's softmax gives the dummy expert (output 0) a third of the mass and the output "
+        "context gate, sigmoid(BN(.)) = 1/2 at the start, halves the rest, so p = 1/6, i.e. "
+        "2p - 1 = -2/3 on the label scale, far from the training mean; 20 + 20 steps of Adam at "
+        "1e-3 (quick) do not move it there. On top, the quick profile's small benchmark (2 test "
+        "films, see the other rows) cannot tell a model from a constant on arousal. The default "
+        "profile (1 epoch, about 190 steps, then the retraining phase) is the judged run."),
     "quick/fusion_lstm": (
         "too few steps, by the quick profile's design: 2 epochs (24 steps of 16 clips) of two CNNs "
         "trained from scratch, where runlocal trains 15 and the default profile 30. At runlocal's "
@@ -941,8 +951,8 @@ def write_report(root: pathlib.Path, profile: str, seeds, rows, out: pathlib.Pat
       spread = _spread_note(r, dirs, t, v)
       bench = _dataset_name({r.key: dirs})
       why = next((EXPLANATIONS[k] for k in (f"{profile}/{r.key}/{t}", f"{profile}/{r.key}",
-                                            f"{r.key}/{t}", r.key, f"{profile}/{bench}/{t}",
-                                            f"{profile}/{r.family}")
+                                            f"{r.key}/{t}", r.key, f"{profile}/{r.family}",
+                                            f"{profile}/{bench}/{t}")
                   if k in EXPLANATIONS), "not investigated yet")
       lines.append(f"- {r.label}, {t}: {v.replace('**', '')}. Runs: {evidence(r, dirs, t)}"
                    f"{spread}. Why: {why}" + _other_profile_note(root, profile, r, t, seeds, same))
