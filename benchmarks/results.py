@@ -792,9 +792,11 @@ def _baseline_lines(rows, dirs_by_row, kind: str) -> list[str]:
         lines.append(f"| {name} | {t} | {cells} |")
   if not lines:
     return []
+  rule = ("a method must beat the majority class's accuracy" if kind == "clips" else
+          "a constant has no PCC: a method must have a positive PCC above the ridge's and an MSE "
+          "below the constants'")
   return ["", "Trivial baselines on the same test split (computed from the dataset by "
-          "`trivial_baselines`; a constant has no PCC: a method must have a positive PCC above "
-          "the ridge's and an MSE below the constants'):", "",
+          f"`trivial_baselines`; {rule}):", "",
           "| baseline | target | test |", "|---|---|---|"] + sorted(lines)
 
 
