@@ -202,8 +202,10 @@ PROFILES = {
 
 # What each profile is meant to take on a quiet 2-core machine (the page reports what it took).
 BUDGET = {
-    "quick": "under 30 minutes: about 30-50 CPU seconds a row for the seed 003 rows measured "
-             "(seeds 1 and 2 reuse seed 0's compiled programs); the page's CPU time is the check",
+    "quick": "about 30 minutes: the first 9 rows measured (under load) took 25-80 CPU seconds "
+             "for their 3 seeds, seed 000's 15 phases about 290 (seeds 1 and 2 reuse seed 0's "
+             "compiled programs), about 2,000 CPU seconds for all rows by extrapolation, i.e. "
+             "17-33 minutes on a quiet 2-core machine; the page's CPU time is the check",
     "default": "about 8 hours, estimated from the rows' step counts (seed 000 15 phases of 150 "
                "steps; seed 001 about 430 steps at W 60 and the ensemble 4 times that; seed 003 "
                "about 800; seed 002 360; seed 004 120 of the full networks) and step times "
