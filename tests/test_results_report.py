@@ -12,14 +12,16 @@ def _fake_run(root, row, seed, pcc, film_pccs):
   (d / "eval" / "test").mkdir(parents=True)
   (d / "trial_done.json").write_text("{}")
   (d / "config.json").write_text(json.dumps({"dataset": {"name": "synthetic_benchmark",
-                                                         "config": "default"}}))
+                                                         "config": "default"},
+                                             "targets": ["valence"]}))
   per_film = {f"f{i}": {"pcc": v} for i, v in enumerate(film_pccs)}
   m = {"valence": {"pcc": pcc, "mse": 0.1, "ccc": 0.2,
                    "film_mean": {"pcc": float(np.mean(film_pccs))}, "per_film": per_film}}
   (d / "eval" / "test" / "metrics.json").write_text(json.dumps(m))
 
 
-def test_report_gives_mean_std_over_seeds_and_lists_rows_not_run(tmp_path):
+def test_report_gives_mean_std_over_seeds_and_lists_rows_not_run(tmp_path, monkeypatch):
+  monkeypatch.setenv("EMOJAX_DATA_DIR", str(tmp_path / "no_data"))
   row = results.ROWS[3]   # ridge
   _fake_run(tmp_path, row, 0, 0.30, [0.1, 0.5, 0.3])
   _fake_run(tmp_path, row, 1, 0.40, [0.2, 0.6, 0.4])
@@ -27,9 +29,9 @@ def test_report_gives_mean_std_over_seeds_and_lists_rows_not_run(tmp_path):
   results.write_report(tmp_path, "default", (0, 1), list(results.ROWS), out)
   text = out.read_text()
   want = f"{np.mean([0.3, 0.4]):.3f} ± {np.std([0.3, 0.4], ddof=1):.3f}"
-  line = next(l for l in text.splitlines() if l.startswith(f"| {row.label} | 2 | valence"))
+  line = next(l for l in text.splitlines() if l.startswith(f"| {row.label} | default: ridge | 2 | valence"))
   assert want in line
-  assert f"| {results.ROWS[0].label} | not run yet |" in text
+  assert f"| {results.ROWS[0].label} | default: two_timescale | not run yet |" in text
   assert "spans up to 0.100 between seeds" in text
 
 
@@ -39,7 +41,8 @@ def test_bootstrap_interval_brackets_the_mean_of_seed_averaged_films():
   assert lo <= 0.5 <= hi and lo >= 0.2 - 1e-9 and hi <= 0.8 + 1e-9
 
 
-def test_interval_only_with_enough_test_films(tmp_path):
+def test_interval_only_with_enough_test_films(tmp_path, monkeypatch):
+  monkeypatch.setenv("EMOJAX_DATA_DIR", str(tmp_path / "no_data"))
   few, many = results.ROWS[3], results.ROWS[1]   # ridge with 3 test films, M1 with 6
   for s in (0, 1):
     _fake_run(tmp_path, few, s, 0.3, [0.1, 0.5, 0.3])
@@ -47,24 +50,27 @@ def test_interval_only_with_enough_test_films(tmp_path):
   out = tmp_path / "results.md"
   results.write_report(tmp_path, "default", (0, 1), list(results.ROWS), out)
   text = out.read_text()
-  line = next(l for l in text.splitlines() if l.startswith(f"| {few.label} | 2 | valence"))
+  line = next(l for l in text.splitlines() if l.startswith(f"| {few.label} | default: ridge | 2 | valence"))
   assert "| n/a (3 test films) |" in line
   assert "No 95% interval where the test split has fewer than 5 films (here 3 at most)" in text
-  line = next(l for l in text.splitlines() if l.startswith(f"| {many.label} | 2 | valence"))
-  cell = line.split(" | ")[5]
+  line = next(l for l in text.splitlines() if l.startswith(f"| {many.label} | default: two_timescale | 2 | valence"))
+  cell = line.split(" | ")[6]
   lo, hi = (float(x) for x in cell.strip("[]").split(", "))
   # The seed-averaged films are 0.05 + 0.2 k, mean 0.55; a bootstrap of 6 films stays inside
   # the films' range and brackets their mean.
   assert 0.05 <= lo < 0.55 < hi <= 1.05
 
 
-def test_runlocal_writes_under_the_data_dir_not_the_source_tree(tmp_path, monkeypatch, capsys):
+def test_profiles_write_under_the_data_dir_not_the_source_tree(tmp_path, monkeypatch, capsys):
   monkeypatch.setenv("EMOJAX_DATA_DIR", str(tmp_path / "data"))
   before = sorted(p.name for p in (results.REPO / "docs").iterdir())
-  results.main(["--profile=runlocal", "--report_only", "--rows=ridge"])
-  out = tmp_path / "data" / "results" / "runlocal" / "results_runlocal.md"
+  results.main(["--profile=quick", "--report_only", "--rows=ridge"])
+  out = tmp_path / "data" / "results" / "quick" / "results.md"
   assert out.exists() and f"wrote {out}" in capsys.readouterr().out
-  assert "(runlocal)" in out.read_text().splitlines()[0]
+  assert "(quick)" in out.read_text().splitlines()[0]
+  # The default profile with rows missing leaves docs/results.md alone as well.
+  results.main(["--report_only", "--rows=ridge"])
+  assert (tmp_path / "data" / "results" / "default" / "results.md").exists()
   assert sorted(p.name for p in (results.REPO / "docs").iterdir()) == before
 
 
@@ -80,7 +86,7 @@ def test_rows_print_their_number_and_an_eta(tmp_path, monkeypatch, capsys):
         clock[0] += 60.0
         _fake_run(root, row, s, 0.3, [0.1, 0.5])
   monkeypatch.setattr(results, "run_row", fake_row)
-  results.run_rows(rows, "runlocal", (0, 1), tmp_path)
+  results.run_rows(rows, "quick", (0, 1), tmp_path)
   lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[results]")]
   assert lines == [
       f"[results] row 1/3 {rows[0].key}: 1 of 2 seeds to train; 5 seeds to train; ETA after the "
