@@ -115,7 +115,8 @@ def jax_worker(arch, width, size, batch, steps, lowering, dtype) -> dict:
   return {"s": min(times), "peak": common.matmul_peak("jax"), "tune_s": setup_s}
 
 
-def torch_worker(arch, width, size, batch, steps, threads) -> dict:
+def torch_step(arch, width, size, batch, threads):
+  """(step(), n_params): the PyTorch network's SGD-momentum train step on a fixed batch."""
   import torch  # pylint: disable=import-outside-toplevel
   from torch import nn  # pylint: disable=import-outside-toplevel
   from emojax.models import video_convnets as vcn  # pylint: disable=import-outside-toplevel
@@ -183,6 +184,12 @@ def torch_worker(arch, width, size, batch, steps, threads) -> dict:
     loss = ((net(x)[:, 0] - y) ** 2).mean()
     loss.backward()
     opt.step()
+    return float(loss.detach())
+  return step, sum(p.numel() for p in net.parameters())
+
+
+def torch_worker(arch, width, size, batch, steps, threads) -> dict:
+  step, _ = torch_step(arch, width, size, batch, threads)
   step()
   times = []
   for _ in range(steps):
