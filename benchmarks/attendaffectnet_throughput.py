@@ -6,14 +6,12 @@ I3D 1024, VGGish 128, emobase2010 1582 -> Linear(8) each, 6 pre-norm encoder lay
 MSE + (1 - PCC); Adam; batch 30 clip-level vectors (the paper's COGNIMUSE batch).
 
 Variants (each in its own subprocess, started once and timed alternately with the others):
-  jax                 `jax.jit` of the whole step over the split state (params, opt state, rest),
-                      XLA's default CPU flags
-  jax:eigen_off       the same with XLA_FLAGS=--xla_cpu_multi_thread_eigen=false (single-threaded
-                      Eigen kernels: no thread-pool hand-off per tiny op)
-  jax:fast            eigen off, the parameters as one flat vector (ravel_pytree) and unsafe_rbg
-                      dropout keys: ~560 XLA thunks per step instead of ~1,150
-  jax:ensemble4       K = 4 independent AANs (own params, Adam states, dropout) in one vmapped
-                      `jax:fast` step (target: < 2x the step time of one)
+  jax                 the harness's own step: `emojax.train.make_train_step` built from the
+                      attendaffectnet config through the Trainer's path (benchmarks/common.py),
+                      in the form `train.step_form` picks for it
+  jax:ensemble4       K = 4 independent AANs (own params, Adam states, dropout) in the harness's
+                      one jit(vmap) ensemble step (`emojax.ensemble.make_train_step`, as
+                      `config.train.ensemble=4` trains them; target: < 2x the step time of one)
   torch:eager:T[:passive]    PyTorch 2.13 eager with T threads (OMP_WAIT_POLICY=PASSIVE or default)
   torch:compile:T[:passive]  the same loss under torch.compile (backward through AOTAutograd)
 Temporal AAN inference over one film of 1,440 segments (2 h of 5 s segments), windows of L = 5,
@@ -24,7 +22,7 @@ step-by-step decode of the window that ends with it.
   torch:film:T[:passive]          PyTorch eager, all windows batched, a Python loop over the 5
                       steps (the fastest eager form; a loop over segments would be 1,440x more calls)
 
-  PYTHONPATH=. /work/main/.venv/bin/python benchmarks/attendaffectnet_throughput.py \
+  PYTHONPATH=. python -m benchmarks.attendaffectnet_throughput \
       --repeats 5 --steps 50
 
 Ratios are against PyTorch's fastest setting (of threads and wait policy) for the same work;
@@ -40,11 +38,12 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+from benchmarks import common
 
 DIMS = {"resnet50": 2048, "flownet": 1024, "i3d": 1024, "vggish": 128, "emobase": 1582}
 D_MODEL, HEADS, LAYERS, BATCH, FILM_SEGMENTS, WINDOW = 8, 2, 6, 30, 1440, 5
@@ -61,28 +60,6 @@ def train_flops(batch: int = BATCH) -> float:
                + 2 * 2 * batch * h * n * n * (d // h))  # scores and weighted sum
   head = 2 * batch * d
   return 2 * proj + 3 * (LAYERS * per_layer + head)
-
-
-def matmul_peak(lib: str, n: int = 2048, reps: int = 5) -> float:
-  a = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
-  if lib == "jax":
-    import jax  # pylint: disable=g-import-not-at-top
-    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-    x = jnp.asarray(a)
-    mm = jax.jit(jnp.matmul)
-    mm(x, x).block_until_ready()
-    run = lambda: mm(x, x).block_until_ready()
-  else:
-    import torch  # pylint: disable=g-import-not-at-top
-    x = torch.from_numpy(a)
-    torch.mm(x, x)
-    run = lambda: torch.mm(x, x)
-  best = math.inf
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    run()
-    best = min(best, time.perf_counter() - t0)
-  return 2 * n ** 3 / best / 1e9
 
 
 # ---- inputs ------------------------------------------------------------------------------------
@@ -112,68 +89,32 @@ def _aan_config(variant: str):
   return c
 
 
-def jax_train_runner(fast: bool, ensemble: int = 1):
-  """The Feature AAN train step under `jax.jit` over the split state.
+def _train_config():
+  c = _aan_config("feature")
+  with c.unlocked():
+    c.data.batch_size = BATCH
+  return c
 
-  fast=False: the state as nnx splits it (a tree of ~100 arrays, Adam per leaf), threefry keys.
-  fast=True: the parameters as one flat vector (`ravel_pytree`: Adam, the update and the gradient
-  are a handful of ops instead of ~100 each) and `unsafe_rbg` dropout keys (XLA's RngBitGenerator:
-  one op per mask instead of a threefry hash); with `ensemble` K > 1, K such models vmapped.
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import optax  # pylint: disable=g-import-not-at-top
-  from flax import nnx  # pylint: disable=g-import-not-at-top
-  from jax.flatten_util import ravel_pytree  # pylint: disable=g-import-not-at-top
-  from emojax import contract  # pylint: disable=g-import-not-at-top
-  from emojax.models import attendaffectnet as aan  # pylint: disable=g-import-not-at-top
 
-  if fast:
-    jax.config.update("jax_default_prng_impl", "unsafe_rbg")
-  config = _aan_config("feature")
-  phase = aan.plan(config, [])
-  tx = optax.adam(5e-4)
-
-  def build(seed):
-    model = aan.create(config, DIMS, nnx.Rngs(seed))
-    model.train()
-    return nnx.split(model, nnx.Param, ...)
-
-  graphdef, params, rest = build(0)
-  _, unravel = ravel_pytree(params)
+def _harness_batch():
   x, y = train_batch()
-  batch = {"x": {s: jnp.asarray(v) for s, v in x.items()}, "y": {"arousal": jnp.asarray(y)},
-           "clip_mask": jnp.ones((BATCH,), bool)}
+  return {"x": x, "y": {"arousal": y}, "clip_mask": np.ones((BATCH,), bool)}
 
-  def step(params, opt_state, rest, key, batch):
-    def loss_fn(params):
-      m = nnx.merge(graphdef, unravel(params) if fast else params, rest)
-      return contract.loss_value(phase.task, phase.forward(m, batch, nnx.Rngs(dropout=key)), batch)
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
 
-  if fast:
-    params = jnp.stack([ravel_pytree(build(k)[1])[0] for k in range(ensemble)])
-    if ensemble == 1:
-      params = params[0]
-  if ensemble > 1:
-    opt_state = jax.vmap(tx.init)(params)
-    fn = jax.jit(jax.vmap(step, in_axes=(0, 0, None, 0, None)), donate_argnums=(0, 1))
-    keys = lambda i: jax.random.split(jax.random.key(i), ensemble)
-  else:
-    opt_state = tx.init(params)
-    fn = jax.jit(step, donate_argnums=(0, 1))
-    keys = jax.random.key
-  holder = {"p": params, "o": opt_state, "i": 0}
+def harness_step(step_options=None):
+  """The harness's own Feature AAN step (`train.make_train_step`, benchmarks/common.py)."""
+  return common.HarnessStep(_train_config(), DIMS, _harness_batch(), step_options=step_options)
 
-  def run(n):
-    for _ in range(n):
-      holder["i"] += 1
-      holder["p"], holder["o"], loss = fn(holder["p"], holder["o"], rest, keys(holder["i"]), batch)
-    return float(jnp.sum(loss))
-  n_params = sum(v.size for v in jax.tree.leaves(params))
-  return run, n_params
+
+def jax_train_runner(ensemble: int = 1):
+  """The step `main.py` trains with: one AAN (`train.make_train_step` through the config's
+  method, phase and optimizer), or K members in the harness's one jit(vmap) ensemble step
+  (`emojax.ensemble.make_train_step`, as `config.train.ensemble = K` trains them)."""
+  if ensemble == 1:
+    h = harness_step()
+    return h.run, h.n_params
+  h = common.EnsembleStep(_train_config(), DIMS, _harness_batch(), ensemble)
+  return h.run, h.n_params
 
 
 def jax_film_runner():
@@ -353,14 +294,10 @@ def variant_env(v: str) -> dict:
   env = dict(os.environ)
   parts = v.split(":")
   if v.startswith("jax"):
-    if "eigen_off" in parts or "fast" in parts or "ensemble4" in parts:
+    if "eigen_off" in parts:   # film inference only: the train step picks its own form
       env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
-  else:
-    if "passive" in parts:
-      env["OMP_WAIT_POLICY"] = "PASSIVE"
-    else:
-      env.pop("OMP_WAIT_POLICY", None)
-  return env
+    return env
+  return common.torch_env(env, "passive" in parts)
 
 
 def worker(v: str) -> None:
@@ -368,8 +305,7 @@ def worker(v: str) -> None:
   t0 = time.perf_counter()
   if v.startswith("jax"):
     run, n_params = (jax_film_runner() if "film" in parts else
-                     jax_train_runner("fast" in parts or "ensemble4" in parts,
-                                      4 if "ensemble4" in parts else 1))
+                     jax_train_runner(4 if "ensemble4" in parts else 1))
     lib = "jax"
   else:
     import torch  # pylint: disable=g-import-not-at-top
@@ -377,56 +313,18 @@ def worker(v: str) -> None:
     run, n_params = (torch_film_runner() if parts[1] == "film" else
                      torch_train_runner(parts[1] == "compile"))
     lib = "torch"
-  run(2)  # compile + warm-up
-  ready = {"setup_s": time.perf_counter() - t0, "params": n_params}
-  print("ready " + json.dumps(ready), flush=True)
-  for line in sys.stdin:
-    cmd = line.split()
-    if cmd[0] == "run":
-      n = int(cmd[1])
-      t0 = time.perf_counter()
-      run(n)
-      print("time " + json.dumps((time.perf_counter() - t0) / n), flush=True)
-    elif cmd[0] == "peak":
-      print("peak " + json.dumps(matmul_peak(lib)), flush=True)
-    else:
-      return
+  common.serve(run, lib, {"setup_s": time.perf_counter() - t0, "params": n_params})
 
 
-class Proc:
-  def __init__(self, v: str):
-    self.v = v
-    self.p = subprocess.Popen([sys.executable, __file__, "--worker", v], env=variant_env(v),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-    self.ready = self._read("ready")
-
-  def _read(self, key):
-    while True:
-      line = self.p.stdout.readline()
-      if not line:
-        raise RuntimeError(f"worker {self.v} died (rc {self.p.poll()})")
-      if line.startswith(key + " "):
-        return json.loads(line[len(key) + 1:])
-
-  def ask(self, cmd: str, key: str):
-    self.p.stdin.write(cmd + "\n")
-    self.p.stdin.flush()
-    return self._read(key)
-
-  def close(self):
-    try:
-      self.p.stdin.write("quit\n")
-      self.p.stdin.flush()
-    except BrokenPipeError:
-      pass
-    self.p.wait(timeout=60)
+def Proc(v: str) -> common.Proc:  # pylint: disable=invalid-name
+  return common.Proc("benchmarks.attendaffectnet_throughput", v, variant_env(v))
 
 
 def table(title, variants, times, procs, work, unit, flops=None, peaks=None):
   ref_v = min((v for v in variants if v.startswith("torch")),
               key=lambda v: statistics.median(times[v]), default=None)
   ref = statistics.median(times[ref_v]) if ref_v else None
-  one = statistics.median(times["jax:fast"]) if "jax:fast" in times else None
+  one = statistics.median(times["jax"]) if "jax" in times else None
   print(f"\n### {title}\n")
   head = "| variant | params | median (ms) | spread [min, max] | " + unit + " | vs fastest torch |"
   if flops:
@@ -446,7 +344,7 @@ def table(title, variants, times, procs, work, unit, flops=None, peaks=None):
   if ref_v:
     print(f"\nfastest torch setting: {ref_v} ({ref * 1e3:.2f} ms)")
   if one and "jax:ensemble4" in times:
-    print(f"K=4 ensemble / one step (jax:fast): "
+    print(f"K=4 ensemble / one step (jax): "
           f"{statistics.median(times['jax:ensemble4']) / one:.2f}x")
 
 
@@ -466,7 +364,7 @@ def main():
   skip = set(filter(None, args.skip.split(",")))
   torch_v = lambda kind: [f"torch:{kind}:{t}{p}" for t in threads for p in ("", ":passive")]
   groups = {
-      "train": ["jax", "jax:eigen_off", "jax:fast", "jax:ensemble4"] + torch_v("eager") + torch_v("compile"),
+      "train": ["jax", "jax:ensemble4"] + torch_v("eager") + torch_v("compile"),
       "film": ["jax:film", "jax:film:eigen_off"] + torch_v("film"),
   }
   groups = {g: [v for v in vs if v not in skip] for g, vs in groups.items()}
@@ -492,7 +390,7 @@ def main():
       peaks["torch"] = procs[tv].ask("peak", "peak")
     for r in range(args.repeats):
       for v in (variants if r % 2 == 0 else variants[::-1]):
-        times[v].append(procs[v].ask(f"run {n}", "time"))
+        times[v].append(procs[v].time(n))
       loads.append(os.getloadavg()[0])
     for p in procs.values():
       p.close()

@@ -1,7 +1,8 @@
 r"""Seed 002's fusion train step, JAX (emojax) vs PyTorch eager; and the per-clip input path.
 
-Part 1, train step. The same model and step in both libraries (`emojax/models/fusion_lstm.py`,
-modal fusion): per modality an AlexNet-style CNN (conv + ReLU [+ LRN] [+ 3x3/2 max pool], fc6, fc7
+Part 1, train step. JAX: the harness's own step (`emojax.train.make_train_step` built from the
+fusion_lstm config through the Trainer's path, benchmarks/common.py); PyTorch: the same model
+written for this benchmark (`emojax/models/fusion_lstm.py`, modal fusion): per modality an AlexNet-style CNN (conv + ReLU [+ LRN] [+ 3x3/2 max pool], fc6, fc7
 with ReLU + dropout 0.5) on crops of uint8 images (random offset per image), the fusion
 a_a ReLU(W_a x_a + b_a) + a_v ReLU(W_v x_v + b_v) with learned a, an LSTM over the L segments, the
 last step -> Linear + ReLU + dropout 0.5 -> 3 logits, softmax cross-entropy, SGD (momentum 0.9,
@@ -22,9 +23,8 @@ read + decode time of one training batch against the train step, and the peak re
 a pass over the `small` and the `default` configs (12x the clips: flat if nothing keeps the
 dataset in memory).
 
-  PYTHONPATH=. /work/main/.venv/bin/python benchmarks/fusion_lstm_throughput.py --repeats 5
-  PYTHONPATH=. EMOJAX_DATA_DIR=/tmp/emodata /work/main/.venv/bin/python \
-      benchmarks/fusion_lstm_throughput.py --input
+  PYTHONPATH=. python -m benchmarks.fusion_lstm_throughput --repeats 5
+  PYTHONPATH=. EMOJAX_DATA_DIR=/tmp/emodata python -m benchmarks.fusion_lstm_throughput --input
 
 Not a test: prints markdown tables (docs/benchmarks.md, "Seed 002").
 """
@@ -92,47 +92,34 @@ def make_batch(s: dict, batch: int, segments: int, seed: int = 0) -> dict:
 # JAX.
 
 
-def make_jax_step(s: dict, data: dict):
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from flax import nnx  # pylint: disable=import-outside-toplevel
+def _config(s: dict, batch: int):
   from configs import fusion_lstm as cfg  # pylint: disable=import-outside-toplevel
-  from emojax import contract  # pylint: disable=import-outside-toplevel
-  from emojax.models import fusion_lstm as fl  # pylint: disable=import-outside-toplevel
   config = cfg.get_config("arousal,runlocal")
   with config.unlocked():
     config.model.conv, config.model.width, config.model.crop = s["conv"], s["width"], s["crop"]
     config.model.fc_width, config.model.fusion_dim = s["fc"], s["fusion"]
     config.model.lstm_hidden, config.model.mlp_hidden = s["lstm"], s["mlp"]
+    config.data.batch_size = batch
+  return config
+
+
+def harness_step(step_options=None, s: dict | None = None, data: dict | None = None):
+  """The harness's own step (`train.make_train_step` through benchmarks/common.py) on seed 002's
+  fusion network at the given sizes (default: runlocal, batch 8, 4 segments)."""
+  from benchmarks import common  # pylint: disable=import-outside-toplevel
+  s = s or sizes(False)
+  data = data if data is not None else make_batch(s, 8, 4)
+  batch = {"x": {k: v for k, v in data.items() if k != "label"},
+           "clip_mask": np.ones(len(data["label"]), bool),
+           "y": {"arousal_class": data["label"]}}
   dims = {k: v.shape[1:] for k, v in data.items() if k != "label"}
-  model = fl.create(config, dims, nnx.Rngs(0))
-  model.train()
-  phase = fl.plan(config, [])
-  tx = contract.make_optimizer(phase.optimizer, steps=1000, steps_per_epoch=10)
-  opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
-  batch = {"x": {k: jnp.asarray(v) for k, v in data.items() if k != "label"},
-           "clip_mask": jnp.ones(len(data["label"])),
-           "y": {"arousal_class": jnp.asarray(data["label"])}}
+  return common.HarnessStep(_config(s, len(data["label"])), dims, batch, steps_per_epoch=10,
+                            step_options=step_options)
 
-  @nnx.jit
-  def step(model, opt, batch, key):
-    def loss_fn(model):
-      out = phase.forward(model, batch, nnx.Rngs(dropout=key))
-      return contract.loss_value(phase.task, out, batch)
-    loss, grads = nnx.value_and_grad(loss_fn)(model)
-    opt.update(model, grads)
-    return loss
 
-  n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
-  counter = [0]
-
-  def run(n: int) -> float:
-    for _ in range(n):
-      loss = step(model, opt, batch, jax.random.key(counter[0]))
-      counter[0] += 1
-    return float(loss)
-
-  return run, n_params
+def make_jax_step(s: dict, data: dict):
+  h = harness_step(None, s, data)
+  return h.run, h.n_params
 
 
 # ----------------------------------------------------------------------------------------------
@@ -215,27 +202,9 @@ def make_torch_step(s: dict, data: dict, threads: int):
   return run, sum(p.numel() for p in model.parameters())
 
 
-def matmul_peak(lib: str, n: int = 2048, reps: int = 5) -> float:
-  a = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
-  times = []
-  if lib == "jax":
-    import jax  # pylint: disable=import-outside-toplevel
-    x = jax.numpy.asarray(a)
-    mm = jax.jit(jax.numpy.matmul)
-    mm(x, x).block_until_ready()
-    for _ in range(reps):
-      t0 = time.perf_counter()
-      mm(x, x).block_until_ready()
-      times.append(time.perf_counter() - t0)
-  else:
-    import torch  # pylint: disable=import-outside-toplevel
-    x = torch.from_numpy(a)
-    torch.mm(x, x)
-    for _ in range(reps):
-      t0 = time.perf_counter()
-      torch.mm(x, x)
-      times.append(time.perf_counter() - t0)
-  return 2 * n ** 3 / min(times) / 1e9
+def matmul_peak(lib: str) -> float:
+  from benchmarks import common  # pylint: disable=import-outside-toplevel
+  return common.matmul_peak(lib)
 
 
 def worker(variant: str, args) -> None:
@@ -276,7 +245,7 @@ def step_benchmark(args) -> None:
       env["OMP_WAIT_POLICY"] = "PASSIVE"
     else:
       env.pop("OMP_WAIT_POLICY", None)
-    cmd = [sys.executable, __file__, "--worker", v, "--batch", str(args.batch),
+    cmd = [sys.executable, "-m", "benchmarks.fusion_lstm_throughput", "--worker", v, "--batch", str(args.batch),
            "--segments", str(args.segments)] + (["--paper"] if args.paper else [])
     procs[v] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                 env=env)

@@ -5,10 +5,14 @@ The step (docs/methods.md, gru_moe: the paper's shapes): batch 512 windows of W 
 2048 = Inception pool, audio 128 = AudioSet/VGGish embedding, face 2048 = Inception on faces) a
 1-layer GRU of 256 units; the final states concatenated (768) -> context gating (Linear 768x768 +
 BatchNorm + sigmoid) -> YouTube-8M MoE (2 experts + dummy, 2 targets) -> context gating (2x2 + BN)
--> sigmoid cross-entropy on (valence, arousal); Adam. JAX: emojax's `layers.MultiRecurrent` (one
-scan for the three GRUs, hoisted input projections, hand-written VJP) and gru_moe's
-`ContextGating` / `MixtureOfExperts`, `jax.jit` of a pure step over the `nnx.split` state, donated.
-PyTorch 2.13 CPU eager: `torch.nn.GRU(batch_first=True)` per modality, the same head,
+-> sigmoid cross-entropy on (valence, arousal); Adam. JAX: the harness's own step,
+`emojax.train.make_train_step` built from the gru_moe config (mediaeval2018 shapes, the streams
+above) through the Trainer's path (benchmarks/common.py): the batch is what the input pipeline
+gives seed 001's training windows (W one-second clips), so the head (CG + MoE + CG, BatchNorm over
+the batch) runs on every second of a window and the loss on the last (`loss_on="last"`: the
+batch's `loss_mask`), with
+the config's dropout 0.3, L2 and global-norm clipping. PyTorch 2.13 CPU eager:
+`torch.nn.GRU(batch_first=True)` per modality, the head on the final states only,
 `torch.optim.Adam`.
 
 Protocol: every variant lives in its own worker subprocess (built and warmed up once); the driver
@@ -19,12 +23,11 @@ own worker. The ratio is against PyTorch's fastest setting (1 or N threads, each
 OMP_WAIT_POLICY=PASSIVE and with its default).
 
   PYTHONPATH=. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
-    /work/main/.venv/bin/python benchmarks/gru_moe_throughput.py --suite torch --repeats 5
+    python -m benchmarks.gru_moe_throughput --suite torch --repeats 5
   ... --suite ensemble --hidden 256      # K = 4 vmapped vs 4 sequential, paper shapes
   ... --suite ensemble --hidden 32
 
 Variants: jax, jax+mask (windows left-padded at film starts: 1/4 of the rows start 1-59 s late),
-jax:1 (XLA_FLAGS=--xla_cpu_multi_thread_eigen=false: one compute thread, for loaded machines),
 torch:THREADS:passive|default, ens:vmap:K, ens:seq:K (ensemble suite: member steps per second).
 Not a test: prints a markdown table (docs/benchmarks.md).
 """
@@ -57,128 +60,65 @@ def inputs(batch: int, window: int, seed: int = 0):
 
 
 # ----------------------------------------------------------------------------------------------
-# JAX.
+# JAX: the harness's own step.
 
 
-def make_jax_model(hidden: int, layers_n: int, rngs):
-  from flax import nnx  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from emojax.models import gru_moe  # pylint: disable=g-import-not-at-top
-  from emojax.nn import layers  # pylint: disable=g-import-not-at-top
-
-  class SeqToOne(nnx.Module):
-    """Final GRU states -> CG -> MoE -> CG: logits of the last second of each window."""
-
-    def __init__(self):
-      f = hidden * len(DIMS)
-      bn = dict(batch_norm=True, bn_inference="population", bn_momentum=0.99)
-      self.gru = layers.MultiRecurrent(DIMS, hidden, layers_n, "gru", rngs=rngs)
-      self.cg1 = gru_moe.ContextGating(f, **bn, rngs=rngs)
-      self.moe = gru_moe.MixtureOfExperts(f, TARGETS, EXPERTS, rngs=rngs)
-      self.cg2 = gru_moe.ContextGating(TARGETS, **bn, rngs=rngs)
-
-    def __call__(self, xs, mask):
-      out = self.gru(xs, mask)
-      h = jnp.concatenate([out[m][1] for m in DIMS], axis=-1)
-      valid = jnp.ones(h.shape[0], bool)
-      h = self.cg1(h, valid)
-      logp = self.moe(h)
-      logp = logp + self.cg2.log_gate(jnp.exp(logp), valid)
-      return gru_moe.probability_logit(logp)
-
-  del jax
-  return SeqToOne()
+def _config(args, k: int = 1):
+  from configs import gru_moe as gru_moe_config  # pylint: disable=g-import-not-at-top
+  c = gru_moe_config.get_config("mediaeval2018")   # the paper's batch 512, W 60, 2 experts
+  with c.unlocked():
+    c.inputs.streams = tuple(DIMS)
+    c.model.hidden = args.hidden
+    c.model.num_layers = args.layers
+    c.model.window_seconds = args.window
+    c.model.num_experts = EXPERTS
+    c.data.batch_size = args.batch
+  return c
 
 
-def make_jax_member_step(hidden: int, layers_n: int):
-  """(step(params, rest, opt, batch) -> (params, rest, opt, loss), create(key) -> states)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import optax  # pylint: disable=g-import-not-at-top
-  from flax import nnx  # pylint: disable=g-import-not-at-top
+def harness_batch(batch: int, window: int, masked: bool) -> dict:
+  """A batch as the input pipeline gives seed 001's training windows: W one-second clips (L = W,
+  S = 1) per window, x (B, W, 1, D), masks (B, W, 1), labels per second in [-1, 1], and the
+  store's `loss_mask` of `loss_on="last"` (each window's last valid second)."""
+  xs, y, mask = inputs(batch, window)
+  if not masked:
+    mask = np.ones_like(mask)
+  last = window - 1 - np.argmax(mask[:, ::-1] > 0, axis=1)
+  loss_mask = np.zeros(mask.shape, bool)
+  loss_mask[np.arange(batch), last] = 1
+  return {"x": {m: x[:, :, None] for m, x in xs.items()},
+          "x_mask": {m: mask[:, :, None] for m in xs},
+          "clip_mask": mask, "loss_mask": loss_mask,
+          "y": {t: np.repeat(2 * y[:, i:i + 1] - 1, window, 1)
+                for i, t in enumerate(("valence", "arousal"))}}
 
-  tx = optax.adam(1e-3)
-  abstract = nnx.eval_shape(lambda: make_jax_model(hidden, layers_n, nnx.Rngs(0)))
-  graphdef = nnx.split(abstract, nnx.Param, ...)[0]
 
-  def create(key):
-    params, rest = nnx.split(make_jax_model(hidden, layers_n, nnx.Rngs(key)), nnx.Param, ...)[1:]
-    return params, rest, tx.init(params)
-
-  def step(params, rest, opt_state, batch):
-    def loss_fn(p):
-      model = nnx.merge(graphdef, p, rest, copy=True)
-      logits = model(batch["x"], batch["mask"])
-      loss = optax.sigmoid_binary_cross_entropy(logits, batch["y"]).mean()
-      return loss, nnx.state(model, nnx.Not(nnx.Param))
-    (loss, rest_new), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), rest_new, opt_state, loss
-
-  return step, create
+def harness_step(step_options=None, args=None):
+  """`train.make_train_step` built from the gru_moe config at the benchmark's shapes."""
+  args = args or argparse.Namespace(batch=512, window=60, hidden=256, layers=1)
+  from benchmarks import common  # pylint: disable=g-import-not-at-top
+  return common.HarnessStep(_config(args), DIMS, harness_batch(args.batch, args.window, False),
+                            step_options=step_options)
 
 
 def jax_runner(variant: str, args):
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
-  xs, y, mask = inputs(args.batch, args.window)
-  batch = {"x": {m: jnp.asarray(x) for m, x in xs.items()}, "y": jnp.asarray(y),
-           "mask": jnp.asarray(mask) if variant.endswith("+mask") else None}
-  step, create = make_jax_member_step(args.hidden, args.layers)
+  from benchmarks import common  # pylint: disable=g-import-not-at-top
+  batch = harness_batch(args.batch, args.window, variant.endswith("+mask"))
   if variant.startswith("ens:"):
     _, how, k = variant.split(":")
     k = int(k)
     if how == "vmap":
-      states = jax.jit(jax.vmap(create))(jax.random.split(jax.random.key(0), k))
-      fn = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, None)), donate_argnums=(0, 1, 2))
-      holder = {"s": states}
-
-      def run(n):
-        for _ in range(n):
-          *s, loss = fn(*holder["s"], batch)
-          holder["s"] = tuple(s)
-        return float(loss[0])
-    else:
-      fn = jax.jit(step, donate_argnums=(0, 1, 2))
-      holder = {"s": [jax.jit(create)(jax.random.key(i)) for i in range(k)]}
-
-      def run(n):
-        for _ in range(n):
-          for i in range(k):
-            *s, loss = fn(*holder["s"][i], batch)
-            holder["s"][i] = tuple(s)
-        return float(loss)
-    members = k
-  else:
-    fn = jax.jit(step, donate_argnums=(0, 1, 2))
-    holder = {"s": jax.jit(create)(jax.random.key(0))}
+      h = common.EnsembleStep(_config(args), DIMS, batch, k)
+      return h.run, h.n_params, k
+    hs = [common.HarnessStep(_config(args), DIMS, batch, seed=i) for i in range(k)]
 
     def run(n):
       for _ in range(n):
-        *s, loss = fn(*holder["s"], batch)
-        holder["s"] = tuple(s)
-      return float(loss)
-    members = 1
-  params = holder["s"][0] if not isinstance(holder["s"], list) else holder["s"][0][0]
-  n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
-  if variant.startswith("ens:vmap"):
-    n_params //= members
-  return run, n_params, members
-
-
-def jax_peak(n: int = 4096, reps: int = 5) -> float:
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
-  mm = jax.jit(jnp.matmul)
-  mm(a, a).block_until_ready()
-  best = np.inf
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    mm(a, a).block_until_ready()
-    best = min(best, time.perf_counter() - t0)
-  return 2 * n**3 / best / 1e9
+        loss = [h.run(1) for h in hs]
+      return loss[0]
+    return run, hs[0].n_params, k
+  h = common.HarnessStep(_config(args), DIMS, batch)
+  return h.run, h.n_params, 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,19 +180,6 @@ def torch_runner(variant: str, args):
   return run, sum(p.numel() for p in model.parameters()), 1
 
 
-def torch_peak(n: int = 4096, reps: int = 5) -> float:
-  import torch  # pylint: disable=g-import-not-at-top
-  torch.set_num_threads(os.cpu_count())
-  b = torch.from_numpy(np.random.default_rng(0).normal(size=(n, n)).astype(np.float32))
-  torch.mm(b, b)
-  best = np.inf
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    torch.mm(b, b)
-    best = min(best, time.perf_counter() - t0)
-  return 2 * n**3 / best / 1e9
-
-
 # ----------------------------------------------------------------------------------------------
 # Worker and driver.
 
@@ -274,7 +201,8 @@ def worker(variant: str, args) -> None:
       loss = run(int(cmd[1]))
       print(json.dumps({"s": (time.perf_counter() - t0) / int(cmd[1]), "loss": loss}), flush=True)
     elif cmd[0] == "peak":
-      peak = torch_peak() if variant.startswith("torch") else jax_peak()
+      from benchmarks import common  # pylint: disable=g-import-not-at-top
+      peak = common.matmul_peak("torch" if variant.startswith("torch") else "jax")
       print(json.dumps({"peak": peak}), flush=True)
     else:
       return
@@ -282,15 +210,13 @@ def worker(variant: str, args) -> None:
 
 def start_worker(variant: str, args) -> subprocess.Popen:
   env = dict(os.environ)
-  if variant.startswith("jax:1"):   # XLA without its intra-op thread pool (one compute thread)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
   if variant.startswith("torch"):
     policy = variant.split(":")[2] if variant.count(":") >= 2 else "default"
     if policy == "passive":
       env["OMP_WAIT_POLICY"] = "PASSIVE"
     else:
       env.pop("OMP_WAIT_POLICY", None)
-  cmd = [sys.executable, __file__, "--worker", variant, "--batch", str(args.batch), "--window",
+  cmd = [sys.executable, "-m", "benchmarks.gru_moe_throughput", "--worker", variant, "--batch", str(args.batch), "--window",
          str(args.window), "--hidden", str(args.hidden), "--layers", str(args.layers)]
   return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
@@ -384,7 +310,7 @@ def main():
   for k, v in flops.items():
     print(f"  {k}: {v / 1e9:.2f} GFLOP")
   print(f"  total: {total / 1e9:.1f} GFLOP")
-  print("float32 matmul peak (4096^2, best of 5, in each library's worker): "
+  print("float32 matmul peak (common.matmul_peak, in each library's worker): "
         + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()) + "\n")
   torch_v = [v for v in variants if v.startswith("torch")]
   ref_v = min(torch_v, key=lambda v: statistics.median(times[v])) if torch_v else variants[-1]

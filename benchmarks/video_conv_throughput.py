@@ -1,8 +1,10 @@
 r"""Train-step speed of the seed-004 video convnets (C3D, R(2+1)D-18): JAX (emojax) vs PyTorch eager.
 
 One step = forward on a batch of clips, MSE loss, backward, SGD-momentum update.
-  JAX      `emojax.train.make_train_step` (the harness's own jitted step) on
-           `video_convnets.VideoNet` (uint8 clips stored at size*8/7, cropped in the forward), every
+  JAX      `emojax.train.make_train_step` (the harness's own jitted step, built from the
+           video_convnets config through the Trainer's path, benchmarks/common.py, with the
+           phase's setup) on `video_convnets.VideoNet` (uint8 clips stored at the config's
+           `example_shape`, cropped in the forward; the config's SGD), every
            convolution lowered per layer by `video_conv` (`--lowering auto`: the fastest lowering
            timed once per layer shape and cached; or one fixed lowering for all layers).
   PyTorch  the same networks written with torch.nn (Conv3d NCDHW, BatchNorm3d, same widths and
@@ -15,7 +17,7 @@ library's measured float32 matmul peak (a 2048^3 GEMM) in the same subprocess, a
 `--layers` prints the per-layer table of the tuning cache: every lowering's forward+backward time
 and GFLOP/s for each convolution shape of the models.
 
-  PYTHONPATH=. /work/main/.venv/bin/python benchmarks/video_conv_throughput.py \
+  PYTHONPATH=. python -m benchmarks.video_conv_throughput \
       --models c3d,r2plus1d --width 0.5 --size 112 --batch 8 --repeats 5 --layers
 
 Not a test: prints markdown tables (see docs/benchmarks.md).
@@ -64,8 +66,7 @@ def _jax_net(arch, width, size, lowering="auto", dtype="float32"):
   from flax import nnx  # pylint: disable=import-outside-toplevel
   from emojax.models import video_convnets as vcn  # pylint: disable=import-outside-toplevel
   c = _config(arch, width, size, lowering, dtype)
-  stored = (8, size + size // 7, size + size // 7, 3)
-  return vcn.VideoNet(c, stored, nnx.Rngs(0)), c
+  return vcn.VideoNet(c, vcn.example_shape(c), nnx.Rngs(0)), c
 
 
 def _abstract_forward(net, shape):
@@ -81,67 +82,41 @@ def _abstract_forward(net, shape):
   return jax.eval_shape(run, state, jax.ShapeDtypeStruct(shape, jnp.uint8))
 
 
-def jax_peak(n=2048, reps=5) -> float:
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  a = jnp.ones((n, n), jnp.float32)
-  f = jax.jit(lambda a, b: a @ b)
-  f(a, a).block_until_ready()
-  best = min(_timed(lambda: f(a, a).block_until_ready()) for _ in range(reps))
-  return 2 * n ** 3 / best / 1e9
-
-
-def torch_peak(n=2048, reps=5) -> float:
-  import torch  # pylint: disable=import-outside-toplevel
-  a = torch.ones(n, n)
-  a @ a
-  return 2 * n ** 3 / min(_timed(lambda: a @ a) for _ in range(reps)) / 1e9
-
-
 def _timed(fn) -> float:
   t0 = time.perf_counter()
   fn()
   return time.perf_counter() - t0
 
 
-def jax_worker(arch, width, size, batch, steps, lowering, dtype) -> dict:
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  import optax  # pylint: disable=import-outside-toplevel
-  from flax import nnx  # pylint: disable=import-outside-toplevel
-  from emojax import contract, train  # pylint: disable=import-outside-toplevel
+def harness_step(step_options=None, arch="c3d", width=0.25, size=112, batch=8, lowering="auto",
+                 dtype="float32"):
+  """The harness's own step (`train.make_train_step` through benchmarks/common.py, with the
+  phase's setup: the `auto` lowerings tuned for this batch) on a VideoNet of the config."""
+  from benchmarks import common  # pylint: disable=import-outside-toplevel
   from emojax.models import video_convnets as vcn  # pylint: disable=import-outside-toplevel
-  net, c = _jax_net(arch, width, size, lowering, dtype)
-  stored = (8, size + size // 7, size + size // 7, 3)
-  t0 = time.perf_counter()
-  if lowering == "auto":
-    vcn.tune_model(net, c, batch, stored, verbose=False)
-  tune_s = time.perf_counter() - t0
-  model = nnx.Dict({"valence": net})
-  model.train()
-  task = vcn.task(c, "valence")
-  fwd = vcn._forward_for(c, "valence")  # pylint: disable=protected-access
-  tx = optax.sgd(1e-4, momentum=0.9)
-  graphdef, params, mutable, frozen = nnx.split(model, nnx.Param, contract.MUTABLE, ...)
-  opt_state = tx.init(params)
-  step = train.make_train_step(graphdef, fwd, task, tx)
+  c = _config(arch, width, size, lowering, dtype)
+  with c.unlocked():
+    c.data.batch_size = c.data.eval_batch_size = batch
+  stored = vcn.example_shape(c)
   rng = np.random.default_rng(0)
-  batch_ = {"x": {"frame_clips": jnp.asarray(rng.integers(0, 256, (batch,) + stored), jnp.uint8)},
-            "y": {"valence": jnp.asarray(rng.uniform(-1, 1, batch), jnp.float32)},
-            "clip_mask": jnp.ones((batch,), bool)}
-  key = jax.random.key(0)
-  params, mutable, opt_state, loss = step(params, mutable, frozen, opt_state, batch_, key)
-  loss.block_until_ready()
-  times = []
-  for _ in range(steps):
-    t0 = time.perf_counter()
-    params, mutable, opt_state, loss = step(params, mutable, frozen, opt_state, batch_, key)
-    loss.block_until_ready()
-    times.append(time.perf_counter() - t0)
-  return {"s": min(times), "peak": jax_peak(), "tune_s": tune_s}
+  data = {"x": {vcn.frame_stream(c): rng.integers(0, 256, (batch,) + stored, np.uint8)},
+          "y": {"valence": rng.uniform(-1, 1, batch).astype(np.float32)},
+          "clip_mask": np.ones((batch,), bool)}
+  return common.HarnessStep(c, {vcn.frame_stream(c): stored}, data, step_options=step_options)
 
 
-def torch_worker(arch, width, size, batch, steps, threads) -> dict:
+def jax_worker(arch, width, size, batch, steps, lowering, dtype) -> dict:
+  from benchmarks import common  # pylint: disable=import-outside-toplevel
+  t0 = time.perf_counter()
+  h = harness_step(None, arch, width, size, batch, lowering, dtype)
+  h.run(1)
+  setup_s = time.perf_counter() - t0
+  times = [_timed(lambda: h.run(1)) for _ in range(steps)]
+  return {"s": min(times), "peak": common.matmul_peak("jax"), "tune_s": setup_s}
+
+
+def torch_step(arch, width, size, batch, threads):
+  """(step(), n_params): the PyTorch network's SGD-momentum train step on a fixed batch."""
   import torch  # pylint: disable=import-outside-toplevel
   from torch import nn  # pylint: disable=import-outside-toplevel
   from emojax.models import video_convnets as vcn  # pylint: disable=import-outside-toplevel
@@ -209,16 +184,23 @@ def torch_worker(arch, width, size, batch, steps, threads) -> dict:
     loss = ((net(x)[:, 0] - y) ** 2).mean()
     loss.backward()
     opt.step()
+    return float(loss.detach())
+  return step, sum(p.numel() for p in net.parameters())
+
+
+def torch_worker(arch, width, size, batch, steps, threads) -> dict:
+  step, _ = torch_step(arch, width, size, batch, threads)
   step()
   times = []
   for _ in range(steps):
     times.append(_timed(step))
-  return {"s": min(times), "peak": torch_peak()}
+  from benchmarks import common  # pylint: disable=import-outside-toplevel
+  return {"s": min(times), "peak": common.matmul_peak("torch")}
 
 
 def run_variant(args, model, name, env_extra, worker_args):
   env = dict(os.environ, PYTHONPATH=os.getcwd(), **env_extra)
-  cmd = [sys.executable, __file__, "--worker", *worker_args, "--models", model,
+  cmd = [sys.executable, "-m", "benchmarks.video_conv_throughput", "--worker", *worker_args, "--models", model,
          "--width", str(args.width), "--size", str(args.size), "--batch", str(args.batch),
          "--steps", str(args.steps)]
   out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

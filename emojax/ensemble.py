@@ -112,12 +112,27 @@ def init_optimizer(tx: optax.GradientTransformation, params_K):
 
 
 def make_member_step(graphdef, forward: contract.Forward, task: contract.Task,
-                     tx: optax.GradientTransformation, l2: float = 0.0):
+                     tx: optax.GradientTransformation, l2: float = 0.0, form: dict | None = None):
   """One member's step (params, mutable, frozen, opt_state, batch, key) -> (..., loss), unjitted.
 
-  The same step as the harness's (contract losses, coupled L2, dropout from `key`).
+  The same step as the harness's (contract losses, coupled L2, dropout from `key`) in the
+  harness's form (`train.formed_step`; `form` None: `member_form` of the params it is given).
   """
-  return contract.step_fn(graphdef, forward, task, tx, l2)
+  from emojax import train  # pylint: disable=g-import-not-at-top
+
+  def step(params, mutable, frozen, opt_state, batch, key):
+    f = form or member_form(params)     # shapes only: the same at every trace
+    return train.formed_step(graphdef, forward, task, tx, l2, f)(
+        params, mutable, frozen, opt_state, batch, key)
+  return step
+
+
+def member_form(params) -> dict:
+  """The members' step form: the harness's size rule (`train.step_form`) with threefry dropout
+  keys, whose masks are the same under vmap (RngBitGenerator's are not), so member i of the
+  vmapped step trains as member i alone."""
+  from emojax import train  # pylint: disable=g-import-not-at-top
+  return train.step_form(params, rbg=False)
 
 
 def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,
@@ -126,10 +141,22 @@ def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,
   """The K members' step in one jit: jit(vmap(member step)) over stacked states and keys (K,).
 
   (params_K, mutable_K, frozen_K, opt_K, batch, keys_K) -> (params_K, mutable_K, opt_K, loss_K).
+  The member step takes the harness's form (`member_form` of all K members' parameters: Eigen
+  threads and a flat optimizer update by size; threefry dropout keys), chosen at the first call.
   """
-  step = make_member_step(graphdef, forward, task, tx, l2)
-  vstep = jax.vmap(step, in_axes=(0, 0, 0, 0, None if shared_batch else 0, 0))
-  return jax.jit(vstep, donate_argnums=(0, 1, 3) if donate else ())
+  from emojax import train  # pylint: disable=g-import-not-at-top
+  compiled = {}
+
+  def step(params, mutable, frozen, opt_state, batch, keys):
+    sig = jax.tree.structure(params)
+    if sig not in compiled:
+      form = member_form(params)
+      one = make_member_step(graphdef, forward, task, tx, l2, form)
+      vstep = jax.vmap(one, in_axes=(0, 0, 0, 0, None if shared_batch else 0, 0))
+      compiled[sig] = jax.jit(vstep, donate_argnums=(0, 1, 3) if donate else (),
+                              **train.jit_options(form))
+    return compiled[sig](params, mutable, frozen, opt_state, batch, keys)
+  return step
 
 
 def make_predict(graphdef, forward: contract.Forward, task: contract.Task):

@@ -65,9 +65,106 @@ def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None
 def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,
                     tx: optax.GradientTransformation, l2: float = 0.0):
   """The jitted `contract.step_fn`: (params, mutable, frozen, opt_state, batch, key) ->
-  (params, mutable, opt_state, loss), donating the params, mutable and optimizer buffers."""
-  return jax.jit(contract.step_fn(graphdef, forward, task, tx, l2),
-                 donate_argnums=(0, 1, 3))
+  (params, mutable, opt_state, loss), donating the params, mutable and optimizer buffers.
+
+  Its form (`step_form`: Eigen threads, dropout RNG, flat optimizer update) is chosen at the
+  first call from the size of the trainable parameters, so the same config always gets the same
+  form; the Trainer records it per phase (`step_form.json`) and a resumed run keeps it.
+  """
+  return build_train_step(graphdef, forward, task, tx, l2)
+
+
+def build_train_step(graphdef, forward, task, tx, l2: float = 0.0, *,
+                     eigen: bool | None = None, rbg: bool | None = None,
+                     flat: bool | None = None):
+  """`make_train_step` with (parts of) its form given; None: `step_form`'s size rule."""
+  given = dict(eigen=eigen, rbg=rbg, flat=flat)
+  compiled = {}
+
+  def step(params, mutable, frozen, opt_state, batch, key):
+    sig = jax.tree.structure(params)
+    if sig not in compiled:
+      form = step_form(params, **given)
+      compiled[sig] = jax.jit(formed_step(graphdef, forward, task, tx, l2, form),
+                              donate_argnums=(0, 1, 3), **jit_options(form))
+    return compiled[sig](params, mutable, frozen, opt_state, batch, key)
+
+  step.form = lambda params: step_form(params, **given)
+  return step
+
+
+# Below this many trainable parameters (all members of an ensemble together) a CPU step is bound
+# by per-op overhead, not arithmetic (docs/benchmarks.md, "The harness step's form"): one thread
+# per XLA op (no hand-off to Eigen's pool for tiny kernels), dropout masks from XLA's
+# RngBitGenerator (one op per mask instead of a threefry hash), and the optimizer's update over one
+# flat vector (a few ops instead of a few per parameter array).
+SMALL_STEP_PARAMS = 2_000_000
+FORM_KEYS = ("eigen", "rbg", "flat")
+LEGACY_FORM = {"eigen": True, "rbg": False, "flat": False}   # the step before forms existed
+
+
+def step_form(params, *, eigen=None, rbg=None, flat=None) -> dict:
+  """{"eigen", "rbg", "flat", "params"} of a step over `params`: True = multi-threaded Eigen
+  kernels / RngBitGenerator dropout keys / a flat optimizer update. Unset ones follow the size
+  rule (`SMALL_STEP_PARAMS`); the flat update needs one dtype for all parameters."""
+  leaves = jax.tree.leaves(params)
+  n = sum(int(np.prod(v.shape)) for v in leaves)
+  small = n < SMALL_STEP_PARAMS
+  one_dtype = len({jnp.dtype(v.dtype) for v in leaves}) <= 1
+  return {"eigen": (not small) if eigen is None else bool(eigen),
+          "rbg": small if rbg is None else bool(rbg),
+          "flat": (small and one_dtype) if flat is None else bool(flat) and one_dtype,
+          "params": n}
+
+
+def jit_options(form: dict) -> dict:
+  """`jax.jit` keyword arguments of a form: single-threaded Eigen kernels as a compile option of
+  this step only (the process's other programs keep XLA's defaults)."""
+  return {} if form["eigen"] else {"compiler_options": {"xla_cpu_multi_thread_eigen": False}}
+
+
+def formed_step(graphdef, forward, task, tx, l2: float, form: dict):
+  """The pure step (`contract.step_fn`'s signature) in a form. The flat update changes only the
+  layout of the optimizer's arithmetic (XLA may round it differently in the last bit); rbg keys
+  change the dropout masks (another stream, the same for the same seed and step)."""
+  step = (_flat_update_step(graphdef, forward, task, tx, l2) if form["flat"] else
+          contract.step_fn(graphdef, forward, task, tx, l2))
+  if not form["rbg"]:
+    return step
+
+  def rbg_step(params, mutable, frozen, opt_state, batch, key):
+    # The step's threefry key (train.step_key) seeds an RngBitGenerator key: one op per mask.
+    key = jax.random.wrap_key_data(jax.random.bits(key, (4,), jnp.uint32), impl="unsafe_rbg")
+    return step(params, mutable, frozen, opt_state, batch, key)
+  return rbg_step
+
+
+def _flat_update_step(graphdef, forward, task, tx, l2):
+  """`contract.step_fn` with the gradient and the optimizer's update over one flat vector."""
+  from jax.flatten_util import ravel_pytree  # pylint: disable=g-import-not-at-top
+
+  def step(params, mutable, frozen, opt_state, batch, key):
+    flat_p, unravel = ravel_pytree(params)
+    treedef = jax.tree.structure(params)
+
+    is_tree = lambda t: jax.tree.structure(t) == treedef  # noqa: E731  (a tree like params)
+    # The optimizer's state: each tree shaped like the params (Adam's moments ...) as one vector.
+    flat_opt = jax.tree.map(lambda t: ravel_pytree(t)[0] if is_tree(t) else t, opt_state,
+                            is_leaf=is_tree)
+
+    def loss_fn(fp):
+      model = nnx.merge(graphdef, unravel(fp), mutable, frozen, copy=True)
+      outputs = forward(model, batch, nnx.Rngs(dropout=key))
+      loss = contract.loss_value(task, outputs, batch)
+      if l2:
+        loss = loss + l2 * contract.l2_penalty(unravel(fp))
+      return loss, nnx.state(model, contract.MUTABLE)
+    (loss, mutable_new), grads = jax.value_and_grad(loss_fn, has_aux=True)(flat_p)
+    updates, flat_opt = tx.update(grads, flat_opt, flat_p)
+    opt_state = jax.tree.map(lambda t, f: unravel(f) if is_tree(t) else f, opt_state, flat_opt,
+                             is_leaf=is_tree)
+    return unravel(optax.apply_updates(flat_p, updates)), mutable_new, opt_state, loss
+  return step
 
 
 def step_key(seed: int, phase_name: str, step: int) -> jax.Array:
@@ -283,6 +380,22 @@ class Trainer:
         window=phase.window, clip_seconds=d.clip_seconds, batch_size=d.batch_size,
         seed=cfg.seed + _stable_hash(phase.name), start_step=start, stride=d.train_stride)
 
+  def _train_step(self, phase: Phase, graphdef, tx, l2: float, params, resumed: bool):
+    """The phase's jitted step (`make_train_step`) in the form recorded for the phase in
+    `<workdir>/step_form.json`: a resumed phase keeps the form it started with (its dropout
+    stream); a new phase records the size rule's form (`step_form`). A phase resumed from a
+    workdir written before forms were recorded keeps that code's form (threefry, per leaf)."""
+    path = self.workdir / "step_form.json"
+    forms = fileio.read_json(path, {})
+    form = forms.get(phase.name)
+    if form is None:
+      form = dict(LEGACY_FORM) if resumed else step_form(params)
+      forms[phase.name] = form
+      if jax.process_index() == 0:
+        fileio.write_json(path, forms)
+    return build_train_step(graphdef, phase.forward, phase.task, tx, l2,
+                            **{k: form[k] for k in FORM_KEYS})
+
   def run_phase(self, phase: Phase) -> dict:
     cfg = self.config
     t0 = time.time()
@@ -336,7 +449,7 @@ class Trainer:
       params, mutable = jax.tree.map(jnp.copy, (params, mutable))
       params, mutable, frozen, opt_state = distributed.replicate(
           (params, mutable, frozen, opt_state), self.mesh)
-      step_fn = make_train_step(graphdef, phase.forward, task, tx, float(spec["l2"]))
+      step_fn = self._train_step(phase, graphdef, tx, float(spec["l2"]), params, resumed=start > 0)
       batches = self._batches(phase, start)
       ckpt_every = max(1, cfg.checkpoint.every_steps)
       _ = self.writer   # opened before the steps are timed

@@ -72,6 +72,9 @@ def test_batchnorm_and_dropout_train_and_resume_bit_identical(tmp_path):
   config = _stateful_config(toy_data_dir())
   a, b = _params(full, config), _params(killed, config)
   jax.tree.map(np.testing.assert_array_equal, a, b)
+  # The step's form is recorded per phase; the resumed run kept the one it started with.
+  forms = [json.loads((w / "step_form.json").read_text()) for w in (full, killed)]
+  assert forms[0] == forms[1] and forms[0]["arousal/all"]["rbg"] is True
   # The running statistics moved away from their initial values (0 mean, 1 variance).
   assert np.abs(a["bn"]["mean"]).max() > 1e-3 and np.abs(a["bn"]["var"] - 1).max() > 1e-3
   m = json.loads((full / "eval" / "test" / "metrics.json").read_text())

@@ -13,6 +13,9 @@ channels-last tensors x_BxTxHxWxC with kernels w of shape (kt, kh, kw, Cin, Cout
                axis, then one dot with the (kt*kh*kw*Cin, Cout) kernel (kt*kh*kw x the input)
   "gemm_rows"  the kw width taps concatenated (kw x the input), then a sum over the kt*kh
                (temporal, row) taps of dots with K = kw*Cin
+  "frames2d_xladw"  "frames2d"'s forward and input gradient with "xla"'s kernel gradient (a custom
+               VJP): on the full-resolution early layers XLA's 3-D backward-filter convolution
+               beats the 2-D one of the stacked frames (docs/benchmarks.md, per-layer profile)
 
 Every lowering computes the same function (tests/test_video_conv.py checks values and gradients
 against `lax.conv_general_dilated`); they differ only in speed and memory. `lowering="auto"` picks
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import os
 import pathlib
@@ -47,7 +51,7 @@ from jax import lax
 from emojax import errors
 from emojax import fileio
 
-LOWERINGS = ("xla", "frames2d", "taps2d", "gemm", "gemm_rows")
+LOWERINGS = ("xla", "frames2d", "taps2d", "gemm", "gemm_rows", "frames2d_xladw")
 # Candidates whose extra patch tensor would exceed this many bytes are not tried.
 MAX_PATCH_BYTES = 1 << 30
 
@@ -101,6 +105,8 @@ def conv3d(x, w, stride=1, padding=0, lowering: str = "xla", accum=jnp.float32):
   if min(to, ho, wo) < 1:
     raise errors.ConfigError(f"conv3d: input {x.shape[1:4]} (T, H, W) is smaller than the kernel "
                              f"{w.shape[:3]} with padding {pad}")
+  if lowering == "frames2d_xladw":
+    return _frames2d_xladw(x, w, stride, pad, jnp.dtype(accum))
   if lowering == "xla":
     return lax.conv_general_dilated(
         x, w, window_strides=stride, padding=[(p, p) for p in pad],
@@ -136,6 +142,25 @@ def conv3d(x, w, stride=1, padding=0, lowering: str = "xla", accum=jnp.float32):
     return y
   raise errors.ConfigError(f"unknown convolution lowering {lowering!r}; use one of "
                            f"{LOWERINGS + ('auto',)}")
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _frames2d_xladw(x, w, stride, pad, accum):
+  return conv3d(x, w, stride, pad, "frames2d", accum)
+
+
+def _frames2d_xladw_fwd(x, w, stride, pad, accum):
+  return conv3d(x, w, stride, pad, "frames2d", accum), (x, w)
+
+
+def _frames2d_xladw_bwd(stride, pad, accum, res, g):
+  x, w = res
+  dx = jax.vjp(lambda a: conv3d(a, w, stride, pad, "frames2d", accum), x)[1](g)[0]
+  dw = jax.vjp(lambda k: conv3d(x, k, stride, pad, "xla", accum), w)[1](g)[0]
+  return dx, dw
+
+
+_frames2d_xladw.defvjp(_frames2d_xladw_fwd, _frames2d_xladw_bwd)
 
 
 def flops(in_shape: Sequence[int], kernel: Sequence[int], stride, padding) -> int:
@@ -193,6 +218,8 @@ def candidates(in_shape, kernel, stride, padding, dtype) -> list[str]:
     out.append("gemm_rows")
   if kt == 1:   # "xla" and "frames2d" are the same 2-D convolution up to a reshape
     out.remove("xla")
+  else:
+    out.append("frames2d_xladw")
   return out
 
 
