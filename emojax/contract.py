@@ -51,7 +51,6 @@ from emojax import errors
 Forward = Callable[[nnx.Module, dict, "nnx.Rngs | None"], Any]
 
 KINDS = ("regression", "classification")
-UNITS = ("second", "clip")   # the data units with a Store (emojax/input_pipeline.py STORES)
 # loss name -> the task kinds it fits.
 LOSSES = {"mse": "regression", "mse_pcc": "regression", "sigmoid_ce": "regression",
           "softmax_ce": "classification"}
@@ -87,14 +86,20 @@ class Task:
     return base + tuple(f"film_{m}" for m in base)
 
 
+def units() -> tuple[str, ...]:
+  """The data units with a registered Store (emojax/input_pipeline.py STORES)."""
+  from emojax import input_pipeline  # pylint: disable=g-import-not-at-top  (data: imported late)
+  return tuple(input_pipeline.STORES)
+
+
 def check_task(task: Task, where: str = "task") -> None:
   """Raises ConfigError when the task's parts do not fit together."""
   if not task.targets:
     raise errors.ConfigError(f"{where}: no targets; set config.targets")
   if task.kind not in KINDS:
     raise errors.ConfigError(f"{where}: kind {task.kind!r}; use one of {KINDS}")
-  if task.unit not in UNITS:
-    raise errors.ConfigError(f"{where}: unit {task.unit!r}; use one of {UNITS}")
+  if task.unit not in units():
+    raise errors.ConfigError(f"{where}: unit {task.unit!r}; use one of {units()}")
   if task.loss not in LOSSES:
     raise errors.ConfigError(f"{where}: unknown loss {task.loss!r} (config key `loss`); use one "
                              f"of {sorted(LOSSES)}")

@@ -177,6 +177,12 @@ class FilmStore:
   labels: dict[str, list[np.ndarray]]        # target -> per film (T,) float32
   metadata: dict = dataclasses.field(default_factory=dict)  # the dataset's recorded metadata
   unit: ClassVar[str] = "second"
+  description: ClassVar[str] = "per-second (one example per film)"
+
+  @staticmethod
+  def reads(features: Sequence[str]) -> bool:
+    """Per-second datasets: the layout of every dataset no other store claims (dataset_unit)."""
+    return True
 
   def subset(self, rows: Sequence[int], name: str) -> "FilmStore":
     return FilmStore(name, [self.film_ids[i] for i in rows],
@@ -629,7 +635,7 @@ def load_stores(config: ml_collections.ConfigDict, task, streams,
   if unit != task.unit:
     raise errors.ConfigError(
         f"method {config.method!r} trains on {task.unit} units but dataset "
-        f"{config.dataset.name!r} (config.dataset.name) is {UNIT_WORDS[unit]}; pick a dataset of "
+        f"{config.dataset.name!r} (config.dataset.name) is {STORES[unit].description}; pick a dataset of "
         "its unit")
   cls = store_class(unit)
   names = config.dataset.splits
@@ -727,13 +733,14 @@ def is_clip_dataset(features: Sequence[str]) -> bool:
   return "clip_id" in features
 
 
-UNIT_WORDS = {"clip": "per-clip (one example per clip)",
-              "second": "per-second (one example per film)"}
-
-
 def dataset_unit(features: Sequence[str]) -> str:
-  """The data unit of a dataset from its features: "clip" or "second"."""
-  return "clip" if is_clip_dataset(features) else "second"
+  """The data unit of a dataset from its features: the unit of the one registered store that
+  `reads` them, other than the per-second FilmStore, which takes every layout no other claims."""
+  claims = [u for u, cls in STORES.items() if u != FALLBACK_UNIT and cls.reads(features)]
+  if len(claims) > 1:
+    raise errors.DataError(f"dataset features {sorted(features)} are claimed by the stores of "
+                           f"units {claims}; make their `reads` exclusive")
+  return claims[0] if claims else FALLBACK_UNIT
 
 
 class _ConcatSource:
@@ -771,6 +778,12 @@ class ClipStore:
   ragged: tuple[str, ...] = ()               # streams whose first axis varies between clips:
   #                                            zero-padded to shapes[s][0], x_mask[s] marks rows
   unit: ClassVar[str] = "clip"
+  description: ClassVar[str] = "per-clip (one example per clip)"
+
+  @staticmethod
+  def reads(features: Sequence[str]) -> bool:
+    """Per-clip datasets name each example's clip (`clip_id`)."""
+    return is_clip_dataset(features)
 
   @property
   def feature_manifest(self) -> dict | None:
@@ -969,7 +982,28 @@ class ClipCollector:
     return np.concatenate(self.rows)
 
 
-STORES: dict[str, type] = {"second": FilmStore, "clip": ClipStore}
+# The data units and their stores. A new unit (per frame, per shot ...) is a new Store class with
+# `unit`, `description` and `reads(features)` (which dataset layouts it loads), registered here with
+# `register_store`: the harness (train, inference, evaluate) and the contract's unit check read
+# this table and nothing else (tests/test_input_pipeline.py registers a toy unit).
+STORES: dict[str, type] = {}
+FALLBACK_UNIT = "second"
+
+
+def register_store(cls: type) -> type:
+  """Adds a Store class for its `unit` (refused when the unit has one already)."""
+  for k in ("unit", "description", "reads"):
+    if not hasattr(cls, k):
+      raise TypeError(f"{cls.__name__} lacks `{k}`: a store declares its unit, a description of "
+                      "it and which dataset layouts it reads")
+  if cls.unit in STORES and STORES[cls.unit] is not cls:
+    raise ValueError(f"data unit {cls.unit!r} has a store already ({STORES[cls.unit].__name__})")
+  STORES[cls.unit] = cls
+  return cls
+
+
+register_store(FilmStore)
+register_store(ClipStore)
 
 
 # ----------------------------------------------------------------------------------------------

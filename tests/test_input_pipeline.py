@@ -99,7 +99,7 @@ def test_bad_films_are_refused_naming_the_film(mutate, message):
 
 def test_every_unit_has_a_store_with_the_whole_protocol():
   from emojax import contract, errors  # pylint: disable=import-outside-toplevel
-  assert set(input_pipeline.STORES) == set(contract.UNITS)
+  assert set(input_pipeline.STORES) == set(contract.units()) == {"second", "clip"}
   members = [k for k in vars(input_pipeline.Store) if not k.startswith("_")]
   assert {"train_batches", "prediction_batches", "collector", "finish", "score",
           "write_report"} <= set(members)
@@ -109,6 +109,39 @@ def test_every_unit_has_a_store_with_the_whole_protocol():
     assert not missing, f"{cls.__name__} lacks {missing} of the Store protocol"
   with pytest.raises(errors.ConfigError, match="data unit 'frame'.*known units"):
     input_pipeline.store_class("frame")
+
+
+def test_a_new_data_unit_is_one_registered_store(monkeypatch):
+  """A per-shot unit added from outside the harness: registering its Store is all it takes for the
+  contract to accept a method's Task(unit="shot") and for load_stores' unit of a dataset whose
+  examples name their shot (`shot_id`) to be "shot"; the existing layouts keep their units."""
+  from emojax import contract, errors  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(input_pipeline, "STORES", dict(input_pipeline.STORES))
+
+  class ShotStore(input_pipeline.ClipStore):
+    unit = "shot"
+    description = "per-shot (one example per shot)"
+
+    @staticmethod
+    def reads(features):
+      return "shot_id" in features
+
+  with pytest.raises(errors.ConfigError, match="unit 'shot'"):
+    contract.Task(targets=("valence",), unit="shot")
+  assert input_pipeline.register_store(ShotStore) is ShotStore
+  contract.check_task(contract.Task(targets=("valence",), unit="shot"))
+  assert input_pipeline.store_class("shot") is ShotStore
+  assert input_pipeline.dataset_unit(["shot_id", "film_id", "valence", "frames"]) == "shot"
+  assert input_pipeline.dataset_unit(["clip_id", "film_id", "valence", "keyframe"]) == "clip"
+  assert input_pipeline.dataset_unit(["film_id", "valence", "audio"]) == "second"
+  with pytest.raises(ValueError, match="unit 'shot' has a store already"):
+    input_pipeline.register_store(type("Other", (ShotStore,), {}))
+
+  class Both(ShotStore):   # a second claim on the same layout is refused by name
+    unit = "shot2"
+  input_pipeline.register_store(Both)
+  with pytest.raises(errors.DataError, match=r"claimed by the stores of units \['shot', 'shot2'\]"):
+    input_pipeline.dataset_unit(["shot_id"])
 
 
 def test_film_stores_concat_keeps_every_film_in_order():

@@ -501,8 +501,8 @@ def check_config(config) -> None:
                                "attend to")
     if len(set(streams)) != len(streams):
       raise errors.ConfigError(f"config.inputs.streams={streams} names a stream twice")
-  if unit not in contract.UNITS:
-    raise errors.ConfigError(f"config.inputs.unit={unit!r}; use one of {contract.UNITS}")
+  if unit not in contract.units():
+    raise errors.ConfigError(f"config.inputs.unit={unit!r}; use one of {contract.units()}")
   if a.variant != "feature" and a.num_clips < 1:
     raise errors.ConfigError(f"config.model.num_clips={a.num_clips}: the temporal window needs "
                              ">= 1 segment")
