@@ -38,6 +38,35 @@ def toy_data_dir() -> pathlib.Path:
   return _TOY_DATA[0]
 
 
+def reference_config():
+  """The reference run's config: toy_config(steps=4), arousal from the audio stream only (3 phases
+  of 4 steps: stage 1, progressive, fine-tuning)."""
+  config = toy_config(steps=4)
+  with config.unlocked():
+    config.per_target.arousal.inputs.streams = ("audio",)
+  return config
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory):
+  """`reference_config()` trained and evaluated once per session, in-process, on one device.
+
+  The runs that must end where it ends compare against it: 8 devices (test_train), 2 processes
+  killed and resumed (test_multihost), SIGKILL and resume (test_train), a crash after pruning and
+  resume (test_checkpoint_prune); test_harness_checks evaluates a copy of it from the command line.
+  Returns (config, workdir, stdout of the run). Read-only: copy it before writing into it.
+  """
+  import contextlib  # pylint: disable=import-outside-toplevel
+  import io  # pylint: disable=import-outside-toplevel
+  from emojax import train  # pylint: disable=import-outside-toplevel
+  config = reference_config()
+  workdir = tmp_path_factory.mktemp("reference") / "run"
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    train.train_and_evaluate(config, workdir)
+  return config, workdir, out.getvalue()
+
+
 def toy_config(workdir_data: pathlib.Path | None = None, *, targets=("arousal",), steps: int = 6):
   """A shrunken seed-000 config on the toy dataset of tests/toy_dataset.py.
 
