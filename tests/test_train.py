@@ -15,6 +15,8 @@ from flax import nnx
 from conftest import REPO, toy_config
 from emojax import checkpoint, errors, train
 
+import refusals  # pylint: disable=g-bad-import-order
+
 
 def _final_params(workdir: pathlib.Path, config) -> dict:
   method = train.get_method(config)
@@ -65,9 +67,10 @@ def _run_main(args, env=None, check=True):
                         capture_output=True, text=True, check=check, timeout=600)
 
 
-def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, reference_run):
-  """SIGKILL in the middle of a phase and rerunning the same command gives the same parameters as
-  the uninterrupted run (the session's reference run, trained in-process)."""
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, reference_run, capsys):
+  """SIGKILL in the middle of a phase (main.py in a subprocess) and rerunning the same command
+  (main.py's entry, in-process) gives the same parameters as the uninterrupted run (the session's
+  reference run, trained in-process)."""
   config, full, _ = reference_run
   overrides = _overrides(config)
   killed = tmp_path / "killed"
@@ -80,8 +83,10 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, reference_run):
   phase = killed / "checkpoints" / "arousal__progressive1_audio"
   assert sorted(p.name for p in (phase / "latest").iterdir()) == ["2"]
   assert sorted(p.name for p in (phase / "best").iterdir()) == ["3"]
-  r = _run_main([f"--workdir={killed}", *overrides])
-  assert "resumed arousal/progressive1_audio at step 2" in r.stdout, r.stdout[-2000:]
+  capsys.readouterr()
+  code, err = refusals.run_main(f"--workdir={killed}", *overrides)  # the same command, in-process
+  assert code == 0, err[-2000:]
+  assert "resumed arousal/progressive1_audio at step 2" in capsys.readouterr().out
   a, b = _final_params(full, config), _final_params(killed, config)
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
@@ -178,7 +183,6 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
 def test_bad_configs_fail_with_a_message_naming_the_key(tmp_path, args, message):
   """main.py's entry in-process (tests/refusals.py); the real command line's exit code is
   test_refusals_main_train.py's test_real_command_line_exit_code."""
-  import refusals  # pylint: disable=import-outside-toplevel
   config = toy_config(steps=1)
   code, err = refusals.run_main(f"--workdir={tmp_path / 'run'}", *_overrides(config), *args)
   refusals.check_refusal(code, err, [message])
