@@ -13,6 +13,15 @@ _CACHE = pathlib.Path(os.environ.get("EMOJAX_CACHE_DIR", pathlib.Path.home() / "
 os.environ.setdefault("NUMBA_CACHE_DIR", str(_CACHE / "numba"))
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE / "jax"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+# The tests' networks are tiny: XLA's compile time (LLVM's optimisation of every fused kernel, and
+# of each random initialiser's threefry program) dominates their run time, 3-5x their execution.
+# Tests compile without LLVM's backend optimisation (processes started by tests inherit it; a test
+# that sets XLA_FLAGS for a subprocess replaces it there). Numerics are unchanged: XLA's HLO passes
+# still run and fast-math is off either way. Set EMOJAX_TEST_XLA_OPT=1 to test the optimised build.
+if os.environ.get("EMOJAX_TEST_XLA_OPT", "0") != "1" and (
+    "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", "")):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                             " --xla_backend_optimization_level=0").strip()
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # Small real fixtures (a film excerpt, the released AttendAffectNet models, the face model's
