@@ -35,13 +35,6 @@ def _run_main(args, env=None, check=True):
                         capture_output=True, text=True, check=check, timeout=600)
 
 
-def _params(workdir, config):
-  method = contract.get_method(config)
-  model = method.create(config, {"audio": 3, "action": 2}, nnx.Rngs(0))
-  checkpoint.restore_model(workdir / "final_model", model)
-  return jax.tree.map(np.asarray, checkpoint.model_pure_state(model))
-
-
 @pytest.mark.parametrize("module", ["contract", "inference", "train", "evaluate",
                                     "input_pipeline", "models.two_timescale", "models.ridge"])
 def test_each_module_imports_alone_and_no_model_imports_the_trainer(module):
