@@ -13,6 +13,15 @@ _CACHE = pathlib.Path(os.environ.get("EMOJAX_CACHE_DIR", pathlib.Path.home() / "
 os.environ.setdefault("NUMBA_CACHE_DIR", str(_CACHE / "numba"))
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE / "jax"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+# The tests' networks are tiny: XLA's compile time (LLVM's optimisation of every fused kernel, and
+# of each random initialiser's threefry program) dominates their run time, 3-5x their execution.
+# Tests compile without LLVM's backend optimisation (processes started by tests inherit it; a test
+# that sets XLA_FLAGS for a subprocess replaces it there). Numerics are unchanged: XLA's HLO passes
+# still run and fast-math is off either way. Set EMOJAX_TEST_XLA_OPT=1 to test the optimised build.
+if os.environ.get("EMOJAX_TEST_XLA_OPT", "0") != "1" and (
+    "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", "")):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                             " --xla_backend_optimization_level=0").strip()
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # Small real fixtures (a film excerpt, the released AttendAffectNet models, the face model's
@@ -36,6 +45,35 @@ def toy_data_dir() -> pathlib.Path:
     atexit.register(shutil.rmtree, d, ignore_errors=True)
     _TOY_DATA.append(d)
   return _TOY_DATA[0]
+
+
+def reference_config():
+  """The reference run's config: toy_config(steps=4), arousal from the audio stream only (3 phases
+  of 4 steps: stage 1, progressive, fine-tuning)."""
+  config = toy_config(steps=4)
+  with config.unlocked():
+    config.per_target.arousal.inputs.streams = ("audio",)
+  return config
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory):
+  """`reference_config()` trained and evaluated once per session, in-process, on one device.
+
+  The runs that must end where it ends compare against it: 8 devices (test_train), 2 processes
+  killed and resumed (test_multihost), SIGKILL and resume (test_train), a crash after pruning and
+  resume (test_checkpoint_prune); test_harness_checks evaluates a copy of it from the command line.
+  Returns (config, workdir, stdout of the run). Read-only: copy it before writing into it.
+  """
+  import contextlib  # pylint: disable=import-outside-toplevel
+  import io  # pylint: disable=import-outside-toplevel
+  from emojax import train  # pylint: disable=import-outside-toplevel
+  config = reference_config()
+  workdir = tmp_path_factory.mktemp("reference") / "run"
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    train.train_and_evaluate(config, workdir)
+  return config, workdir, out.getvalue()
 
 
 def toy_config(workdir_data: pathlib.Path | None = None, *, targets=("arousal",), steps: int = 6):

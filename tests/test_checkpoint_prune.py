@@ -7,7 +7,6 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import toy_config
 from emojax import checkpoint, errors, train
 
 
@@ -58,12 +57,11 @@ def test_disk_estimate_counts_latest_best_and_final():
   assert checkpoint.human_bytes(5_900_000_000) == "5.90 GB"
 
 
-def test_a_run_keeps_the_last_best_and_resumes_after_pruning(tmp_path, capsys, monkeypatch):
-  config = toy_config(steps=6)
-  full = tmp_path / "full"
-  train.Trainer(config, full).run()
-  out = capsys.readouterr().out
+def test_a_run_keeps_the_last_best_and_resumes_after_pruning(tmp_path, monkeypatch,
+                                                             reference_run):
+  config, full, out = reference_run      # the session's run, trained in-process (conftest)
   records = [r["name"] for r in train.fileio.read_json(full / "phases.json")]
+  assert len(records) == 3
   # Only the last phase's best remains (resume restores it); final_model holds the result.
   assert _kept(full) == {records[-1].replace("/", "__"): ["best"]}
   line = next(l for l in out.splitlines() if l.startswith("checkpoints: model "))
@@ -75,14 +73,15 @@ def test_a_run_keeps_the_last_best_and_resumes_after_pruning(tmp_path, capsys, m
   left = _files_bytes(full / "checkpoints") + _files_bytes(full / "final_model")
   assert 2 * model_bytes * 0.5 < left < 2 * model_bytes + 200_000, (left, model_bytes)
 
-  # What is on disk as each phase starts: only the previous phase's best. A crash as the 4th phase
-  # starts (after the pruning) leaves a workdir the same command resumes, to the same parameters.
+  # What is on disk as each phase starts: only the previous phase's best. A crash as the last
+  # phase starts (after the pruning) leaves a workdir the same command resumes, to the same
+  # parameters as the uninterrupted run.
   seen, real = [], train.Trainer.run_phase
 
   def watch(self, phase):
     seen.append((phase.name, _kept(self.workdir) if (self.workdir / "checkpoints").exists()
                  else {}))
-    if len(seen) == 4 and self.workdir.name == "killed":
+    if len(seen) == 3 and self.workdir.name == "killed":
       raise RuntimeError("crash")
     return real(self, phase)
   monkeypatch.setattr(train.Trainer, "run_phase", watch)
@@ -90,7 +89,7 @@ def test_a_run_keeps_the_last_best_and_resumes_after_pruning(tmp_path, capsys, m
   with pytest.raises(RuntimeError, match="crash"):
     train.Trainer(config, killed).run()
   assert [kept for _, kept in seen] == [{}] + [
-      {records[i].replace("/", "__"): ["best"]} for i in range(3)]
+      {records[i].replace("/", "__"): ["best"]} for i in range(2)]
   train.Trainer(config, killed).run()
   assert _kept(killed) == _kept(full)
   a = checkpoint.model_pure_state(_restored(config, full))

@@ -16,6 +16,7 @@ from conftest import REPO, toy_data_dir
 from emojax import checkpoint, contract, errors, train
 
 import clip_method  # pylint: disable=g-bad-import-order
+import refusals
 import stateful_method
 
 
@@ -32,13 +33,6 @@ def _run_main(args, env=None, check=True):
   env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), **(env or {})}
   return subprocess.run([sys.executable, str(REPO / "main.py"), *args], cwd=REPO, env=env,
                         capture_output=True, text=True, check=check, timeout=600)
-
-
-def _params(workdir, config):
-  method = contract.get_method(config)
-  model = method.create(config, {"audio": 3, "action": 2}, nnx.Rngs(0))
-  checkpoint.restore_model(workdir / "final_model", model)
-  return jax.tree.map(np.asarray, checkpoint.model_pure_state(model))
 
 
 @pytest.mark.parametrize("module", ["contract", "inference", "train", "evaluate",
@@ -59,26 +53,61 @@ def test_contract_module_imports_no_other_part_of_emojax():
   assert imports == ["from emojax import errors"]
 
 
-def test_batchnorm_and_dropout_train_and_resume_bit_identical(tmp_path):
-  """BatchNorm statistics are carried by the step and saved; dropout draws a new mask each step
-  (reproducible); a SIGKILL mid-phase and a rerun end with the same parameters and statistics."""
-  args = ["--config=tests/stateful_method.py", f"--config.dataset.data_dir={toy_data_dir()}"]
-  full, killed = tmp_path / "full", tmp_path / "killed"
-  _run_main([f"--workdir={full}", *args])
-  r = _run_main([f"--workdir={killed}", *args], env={"EMOJAX_FAULT_KILL_AT": "arousal/all:5"},
-                check=False)
+@pytest.fixture(scope="module")
+def clip_run(tmp_path_factory):
+  """tests/clip_method.py (BatchNorm, dropout; per-clip classification) trained and evaluated once,
+  in-process; what the tests read of it, as a dict (the stores' facts are taken before training)."""
+  from emojax import evaluate  # pylint: disable=import-outside-toplevel
+  config = clip_method.get_config()
+  with config.unlocked():
+    config.dataset.data_dir = str(toy_data_dir())
+  run = tmp_path_factory.mktemp("clip") / "run"
+  trainer = train.Trainer(config, run)
+  held = json.loads(json.dumps(trainer.holdout))
+  unit, train_films = trainer.stores["train"].unit, set(trainer.stores["train"].film_ids)
+  validation_films = set(trainer.stores["validation"].film_ids)
+  trainer.run()
+  flat = evaluate.evaluate_trainer(trainer)
+  return dict(config=config, unit=unit, held=held, train_films=train_films,
+              validation_films=validation_films, trainer=trainer, flat=flat, run=run)
+
+
+def test_per_clip_batchnorm_and_dropout_resume_after_sigkill_bit_identical(tmp_path, clip_run,
+                                                                           capsys):
+  """The per-clip path's kill-and-resume: BatchNorm statistics are carried by the step and saved;
+  dropout draws a new mask each step (reproducible); a SIGKILL mid-phase (main.py in a subprocess)
+  and a rerun of the same command (main.py's entry, in-process) end with the same parameters and
+  statistics as the uninterrupted run."""
+  config, full = clip_run["config"], clip_run["run"]
+  args = ["--config=tests/clip_method.py", f"--config.dataset.data_dir={toy_data_dir()}"]
+  killed = tmp_path / "killed"
+  # Killed right after step 13, before any save at that step: the last checkpoint is step 10.
+  r = _run_main([f"--workdir={killed}", *args],
+                env={"EMOJAX_FAULT_KILL_AT": "valence/classifier:13"}, check=False)
   assert r.returncode == -9, r.stderr[-2000:]
-  _run_main([f"--workdir={killed}", *args])
-  config = _stateful_config(toy_data_dir())
-  a, b = _params(full, config), _params(killed, config)
+  assert sorted(p.name for p in (killed / "checkpoints" / "valence__classifier" / "latest")
+                .iterdir()) == ["10"]
+  assert not (killed / "final_model").exists()
+  capsys.readouterr()
+  code, err = refusals.run_main(f"--workdir={killed}", *args)   # the same command, in-process
+  assert code == 0, err[-2000:]
+  assert "resumed valence/classifier at step 10" in capsys.readouterr().out
+  model = clip_method.create(config, {"audio": (6,)}, nnx.Rngs(0))
+
+  def restored(workdir):
+    checkpoint.restore_model(workdir / "final_model", model)
+    return jax.tree.map(np.asarray, checkpoint.model_pure_state(model))
+  a, b = restored(full), restored(killed)
   jax.tree.map(np.testing.assert_array_equal, a, b)
   # The step's form is recorded per phase; the resumed run kept the one it started with.
   forms = [json.loads((w / "step_form.json").read_text()) for w in (full, killed)]
   assert forms[0] == forms[1] and forms[0]["arousal/all"]["rbg"] is True
   # The running statistics moved away from their initial values (0 mean, 1 variance).
   assert np.abs(a["bn"]["mean"]).max() > 1e-3 and np.abs(a["bn"]["var"] - 1).max() > 1e-3
-  m = json.loads((full / "eval" / "test" / "metrics.json").read_text())
-  assert set(m["arousal"]["film_mean"]) >= {"mse", "pcc"}
+  # The same evaluation.
+  m1, m2 = (json.loads((w / "eval" / "test" / "metrics.json").read_text())["valence"]
+            for w in (full, killed))
+  assert m1["confusion"] == m2["confusion"] and m1["accuracy"] == m2["accuracy"]
 
 
 def test_dropout_masks_differ_between_steps_and_repeat_for_the_same_step():
@@ -166,25 +195,17 @@ def test_optimizer_specs_step_decay_and_sgd_momentum():
   assert contract.to_steps(epochs=2.5, examples_per_epoch=40, batch_size=16) == 7
 
 
-def test_per_clip_classification_trains_and_writes_accuracy_f1_confusion(tmp_path):
-  config = clip_method.get_config()
-  with config.unlocked():
-    config.dataset.data_dir = str(toy_data_dir())
-  trainer = train.Trainer(config, tmp_path / "run")
-  assert trainer.stores["train"].unit == "clip"
-  held = json.loads(json.dumps(trainer.holdout))
-  assert held and not set(held) & set(trainer.stores["train"].film_ids)
-  assert set(trainer.stores["validation"].film_ids) == set(held)
-  from emojax import evaluate  # pylint: disable=import-outside-toplevel
-  trainer.run()
-  flat = evaluate.evaluate_trainer(trainer)
-  run = tmp_path / "run"
+def test_per_clip_classification_trains_and_writes_accuracy_f1_confusion(clip_run):
+  assert clip_run["unit"] == "clip"
+  held = clip_run["held"]
+  assert held and not set(held) & clip_run["train_films"]
+  assert clip_run["validation_films"] == set(held)
+  flat, run = clip_run["flat"], clip_run["run"]
   assert json.loads((run / "holdout.json").read_text())["validation_films"] == held
   m = json.loads((run / "eval" / "test" / "metrics.json").read_text())["valence"]
   cm = np.array(m["confusion"])
   assert cm.shape == (3, 3) and cm.sum() == m["num_clips"]
   assert m["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
-  assert 0 <= m["macro_f1"] <= 1 and "film_accuracy" in m
   rows = (run / "eval" / "test" / "predictions.csv").read_text().splitlines()
   assert rows[0] == "clip,film,valence_true,valence_pred,valence_p0,valence_p1,valence_p2"
   assert len(rows) - 1 == m["num_clips"]
@@ -192,6 +213,14 @@ def test_per_clip_classification_trains_and_writes_accuracy_f1_confusion(tmp_pat
   true = np.array([int(r.split(",")[2]) for r in rows[1:]])
   pred = np.array([int(r.split(",")[3]) for r in rows[1:]])
   assert m["accuracy"] == pytest.approx(np.mean(true == pred))
+  # Macro F1 (over the classes that occur in truth or prediction) and the mean per-film accuracy
+  # against their definitions, from the written predictions.
+  f1 = [2 * np.sum((pred == k) & (true == k)) / (np.sum(pred == k) + np.sum(true == k))
+        for k in range(3) if np.sum(pred == k) + np.sum(true == k)]
+  assert m["macro_f1"] == pytest.approx(np.mean(f1))
+  films = np.array([r.split(",")[1] for r in rows[1:]])
+  assert m["film_accuracy"] == pytest.approx(
+      np.mean([np.mean(true[films == f] == pred[films == f]) for f in np.unique(films)]))
   # Learnable: well above the majority class.
   majority = np.bincount(true).max() / len(true)
   assert flat["test/valence/accuracy"] > majority + 0.15

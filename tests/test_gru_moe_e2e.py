@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import toy_data_dir
 from configs import gru_moe as gru_moe_config
 from emojax import train
 
@@ -18,7 +19,7 @@ def test_runlocal_trains_and_evaluates_end_to_end(tmp_path, model):
     c.dataset.name = "emojax_toy_films"
     c.dataset.import_module = "toy_dataset"
     c.dataset.config = ""
-    c.dataset.data_dir = str(tmp_path / "data")
+    c.dataset.data_dir = str(toy_data_dir())
     c.inputs.streams = ("audio", "expression")
     c.data.batch_size = 8
     c.data.eval_batch_size = 8
@@ -33,8 +34,18 @@ def test_runlocal_trains_and_evaluates_end_to_end(tmp_path, model):
   assert [r["name"] for r in records] == ["gru_moe", "gru_moe_dev"]   # retrain_on_dev
   for split in ("validation", "test"):
     m = json.loads((run / "eval" / split / "metrics.json").read_text())
-    for t in ("valence", "arousal"):
-      assert np.isfinite(m[t]["mse"]) and np.isfinite(flat[f"{split}/{t}/mse"])
+    csvs = sorted((run / "eval" / split / "predictions").glob("*.csv"))
+    assert len(csvs) == 2      # the toy dataset's 2 films per split
+    rows = np.concatenate([np.loadtxt(f, delimiter=",", skiprows=1, ndmin=2) for f in csvs])
+    assert (run / "eval" / split / "predictions" / csvs[0].name).read_text().splitlines()[0] == (
+        "second,valence_true,valence_pred,arousal_true,arousal_pred")
+    for t, col in (("valence", 1), ("arousal", 3)):
+      # The pooled metrics are those of every written second (an independent recomputation).
+      true, pred = rows[:, col], rows[:, col + 1]
+      assert m[t]["num_seconds"] == len(rows)
+      assert m[t]["mse"] == pytest.approx(np.mean((true - pred) ** 2), rel=1e-4)
+      assert m[t]["pcc"] == pytest.approx(np.corrcoef(true, pred)[0, 1], abs=1e-4)
+      assert flat[f"{split}/{t}/mse"] == pytest.approx(m[t]["mse"])
   ablation = (run / "eval" / "ablation.md").read_text()
   for row in ("smoothing_moving_average", "smoothing_none", "bn_inference_batch"):
     assert row in ablation

@@ -16,6 +16,8 @@ from flax import nnx
 from conftest import REPO, toy_config
 from emojax import checkpoint, errors, train
 
+import refusals  # pylint: disable=g-bad-import-order
+
 
 def _final_params(workdir: pathlib.Path, config) -> dict:
   method = train.get_method(config)
@@ -74,22 +76,26 @@ def _run_main(args, env=None, check=True):
                         capture_output=True, text=True, check=check, timeout=600)
 
 
-def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
-  """SIGKILL in the middle of a phase and rerunning the same command gives the same parameters."""
-  config = toy_config(steps=6)
-  with config.unlocked():
-    config.per_target.arousal.inputs.streams = ("audio",)
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, reference_run, capsys):
+  """SIGKILL in the middle of a phase (main.py in a subprocess) and rerunning the same command
+  (main.py's entry, in-process) gives the same parameters as the uninterrupted run (the session's
+  reference run, trained in-process)."""
+  config, full, _ = reference_run
   overrides = _overrides(config)
-  full = tmp_path / "full"
-  _run_main([f"--workdir={full}", *overrides])
   killed = tmp_path / "killed"
-  # The harness kills itself with SIGKILL right after step 5 of the progressive phase (the last
-  # checkpoint is at step 4, and the best one at step 3).
+  # The harness kills itself with SIGKILL right after step 4 of the progressive phase, before
+  # that step's checkpoint: the last checkpoint is at step 2, and the best one at step 3.
   r = _run_main([f"--workdir={killed}", *overrides],
-                env={"EMOJAX_FAULT_KILL_AT": "arousal/progressive1_*:5"}, check=False)
+                env={"EMOJAX_FAULT_KILL_AT": "arousal/progressive1_*:4"}, check=False)
   assert r.returncode == -9, r.stderr[-2000:]
   assert not (killed / "final_model").exists()
-  _run_main([f"--workdir={killed}", *overrides])
+  phase = killed / "checkpoints" / "arousal__progressive1_audio"
+  assert sorted(p.name for p in (phase / "latest").iterdir()) == ["2"]
+  assert sorted(p.name for p in (phase / "best").iterdir()) == ["3"]
+  capsys.readouterr()
+  code, err = refusals.run_main(f"--workdir={killed}", *overrides)  # the same command, in-process
+  assert code == 0, err[-2000:]
+  assert "resumed arousal/progressive1_audio at step 2" in capsys.readouterr().out
   a, b = _final_params(full, config), _final_params(killed, config)
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
@@ -110,14 +116,10 @@ def _overrides(config) -> list[str]:
           "--config.log.every_steps=3"]
 
 
-def test_eight_devices_give_the_same_result_as_one(tmp_path):
-  config = toy_config(steps=4)
-  with config.unlocked():
-    config.per_target.arousal.inputs.streams = ("audio",)
-  overrides = _overrides(config)
-  one, eight = tmp_path / "one", tmp_path / "eight"
-  _run_main([f"--workdir={one}", *overrides])
-  _run_main([f"--workdir={eight}", *overrides],
+def test_eight_devices_give_the_same_result_as_one(tmp_path, reference_run):
+  config, one, _ = reference_run     # one device, in-process
+  eight = tmp_path / "eight"
+  _run_main([f"--workdir={eight}", *_overrides(config)],
             env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
   info = json.loads((eight / "run_info.json").read_text())
   assert len(info["devices"]) == 8
@@ -188,11 +190,12 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
     (["--config.train.fusion=magic"], "fusion"),
 ])
 def test_bad_configs_fail_with_a_message_naming_the_key(tmp_path, args, message):
+  """main.py's entry in-process (tests/refusals.py); the real command line's exit code is
+  test_refusals_main_train.py's test_real_command_line_exit_code."""
   config = toy_config(steps=1)
-  r = _run_main([f"--workdir={tmp_path / 'run'}", *_overrides(config), *args], check=False)
-  assert r.returncode != 0
-  assert message in r.stderr
-  assert "Traceback" not in r.stderr
+  code, err = refusals.run_main(f"--workdir={tmp_path / 'run'}", *_overrides(config), *args)
+  refusals.check_refusal(code, err, [message])
+  assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_sweep_runs_real_trials_and_skips_finished_ones(tmp_path):
