@@ -23,6 +23,7 @@ def run_main(*argv: str) -> tuple[int, str]:
   """main.py with `argv`, in-process (no JAX start-up per row): (exit code, stderr)."""
   import main  # pylint: disable=import-outside-toplevel
   err = io.StringIO()
+  _drop_config_flags(main)   # overrides another in-process caller left defined
   main.FLAGS.unparse_flags()
   saved_argv, sys.argv = sys.argv, ["main.py", *argv]  # config_flags reads overrides from there
   try:
@@ -34,10 +35,16 @@ def run_main(*argv: str) -> tuple[int, str]:
         code = e.code
   finally:
     sys.argv = saved_argv
-    for name in [n for n in main.FLAGS if n.startswith("config.")]:  # this run's overrides
-      delattr(main.FLAGS, name)
+    _drop_config_flags(main)   # this run's overrides
     main.FLAGS.unparse_flags()
   return _code(code), err.getvalue()
+
+
+def _drop_config_flags(main) -> None:
+  """Deletes the `--config.x.y` override flags ml_collections defined while parsing (each parse
+  defines them anew: a second definition is an error)."""
+  for name in [n for n in main.FLAGS if n.startswith("config.")]:
+    delattr(main.FLAGS, name)
 
 
 def run_entry(entry, *argv: str) -> tuple[int, str]:

@@ -101,7 +101,7 @@ def test_per_clip_batchnorm_and_dropout_resume_after_sigkill_bit_identical(tmp_p
   jax.tree.map(np.testing.assert_array_equal, a, b)
   # The step's form is recorded per phase; the resumed run kept the one it started with.
   forms = [json.loads((w / "step_form.json").read_text()) for w in (full, killed)]
-  assert forms[0] == forms[1] and forms[0]["arousal/all"]["rbg"] is True
+  assert forms[0] == forms[1] and forms[0]["valence/classifier"]["rbg"] is True
   # The running statistics moved away from their initial values (0 mean, 1 variance).
   assert np.abs(a["bn"]["mean"]).max() > 1e-3 and np.abs(a["bn"]["var"] - 1).max() > 1e-3
   # The same evaluation.
@@ -225,7 +225,7 @@ def test_per_clip_classification_trains_and_writes_accuracy_f1_confusion(clip_ru
   majority = np.bincount(true).max() / len(true)
   assert flat["test/valence/accuracy"] > majority + 0.15
   # The trivial baseline: the majority class of the clips trained on (not of the held-out ones).
-  train_classes = trainer.stores["train"].labels["valence_class"]
+  train_classes = clip_run["trainer"].stores["train"].labels["valence_class"]
   b = m["baselines"]["majority"]
   assert b["class"] == int(np.argmax(np.bincount(train_classes, minlength=3)))
   assert b["accuracy"] == pytest.approx(np.mean(true == b["class"]))

@@ -40,6 +40,8 @@ def _main(argv: list[str]) -> int:
   finally:
     sys.argv[:] = saved
     main.FLAGS.unparse_flags()
+    for name in [n for n in main.FLAGS if n.startswith("config.")]:   # the overrides' flags
+      delattr(main.FLAGS, name)
 
 
 def test_a_method_file_with_its_own_keys_trains_from_the_command_line(tmp_path, monkeypatch, capsys):

@@ -73,7 +73,12 @@ def test_the_flat_update_is_the_same_update_up_to_rounding():
   loss_a, p_a = _train(0.5, **TREE)
   loss_b, p_b = _train(0.5, **dict(TREE, flat=True))
   np.testing.assert_allclose(loss_b, loss_a, rtol=1e-6)
-  np.testing.assert_allclose(p_b, p_a, rtol=1e-5, atol=1e-7)
+  # Adam divides by sqrt(v): where a gradient is near zero, a last-bit difference in it moves the
+  # normalised update by a visible share of the step (lr = 1e-2); seen under the tests' XLA
+  # optimisation level (tests/README.md): 3 of 73 elements off by up to 7e-5. A wrong flat update
+  # (moments or parameters unravelled in another order) is off by about lr almost everywhere.
+  np.testing.assert_allclose(p_b, p_a, rtol=0, atol=1e-4)   # 1 % of one step (lr)
+  assert np.mean(~np.isclose(p_b, p_a, rtol=1e-5, atol=1e-7)) < 0.1
   assert np.abs(p_b - _train(0.5, steps=0, **TREE)[1]).max() > 1e-3   # the params did move
 
 
