@@ -92,14 +92,18 @@ class HarnessStep:
     from emojax import train  # pylint: disable=import-outside-toplevel
     return train.step_key(self.seed, self.phase.name, i)
 
-  def run(self, n: int) -> float:
+  def advance(self, n: int):
+    """n steps of the harness's step from the current state; the last step's loss."""
     loss = None
     for _ in range(n):
       p, m, o = self.state
       p, m, o, loss = self.step(p, m, self.frozen, o, self.batch, self.key(self.i))
       self.state = (p, m, o)
       self.i += 1
-    return float(loss)
+    return loss
+
+  def run(self, n: int) -> float:
+    return float(self.advance(n))
 
 
 # ---- workers: each variant in its own process, timed alternately -----------------------------
@@ -235,10 +239,4 @@ class EnsembleStep(HarnessStep):
 
   def run(self, n: int) -> float:
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-    loss = None
-    for _ in range(n):
-      p, m, o = self.state
-      p, m, o, loss = self.step(p, m, self.frozen, o, self.batch, self.key(self.i))
-      self.state = (p, m, o)
-      self.i += 1
-    return float(jnp.sum(loss))
+    return float(jnp.sum(self.advance(n)))   # the K members' losses
