@@ -45,6 +45,19 @@ def matmul_peak(lib: str, n: int = 2048, reps: int = 5) -> float:
   return 2 * n ** 3 / best / 1e9
 
 
+def gradient_phase(method, config, phase_name: str | None = None):
+  """The phase named `phase_name` (None: the first) of the method's plan, in the Trainer's order of
+  phases; ValueError when it is missing or a closed-form fit (no step to time)."""
+  records = []
+  while (p := method.plan(config, records)) is not None:
+    if phase_name is None or p.name == phase_name:
+      if p.fit is None:
+        return p
+      break
+    records.append({"name": p.name})
+  raise ValueError(f"no gradient phase {phase_name!r} in {config.method}'s plan")
+
+
 class HarnessStep:
   """The harness's jitted step for one phase of a config, with its state, run on one batch.
 
@@ -62,15 +75,7 @@ class HarnessStep:
     method = contract.get_method(config)
     self.model = model if model is not None else method.create(config, feature_dims,
                                                                 nnx.Rngs(seed))
-    phase, records = None, []
-    while (p := method.plan(config, records)) is not None:   # the Trainer's order of phases
-      if phase_name is None or p.name == phase_name:
-        phase = p
-        break
-      records.append({"name": p.name})
-    if phase is None or phase.fit is not None:
-      raise ValueError(f"no gradient phase {phase_name!r} in {config.method}'s plan")
-    self.phase = phase
+    self.phase = phase = gradient_phase(method, config, phase_name)
     spec = dict(phase.optimizer or contract.optimizer_spec())
     tx = contract.make_optimizer(spec, steps=steps, steps_per_epoch=steps_per_epoch)
     if phase.setup is not None:   # as the Trainer does before a phase's first step (tuning ...)
@@ -212,14 +217,7 @@ class EnsembleStep(HarnessStep):
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
     from emojax import contract, ensemble  # pylint: disable=import-outside-toplevel
     method = contract.get_method(config)
-    phase, records = None, []
-    while (p := method.plan(config, records)) is not None:
-      if phase_name is None or p.name == phase_name:
-        phase = p
-        break
-      records.append({"name": p.name})
-    if phase is None or phase.fit is not None:
-      raise ValueError(f"no gradient phase {phase_name!r} in {config.method}'s plan")
+    phase = gradient_phase(method, config, phase_name)
     self.phase, self.k = phase, k
     members = ensemble.create(lambda rngs: method.create(config, feature_dims, rngs), k, seed,
                               phase.trainable)
