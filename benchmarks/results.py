@@ -255,9 +255,20 @@ def load_config(row: Row, profile: str, seeds):
   return c
 
 
+_ALIASES: dict = {}
+
+
 def aliases(rows, profile: str) -> dict[str, str]:
   """{row key: the key of an earlier row with the same config under `profile`}: such a row is not
-  trained again but reads that row's runs (e.g. seed 001's W = 60 row is the default row)."""
+  trained again but reads that row's runs (e.g. seed 001's W = 60 row is the default row).
+  Computed once per (rows, profile): each call loads every row's config."""
+  memo = (tuple(r.key for r in rows), profile)
+  if memo not in _ALIASES:
+    _ALIASES[memo] = _aliases(rows, profile)
+  return dict(_ALIASES[memo])
+
+
+def _aliases(rows, profile: str) -> dict[str, str]:
   seen, out = {}, {}
   for r in rows:
     c = load_config(r, profile, (0,))
@@ -648,7 +659,8 @@ def _other_profile_note(root: pathlib.Path, profile: str, row: Row, target: str,
   if profile != "quick" or root.name != "runs" or root.parent.name != "quick":
     return ""
   other = root.parent.parent / "default" / "runs"
-  owner = next((r for r in ROWS if r.key == aliases(ROWS, "default").get(row.key)), row)
+  owner_key = aliases(ROWS, "default").get(row.key)
+  owner = next((r for r in ROWS if r.key == owner_key), row)
   dirs = _trial_dirs(other, owner, seeds)
   if not dirs:
     return ""
