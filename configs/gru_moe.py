@@ -156,10 +156,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   t.eval_every_epochs = 0.25, ours("4 validations per epoch")
   t.patience = 0, ours("no early stopping (the best step is kept)")
   t.ensemble = 1, ours("one model; K members of this config trained in one jit(vmap) by main.py "
-                       "(emojax/members.py; each member keeps its own best validation step, no "
-                       "setup phases: retrain_on_dev=False), their mean evaluated (the paper's "
-                       "run 5 averages its 4 different runs, 001 Table 1: "
-                       "train.ensemble_members)")
+                       "(emojax/members.py; each member keeps its own best validation step and "
+                       "retrains on train + validation from its own initial weights for its own "
+                       "selected steps), their mean evaluated (the paper's run 5 averages its 4 "
+                       "different runs, 001 Table 1: train.ensemble_members)")
   t.retrain_on_dev = True, paper(
       "001 Sec. 3", "after selection on the 13 validation films, 'trained our models on the entire "
       "development set': a last phase on train + validation for the selected number of steps")

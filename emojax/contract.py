@@ -136,6 +136,9 @@ class Phase:
   eval_every_epochs: float = 0.0    # every N epochs
   patience: int = 0                 # early stopping: validations without improvement (0 = off)
   setup: Callable[[nnx.Module], None] | None = None          # run once before the first step
+  fresh: bool = False               # start from the run's initial weights (`create`'s with the
+                                    # run's rngs; an ensemble member's own), not from the previous
+                                    # phase's result; before `setup` / `fit`
   fit: Callable[[nnx.Module, Any, Any], None] | None = None  # closed-form fit instead of SGD
   info: dict = dataclasses.field(default_factory=dict)       # recorded with the phase result
   train_splits: tuple[str, ...] = ()  # dataset split names (config.dataset.splits values) it

@@ -11,7 +11,11 @@ with the same files as a single run; `<workdir>/members.json` lists the members.
 K members of one config in one jit(vmap) (`config.train.ensemble = K`,
 `train_and_evaluate_vmapped`): each member selects its own best validation step, the K-member
 state is checkpointed and resumed like a single run's, and the run evaluates the mean of the
-members' selected models' predictions.
+members' selected models' predictions. Each member runs the phases its own run would
+(`member_records`): a phase whose length follows the member's selection (gru_moe's retraining on
+the development set for the selected steps) runs the members of different lengths in one jit, each
+keeping its state at its own end; a `fresh` phase restarts each member from its own initial
+weights; a phase's `setup` and a closed-form `fit` run on each member alone (`per_member`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import ast
 import copy
 import pathlib
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -150,7 +155,7 @@ def train_and_evaluate_vmapped(config: ml_collections.ConfigDict,
                                workdir: str | pathlib.Path) -> dict:
   """K members of one config (initialisations `ensemble.member_key(seed, i)`, dropout keys
   `fold_in(step key, i)`) trained in one jit(vmap) step per batch (emojax/ensemble.py) through the
-  method's phases.
+  method's phases (`_members_plan`: each member's phase as its own run plans it).
 
   Each member selects its own best validation step (the task's metric, as a single run does; with
   `patience`, a member stops improving its selection after that many validations without a better
@@ -188,14 +193,13 @@ def train_and_evaluate_vmapped(config: ml_collections.ConfigDict,
         last["name"], method.task(cfg))
     full = _from_pure(template, ckpt.restore_best(nnx.to_pure_dict(template)))
     ckpt.close()
-  while (phase := method.plan(cfg, records)) is not None:
-    if phase.fit is not None or phase.setup is not None:
-      raise errors.ConfigError(
-          f"config.train.ensemble={k}: phase {phase.name} has a setup or closed-form fit, which "
-          "one jit(vmap) over members cannot run; list the members as runs in "
-          f"{KEY} instead (or turn the phase off, e.g. config.train.retrain_on_dev=False)")
+  while (planned := _members_plan(method, cfg, records, k)) is not None:
+    phase, ends = planned
     checkpoint.prune_phases(workdir / "checkpoints", [r["name"] for r in records], keep_finished)
-    full, record = _members_phase(trainer, phase, k, create, full)
+    if phase.fit is not None:
+      full, record = _members_fit(trainer, phase, k, create, full)
+    else:
+      full, record = _members_phase(trainer, phase, k, create, full, ends)
     records.append(record)
     if distributed.is_main():
       fileio.write_json(workdir / "phases.json", records)
@@ -216,6 +220,97 @@ def train_and_evaluate_vmapped(config: ml_collections.ConfigDict,
           batch_size=d.eval_batch_size))
   return _write_mean(workdir, method.task(cfg), stores, sums,
                      [f"member {i} of {k} (one jit)" for i in range(k)], constants)
+
+
+def member_records(records: list[dict], i: int) -> list[dict]:
+  """The phase records member i's own run would have: each K-member record with member i's
+  selected step as its `best_step`."""
+  return [dict(r, best_step=r["member_best_steps"][i]) if "member_best_steps" in r else r
+          for r in records]
+
+
+def _members_plan(method, cfg, records: list[dict], k: int):
+  """The next phase of the K members and each member's duration in steps (None: one duration),
+  or None when training is complete. Each member's phase is the one its own run would plan
+  (`member_records`: e.g. gru_moe's retraining for that member's selected number of steps); the
+  members must agree on everything else."""
+  phases = [method.plan(cfg, member_records(records, i)) for i in range(k)]
+  if all(p is None for p in phases):
+    return None
+  first = phases[0]
+  if any(p is None or p.name != first.name for p in phases):
+    raise errors.ConfigError(
+        f"config.train.ensemble={k}: the members' own runs plan different phases next "
+        f"({[None if p is None else p.name for p in phases]}); list the members as runs in "
+        f"{KEY} instead")
+  steps = [int(p.steps) for p in phases]
+  if len(set(steps)) == 1 and all(p.epochs == first.epochs for p in phases):
+    return first, None
+  if any(p.epochs for p in phases):
+    raise errors.ConfigError(
+        f"config.train.ensemble={k}: phase {first.name} lasts {steps} steps / "
+        f"{[p.epochs for p in phases]} epochs for the members; one jit runs members of different "
+        f"lengths in steps only; list the members as runs in {KEY} instead")
+  spec = dict(first.optimizer or contract.optimizer_spec())
+  if spec.get("schedule") == "cosine":
+    raise errors.ConfigError(
+        f"config.train.ensemble={k}: phase {first.name} lasts {steps} steps for the members and "
+        "its cosine schedule depends on the length, which one jit shares; use "
+        f"config.optim.schedule='constant' / 'step', or list the members as runs in {KEY}")
+  return phases[int(np.argmax(steps))], steps
+
+
+def per_member(trainer, full, k: int, fn) -> Any:
+  """The K members' stacked state after `fn(model)` ran on each member alone: member i's state in
+  the trainer's model, `fn` on it, its state read back (a setup, a closed-form fit)."""
+  pure = []
+  for i in range(k):
+    nnx.update(trainer.model, ensemble.unstack(full, i))
+    fn(trainer.model)
+    pure.append(nnx.to_pure_dict(nnx.state(trainer.model)))
+  return _from_pure(full, jax.tree.map(lambda *xs: jnp.stack(xs), *pure))
+
+
+def _start_state(trainer, phase, k: int, create, full):
+  """The K members' stacked state a phase starts from: the previous phase's result, or the
+  members' initial weights (the first phase; a `fresh` phase)."""
+  if full is None or phase.fresh:
+    return nnx.merge_state(*ensemble.create(create, k, int(trainer.config.seed)).states())
+  return full
+
+
+def _members_fit(trainer, phase, k: int, create, full):
+  """A closed-form phase (`Phase.fit`) for the K members: each member fitted alone (`per_member`),
+  as its own run's phase would fit it; checkpointed as one state. Returns (the members' stacked
+  state, the phase record)."""
+  t0 = time.time()
+  task = phase.task
+  start = _start_state(trainer, phase, k, create, full)
+  ckpt = trainer._phase_checkpoints(phase.name, task)  # pylint: disable=protected-access
+  print(f"== phase {phase.name} (closed form, {k} members, each fitted alone)", flush=True)
+  if ckpt.best_step() is None:
+    store = trainer.train_store(phase)
+    validation = None if phase.train_splits else trainer.stores.get("validation")
+    fitted = per_member(trainer, start, k,
+                        lambda model: phase.fit(model, store, validation))
+    scores = (member_scores(trainer, phase, fitted, k)
+              if trainer._selects(phase) else np.full(k, np.nan))  # pylint: disable=protected-access
+    finite = scores[np.isfinite(scores)]
+    ckpt.save_best(1, nnx.to_pure_dict(fitted),
+                   {task.best_metric: float(finite.mean()) if finite.size else 0.0})
+    ckpt.wait()
+  else:
+    fitted = _from_pure(start, ckpt.restore_best(nnx.to_pure_dict(start)))
+    scores = (member_scores(trainer, phase, fitted, k)
+              if trainer._selects(phase) else np.full(k, np.nan))  # pylint: disable=protected-access
+  ckpt.close()
+  record = {"name": phase.name, "target": phase.target, "targets": list(task.targets),
+            "best_step": 1, "member_best_steps": [1] * k,
+            f"member_best_{task.best_metric}": _nan_to_none(scores), "steps": 0,
+            "members": k, "closed_form": True, "early_stopped": [False] * k,
+            "validation_history": [], "final_loss": [None] * k,
+            "seconds": round(time.time() - t0, 2), "info": phase.info}
+  return fitted, record
 
 
 def _check_same_config(config: ml_collections.ConfigDict, workdir: pathlib.Path,
@@ -267,18 +362,21 @@ def _nan_to_none(a) -> list:
   return [None if v is None or not np.isfinite(v) else float(v) for v in a]
 
 
-def _members_phase(trainer, phase, k: int, create, full):
+def _members_phase(trainer, phase, k: int, create, full, ends=None):
   """Trains one phase for the K members in one jit(vmap) step; returns (the members' selected
-  stacked state, the phase record)."""
+  stacked state, the phase record). `ends`: each member's duration in steps where they differ
+  (the phase lasts the longest; member i's result is its own run's: selected among its
+  validations up to its end, else its state at its end)."""
   from emojax import train  # pylint: disable=g-import-not-at-top
   cfg, d, task = trainer.config, trainer.config.data, phase.task
   t0 = time.time()
   members = ensemble.create(create, k, int(cfg.seed), phase.trainable)
   graphdef = members.train_graphdef
   params, mutable, frozen = members.states()
-  if full is not None:   # the previous phase's members, split by this phase's filter
+  if full is not None and not phase.fresh:   # the previous phase's members, by this phase's filter
     params, mutable, frozen = nnx.split_state(full, phase.trainable, contract.MUTABLE, ...)
   steps, per_epoch = trainer._duration(phase)  # pylint: disable=protected-access
+  ends = np.full(k, steps, np.int64) if ends is None else np.asarray(ends, np.int64)
   spec = dict(phase.optimizer or contract.optimizer_spec())
   tx = contract.make_optimizer(spec, steps=steps,
                                steps_per_epoch=max(1, per_epoch // d.batch_size))
@@ -308,9 +406,14 @@ def _members_phase(trainer, phase, k: int, create, full):
     history = list(meta["history"])
     loss = np.asarray([np.nan if v is None else v for v in meta["loss"]], np.float64)
     print(f"   resumed {phase.name} at step {start} ({k} members)", flush=True)
+  elif phase.setup is not None:   # each member's, as its own run's (e.g. copied weights)
+    start_state = per_member(trainer, nnx.merge_state(params, mutable, frozen), k, phase.setup)
+    params, mutable, frozen = nnx.split_state(start_state, phase.trainable, contract.MUTABLE, ...)
   eval_every = contract.to_steps(phase.eval_every, phase.eval_every_epochs,
                                  examples_per_epoch=per_epoch, batch_size=d.batch_size,
                                  what=f"phase {phase.name} validation interval")
+  # Each member validates as its own run would: every eval_every steps and at its own end.
+  member_every = np.maximum(1, np.minimum(eval_every or ends, ends))
   eval_every = max(1, min(eval_every or steps, steps))
   ckpt_every = max(1, cfg.checkpoint.every_steps)
   print(f"== phase {phase.name} ({steps} steps, {k} members in one jit"
@@ -327,9 +430,11 @@ def _members_phase(trainer, phase, k: int, create, full):
                                                                                phase.name, s), k))
       done = s + 1
       train._fault_injection(phase.name, done)  # pylint: disable=protected-access
-      eval_now = selects and (done % eval_every == 0 or done == steps)
+      due = ((done % member_every == 0) | (done == ends)) & (done <= ends)  # (K,) validate now
+      ended = done == ends                  # (K,) members whose own run ends at this step
+      eval_now = selects and bool(due.any())
       ckpt_now = done % ckpt_every == 0 or done == steps
-      if not (eval_now or ckpt_now or done % cfg.log.every_steps == 0):
+      if not (eval_now or ckpt_now or ended.any() or done % cfg.log.every_steps == 0):
         continue
       loss = np.asarray(loss_k, np.float64)
       if not np.all(np.isfinite(loss)):
@@ -341,19 +446,26 @@ def _members_phase(trainer, phase, k: int, create, full):
       current = nnx.merge_state(params, mutable, frozen)
       if eval_now:
         scores = member_scores(trainer, phase, current, k)
-        better = np.isfinite(scores) & ~stopped & (
+        better = due & np.isfinite(scores) & ~stopped & (
             ~np.isfinite(best_value) | (sign * (scores - best_value) > 0))
         best = (jax.tree.map(jnp.copy, current) if best is None
                 else _where(better, current, best))
         best_value = np.where(better, scores, best_value)
         best_step = np.where(better, done, best_step)
-        since = np.where(better, 0, np.where(stopped, since, since + 1))
+        since = np.where(better, 0, np.where(stopped | ~due, since, since + 1))
         if phase.patience:
           stopped |= since >= phase.patience
         history.append({"step": done, task.best_metric: _nan_to_none(scores)})
         print(f"   validation {task.best_metric} of the members: "
               f"{' '.join(f'{x:.4f}' for x in scores)}; best steps {best_step.tolist()}",
               flush=True)
+      if ended.any() and (ends < steps).any():
+        # A member shorter than the phase: without a selected step, its state at its own end is
+        # its result (as the last step of its own run).
+        take = ended & (best_step == 0)
+        best = (jax.tree.map(jnp.copy, current) if best is None
+                else _where(take, current, best))
+        best_step = np.where(take, done, best_step)
       all_stopped = bool(phase.patience) and bool(stopped.all())
       if ckpt_now or all_stopped:
         ckpt.save_latest(done, {"current": nnx.to_pure_dict(current),
@@ -379,7 +491,8 @@ def _members_phase(trainer, phase, k: int, create, full):
   record = {"name": phase.name, "target": phase.target, "targets": list(task.targets),
             "best_step": max(member_best), "member_best_steps": member_best,
             f"member_best_{task.best_metric}": _nan_to_none(best_value),
-            "steps": steps, "members": k, "early_stopped": stopped.tolist(),
+            "steps": steps, "member_steps": ends.tolist(), "members": k,
+            "early_stopped": stopped.tolist(),
             "validation_history": history, "final_loss": _nan_to_none(loss),
             "seconds": round(time.time() - t0, 2), "info": phase.info}
   return selected, record

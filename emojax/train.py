@@ -214,6 +214,11 @@ class Trainer:
     self._writer = None
     self._joined: dict[tuple[str, ...], input_pipeline.Store] = {}
 
+  def restart(self) -> None:
+    """The model's initial weights again (a `fresh` phase): `create`'s with nnx.Rngs(seed)."""
+    nnx.update(self.model, nnx.state(self.method.create(self.config, self.feature_dims,
+                                                        nnx.Rngs(self.config.seed))))
+
   def _check_window(self, window, what: str, store=None) -> None:
     (store or self.stores["train"]).check_window(window, self.config.data.clip_seconds, what)
 
@@ -411,6 +416,8 @@ class Trainer:
     if phase.fit is not None:
       print(f"== phase {phase.name} (closed form) {phase.info or ''}", flush=True)
       if ckpt.best_step() is None:
+        if phase.fresh:
+          self.restart()
         phase.fit(self.model, self.train_store(phase),
                   None if phase.train_splits else self.stores.get("validation"))
         val = self.validate(phase, ("validation",) if self._selects(phase) else ())
@@ -435,8 +442,11 @@ class Trainer:
       checkpoint.load_pure_state(self.model, pure)
       since_best, stopped = int(meta.get("since_best", 0)), bool(meta.get("stopped", False))
       print(f"   resumed {phase.name} at step {start}", flush=True)
-    elif phase.setup is not None:
-      phase.setup(self.model)
+    else:
+      if phase.fresh:
+        self.restart()
+      if phase.setup is not None:
+        phase.setup(self.model)
     eval_every = contract.to_steps(phase.eval_every, phase.eval_every_epochs,
                                    examples_per_epoch=per_epoch, batch_size=cfg.data.batch_size,
                                    what=f"phase {phase.name} validation interval")

@@ -10,16 +10,20 @@ a config adds is built here without touching this file. For each config:
   (`builder.info.features`: shapes and dtypes, nothing downloaded or built), two films / clips of
   that layout are loaded through the harness's own store loading (`input_pipeline.load_stores`,
   the builder's data source replaced by them), and each output's first prediction batch is made;
-- the default, and for each word its first accepted combination (one word more where that gives
-  fewer targets: a network per target), and each `needs` word with each word it is checked with,
-  create the model and run each output's forward on that batch, abstractly
-  (`nnx.eval_shape`, `jax.eval_shape`: shapes only, nothing initialised or compiled). Tracing a
-  model's creation costs seconds (BN-Inception, six-layer Transformers: 10-20 s on 2 loaded
-  cores), so building every combination's model (88 distinct video convnets, 36 AttendAffectNets)
-  would take many minutes: the models are built per word, the data side per combination.
-  Combinations whose model, inputs, outputs and data layout agree (they differ by optimizer,
-  durations, batch sizes, numbers inside the network) share one build, and so does one whose
-  targets a built one has (`valence` of the default's valence + arousal).
+- and its model is created and each output's forward run on that batch, abstractly (one
+  `jax.eval_shape` trace: shapes only, nothing initialised or compiled), each prediction's shape
+  and dtype checked against the task and the batch layout (a value per label entry, per second
+  where the output's window says so, a probability per class for classification).
+  Combinations that build the same model share one build (`_model_key`): they differ only by the
+  optimizer, durations, batch sizes, splits, the dataset's name or numbers inside the network
+  (dropout rates, the label scale), and read streams of the same layout; so does one whose targets
+  a built one has (`valence` of the default's valence + arousal): 1,374 combinations, 153 builds.
+  The 88 combinations whose data needs the user's converted weights (`films`) are checked to be
+  refused in one line (`_user_weights`; their data and models are built on generated weights in
+  tests/test_backbone_configs.py and tests/test_predict_released_aan.py).
+  Cost: JAX's tracing of a big network's creation was dominated by an error message built and
+  thrown away on every RNG draw (`_fast_tracing`: two BN-Inceptions' abstract creation, under
+  cProfile, 33 s -> 5 s).
 A failure names the combination.
 """
 
@@ -138,20 +142,26 @@ def _examples(spec: dict, n: int = 2) -> list[dict]:
 
 
 def _model_key(config, method) -> str:
-  """What a build depends on but its targets: the config without its training schedule and batch
-  sizes, and the dataset's declared layout instead of its name."""
+  """What a build depends on but its targets: the config without its training schedule, batch
+  sizes and dataset, and instead of the dataset the declared layout of the streams the method reads
+  (and, for per-second data, the clip length: the seconds of a window's clip; per-clip data has no
+  clip length, `data.clip_seconds` only cuts a film in predict mode). Splits, the dataset's name
+  and builder arguments reach the model only through that layout."""
   c = config.to_dict()
   c.pop("targets")
   c["model"] = {k: v for k, v in c.get("model", {}).items() if k not in NOT_SHAPES}
-  for block in NOT_THE_MODEL:
+  for block in NOT_THE_MODEL + ("dataset", "data"):
     c.pop(block, None)
   c["train"] = {k: v for k, v in c.get("train", {}).items()
                 if not any(k.startswith(p) for p in DURATIONS)}
-  c["data"] = {k: v for k, v in c["data"].items() if "batch_size" not in k}
+  unit = method.task(config).unit
+  if unit == "second":
+    c["clip_seconds"] = config.data.clip_seconds
   _, spec = _features(config)
-  c["dataset"] = dict(config.dataset.to_dict(), name=None, config=None, builder_kwargs=None,
-                      manual_dir=None, data_dir=None,
-                      layout=sorted((k, str(s), str(t)) for k, (s, t) in spec.items()))
+  streams = set(method.modalities(config))
+  # Encoded frames (JPEG bytes) reach the model decoded: uint8 of the declared shape.
+  c["layout"] = [unit] + sorted((k, str(s), str(t).replace("encoded", "uint8"))
+                                for k, (s, t) in spec.items() if k in streams)
   return json.dumps(c, sort_keys=True, default=str) + method.__name__
 
 
@@ -221,50 +231,52 @@ def _load(config, monkeypatch):
 _STORES: dict[str, tuple] = {}
 
 
-def _build(config, monkeypatch) -> list[str]:
-  """Creates the model and runs every output's forward on the store's first prediction batch,
-  abstractly; returns what was checked."""
-  config, method, store, batches = _load(config, monkeypatch)
+def _fast_tracing(monkeypatch) -> None:
+  """Abstract builds without JAX's quadratic error text: flax's `Variable.set_value` probes
+  `getattr(value, "sharding", None)` on every traced RNG counter update, and on a tracer JAX
+  builds the AttributeError's message first, `_origin_msg()`, which walks every equation traced so
+  far (`find_progenitors`). In a BN-Inception's abstract creation that was 26 of 33 s (560 RNG
+  draws over a trace of thousands of equations). The message is discarded by `getattr`'s default;
+  without it the trace is the same. Where JAX has no such method the builds are only slower."""
+  from jax._src.interpreters import partial_eval  # pylint: disable=import-outside-toplevel
+  if hasattr(partial_eval.DynamicJaxprTracer, "_origin_msg"):
+    monkeypatch.setattr(partial_eval.DynamicJaxprTracer, "_origin_msg", lambda self: "")
+
+
+def _expected_shape(out, batch, num_seconds: int) -> tuple:
+  """A prediction's shape by the batch layout (docs/design.md, Batches): one value per label
+  entry (`clip_mask`: the shape of y[...]), per second of a clip where the output's window asks
+  for it (`resolution = "second"`), and a probability per class for classification."""
+  shape = tuple(np.shape(batch["clip_mask"]))
+  if dict(out.window).get("resolution") == "second":
+    shape += (num_seconds,)
+  if out.task.kind == "classification":
+    shape += (out.task.num_classes,)
+  return shape
+
+
+def _build(config, method, store, batches) -> dict:
+  """Creates the model and runs every output's forward on its first prediction batch, abstractly
+  (one `jax.eval_shape` trace: nothing initialised or compiled); checks each prediction's shape
+  and dtype against the task and the batch layout; returns {target: shape}."""
   dims = store.feature_dims()
-  model = nnx.eval_shape(lambda: method.create(config, dims, nnx.Rngs(0)))
-  model.eval()
-  graphdef, state = nnx.split(model)
-  checked = []
+
+  def run(b):
+    model = method.create(config, dims, nnx.Rngs(0))
+    model.eval()
+    return {t: contract.predictions(out.task, out.forward(model, b[t], None))[t]
+            for t, (out, _) in batches.items()}
+  pred = jax.eval_shape(run, {t: b for t, (_, b) in batches.items()})
   for target, (out, batch) in batches.items():
-    pred = jax.eval_shape(
-        lambda st, b, out=out: contract.predictions(
-            out.task, out.forward(nnx.merge(graphdef, st), b, None)), state, batch)
     got = pred[target]
-    rows = np.shape(batch["clip_mask"])[0]
-    assert got.shape[0] == rows and np.issubdtype(got.dtype, np.floating), (target, got)
-    checked.append(f"{target}{tuple(got.shape)}")
-  return checked
+    want = _expected_shape(out, batch, int(config.data.clip_seconds))
+    assert tuple(got.shape) == want and got.dtype == np.float32, (target, got, want)
+  return {t: tuple(p.shape) for t, p in pred.items()}
 
 
 def _accepted(name: str) -> list[str]:
   options = _module(name).OPTIONS
   return [c for c in options.combinations() if not options.refusal(set(filter(None, c.split(","))))]
-
-
-def _covering(name: str) -> list[str]:
-  """The default and, for each declared word, the first accepted combination holding it, or that
-  combination with one more word when that gives the model fewer targets (a network per target:
-  the default builds every target, each word's model is built once)."""
-  accepted = _accepted(name)
-  by_words = {frozenset(filter(None, c.split(","))): c for c in accepted}
-  words = _module(name).OPTIONS.words
-  picked = [accepted[0]]
-  # Each word, and each word that needs another together with the words it is checked with.
-  wanted = [{w} for w in words] + [{w, x} for w, _, when, _ in _module(name).OPTIONS.needs
-                                   for x in when]
-  for want in wanted:
-    if any(want <= set(c.split(",")) for c in picked):
-      continue
-    first = next(c for c in accepted if want <= set(c.split(",")))
-    more = [by_words.get(frozenset(first.split(",")) | {w}) for w in words]
-    options = [first] + [c for c in more if c and c != first]
-    picked.append(min(options, key=lambda c: len(_module(name).get_config(c).targets)))
-  return picked
 
 
 def _each(name: str, args, check) -> None:
@@ -277,41 +289,32 @@ def _each(name: str, args, check) -> None:
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_every_combination_loads_its_default_data(name, monkeypatch):
+def test_every_combination_builds_its_model_on_its_default_data(name, monkeypatch):
   """Every accepted combination: its config, task, first phase and optimizer, its dataset's
-  declared layout loaded by its store, and a prediction batch of each output."""
-  t0 = time.time()
+  declared layout loaded by its store, a prediction batch of each output, and its model created
+  and run on them abstractly (one build per distinct model: combinations differing by optimizer,
+  durations, batch sizes or numbers inside the network share it, and so does one whose targets a
+  built one has)."""
+  t0, c0 = time.time(), time.process_time()
   accepted = _accepted(name)
   assert accepted and accepted[0] == "", name
+  built: dict[str, set] = {}   # model key -> the targets built
+  refused = []
+  _fast_tracing(monkeypatch)
 
   def check(arg):
     config = _module(name).get_config(arg or None)
     if _refused_for_weights(config):
+      refused.append(arg)
       return
     with monkeypatch.context() as m:
-      _load(config, m)
-  _each(name, accepted, check)
-  print(f"{name}: {len(accepted)} combinations loaded in {time.time() - t0:.1f} s")
-
-
-@pytest.mark.parametrize("name", CONFIGS)
-def test_each_word_builds_its_model_on_its_default_data(name, monkeypatch):
-  """The model of the default and of each word's first combination, created and run abstractly
-  (one build per distinct model: combinations differing by optimizer, durations, batch sizes or
-  numbers inside the network share it, and so does one whose targets a built one has)."""
-  t0 = time.time()
-  built: dict[str, set] = {}   # model key -> the targets built
-  covering = _covering(name)
-
-  def check(arg):
-    config = _module(name).get_config(arg or None)
-    if _refused_for_weights(config):
-      return
-    key = _model_key(config, get_method(config))
+      config, method, store, batches = _load(config, m)
+    key = _model_key(config, method)
     if not set(config.targets) <= built.get(key, set()):
-      with monkeypatch.context() as m:
-        _build(config, m)
+      _build(config, method, store, batches)
       built.setdefault(key, set()).update(config.targets)
-  _each(name, covering, check)
-  print(f"{name}: {len(covering)} combinations, {len(built)} models built in "
-        f"{time.time() - t0:.1f} s")
+  _each(name, accepted, check)
+  assert len(refused) < len(accepted), (name, "every combination needs the user's weights")
+  print(f"{name}: {len(accepted)} combinations loaded ({len(refused)} refused for the user's "
+        f"weights), {len(built)} models built in {time.time() - t0:.1f} s "
+        f"({time.process_time() - c0:.1f} s CPU)")

@@ -1,11 +1,14 @@
 """Ensembles of member runs through main.py (config.train.ensemble_members): each member trains in
 <workdir>/members/<i>/, and the run's evaluated predictions are the mean of the members' own."""
 
+import copy
 import csv
 import json
 
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from conftest import toy_data_dir
 from emojax import errors, members
@@ -76,11 +79,100 @@ def test_k_members_in_one_jit_evaluate_the_mean_of_their_predictions(tmp_path):
   _check_mean_of_members(run, 3)
 
 
-def test_k_members_refuse_a_phase_with_a_setup(tmp_path):
+def test_k_members_retrain_on_the_development_set_each_as_its_own_run(tmp_path):
+  """seed 001's default phases with config.train.ensemble: selection, then retraining on train +
+  validation ("gru_moe_dev", a `fresh` phase). Member i's retrained model equals member i
+  retrained alone: from its own initial weights (`ensemble.member_key(seed, i)`), for its own
+  selected number of steps, by the single-member step with its dropout keys, on the phase's
+  batches."""
+  from emojax import checkpoint, contract, ensemble, train  # pylint: disable=import-outside-toplevel
+  from emojax.models import gru_moe  # pylint: disable=import-outside-toplevel
+  config = _toy_config(retrain_on_dev=True, ensemble=2, steps=4)
+  run = tmp_path / "run"
+  train.train_and_evaluate(config, run)
+  records = json.loads((run / "phases.json").read_text())
+  assert [r["name"] for r in records] == ["gru_moe", "gru_moe_dev"]
+  ends = records[0]["member_best_steps"]
+  assert records[1]["member_steps"] == records[1]["member_best_steps"] == ends
+  assert len(set(ends)) > 1, ends   # members of different lengths in one jit
+  one = copy.deepcopy(config)
+  one.train.ensemble = 1
+  trainer = train.Trainer(one, tmp_path / "alone")
+  cfg, dims = trainer.config, trainer.feature_dims
+  for i in range(2):
+    phase = gru_moe.plan(cfg, members.member_records(records[:1], i))
+    assert (phase.name, phase.steps, phase.fresh) == ("gru_moe_dev", ends[i], True)
+    model = gru_moe.create(cfg, dims, nnx.Rngs(ensemble.member_key(int(cfg.seed), i)))
+    model.train()
+    graphdef, p, m, f = nnx.split(model, phase.trainable, contract.MUTABLE, ...)
+    spec = dict(phase.optimizer)
+    steps, per_epoch = trainer._duration(phase)  # pylint: disable=protected-access
+    tx = contract.make_optimizer(spec, steps=steps,
+                                 steps_per_epoch=max(1, per_epoch // cfg.data.batch_size))
+    step = jax.jit(ensemble.make_member_step(graphdef, phase.forward, phase.task, tx,
+                                             float(spec["l2"])))
+    o = tx.init(p)
+    batches = trainer._batches(phase, 0)  # pylint: disable=protected-access
+    for s in range(ends[i]):
+      key = jax.random.fold_in(train.step_key(int(cfg.seed), phase.name, s), i)
+      p, m, o, _ = step(p, m, f, o, next(batches), key)
+    saved = gru_moe.create(cfg, dims, nnx.Rngs(0))
+    checkpoint.restore_model(run / "members" / str(i) / "final_model", saved)
+    want = jax.tree.leaves(nnx.state(nnx.merge(graphdef, p, m, f)))
+    got = jax.tree.leaves(nnx.state(saved))
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  _check_mean_of_members(run, 2)
+
+
+def test_k_members_fit_a_closed_form_phase_each_alone(tmp_path):
+  """The ridge baseline's closed-form phases (`Phase.fit`) with config.train.ensemble = 2: each
+  member is fitted alone; its weights are the closed form in NumPy (standardised features,
+  (Z'Z + aI)^-1 Z'(y - mean), alpha by validation MSE) and the run's mean equals them."""
   import toy_dataset  # pylint: disable=import-outside-toplevel,unused-import  (registers the builder)
-  code, err = run_main(*TOY[:-1], f"--workdir={tmp_path / 'run'}",
-                       f"--config.dataset.data_dir={toy_data_dir()}", "--config.train.ensemble=2")
-  assert code == 2 and "gru_moe_dev" in err and "retrain_on_dev=False" in err, err
+  from configs import ridge  # pylint: disable=import-outside-toplevel
+  from conftest import toy_config  # pylint: disable=import-outside-toplevel
+  from emojax import checkpoint, train  # pylint: disable=import-outside-toplevel
+  from emojax.models import ridge as ridge_method  # pylint: disable=import-outside-toplevel
+  base = toy_config(targets=("valence", "arousal"))
+  c = ridge.from_two_timescale(base, runlocal=True)
+  with c.unlocked():
+    c.dataset = base.dataset
+    c.data.clip_seconds = 5
+    c.data.batch_size = c.data.eval_batch_size = 8
+    c.train.ensemble = 2
+  run = tmp_path / "run"
+  train.train_and_evaluate(c, run)
+  records = json.loads((run / "phases.json").read_text())
+  assert [(r["name"], r["members"], r["closed_form"]) for r in records] == [
+      ("valence/ridge", 2, True), ("arousal/ridge", 2, True)]
+  one = copy.deepcopy(c)
+  one.train.ensemble = 1
+  trainer = train.Trainer(one, tmp_path / "alone")
+  tr, va = trainer.stores["train"], trainer.stores["validation"]
+  mods = c.per_target.valence.inputs.streams
+
+  def rows(store):
+    return np.concatenate([np.concatenate([store.streams[m][i] for m in mods], -1)
+                           for i in range(len(store.film_ids))]).astype(np.float64)
+  x, xv = rows(tr), rows(va)
+  y, yv = np.concatenate(tr.labels["valence"]), np.concatenate(va.labels["valence"])
+  z, zv = (x - x.mean(0)) / (x.std(0) + 1e-8), (xv - x.mean(0)) / (x.std(0) + 1e-8)
+  fits = []
+  for a in c.model.alphas:
+    w = np.linalg.solve(z.T @ z + a * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+    fits.append((np.mean((np.clip(zv @ w + y.mean(), -1, 1) - yv) ** 2), a, w))
+  _, alpha, w = min(fits, key=lambda f: f[0])
+  for i in range(2):
+    model = ridge_method.create(one, trainer.feature_dims, nnx.Rngs(0))
+    checkpoint.restore_model(run / "members" / str(i) / "final_model", model)
+    np.testing.assert_allclose(np.asarray(model.heads["valence"].w[...]), w, rtol=2e-4, atol=1e-6)
+    assert float(model.heads["valence"].alpha[...]) == alpha
+  for film in sorted((run / "eval" / "test" / "predictions").glob("*.csv")):
+    got = _read(film)
+    own = _read(run / "members" / "0" / "eval" / "test" / "predictions" / film.name)
+    np.testing.assert_allclose(got["valence_pred"], own["valence_pred"], atol=1e-6)
 
 
 @pytest.mark.parametrize("spec,fragment", [("model.nope=1", "config.model.nope"),

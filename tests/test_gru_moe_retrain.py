@@ -66,14 +66,19 @@ def test_a_phase_on_named_splits_refuses_early_stopping():
                         train_splits=["a", "b"]).train_splits == ("a", "b")
 
 
-def test_setup_restarts_from_fresh_weights():
+def test_the_retrain_phase_restarts_from_the_initial_weights():
+  import types  # pylint: disable=import-outside-toplevel
+  from emojax import train  # pylint: disable=import-outside-toplevel
   c = _config()
   model = gru_moe.create(c, DIMS, nnx.Rngs(c.seed))
   want = jax.tree.map(np.asarray, nnx.state(model))
   # "Training" moves every variable (weights and BatchNorm statistics).
   nnx.update(model, jax.tree.map(lambda v: v + 1.0, nnx.state(model)))
   phase = gru_moe.plan(c, [{"name": "gru_moe", "best_step": 2}])
-  phase.setup(model)
+  assert phase.fresh and phase.setup is None
+  # What the harness does before a fresh phase's first step (train.Trainer.restart).
+  train.Trainer.restart(types.SimpleNamespace(method=gru_moe, config=c, feature_dims=DIMS,
+                                              model=model))
   got = jax.tree.map(np.asarray, nnx.state(model))
   jax.tree.map(np.testing.assert_array_equal, got, want)
   # An independent expectation: the first GRU layer's input weights as nnx.Rngs(seed) draws them.

@@ -186,7 +186,7 @@ class GruMoe(nnx.Module):
     m = config.model
     self.modalities = layout.streams(config)
     self.targets = tuple(config.targets)
-    self.dims = tuple(sorted((k, int(v)) for k, v in dims.items()))  # for `reinitialize`
+    self.dims = tuple(sorted((k, int(v)) for k, v in dims.items()))  # the sizes it reads
     self.encoder_kind = m.encoder
     sizes = stream_sizes(config)
     self.per_stream = bool(m.get("sizes_by_stream", ()))
@@ -383,9 +383,10 @@ def dev_splits(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 
 def retrain_phase(config: ml_collections.ConfigDict, selected: dict) -> contract.Phase | None:
-  """The retraining phase after `selected` (the "gru_moe" record): fresh weights (`setup`), the
-  development splits (`Phase.train_splits`), `selected["best_step"]` steps, no validation-based
-  selection (its last step is its result)."""
+  """The retraining phase after `selected` (the "gru_moe" record): fresh weights (`Phase.fresh`:
+  the run's initial ones, as `create` with nnx.Rngs(seed) gives them; each ensemble member's own),
+  the development splits (`Phase.train_splits`), `selected["best_step"]` steps, no
+  validation-based selection (its last step is its result)."""
   steps = int(selected.get("best_step") or 0)
   if steps < 1:
     logging.warning("gru_moe: no selected step to retrain for (record %s); skipping %s",
@@ -395,15 +396,9 @@ def retrain_phase(config: ml_collections.ConfigDict, selected: dict) -> contract
   return contract.Phase(
       name=RETRAIN, task=task(config), forward=forward, window=_window(config), steps=steps,
       optimizer=contract.optimizer_spec(config.optim), eval_every=0, patience=0,
-      setup=functools.partial(reinitialize, config, int(config.seed)), train_splits=splits,
+      fresh=True, train_splits=splits,
       info={"train_splits": splits, "steps_from": f"gru_moe best step {steps}",
             "note": "validation scores of this phase include its training films"})
-
-
-def reinitialize(config: ml_collections.ConfigDict, seed: int, model: GruMoe) -> None:
-  """Fresh weights and BatchNorm statistics, as `create` with nnx.Rngs(seed) gives them."""
-  fresh = GruMoe(config, dict(model.dims), rngs=nnx.Rngs(seed))
-  nnx.update(model, nnx.state(fresh))
 
 
 def target_task(config: ml_collections.ConfigDict, target: str) -> contract.Task:
