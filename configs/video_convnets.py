@@ -8,7 +8,7 @@ Arguments (comma separated): the network `c3d` (default) / `r2plus1d` / `tsn` / 
 `liris_accede/discrete_frames`, frame_clips / tsn_frames at 224 x 224; with runlocal
 `discrete_frames_small`, 40 x 40); `adam` (Adam instead of SGD); `fc3` (Table II's
 three fully-connected layers before the output); `crop112` (emojax's option: 112 crops of 128x171
-frames, C3D's own convention); `resnet18` (TSN / ECO on ResNet-18 instead of the paper's
+frames, C3D's own convention; with `liris`, 112 crops of its 224 x 224 frames); `resnet18` (TSN / ECO on ResNet-18 instead of the paper's
 BN-Inception); `runlocal` (the small frame benchmark, narrow and shallow networks, 32 px crops:
 minutes on 2 CPU cores).
 Every default is written with its source (docs/methods.md, section video_convnets): 8 frames of
@@ -55,8 +55,10 @@ def model_block(c: ml_collections.ConfigDict, arch: str, words=frozenset()) -> N
                                 "BN statistics)")
   m.num_frames = 8, paper("004 Sec. V-A", "every network takes eight RGB frames")
   if "crop112" in words:
-    m.crop = 112, ours("crop112: C3D's / R(2+1)D's own 112 crops of 128x171 frames; the paper "
-                       "resizes to 224 x 224")
+    m.crop = 112, ours("crop112: C3D's / R(2+1)D's own 112 crops, of 128x171 frames on "
+                       "synthetic_clips; with liris, of the 224 x 224 stored frames (the "
+                       "LIRIS-ACCEDE builder stores no 128x171 frames); the paper resizes to "
+                       "224 x 224")
   else:
     m.crop = 224, paper("004 Sec. V-A", "the frames are resized to 224 x 224 (frames stored at "
                         "224 x 224: the crop is the whole frame)")
