@@ -8,10 +8,11 @@ BatchNorm + sigmoid) -> YouTube-8M MoE (2 experts + dummy, 2 targets) -> context
 -> sigmoid cross-entropy on (valence, arousal); Adam. JAX: the harness's own step,
 `emojax.train.make_train_step` built from the gru_moe config (mediaeval2018 shapes, the streams
 above) through the Trainer's path (benchmarks/common.py): the batch is what the input pipeline
-gives seed 001's training windows (W one-second clips), so the head (CG + MoE + CG, BatchNorm over
-the batch) runs on every second of a window and the loss on the last (`loss_on="last"`: the
-batch's `loss_mask`), with
-the config's dropout 0.3, L2 and global-norm clipping. PyTorch 2.13 CPU eager:
+gives seed 001's training windows (W one-second clips) with the loss on the last second
+(`loss_on="last"`: the batch's `loss_mask`); with the config's `model.head_seconds="last"` (the
+default) the head (CG + MoE + CG, BatchNorm over the batch) runs on those B final states only, as
+in the PyTorch reference ("all": on every second of each window); the config's dropout 0.3, L2 and
+global-norm clipping. PyTorch 2.13 CPU eager:
 `torch.nn.GRU(batch_first=True)` per modality, the head on the final states only,
 `torch.optim.Adam`.
 

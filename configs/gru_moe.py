@@ -118,6 +118,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "001 Sec. 2.2", "'an encoder-decoder TCN using sequences of extracted features to obtain a "
       "sequence of valence and arousal predictions': non-causal, every second of a window "
       "predicted ('last': emojax's causal TCN read sequence-to-one as the GRU)")
+  m.head_seconds = "last", paper(
+      "001 Sec. 2.2, 3", "sequence-to-one: in training the head (context gates with their batch "
+      "norm, MoE) runs on each window's loss second only, its batch statistics over those final "
+      "states, the states evaluation predicts from ('all': on every second of the window, the "
+      "statistics over all of them; ignored by the sequence TCN)")
   m.tcn_levels = 2, ours("ED-TCN pooling levels (encoder = decoder depth); not in the paper")
   m.tcn_kernel = 5, ours("ED-TCN temporal kernel (seconds); not in the paper")
   m.context_gating = True, paper("001 Sec. 2.3", "context gating before and after the MoE (its "

@@ -77,8 +77,10 @@ def _ref_bn(a_NxF, bn, valid_N, stats):
   return (a_NxF - mean) / np.sqrt(var + bn.bn.epsilon) * _np(bn.bn.scale) + _np(bn.bn.bias)
 
 
-def _ref_forward(model, batch, stats):
-  """The paper's head in NumPy from the model's weights (float64), eval mode (no dropout)."""
+def _ref_forward(model, batch, stats, rows=None):
+  """The paper's head in NumPy from the model's weights (float64), eval mode (no dropout); with
+  `rows` (B,) the head runs on second rows[b] of each window b only (batch statistics over the
+  valid ones): {target: (B,)}."""
   hs = []
   for m in DIMS:
     layer = model.encoder.stacks[m][0]
@@ -90,6 +92,8 @@ def _ref_forward(model, batch, stats):
     hs.append(h_BxLxH)
   x = np.concatenate(hs, -1).reshape(B * L, -1)
   valid_N = batch["clip_mask"].reshape(-1)
+  if rows is not None:
+    x, valid_N = x[np.arange(B) * L + rows], valid_N[np.arange(B) * L + rows]
   cg1 = model.gate_in
   x = x * _sigmoid(_ref_bn(x @ _np(cg1.w.kernel), cg1.bn, valid_N, stats))
   c, k = 2, model.moe.m
@@ -101,7 +105,8 @@ def _ref_forward(model, batch, stats):
   p = (gates[..., :k] * experts).sum(-1)                  # the dummy expert adds 0
   cg2 = model.gate_out
   p = p * _sigmoid(_ref_bn(p @ _np(cg2.w.kernel), cg2.bn, valid_N, stats))
-  return {t: p[:, i].reshape(B, L) for i, t in enumerate(("valence", "arousal"))}
+  shape = (B, L) if rows is None else (B,)
+  return {t: p[:, i].reshape(shape) for i, t in enumerate(("valence", "arousal"))}
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
@@ -127,6 +132,32 @@ def test_forward_matches_numpy_reference(stats):
     got_p = _sigmoid(np.asarray(logits[t], np.float64))
     valid = batch["clip_mask"]
     np.testing.assert_allclose(got_p[valid], want[t][valid], rtol=2e-4, atol=1e-6)
+
+
+def test_training_head_runs_on_each_windows_loss_second():
+  """head_seconds="last" (the default): in training (a batch with `loss_mask`) the head runs on
+  the loss second of each window, BatchNorm over those rows; "all": on every valid second."""
+  batch = _batch()
+  rows = np.array([5, 3, 2, 0])         # window 1's last valid second is 3; window 3 is blank
+  loss_mask = np.zeros((B, L), bool)
+  loss_mask[np.arange(3), rows[:3]] = True
+  batch["loss_mask"] = loss_mask
+  for head, want_rows in (("last", rows), ("all", None)):
+    model = gru_moe.create(_config(dropout=0.0, head_seconds=head), DIMS, nnx.Rngs(0))
+    model.train()
+    graphdef, state = nnx.split(model)
+    out = jax.jit(lambda s, b: nnx.merge(graphdef, s)(b, nnx.Rngs(dropout=0)))(state, batch)
+    want = _ref_forward(model, batch, "batch", want_rows)
+    for t in ("valence", "arousal"):
+      got = _sigmoid(np.asarray(out[t], np.float64))
+      if want_rows is None:
+        np.testing.assert_allclose(got[loss_mask], want[t][loss_mask], rtol=2e-4, atol=1e-6)
+      else:
+        np.testing.assert_allclose(got[np.arange(3), rows[:3]], want[t][:3], rtol=2e-4,
+                                   atol=1e-6)
+  # The two forms differ (other batch statistics), so the test above tells them apart.
+  assert not np.allclose(_ref_forward(model, batch, "batch", rows)["valence"][:3],
+                         _ref_forward(model, batch, "batch")["valence"][np.arange(3), rows[:3]])
 
 
 def test_padding_and_blank_rows_do_not_change_valid_outputs_in_training():
@@ -258,6 +289,7 @@ def test_paper_defaults():
     ("encoder", "transformer", "config.model.encoder"),
     ("bn_inference", "running", "config.model.bn_inference"),
     ("window_seconds", 0, "config.model.window_seconds"),
+    ("head_seconds", "first", "config.model.head_seconds"),
 ])
 def test_bad_model_settings_name_the_key(key, value, match):
   with pytest.raises(errors.ConfigError, match=match):

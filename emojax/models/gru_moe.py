@@ -40,7 +40,13 @@ at t. Validation and prediction of whole films: the store's sliding windows (win
 `sliding_seconds = W`): for every second t the W seconds ending at t, right-aligned and
 masked where they would start before the film (left-padded), so every second is predicted from
 min(t + 1, W) seconds. The forward reads the encoder state at the last second of each clip, which
-serves both layouts ((B, W, 1) training windows and (B, 1, W) sliding windows).
+serves both layouts ((B, W, 1) training windows and (B, 1, W) sliding windows). In training
+(`config.model.head_seconds="last"`, the default; a batch with the store's `loss_mask`) the head
+(dropout, context gates with their batch norm, MoE) runs on each window's loss second only: the
+paper's sequence-to-one model, its batch statistics over the B final states, the states evaluation
+predicts from (the logits of the other seconds are 0 and carry no loss). "all" runs it on every
+second of the window (B W rows, statistics over all of them; ~18% more arithmetic at the paper's
+shapes, docs/benchmarks.md). The sequence TCN always takes "all".
 """
 
 from __future__ import annotations
@@ -188,6 +194,7 @@ class GruMoe(nnx.Module):
     self.targets = tuple(config.targets)
     self.dims = tuple(sorted((k, int(v)) for k, v in dims.items()))  # the sizes it reads
     self.encoder_kind = m.encoder
+    self.head_seconds = "all" if sequence_tcn(config) else m.get("head_seconds", "last")
     sizes = stream_sizes(config)
     self.per_stream = bool(m.get("sizes_by_stream", ()))
     if m.encoder == "tcn":
@@ -235,8 +242,26 @@ class GruMoe(nnx.Module):
     # One prediction per clip from the encoder state at the clip's last second: training windows
     # are L one-second clips (S = 1); the harness's sequence-to-one evaluation windows are one clip
     # of W seconds, right-aligned, ending at the second they predict (L = 1, S = W).
-    h_NxF = h_BxTxF.reshape(b, l, s, -1)[:, :, -1].reshape(b * l, -1)
-    valid_N = jnp.asarray(batch["clip_mask"], bool).reshape(b * l)
+    h_BxLxF = h_BxTxF.reshape(b, l, s, -1)[:, :, -1]
+    valid_BxL = jnp.asarray(batch["clip_mask"], bool).reshape(b, l)
+    if self.head_seconds == "last" and "loss_mask" in batch:
+      # Sequence-to-one training (loss_on="last": at most one loss second per window): the head
+      # runs on each window's loss second only, its BatchNorm statistics over those B rows.
+      loss_BxL = jnp.asarray(batch["loss_mask"], bool).reshape(b, l)
+      last_B = jnp.argmax(loss_BxL, axis=1)
+      h_NxF = jnp.take_along_axis(h_BxLxF, last_B[:, None, None], axis=1)[:, 0]
+      valid_N = jnp.any(loss_BxL & valid_BxL, axis=1)
+      logits_NxC = self._head(h_NxF, valid_N, rngs, bn_inference)
+      at_BxL = jnp.arange(l)[None, :] == last_B[:, None]
+      return {t: jnp.where(at_BxL, logits_NxC[:, i:i + 1], 0.0)
+              for i, t in enumerate(self.targets)}
+    logits_NxC = self._head(h_BxLxF.reshape(b * l, -1), valid_BxL.reshape(b * l), rngs,
+                            bn_inference)
+    return {t: logits_NxC[:, i].reshape(b, l) for i, t in enumerate(self.targets)}
+
+  def _head(self, h_NxF: jax.Array, valid_N: jax.Array, rngs: nnx.Rngs | None,
+            bn_inference: str | None) -> jax.Array:
+    """Dropout -> CG -> MoE (or logistic) -> CG on N encoder states: logits (N, C)."""
     h_NxF = self.dropout(h_NxF, rngs=rngs)
     if self.gate_in is not None:
       h_NxF = self.gate_in(h_NxF, valid_N, bn_inference)
@@ -246,11 +271,11 @@ class GruMoe(nnx.Module):
       logp_NxC = jax.nn.log_sigmoid(self.logistic(h_NxF))
     if self.gate_out is not None:
       logp_NxC = logp_NxC + self.gate_out.log_gate(jnp.exp(logp_NxC), valid_N, bn_inference)
-    logits_NxC = probability_logit(logp_NxC)
-    return {t: logits_NxC[:, i].reshape(b, l) for i, t in enumerate(self.targets)}
+    return probability_logit(logp_NxC)
 
 
 TCN_OUTPUTS = ("sequence", "last")
+HEAD_SECONDS = ("last", "all")
 
 
 def sequence_tcn(config: ml_collections.ConfigDict) -> bool:
@@ -455,6 +480,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                              f"{m.num_layers} must be >= 1")
   if layout.streams(config):
     stream_sizes(config)
+  if m.get("head_seconds", "last") not in HEAD_SECONDS:
+    raise errors.ConfigError(f"config.model.head_seconds={m.head_seconds!r}; use one of "
+                             f"{HEAD_SECONDS}")
   if m.get("tcn_output", "last") not in TCN_OUTPUTS:
     raise errors.ConfigError(f"config.model.tcn_output={m.tcn_output!r}; use one of {TCN_OUTPUTS}")
   if m.encoder == "tcn" and (m.tcn_levels < 1 or m.tcn_kernel < 1):
