@@ -113,3 +113,24 @@ def test_bad_lowering_and_too_small_input():
     video_conv.conv3d(jnp.ones((1, 3, 3, 3, 1)), jnp.ones((1, 1, 1, 1, 1)), lowering="winograd")
   with pytest.raises(errors.ConfigError, match="smaller than the kernel"):
     video_conv.conv3d(jnp.ones((1, 2, 3, 3, 1)), jnp.ones((3, 3, 3, 1, 1)))
+
+
+def test_frame_scan_dw_matches_numpy_definition():
+  """dw[a, c, d, i, o] = sum xpad[b, st*t+a, sh*h+c, sw*w+d, i] g[b, t, h, w, o], in NumPy."""
+  rng = np.random.default_rng(3)
+  x = rng.standard_normal((2, 5, 7, 6, 3)).astype(np.float32)
+  kernel, stride, pad = (3, 3, 2, 3, 4), (2, 1, 2), (1, 1, 0)
+  to, ho, wo = (video_conv.out_size(n, k, s, p) for n, k, s, p in
+                zip(x.shape[1:4], kernel[:3], stride, pad))
+  g = rng.standard_normal((2, to, ho, wo, 4)).astype(np.float32)
+  xp = np.pad(x, ((0, 0),) + tuple((p, p) for p in pad) + ((0, 0),))
+  want = np.zeros(kernel, np.float64)
+  for a in range(3):
+    for c in range(3):
+      for d in range(2):
+        tap = xp[:, a:a + stride[0] * (to - 1) + 1:stride[0], c:c + stride[1] * (ho - 1) + 1:
+                 stride[1], d:d + stride[2] * (wo - 1) + 1:stride[2]]
+        want[a, c, d] = np.einsum("bthwi,bthwo->io", tap, g)
+  got = video_conv.frame_scan_dw(jnp.asarray(x), jnp.asarray(g), kernel, stride, pad)
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
