@@ -134,3 +134,20 @@ def test_frame_scan_dw_matches_numpy_definition():
   got = video_conv.frame_scan_dw(jnp.asarray(x), jnp.asarray(g), kernel, stride, pad)
   assert got.dtype == jnp.float32
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_tune_remeasures_an_entry_timed_over_other_candidates(tmp_path, monkeypatch):
+  """A cache written before a lowering existed is timed again, with the new candidate in it."""
+  path = tmp_path / "lowering.json"
+  monkeypatch.setenv("EMOJAX_VIDEO_CONV_CACHE", str(path))
+  video_conv.clear_memory_cache()
+  key = video_conv.layer_key((1, 3, 5, 5, 2), (3, 3, 3, 2, 2), 1, 1, jnp.float32)
+  old = {"best": "xla", "ms": {"xla": 1.0, "frames2d": 2.0}}
+  path.write_text(json.dumps({video_conv._machine(): {key: old}}))  # pylint: disable=protected-access
+  assert video_conv.resolve(key, (3, 3, 3)) == "xla"
+  video_conv.tune([key])
+  entry = json.loads(path.read_text())[video_conv._machine()][key]  # pylint: disable=protected-access
+  assert set(entry["ms"]) == set(video_conv.candidates((1, 3, 5, 5, 2), (3, 3, 3, 2, 2), 1, 1,
+                                                       jnp.float32))
+  assert "frames2d_scandw" in entry["ms"] and entry["ms"] != old["ms"]
+  video_conv.clear_memory_cache()

@@ -30,7 +30,8 @@ against `lax.conv_general_dilated`); they differ only in speed and memory. `lowe
 per layer (per input shape, kernel, stride and dtype) the fastest one measured by `tune`: a
 forward+backward micro-benchmark of each candidate, run once and cached in a JSON file
 (`cache_path()`: $EMOJAX_VIDEO_CONV_CACHE or ~/.cache/emojax/video_conv_lowering.json, keyed by the
-JAX version, backend and CPU count). Layers not yet tuned use `default_lowering`. `record_shapes`
+JAX version, backend and CPU count; an entry timed over another candidate set is timed again).
+Layers not yet tuned use `default_lowering`. `record_shapes`
 collects the layers' keys from an abstract trace (`jax.eval_shape`), so a whole model is tuned
 before its first jitted step (the video convnets do it in their phase's `setup`).
 
@@ -382,7 +383,8 @@ def time_lowering(key: str, lowering: str, repeats: int = 3) -> float:
 
 
 def tune(keys: Iterable[str], *, force: bool = False, verbose: bool = False) -> dict[str, str]:
-  """Measures the candidates of every key not in the cache; returns {key: best lowering}.
+  """Measures the candidates of every key not in the cache (or cached over a different set of
+  candidates, e.g. before a lowering was added); returns {key: best lowering}.
 
   `verbose`: one summary line when done (`summary_line`); the per-layer timings are in the cache
   file (`cache_path()`)."""
@@ -390,11 +392,12 @@ def tune(keys: Iterable[str], *, force: bool = False, verbose: bool = False) -> 
   table = _table()
   t0, measured = time.perf_counter(), 0
   for key in dict.fromkeys(keys):
-    if key in table and not force:
-      continue
     in_shape, kernel, stride, padding, dtype = _parse_key(key)
-    ms = {name: time_lowering(key, name)
-          for name in candidates(in_shape, kernel, stride, padding, dtype)}
+    names = candidates(in_shape, kernel, stride, padding, dtype)
+    # An entry measured over another candidate set (a lowering added since) is measured again.
+    if key in table and not force and set(table[key].get("ms", {})) == set(names):
+      continue
+    ms = {name: time_lowering(key, name) for name in names}
     best = min(ms, key=ms.get)
     table[key] = {"best": best, "ms": {k: round(v, 3) for k, v in ms.items()}}
     _save()       # after every layer: an interrupted tuning keeps what it measured
