@@ -151,3 +151,17 @@ def test_tune_remeasures_an_entry_timed_over_other_candidates(tmp_path, monkeypa
                                                        jnp.float32))
   assert "frames2d_scandw" in entry["ms"] and entry["ms"] != old["ms"]
   video_conv.clear_memory_cache()
+
+
+def test_frames2d_scandw_bfloat16_kernel_gradient_close_to_float32():
+  """compute_dtype bfloat16: the frame-scan kernel gradient (bfloat16 patches and output gradient,
+  float32 accumulation) stays within bfloat16's rounding of the float32 reference."""
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.standard_normal((1, 4, 6, 6, 8)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 3, 8, 4)) * 0.1, jnp.float32)
+  g = jnp.asarray(rng.standard_normal((1, 4, 6, 6, 4)), jnp.float32)
+  want = jax.vjp(lambda b: _reference(x, b, 1, 1), w)[1](g)[0]
+  got = jax.vjp(lambda b: video_conv.conv3d(x.astype(jnp.bfloat16), b.astype(jnp.bfloat16), 1, 1,
+                                            "frames2d_scandw"), w)[1](g)[0]
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05 * float(jnp.abs(want).max()))
