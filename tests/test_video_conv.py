@@ -113,3 +113,55 @@ def test_bad_lowering_and_too_small_input():
     video_conv.conv3d(jnp.ones((1, 3, 3, 3, 1)), jnp.ones((1, 1, 1, 1, 1)), lowering="winograd")
   with pytest.raises(errors.ConfigError, match="smaller than the kernel"):
     video_conv.conv3d(jnp.ones((1, 2, 3, 3, 1)), jnp.ones((3, 3, 3, 1, 1)))
+
+
+def test_frame_scan_dw_matches_numpy_definition():
+  """dw[a, c, d, i, o] = sum xpad[b, st*t+a, sh*h+c, sw*w+d, i] g[b, t, h, w, o], in NumPy."""
+  rng = np.random.default_rng(3)
+  x = rng.standard_normal((2, 5, 7, 6, 3)).astype(np.float32)
+  kernel, stride, pad = (3, 3, 2, 3, 4), (2, 1, 2), (1, 1, 0)
+  to, ho, wo = (video_conv.out_size(n, k, s, p) for n, k, s, p in
+                zip(x.shape[1:4], kernel[:3], stride, pad))
+  g = rng.standard_normal((2, to, ho, wo, 4)).astype(np.float32)
+  xp = np.pad(x, ((0, 0),) + tuple((p, p) for p in pad) + ((0, 0),))
+  want = np.zeros(kernel, np.float64)
+  for a in range(3):
+    for c in range(3):
+      for d in range(2):
+        tap = xp[:, a:a + stride[0] * (to - 1) + 1:stride[0], c:c + stride[1] * (ho - 1) + 1:
+                 stride[1], d:d + stride[2] * (wo - 1) + 1:stride[2]]
+        want[a, c, d] = np.einsum("bthwi,bthwo->io", tap, g)
+  got = video_conv.frame_scan_dw(jnp.asarray(x), jnp.asarray(g), kernel, stride, pad)
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_tune_remeasures_an_entry_timed_over_other_candidates(tmp_path, monkeypatch):
+  """A cache written before a lowering existed is timed again, with the new candidate in it."""
+  path = tmp_path / "lowering.json"
+  monkeypatch.setenv("EMOJAX_VIDEO_CONV_CACHE", str(path))
+  video_conv.clear_memory_cache()
+  key = video_conv.layer_key((1, 3, 5, 5, 2), (3, 3, 3, 2, 2), 1, 1, jnp.float32)
+  old = {"best": "xla", "ms": {"xla": 1.0, "frames2d": 2.0}}
+  path.write_text(json.dumps({video_conv._machine(): {key: old}}))  # pylint: disable=protected-access
+  assert video_conv.resolve(key, (3, 3, 3)) == "xla"
+  video_conv.tune([key])
+  entry = json.loads(path.read_text())[video_conv._machine()][key]  # pylint: disable=protected-access
+  assert set(entry["ms"]) == set(video_conv.candidates((1, 3, 5, 5, 2), (3, 3, 3, 2, 2), 1, 1,
+                                                       jnp.float32))
+  assert "frames2d_scandw" in entry["ms"] and entry["ms"] != old["ms"]
+  video_conv.clear_memory_cache()
+
+
+def test_frames2d_scandw_bfloat16_kernel_gradient_close_to_float32():
+  """compute_dtype bfloat16: the frame-scan kernel gradient (bfloat16 patches and output gradient,
+  float32 accumulation) stays within bfloat16's rounding of the float32 reference."""
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.standard_normal((1, 4, 6, 6, 8)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 3, 8, 4)) * 0.1, jnp.float32)
+  g = jnp.asarray(rng.standard_normal((1, 4, 6, 6, 4)), jnp.float32)
+  want = jax.vjp(lambda b: _reference(x, b, 1, 1), w)[1](g)[0]
+  got = jax.vjp(lambda b: video_conv.conv3d(x.astype(jnp.bfloat16), b.astype(jnp.bfloat16), 1, 1,
+                                            "frames2d_scandw"), w)[1](g)[0]
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05 * float(jnp.abs(want).max()))
