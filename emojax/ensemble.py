@@ -128,9 +128,10 @@ def make_member_step(graphdef, forward: contract.Forward, task: contract.Task,
 
 
 def member_form(params) -> dict:
-  """The members' step form: the harness's size rule (`train.step_form`) with threefry dropout
-  keys, whose masks are the same under vmap (RngBitGenerator's are not), so member i of the
-  vmapped step trains as member i alone."""
+  """The members' step form: the harness's size rule (`train.step_form`) over all K members'
+  parameters with threefry dropout keys, whose masks are the same under vmap (RngBitGenerator's
+  are not: `unsafe_rbg` under vmap draws every member's bits from the first member's key), so
+  member i of the vmapped step trains as member i alone."""
   from emojax import train  # pylint: disable=g-import-not-at-top
   return train.step_form(params, rbg=False)
 
@@ -166,12 +167,15 @@ class MembersStep:
     from emojax import train  # pylint: disable=g-import-not-at-top
     sig = jax.tree.structure(params)
     if sig not in self._compiled:
-      form = member_form(params)
+      form = self.form(params)
       one = make_member_step(self.graphdef, self.forward, self.task, self.tx, self.l2, form)
       vstep = jax.vmap(one, in_axes=(0, 0, 0, 0, self.batch_axis, 0))
-      self._compiled[sig] = jax.jit(vstep, donate_argnums=(0, 1, 3) if self.donate else (),
-                                    **train.jit_options(form))
+      self._compiled[sig] = train.jit_step(vstep, form,
+                                           donate_argnums=(0, 1, 3) if self.donate else ())
     return self._compiled[sig](params, mutable, frozen, opt_state, batch, keys)
+
+  def form(self, params_K) -> dict:
+    return member_form(params_K)
 
   def start(self, params_K, mutable_K, opt_K):
     """The loop's carry from stacked state trees (new buffers: the loop donates them)."""
@@ -196,7 +200,7 @@ class MembersStep:
 
   def _carried_step(self, params_K, opt_K) -> dict:
     from emojax import train  # pylint: disable=g-import-not-at-top
-    form = member_form(params_K)
+    form = self.form(params_K)
     k = int(jax.tree.leaves(params_K)[0].shape[0])
     layout = (train._FlatLayout(unstack(params_K, 0), unstack(opt_K, 0))  # pylint: disable=protected-access
               if form["flat"] else None)
@@ -207,8 +211,7 @@ class MembersStep:
     def keyed(p, mutable, opt, frozen, batch, pkey, s):
       keys = step_keys(jax.random.fold_in(pkey, s), k)
       return vone(p, mutable, frozen, opt, batch, keys)
-    out = {"step": jax.jit(keyed, donate_argnums=(0, 1, 2) if self.donate else (),
-                           **train.jit_options(form))}
+    out = {"step": train.jit_step(keyed, form, donate_argnums=(0, 1, 2) if self.donate else ())}
     if layout is None:
       out["pack"] = out["unpack"] = lambda *trees: trees
     else:
