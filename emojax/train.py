@@ -222,13 +222,21 @@ def jit_options(form: dict) -> dict:
   return {} if form["eigen"] else {"compiler_options": {"xla_cpu_multi_thread_eigen": False}}
 
 
+# Small-form steps below this many trainable parameters (all members together) lower threefry
+# unrolled (`jit_step`): measured faster for the K = 4 Feature AAN ensemble (195 k parameters,
+# tiny masks), slower for K = 4 GRU-32 members (1.7 M, masks over batch 512 x 60 s: CPU 3.95 ->
+# 4.47 s per step), docs/benchmarks.md.
+UNROLLED_THREEFRY_PARAMS = 1_000_000
+
+
 def jit_step(fn, form: dict, donate_argnums=()):
-  """`jax.jit` of a step in a form. The small form (`eigen` off) also lowers JAX's threefry hash
-  unrolled (JAX's CPU lowering rolls its 5 round groups into an XLA while loop: ~10 thunks per
-  hash, per dropout mask; unrolled it fuses into the mask's own loop): the same bits, fewer
-  thunks (the K = 4 AAN ensemble's threefry masks: ~2.9x -> ~2.2x one member's step)."""
+  """`jax.jit` of a step in a form. The small form (`eigen` off) of a model under
+  `UNROLLED_THREEFRY_PARAMS` also lowers JAX's threefry hash unrolled (JAX's CPU lowering rolls
+  its 5 round groups into an XLA while loop: ~10 thunks per hash, per dropout mask; unrolled it
+  fuses into the mask's own loop): the same bits, fewer thunks (the K = 4 AAN ensemble's threefry
+  masks: CPU 11.2 -> 7.9 ms per step)."""
   jitted = jax.jit(fn, donate_argnums=donate_argnums, **jit_options(form))
-  if form["eigen"]:
+  if form["eigen"] or form.get("params", 0) >= UNROLLED_THREEFRY_PARAMS:
     return jitted
 
   def call(*args):

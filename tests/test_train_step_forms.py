@@ -142,3 +142,7 @@ def test_the_small_forms_unrolled_threefry_draws_the_same_bits_without_a_loop():
     np.testing.assert_array_equal(a, b)
   assert " while(" in ref.lower(keys).compile().as_text()
   assert " while(" not in fast.lower(keys).compile().as_text()
+  bigger = train.step_form({"w": jax.ShapeDtypeStruct((train.UNROLLED_THREEFRY_PARAMS,),
+                                                      jnp.float32)})
+  assert not bigger["eigen"]    # still the small form, but threefry stays rolled
+  assert " while(" in train.jit_step(jax.vmap(masks), bigger).lower(keys).compile().as_text()
