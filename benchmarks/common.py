@@ -88,22 +88,24 @@ class HarnessStep:
     build = train.make_train_step if step_options is None else (
         lambda *a: train.build_train_step(*a, **step_options))
     self.step = build(graphdef, phase.forward, phase.task, tx, float(spec["l2"]))
-    self.state = (params, mutable, tx.init(params))
+    self.carry = self.step.start(params, mutable, tx.init(params))
     self.frozen = frozen
     self.batch = jax.tree.map(jnp.asarray, batch)
     self.seed, self.i = seed, 0
+    self.pkey = train.phase_key(seed, phase.name)
 
-  def key(self, i: int):
-    from emojax import train  # pylint: disable=import-outside-toplevel
-    return train.step_key(self.seed, self.phase.name, i)
+  @property
+  def state(self):
+    """(params, mutable, opt_state) trees of the current state."""
+    return self.step.trees(self.carry)
 
   def advance(self, n: int):
-    """n steps of the harness's step from the current state; the last step's loss."""
+    """n steps of the harness's step from the current state, as the Trainer's loop takes them
+    (`step.advance` on the step's carry, dropout keys `train.step_key(seed, phase, step)`); the
+    last step's loss."""
     loss = None
     for _ in range(n):
-      p, m, o = self.state
-      p, m, o, loss = self.step(p, m, self.frozen, o, self.batch, self.key(self.i))
-      self.state = (p, m, o)
+      self.carry, loss = self.step.advance(self.carry, self.frozen, self.batch, self.pkey, self.i)
       self.i += 1
     return loss
 
@@ -208,14 +210,15 @@ def load_line() -> str:
 class EnsembleStep(HarnessStep):
   """K members of a config in the harness's one jit(vmap) step (`emojax.ensemble`, what
   `config.train.ensemble = K` trains: members `ensemble.member_key(seed, i)`, dropout keys
-  `ensemble.step_keys(train.step_key(...), K)`), on one shared batch."""
+  `ensemble.step_keys(train.step_key(...), K)`, the loop of `ensemble.MembersStep`), on one
+  shared batch."""
 
   def __init__(self, config, feature_dims: dict, batch: dict, k: int, *,
                phase_name: str | None = None, seed: int = 0, steps: int = 1000,
                steps_per_epoch: int = 100):
     import jax  # pylint: disable=import-outside-toplevel
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-    from emojax import contract, ensemble  # pylint: disable=import-outside-toplevel
+    from emojax import contract, ensemble, train  # pylint: disable=import-outside-toplevel
     method = contract.get_method(config)
     phase = gradient_phase(method, config, phase_name)
     self.phase, self.k = phase, k
@@ -226,14 +229,11 @@ class EnsembleStep(HarnessStep):
     tx = contract.make_optimizer(spec, steps=steps, steps_per_epoch=steps_per_epoch)
     self.step = ensemble.make_train_step(members.train_graphdef, phase.forward, phase.task, tx,
                                          float(spec["l2"]))
-    self.state = (params, mutable, ensemble.init_optimizer(tx, params))
+    self.carry = self.step.start(params, mutable, ensemble.init_optimizer(tx, params))
     self.n_params = sum(int(np.prod(v.shape)) for v in jax.tree.leaves(params)) // k
     self.batch = jax.tree.map(jnp.asarray, batch)
     self.seed, self.i = seed, 0
-
-  def key(self, i: int):
-    from emojax import ensemble, train  # pylint: disable=import-outside-toplevel
-    return ensemble.step_keys(train.step_key(self.seed, self.phase.name, i), self.k)
+    self.pkey = train.phase_key(seed, phase.name)
 
   def run(self, n: int) -> float:
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel

@@ -128,35 +128,98 @@ def make_member_step(graphdef, forward: contract.Forward, task: contract.Task,
 
 
 def member_form(params) -> dict:
-  """The members' step form: the harness's size rule (`train.step_form`) with threefry dropout
-  keys, whose masks are the same under vmap (RngBitGenerator's are not), so member i of the
-  vmapped step trains as member i alone."""
+  """The members' step form: the harness's size rule (`train.step_form`) over all K members'
+  parameters with threefry dropout keys, whose masks are the same under vmap (RngBitGenerator's
+  are not: `unsafe_rbg` under vmap draws every member's bits from the first member's key), so
+  member i of the vmapped step trains as member i alone."""
   from emojax import train  # pylint: disable=g-import-not-at-top
   return train.step_form(params, rbg=False)
 
 
 def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,
                     tx: optax.GradientTransformation, l2: float = 0.0, shared_batch: bool = True,
-                    donate: bool = True):
+                    donate: bool = True) -> "MembersStep":
   """The K members' step in one jit: jit(vmap(member step)) over stacked states and keys (K,).
 
   (params_K, mutable_K, frozen_K, opt_K, batch, keys_K) -> (params_K, mutable_K, opt_K, loss_K).
   The member step takes the harness's form (`member_form` of all K members' parameters: Eigen
   threads and a flat optimizer update by size; threefry dropout keys), chosen at the first call.
+  A loop of steps runs through `start` / `advance` / `trees` like `train.TrainStep`'s (the
+  members' state carried in the form's layout between steps: flat (K, n) vectors with the flat
+  update).
   """
-  from emojax import train  # pylint: disable=g-import-not-at-top
-  compiled = {}
+  return MembersStep(graphdef, forward, task, tx, l2, shared_batch, donate)
 
-  def step(params, mutable, frozen, opt_state, batch, keys):
+
+class MembersStep:
+  """`make_train_step`'s step: called on stacked trees with per-member keys, or as a loop
+  (`carry = step.start(params_K, mutable_K, opt_K)`; `carry, loss_K = step.advance(carry,
+  frozen_K, batch, train.phase_key(seed, phase), s)`, member i's dropout key
+  fold_in(step_key(seed, phase, s), i) as `step_keys` gives it; `step.trees(carry)`)."""
+
+  def __init__(self, graphdef, forward, task, tx, l2, shared_batch, donate):
+    self.graphdef, self.forward, self.task, self.tx, self.l2 = graphdef, forward, task, tx, l2
+    self.batch_axis = None if shared_batch else 0
+    self.donate = donate
+    self._compiled, self._carried = {}, {}
+
+  def __call__(self, params, mutable, frozen, opt_state, batch, keys):
+    from emojax import train  # pylint: disable=g-import-not-at-top
     sig = jax.tree.structure(params)
-    if sig not in compiled:
-      form = member_form(params)
-      one = make_member_step(graphdef, forward, task, tx, l2, form)
-      vstep = jax.vmap(one, in_axes=(0, 0, 0, 0, None if shared_batch else 0, 0))
-      compiled[sig] = jax.jit(vstep, donate_argnums=(0, 1, 3) if donate else (),
-                              **train.jit_options(form))
-    return compiled[sig](params, mutable, frozen, opt_state, batch, keys)
-  return step
+    if sig not in self._compiled:
+      form = self.form(params)
+      one = make_member_step(self.graphdef, self.forward, self.task, self.tx, self.l2, form)
+      vstep = jax.vmap(one, in_axes=(0, 0, 0, 0, self.batch_axis, 0))
+      self._compiled[sig] = train.jit_step(vstep, form,
+                                           donate_argnums=(0, 1, 3) if self.donate else ())
+    return self._compiled[sig](params, mutable, frozen, opt_state, batch, keys)
+
+  def form(self, params_K) -> dict:
+    return member_form(params_K)
+
+  def start(self, params_K, mutable_K, opt_K):
+    """The loop's carry from stacked state trees (new buffers: the loop donates them)."""
+    from emojax import train  # pylint: disable=g-import-not-at-top
+    sig = jax.tree.structure(params_K)
+    if sig not in self._carried:
+      self._carried[sig] = self._carried_step(params_K, opt_K)
+    c = self._carried[sig]
+    return (c, *train._fresh(c["pack"](params_K, mutable_K, opt_K)))  # pylint: disable=protected-access
+
+  def advance(self, carry, frozen_K, batch, phase_key: jax.Array, step: int):
+    """One step of all K members: (carry, loss_K); the carry given is donated."""
+    c, *state = carry
+    *state, loss = c["step"](*state, frozen_K, batch, phase_key, np.uint32(step))
+    return (c, *state), loss
+
+  def trees(self, carry):
+    """(params_K, mutable_K, opt_K) of a carry (which stays valid)."""
+    from emojax import train  # pylint: disable=g-import-not-at-top
+    c, *state = carry
+    return train._fresh(c["unpack"](*state))  # pylint: disable=protected-access
+
+  def _carried_step(self, params_K, opt_K) -> dict:
+    from emojax import train  # pylint: disable=g-import-not-at-top
+    form = self.form(params_K)
+    k = int(jax.tree.leaves(params_K)[0].shape[0])
+    layout = (train._FlatLayout(unstack(params_K, 0), unstack(opt_K, 0))  # pylint: disable=protected-access
+              if form["flat"] else None)
+    one = train.formed_step(self.graphdef, self.forward, self.task, self.tx, self.l2, form,
+                            layout=layout)
+    vone = jax.vmap(one, in_axes=(0, 0, 0, 0, self.batch_axis, 0))
+
+    def keyed(p, mutable, opt, frozen, batch, pkey, s):
+      keys = step_keys(jax.random.fold_in(pkey, s), k)
+      return vone(p, mutable, frozen, opt, batch, keys)
+    out = {"step": train.jit_step(keyed, form, donate_argnums=(0, 1, 2) if self.donate else ())}
+    if layout is None:
+      out["pack"] = out["unpack"] = lambda *trees: trees
+    else:
+      out["pack"] = jax.jit(lambda p, m, o: (jax.vmap(layout.ravel)(p), m,
+                                             jax.vmap(layout.ravel_opt)(o)))
+      out["unpack"] = jax.jit(lambda fp, m, fo: (jax.vmap(layout.unravel)(fp), m,
+                                                 jax.vmap(layout.unravel_opt)(fo)))
+    return out
 
 
 def make_predict(graphdef, forward: contract.Forward, task: contract.Task):

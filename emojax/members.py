@@ -423,11 +423,12 @@ def _members_phase(trainer, phase, k: int, create, full, ends=None):
   done = start
   if start < steps and not stopped.all():
     batches = trainer._batches(phase, start)  # pylint: disable=protected-access
+    carry = step_fn.start(params, mutable, opt)   # the members' state in the step's layout
+    pkey = train.phase_key(int(cfg.seed), phase.name)
     for s in range(start, steps):
       batch = next(batches)   # one process: the members' step places it (no explicit mesh)
-      params, mutable, opt, loss_k = step_fn(params, mutable, frozen, opt, batch,
-                                             ensemble.step_keys(train.step_key(int(cfg.seed),
-                                                                               phase.name, s), k))
+      # member i's dropout key: ensemble.step_keys(train.step_key(seed, phase, s), k)[i]
+      carry, loss_k = step_fn.advance(carry, frozen, batch, pkey, s)
       done = s + 1
       train._fault_injection(phase.name, done)  # pylint: disable=protected-access
       due = ((done % member_every == 0) | (done == ends)) & (done <= ends)  # (K,) validate now
@@ -443,6 +444,7 @@ def _members_phase(trainer, phase, k: int, create, full, ends=None):
             "learning rate or clip gradients (config.optim.grad_clip)")
       print(f"   {phase.name} step {done}/{steps} member losses "
             f"{' '.join(f'{x:.4f}' for x in loss)}", flush=True)
+      params, mutable, opt = step_fn.trees(carry)
       current = nnx.merge_state(params, mutable, frozen)
       if eval_now:
         scores = member_scores(trainer, phase, current, k)

@@ -63,34 +63,133 @@ def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None
 
 
 def make_train_step(graphdef, forward: contract.Forward, task: contract.Task,
-                    tx: optax.GradientTransformation, l2: float = 0.0):
+                    tx: optax.GradientTransformation, l2: float = 0.0) -> "TrainStep":
   """The jitted `contract.step_fn`: (params, mutable, frozen, opt_state, batch, key) ->
   (params, mutable, opt_state, loss), donating the params, mutable and optimizer buffers.
 
   Its form (`step_form`: Eigen threads, dropout RNG, flat optimizer update) is chosen at the
   first call from the size of the trainable parameters, so the same config always gets the same
-  form; the Trainer records it per phase (`step_form.json`) and a resumed run keeps it.
+  form; the Trainer records it per phase (`step_form.json`) and a resumed run keeps it. A loop of
+  steps runs through `TrainStep.start` / `advance` / `trees` (the state carried in the form's own
+  layout between steps), as the Trainer does.
   """
   return build_train_step(graphdef, forward, task, tx, l2)
 
 
 def build_train_step(graphdef, forward, task, tx, l2: float = 0.0, *,
                      eigen: bool | None = None, rbg: bool | None = None,
-                     flat: bool | None = None):
+                     flat: bool | None = None) -> "TrainStep":
   """`make_train_step` with (parts of) its form given; None: `step_form`'s size rule."""
-  given = dict(eigen=eigen, rbg=rbg, flat=flat)
-  compiled = {}
+  return TrainStep(graphdef, forward, task, tx, l2, dict(eigen=eigen, rbg=rbg, flat=flat))
 
-  def step(params, mutable, frozen, opt_state, batch, key):
+
+class TrainStep:
+  """The harness's jitted step in a form, called two ways:
+
+  - `step(params, mutable, frozen, opt_state, batch, key)` -> (params, mutable, opt_state, loss):
+    one step on the state trees (the form chosen at the first call from `params`);
+  - a loop, as the Trainer runs it: `carry = step.start(params, mutable, opt_state)`, then
+    `carry, loss = step.advance(carry, frozen, batch, phase_key(seed, phase), s)` per step, and
+    `step.trees(carry)` -> (params, mutable, opt_state) wherever the trees are needed (validation,
+    checkpoints, the end). Between steps the carry holds the state in the form's layout: with the
+    flat update, the parameters and the optimizer's parameter-shaped states as flat vectors, so a
+    step neither concatenates nor slices ~100 arrays per tree (the small AAN's step had ~300 slice
+    thunks and ~300 output buffers for that alone). Step s's dropout key is
+    fold_in(phase_key, s) = `step_key(seed, phase, s)`, computed inside the jitted step. The two
+    ways give the same results (tests/test_train_step_forms.py).
+  """
+
+  def __init__(self, graphdef, forward, task, tx, l2: float, given: dict):
+    self.graphdef, self.forward, self.task, self.tx, self.l2 = graphdef, forward, task, tx, l2
+    self.given = given
+    self._compiled = {}   # tree structure of params -> the jitted tree step
+    self._carried = {}    # tree structure of params -> _Carried
+
+  def form(self, params) -> dict:
+    return step_form(params, **self.given)
+
+  def __call__(self, params, mutable, frozen, opt_state, batch, key):
     sig = jax.tree.structure(params)
-    if sig not in compiled:
-      form = step_form(params, **given)
-      compiled[sig] = jax.jit(formed_step(graphdef, forward, task, tx, l2, form),
-                              donate_argnums=(0, 1, 3), **jit_options(form))
-    return compiled[sig](params, mutable, frozen, opt_state, batch, key)
+    if sig not in self._compiled:
+      form = self.form(params)
+      self._compiled[sig] = jit_step(
+          formed_step(self.graphdef, self.forward, self.task, self.tx, self.l2, form), form,
+          donate_argnums=(0, 1, 3))
+    return self._compiled[sig](params, mutable, frozen, opt_state, batch, key)
 
-  step.form = lambda params: step_form(params, **given)
-  return step
+  def start(self, params, mutable, opt_state):
+    """The carry of a loop of steps from the state trees (new buffers: the loop donates them)."""
+    sig = jax.tree.structure(params)
+    if sig not in self._carried:
+      self._carried[sig] = _Carried(self, params, opt_state)
+    c = self._carried[sig]
+    return (c, *_fresh(c.pack(params, mutable, opt_state)))
+
+  def advance(self, carry, frozen, batch, phase_key_: jax.Array, step: int):
+    """One step of the loop: (carry, loss); the carry given is donated."""
+    c, *state = carry
+    *state, loss = c.step(*state, frozen, batch, phase_key_, np.uint32(step))
+    return (c, *state), loss
+
+  def trees(self, carry):
+    """(params, mutable, opt_state) of a carry (which stays valid)."""
+    c, *state = carry
+    return _fresh(c.unpack(*state))
+
+
+def _fresh(tree):
+  """New buffers for every leaf (what the loop donates must alias nothing else: a jitted
+  function may return an input it passes through as the same buffer)."""
+  return jax.tree.map(jnp.copy, tree)
+
+
+class _Carried:
+  """The jitted loop step of one parameter structure, with its carry layout (`pack`: trees ->
+  carry, `unpack`: carry -> trees)."""
+
+  def __init__(self, owner: TrainStep, params, opt_state):
+    form = owner.form(params)
+    layout = _FlatLayout(params, opt_state) if form["flat"] else None
+    step = formed_step(owner.graphdef, owner.forward, owner.task, owner.tx, owner.l2, form,
+                       layout=layout)
+
+    def keyed(p, mutable, opt, frozen, batch, pkey, s):
+      return step(p, mutable, frozen, opt, batch, jax.random.fold_in(pkey, s))
+    self.step = jit_step(keyed, form, donate_argnums=(0, 1, 2))
+    if layout is None:
+      self.pack = self.unpack = lambda *trees: trees
+    else:
+      self.pack = jax.jit(lambda p, mutable, opt: (layout.ravel(p), mutable,
+                                                   layout.ravel_opt(opt)))
+      self.unpack = jax.jit(lambda fp, mutable, fopt: (layout.unravel(fp), mutable,
+                                                       layout.unravel_opt(fopt)))
+
+
+class _FlatLayout:
+  """Parameters as one flat vector (`ravel_pytree`), and the optimizer's state with each tree
+  shaped like the parameters (Adam's moments ...) as one such vector (its other leaves as they
+  are)."""
+
+  def __init__(self, params, opt_state):
+    from jax.flatten_util import ravel_pytree  # pylint: disable=g-import-not-at-top
+    self._ravel_pytree = ravel_pytree
+    self.unravel = ravel_pytree(params)[1]   # a function of the shapes and dtypes only
+    self.treedef = jax.tree.structure(params)
+    self.opt_template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), opt_state)
+
+  def _is_tree(self, t) -> bool:
+    return jax.tree.structure(t) == self.treedef
+
+  def ravel(self, params):
+    return self._ravel_pytree(params)[0]
+
+  def ravel_opt(self, opt_state):
+    return jax.tree.map(lambda t: self.ravel(t) if self._is_tree(t) else t, opt_state,
+                        is_leaf=self._is_tree)
+
+  def unravel_opt(self, flat_opt):
+    return jax.tree.map(lambda t, f: self.unravel(f) if self._is_tree(t) else f,
+                        self.opt_template, flat_opt, is_leaf=self._is_tree)
 
 
 # Below this many trainable parameters (all members of an ensemble together) a CPU step is bound
@@ -123,12 +222,77 @@ def jit_options(form: dict) -> dict:
   return {} if form["eigen"] else {"compiler_options": {"xla_cpu_multi_thread_eigen": False}}
 
 
-def formed_step(graphdef, forward, task, tx, l2: float, form: dict):
+# Small-form steps below this many trainable parameters (all members together) lower threefry
+# unrolled (`jit_step`): measured faster for the K = 4 Feature AAN ensemble (195 k parameters,
+# tiny masks), slower for K = 4 GRU-32 members (1.7 M, masks over batch 512 x 60 s: CPU 3.95 ->
+# 4.47 s per step), docs/benchmarks.md.
+UNROLLED_THREEFRY_PARAMS = 1_000_000
+
+
+def jit_step(fn, form: dict, donate_argnums=()):
+  """`jax.jit` of a step in a form. The small form (`eigen` off) of a model under
+  `UNROLLED_THREEFRY_PARAMS` also lowers JAX's threefry hash unrolled (JAX's CPU lowering rolls
+  its 5 round groups into an XLA while loop: ~10 thunks per hash, per dropout mask; unrolled it
+  fuses into the mask's own loop): the same bits, fewer thunks (the K = 4 AAN ensemble's threefry
+  masks: CPU 11.2 -> 7.9 ms per step)."""
+  jitted = jax.jit(fn, donate_argnums=donate_argnums, **jit_options(form))
+  if form["eigen"] or form.get("params", 0) >= UNROLLED_THREEFRY_PARAMS:
+    return jitted
+
+  def call(*args):
+    with _UnrolledThreefry():
+      return jitted(*args)
+  call.lower = lambda *args: _lower_unrolled(jitted, args)
+  return call
+
+
+def _lower_unrolled(jitted, args):
+  with _UnrolledThreefry():
+    return jitted.lower(*args)
+
+
+class _UnrolledThreefry:
+  """While it is entered, JAX lowers threefry2x32 for CPU with its unrolled (GPU / default) rule;
+  a no-op where this JAX lacks the private tables (the rolled rule stays: the same bits)."""
+  _swap = None
+
+  def __enter__(self):
+    cls = type(self)
+    if cls._swap is None:
+      try:
+        from jax._src.interpreters import mlir  # pylint: disable=g-import-not-at-top
+        from jax._src.random import threefry2x32  # pylint: disable=g-import-not-at-top
+        cls._swap = (mlir._platform_specific_lowerings["cpu"], threefry2x32.threefry2x32_p,  # pylint: disable=protected-access
+                     mlir.LoweringRuleEntry(threefry2x32._threefry2x32_lowering_rule, False))  # pylint: disable=protected-access
+      except (ImportError, AttributeError, KeyError):
+        cls._swap = ()
+    if cls._swap:
+      table, prim, rule = cls._swap
+      self._old = table.get(prim)
+      table[prim] = rule
+    return self
+
+  def __exit__(self, *exc):
+    if type(self)._swap:
+      table, prim, _ = type(self)._swap
+      if self._old is None:
+        table.pop(prim, None)
+      else:
+        table[prim] = self._old
+
+
+def formed_step(graphdef, forward, task, tx, l2: float, form: dict,
+                layout: "_FlatLayout | None" = None):
   """The pure step (`contract.step_fn`'s signature) in a form. The flat update changes only the
   layout of the optimizer's arithmetic (XLA may round it differently in the last bit); rbg keys
-  change the dropout masks (another stream, the same for the same seed and step)."""
-  step = (_flat_update_step(graphdef, forward, task, tx, l2) if form["flat"] else
-          contract.step_fn(graphdef, forward, task, tx, l2))
+  change the dropout masks (another stream, the same for the same seed and step). With a flat
+  `layout` (the loop's carry, `TrainStep.start`) the step takes and returns the parameters and
+  the optimizer's state in that layout instead of as trees."""
+  if form["flat"]:
+    step = (_flat_core(graphdef, forward, task, tx, l2, layout.unravel) if layout is not None
+            else _flat_update_step(graphdef, forward, task, tx, l2))
+  else:
+    step = contract.step_fn(graphdef, forward, task, tx, l2)
   if not form["rbg"]:
     return step
 
@@ -139,19 +303,11 @@ def formed_step(graphdef, forward, task, tx, l2: float, form: dict):
   return rbg_step
 
 
-def _flat_update_step(graphdef, forward, task, tx, l2):
-  """`contract.step_fn` with the gradient and the optimizer's update over one flat vector."""
-  from jax.flatten_util import ravel_pytree  # pylint: disable=g-import-not-at-top
-
-  def step(params, mutable, frozen, opt_state, batch, key):
-    flat_p, unravel = ravel_pytree(params)
-    treedef = jax.tree.structure(params)
-
-    is_tree = lambda t: jax.tree.structure(t) == treedef  # noqa: E731  (a tree like params)
-    # The optimizer's state: each tree shaped like the params (Adam's moments ...) as one vector.
-    flat_opt = jax.tree.map(lambda t: ravel_pytree(t)[0] if is_tree(t) else t, opt_state,
-                            is_leaf=is_tree)
-
+def _flat_core(graphdef, forward, task, tx, l2, unravel):
+  """`contract.step_fn` over a flat parameter vector and an optimizer state of flat vectors
+  (`_FlatLayout`): (flat_params, mutable, frozen, flat_opt, batch, key) -> (flat_params, mutable,
+  flat_opt, loss)."""
+  def step(flat_p, mutable, frozen, flat_opt, batch, key):
     def loss_fn(fp):
       model = nnx.merge(graphdef, unravel(fp), mutable, frozen, copy=True)
       outputs = forward(model, batch, nnx.Rngs(dropout=key))
@@ -161,15 +317,30 @@ def _flat_update_step(graphdef, forward, task, tx, l2):
       return loss, nnx.state(model, contract.MUTABLE)
     (loss, mutable_new), grads = jax.value_and_grad(loss_fn, has_aux=True)(flat_p)
     updates, flat_opt = tx.update(grads, flat_opt, flat_p)
-    opt_state = jax.tree.map(lambda t, f: unravel(f) if is_tree(t) else f, opt_state, flat_opt,
-                             is_leaf=is_tree)
-    return unravel(optax.apply_updates(flat_p, updates)), mutable_new, opt_state, loss
+    return optax.apply_updates(flat_p, updates), mutable_new, flat_opt, loss
   return step
+
+
+def _flat_update_step(graphdef, forward, task, tx, l2):
+  """`contract.step_fn` with the gradient and the optimizer's update over one flat vector (the
+  trees raveled and unraveled inside the step)."""
+  def step(params, mutable, frozen, opt_state, batch, key):
+    layout = _FlatLayout(params, opt_state)
+    flat_p, mutable_new, flat_opt, loss = _flat_core(graphdef, forward, task, tx, l2,
+                                                     layout.unravel)(
+        layout.ravel(params), mutable, frozen, layout.ravel_opt(opt_state), batch, key)
+    return layout.unravel(flat_p), mutable_new, layout.unravel_opt(flat_opt), loss
+  return step
+
+
+def phase_key(seed: int, phase_name: str) -> jax.Array:
+  """The key whose fold_in with a step number is that step's dropout key (`step_key`)."""
+  return jax.random.key(seed + _stable_hash(phase_name))
 
 
 def step_key(seed: int, phase_name: str, step: int) -> jax.Array:
   """The dropout key of a step: a function of seed, phase and step only (same after a resume)."""
-  return jax.random.fold_in(jax.random.key(seed + _stable_hash(phase_name)), step)
+  return jax.random.fold_in(phase_key(seed, phase_name), step)
 
 
 def _stable_hash(s: str) -> int:
@@ -460,14 +631,16 @@ class Trainer:
       params, mutable, frozen, opt_state = distributed.replicate(
           (params, mutable, frozen, opt_state), self.mesh)
       step_fn = self._train_step(phase, graphdef, tx, float(spec["l2"]), params, resumed=start > 0)
+      carry = step_fn.start(params, mutable, opt_state)   # the state in the step's own layout
+      del params, opt_state
+      pkey = phase_key(cfg.seed, phase.name)
       batches = self._batches(phase, start)
       ckpt_every = max(1, cfg.checkpoint.every_steps)
       _ = self.writer   # opened before the steps are timed
       losses, progress = [], Progress(phase.name, start, steps)
       for step in range(start, steps):
         batch = input_pipeline.shard_batch(next(batches), self.mesh)
-        params, mutable, opt_state, loss = step_fn(params, mutable, frozen, opt_state, batch,
-                                                   step_key(cfg.seed, phase.name, step))
+        carry, loss = step_fn.advance(carry, frozen, batch, pkey, step)   # key: step_key(...)
         losses.append(loss)
         done = step + 1
         if step == start:   # the first step compiles: the rate is measured from its end
@@ -493,6 +666,8 @@ class Trainer:
           self._scalar(f"{phase.name}/train_loss", loss_v, done)
           if progress.rate is not None:
             self._scalar(f"{phase.name}/steps_per_s", progress.rate, done)
+        if (eval_now and self._selects(phase)) or ckpt_now:
+          params, mutable, opt_state = step_fn.trees(carry)
         if eval_now and self._selects(phase):
           nnx.update(self.model, params, mutable, frozen)
           t_val = time.time()

@@ -353,3 +353,23 @@ def test_per_clip_streams_average_only_the_rows_of_their_clip(tmp_path):
   got = np.asarray(aan.subsegment_features(batch, ["segments"], 2)["segments"])
   want = np.stack([[p.mean(0) for p in np.array_split(r, 2)] for r in rows])
   np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("elementwise_max", [0, 10_000])
+@pytest.mark.parametrize("self_attention", [True, False])
+def test_attention_as_products_and_sums_or_as_dots_matches_numpy(monkeypatch, elementwise_max,
+                                                                 self_attention):
+  """Both forms of the attention (broadcast products and sums for tiny heads, batched dots
+  otherwise: `aan.ELEMENTWISE_ATTENTION_MAX`) give NumPy's multi-head attention, masked or not."""
+  monkeypatch.setattr(aan, "ELEMENTWISE_ATTENTION_MAX", elementwise_max)
+  mha = aan.MultiHeadAttention(8, 2, 0.0, rngs=nnx.Rngs(3))
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(3, 5, 8)).astype(np.float32)
+  kv = x if self_attention else rng.normal(size=(3, 4, 8)).astype(np.float32)
+  mask = rng.uniform(size=(3, 5, kv.shape[1])) > 0.3
+  mask[..., 0] = True
+  p = np_params(mha)
+  for m in (None, mask):
+    xj = jnp.asarray(x)
+    got = mha(xj, xj if self_attention else jnp.asarray(kv), None if m is None else jnp.asarray(m))
+    np.testing.assert_allclose(np.asarray(got), np_mha(x, kv, p, m), rtol=1e-5, atol=1e-5)

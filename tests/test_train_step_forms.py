@@ -88,3 +88,61 @@ def test_rbg_keys_change_the_dropout_stream_and_repeat_it_for_the_same_seed():
   np.testing.assert_array_equal(a[0], b[0])
   assert not np.allclose(a[0], _train(0.5, **TREE)[0])       # other masks
   np.testing.assert_array_equal(_train(0.0, **rbg)[0], _train(0.0, **TREE)[0])   # no dropout
+
+
+def _loop(rate, steps, form, trees_at=1):
+  """`steps` steps as the Trainer's loop takes them (TrainStep.start / advance / trees); the
+  trees read after step `trees_at` must stay readable after later steps (no donated aliases)."""
+  model = stateful_method.Net(5, 8, rate, rngs=nnx.Rngs(0))
+  model.train()
+  graphdef, params, mutable, frozen = nnx.split(model, nnx.Param, contract.MUTABLE, ...)
+  tx = optax.adam(1e-2)
+  step = train.build_train_step(graphdef, stateful_method._forward, contract.Task(("arousal",)),
+                                tx, 1e-3, **form)
+  carry = step.start(params, mutable, tx.init(params))
+  losses, early = [], None
+  for s in range(steps):
+    carry, loss = step.advance(carry, frozen, _batch(s), train.phase_key(0, "arousal/x"), s)
+    losses.append(float(loss))
+    if s + 1 == trees_at:
+      early = step.trees(carry)
+  params, mutable, opt = step.trees(carry)
+  flat = lambda t: np.concatenate([np.ravel(v) for v in jax.tree.leaves(t)])  # noqa: E731
+  assert np.all(np.isfinite(flat(early)))   # still readable
+  return np.array(losses), flat(params), flat(mutable), flat(opt)
+
+
+def test_the_trainers_loop_is_the_tree_step_in_every_form():
+  """start / advance / trees (the carry in the form's layout, the step key folded in the jit)
+  give the losses and parameters of the tree step called with `step_key` keys."""
+  for form in (TREE, dict(eigen=False, rbg=True, flat=True)):
+    losses, p, _, _ = _loop(0.5, 3, form)
+    want_losses, want_p = _train(0.5, **form)
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-6)
+    np.testing.assert_allclose(p, want_p, rtol=0, atol=1e-4)   # as the flat update's rounding
+    assert np.mean(~np.isclose(p, want_p, rtol=1e-5, atol=1e-7)) < 0.1
+
+
+def test_the_phase_key_folds_into_the_step_key():
+  a = jax.random.key_data(train.step_key(3, "valence/x", 17))
+  b = jax.random.key_data(jax.random.fold_in(train.phase_key(3, "valence/x"), np.uint32(17)))
+  np.testing.assert_array_equal(a, b)
+
+
+def test_the_small_forms_unrolled_threefry_draws_the_same_bits_without_a_loop():
+  """jit_step lowers threefry unrolled in the small form: the masks of JAX's own (rolled)
+  lowering, and no XLA while loop left in the program."""
+  def masks(key):
+    k = jax.random.fold_in(key, 3)
+    return jax.random.bernoulli(k, 0.3, (4, 37)), jax.random.uniform(jax.random.split(k)[1], (5,))
+  keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(7), i))(jnp.arange(3))
+  small = train.step_form({"w": jnp.zeros(3)})
+  fast, ref = train.jit_step(jax.vmap(masks), small), jax.jit(jax.vmap(masks))
+  for a, b in zip(fast(keys), ref(keys)):
+    np.testing.assert_array_equal(a, b)
+  assert " while(" in ref.lower(keys).compile().as_text()
+  assert " while(" not in fast.lower(keys).compile().as_text()
+  bigger = train.step_form({"w": jax.ShapeDtypeStruct((train.UNROLLED_THREEFRY_PARAMS,),
+                                                      jnp.float32)})
+  assert not bigger["eigen"]    # still the small form, but threefry stays rolled
+  assert " while(" in train.jit_step(jax.vmap(masks), bigger).lower(keys).compile().as_text()

@@ -72,6 +72,10 @@ HEAD_ACTIVATIONS = ("none", "tanh")
 MODEL_DEFAULTS = {"norm": "pre", "feed_forward": "relu", "head_activation": "none"}
 # The order of the released models' five streams (sample_inputs.npz, linear1..linear5).
 RELEASED_STREAMS = ("resnet50", "flownet", "i3d", "vggish", "emobase")
+# Attention whose scores take at most this many products per (example, head) (queries x keys x
+# head width) is computed as broadcast products and sums (one loop fusion each) rather than as a
+# batched dot of tiny matrices: the Feature AAN's 5 x 5 x 4 per head (docs/benchmarks.md).
+ELEMENTWISE_ATTENTION_MAX = 256
 
 
 class LayerNorm(nnx.Module):
@@ -123,12 +127,19 @@ class MultiHeadAttention(nnx.Module):
       q = split(self.q(q_NxQxD), tq)
       k = split(self.k(kv_NxKxD), tk)
       v = split(self.v(kv_NxKxD), tk)
-    s_NxHxQxK = jnp.einsum("nhqc,nhkc->nhqk", q, k) / math.sqrt(d // h)
+    small = tq * tk * (d // h) <= ELEMENTWISE_ATTENTION_MAX
+    if small:   # a few products per score: one loop fusion instead of a batched dot of tiny matrices
+      s_NxHxQxK = jnp.sum(q[:, :, :, None, :] * k[:, :, None, :, :], axis=-1) / math.sqrt(d // h)
+    else:
+      s_NxHxQxK = jnp.einsum("nhqc,nhkc->nhqk", q, k) / math.sqrt(d // h)
     if mask_NxQxK is not None:
       s_NxHxQxK = jnp.where(mask_NxQxK[:, None], s_NxHxQxK, -1e9)
     p = self.drop(jax.nn.softmax(s_NxHxQxK, axis=-1), rngs=rngs)
-    o = jnp.einsum("nhqk,nhkc->nhqc", p, v).transpose(0, 2, 1, 3).reshape(n, tq, d)
-    return self.out(o)
+    if small:
+      o = jnp.sum(p[..., None] * v[:, :, None, :, :], axis=3)
+    else:
+      o = jnp.einsum("nhqk,nhkc->nhqc", p, v)
+    return self.out(o.transpose(0, 2, 1, 3).reshape(n, tq, d))
 
 
 class FeedForward(nnx.Module):
