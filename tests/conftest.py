@@ -195,7 +195,8 @@ def pytest_xdist_make_scheduler(config, log):
 
     def schedule(self):
       if self.groups is None:  # every worker collected the same tests: read any one's groups
-        self.groups = json.loads(next(iter(sorted(groups_dir.glob("*.json")))).read_text())
+        files = sorted(groups_dir.glob("*.json"))
+        self.groups = json.loads(files[0].read_text()) if files else {}
       super().schedule()
 
     def _split_scope(self, nodeid):
