@@ -1,6 +1,7 @@
 """Shared test fixtures and paths."""
 
 import atexit
+import json
 import os
 import pathlib
 import shutil
@@ -76,6 +77,36 @@ def reference_run(tmp_path_factory):
   return config, workdir, out.getvalue()
 
 
+def films_config(data_dir, extractors=("visual_stats", "audio_functionals")):
+  """two_timescale_films (arousal, runlocal) on 7 small synthetic films (12 s, 96x72 at 8 fps),
+  its features extracted by `extractors`, trained 4 steps on 4 s clips."""
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from configs import two_timescale_films  # pylint: disable=import-outside-toplevel
+  c = two_timescale_films.get_config("arousal,runlocal")
+  with c.unlocked():
+    c.dataset.data_dir = str(data_dir)
+    c.dataset.builder_kwargs = ml_collections.ConfigDict(dict(
+        num_films=5, duration_s=12, fps=8, width=96, height=72, sample_rate=16000,
+        num_validation=1, num_test=1, extractors=extractors, num_workers=0))
+    c.per_target.arousal.inputs.streams = tuple(extractors)
+    c.data.clip_seconds = 4
+    c.train.steps = 4
+    c.train.eval_every_steps = 2
+    c.checkpoint.every_steps = 2
+  return c
+
+
+@pytest.fixture(scope="session")
+def films_run(tmp_path_factory):
+  """`films_config()` trained and evaluated once per session: (config, root); the run is
+  root/"run", its dataset root/"data". test_predict.py and test_api.py read it. Read-only."""
+  from emojax import train  # pylint: disable=import-outside-toplevel
+  root = tmp_path_factory.mktemp("films")
+  config = films_config(root / "data")
+  train.train_and_evaluate(config, root / "run")
+  return config, root
+
+
 def toy_config(workdir_data: pathlib.Path | None = None, *, targets=("arousal",), steps: int = 6):
   """A shrunken seed-000 config on the toy dataset of tests/toy_dataset.py.
 
@@ -104,3 +135,71 @@ def toy_config(workdir_data: pathlib.Path | None = None, *, targets=("arousal",)
     c.checkpoint.every_steps = 2
     c.log.every_steps = 3
   return c
+
+
+# pytest-xdist (`-n 2 --dist loadgroup`, pyproject.toml): tests are sent to the two workers one by
+# one, except the tests that share an expensive fixture, which one worker runs as a group: a
+# session fixture's readers (`reference_run`, `films_run`) so it is built once, and a module's
+# tests that read a module- or class-scoped fixture so it is built once (pytest tears a module
+# fixture down as soon as its worker runs a test from another module). xdist's own loadgroup
+# (`xdist_group` marks) renames each item's nodeid, which pytest 9 ignores: each worker writes the
+# groups of its collection to a file, and the controller's scheduler reads them.
+_SHARED_SESSION_FIXTURES = ("reference_run", "films_run")
+
+
+def _group(item) -> str | None:
+  names = item.fixturenames
+  group = next((f for f in _SHARED_SESSION_FIXTURES if f in names), None)
+  if group is None:
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info else ()
+    if any(d.scope in ("module", "class", "package") for ds in defs for d in ds):
+      group = item.nodeid.split("::")[0]
+  return group
+
+
+def pytest_configure(config):
+  if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+    groups = pathlib.Path(tempfile.mkdtemp(prefix="emojax_xdist_groups_"))
+    atexit.register(shutil.rmtree, groups, ignore_errors=True)
+    config.stash[_GROUPS_DIR] = groups
+
+
+_GROUPS_DIR = pytest.StashKey[pathlib.Path]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+  node.workerinput["emojax_groups_dir"] = str(node.config.stash[_GROUPS_DIR])
+
+
+def pytest_collection_modifyitems(config, items):
+  groups_dir = getattr(config, "workerinput", {}).get("emojax_groups_dir")
+  if groups_dir:
+    groups = {item.nodeid: g for item in items if (g := _group(item))}
+    path = pathlib.Path(groups_dir) / f"{config.workerinput['workerid']}.json"
+    path.write_text(json.dumps(groups))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+  if config.getvalue("dist") != "loadgroup" or _GROUPS_DIR not in config.stash:
+    return None
+  from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
+  groups_dir = config.stash[_GROUPS_DIR]
+
+  class FixtureGroups(LoadScopeScheduling):
+    """xdist's scope scheduling with this conftest's groups as the scopes (a test apart from any
+    group is its own scope); the largest groups are sent first."""
+    groups: dict[str, str] | None = None
+
+    def schedule(self):
+      if self.groups is None:  # every worker collected the same tests: read any one's groups
+        files = sorted(groups_dir.glob("*.json"))
+        self.groups = json.loads(files[0].read_text()) if files else {}
+      super().schedule()
+
+    def _split_scope(self, nodeid):
+      return (self.groups or {}).get(nodeid, nodeid)
+
+  return FixtureGroups(config, log)

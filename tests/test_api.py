@@ -1,4 +1,4 @@
-"""emojax.api on a run trained here: what it returns against the files the run wrote."""
+"""emojax.api on the session's films run: what it returns against the files the run wrote."""
 
 import csv
 import json
@@ -7,15 +7,13 @@ import numpy as np
 import pytest
 
 from conftest import MEDIA_FIXTURE
-from emojax import api, errors, train
-from test_predict import _config
+from emojax import api, errors
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  root = tmp_path_factory.mktemp("api")
-  train.train_and_evaluate(_config(root / "data"), root / "run")
-  return root / "run"
+@pytest.fixture
+def run(films_run):
+  """The session's films run (conftest.films_run, shared with test_predict.py)."""
+  return films_run[1] / "run"
 
 
 def test_config_phases_metrics_and_predictions(run):

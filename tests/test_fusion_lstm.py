@@ -37,6 +37,12 @@ def _batch(b=2, seed=0):
 
 
 @pytest.fixture(scope="module")
+def small_clips_dir(tmp_path_factory):
+  """One data dir for the module's two harness runs: `synthetic_clips/small` is built once."""
+  return tmp_path_factory.mktemp("small_clips")
+
+
+@pytest.fixture(scope="module")
 def modal():
   config = _config()
   model = fl.create(config, DIMS, nnx.Rngs(0))
@@ -160,7 +166,7 @@ def test_train_step_gradients_finite_and_random_crops():
   def loss_fn(m, key):
     return contract.loss_value(phase.task, phase.forward(m, batch, nnx.Rngs(dropout=key)), batch)
 
-  loss, grads = nnx.value_and_grad(loss_fn)(model, jax.random.key(0))
+  loss, grads = nnx.jit(nnx.value_and_grad(loss_fn))(model, jax.random.key(0))  # one program
   leaves = jax.tree.leaves(nnx.state(grads, nnx.Param))
   assert np.isfinite(float(loss)) and all(np.all(np.isfinite(g)) for g in leaves)
   assert float(jnp.abs(grads.branches["fused"].alpha[...]).sum()) > 0  # alpha is learned
@@ -272,14 +278,14 @@ def _two_targets():
 # ---------------------------------------------------------------------------- end to end
 
 
-def test_late_fusion_trains_end_to_end_on_the_small_clip_benchmark(tmp_path):
+def test_late_fusion_trains_end_to_end_on_the_small_clip_benchmark(tmp_path, small_clips_dir):
   """The harness runs both late-fusion phases on `synthetic_clips/small` and writes its outputs."""
   import json  # pylint: disable=import-outside-toplevel
   from emojax import train  # pylint: disable=import-outside-toplevel
   c = _config("late")
   with c.unlocked():
     c.dataset.config = "small"
-    c.dataset.data_dir = str(tmp_path / "data")
+    c.dataset.data_dir = str(small_clips_dir)
     c.model.crop = 16   # of the small config's 24-pixel images
     c.data.batch_size = 4
     c.data.eval_batch_size = 8
@@ -344,13 +350,18 @@ def test_every_step_loss_is_the_clip_label_ce_averaged_over_valid_steps():
     ces = [_np_ce(_np_branch(br, {m: f[b:b + 1, :t + 1] for m, f in feats.items()},
                              mask[b:b + 1, :t + 1])[0], y[b]) for t in range(L) if mask[b, t]]
     per_clip.append(np.mean(ces))
-  got = contract.loss_value(phase.task, phase.forward(model, batch, nnx.Rngs(dropout=0)), batch)
+  # The model's computations run jitted (one program each; eagerly every operation compiles).
+  via_contract = lambda mdl: contract.loss_value(
+      phase.task, phase.forward(mdl, batch, nnx.Rngs(dropout=0)), batch)
+  got = nnx.jit(via_contract)(model)
   np.testing.assert_allclose(float(got), np.mean(per_clip), rtol=2e-4)
   # Evaluation (rngs None): the last valid step's logits, as with loss_on="last".
-  np.testing.assert_allclose(np.asarray(phase.forward(model, batch, None)),
-                             _np_branch(br, feats, mask), rtol=2e-4, atol=2e-5)
-  last = contract.loss_value(phase.task, fl.plan(_config(crop=SIDE), [])
-                             .forward(model, batch, nnx.Rngs(dropout=0)), batch)
+  evaluated = nnx.jit(lambda mdl: phase.forward(mdl, batch, None))(model)
+  np.testing.assert_allclose(np.asarray(evaluated), _np_branch(br, feats, mask), rtol=2e-4,
+                             atol=2e-5)
+  last_phase = fl.plan(_config(crop=SIDE), [])
+  last = nnx.jit(lambda mdl: contract.loss_value(
+      last_phase.task, last_phase.forward(mdl, batch, nnx.Rngs(dropout=0)), batch))(model)
   assert abs(float(last) - float(got)) > 1e-4   # another objective
 
   def direct(mdl):   # the per-step loss written with log_softmax on the per-step logits
@@ -359,10 +370,8 @@ def test_every_step_loss_is_the_clip_label_ce_averaged_over_valid_steps():
                               .repeat(L, 1), axis=-1)[..., 0]
     return jnp.mean(jnp.sum(ce * valid, 1) / jnp.sum(valid, 1))
 
-  via_contract = lambda mdl: contract.loss_value(
-      phase.task, phase.forward(mdl, batch, nnx.Rngs(dropout=0)), batch)
-  g1 = nnx.state(nnx.grad(via_contract)(model), nnx.Param)
-  g2 = nnx.state(nnx.grad(direct)(model), nnx.Param)
+  g1 = nnx.state(nnx.jit(nnx.grad(via_contract))(model), nnx.Param)   # one program each, not
+  g2 = nnx.state(nnx.jit(nnx.grad(direct))(model), nnx.Param)         # an eager op at a time
   jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3,
                                                        atol=1e-6), g1, g2)
 
@@ -443,7 +452,7 @@ def test_alexnet_weights_errors_name_the_key(tmp_path):
     fl.create(config, DIMS, nnx.Rngs(0))
 
 
-def test_every_step_loss_trains_through_the_harness(tmp_path):
+def test_every_step_loss_trains_through_the_harness(tmp_path, small_clips_dir):
   """The harness trains with the per-step loss (its forward reads the batch's labels) and scores
   the last step's predictions."""
   import json  # pylint: disable=import-outside-toplevel
@@ -451,7 +460,7 @@ def test_every_step_loss_trains_through_the_harness(tmp_path):
   c = _config()
   with c.unlocked():
     c.dataset.config = "small"
-    c.dataset.data_dir = str(tmp_path / "data")
+    c.dataset.data_dir = str(small_clips_dir)
     c.model.crop = 16
     c.data.batch_size = 4
     c.data.eval_batch_size = 8

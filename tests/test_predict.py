@@ -8,32 +8,14 @@ import ml_collections
 import pytest
 
 from conftest import MEDIA_FIXTURE, REPO
-from emojax import errors, evaluate, predict, train
+from emojax import errors, evaluate, predict
 from emojax.features import manifest
 
 
-def _config(data_dir, extractors=("visual_stats", "audio_functionals")):
-  from configs import two_timescale_films  # pylint: disable=import-outside-toplevel
-  c = two_timescale_films.get_config("arousal,runlocal")
-  with c.unlocked():
-    c.dataset.data_dir = str(data_dir)
-    c.dataset.builder_kwargs = ml_collections.ConfigDict(dict(
-        num_films=5, duration_s=12, fps=8, width=96, height=72, sample_rate=16000,
-        num_validation=1, num_test=1, extractors=extractors, num_workers=0))
-    c.per_target.arousal.inputs.streams = tuple(extractors)
-    c.data.clip_seconds = 4
-    c.train.steps = 4
-    c.train.eval_every_steps = 2
-    c.checkpoint.every_steps = 2
-  return c
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  root = tmp_path_factory.mktemp("predict")
-  config = _config(root / "data")
-  train.train_and_evaluate(config, root / "run")
-  return config, root
+@pytest.fixture(name="trained")
+def _trained(films_run):
+  """The session's films run (conftest.films_run; test_api.py reads the same one)."""
+  return films_run
 
 
 def test_predict_writes_csv_and_png_for_the_real_film(trained, tmp_path):

@@ -119,8 +119,10 @@ def _overrides(config) -> list[str]:
 def test_eight_devices_give_the_same_result_as_one(tmp_path, reference_run):
   config, one, _ = reference_run     # one device, in-process
   eight = tmp_path / "eight"
-  _run_main([f"--workdir={eight}", *_overrides(config)],
-            env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  # The device count added to the tests' XLA flags (conftest.py: XLA's backend optimisation off,
+  # as in the reference run).
+  flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8".strip()
+  _run_main([f"--workdir={eight}", *_overrides(config)], env={"XLA_FLAGS": flags})
   info = json.loads((eight / "run_info.json").read_text())
   assert len(info["devices"]) == 8
   a, b = _final_params(one, config), _final_params(eight, config)

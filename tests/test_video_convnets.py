@@ -69,19 +69,22 @@ def test_each_architecture_takes_a_real_step_at_a_small_size(arch):
   (value, out), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params, rest)
   assert out.shape == (2,) and np.isfinite(float(value))
   assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
-  norm2 = sum(float(jnp.sum(g * g)) for g in jax.tree.leaves(grads))
+  # Each computation below is one jitted program: run eagerly, every operation of these networks
+  # compiles on its own (a third of this test's time).
+  grads_np = jax.tree.map(np.asarray, grads)
+  norm2 = sum(float(np.sum(g.astype(np.float64) ** 2)) for g in jax.tree.leaves(grads_np))
   assert norm2 > 0
   lr = 0.05 * float(value) / norm2          # a first-order decrease of 5% of the loss
-  stepped = float(loss(jax.tree.map(lambda p, g: p - lr * g, params, grads), rest)[0])
+  stepped = float(jax.jit(lambda p, g, r: loss(jax.tree.map(lambda a, b: a - lr * b, p, g), r)[0])(
+      params, grads, rest))
   assert stepped < float(value), (stepped, float(value))
   before = jax.tree.map(np.array, nnx.state(net, nnx.Param))
   opt = nnx.Optimizer(net, __import__("optax").sgd(0.1), wrt=nnx.Param)
-  opt.update(net, grads)
-  jax.tree.map(lambda b, g, a: np.testing.assert_allclose(a, b - 0.1 * np.asarray(g), rtol=1e-5,
-                                                          atol=1e-6),
-               before, grads, jax.tree.map(np.asarray, nnx.state(net, nnx.Param)))
+  nnx.jit(lambda o, n, g: o.update(n, g))(opt, net, grads)
+  jax.tree.map(lambda b, g, a: np.testing.assert_allclose(a, b - 0.1 * g, rtol=1e-5, atol=1e-6),
+               before, grads_np, jax.tree.map(np.asarray, nnx.state(net, nnx.Param)))
   net.eval()
-  assert net(x, None).shape == (2,)
+  assert nnx.jit(lambda n: n(x, None))(net).shape == (2,)
 
 
 def test_crop_and_flip_are_windows_of_the_input_and_reproducible():
@@ -132,7 +135,8 @@ def test_weights_round_trip_and_other_architecture(tmp_path):
   assert vcn.load_weights(b, tmp_path / "w.npz") == []
   x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 8, 40, 40, 3)), jnp.uint8)
   a.eval(), b.eval()
-  np.testing.assert_allclose(a(x, None), b(x, None), rtol=1e-5, atol=1e-6)
+  forward = nnx.jit(lambda net: net(x, None))   # one program for both (eagerly: every operation)
+  np.testing.assert_allclose(forward(a), forward(b), rtol=1e-5, atol=1e-6)
   c3d = vcn.VideoNet(_config("c3d"), (8, 40, 40, 3), nnx.Rngs(0))
   with pytest.raises(errors.ConfigError, match="parameter 'net/"):
     vcn.load_weights(c3d, tmp_path / "w.npz")
@@ -145,7 +149,7 @@ def test_partial_bn_keeps_statistics_after_the_first_layer():
   c = _config("tsn", partial_bn=True)
   net = vcn.VideoNet(c, (8, 3, 40, 40, 3), nnx.Rngs(0))
   x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 8, 3, 40, 40, 3)), jnp.uint8)
-  net(x, nnx.Rngs(dropout=0))
+  nnx.jit(lambda n: n(x, nnx.Rngs(dropout=0)))(net)   # a training forward (jitted: one program)
   bb = net.net.backbone
   assert not np.allclose(bb.stem.bn.bn.mean[...], 0.0)          # the first BN learns statistics
   np.testing.assert_array_equal(bb.blocks[0].c1.bn.bn.mean[...], 0.0)   # the others do not
