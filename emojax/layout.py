@@ -77,11 +77,21 @@ ADDED_KEYS = {"checkpoint": {"finished": "last"}, "sweep": {"columns": []},
               "train": {"ensemble_members": []}, "data": {"fraction": 1.0}}
 
 
+# A method's keys added since, with the value that keeps a saved run's meaning (resuming it under
+# the new default is refused in one line naming the key; evaluating it builds the saved form).
+METHOD_ADDED_KEYS = {
+    # issue 23: the head on each training window's loss second only; runs saved before ran it on
+    # every second of the window.
+    "gru_moe": {"model": {"head_seconds": "all"}},
+}
+
+
 def upgrade(saved: Mapping) -> dict:
   """A config dict in the layout; `saved` may be a config.json written before it (or before a
-  harness key of ADDED_KEYS existed)."""
+  harness key of ADDED_KEYS or a method key of METHOD_ADDED_KEYS existed)."""
   d = _upgrade_layout(saved)
-  for block, keys in ADDED_KEYS.items():
+  for block, keys in [*ADDED_KEYS.items(),
+                      *METHOD_ADDED_KEYS.get(d.get("method"), {}).items()]:
     if isinstance(d.get(block), Mapping):
       d[block] = {**keys, **d[block]}
   return d
