@@ -157,23 +157,30 @@ def conv3d(x, w, stride=1, padding=0, lowering: str = "xla", accum=jnp.float32):
                            f"{LOWERINGS + ('auto',)}")
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _frames2d_xladw(x, w, stride, pad, accum):
-  return conv3d(x, w, stride, pad, "frames2d", accum)
+def _frames2d_with_kernel_grad(kernel_grad):
+  """`frames2d`'s forward and input gradient with the kernel gradient of `kernel_grad(x, w, g,
+  stride, pad, accum)` (a custom VJP)."""
+
+  @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+  def conv(x, w, stride, pad, accum):
+    return conv3d(x, w, stride, pad, "frames2d", accum)
+
+  def fwd(x, w, stride, pad, accum):
+    return conv3d(x, w, stride, pad, "frames2d", accum), (x, w)
+
+  def bwd(stride, pad, accum, res, g):
+    x, w = res
+    dx = jax.vjp(lambda a: conv3d(a, w, stride, pad, "frames2d", accum), x)[1](g)[0]
+    return dx, kernel_grad(x, w, g, stride, pad, accum)
+
+  conv.defvjp(fwd, bwd)
+  return conv
 
 
-def _frames2d_xladw_fwd(x, w, stride, pad, accum):
-  return conv3d(x, w, stride, pad, "frames2d", accum), (x, w)
-
-
-def _frames2d_xladw_bwd(stride, pad, accum, res, g):
-  x, w = res
-  dx = jax.vjp(lambda a: conv3d(a, w, stride, pad, "frames2d", accum), x)[1](g)[0]
-  dw = jax.vjp(lambda k: conv3d(x, k, stride, pad, "xla", accum), w)[1](g)[0]
-  return dx, dw
-
-
-_frames2d_xladw.defvjp(_frames2d_xladw_fwd, _frames2d_xladw_bwd)
+# frames2d_xladw: the kernel gradient of XLA's own 3-D convolution.
+_frames2d_xladw = _frames2d_with_kernel_grad(
+    lambda x, w, g, stride, pad, accum: jax.vjp(
+        lambda k: conv3d(x, k, stride, pad, "xla", accum), w)[1](g)[0])
 
 
 def frame_scan_dw(x, g, kernel: Sequence[int], stride=1, padding=0, accum=jnp.float32):
@@ -212,23 +219,10 @@ def frame_scan_dw(x, g, kernel: Sequence[int], stride=1, padding=0, accum=jnp.fl
   return acc.reshape(kt, kh, kw, ci, co)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _frames2d_scandw(x, w, stride, pad, accum):
-  return conv3d(x, w, stride, pad, "frames2d", accum)
-
-
-def _frames2d_scandw_fwd(x, w, stride, pad, accum):
-  return conv3d(x, w, stride, pad, "frames2d", accum), (x, w)
-
-
-def _frames2d_scandw_bwd(stride, pad, accum, res, g):
-  x, w = res
-  dx = jax.vjp(lambda a: conv3d(a, w, stride, pad, "frames2d", accum), x)[1](g)[0]
-  dw = frame_scan_dw(x, g, w.shape, stride, pad, accum).astype(w.dtype)
-  return dx, dw
-
-
-_frames2d_scandw.defvjp(_frames2d_scandw_fwd, _frames2d_scandw_bwd)
+# frames2d_scandw: the kernel gradient one output frame at a time (frame_scan_dw).
+_frames2d_scandw = _frames2d_with_kernel_grad(
+    lambda x, w, g, stride, pad, accum: frame_scan_dw(
+        x, g, w.shape, stride, pad, accum).astype(w.dtype))
 
 
 def flops(in_shape: Sequence[int], kernel: Sequence[int], stride, padding) -> int:
