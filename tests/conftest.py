@@ -203,3 +203,15 @@ def pytest_xdist_make_scheduler(config, log):
       return (self.groups or {}).get(nodeid, nodeid)
 
   return FixtureGroups(config, log)
+
+
+def ridge_toy_config():
+  """The ridge config on the toy dataset (both targets, 5 s clips, batches of 8)."""
+  from configs import ridge  # pylint: disable=import-outside-toplevel
+  base = toy_config(targets=("valence", "arousal"))
+  c = ridge.from_two_timescale(base, runlocal=True)
+  with c.unlocked():
+    c.dataset = base.dataset
+    c.data.clip_seconds = 5
+    c.data.batch_size = c.data.eval_batch_size = 8
+  return c

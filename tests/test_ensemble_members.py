@@ -131,16 +131,11 @@ def test_k_members_fit_a_closed_form_phase_each_alone(tmp_path):
   member is fitted alone; its weights are the closed form in NumPy (standardised features,
   (Z'Z + aI)^-1 Z'(y - mean), alpha by validation MSE) and the run's mean equals them."""
   import toy_dataset  # pylint: disable=import-outside-toplevel,unused-import  (registers the builder)
-  from configs import ridge  # pylint: disable=import-outside-toplevel
-  from conftest import toy_config  # pylint: disable=import-outside-toplevel
+  from conftest import ridge_toy_config  # pylint: disable=import-outside-toplevel
   from emojax import checkpoint, train  # pylint: disable=import-outside-toplevel
   from emojax.models import ridge as ridge_method  # pylint: disable=import-outside-toplevel
-  base = toy_config(targets=("valence", "arousal"))
-  c = ridge.from_two_timescale(base, runlocal=True)
+  c = ridge_toy_config()
   with c.unlocked():
-    c.dataset = base.dataset
-    c.data.clip_seconds = 5
-    c.data.batch_size = c.data.eval_batch_size = 8
     c.train.ensemble = 2
   run = tmp_path / "run"
   train.train_and_evaluate(c, run)

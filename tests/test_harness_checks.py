@@ -11,24 +11,15 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from conftest import REPO, toy_config
+from conftest import REPO, ridge_toy_config, toy_config
 from emojax import checkpoint, fileio, train
 from emojax.models import two_timescale
 
 
-def _ridge_config():
-  from configs import ridge  # pylint: disable=import-outside-toplevel
-  base = toy_config(targets=("valence", "arousal"))
-  c = ridge.from_two_timescale(base, runlocal=True)
-  with c.unlocked():
-    c.dataset = base.dataset
-    c.data.clip_seconds = 5
-    c.data.batch_size = c.data.eval_batch_size = 8
-  return c
 
 
 def test_ridge_fit_equals_the_closed_form_and_writes_per_second_predictions(tmp_path):
-  config = _ridge_config()
+  config = ridge_toy_config()
   trainer = train.Trainer(config, tmp_path / "run")
   trainer.run()
   from emojax import evaluate  # pylint: disable=import-outside-toplevel

@@ -35,14 +35,20 @@ def _train(rate, steps=3, **form):
   return _run(rate, steps, tuple(sorted(form.items())))
 
 
-def _train_once(rate, steps=3, **form):
-  """Losses and final params of `steps` Adam steps of the stateful test net in a given form."""
+def _net_step(rate, **form):
+  """The stateful test net split for training, Adam, and the harness step in a given form."""
   model = stateful_method.Net(5, 8, rate, rngs=nnx.Rngs(0))
   model.train()
   graphdef, params, mutable, frozen = nnx.split(model, nnx.Param, contract.MUTABLE, ...)
   tx = optax.adam(1e-2)
   step = train.build_train_step(graphdef, stateful_method._forward, contract.Task(("arousal",)),
                                 tx, 1e-3, **form)
+  return params, mutable, frozen, tx, step
+
+
+def _train_once(rate, steps=3, **form):
+  """Losses and final params of `steps` Adam steps of the stateful test net in a given form."""
+  params, mutable, frozen, tx, step = _net_step(rate, **form)
   opt, losses = tx.init(params), []
   for s in range(steps):
     params, mutable, opt, loss = step(params, mutable, frozen, opt, _batch(s),
@@ -93,12 +99,7 @@ def test_rbg_keys_change_the_dropout_stream_and_repeat_it_for_the_same_seed():
 def _loop(rate, steps, form, trees_at=1):
   """`steps` steps as the Trainer's loop takes them (TrainStep.start / advance / trees); the
   trees read after step `trees_at` must stay readable after later steps (no donated aliases)."""
-  model = stateful_method.Net(5, 8, rate, rngs=nnx.Rngs(0))
-  model.train()
-  graphdef, params, mutable, frozen = nnx.split(model, nnx.Param, contract.MUTABLE, ...)
-  tx = optax.adam(1e-2)
-  step = train.build_train_step(graphdef, stateful_method._forward, contract.Task(("arousal",)),
-                                tx, 1e-3, **form)
+  params, mutable, frozen, tx, step = _net_step(rate, **form)
   carry = step.start(params, mutable, tx.init(params))
   losses, early = [], None
   for s in range(steps):
