@@ -252,12 +252,8 @@ def _lower_unrolled(jitted, args):
 
 
 class _UnrolledThreefry:
-  """While it is entered, JAX lowers threefry2x32 for CPU with its unrolled (GPU / default)
-  arithmetic, its two output words behind an optimization barrier: XLA fuses the hash into one
-  loop that writes the bits once, instead of into every consumer of a mask (the forward's
-  product and the backward's, which recomputed the whole hash each; the K = 4 AAN ensemble's
-  CPU step 7.24 -> 6.85 ms, docs/benchmarks.md). The same bits either way. A no-op where this JAX
-  lacks the private tables (the rolled rule stays: the same bits)."""
+  """While it is entered, JAX lowers threefry2x32 for CPU with its unrolled (GPU / default) rule;
+  a no-op where this JAX lacks the private tables (the rolled rule stays: the same bits)."""
   _swap = None
 
   def __enter__(self):
@@ -266,14 +262,8 @@ class _UnrolledThreefry:
       try:
         from jax._src.interpreters import mlir  # pylint: disable=g-import-not-at-top
         from jax._src.random import threefry2x32  # pylint: disable=g-import-not-at-top
-        unrolled = threefry2x32._threefry2x32_lowering  # pylint: disable=protected-access
-
-        def hashed_once(k1, k2, x1, x2):
-          return tuple(jax.lax.optimization_barrier(
-              tuple(unrolled(k1, k2, x1, x2, use_rolled_loops=False))))
         cls._swap = (mlir._platform_specific_lowerings["cpu"], threefry2x32.threefry2x32_p,  # pylint: disable=protected-access
-                     mlir.LoweringRuleEntry(mlir.lower_fun(hashed_once, multiple_results=True),
-                                            False))
+                     mlir.LoweringRuleEntry(threefry2x32._threefry2x32_lowering_rule, False))  # pylint: disable=protected-access
       except (ImportError, AttributeError, KeyError):
         cls._swap = ()
     if cls._swap:
