@@ -319,7 +319,9 @@ class MultiBiLSTM(nnx.Module):
 # torch's (uniform in [-1/sqrt(H), 1/sqrt(H)]). As for the BiLSTM, the input projections of all
 # steps (with b_ih and the r, z parts of b_hh folded in) are one matmul outside the recurrence, the
 # K recurrences of a layer (one per modality) share one `lax.scan` whose body is one batched
-# (K, B, H) x (K, H, 3H) dot, and the gradient is hand-written. Masks: at an invalid step the state
+# (K, B, H) x (K, H, 3H) dot, and the gradient is hand-written. For the GRU the K streams' per-step
+# arrays stay apart outside the scan body (`gru_scan_streams`) and the first layer projects its
+# batch-major input in place (`time_major_projection`). Masks: at an invalid step the state
 # is held and the output is 0, so left padding (film starts) starts the recurrence at the first valid
 # step and right padding (film ends) keeps the last valid state.
 
