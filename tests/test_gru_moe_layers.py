@@ -94,25 +94,17 @@ def test_matches_numpy_reference_with_left_and_right_padding(cell):
 
 def _plain_gru_loss(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB, dout_TxKxBxH, dh_KxBxH):
   """An independent GRU recurrence differentiated by JAX's autodiff (no custom VJP)."""
-  h = w_KxHx3H.shape[1]
-
   def step(hp, inp):
-    g, m = inp
-    a = jnp.einsum('kbh,khg->kbg', hp, w_KxHx3H)
-    r = jax.nn.sigmoid(g[..., :h] + a[..., :h])
-    z = jax.nn.sigmoid(g[..., h:2 * h] + a[..., h:2 * h])
-    n = jnp.tanh(g[..., 2 * h:] + r * (a[..., 2 * h:] + b_hn_KxH[:, None]))
-    hn = (1 - z) * n + z * hp
-    hn = jnp.where(m[..., None], hn, hp)
-    return hn, jnp.where(m[..., None], hn, 0.0)
+    hn, (out, _) = _plain_gru_step(hp, inp, w_KxHx3H, b_hn_KxH)
+    return hn, out
 
-  k, b = w_KxHx3H.shape[0], gates_TxKxBx3H.shape[2]
+  k, b, h = w_KxHx3H.shape[0], gates_TxKxBx3H.shape[2], w_KxHx3H.shape[1]
   h_last, out = jax.lax.scan(step, jnp.zeros((k, b, h)), (gates_TxKxBx3H, mask_TxKxB))
   return jnp.sum(out * dout_TxKxBxH) + jnp.sum(h_last * dh_KxBxH)
 
 
-@pytest.mark.parametrize("masked", [False, True])
-def test_gru_custom_vjp_matches_autodiff(masked):
+@pytest.mark.parametrize("masked,unroll", [(False, None), (True, None), (True, 3), (False, 7)])
+def test_gru_custom_vjp_matches_autodiff(masked, unroll):
   rng = np.random.default_rng(1)
   k = 2
   gates = jnp.asarray(rng.normal(size=(T, k, B, 3 * H)), jnp.float32)
@@ -123,13 +115,93 @@ def test_gru_custom_vjp_matches_autodiff(masked):
   dh = jnp.asarray(rng.normal(size=(k, B, H)), jnp.float32)
 
   def custom(g, w_, b_):
-    out, h_last = layers.gru_scan(g, w_, b_, mask if masked else None)
+    out, h_last = layers.gru_scan(g, w_, b_, mask if masked else None, unroll)
     return jnp.sum(out * dout) + jnp.sum(h_last * dh)
 
   got = jax.grad(custom, argnums=(0, 1, 2))(gates, w, b_hn)
   want = jax.grad(_plain_gru_loss, argnums=(0, 1, 2))(gates, w, b_hn, jnp.asarray(mask), dout, dh)
   for g_, w_ in zip(got, want):
     np.testing.assert_allclose(np.asarray(g_), np.asarray(w_), rtol=1e-4, atol=1e-5)
+
+
+def _plain_stack_outputs(params, xs, mask_BxT):
+  """Plain-JAX GRU stacks (no custom VJP, batch-major einsums) from a MultiRecurrent's params."""
+  outs = {}
+  for m, x in xs.items():
+    y = jnp.swapaxes(jnp.asarray(x), 0, 1)                        # (T, B, D)
+    for layer in params["stacks"][m].values():
+      w_ih, w_hh, b_ih, b_hh = (layer[k][...] for k in ("w_ih", "w_hh", "b_ih", "b_hh"))
+      h = w_hh.shape[0]
+      gates = (jnp.einsum('tbd,dg->tbg', y, w_ih) + b_ih
+               + jnp.concatenate([b_hh[:2 * h], jnp.zeros(h)]))
+      mask_T1B = jnp.asarray(mask_BxT).T[:, None]
+      _, (y, h_last) = jax.lax.scan(
+          lambda hp, inp: _plain_gru_step(hp, inp, w_hh[None], b_hh[None, 2 * h:]),
+          jnp.zeros((1, B, h)), (gates[:, None], mask_T1B))
+      y, h_last = y[:, 0], h_last[-1, 0]
+    outs[m] = (y, h_last)
+  return outs
+
+
+def _plain_gru_step(hp, inp, w_KxHx3H, b_hn_KxH):
+  """One step of K plain GRUs from torch.nn.GRU's equations: (h', (output, h'))."""
+  g, m = inp
+  h = w_KxHx3H.shape[1]
+  a = jnp.einsum('kbh,khg->kbg', hp, w_KxHx3H)
+  r = jax.nn.sigmoid(g[..., :h] + a[..., :h])
+  z = jax.nn.sigmoid(g[..., h:2 * h] + a[..., h:2 * h])
+  n = jnp.tanh(g[..., 2 * h:] + r * (a[..., 2 * h:] + b_hn_KxH[:, None]))
+  hn = jnp.where(m[..., None], (1 - z) * n + z * hp, hp)
+  return hn, (jnp.where(m[..., None], hn, 0.0), hn)
+
+
+def test_gru_stack_gradients_match_plain_autodiff():
+  """The whole layer path (batch-major input projection, the K streams' scan with its custom
+  VJP, time-major outputs as gru_moe's head reads them) against autodiff of plain-JAX GRU stacks
+  (the batch-major outputs: test_matches_numpy_reference_with_left_and_right_padding)."""
+  time_major = True
+  graphdef, state = _model("gru")
+  params = nnx.state(nnx.merge(graphdef, state), nnx.Param)
+  xs, mask = _inputs()
+  rng = np.random.default_rng(3)
+  dys = {m: jnp.asarray(rng.normal(size=(T, B, H)), jnp.float32) for m in DIMS}
+  dhs = {m: jnp.asarray(rng.normal(size=(B, H)), jnp.float32) for m in DIMS}
+
+  def ours(p):
+    out = nnx.merge(graphdef, p)(xs, mask, time_major=time_major)
+    ys = {m: out[m][0] if time_major else jnp.swapaxes(out[m][0], 0, 1) for m in DIMS}
+    return sum(jnp.sum(ys[m] * dys[m]) + jnp.sum(out[m][1] * dhs[m]) for m in DIMS)
+
+  def plain(p):
+    out = _plain_stack_outputs(p, xs, mask)
+    return sum(jnp.sum(out[m][0] * dys[m]) + jnp.sum(out[m][1] * dhs[m]) for m in DIMS)
+
+  (loss, got), (loss_want, want) = (jax.jit(jax.value_and_grad(f))(p)
+                                    for f, p in ((ours, state), (plain, params)))
+  np.testing.assert_allclose(loss, loss_want, rtol=1e-5)
+  for (path, g), (_, w) in zip(jax.tree_util.tree_leaves_with_path(got),
+                               jax.tree_util.tree_leaves_with_path(want)):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-5,
+                               err_msg=str(path))
+
+
+def test_time_major_projection_of_batch_major_input_matches_numpy():
+  rng = np.random.default_rng(4)
+  x = rng.normal(size=(B, T, 6)).astype(np.float32)
+  w = rng.normal(size=(6, 9)).astype(np.float32)
+  b = rng.normal(size=(9,)).astype(np.float32)
+  want = np.einsum('btd,dg->tbg', x.astype(np.float64), w.astype(np.float64)) + b
+  for batch_major, x_in in ((True, x), (False, np.swapaxes(x, 0, 1))):
+    got = layers.time_major_projection(jnp.asarray(x_in), jnp.asarray(w), jnp.asarray(b),
+                                       batch_major)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("t,unroll", [(10, 10), (16, 16), (60, 6), (64, 8), (21, 7), (17, 8),
+                                      (45, 5)])
+def test_default_unroll_divides_long_sequences(t, unroll):
+  """Short sequences unroll fully; long ones by the largest divisor of T in [4, 8], else 8."""
+  assert layers._default_unroll(t) == unroll   # pylint: disable=protected-access
 
 
 def test_unknown_cell_is_refused():

@@ -223,38 +223,51 @@ class GruMoe(nnx.Module):
 
   def encode(self, batch: dict) -> tuple[jax.Array, jax.Array]:
     """Concatenated per-second encoder outputs (B, T, M H) and the valid seconds (B, T)."""
+    hs, mask_BxT = self.encode_streams(batch)
+    return jnp.concatenate(hs, axis=-1), mask_BxT
+
+  def encode_streams(self, batch: dict, time_major: bool = False
+                     ) -> tuple[list[jax.Array], jax.Array]:
+    """Per-second encoder outputs of each modality [(B, T, H_m)], or [(T, B, H_m)] if
+    `time_major` (the recurrences' own layout), and the valid seconds (B, T)."""
     b, l, s = batch["x_mask"][self.modalities[0]].shape   # every stream's valid seconds
     mask_BxT = batch["x_mask"][self.modalities[0]].reshape(b, l * s)
     xs = {k: batch["x"][k].reshape(b, l * s, -1) for k in self.modalities}
     if self.encoder_kind == "tcn":
       hs = [self.encoder[k](xs[k], mask_BxT) for k in self.modalities]
+      hs = [jnp.swapaxes(h, 0, 1) for h in hs] if time_major else hs
     elif self.per_stream:
-      hs = [self.encoder[k]({k: xs[k]}, mask_BxT)[k][0] for k in self.modalities]
+      hs = [self.encoder[k]({k: xs[k]}, mask_BxT, time_major)[k][0] for k in self.modalities]
     else:
-      out = self.encoder(xs, mask_BxT)
+      out = self.encoder(xs, mask_BxT, time_major)
       hs = [out[k][0] for k in self.modalities]
-    return jnp.concatenate(hs, axis=-1), mask_BxT
+    return hs, mask_BxT
 
   def __call__(self, batch: dict, rngs: nnx.Rngs | None = None,
                bn_inference: str | None = None) -> dict[str, jax.Array]:
     b, l, s = batch["x_mask"][self.modalities[0]].shape
-    h_BxTxF, _ = self.encode(batch)
     # One prediction per clip from the encoder state at the clip's last second: training windows
     # are L one-second clips (S = 1); the harness's sequence-to-one evaluation windows are one clip
     # of W seconds, right-aligned, ending at the second they predict (L = 1, S = W).
-    h_BxLxF = h_BxTxF.reshape(b, l, s, -1)[:, :, -1]
     valid_BxL = jnp.asarray(batch["clip_mask"], bool).reshape(b, l)
     if self.head_seconds == "last" and "loss_mask" in batch:
       # Sequence-to-one training (loss_on="last": at most one loss second per window): the head
-      # runs on each window's loss second only, its BatchNorm statistics over those B rows.
+      # runs on each window's loss second only, its BatchNorm statistics over those B rows. The
+      # B states are picked from each stream's time-major outputs, so no (B, T, M H) array of
+      # every second (nor its gradient) is laid out.
+      hs_TxBxH, _ = self.encode_streams(batch, time_major=True)
       loss_BxL = jnp.asarray(batch["loss_mask"], bool).reshape(b, l)
       last_B = jnp.argmax(loss_BxL, axis=1)
-      h_NxF = jnp.take_along_axis(h_BxLxF, last_B[:, None, None], axis=1)[:, 0]
+      t_B = last_B * s + (s - 1)     # the last second of the loss clip
+      h_NxF = jnp.concatenate([jnp.take_along_axis(h, t_B[None, :, None], axis=0)[0]
+                               for h in hs_TxBxH], axis=-1)
       valid_N = jnp.any(loss_BxL & valid_BxL, axis=1)
       logits_NxC = self._head(h_NxF, valid_N, rngs, bn_inference)
       at_BxL = jnp.arange(l)[None, :] == last_B[:, None]
       return {t: jnp.where(at_BxL, logits_NxC[:, i:i + 1], 0.0)
               for i, t in enumerate(self.targets)}
+    h_BxTxF, _ = self.encode(batch)
+    h_BxLxF = h_BxTxF.reshape(b, l, s, -1)[:, :, -1]
     logits_NxC = self._head(h_BxLxF.reshape(b * l, -1), valid_BxL.reshape(b * l), rngs,
                             bn_inference)
     return {t: logits_NxC[:, i].reshape(b, l) for i, t in enumerate(self.targets)}

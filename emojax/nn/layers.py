@@ -68,8 +68,16 @@ def params_under(*prefixes: tuple) -> nnx.filterlib.Filter:
 
 
 def _default_unroll(t: int) -> int:
-  """Short sequences (clips of ~10 s) unroll fully; long ones by 8 (XLA CPU loops are slow)."""
-  return t if t <= 16 else 8
+  """Short sequences (clips of ~10 s) unroll fully; long ones by the largest divisor of T in
+  [4, 8] (6 for seed 001's W = 60), else by 8 (XLA:CPU loops are slow).
+
+  A factor that divides T leaves no remainder steps, which `lax.scan` would run after the loop,
+  its outputs sliced and concatenated onto the loop's stacked ones (one more copy of every saved
+  activation; measured in docs/benchmarks.md, GRU + MoE).
+  """
+  if t <= 16:
+    return t
+  return next((u for u in range(8, 3, -1) if t % u == 0), 8)
 
 
 def lstm_scan(gates_TxKxBx4H: jax.Array, w_hh_KxHx4H: jax.Array,
@@ -84,7 +92,8 @@ def lstm_scan(gates_TxKxBx4H: jax.Array, w_hh_KxHx4H: jax.Array,
     gates_TxKxBx4H: precomputed input projections (x W_ih + b_ih + b_hh) per step.
     w_hh_KxHx4H: recurrent kernels.
     mask_TxKxB: valid steps; at an invalid step the state is held and the output is 0.
-    unroll: scan unroll factor (default: all steps up to 16, else 8).
+    unroll: scan unroll factor (default `_default_unroll`: all steps up to 16, else a divisor of
+      T in [4, 8], else 8).
 
   Returns:
     (outputs h_TxKxBxH, final hidden state h_KxBxH).
@@ -254,7 +263,7 @@ class BiLSTM(nnx.Module):
 
   def __init__(self, in_features: int, hidden: int, num_layers: int = 2, *, rngs: nnx.Rngs,
                unroll: int | None = None):
-    """`unroll`: steps per scan iteration (default: all up to 16 steps, else 8); speed only."""
+    """`unroll`: steps per scan iteration (default `_default_unroll`); speed only."""
     self.hidden = hidden
     self.unroll = unroll
     self.layers = nnx.List([
@@ -310,7 +319,9 @@ class MultiBiLSTM(nnx.Module):
 # torch's (uniform in [-1/sqrt(H), 1/sqrt(H)]). As for the BiLSTM, the input projections of all
 # steps (with b_ih and the r, z parts of b_hh folded in) are one matmul outside the recurrence, the
 # K recurrences of a layer (one per modality) share one `lax.scan` whose body is one batched
-# (K, B, H) x (K, H, 3H) dot, and the gradient is hand-written. Masks: at an invalid step the state
+# (K, B, H) x (K, H, 3H) dot, and the gradient is hand-written. For the GRU the K streams' per-step
+# arrays stay apart outside the scan body (`gru_scan_streams`) and the first layer projects its
+# batch-major input in place (`time_major_projection`). Masks: at an invalid step the state
 # is held and the output is 0, so left padding (film starts) starts the recurrence at the first valid
 # step and right padding (film ends) keeps the last valid state.
 
@@ -328,29 +339,54 @@ def gru_scan(gates_TxKxBx3H: jax.Array, w_hh_KxHx3H: jax.Array, b_hn_KxH: jax.Ar
     w_hh_KxHx3H: recurrent kernels.
     b_hn_KxH: the recurrent bias of the candidate (it sits inside r * (h W_hn + b_hn)).
     mask_TxKxB: valid steps; at an invalid step the state is held and the output is 0.
-    unroll: scan unroll factor (default: all steps up to 16, else 8).
+    unroll: scan unroll factor (default `_default_unroll`: all steps up to 16, else a divisor of
+      T in [4, 8], else 8).
 
   Returns:
     (outputs h_TxKxBxH, final hidden state h_KxBxH).
   """
-  unroll = _default_unroll(gates_TxKxBx3H.shape[0]) if unroll is None else unroll
-  if mask_TxKxB is None:
-    return _gru_scan_fn(False, unroll)(gates_TxKxBx3H, w_hh_KxHx3H, b_hn_KxH, None)
-  return _gru_scan_fn(True, unroll)(gates_TxKxBx3H, w_hh_KxHx3H, b_hn_KxH,
-                                    jnp.asarray(mask_TxKxB, bool))
+  k = gates_TxKxBx3H.shape[1]
+  outs, h_last = gru_scan_streams([gates_TxKxBx3H[:, i] for i in range(k)], w_hh_KxHx3H,
+                                  b_hn_KxH, mask_TxKxB, unroll)
+  return jnp.stack(outs, axis=1), h_last
+
+
+def gru_scan_streams(gates_K_TxBx3H: list[jax.Array], w_hh_KxHx3H: jax.Array,
+                     b_hn_KxH: jax.Array, mask_TxKxB: jax.Array | None = None,
+                     unroll: int | None = None) -> tuple[list[jax.Array], jax.Array]:
+  """`gru_scan` with the K recurrences' per-step arrays kept apart: gates, outputs, the saved
+  activations and their gradients are K arrays (T, B, .) each, not one (T, K, B, .).
+
+  Same arithmetic as `gru_scan` (the scan body stacks the K streams for its batched dot), but
+  no (T, K, B, .) array is ever laid out: the K streams' projections feed the scan without a
+  stacking copy, each stream's outputs and input-gradient are contiguous for its own projection's
+  weight gradient, and dW_hh is K plain (H, T B) x (T B, 3H) products over contiguous saved
+  states instead of a batched dot over K-strided ones, which XLA:CPU transposed first
+  (docs/benchmarks.md, GRU + MoE).
+
+  Returns:
+    (K outputs h_TxBxH, final hidden state h_KxBxH).
+  """
+  t = gates_K_TxBx3H[0].shape[0]
+  unroll = _default_unroll(t) if unroll is None else unroll
+  fn = _gru_scan_fn(mask_TxKxB is not None, unroll, len(gates_K_TxBx3H))
+  mask = None if mask_TxKxB is None else jnp.asarray(mask_TxKxB, bool)
+  outs, h_last = fn(tuple(gates_K_TxBx3H), w_hh_KxHx3H, b_hn_KxH, mask)
+  return list(outs), h_last
 
 
 @functools.lru_cache(maxsize=None)
-def _gru_scan_fn(masked: bool, unroll: int):
-  """The custom-VJP GRU scan for one (masked, unroll) pair."""
+def _gru_scan_fn(masked: bool, unroll: int, k: int):
+  """The custom-VJP GRU scan of K streams for one (masked, unroll, K)."""
 
-  def forward(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB, keep_residuals):
-    t, k, b, h3 = gates_TxKxBx3H.shape
+  def forward(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB, keep_residuals):
+    t, b, h3 = gates_K[0].shape
     h = h3 // 3
     b_hn = b_hn_KxH[:, None, :]
 
     def step(h_prev, inputs):
-      g_KxBx3H, m_KxB = inputs if masked else (inputs, None)
+      g_K, m_KxB = inputs if masked else (inputs, None)
+      g_KxBx3H = jnp.stack(g_K)
       a_KxBx3H = jnp.einsum('kbh,khg->kbg', h_prev, w_KxHx3H)
       rz = jax.nn.sigmoid(g_KxBx3H[..., :2 * h] + a_KxBx3H[..., :2 * h])
       r, z = rz[..., :h], rz[..., h:]
@@ -363,36 +399,38 @@ def _gru_scan_fn(masked: bool, unroll: int):
         out = jnp.where(m, h_new, 0.0)
       else:
         out = h_new
-      res = (h_prev, rz, n, hn) if keep_residuals else None
-      return h_new, (out, res)
+      res = tuple(tuple(a[i] for i in range(k)) for a in (h_prev, rz, n, hn)) if keep_residuals \
+          else None
+      return h_new, (tuple(out[i] for i in range(k)), res)
 
-    xs = (gates_TxKxBx3H, mask_TxKxB) if masked else gates_TxKxBx3H
-    zeros = jnp.zeros((k, b, h), gates_TxKxBx3H.dtype)
+    xs = (gates_K, mask_TxKxB) if masked else gates_K
+    zeros = jnp.zeros((k, b, h), gates_K[0].dtype)
     h_last, (out, res) = jax.lax.scan(step, zeros, xs, unroll=unroll)
     return out, h_last, res
 
   @jax.custom_vjp
-  def scan(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB):
-    out, h_last, _ = forward(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB, False)
+  def scan(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB):
+    out, h_last, _ = forward(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB, False)
     return out, h_last
 
-  def scan_fwd(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB):
-    out, h_last, res = forward(gates_TxKxBx3H, w_KxHx3H, b_hn_KxH, mask_TxKxB, True)
+  def scan_fwd(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB):
+    out, h_last, res = forward(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB, True)
     return (out, h_last), (res, w_KxHx3H, mask_TxKxB)
 
   def scan_bwd(saved, cotangents):
-    (h_prev_T, rz_T, n_T, hn_T), w_KxHx3H, mask_TxKxB = saved
-    dout_TxKxBxH, dh_last = cotangents
+    res, w_KxHx3H, mask_TxKxB = saved
+    dout_K, dh_last = cotangents
     h = w_KxHx3H.shape[1]
 
     def step(dh, inputs):
       if masked:
-        dout, h_prev, rz, n, hn, m_KxB = inputs
+        dout_K, res_K, m_KxB = inputs
         m = m_KxB[..., None]
-        dh_tot = dh + jnp.where(m, dout, 0.0)
+        dh_tot = dh + jnp.where(m, jnp.stack(dout_K), 0.0)
       else:
-        dout, h_prev, rz, n, hn = inputs
-        dh_tot = dh + dout
+        dout_K, res_K = inputs
+        dh_tot = dh + jnp.stack(dout_K)
+      h_prev, rz, n, hn = (jnp.stack(a) for a in res_K)
       r, z = rz[..., :h], rz[..., h:]
       dn = dh_tot * (1.0 - z)
       dz = dh_tot * (h_prev - n)
@@ -406,19 +444,33 @@ def _gru_scan_fn(masked: bool, unroll: int):
         dgh = jnp.where(m, dgh, 0.0)
         dgi = jnp.where(m, dgi, 0.0)
         dh_prev = jnp.where(m, dh_prev, dh)
-      return dh_prev, (dgi, dgh)
+      return dh_prev, (tuple(dgi[i] for i in range(k)), tuple(dgh[i] for i in range(k)))
 
-    xs = (dout_TxKxBxH, h_prev_T, rz_T, n_T, hn_T)
-    xs = xs + (mask_TxKxB,) if masked else xs
-    _, (dgi_TxKxBx3H, dgh_TxKxBx3H) = jax.lax.scan(step, dh_last, xs, reverse=True,
-                                                   unroll=unroll)
-    dw_KxHx3H = jnp.einsum('tkbh,tkbg->khg', h_prev_T, dgh_TxKxBx3H)
-    db_hn_KxH = jnp.sum(dgh_TxKxBx3H[..., 2 * h:], axis=(0, 2))
+    xs = (dout_K, res) + ((mask_TxKxB,) if masked else ())
+    _, (dgi_K, dgh_K) = jax.lax.scan(step, dh_last, xs, reverse=True, unroll=unroll)
+    h_prev_K = res[0]
+    dw_KxHx3H = jnp.stack([jnp.einsum('tbh,tbg->hg', h_prev_K[i], dgh_K[i]) for i in range(k)])
+    db_hn_KxH = jnp.stack([jnp.sum(dgh_K[i][..., 2 * h:], axis=(0, 1)) for i in range(k)])
     dmask = None if mask_TxKxB is None else np.zeros(mask_TxKxB.shape, jax.dtypes.float0)
-    return dgi_TxKxBx3H, dw_KxHx3H, db_hn_KxH, dmask
+    return dgi_K, dw_KxHx3H, db_hn_KxH, dmask
 
   scan.defvjp(scan_fwd, scan_bwd)
   return scan
+
+
+def time_major_projection(x: jax.Array, w_DxG: jax.Array, b_G: jax.Array,
+                          batch_major: bool) -> jax.Array:
+  """x W + b laid out time-major (T, B, G) for a scan, from x (T, B, D), or (B, T, D) if
+  `batch_major`.
+
+  A batch-major input is projected in its own layout and the (narrower) gates are transposed,
+  rather than transposing the input: XLA:CPU otherwise copies the whole (B, T, D) input into
+  (T, B, D) before the dot (and keeps that copy for the weight gradient), which at seed 001's
+  2,048-wide inputs costs more than the matmul's own memory traffic (docs/benchmarks.md).
+  """
+  if not batch_major:
+    return jnp.einsum('tbd,dg->tbg', x, w_DxG) + b_G
+  return jnp.swapaxes(jnp.einsum('btd,dg->btg', x, w_DxG) + b_G, 0, 1)
 
 
 class GRULayer(nnx.Module):
@@ -432,11 +484,13 @@ class GRULayer(nnx.Module):
     self.b_ih = torch_uniform(rngs, (3 * hidden,), bound)
     self.b_hh = torch_uniform(rngs, (3 * hidden,), bound)
 
-  def gates(self, x_TxBxD: jax.Array) -> jax.Array:
-    """Input projections of all steps, one matmul: (T, B, 3H), with b_ih + [b_hr, b_hz, 0]."""
+  def gates(self, x: jax.Array, batch_major: bool = False) -> jax.Array:
+    """Input projections of all steps, one matmul: (T, B, 3H), with b_ih + [b_hr, b_hz, 0].
+
+    `x` is (T, B, D), or (B, T, D) with `batch_major` (see `time_major_projection`)."""
     h = self.hidden
     b_3H = self.b_ih[...] + jnp.concatenate([self.b_hh[...][:2 * h], jnp.zeros((h,))])
-    return jnp.einsum('tbd,dg->tbg', x_TxBxD, self.w_ih[...]) + b_3H
+    return time_major_projection(x, self.w_ih[...], b_3H, batch_major)
 
   def recurrent(self) -> tuple[jax.Array, jax.Array]:
     """(w_hh (H, 3H), b_hn (H,)) for `gru_scan`."""
@@ -454,24 +508,27 @@ class LSTMLayer(nnx.Module):
     self.b_ih = torch_uniform(rngs, (4 * hidden,), bound)
     self.b_hh = torch_uniform(rngs, (4 * hidden,), bound)
 
-  def gates(self, x_TxBxD: jax.Array) -> jax.Array:
-    """Input projections of all steps, one matmul: (T, B, 4H), with both biases."""
-    return (jnp.einsum('tbd,dg->tbg', x_TxBxD, self.w_ih[...])
-            + self.b_ih[...] + self.b_hh[...])
+  def gates(self, x: jax.Array, batch_major: bool = False) -> jax.Array:
+    """Input projections of all steps, one matmul: (T, B, 4H), with both biases.
+
+    `x` is (T, B, D), or (B, T, D) with `batch_major` (see `time_major_projection`)."""
+    return time_major_projection(x, self.w_ih[...], self.b_ih[...] + self.b_hh[...], batch_major)
 
 
 RECURRENT_CELLS = {"gru": GRULayer, "lstm": LSTMLayer}
 
 
 def run_recurrent_stacks(cell: str, stacks: list[nnx.List], xs_BxTxD: list[jax.Array],
-                         mask_BxT: jax.Array | None,
-                         unroll: int | None = None) -> list[tuple[jax.Array, jax.Array]]:
+                         mask_BxT: jax.Array | None, unroll: int | None = None,
+                         time_major: bool = False) -> list[tuple[jax.Array, jax.Array]]:
   """Runs M unidirectional GRU or LSTM stacks of equal width and depth over one (B, T).
 
-  The M recurrences of each layer share one `lax.scan` (`gru_scan` / `lstm_scan`).
+  The M recurrences of each layer share one `lax.scan` (`gru_scan_streams` / `lstm_scan`).
 
   Returns:
-    per stack (outputs y_BxTxH of the last layer, its final state h_BxH).
+    per stack (outputs y_BxTxH of the last layer, its final state h_BxH); with `time_major` the
+    outputs as the scan lays them out, y_TxBxH (a reader that picks a few steps, such as
+    gru_moe's sequence-to-one head, then never transposes all of them).
   """
   if cell not in RECURRENT_CELLS:
     raise ValueError(f'unknown recurrent cell {cell!r}; use one of {sorted(RECURRENT_CELLS)}')
@@ -486,18 +543,18 @@ def run_recurrent_stacks(cell: str, stacks: list[nnx.List], xs_BxTxD: list[jax.A
   mask_TxKxB = None
   if mask_BxT is not None:
     mask_TxKxB = jnp.broadcast_to(jnp.asarray(mask_BxT, bool).T[:, None, :], (t, n, b))
-  ys_TxBxD = [jnp.swapaxes(x, 0, 1) for x in xs_BxTxD]
+  ys = list(xs_BxTxD)   # the first layer reads the batch-major inputs, the others time-major
   for depth in range(len(stacks[0])):
     layers = [stack[depth] for stack in stacks]
-    gates = jnp.stack([layer.gates(y) for layer, y in zip(layers, ys_TxBxD)], axis=1)
+    gates = [layer.gates(y, batch_major=depth == 0) for layer, y in zip(layers, ys)]
     if cell == "gru":
       w_hh, b_hn = zip(*(layer.recurrent() for layer in layers))
-      out_TxKxBxH, h_KxBxH = gru_scan(gates, jnp.stack(w_hh), jnp.stack(b_hn), mask_TxKxB, unroll)
+      ys, h_KxBxH = gru_scan_streams(gates, jnp.stack(w_hh), jnp.stack(b_hn), mask_TxKxB, unroll)
     else:
       w_hh = jnp.stack([layer.w_hh[...] for layer in layers])
-      out_TxKxBxH, h_KxBxH = lstm_scan(gates, w_hh, mask_TxKxB, unroll)
-    ys_TxBxD = [out_TxKxBxH[:, m] for m in range(n)]
-  return [(jnp.swapaxes(y, 0, 1), h_KxBxH[m]) for m, y in enumerate(ys_TxBxD)]
+      out_TxKxBxH, h_KxBxH = lstm_scan(jnp.stack(gates, axis=1), w_hh, mask_TxKxB, unroll)
+      ys = [out_TxKxBxH[:, m] for m in range(n)]
+  return [(y if time_major else jnp.swapaxes(y, 0, 1), h_KxBxH[m]) for m, y in enumerate(ys)]
 
 
 class MultiRecurrent(nnx.Module):
@@ -519,13 +576,15 @@ class MultiRecurrent(nnx.Module):
                         for i in range(num_layers)])
         for name, d in in_features.items()})
 
-  def __call__(self, xs_BxTxD: dict[str, jax.Array], mask_BxT: jax.Array | None = None
-               ) -> dict[str, tuple[jax.Array, jax.Array]]:
-    """name -> (outputs y_BxTxH, final state h_BxH) for the modalities in `xs_BxTxD`."""
+  def __call__(self, xs_BxTxD: dict[str, jax.Array], mask_BxT: jax.Array | None = None,
+               time_major: bool = False) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """name -> (outputs y_BxTxH, final state h_BxH) for the modalities in `xs_BxTxD`; with
+    `time_major` the outputs are y_TxBxH."""
     names = list(xs_BxTxD)
     unknown = [n for n in names if n not in self.stacks]
     if unknown:
       raise KeyError(f'MultiRecurrent has no modality {unknown}; it has {list(self.stacks)}')
     results = run_recurrent_stacks(self.cell, [self.stacks[n] for n in names],
-                                   [xs_BxTxD[n] for n in names], mask_BxT, self.unroll)
+                                   [xs_BxTxD[n] for n in names], mask_BxT, self.unroll,
+                                   time_major)
     return dict(zip(names, results))
