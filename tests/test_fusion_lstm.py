@@ -472,3 +472,23 @@ def test_every_step_loss_trains_through_the_harness(tmp_path, small_clips_dir):
   m = json.loads((tmp_path / "run" / "eval" / "test" / "metrics.json").read_text())["arousal"]
   assert np.sum(m["confusion"]) == 6 and flat["test/arousal/accuracy"] == pytest.approx(
       m["accuracy"])
+
+
+def test_max_pool_value_and_gradient_match_numpy_first_maximum():
+  """3x3 / stride 2 windows (overlapping): the max, and the gradient to each window's first
+  maximum in row-major order, from NumPy loops; ties are planted (zeros as after a ReLU and a
+  repeated positive maximum shared by two overlapping windows)."""
+  rng = np.random.default_rng(4)
+  x = np.maximum(rng.standard_normal((2, 7, 9, 3)), 0).astype(np.float32)
+  x[0, 2, 2, 0] = x[0, 2, 4, 0] = x[0, 1, 3, 0] = 6.0
+  y, vjp = jax.vjp(fl.max_pool, jnp.asarray(x))
+  g = rng.standard_normal(y.shape).astype(np.float32)
+  want_y = np.zeros(y.shape, np.float32)
+  want_gx = np.zeros_like(x)
+  for b, i, j, c in np.ndindex(*y.shape):
+    win = x[b, 2 * i:2 * i + 3, 2 * j:2 * j + 3, c]
+    want_y[b, i, j, c] = win.max()
+    di, dj = np.unravel_index(np.argmax(win), win.shape)     # NumPy's argmax: the first maximum
+    want_gx[b, 2 * i + di, 2 * j + dj, c] += g[b, i, j, c]
+  np.testing.assert_array_equal(y, want_y)
+  np.testing.assert_allclose(vjp(jnp.asarray(g))[0], want_gx, rtol=1e-6, atol=1e-7)

@@ -165,3 +165,26 @@ def test_frames2d_scandw_bfloat16_kernel_gradient_close_to_float32():
                                             "frames2d_scandw"), w)[1](g)[0]
   assert got.dtype == jnp.float32
   np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05 * float(jnp.abs(want).max()))
+
+
+def test_tiled_max_pool_value_and_gradient_match_numpy_definition():
+  """Window max, and its gradient shared equally among each window's maxima (jnp.max's rule),
+  from NumPy loops; ties are planted (zeros as after a ReLU, and a repeated positive maximum)."""
+  rng = np.random.default_rng(3)
+  x = np.maximum(rng.standard_normal((2, 4, 4, 6, 3)), 0).astype(np.float32)
+  x[0, 0, 0, 0, 0] = x[0, 0, 1, 1, 0] = 5.0          # two maxima in one (1,2,2) / (2,2,2) window
+  g = rng.standard_normal((2, 4, 2, 3, 3)).astype(np.float32)
+  for window in ((1, 2, 2), (2, 2, 2)):
+    kt, kh, kw = window
+    gw = g[:, ::kt] if kt > 1 else g
+    y, vjp = jax.vjp(lambda a: video_conv.max_pool(a, window), jnp.asarray(x))
+    want_y = np.zeros(gw.shape, np.float32)
+    want_gx = np.zeros_like(x)
+    for b, t, h, w, c in np.ndindex(*gw.shape):
+      win = x[b, t * kt:(t + 1) * kt, h * kh:(h + 1) * kh, w * kw:(w + 1) * kw, c]
+      want_y[b, t, h, w, c] = win.max()
+      hits = win == win.max()
+      want_gx[b, t * kt:(t + 1) * kt, h * kh:(h + 1) * kh, w * kw:(w + 1) * kw, c] += (
+          hits * gw[b, t, h, w, c] / hits.sum())
+    np.testing.assert_allclose(y, want_y)
+    np.testing.assert_allclose(vjp(jnp.asarray(gw))[0], want_gx, rtol=1e-6, atol=1e-7)

@@ -355,3 +355,47 @@ def test_tsn_frames_extractor_on_the_fixture_film():
   assert rows.shape == (1, 4, 2) and rows.dtype == object
   px = frame_clips.decode_clips(rows.reshape(1, -1)).reshape(1, 4, 2, 32, 32, 3)
   assert px.dtype == np.uint8 and px.std() > 0
+
+
+def _flax_bn_reference(x, scale, bias, relu):
+  """Training-mode nnx.BatchNorm (+ jax.nn.relu) and its batch statistics, by autodiff."""
+  bn = nnx.BatchNorm(x.shape[-1], momentum=0.9, epsilon=1e-5, rngs=nnx.Rngs(0))
+  bn.scale[...], bn.bias[...] = scale, bias
+  y = bn(x)
+  x2 = x.reshape(-1, x.shape[-1])
+  mean = x2.mean(0)
+  var = jnp.maximum(0.0, (x2 * x2).mean(0) - mean * mean)
+  return (jax.nn.relu(y) if relu else y), mean, var
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_bn_train_value_and_gradients_match_autodiff_of_nnx_batchnorm(relu):
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((2, 3, 5, 4, 6)).astype(np.float32) * 2 + 0.7
+  x[0, 0, 0, :2] = x[0, 0, 1, :2]             # repeated values (ties after BN / the ReLU at 0)
+  x = jnp.asarray(x)
+  scale = jnp.asarray(rng.uniform(0.5, 1.5, 6), jnp.float32)
+  bias = jnp.asarray(rng.standard_normal(6), jnp.float32) * 0.3
+  got, vjp = jax.vjp(lambda *a: vcn.bn_train(*a, 1e-5, relu), x, scale, bias)
+  want, vjp_ref = jax.vjp(lambda *a: _flax_bn_reference(*a, relu), x, scale, bias)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+  cts = (jnp.asarray(rng.standard_normal(x.shape), jnp.float32),
+         jnp.asarray(rng.standard_normal(6), jnp.float32),
+         jnp.asarray(rng.standard_normal(6), jnp.float32))
+  for g, w in zip(vjp(cts), vjp_ref(cts)):
+    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_bn_module_running_statistics_and_eval_match_nnx_batchnorm():
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.standard_normal((4, 2, 3, 3, 5)), jnp.float32) + 1.5
+  ours, ref = vcn.BN(5, rngs=nnx.Rngs(0)), nnx.BatchNorm(5, momentum=0.9, epsilon=1e-5,
+                                                           rngs=nnx.Rngs(0))
+  for _ in range(2):
+    np.testing.assert_allclose(ours(x, relu=True), jax.nn.relu(ref(x)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(ours.bn.mean[...], ref.mean[...], rtol=1e-6)
+  np.testing.assert_allclose(ours.bn.var[...], ref.var[...], rtol=1e-6)
+  ours.eval()
+  ref.eval()
+  np.testing.assert_allclose(ours(x), ref(x), rtol=1e-5, atol=1e-6)

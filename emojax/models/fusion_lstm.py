@@ -56,6 +56,7 @@ y["<dim>_class"] (B,). One dimension per run (config.targets, one of valence / a
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 
@@ -85,10 +86,54 @@ _HE = jax.nn.initializers.he_normal()
 # Pieces.
 
 
-def max_pool(x_NxHxWxC: jax.Array) -> jax.Array:
-  """AlexNet's overlapping max pool: 3x3 windows, stride 2, no padding."""
-  return jax.lax.reduce_window(x_NxHxWxC, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1),
-                               "VALID")
+def _pool_taps(x_NxHxWxC: jax.Array, k: int, s: int):
+  """The k*k strided views (row-major window order) whose elementwise max is the pool."""
+  n, h, w, c = x_NxHxWxC.shape
+  ho, wo = (h - k) // s + 1, (w - k) // s + 1
+  return [((i, j), jax.lax.slice(x_NxHxWxC, (0, i, j, 0), (n, i + s * (ho - 1) + 1,
+                                                             j + s * (wo - 1) + 1, c),
+                                 (1, s, s, 1)))
+          for i in range(k) for j in range(k)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def max_pool(x_NxHxWxC: jax.Array, k: int = 3, s: int = 2) -> jax.Array:
+  """AlexNet's overlapping max pool: k x k windows (3), stride s (2), no padding.
+
+  The value is `lax.reduce_window`'s max; the gradient goes to each window's first maximum in
+  row-major order (PyTorch's max_pool2d rule; XLA's select-and-scatter picks one maximum too),
+  written as a custom VJP: k*k strided compares on the pooled grid and k*k dilated pads summed in
+  one elementwise pass, where autodiff of reduce_window lowers to a variadic reduce-window plus
+  an index scatter that XLA:CPU runs slowly (docs/benchmarks.md, seed 002's profile)."""
+  out = None
+  for _, tap in _pool_taps(x_NxHxWxC, k, s):
+    out = tap if out is None else jnp.maximum(out, tap)
+  return out
+
+
+def _max_pool_fwd(x, k, s):
+  y = max_pool(x, k, s)
+  return y, (x, y)
+
+
+def _max_pool_bwd(k, s, res, g):
+  x, y = res
+  _, h, w, _ = x.shape
+  ho, wo = y.shape[1], y.shape[2]
+  found = jnp.zeros(y.shape, bool)
+  gx = None
+  zero = jnp.zeros((), g.dtype)
+  for (i, j), tap in _pool_taps(x, k, s):
+    pick = (tap == y) & ~found
+    found = found | pick
+    part = jax.lax.pad(jnp.where(pick, g, zero), zero,
+                       ((0, 0, 0), (i, h - i - s * (ho - 1) - 1, s - 1),
+                        (j, w - j - s * (wo - 1) - 1, s - 1), (0, 0, 0)))
+    gx = part if gx is None else gx + part
+  return (gx,)
+
+
+max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def local_response_norm(x_NxHxWxC: jax.Array, size: int = 5, k: float = 2.0, alpha: float = 1e-4,

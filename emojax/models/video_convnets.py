@@ -59,6 +59,7 @@ from the file (e.g. a new head) keep their initialisation and are listed in the 
 
 from __future__ import annotations
 
+import functools
 import math
 import pathlib
 
@@ -88,19 +89,72 @@ def _ch(n: int, width: float) -> int:
   return max(4, int(round(n * width)))
 
 
+def _bn_train_fwd(x, scale, bias, eps, relu):
+  c = x.shape[-1]
+  x2 = x.reshape(-1, c)
+  mean = jnp.mean(x2, 0)
+  var = jnp.maximum(0.0, jnp.mean(jnp.square(x2), 0) - jnp.square(mean))   # as flax's fast var
+  inv = jax.lax.rsqrt(var + eps)
+  y = (x - mean) * (inv * scale) + bias                                   # flax's _normalize
+  if relu:
+    y = jnp.maximum(y, 0.0)
+  return (y, mean, var), (x, y if relu else None, mean, inv, scale)
+
+
+def _bn_train_bwd(eps, relu, res, cts):
+  del eps
+  x, y, mean, inv, scale = res
+  gy, gmean, gvar = cts
+  c = x.shape[-1]
+  n = x.size // c
+  gz = jnp.where(y > 0, gy, 0.0) if relu else gy        # ReLU's gradient (0 at 0, as jax.nn.relu)
+  xc = x - mean
+  s1 = jnp.sum(gz.reshape(-1, c), 0)                    # d bias
+  s2 = jnp.sum((gz * xc).reshape(-1, c), 0)             # d scale / inv
+  a = scale * inv
+  gx = (a * gz - (a / n) * s1 - (a * inv * inv / n) * s2 * xc
+        + gmean / n + (2.0 / n) * gvar * xc)
+  return gx, s2 * inv, s1
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def bn_train(x, scale, bias, eps: float, relu: bool):
+  """Training-mode BatchNorm over the last axis (batch statistics), optionally + ReLU, with a
+  hand-written VJP: (y, batch mean, batch variance).
+
+  The forward is flax's `nnx.BatchNorm` (fast variance E[x^2] - E[x]^2 clipped at 0, then (x -
+  mean) * rsqrt(var + eps) * scale + bias) and jax.nn.relu; the backward is the closed form
+  gx = a (gz - mean(gz) - xhat mean(gz xhat)) with a = scale * rsqrt(var + eps) (plus the
+  mean / variance outputs' own cotangents), two per-channel sums and one elementwise pass, where
+  autodiff of the module materialises x - mean, the ReLU mask and several more full-size
+  temporaries (docs/benchmarks.md, "Where the step's time goes"). The same gradient up to float32
+  reassociation (tests/test_video_convnets.py checks it against autodiff of nnx.BatchNorm)."""
+  return _bn_train_fwd(x, scale, bias, eps, relu)[0]
+
+
+bn_train.defvjp(_bn_train_fwd, _bn_train_bwd)
+
+
 class BN(nnx.Module):
-  """BatchNorm over the channel axis; `frozen_stats` uses the stored statistics in training too."""
+  """BatchNorm over the channel axis; `frozen_stats` uses the stored statistics in training too.
+
+  `relu=True` applies ReLU after it. In training (batch statistics) both go through `bn_train`'s
+  fused VJP, with the running statistics updated as nnx.BatchNorm does."""
 
   def __init__(self, n: int, *, frozen_stats: bool = False, rngs: nnx.Rngs):
     self.bn = nnx.BatchNorm(n, momentum=0.9, epsilon=1e-5, rngs=rngs)
     self.frozen_stats = frozen_stats
 
-  def __call__(self, x):
-    if self.frozen_stats:
-      b = self.bn
+  def __call__(self, x, relu: bool = False):
+    b = self.bn
+    if self.frozen_stats or b.use_running_average:
       inv = jax.lax.rsqrt(b.var[...] + b.epsilon) * b.scale[...]
-      return (x - b.mean[...]) * inv + b.bias[...]
-    return self.bn(x)
+      y = (x - b.mean[...]) * inv + b.bias[...]
+      return jax.nn.relu(y) if relu else y
+    y, mean, var = bn_train(x, b.scale[...], b.bias[...], float(b.epsilon), bool(relu))
+    b.mean[...] = jax.lax.stop_gradient(b.momentum * b.mean[...] + (1 - b.momentum) * mean)
+    b.var[...] = jax.lax.stop_gradient(b.momentum * b.var[...] + (1 - b.momentum) * var)
+    return y
 
 
 def _hidden(m, dim: int, rngs) -> tuple[nnx.List, int]:
@@ -128,8 +182,7 @@ class ConvBN(nnx.Module):
     self.relu = relu
 
   def __call__(self, x):
-    y = self.bn(self.conv(x))
-    return jax.nn.relu(y) if self.relu else y
+    return self.bn(self.conv(x), relu=self.relu)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -212,8 +265,7 @@ class Block3D(nnx.Module):
                   if stride != 1 or ci != co else None)
 
   def __call__(self, x):
-    y = jax.nn.relu(self.bn1(self.c1(x)))
-    y = self.bn2(self.c2(y))
+    y = self.bn2(self.c2(self.bn1(self.c1(x), relu=True)))
     return jax.nn.relu(y + (self.short(x) if self.short is not None else x))
 
 
