@@ -209,8 +209,9 @@ def pytest_xdist_make_scheduler(config, log):
 # EMOJAX_TEST_CPU_TIMES=FOLDER appends, per process (each xdist worker), one line per test phase
 # to FOLDER/<pid>.tsv: node id, phase (setup / call / teardown), CPU seconds of the test process
 # (user + system, all its threads), CPU seconds of the subprocesses it waited for, wall seconds.
-# Per file: awk -F'\t' '{split($1,a,"::"); s[a[1]]+=$3+$4} END {for (f in s) print s[f], f}'
-# FOLDER/*.tsv | sort -rn
+# Per file (CPU seconds, file):
+#   awk -F'\t' '{split($1,a,"::"); s[a[1]]+=$3+$4} END {for (f in s) print s[f], f}' \
+#     FOLDER/*.tsv | sort -rn
 _CPU_TIMES = os.environ.get("EMOJAX_TEST_CPU_TIMES")
 if _CPU_TIMES:
   import resource  # pylint: disable=g-import-not-at-top

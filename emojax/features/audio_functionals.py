@@ -12,9 +12,11 @@ its own, so deltas repeat the edge frames at the second's borders):
 The descriptors are librosa 0.11's (`librosa.stft`, `feature.rms`, `feature.zero_crossing_rate`,
 `feature.spectral_centroid` / `_bandwidth` / `_rolloff` / `_flatness`, `power_to_db`,
 `feature.mfcc`, `feature.delta`, `filters.mel`, with the arguments named above), written here in
-NumPy / SciPy with librosa's operations and dtypes: the same numbers (checked against librosa on
-noise, tones and silence: equal to float32 rounding), without librosa's import, whose Numba
-kernels cost about 20 s of compilation in every new environment (and ~2 s to load after that).
+NumPy / SciPy with librosa's operations, dtypes and memory order: bit-identical descriptors
+(checked against librosa 0.11 on 48 blocks: noise from 1e-6 to 1, rounded values, a tone, a chirp,
+silence, 1e-12, blocks shorter than a second, and the fixture film's first 5 s of sound), without
+librosa's import, whose Numba kernels cost about 20 s of compilation in every new environment
+(and ~2 s to load after that).
 
 Pitch. librosa.pyin costs ~100 ms per second of audio here, more than decoding the film, so F0 is
 a normalised autocorrelation estimate (the core of Boersma's method, without its path search):
