@@ -205,6 +205,51 @@ def pytest_xdist_make_scheduler(config, log):
   return FixtureGroups(config, log)
 
 
+# Per-test CPU time, for measuring the suite on a loaded machine (where wall time says little):
+# EMOJAX_TEST_CPU_TIMES=FOLDER appends, per process (each xdist worker), one line per test phase
+# to FOLDER/<pid>.tsv: node id, phase (setup / call / teardown), CPU seconds of the test process
+# (user + system, all its threads), CPU seconds of the subprocesses it waited for, wall seconds.
+# Per file (CPU seconds, file):
+#   awk -F'\t' '{split($1,a,"::"); s[a[1]]+=$3+$4} END {for (f in s) print s[f], f}' \
+#     FOLDER/*.tsv | sort -rn
+_CPU_TIMES = os.environ.get("EMOJAX_TEST_CPU_TIMES")
+if _CPU_TIMES:
+  import resource  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+
+  def _cpu_now() -> tuple[float, float, float]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime, time.monotonic())
+
+  def _cpu_record(item, phase: str, start: tuple[float, float, float]) -> None:
+    end = _cpu_now()
+    folder = pathlib.Path(_CPU_TIMES)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"{os.getpid()}.tsv").open("a") as f:
+      f.write("\t".join([item.nodeid, phase] + [f"{b - a:.3f}" for a, b in zip(start, end)])
+              + "\n")
+
+  @pytest.hookimpl(hookwrapper=True)
+  def pytest_runtest_setup(item):
+    start = _cpu_now()
+    yield
+    _cpu_record(item, "setup", start)
+
+  @pytest.hookimpl(hookwrapper=True)
+  def pytest_runtest_call(item):
+    start = _cpu_now()
+    yield
+    _cpu_record(item, "call", start)
+
+  @pytest.hookimpl(hookwrapper=True)
+  def pytest_runtest_teardown(item, nextitem):
+    del nextitem
+    start = _cpu_now()
+    yield
+    _cpu_record(item, "teardown", start)
+
+
 def ridge_toy_config():
   """The ridge config on the toy dataset (both targets, 5 s clips, batches of 8)."""
   from configs import ridge  # pylint: disable=import-outside-toplevel
