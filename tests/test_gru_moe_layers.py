@@ -115,8 +115,9 @@ def test_gru_custom_vjp_matches_autodiff(masked, unroll):
   dh = jnp.asarray(rng.normal(size=(k, B, H)), jnp.float32)
 
   def custom(g, w_, b_):
-    out, h_last = layers.gru_scan(g, w_, b_, mask if masked else None, unroll)
-    return jnp.sum(out * dout) + jnp.sum(h_last * dh)
+    outs, h_last = layers.gru_scan_streams([g[:, i] for i in range(k)], w_, b_,
+                                           mask if masked else None, unroll)
+    return jnp.sum(jnp.stack(outs, axis=1) * dout) + jnp.sum(h_last * dh)
 
   got = jax.grad(custom, argnums=(0, 1, 2))(gates, w, b_hn)
   want = jax.grad(_plain_gru_loss, argnums=(0, 1, 2))(gates, w, b_hn, jnp.asarray(mask), dout, dh)

@@ -326,43 +326,27 @@ class MultiBiLSTM(nnx.Module):
 # step and right padding (film ends) keeps the last valid state.
 
 
-def gru_scan(gates_TxKxBx3H: jax.Array, w_hh_KxHx3H: jax.Array, b_hn_KxH: jax.Array,
-             mask_TxKxB: jax.Array | None = None,
-             unroll: int | None = None) -> tuple[jax.Array, jax.Array]:
-  """Runs K independent GRU recurrences of width H in one scan, from zero state.
+def gru_scan_streams(gates_K_TxBx3H: list[jax.Array], w_hh_KxHx3H: jax.Array,
+                     b_hn_KxH: jax.Array, mask_TxKxB: jax.Array | None = None,
+                     unroll: int | None = None) -> tuple[list[jax.Array], jax.Array]:
+  """Runs K independent GRU recurrences of width H in one scan, from zero state, with the K
+  streams' per-step arrays kept apart: gates, outputs, the saved activations and their gradients
+  are K arrays (T, B, .) each, never one (T, K, B, .).
 
-  The gradient is a `jax.custom_vjp`: the backward scan carries only dh and does one
-  (K, B, 3H) x (K, 3H, H) dot per step; dW_hh and db_hn are reductions over all steps afterwards.
+  The gradient is a `jax.custom_vjp`: the backward scan carries only dh and does one batched
+  (K, B, 3H) x (K, 3H, H) dot per step (the scan body stacks the K streams' states for it); dW_hh
+  and db_hn are reductions over all steps afterwards, K plain (H, T B) x (T B, 3H) products over
+  contiguous saved states. No stacking copy of the projections feeds the scan, and each stream's
+  input gradient is contiguous for its own projection's weight gradient (docs/benchmarks.md,
+  GRU + MoE).
 
   Args:
-    gates_TxKxBx3H: input projections per step: x W_ih + b_ih + [b_hr, b_hz, 0].
+    gates_K_TxBx3H: per stream, the input projections per step: x W_ih + b_ih + [b_hr, b_hz, 0].
     w_hh_KxHx3H: recurrent kernels.
     b_hn_KxH: the recurrent bias of the candidate (it sits inside r * (h W_hn + b_hn)).
     mask_TxKxB: valid steps; at an invalid step the state is held and the output is 0.
     unroll: scan unroll factor (default `_default_unroll`: all steps up to 16, else a divisor of
       T in [4, 8], else 8).
-
-  Returns:
-    (outputs h_TxKxBxH, final hidden state h_KxBxH).
-  """
-  k = gates_TxKxBx3H.shape[1]
-  outs, h_last = gru_scan_streams([gates_TxKxBx3H[:, i] for i in range(k)], w_hh_KxHx3H,
-                                  b_hn_KxH, mask_TxKxB, unroll)
-  return jnp.stack(outs, axis=1), h_last
-
-
-def gru_scan_streams(gates_K_TxBx3H: list[jax.Array], w_hh_KxHx3H: jax.Array,
-                     b_hn_KxH: jax.Array, mask_TxKxB: jax.Array | None = None,
-                     unroll: int | None = None) -> tuple[list[jax.Array], jax.Array]:
-  """`gru_scan` with the K recurrences' per-step arrays kept apart: gates, outputs, the saved
-  activations and their gradients are K arrays (T, B, .) each, not one (T, K, B, .).
-
-  Same arithmetic as `gru_scan` (the scan body stacks the K streams for its batched dot), but
-  no (T, K, B, .) array is ever laid out: the K streams' projections feed the scan without a
-  stacking copy, each stream's outputs and input-gradient are contiguous for its own projection's
-  weight gradient, and dW_hh is K plain (H, T B) x (T B, 3H) products over contiguous saved
-  states instead of a batched dot over K-strided ones, which XLA:CPU transposed first
-  (docs/benchmarks.md, GRU + MoE).
 
   Returns:
     (K outputs h_TxBxH, final hidden state h_KxBxH).
@@ -493,7 +477,7 @@ class GRULayer(nnx.Module):
     return time_major_projection(x, self.w_ih[...], b_3H, batch_major)
 
   def recurrent(self) -> tuple[jax.Array, jax.Array]:
-    """(w_hh (H, 3H), b_hn (H,)) for `gru_scan`."""
+    """(w_hh (H, 3H), b_hn (H,)) for `gru_scan_streams`."""
     return self.w_hh[...], self.b_hh[...][2 * self.hidden:]
 
 
