@@ -38,3 +38,14 @@ def test_further_films_are_the_films_after_the_datasets_own():
   # the clips' mean luminance rises with the film's picture valence curve.
   pv = synthetic_clips.film_labels(cfg, cfg.num_films)["valence_picture"]
   assert np.corrcoef(clips.reshape(n, -1).mean(1), pv)[0, 1] > 0.5
+
+
+def test_refuses_a_folder_that_is_not_a_trained_run_and_a_bad_film_count(tmp_path, capsys):
+  assert heldout_films.main([f"--runs={tmp_path}"]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: --runs: ") and "has no config.json and final_model" in err
+  run = tmp_path / "seed=0"
+  (run / "final_model").mkdir(parents=True)
+  (run / "config.json").write_text("{}")
+  assert heldout_films.main([f"--runs={run}", "--films=0"]) == 2
+  assert "--films=0: give at least 1" in capsys.readouterr().err
