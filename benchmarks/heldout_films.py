@@ -5,13 +5,17 @@ r"""Seed 004 runs and the ridge on frame statistics, scored on further films of 
 
 The raw-frame benchmark of the results page (`synthetic_clips/frames_small`) has 4 test films (24
 clips): a pooled test PCC moves by about 0.1 between such splits (the PCC of the labels with the
-frames' noiseless valence cue has a std of 0.098 over 4-film splits of the generator), so two
-readers of the same cue are not ranked by it. This check renders `--films` further films of the
+frames' noiseless valence cue has a std of 0.100 over 200 groups of 4 further films of the
+generator), so two readers of the same cue are not ranked by it. This check renders `--films` further films of the
 same generator (the film indices after the dataset's own, `synthetic_clips.render_streams` /
 `film_labels` with the dataset's config: the clips its builder would store) and scores, on the
 dataset's test split and on those films: the ridge on `results.frame_statistics` (fitted on the
 training split, its strength chosen on the validation split, as `results.trivial_baselines`) and
-each run's `final_model` (evaluation mode, the centre crop, as `--mode=evaluate`). It writes
+each run's `final_model` (evaluation mode, the centre crop, as `--mode=evaluate`). For
+`frame_clips` runs it also reports the cue, the pictures' noiseless curve of the target at the
+frames' times (`picture_cue`: what the frames can show), its PCC with the labels (the frames'
+ceiling for a linear reader) and with each predictor (how exactly it reads the cue), and the
+spread of that ceiling over `--cue_groups` groups of as many films as the test split. It writes
 nothing; the runs are only read.
 """
 
@@ -38,6 +42,34 @@ def further_films(cfg, stream: str, target: str, first: int, count: int):
     labels.append(synthetic_clips.film_labels(cfg, i)[target])
     films += [i] * cfg.clips_per_film
   return np.concatenate(clips), np.concatenate(labels).astype(np.float32), np.asarray(films)
+
+
+def picture_cue(cfg, target: str, index: int) -> np.ndarray:
+  """(clips_per_film,): the noiseless curve that drives `target` in film `index`'s pictures
+  (`synthetic_clips.modality_curves`), averaged over the times of each clip's `frame_clips`
+  frames (`features.frame_clips.clip_targets`, as the builder picks them): what the frames can
+  show of the target."""
+  from emojax.datasets import synthetic_clips  # pylint: disable=import-outside-toplevel
+  from emojax.datasets import synthetic_films_render as render  # pylint: disable=import-outside-toplevel
+  from emojax.features import frame_clips  # pylint: disable=import-outside-toplevel
+  t = frame_clips.clip_targets(cfg.clip_seconds, 0, cfg.frame_clips_frames, "dense",
+                               cfg.frame_clips_fps)[0]
+  curve = synthetic_clips.modality_curves(cfg, index)["picture"][target]
+  return np.array([render._at_times(curve, t + j * cfg.clip_seconds).mean()  # pylint: disable=protected-access
+                   for j in range(cfg.clips_per_film)])
+
+
+def cue_spread(cfg, target: str, first: int, groups: int, films_per_group: int):
+  """PCC of the labels with `picture_cue` over `groups` groups of `films_per_group` further films
+  (labels and curves only, nothing rendered): (mean, sample std) over the groups."""
+  from emojax.datasets import synthetic_clips  # pylint: disable=import-outside-toplevel
+  vals = []
+  for g in range(groups):
+    idx = range(first + g * films_per_group, first + (g + 1) * films_per_group)
+    cue = np.concatenate([picture_cue(cfg, target, i) for i in idx])
+    lab = np.concatenate([synthetic_clips.film_labels(cfg, i)[target] for i in idx])
+    vals.append(results._pcc(cue, lab))  # pylint: disable=protected-access
+  return float(np.mean(vals)), float(np.std(vals, ddof=1))
 
 
 def scores(pred, labels, films) -> dict[str, float]:
@@ -75,6 +107,10 @@ def _main(argv=None) -> None:
   p.add_argument("--runs", required=True, help="comma-separated trial folders (each with "
                  "config.json and final_model), all on the same dataset and target")
   p.add_argument("--films", type=int, default=36, help="further films to render (default 36)")
+  p.add_argument("--cue_groups", type=int, default=200, help="frame_clips runs: groups of as many "
+                 "films as the test split, after the rendered ones, over which the spread of the "
+                 "PCC of the labels with the pictures' noiseless curve is measured (labels only; "
+                 "default 200, 0 = none)")
   a = p.parse_args(argv)
   runs = [pathlib.Path(r) for r in a.runs.split(",") if r.strip()]
   for r in runs:
@@ -118,12 +154,35 @@ def _main(argv=None) -> None:
     print(f"scored {r}", flush=True)
   print(f"\n{target}: validation ({len(y['validation'])} clips), test ({len(y['test'])} clips, "
         f"{len(set(f['test']))} films), {a.films} further films ({len(y['further'])} clips)\n")
+  cue = {}
+  if stream == "frame_clips":   # the frames' times are the builder's dense clip targets
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+    for s in ("validation", "test"):   # clip ids "film_<i>_clip_<j>" (synthetic_clips.clip_id)
+      ij = [tuple(int(x) for x in text(e["clip_id"]).split("_")[1::2]) for e in split[s]]
+      by_film = {i: picture_cue(cfg, target, i) for i in {i for i, _ in ij}}
+      cue[s] = np.array([by_film[i][j] for i, j in ij])
+    cue["further"] = np.concatenate([picture_cue(cfg, target, i)
+                                     for i in range(cfg.num_films, cfg.num_films + a.films)])
   print("| predictor | validation PCC | test PCC | test PCC per film | further PCC | "
-        "further PCC per film | further MSE |\n|---|---|---|---|---|---|---|")
+        "further PCC per film | further MSE |" + (" PCC with the cue (test / further) |"
+                                                  if cue else "")
+        + "\n|---|---|---|---|---|---|---|" + ("---|" if cue else ""))
   for name, pred in rows:
     v, t, u = (scores(pred[s], y[s], f[s]) for s in ("validation", "test", "further"))
     print(f"| {name} | {v['pcc']:.3f} | {t['pcc']:.3f} | {t['film_pcc']:.3f} | {u['pcc']:.3f} | "
-          f"{u['film_pcc']:.3f} | {u['mse']:.3f} |")
+          f"{u['film_pcc']:.3f} | {u['mse']:.3f} |" + (
+              f" {results._pcc(pred['test'], cue['test']):.3f} / "  # pylint: disable=protected-access
+              f"{results._pcc(pred['further'], cue['further']):.3f} |" if cue else ""))  # pylint: disable=protected-access
+  if cue:
+    line = ("\nThe cue: the pictures' noiseless " + target + " curve at the frames' times (what "
+            "the frames can show); its PCC with the labels: " + ", ".join(
+                f"{s} {results._pcc(cue[s], y[s]):.3f}" for s in cue))  # pylint: disable=protected-access
+    if a.cue_groups > 1:
+      n = len(set(f["test"]))
+      m, sd = cue_spread(cfg, target, cfg.num_films + a.films, a.cue_groups, n)
+      line += (f"; over {a.cue_groups} groups of {n} further films (as many as the test split): "
+               f"mean {m:.3f}, std {sd:.3f}")
+    print(line + ".")
 
 
 def main(argv=None) -> int:

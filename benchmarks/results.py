@@ -710,10 +710,10 @@ _RIDGE_READS_VALENCE = (
     "the benchmark renders the picture's valence curve as brightness and warmth, linear in the "
     "frames' mean colour (synthetic_films_render), and the ridge's predictions correlate at "
     "0.99 with that noiseless curve at the 8 frames' times (validation and test). It sits at "
-    "the frames' ceiling: the noiseless curve itself has PCC 0.718 with the test labels (0.737 "
-    "through the best nonlinear map), the ridge 0.734. And 4 test films (24 clips) cannot rank "
-    "readers this close: over 4-film splits of the generator that ceiling's PCC has a std of "
-    "0.098. ")
+    "the frames' ceiling: the noiseless curve itself has PCC 0.718 with the test labels, the "
+    "ridge 0.734. And 4 test films (24 clips) cannot rank readers this close: over 200 groups of "
+    "4 further films of the generator that ceiling's PCC has a std of 0.100 (all measured by "
+    "`python -m benchmarks.heldout_films`). ")
 _SMALL = ("the quick profile's benchmark, `synthetic_benchmark/small`, has 4 training films of "
           "1-3 min and 2 test films; ")
 EXPLANATIONS: dict[str, str] = {
