@@ -194,7 +194,9 @@ PROFILES = {
                                               ("train.eval_every_epochs", 2.0)),
                                  "the paper's networks (full width and depth, BN-Inception for "
                                  "TSN / ECO) on 32 px crops of frames_small (40 px frames: 224 "
-                                 "px frames do not fit the 2-core budget), runlocal's Adam 5e-4, "
+                                 "px frames do not fit the 2-core budget), runlocal's Adam 5e-4 "
+                                 "(1e-4 measured on C3D valence: better on the 4 validation and "
+                                 "4 test films, not on 36 further films; see the C3D row), "
                                  "10 epochs (the paper's 20 / 30)"),
     },
 }
@@ -629,7 +631,7 @@ def evidence(row: Row, dirs: dict[int, pathlib.Path], target: str = "") -> str:
   """What the runs themselves say about a row below its baselines: where each seed's last phase
   (of `target`) found its best validation step (the last step: still improving when training
   stopped), and its validation score (to hold against the test score)."""
-  at_end, n, val = 0, 0, []
+  at_end, n, val, unknown = 0, 0, [], []
   for d in dirs.values():
     phases = json.loads((d / "phases.json").read_text()) if (d / "phases.json").exists() else []
     phases = [p for p in phases if not target or target in (p.get("targets") or [target])]
@@ -637,7 +639,10 @@ def evidence(row: Row, dirs: dict[int, pathlib.Path], target: str = "") -> str:
       continue
     last = phases[-1]
     n += 1
-    at_end += int(last.get("best_step") == last.get("steps"))
+    if last.get("steps"):
+      at_end += int(last.get("best_step") == last.get("steps"))
+    else:   # a phase given in epochs: phases.json records steps 0, not the steps it ran
+      unknown.append(last.get("best_step"))
     v = last.get("validation") or {}
     val.append(v.get("accuracy" if row.table == "clips" else "pcc"))
   if not n:
@@ -646,9 +651,14 @@ def evidence(row: Row, dirs: dict[int, pathlib.Path], target: str = "") -> str:
   t = _run_config(dirs).get("train") or {}
   once = ((t.get("steps") and t.get("eval_every_steps", 0) >= t["steps"])
           or (t.get("epochs") and t.get("eval_every_epochs", 0) >= t["epochs"]))
-  where = ("validated once, at the end of training" if once else
-           f"best validation step = the last step in {at_end} of {n} seeds"
-           + (" (still improving when training stopped)" if at_end * 2 > n else ""))
+  if once:
+    where = "validated once, at the end of training"
+  elif unknown:
+    where = ("best validation at step " + " / ".join(str(b) for b in unknown) + " (a phase "
+             "given in epochs, its length in steps not recorded in phases.json)")
+  else:
+    where = (f"best validation step = the last step in {at_end} of {n} seeds"
+             + (" (still improving when training stopped)" if at_end * 2 > n else ""))
   return where + f"; validation {metric} {_mean_std(val)}"
 
 
@@ -693,6 +703,17 @@ def _spread_note(row: Row, dirs, target: str, verdict_text: str) -> str:
 # below; the evidence line beside each is computed from the runs).
 # Keys: "<profile>/<row>/<target>", "<profile>/<row>", "<row>/<target>", "<row>", or
 # "<profile>/<dataset name/config>/<target>" for what a whole benchmark of a profile explains.
+# The raw-frame benchmark's valence and the ridge on frame statistics (measured on
+# synthetic_clips/frames_small with benchmarks/heldout_films.py and the generator's curves).
+_RIDGE_READS_VALENCE = (
+    "the ridge on frame statistics is about the best reader of the valence the frames carry: "
+    "the benchmark renders the picture's valence curve as brightness and warmth, linear in the "
+    "frames' mean colour (synthetic_films_render), and the ridge's predictions correlate at "
+    "0.99 with that noiseless curve at the 8 frames' times (validation and test). It sits at "
+    "the frames' ceiling: the noiseless curve itself has PCC 0.718 with the test labels, the "
+    "ridge 0.734. And 4 test films (24 clips) cannot rank readers this close: over 200 groups of "
+    "4 further films of the generator that ceiling's PCC has a std of 0.100 (all measured by "
+    "`python -m benchmarks.heldout_films`). ")
 _SMALL = ("the quick profile's benchmark, `synthetic_benchmark/small`, has 4 training films of "
           "1-3 min and 2 test films; ")
 EXPLANATIONS: dict[str, str] = {
@@ -738,12 +759,28 @@ EXPLANATIONS: dict[str, str] = {
         "gained its per-modality shares); the default profile's rows are the judged ones."),
     "quick/video_convnets": (
         "too few steps, by the quick profile's design: 1 epoch (12 steps of 8 clips) of a "
-        "network trained from scratch, validated once. Investigated on C3D (valence, seed 0): "
+        "network trained from scratch, validated once. Investigated on C3D (valence): "
         "`main.py --config=configs/video_convnets.py:c3d,valence,runlocal` (runlocal's 10 "
-        "epochs, the same network, best validation at step 96 of 120) ends above the ridge on "
-        "frame statistics on the test split. The ridge is a strong bar on "
-        "valence here: brightness and warmth, linear in the frames' mean colour, carry it. The "
-        "default profile (10 epochs of the full networks) is the judged run."),
+        "epochs, the same network; seeds 0-2) ends above the ridge on frame statistics on the "
+        "4 test films (test PCC 0.766 / 0.758 / 0.804 against 0.734) but not on 36 further "
+        "films of the benchmark's generator (0.756 / 0.701 / 0.727 against 0.762; "
+        "`python -m benchmarks.heldout_films`): the ridge is a strong bar on valence here "
+        "(see the default profile's C3D row), and 4 test films do not rank readers this "
+        "close. The default profile (10 epochs of the full networks) is the judged run."),
+    "default/seed004_c3d_valence/valence": _RIDGE_READS_VALENCE + (
+        "C3D trained from scratch on 96 clips reads that cue less exactly: its test predictions "
+        "correlate with the noiseless curve at 0.85-0.97 (every run measured: runlocal's width "
+        "1/8 and the full network at Adam 5e-4 and 1e-4), so at best it ties the ridge. On 36 "
+        "further films of the generator (`python -m benchmarks.heldout_films --films=36 "
+        "--runs=<the row's trial folders>`) the ridge scores 0.762 and this row's runs "
+        "0.736 / 0.680 / 0.723 (seeds 0-2). Neither a smaller network nor a lower rate beats it "
+        "there: runlocal's C3D (width 1/8, 0.83 M parameters instead of 52.8 M) 0.756 / 0.701 / "
+        "0.727, though above the ridge on the 4 test films (0.766 / 0.758 / 0.804); the full C3D "
+        "at Adam 1e-4 with the best step chosen by validation CCC 0.759 / 0.752 / 0.675, though "
+        "above it on the 4 test films (0.771 / 0.787 / 0.766) and on validation (0.85 / 0.85 / "
+        "0.82 against this row's 0.78 / 0.75 / 0.78). A design the benchmark cannot reward (a "
+        "linear cue that a linear baseline reads exactly, judged on 4 films), not a defect: "
+        "the runs train and generalise."),
 }
 
 

@@ -154,3 +154,16 @@ def test_a_quick_row_below_shows_the_default_profiles_run_of_it(tmp_path, monkey
   assert "accuracy ≤ majority class 0.500" in note
   assert note.endswith("The default profile's runs of this row (1 seeds): test accuracy 0.750 "
                        "(above, against its baselines there).")
+
+
+def test_evidence_of_a_phase_given_in_epochs_names_its_best_steps(tmp_path):
+  # phases.json records steps 0 for a phase whose duration is in epochs: its best step is not
+  # compared with 0 (which would say "the last step in 0 of 2 seeds" whatever happened).
+  row = results.ROWS[-14]
+  for s, best in ((0, 96), (1, 120)):
+    _run(tmp_path, row.key, s, {"accuracy": 0.5},
+         [{"best_step": best, "steps": 0, "validation": {"accuracy": 0.5 + s / 10}}])
+  text = results.evidence(row, results._trial_dirs(tmp_path, row, (0, 1)), "arousal")  # pylint: disable=protected-access
+  assert text.startswith("best validation at step 96 / 120 (a phase given in epochs")
+  assert "last step in" not in text
+  assert text.endswith("validation accuracy 0.550 ± 0.071")
