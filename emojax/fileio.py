@@ -114,9 +114,9 @@ def read_json(path: str | os.PathLike, default=None):
 def summary_writer_class():
   """tensorboardX's `SummaryWriter`, imported without PyTorch where nothing has imported it yet.
 
-  tensorboardX imports torch when it is installed (emojax's feature extractors install it) only
-  to accept torch tensors, which emojax never logs (it logs floats); importing torch there cost
-  every training process ~1.5 s of CPU and ~200 MB of memory. While tensorboardX loads, `import
+  tensorboardX imports torch whenever it is installed (requirements-test.txt installs it; emojax
+  reads .pth weights with it where present) only to accept torch tensors, which emojax never logs
+  (it logs floats); importing torch there cost every training process ~1.5 s of CPU and ~200 MB. While tensorboardX loads, `import
   torch` fails (`sys.modules["torch"] = None`), so its writers take NumPy values and floats only;
   a process that has already imported torch (a test worker, a feature extraction) is left as is.
   """
