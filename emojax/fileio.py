@@ -116,9 +116,10 @@ def summary_writer_class():
 
   tensorboardX imports torch whenever it is installed (requirements-test.txt installs it; emojax
   reads .pth weights with it where present) only to accept torch tensors, which emojax never logs
-  (it logs floats); importing torch there cost every training process ~1.5 s of CPU and ~200 MB. While tensorboardX loads, `import
-  torch` fails (`sys.modules["torch"] = None`), so its writers take NumPy values and floats only;
-  a process that has already imported torch (a test worker, a feature extraction) is left as is.
+  (it logs floats); importing torch there cost every training process ~1.5 s of CPU and ~200 MB.
+  While tensorboardX loads, `import torch` fails (`sys.modules["torch"] = None`), so its writers
+  take NumPy values and floats only; a process that has already imported torch (a test worker, a
+  weights conversion) is left as is.
   """
   if "tensorboardX" not in sys.modules and "torch" not in sys.modules:
     sys.modules["torch"] = None
