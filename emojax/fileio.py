@@ -10,6 +10,7 @@ import math
 import os
 import pathlib
 import stat
+import sys
 import tempfile
 from collections.abc import Mapping
 
@@ -108,3 +109,23 @@ def read_json(path: str | os.PathLike, default=None):
   except json.JSONDecodeError as e:
     raise DataError(f"{path}: not valid JSON ({e.msg}: line {e.lineno} column {e.colno}); the "
                     "file is truncated or damaged: restore it from a backup or delete it") from None
+
+
+def summary_writer_class():
+  """tensorboardX's `SummaryWriter`, imported without PyTorch where nothing has imported it yet.
+
+  tensorboardX imports torch whenever it is installed (requirements-test.txt installs it; emojax
+  reads .pth weights with it where present) only to accept torch tensors, which emojax never logs
+  (it logs floats); importing torch there cost every training process ~1.5 s of CPU and ~200 MB.
+  While tensorboardX loads, `import torch` fails (`sys.modules["torch"] = None`), so its writers
+  take NumPy values and floats only; a process that has already imported torch (a test worker, a
+  weights conversion) is left as is.
+  """
+  if "tensorboardX" not in sys.modules and "torch" not in sys.modules:
+    sys.modules["torch"] = None
+    try:
+      import tensorboardX  # pylint: disable=g-import-not-at-top,unused-import
+    finally:
+      del sys.modules["torch"]
+  import tensorboardX  # pylint: disable=g-import-not-at-top
+  return tensorboardX.SummaryWriter

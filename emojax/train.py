@@ -429,8 +429,7 @@ class Trainer:
   @property
   def writer(self):
     if self._writer is None and jax.process_index() == 0:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self._writer = SummaryWriter(str(self.workdir / "tensorboard"))
+      self._writer = fileio.summary_writer_class()(str(self.workdir / "tensorboard"))
     return self._writer
 
   def _scalar(self, tag: str, value: float, step: int) -> None:

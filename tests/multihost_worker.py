@@ -10,12 +10,13 @@ import pathlib
 import runpy
 import sys
 
-import tensorboardX
-
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from emojax import fileio  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+fileio.summary_writer_class()   # tensorboardX loaded as the harness loads it (without PyTorch)
+import tensorboardX  # pylint: disable=g-import-not-at-top,wrong-import-position,wrong-import-order
 
 _write = fileio.atomic_write_bytes
 _log = pathlib.Path(sys.argv.pop(1))

@@ -31,3 +31,27 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     fileio.atomic_write_text(path, "new")
   assert path.read_text() == "old"
   assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+
+
+def test_summary_writer_logs_scalars_without_importing_torch(tmp_path):
+  # A fresh interpreter (the test process has imported torch already): the harness's TensorBoard
+  # writer loads without PyTorch, and what it logs reads back from the event file.
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from conftest import REPO  # pylint: disable=import-outside-toplevel
+  code = ("import sys; from emojax import fileio; w = fileio.summary_writer_class()(sys.argv[1]); "
+          "w.add_scalar('phase/train_loss', 0.25, 3); w.add_scalar('phase/train_loss', 0.125, 6);"
+          " w.close(); print('torch' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, check=True,
+                       capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+  assert out.strip() == "False"
+  from tensorboardX.proto import event_pb2  # pylint: disable=import-outside-toplevel
+  (events,) = tmp_path.glob("events.out.tfevents.*")
+  data, logged = events.read_bytes(), []
+  while data:   # TFRecord framing: u64 length, u32 crc, the record, u32 crc
+    n = int.from_bytes(data[:8], "little")
+    event = event_pb2.Event.FromString(data[12:12 + n])
+    logged += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+    data = data[12 + n + 4:]
+  assert logged == [("phase/train_loss", 3, 0.25), ("phase/train_loss", 6, 0.125)]

@@ -29,6 +29,9 @@ def _final_params(workdir: pathlib.Path, config) -> dict:
 
 def test_train_and_evaluate_writes_the_contract(tmp_path, capsys):
   config = toy_config(targets=("valence", "arousal"), steps=4)
+  with config.unlocked():   # 11 phases: one validation and one checkpoint each, at its end
+    config.train.eval_every_steps = config.checkpoint.every_steps = 4   # (mid-phase ones:
+    # reference_run, every 2 / 3 steps, read by the resume tests)
   flat = train.train_and_evaluate(config, tmp_path / "run")
   run = tmp_path / "run"
   # Printed: per phase its validation scores only; test scores once, at the end of the run.
