@@ -17,8 +17,10 @@ with suffix '' for k = 0 and '_reverse' for k = 1. Initialisation is torch's: ev
 uniform in [-1/sqrt(H), 1/sqrt(H)].
 
 Speed (CPU): the input projection of all steps and both directions is one matmul outside the
-recurrence; both directions (and, in `MultiBiLSTM`, all modalities) run as K stacked recurrences in a
-single `lax.scan` whose body is one batched (K, B, H) x (K, H, 4H) dot plus the gate nonlinearities.
+recurrence; both directions (and, in `MultiBiLSTM`, all modalities) run as K stacked recurrences
+whose step is one batched (K, B, H) x (K, H, 4H) dot plus the gate nonlinearities: in one
+`lax.scan` (`lstm_scan`), or, for short sequences whose steps are all unrolled (seed 000's 10 s
+clips), as straight-line code without the scan's stacked per-step buffers (`bilstm_unrolled`).
 (At the seed-000 shapes `MultiBiLSTM` is not faster than separate `BiLSTM`s: docs/benchmarks.md.)
 The backward direction is scanned in flipped time (scan step s is time T-1-s). Padding is only at
 the end of a sequence and padded steps hold the state, so the backward direction holds its zero
@@ -189,6 +191,163 @@ def _lstm_scan_fn(masked: bool, unroll: int):
   return scan
 
 
+def _unrolls_fully(t: int, unroll: int | None) -> bool:
+  """Whether a recurrence of T steps at `unroll` (None: `_default_unroll`) has every step unrolled
+  (then `run_bilstm_stacks` runs `bilstm_unrolled`, not `lstm_scan`)."""
+  return (_default_unroll(t) if unroll is None else unroll) >= t
+
+
+def bilstm_unrolled(gates_M_x8H: list[jax.Array], w_hh_KxHx4H: jax.Array,
+                    mask_BxT: jax.Array | None = None, batch_major: bool = False
+                    ) -> tuple[list[jax.Array], jax.Array]:
+  """M bidirectional LSTM layers (K = 2M recurrences) over a short sequence as straight-line code:
+  what `lstm_scan` computes with every step unrolled, without a scan's per-step copies.
+
+  A `lax.scan` (even fully unrolled) writes every saved activation of every step into a stacked
+  (T, K, B, .) buffer (three per step forward: h, c and the gates' activations) and stacks its
+  outputs the same way; here the steps' arrays are kept as they are computed and only what a
+  matmul reads is stacked, once per layer: the recurrent outputs (for the next layer) and, in the
+  backward pass, the pre-activation gradients (for the input projections' gradients and one
+  batched dW_hh product). The first layer's projections may come batch-major (`batch_major`):
+  its (B, T, D) input is projected as it lies (no transposed copy of the input, which at seed
+  000's 3,072-wide expression features is the largest array of the step), the (B, T, 8H) gates
+  are laid out for the recurrence by the same fusion that splits and flips the two directions,
+  and their gradient comes back batch-major, the layout dW_ih reads. The gradient is
+  hand-written (`jax.custom_vjp`); per step: one (K, B, H) x (K, H, 4H) dot and the cell's
+  fusions forward, one (K, B, 4H) x (K, 4H, H) dot and the pre-activations' gradient backward;
+  tanh(c) is recomputed backward. (docs/benchmarks.md, seed 000.)
+
+  Args:
+    gates_M_x8H: per layer, x W_ih + b_ih + b_hh for both directions in time order: columns
+      [:4H] the forward recurrence (recurrence 2m), [4H:] the backward one (2m + 1); (T, B, 8H),
+      or (B, T, 8H) with `batch_major`.
+    w_hh_KxHx4H: recurrent kernels, recurrence 2m + d = layer m, direction d.
+    mask_BxT: valid steps; at an invalid step the state is held and the output is 0.
+    batch_major: the layout of `gates_M_x8H`.
+
+  Returns:
+    (per layer the outputs y_TxBx2H in time order ([forward, backward] states; time-major
+    whatever the input's layout), the final hidden states h_KxBxH: forward after the last valid
+    step, backward after step 0).
+  """
+  fn = _bilstm_unrolled_fn(mask_BxT is not None, len(gates_M_x8H), batch_major)
+  mask = None if mask_BxT is None else jnp.asarray(mask_BxT, bool)
+  ys, h_last = fn(tuple(gates_M_x8H), w_hh_KxHx4H, mask)
+  return list(ys), h_last
+
+
+def _contracted_batch_sharding(x: jax.Array, like: jax.Array):
+  """`out_sharding` of a product that sums over the batch of `x`: `like`'s sharding where the
+  batch is sharded with sharding in types (the harness's explicit "data" axis, under which JAX
+  refuses to guess it), else None."""
+  spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+  if not spec or all(a is None for a in spec):
+    return None
+  return jax.typeof(like).sharding
+
+
+def _scan_order(a_TxBx2G: jax.Array) -> jax.Array:
+  """(T, B, 2G) in time order -> (T, 2, B, G): [forward half, backward half flipped in time]."""
+  fwd, bwd = jnp.split(a_TxBx2G, 2, axis=-1)
+  return jnp.stack([fwd, jnp.flip(bwd, axis=0)], axis=1)
+
+
+def _from_scan_order(a_TxKxBxG: jax.Array, m_layers: int) -> list[jax.Array]:
+  """Inverse of `_scan_order` for each of M layers: (T, 2M, B, G) -> M x (T, B, 2G)."""
+  return [jnp.concatenate([a_TxKxBxG[:, 2 * j], jnp.flip(a_TxKxBxG[:, 2 * j + 1], axis=0)], -1)
+          for j in range(m_layers)]
+
+
+@functools.lru_cache(maxsize=None)
+def _bilstm_unrolled_fn(masked: bool, m_layers: int, batch_major: bool):
+  """The custom-VJP straight-line bidirectional LSTM of M layers for one (masked, M, layout)."""
+
+  def mask_TxKxB(mask_BxT):
+    m_TxB = mask_BxT.T
+    return jnp.tile(jnp.stack([m_TxB, jnp.flip(m_TxB, axis=0)], axis=1), (1, m_layers, 1))
+
+  def forward(gates_M, w_KxHx4H, mask_BxT):
+    tm = [jnp.swapaxes(g, 0, 1) for g in gates_M] if batch_major else list(gates_M)
+    g_TxKxBx4H = jnp.concatenate([_scan_order(g) for g in tm], axis=1)
+    t, k, b, h4 = g_TxKxBx4H.shape
+    hidden = h4 // 4
+    m_all = mask_TxKxB(mask_BxT)[..., None] if masked else None
+    h = c = jnp.zeros((k, b, hidden), g_TxKxBx4H.dtype)
+    hs, res = [], []
+    for s in range(t):
+      z = g_TxKxBx4H[s] + jnp.einsum('kbh,khg->kbg', h, w_KxHx4H)
+      sig = jax.nn.sigmoid(z)
+      g = jnp.tanh(z[..., 2 * hidden:3 * hidden])
+      i, f, o = sig[..., :hidden], sig[..., hidden:2 * hidden], sig[..., 3 * hidden:]
+      c_new = f * c + i * g
+      h_new = o * jnp.tanh(c_new)
+      if masked:
+        h_new = jnp.where(m_all[s], h_new, h)
+        c_new = jnp.where(m_all[s], c_new, c)
+      hs.append(h_new)
+      res.append((h, c, sig, g))
+      h, c = h_new, c_new
+    out_TxKxBxH = jnp.stack(hs)
+    if masked:
+      out_TxKxBxH = jnp.where(m_all, out_TxKxBxH, 0.0)
+    return tuple(_from_scan_order(out_TxKxBxH, m_layers)), h, res
+
+  @jax.custom_vjp
+  def run(gates_M, w_KxHx4H, mask_BxT):
+    ys, h_last, _ = forward(gates_M, w_KxHx4H, mask_BxT)
+    return ys, h_last
+
+  def run_fwd(gates_M, w_KxHx4H, mask_BxT):
+    ys, h_last, res = forward(gates_M, w_KxHx4H, mask_BxT)
+    return (ys, h_last), (res, w_KxHx4H, mask_BxT)
+
+  def run_bwd(saved, cotangents):
+    res, w_KxHx4H, mask_BxT = saved
+    dys_M, dh = cotangents
+    hidden = w_KxHx4H.shape[1]
+    dout_TxKxBxH = jnp.concatenate([_scan_order(dy) for dy in dys_M], axis=1)
+    m_all = mask_TxKxB(mask_BxT)[..., None] if masked else None
+    if masked:
+      dout_TxKxBxH = jnp.where(m_all, dout_TxKxBxH, 0.0)
+    t = len(res)
+    dc = jnp.zeros_like(dh)
+    dzs = [None] * t
+    for s in reversed(range(t)):
+      h_prev, c_prev, sig, g = res[s]
+      i, f, o = sig[..., :hidden], sig[..., hidden:2 * hidden], sig[..., 3 * hidden:]
+      tanh_c = jnp.tanh(f * c_prev + i * g)
+      dh_tot = dh + dout_TxKxBxH[s]
+      dc_tot = dc + dh_tot * o * (1.0 - tanh_c * tanh_c)
+      dz = jnp.concatenate([dc_tot * g * i * (1.0 - i), dc_tot * c_prev * f * (1.0 - f),
+                            dc_tot * i * (1.0 - g * g), dh_tot * tanh_c * o * (1.0 - o)],
+                           axis=-1)
+      # The dot reads dz before the mask: at a padded step its product is replaced by the held dh.
+      dh_prev = jnp.einsum('kbg,khg->kbh', dz, w_KxHx4H)
+      dc_prev = dc_tot * f
+      if masked:
+        dh_prev = jnp.where(m_all[s], dh_prev, dh)
+        dc_prev = jnp.where(m_all[s], dc_prev, dc)
+      dzs[s] = dz
+      dh, dc = dh_prev, dc_prev
+    # One stacked (K, T, B, 4H) array of the pre-activations' gradients (masked once) feeds both
+    # dW_hh (one batched product over all steps) and the input projections' gradients.
+    dz_KxTxBx4H = jnp.stack(dzs, axis=1)
+    if masked:
+      dz_KxTxBx4H = jnp.where(jnp.swapaxes(m_all, 0, 1), dz_KxTxBx4H, 0.0)
+    h_prev_KxTxBxH = jnp.stack([r[0] for r in res], axis=1)
+    dw_KxHx4H = jnp.einsum('ktbh,ktbg->khg', h_prev_KxTxBxH, dz_KxTxBx4H,
+                           out_sharding=_contracted_batch_sharding(h_prev_KxTxBxH, w_KxHx4H))
+    dgates = [jnp.concatenate([dz_KxTxBx4H[2 * j], jnp.flip(dz_KxTxBx4H[2 * j + 1], axis=0)], -1)
+              for j in range(m_layers)]
+    if batch_major:
+      dgates = [jnp.swapaxes(d, 0, 1) for d in dgates]
+    dmask = None if mask_BxT is None else np.zeros(mask_BxT.shape, jax.dtypes.float0)
+    return tuple(dgates), dw_KxHx4H, dmask
+
+  run.defvjp(run_fwd, run_bwd)
+  return run
+
+
 class BiLSTMLayer(nnx.Module):
   """One bidirectional LSTM layer (parameters; `run_bilstm_stacks` runs it)."""
 
@@ -205,11 +364,21 @@ class BiLSTMLayer(nnx.Module):
 
     One (T B, D) x (D, 8H) matmul; returns (T, 2, B, 4H) with direction 1 flipped in time.
     """
-    d, h4 = x_TxBxD.shape[-1], 4 * self.hidden
-    b_8H = (self.b_ih[...] + self.b_hh[...]).reshape(2 * h4)
-    g_TxBx8H = jnp.einsum('tbd,dg->tbg', x_TxBxD, self.w_ih[...].reshape(d, 2 * h4)) + b_8H
-    fwd, bwd = jnp.split(g_TxBx8H, 2, axis=-1)
-    return jnp.stack([fwd, jnp.flip(bwd, axis=0)], axis=1)
+    return _scan_order(self.gates_time_major(x_TxBxD))
+
+  def gates_batch_major(self, x_BxTxD: jax.Array) -> jax.Array:
+    """Input projections of a batch-major input for both directions, in time order, as it lies:
+    (B, T, 8H), columns [:4H] the forward direction, [4H:] the backward one (`bilstm_unrolled`)."""
+    return self._project('btd,dg->btg', x_BxTxD)
+
+  def gates_time_major(self, x_TxBxD: jax.Array) -> jax.Array:
+    """As `gates_batch_major` for a time-major input: (T, B, 8H)."""
+    return self._project('tbd,dg->tbg', x_TxBxD)
+
+  def _project(self, spec: str, x: jax.Array) -> jax.Array:
+    d, h8 = x.shape[-1], 8 * self.hidden
+    b_8H = (self.b_ih[...] + self.b_hh[...]).reshape(h8)
+    return jnp.einsum(spec, x, self.w_ih[...].reshape(d, h8)) + b_8H
 
 
 def _time_order(out_Tx2xBxH: jax.Array) -> jax.Array:
@@ -223,7 +392,10 @@ def run_bilstm_stacks(stacks: list[nnx.List], xs_BxTxD: list[jax.Array],
                       unroll: int | None = None) -> list[tuple[jax.Array, jax.Array]]:
   """Runs M bidirectional LSTM stacks of equal width and depth over sequences of equal (B, T).
 
-  The 2M recurrences of each layer (M stacks x 2 directions) share one `lax.scan`.
+  The 2M recurrences of each layer (M stacks x 2 directions) run together: as straight-line code
+  (`bilstm_unrolled`, the first layer projecting its batch-major inputs as they lie) when every
+  step is unrolled (`unroll` None and T <= 16, or `unroll` >= T), else in one `lax.scan`
+  (`lstm_scan`). The two compute the same outputs and gradients (up to the order of sums).
 
   Returns:
     per stack (outputs y_BxTx2H, final state h_Bx2H of the last layer).
@@ -236,6 +408,16 @@ def run_bilstm_stacks(stacks: list[nnx.List], xs_BxTxD: list[jax.Array],
                        f'modalities; got {[x.shape for x in xs_BxTxD]}')
   if mask_BxT is not None and mask_BxT.shape != (b, t):
     raise ValueError(f'mask_BxT has shape {mask_BxT.shape}; the inputs need {(b, t)}')
+  if _unrolls_fully(t, unroll):
+    ys = list(xs_BxTxD)   # the first layer reads the batch-major inputs, the others time-major
+    for depth in range(len(stacks[0])):
+      layers = [stack[depth] for stack in stacks]
+      gates = [layer.gates_batch_major(y) if depth == 0 else layer.gates_time_major(y)
+               for layer, y in zip(layers, ys)]
+      w_hh = jnp.concatenate([layer.w_hh[...] for layer in layers], axis=0)
+      ys, h_KxBxH = bilstm_unrolled(gates, w_hh, mask_BxT, batch_major=depth == 0)
+    return [(jnp.swapaxes(y, 0, 1), jnp.concatenate([h_KxBxH[2 * m], h_KxBxH[2 * m + 1]], -1))
+            for m, y in enumerate(ys)]
   mask_TxKxB = None
   if mask_BxT is not None:
     m_TxB = jnp.asarray(mask_BxT, bool).T
