@@ -373,3 +373,72 @@ def test_attention_as_products_and_sums_or_as_dots_matches_numpy(monkeypatch, el
     xj = jnp.asarray(x)
     got = mha(xj, xj if self_attention else jnp.asarray(kv), None if m is None else jnp.asarray(m))
     np.testing.assert_allclose(np.asarray(got), np_mha(x, kv, p, m), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("dropped", [False, True])
+def test_feature_major_attention_and_its_vjp_match_numpy(masked, dropped):
+  """`aan.attention_fm` (feature-major heads (3, H, C, T, N), hand-written VJP) against NumPy's
+  softmax attention and its gradient written out in float64 (ds = P * (dP - sum(dP * P)))."""
+  rng = np.random.default_rng(4)
+  h, c, t, n = 2, 4, 5, 3
+  qkv = rng.normal(size=(3, h, c, t, n))
+  drop = ((rng.uniform(size=(h, t, t, n)) > 0.2) / 0.8) if dropped else None
+  mask = None
+  if masked:
+    mask = rng.uniform(size=(1, t, t, n)) > 0.3
+    mask[:, :, 0] = True
+  do = rng.normal(size=(h, c, t, n))
+  # NumPy, token-major per (head, example): q, k, v (T, C).
+  q, k, v = (np.moveaxis(qkv[i], (1, 2), (3, 1)) for i in range(3))   # (H, T, N, C) -> below
+  q, k, v = (np.moveaxis(z, 2, 0) for z in (q, k, v))                 # (N, H, T, C)
+  s = q @ np.swapaxes(k, -1, -2) / math.sqrt(c)                        # (N, H, Q, K)
+  m = None if mask is None else np.moveaxis(mask, 3, 0)               # (N, 1, Q, K)
+  if m is not None:
+    s = np.where(m, s, -1e9)
+  p = np.exp(s - s.max(-1, keepdims=True))
+  p /= p.sum(-1, keepdims=True)
+  dr = np.ones_like(p) if drop is None else np.moveaxis(drop, 3, 0)
+  o = (p * dr) @ v                                                     # (N, H, Q, C)
+  g = np.moveaxis(do, (0, 1, 2, 3), (1, 3, 2, 0))                      # (N, H, Q, C)
+  dpd = g @ np.swapaxes(v, -1, -2)
+  dv = np.swapaxes(p * dr, -1, -2) @ g
+  dp = dpd * dr
+  ds = p * (dp - (dp * p).sum(-1, keepdims=True))
+  if m is not None:
+    ds = np.where(m, ds, 0.0)
+  ds /= math.sqrt(c)
+  dq, dk = ds @ k, np.swapaxes(ds, -1, -2) @ q
+  fm = lambda z: np.moveaxis(z, (0, 1, 2, 3), (3, 0, 2, 1))           # (N, H, T, C) -> (H, C, T, N)
+  args = (jnp.asarray(qkv, jnp.float32), None if drop is None else jnp.asarray(drop, jnp.float32),
+          None if mask is None else jnp.asarray(mask))
+  out, vjp = jax.vjp(lambda a: aan.attention_fm(a, *args[1:]), args[0])
+  np.testing.assert_allclose(np.asarray(out), fm(o), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(do, jnp.float32))[0]),
+                             np.stack([fm(dq), fm(dk), fm(dv)]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("ff", ["relu", "x_plus_tanh"])
+def test_feature_major_encoder_draws_the_token_major_dropout_masks(monkeypatch, norm, ff):
+  """In training (dropout on), the feature-major encoder (`aan.FEATURE_MAJOR_MAX_WIDTH`) drops the
+  same entries as the token-major one: same outputs and parameter gradients for the same keys."""
+  c, model = make("feature", norm=norm, feed_forward=ff)
+  net = model.nets["arousal"]
+  net.train()
+  rng = np.random.default_rng(2)
+  feats = {s: jnp.asarray(rng.normal(size=(6, d)), jnp.float32) for s, d in DIMS.items()}
+  graphdef, params = nnx.split(net, nnx.Param)
+  outs = []
+  for width in (0, 16):
+    monkeypatch.setattr(aan, "FEATURE_MAJOR_MAX_WIDTH", width)
+
+    def loss(p):
+      y = nnx.merge(graphdef, p)(feats, nnx.Rngs(dropout=7))
+      return jnp.sum(y * jnp.arange(1.0, 7.0)), y
+    outs.append(jax.grad(loss, has_aux=True)(params))
+  (g0, y0), (g1, y1) = outs
+  assert not np.allclose(np.asarray(y0), np.asarray(net.eval() or net(feats)))   # dropout acted
+  np.testing.assert_allclose(np.asarray(y1), np.asarray(y0), rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-5)

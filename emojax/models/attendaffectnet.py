@@ -76,6 +76,12 @@ RELEASED_STREAMS = ("resnet50", "flownet", "i3d", "vggish", "emobase")
 # head width) is computed as broadcast products and sums (one loop fusion each) rather than as a
 # batched dot of tiny matrices: the Feature AAN's 5 x 5 x 4 per head (docs/benchmarks.md).
 ELEMENTWISE_ATTENTION_MAX = 256
+# Token encoders of at most this width (d_model) run feature-major: activations (width, tokens,
+# batch), the batch the minor axis, so each LayerNorm / attention reduction is a sum of a few
+# contiguous batch-long vectors and each Linear one GEMM W^T @ X (emojax's choice; measured at the
+# Feature AAN's width 8, docs/benchmarks.md). Same parameters, same dropout masks (drawn in the
+# token-major shape and transposed); sums in another order (last-bit differences).
+FEATURE_MAJOR_MAX_WIDTH = 16
 
 
 class LayerNorm(nnx.Module):
@@ -98,6 +104,49 @@ class LayerNorm(nnx.Module):
     else:
       y = xc * jax.lax.rsqrt(jnp.mean(xc * xc, axis=-1, keepdims=True) + self.eps)
     return self.scale[...] * y + self.bias[...]
+
+  def fm(self, x: jax.Array) -> jax.Array:
+    """The same norm over axis 0 of a feature-major x (width, ...)."""
+    mean = jnp.mean(x, axis=0, keepdims=True)
+    xc = x - mean
+    extra = (1,) * (x.ndim - 1)
+    if self.kind == "authors":
+      n = x.shape[0]
+      std = jnp.sqrt(jnp.sum(xc * xc, axis=0, keepdims=True) / max(n - 1, 1))
+      y = xc / (std + self.eps)
+    else:
+      y = xc * jax.lax.rsqrt(jnp.mean(xc * xc, axis=0, keepdims=True) + self.eps)
+    return self.scale[...].reshape(-1, *extra) * y + self.bias[...].reshape(-1, *extra)
+
+
+def _dropout_fm(drop: nnx.Dropout, x: jax.Array, perm: tuple, rngs) -> jax.Array:
+  """`drop(x_tm, rngs)` for x = x_tm.transpose(perm): the mask of nnx.Dropout (the same key, the
+  same bits, drawn in x_tm's shape) transposed, so both layouts drop the same entries."""
+  if drop.rate == 0.0 or drop.deterministic:
+    return x
+  if drop.rate == 1.0:
+    return jnp.zeros_like(x)
+  rngs = rngs if rngs is not None else drop.rngs
+  if isinstance(rngs, nnx.Rngs):
+    key = rngs[drop.rng_collection]()
+  elif isinstance(rngs, nnx.RngStream):
+    key = rngs()
+  else:
+    key = rngs
+  keep = 1.0 - drop.rate
+  shape = [0] * x.ndim
+  for i, p in enumerate(perm):
+    shape[p] = x.shape[i]
+  for dim in drop.broadcast_dims:
+    shape[dim] = 1
+  mask = jnp.broadcast_to(jax.random.bernoulli(key, p=keep, shape=shape).transpose(perm), x.shape)
+  return jax.lax.select(mask, x / keep, jnp.zeros_like(x))
+
+
+def _linear_fm(lin: nnx.Linear, x: jax.Array) -> jax.Array:
+  """Linear on a feature-major x (in, ...) -> (out, ...): one GEMM W^T @ X."""
+  y = jax.lax.dot_general(lin.kernel[...], x, (((0,), (0,)), ((), ())))
+  return y + lin.bias[...].reshape(-1, *(1,) * (x.ndim - 1))
 
 
 class MultiHeadAttention(nnx.Module):
@@ -141,6 +190,64 @@ class MultiHeadAttention(nnx.Module):
       o = jnp.einsum("nhqk,nhkc->nhqc", p, v)
     return self.out(o.transpose(0, 2, 1, 3).reshape(n, tq, d))
 
+  def fm(self, x_DxTxN, mask_NxQxK=None, rngs=None):
+    """Self-attention on feature-major tokens (D, T, N) -> (D, T, N) (`attention_fm`)."""
+    d, t, n = x_DxTxN.shape
+    h = self.heads
+    w = jnp.concatenate([self.q.kernel[...], self.k.kernel[...], self.v.kernel[...]], axis=1)
+    b = jnp.concatenate([self.q.bias[...], self.k.bias[...], self.v.bias[...]])
+    qkv = jax.lax.dot_general(w, x_DxTxN, (((0,), (0,)), ((), ()))) + b[:, None, None]
+    drop = None
+    if not (self.drop.rate == 0.0 or self.drop.deterministic):
+      drop = _dropout_fm(self.drop, jnp.ones((h, t, t, n), jnp.float32), (1, 2, 3, 0), rngs)
+    mask = None if mask_NxQxK is None else mask_NxQxK.transpose(1, 2, 0)[None]
+    o = attention_fm(qkv.reshape(3, h, d // h, t, n), drop, mask)
+    return _linear_fm(self.out, o.reshape(d, t, n))
+
+
+def _attention_fm_fwd(qkv, drop, mask):
+  q, k, v = qkv[0], qkv[1], qkv[2]                     # (H, C, T, N)
+  c = q.shape[1]
+  s = jnp.sum(q[:, :, :, None, :] * k[:, :, None, :, :], axis=1) / math.sqrt(c)   # (H, Q, K, N)
+  if mask is not None:
+    s = jnp.where(mask, s, -1e9)
+  e = jnp.exp(s - jnp.max(s, axis=2, keepdims=True))
+  p = e / jnp.sum(e, axis=2, keepdims=True)
+  pd = p if drop is None else p * drop
+  o = jnp.sum(pd[:, None] * v[:, :, None, :, :], axis=3)                         # (H, C, Q, N)
+  return o, (q, k, v, p, drop, mask)
+
+
+@jax.custom_vjp
+def attention_fm(qkv, drop, mask):
+  """softmax(q k^T / sqrt(C)) (masked, times the dropout mask `drop`: 0 or 1 / keep) @ v for
+  feature-major heads qkv (3, H, C, T, N) -> (H, C, T, N): every product a broadcast product
+  summed over the head width, the keys or the queries with the batch the minor axis; the backward
+  written out the same way (autodiff's would turn the q / k / v slices into pads fused into the
+  reductions)."""
+  return _attention_fm_fwd(qkv, drop, mask)[0]
+
+
+def _attention_fm_bwd(res, do):
+  q, k, v, p, drop, mask = res
+  c = q.shape[1]
+  pd = p if drop is None else p * drop
+  dv = jnp.sum(pd[:, None] * do[:, :, :, None, :], axis=2)                       # (H, C, K, N)
+  dp = jnp.sum(do[:, :, :, None, :] * v[:, :, None, :, :], axis=1)               # (H, Q, K, N)
+  if drop is not None:
+    dp = dp * drop
+  ds = p * (dp - jnp.sum(dp * p, axis=2, keepdims=True))
+  if mask is not None:
+    ds = jnp.where(mask, ds, 0.0)
+  ds = ds / math.sqrt(c)
+  dq = jnp.sum(ds[:, None] * k[:, :, None, :, :], axis=3)                        # (H, C, Q, N)
+  dk = jnp.sum(ds[:, None] * q[:, :, :, None, :], axis=2)                        # (H, C, K, N)
+  return (jnp.stack([dq, dk, dv]), None if drop is None else jnp.zeros_like(drop),
+          None if mask is None else np.zeros(mask.shape, jax.dtypes.float0))
+
+
+attention_fm.defvjp(_attention_fm_fwd, _attention_fm_bwd)
+
 
 class FeedForward(nnx.Module):
   """The released FFs (one d x d linear, not two): "relu" Dropout(ReLU(w(x))) (the five-stream
@@ -157,6 +264,12 @@ class FeedForward(nnx.Module):
     if self.kind == "x_plus_tanh":
       return self.w(self.drop(x + jnp.tanh(x), rngs=rngs))
     return self.drop(jax.nn.relu(self.w(x)), rngs=rngs)
+
+  def fm(self, x, perm, rngs=None):
+    """The same on feature-major x (`perm`: x = x_token_major.transpose(perm))."""
+    if self.kind == "x_plus_tanh":
+      return _linear_fm(self.w, _dropout_fm(self.drop, x + jnp.tanh(x), perm, rngs))
+    return _dropout_fm(self.drop, jax.nn.relu(_linear_fm(self.w, x)), perm, rngs)
 
 
 def _sublayer(norm: str, ln: LayerNorm, drop: nnx.Dropout, x, fn, rngs):
@@ -181,6 +294,17 @@ class EncoderLayer(nnx.Module):
     n = self.norm_position
     x = _sublayer(n, self.norm1, self.drop1, x, lambda y: self.attn(y, y, mask, rngs=rngs), rngs)
     return _sublayer(n, self.norm2, self.drop2, x, lambda y: self.ff(y, rngs=rngs), rngs)
+
+  def fm(self, x_DxTxN, mask=None, rngs=None):
+    """The same layer on feature-major tokens (D, T, N) (`FEATURE_MAJOR_MAX_WIDTH`)."""
+    perm = (2, 1, 0)
+
+    def sub(ln, drop, x, fn):
+      if self.norm_position == "post":
+        return ln.fm(x + _dropout_fm(drop, fn(x), perm, rngs))
+      return x + _dropout_fm(drop, fn(ln.fm(x)), perm, rngs)
+    x = sub(self.norm1, self.drop1, x_DxTxN, lambda y: self.attn.fm(y, mask, rngs=rngs))
+    return sub(self.norm2, self.drop2, x, lambda y: self.ff.fm(y, perm, rngs=rngs))
 
 
 class DecoderLayer(nnx.Module):
@@ -261,10 +385,18 @@ class StreamEncoder(nnx.Module):
     t = self.tokens(feats)
     lead = t.shape[:-2]
     x = t.reshape(-1, *t.shape[-2:])
-    for layer in self.layers:
-      x = layer(x, None, rngs=rngs)
-    if self.norm is not None:
-      x = self.norm(x)
+    if x.shape[-1] <= FEATURE_MAJOR_MAX_WIDTH:   # (N, T, D) -> (D, T, N) and back
+      x = x.transpose(2, 1, 0)
+      for layer in self.layers:
+        x = layer.fm(x, None, rngs=rngs)
+      if self.norm is not None:
+        x = self.norm.fm(x)
+      x = x.transpose(2, 1, 0)
+    else:
+      for layer in self.layers:
+        x = layer(x, None, rngs=rngs)
+      if self.norm is not None:
+        x = self.norm(x)
     return x.reshape(*lead, *x.shape[-2:])
 
 
