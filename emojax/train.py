@@ -702,11 +702,16 @@ class Trainer:
     ckpt.restore_best_into(self.model)
     best_step = ckpt.best_step()
     ckpt.close()
-    return self._record(phase, self.validate(phase), best_step, t0, stopped=stopped)
+    return self._record(phase, self.validate(phase), best_step, t0, stopped=stopped,
+                        steps=steps)
 
-  def _record(self, phase: Phase, val: dict, best_step, t0: float, stopped: bool = False) -> dict:
+  def _record(self, phase: Phase, val: dict, best_step, t0: float, stopped: bool = False,
+              steps: int | None = None) -> dict:
+    """The phase's line of phases.json; `steps` is the phase's length in steps as resolved (a
+    phase given in epochs has `phase.steps` 0), for readers that compare it with `best_step`."""
     rec = {"name": phase.name, "target": phase.target, "targets": list(phase.task.targets),
-           "best_step": best_step, "steps": phase.steps, "early_stopped": stopped,
+           "best_step": best_step, "steps": phase.steps if steps is None else steps,
+           "early_stopped": stopped,
            "seconds": round(time.time() - t0, 2), "info": phase.info}
     rec.update(val)   # validation and test: the rows of eval/ablation.md
     print(phase_done_line(phase.name, phase.task, val.get("validation"), best_step,

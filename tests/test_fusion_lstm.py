@@ -294,8 +294,11 @@ def test_late_fusion_trains_end_to_end_on_the_small_clip_benchmark(tmp_path, sma
     c.checkpoint.every_steps = 100
   flat = train.train_and_evaluate(c, tmp_path / "run")
   run = tmp_path / "run"
-  names = [r["name"] for r in json.loads((run / "phases.json").read_text())]
-  assert names == ["arousal/late_audio", "arousal/late_visual"]
+  records = json.loads((run / "phases.json").read_text())
+  assert [r["name"] for r in records] == ["arousal/late_audio", "arousal/late_visual"]
+  # Phases given in epochs record the steps they ran: validated once, at the end, so the best
+  # step is the last (phases.json used to record the configured `steps`, 0 here).
+  assert all(r["steps"] > 0 and r["best_step"] == r["steps"] for r in records)
   m = json.loads((run / "eval" / "test" / "metrics.json").read_text())["arousal"]
   assert 0.0 <= m["accuracy"] <= 1.0 and flat["test/arousal/accuracy"] == pytest.approx(m["accuracy"])
   assert np.sum(m["confusion"]) == 6   # the small config's 6 test clips
