@@ -250,6 +250,18 @@ def test_matches_torch_lstm_when_installed():
   np.testing.assert_allclose(h, torch.cat([h_t[-2], h_t[-1]], -1).detach().numpy(), atol=2e-5)
 
 
+def _assert_same_outputs_and_gradients(ours, oracle, loss, gates, w):
+  """`ours` and its autodiff `oracle`: outputs within 1e-6, gradients of `loss(fn, gates, w)` with
+  respect to (gates, w) within 1e-5; returns ours' gradients."""
+  for a, b_ in zip(jax.jit(ours)(gates, w), jax.jit(oracle)(gates, w)):
+    np.testing.assert_allclose(a, b_, atol=1e-6)
+  g_ours = jax.jit(jax.grad(functools.partial(loss, ours), argnums=(0, 1)))(gates, w)
+  g_oracle = jax.jit(jax.grad(functools.partial(loss, oracle), argnums=(0, 1)))(gates, w)
+  for a, b_ in zip(g_ours, g_oracle):
+    np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-5)
+  return g_ours
+
+
 def _autodiff_scan(gates_TxKxBx4H, w_KxHx4H, mask_TxB):
   """A plain JAX LSTM scan (autodiff gradients) from the equations, as an oracle for the VJP."""
   hidden = w_KxHx4H.shape[1]
@@ -290,12 +302,7 @@ def test_lstm_scan_gradient_matches_autodiff(masked, unroll):
 
   ours = lambda g, w: layers.lstm_scan(g, w, jnp.asarray(mask) if masked else None, unroll)
   oracle = lambda g, w: _autodiff_scan(g, w, jnp.asarray(mask, jnp.float32))
-  for a, b_ in zip(ours(gates, w), oracle(gates, w)):
-    np.testing.assert_allclose(a, b_, atol=1e-6)
-  g_ours = jax.jit(jax.grad(functools.partial(loss, ours), argnums=(0, 1)))(gates, w)
-  g_oracle = jax.jit(jax.grad(functools.partial(loss, oracle), argnums=(0, 1)))(gates, w)
-  for a, b_ in zip(g_ours, g_oracle):
-    np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-5)
+  g_ours = _assert_same_outputs_and_gradients(ours, oracle, loss, gates, w)
   if masked:  # nothing flows into the gates of padded steps
     np.testing.assert_array_equal(np.asarray(g_ours[0]).transpose(0, 2, 1, 3)[~mask], 0.0)
 
@@ -413,12 +420,7 @@ def test_bilstm_unrolled_matches_autodiff(masked, batch_major):
     y, h = fn(g, w)
     return jnp.sum(y * cot_y) + jnp.sum(h * cot_h)
 
-  for a, b_ in zip(jax.jit(ours)(gates, w), jax.jit(oracle)(gates, w)):
-    np.testing.assert_allclose(a, b_, atol=1e-6)
-  g_ours = jax.jit(jax.grad(functools.partial(loss, ours), argnums=(0, 1)))(gates, w)
-  g_oracle = jax.jit(jax.grad(functools.partial(loss, oracle), argnums=(0, 1)))(gates, w)
-  for a, b_ in zip(g_ours, g_oracle):
-    np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-5)
+  g_ours = _assert_same_outputs_and_gradients(ours, oracle, loss, gates, w)
   if masked:  # nothing flows into the gates of padded steps
     np.testing.assert_array_equal(np.asarray(g_ours[0])[~mask], 0.0)
 
