@@ -29,7 +29,7 @@ import sys
 import numpy as np
 
 from benchmarks import results
-from emojax import cli, errors
+from emojax import cli, errors, metrics
 
 
 def further_films(cfg, stream: str, target: str, first: int, count: int):
@@ -68,16 +68,16 @@ def cue_spread(cfg, target: str, first: int, groups: int, films_per_group: int):
     idx = range(first + g * films_per_group, first + (g + 1) * films_per_group)
     cue = np.concatenate([picture_cue(cfg, target, i) for i in idx])
     lab = np.concatenate([synthetic_clips.film_labels(cfg, i)[target] for i in idx])
-    vals.append(results._pcc(cue, lab))  # pylint: disable=protected-access
+    vals.append(metrics.pcc(cue, lab))
   return float(np.mean(vals)), float(np.std(vals, ddof=1))
 
 
 def scores(pred, labels, films) -> dict[str, float]:
   """Pooled PCC over all clips, the mean over films of each film's PCC, and the MSE."""
   pred, labels, films = (np.asarray(a) for a in (pred, labels, films))
-  per_film = [results._pcc(pred[films == f], labels[films == f])  # pylint: disable=protected-access
+  per_film = [metrics.pcc(pred[films == f], labels[films == f])
               for f in np.unique(films)]
-  return {"pcc": results._pcc(pred, labels),  # pylint: disable=protected-access
+  return {"pcc": metrics.pcc(pred, labels),
           "film_pcc": float(np.nanmean(per_film)),
           "mse": float(np.mean((np.asarray(pred, np.float64) - labels) ** 2))}
 
@@ -171,12 +171,12 @@ def _main(argv=None) -> None:
     v, t, u = (scores(pred[s], y[s], f[s]) for s in ("validation", "test", "further"))
     print(f"| {name} | {v['pcc']:.3f} | {t['pcc']:.3f} | {t['film_pcc']:.3f} | {u['pcc']:.3f} | "
           f"{u['film_pcc']:.3f} | {u['mse']:.3f} |" + (
-              f" {results._pcc(pred['test'], cue['test']):.3f} / "  # pylint: disable=protected-access
-              f"{results._pcc(pred['further'], cue['further']):.3f} |" if cue else ""))  # pylint: disable=protected-access
+              f" {metrics.pcc(pred['test'], cue['test']):.3f} / "
+              f"{metrics.pcc(pred['further'], cue['further']):.3f} |" if cue else ""))
   if cue:
     line = ("\nThe cue: the pictures' noiseless " + target + " curve at the frames' times (what "
             "the frames can show); its PCC with the labels: " + ", ".join(
-                f"{s} {results._pcc(cue[s], y[s]):.3f}" for s in cue))  # pylint: disable=protected-access
+                f"{s} {metrics.pcc(cue[s], y[s]):.3f}" for s in cue))
     if a.cue_groups > 1:
       n = len(set(f["test"]))
       m, sd = cue_spread(cfg, target, cfg.num_films + a.films, a.cue_groups, n)
