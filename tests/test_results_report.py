@@ -97,6 +97,34 @@ def test_rows_print_their_number_and_an_eta(tmp_path, monkeypatch, capsys):
       "(60 s per seed so far)"]
 
 
+def test_a_row_run_with_other_profile_settings_is_set_aside_and_trained_again(
+    tmp_path, monkeypatch, capsys):
+  row = results.ROWS[3]
+  _fake_run(tmp_path, row, 0, 0.3, [0.1, 0.5])
+  # Runs from before row.json was kept are taken as they are (and adopt the current spec) ...
+  trained = []
+  def fake_row(r, profile, seeds, root):   # the sweep trains only seeds without trial_done.json
+    if not (root / r.key / "sweep" / "trials" / "seed=0" / "trial_done.json").exists():
+      trained.append(r.key)
+  monkeypatch.setattr(results, "run_row", fake_row)
+  results.run_rows([row], "quick", (0,), tmp_path)
+  assert trained == [] and list(results._trial_dirs(tmp_path, row, (0,), "quick")) == [0]  # pylint: disable=protected-access
+  spec = json.loads((tmp_path / row.key / "row.json").read_text())
+  assert spec["config"].startswith(row.config.split(":")[0])
+  # ... a record that differs from what the profile runs now (here: other epochs) is stale:
+  # not read by the report, moved aside (kept) and the row trained again.
+  spec["overrides"] = {"train.epochs": 10.0}
+  (tmp_path / row.key / "row.json").write_text(json.dumps(spec))
+  assert results._trial_dirs(tmp_path, row, (0,), "quick") == {}   # pylint: disable=protected-access
+  results.run_rows([row], "quick", (0,), tmp_path)
+  assert trained == [row.key]
+  moved = list((tmp_path / "_stale").iterdir())
+  assert len(moved) == 1 and (moved[0] / "sweep" / "trials" / "seed=0" / "trial_done.json").exists()
+  assert "train.epochs" in capsys.readouterr().out
+  assert json.loads((tmp_path / row.key / "row.json").read_text())["overrides"] != {
+      "train.epochs": 10.0}
+
+
 def test_clip_ceilings_line_names_every_modality_and_the_majority():
   md = {"modality_ceiling_expected": {
             "arousal": {"picture": {"accuracy": 0.5774}, "sound": {"accuracy": 0.6468},
