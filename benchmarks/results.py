@@ -394,7 +394,7 @@ def _is_stale(root: pathlib.Path, row: Row, profile) -> bool:
   if profile not in PROFILES:
     return False
   rec = _recorded_spec(root, row)
-  return rec is not None and rec != json.loads(json.dumps(row_spec(row, profile)))
+  return rec is not None and rec != json.loads(json.dumps(row_spec(row, profile), default=str))
 
 
 def _set_aside_if_stale(root: pathlib.Path, row: Row, profile: str) -> None:
