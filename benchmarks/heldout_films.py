@@ -83,23 +83,26 @@ def scores(pred, labels, films) -> dict[str, float]:
 
 
 def _predict(run_dir: pathlib.Path, target: str, clips: dict[str, np.ndarray]) -> dict:
-  """{split: predictions} of a run's final model on each array of clips."""
+  """{split: predictions} of a run's final model on each array of clips, through the method's
+  own prediction output (`method.outputs`: the forward the harness predicts with) and
+  `contract.predictions` (how the task maps outputs to predictions)."""
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   from flax import nnx  # pylint: disable=import-outside-toplevel
-  from emojax import evaluate  # pylint: disable=import-outside-toplevel
+  from emojax import contract, evaluate  # pylint: disable=import-outside-toplevel
+  from emojax.models import video_convnets  # pylint: disable=import-outside-toplevel
   config = evaluate.load_run_config(run_dir)
   if target not in config.targets:
     raise errors.ConfigError(f"{run_dir}: trained on {list(config.targets)}, not {target!r}")
-  _, model, _, _ = evaluate.load_trained_model(config, run_dir / "final_model")
+  method, model, _, _ = evaluate.load_trained_model(config, run_dir / "final_model")
   model.eval()
-  forward = nnx.jit(lambda net, x: net(x, None))
+  output = method.outputs(config)[target]
+  stream = video_convnets.frame_stream(config)
+  forward = nnx.jit(lambda net, x: contract.predictions(
+      output.task, output.forward(net, {"x": {stream: x}}, None))[target])
   batch = int(config.data.eval_batch_size)
-  out = {}
-  for name, x in clips.items():
-    z = np.concatenate([np.asarray(forward(model[target], jnp.asarray(x[i:i + batch])))
-                        for i in range(0, len(x), batch)])
-    out[name] = float(config.model.label_center) + float(config.model.label_half_range) * z
-  return out
+  return {name: np.concatenate([np.asarray(forward(model, jnp.asarray(x[i:i + batch])))
+                                for i in range(0, len(x), batch)]).astype(np.float64)
+          for name, x in clips.items()}
 
 
 def _main(argv=None) -> None:

@@ -54,7 +54,7 @@ import time
 
 import numpy as np
 
-from emojax import cli, errors
+from emojax import cli, errors, metrics
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -582,13 +582,6 @@ def frame_statistics(frames: np.ndarray, grid: int = 4) -> np.ndarray:
   return np.concatenate([layout.mean(0).ravel(), f.std(axis=(1, 2)).mean(0), motion])
 
 
-def _pcc(a, b) -> float:
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  if a.std() == 0 or b.std() == 0:
-    return float("nan")
-  return float(np.corrcoef(a, b)[0, 1])
-
-
 _BASELINE_CACHE: dict = {}
 
 
@@ -631,7 +624,7 @@ def trivial_baselines(dataset: dict, table: str, targets, stream: str = "") -> d
       pred = _ridge(feats["train"], lab["train"], feats["validation"], lab["validation"],
                     feats["test"])
       out[t][f"ridge on frame statistics ({stream})"] = {
-          "pcc": _pcc(pred, y), "mse": float(np.mean((pred - y) ** 2))}
+          "pcc": metrics.pcc(y, pred), "mse": float(np.mean((pred - y) ** 2))}
   _BASELINE_CACHE[key] = out
   return out
 
