@@ -232,9 +232,30 @@ COMBOS = [f"{a}{x}" for a in cfg_lib.ARCHS
                     ",fc3,crop112,liris,resnet18")] + ["c3d,crop112", "r2plus1d,fc3,crop112"]
 
 
-@pytest.mark.parametrize("arg", COMBOS)
-def test_every_combination_builds_on_its_default_data_and_steps_abstractly(arg):
+def _network(arg: str) -> tuple[dict, tuple]:
+  """What the test below builds for a combination: `VideoNet` reads `config.model` and the
+  stored frame shape, nothing else."""
   c = cfg_lib.get_config(arg)
+  return c.model.to_dict(), _stored_shape(c)
+
+
+def _same_network_groups(combos) -> list[tuple[str, ...]]:
+  """The combinations grouped by `_network` (e.g. "tsn" and "tsn,adam": the optimizer is not
+  part of the network), in COMBOS' order; each group is built and stepped once."""
+  groups: dict[str, list[str]] = {}
+  for arg in combos:
+    groups.setdefault(repr(_network(arg)), []).append(arg)
+  return [tuple(g) for g in groups.values()]
+
+
+@pytest.mark.parametrize("args", _same_network_groups(COMBOS), ids=" = ".join)
+def test_every_combination_builds_on_its_default_data_and_steps_abstractly(args):
+  """Each combination's network (combinations with the same `config.model` and frame shape, e.g.
+  with and without `adam`, share one build: the optimizer is not part of the network; every
+  combination's optimizer is built, and `adam`'s steps, in test_video_convnets_configs.py): created abstractly on its default data's frame shape, a
+  gradient of the same structure as the state, an eval-mode prediction per clip."""
+  assert all(_network(a) == _network(args[0]) for a in args), args
+  c = cfg_lib.get_config(args[0])
   shape = _stored_shape(c)
   net = nnx.eval_shape(lambda: vcn.VideoNet(c, shape, nnx.Rngs(0)))
   graphdef, state = nnx.split(net)
