@@ -637,8 +637,12 @@ def time_major_projection(x: jax.Array, w_DxG: jax.Array, b_G: jax.Array,
   The gradient is hand-written (`_projection`): the weight gradient is computed as
   dW^T = dY^T X, a (G, D) product over the T B rows with the input in its own layout, then
   transposed (G x D, small); autodiff's dW = X^T dY ran as an Eigen dot at half the speed
-  (docs/benchmarks.md, GRU + MoE: 2x at G = 96, 1.1x at G = 768 on this CPU).
+  (docs/benchmarks.md, GRU + MoE: 2x at G = 96, 1.1x at G = 768 on this CPU). An input whose batch
+  is sharded with sharding in types (the harness's explicit "data" axis) keeps autodiff's
+  gradient: JAX refuses the VJP's row-flattening reshape of a sharded batch.
   """
+  if _contracted_batch_sharding(x, w_DxG) is not None:
+    return _project(batch_major, x, w_DxG, b_G)
   return _projection(batch_major, x, w_DxG, b_G)
 
 
