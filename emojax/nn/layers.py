@@ -503,7 +503,8 @@ class MultiBiLSTM(nnx.Module):
 # K recurrences of a layer (one per modality) share one `lax.scan` whose body is one batched
 # (K, B, H) x (K, H, 3H) dot, and the gradient is hand-written. For the GRU the K streams' per-step
 # arrays stay apart outside the scan body (`gru_scan_streams`) and the first layer projects its
-# batch-major input in place (`time_major_projection`). Masks: at an invalid step the state
+# batch-major input in place, its weight gradient a (G, D) product over the input in place
+# (`time_major_projection`). Masks: at an invalid step the state
 # is held and the output is 0, so left padding (film starts) starts the recurrence at the first valid
 # step and right padding (film ends) keeps the last valid state.
 
