@@ -198,6 +198,30 @@ def test_time_major_projection_of_batch_major_input_matches_numpy():
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
 
 
+def test_time_major_projection_gradients_match_numpy():
+  """The hand-written VJP (dW as (dY^T X)^T, the input in its own layout) against the matmul
+  gradients written out in NumPy: dW = X^T dY, db = sum dY, dX = dY W^T, for both layouts."""
+  rng = np.random.default_rng(5)
+  x = rng.normal(size=(B, T, 6)).astype(np.float32)
+  w = rng.normal(size=(6, 9)).astype(np.float32)
+  b = rng.normal(size=(9,)).astype(np.float32)
+  dy_TxBxG = rng.normal(size=(T, B, 9)).astype(np.float32)   # cotangent of the (T, B, G) output
+  x64, dy64 = x.astype(np.float64), dy_TxBxG.astype(np.float64)
+  want_dw = np.einsum('btd,tbg->dg', x64, dy64)
+  want_db = dy64.sum(axis=(0, 1))
+  want_dx_BxTxD = np.einsum('tbg,dg->btd', dy64, w.astype(np.float64))
+  for batch_major, x_in, want_dx in ((True, x, want_dx_BxTxD),
+                                     (False, np.swapaxes(x, 0, 1),
+                                      np.swapaxes(want_dx_BxTxD, 0, 1))):
+    def f(x_, w_, b_, batch_major=batch_major):
+      return jnp.sum(layers.time_major_projection(x_, w_, b_, batch_major) * dy_TxBxG)
+    dx, dw, db = jax.jit(jax.grad(f, argnums=(0, 1, 2)))(jnp.asarray(x_in), jnp.asarray(w),
+                                                          jnp.asarray(b))
+    np.testing.assert_allclose(np.asarray(dw), want_dw, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(db), want_db, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(dx), want_dx, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("t,unroll", [(10, 10), (16, 16), (60, 6), (64, 8), (21, 7), (17, 8),
                                       (45, 5)])
 def test_default_unroll_divides_long_sequences(t, unroll):
