@@ -94,17 +94,24 @@ def _np_conv1d(x_TxD, conv, left, right):
   return np.stack([np.einsum("kd,kdh->h", x[t:t + k], w) for t in range(len(x_TxD))]) + b
 
 
+def _np_norm_relu(z_TxH):
+  """Lea et al.'s normalized ReLU: ReLU, then divided by its largest channel (+ 1e-5) per step."""
+  r = np.maximum(z_TxH, 0)
+  return r / (r.max(axis=-1, keepdims=True) + 1e-5)
+
+
 def _np_edtcn(x_TxD, tcn):
-  """Lea et al.'s ED-TCN: ('same' conv, ReLU, max-pool 2) x levels, (upsample 2, 'same' conv, ReLU)
-  x levels, the input left-padded with zeros to a multiple of 2**levels."""
+  """Lea et al.'s ED-TCN: ('same' conv, normalized ReLU, max-pool 2) x levels, (upsample 2,
+  'same' conv, normalized ReLU) x levels, the input left-padded with zeros to a multiple of
+  2**levels."""
   k = tcn.kernel
   pad = (-len(x_TxD)) % 2 ** tcn.levels
   y = np.pad(x_TxD, ((pad, 0), (0, 0)))
   for conv in tcn.enc:
-    y = np.maximum(_np_conv1d(y, conv, (k - 1) // 2, k // 2), 0)
+    y = _np_norm_relu(_np_conv1d(y, conv, (k - 1) // 2, k // 2))
     y = np.maximum(y[0::2], y[1::2])
   for conv in tcn.dec:
-    y = np.maximum(_np_conv1d(np.repeat(y, 2, axis=0), conv, (k - 1) // 2, k // 2), 0)
+    y = _np_norm_relu(_np_conv1d(np.repeat(y, 2, axis=0), conv, (k - 1) // 2, k // 2))
   return y[pad:]
 
 
@@ -125,6 +132,23 @@ def test_sequence_tcn_matches_numpy_and_sees_both_sides():
   grads = jax.grad(lambda xs: jnp.sum(model.encode({**batch, "x": xs})[0][:, 1]))(
       {m: jnp.asarray(v) for m, v in batch["x"].items()})
   assert any(np.any(np.asarray(g)[:, 3] != 0) for g in grads.values())
+
+
+@pytest.mark.parametrize("tcn_output", ["sequence", "last"])
+def test_tcn_outputs_stay_in_unit_interval_whatever_the_input_scale(tcn_output):
+  """The normalized ReLU bounds every encoder output to [0, 1) with one channel near 1 wherever a
+  step has any positive activation, for inputs of any scale. With a plain ReLU the outputs grow
+  with the input (and with the weights in training): issue 24's default TCN run grew them ~25x in
+  20 steps and saturated the MoE's experts, after which it predicted 0.5 everywhere."""
+  model = gru_moe.create(_config(encoder="tcn", tcn_output=tcn_output), DIMS, nnx.Rngs(0))
+  batch = _batch()
+  for scale in (1e-2, 1.0, 1e3):
+    h_BxTxF, _ = model.encode({**batch, "x": {m: v * scale for m, v in batch["x"].items()}})
+    h = np.asarray(h_BxTxF, np.float64)
+    assert h.min() >= 0.0 and h.max() < 1.0, scale
+    for i in range(len(DIMS)):           # per stream and step: the largest channel is ~1 or all 0
+      top = h[..., 4 * i:4 * (i + 1)].max(-1)
+      assert np.all((top > 0.99) | (top == 0.0)), (scale, i)
 
 
 def test_sequence_tcn_trains_on_every_second_and_predicts_window_by_window():

@@ -6,9 +6,11 @@ Paper: seed 001 (MediaEval 2018); every default and its source: docs/methods.md,
   concat_m h[m] (B, T, M H) -> dropout -> CG -> MoE -> CG -> logits of (valence + 1) / 2, (arousal + 1) / 2
 
 - Encoders (`config.model.encoder`): "gru" (the paper's choice), "lstm", or "tcn" (an
-  encoder-decoder TCN, `CausalEDTCN`): with `config.model.tcn_output="sequence"` (the default) the
-  paper's sequence-to-sequence ED-TCN (non-causal; the loss on every second of a training window,
-  films predicted window by window), with "last" made causal and read sequence-to-one as the GRU;
+  encoder-decoder TCN, `CausalEDTCN`, with Lea et al.'s normalized ReLU keeping its outputs in
+  [0, 1) as the GRU's tanh keeps the GRU's in (-1, 1)): with `config.model.tcn_output="sequence"`
+  (the default) the paper's sequence-to-sequence ED-TCN (non-causal; the loss on every second of a
+  training window, films predicted window by window), with "last" made causal and read
+  sequence-to-one as the GRU;
   1-2 layers of 32-256 units. All modalities' GRU / LSTM
   recurrences run in one scan per layer (`layers.MultiRecurrent`), or, with per-stream sizes
   (`config.model.sizes_by_stream`: (hidden, layers) per stream, the paper's "optimized for each of
@@ -143,14 +145,27 @@ class MixtureOfExperts(nnx.Module):
     return jax.nn.logsumexp(log_gates_NxCxM1[..., :self.m] + log_experts_NxCxM, axis=-1)
 
 
+def normalized_relu(x: jax.Array, eps: float = 1e-5) -> jax.Array:
+  """Lea et al.'s ED-TCN activation: ReLU(x) / (max over channels of ReLU(x) + eps), per time step,
+  so every output lies in [0, 1). A plain ReLU leaves the encoder's outputs unbounded: in the
+  default gru_moe run they grew ~25x within 20 Adam steps, drove the MoE's logistic experts to
+  sigmoid = 1 (the dummy expert's gate to 0) and made the second context gate's batch norm see a
+  constant, after which the prediction was 0.5 for every second and no gradient reached the
+  encoder (the seed001_tcn row of issue 24: loss flat at ln 2)."""
+  y = jax.nn.relu(x)
+  return y / (jnp.max(y, axis=-1, keepdims=True) + eps)
+
+
 class CausalEDTCN(nnx.Module):
   """Encoder-decoder TCN (Lea et al.'s ED-TCN) made causal; output at every step (B, T, H).
 
-  Encoder level: causal conv (kernel k, left padding k - 1) -> ReLU -> max-pool of the pairs
-  (2i, 2i + 1). Decoder level: each pooled step repeated twice and shifted right by one step (so
-  step j sees pooled step (j - 1) // 2, which ends at or before j) -> causal conv -> ReLU. The output
-  at step t depends on the inputs at steps <= t only (tested through gradients). Sequences are
-  left-padded with zeros to a multiple of 2**levels; invalid input steps are zeroed.
+  Encoder level: causal conv (kernel k, left padding k - 1) -> normalized ReLU -> max-pool of the
+  pairs (2i, 2i + 1). Decoder level: each pooled step repeated twice and shifted right by one step
+  (so step j sees pooled step (j - 1) // 2, which ends at or before j) -> causal conv -> normalized
+  ReLU (`normalized_relu`: Lea et al.'s activation, every output in [0, 1), normalised over the
+  channels of its own step, so causality holds). The output at step t depends on the inputs at
+  steps <= t only (tested through gradients). Sequences are left-padded with zeros to a multiple
+  of 2**levels; invalid input steps are zeroed.
   """
 
   def __init__(self, in_features: int, hidden: int, levels: int = 2, kernel: int = 5, *,
@@ -171,13 +186,13 @@ class CausalEDTCN(nnx.Module):
     pad = (-t) % unit
     y = jnp.pad(x_BxTxD, ((0, 0), (pad, 0), (0, 0)))
     for conv in self.enc:
-      y = jax.nn.relu(conv(y))
+      y = normalized_relu(conv(y))
       y = jnp.max(y.reshape(b, y.shape[1] // 2, 2, -1), axis=2)
     for conv in self.dec:
       y = jnp.repeat(y, 2, axis=1)
       if self.causal:
         y = jnp.pad(y, ((0, 0), (1, 0), (0, 0)))[:, :-1]
-      y = jax.nn.relu(conv(y))
+      y = normalized_relu(conv(y))
     return y[:, pad:]
 
 
