@@ -8,7 +8,7 @@ activations around each of them (the K = 4 Feature AAN step: ~0.7 ms of copies, 
 here each batched product is instead one 2-D GEMM over all members (`jax.custom_batching`):
 
 - forward: y = B^T X with B = blockdiag(kernel_1 ... kernel_K) (K*in, K*out) and X the members'
-  activations stacked (K*in, M);
+  activations stacked (K*in, ...);
 - dx = B dY;
 - dkernel: X dY^T (K*in, K*out), of which member k's gradient is the k-th diagonal block.
 
@@ -29,16 +29,25 @@ import jax.numpy as jnp
 FOLD_MAX_WIDTH = 256
 
 
-def _tn(w, x):      # (I, O), (I, M) -> (O, M)
+# x, dy: (I, ...) / (O, ...), the trailing axes as they are (no reshape: they may be sharded).
+def _tn(w, x):      # (I, O), (I, ...) -> (O, ...)
   return jax.lax.dot_general(w, x, (((0,), (0,)), ((), ())))
 
 
-def _nn(w, dy):     # (I, O), (O, M) -> (I, M)
+def _nn(w, dy):     # (I, O), (O, ...) -> (I, ...)
   return jax.lax.dot_general(w, dy, (((1,), (0,)), ((), ())))
 
 
-def _nt(x, dy):     # (I, M), (O, M) -> (I, O)
-  return jax.lax.dot_general(x, dy, (((1,), (1,)), ((), ())))
+def _nt(x, dy):     # (I, ...), (O, ...) -> (I, O), replicated (a sum over sharded batch axes)
+  rest = tuple(range(1, x.ndim))
+  sharding = getattr(jax.typeof(x), "sharding", None)
+  kw = ({"out_sharding": jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())}
+        if sharding is not None and any(p is not None for p in sharding.spec) else {})
+  return jax.lax.dot_general(x, dy, ((rest, rest), ((), ())), **kw)
+
+
+def _merge(a):      # (K, I, ...) -> (K*I, ...)
+  return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
 
 
 def _block_diag(w):
@@ -74,9 +83,8 @@ def _fwd_product(w, x):
 def _fwd_rule(axis_size, in_batched, w, x):
   if not all(in_batched) or not _fits(axis_size, w.shape):
     return _batched(_tn, axis_size, in_batched, w, x)
-  k, m = axis_size, x.shape[-1]
-  y = _tn(_block_diag(w), x.reshape(k * x.shape[1], m))
-  return y.reshape(k, w.shape[2], m), True
+  y = _tn(_block_diag(w), _merge(x))
+  return y.reshape(axis_size, w.shape[2], *y.shape[1:]), True
 
 
 @jax.custom_batching.custom_vmap
@@ -88,9 +96,8 @@ def _dx_product(w, dy):
 def _dx_rule(axis_size, in_batched, w, dy):
   if not all(in_batched) or not _fits(axis_size, w.shape):
     return _batched(_nn, axis_size, in_batched, w, dy)
-  k, m = axis_size, dy.shape[-1]
-  dx = _nn(_block_diag(w), dy.reshape(k * dy.shape[1], m))
-  return dx.reshape(k, w.shape[1], m), True
+  dx = _nn(_block_diag(w), _merge(dy))
+  return dx.reshape(axis_size, w.shape[1], *dx.shape[1:]), True
 
 
 @jax.custom_batching.custom_vmap
@@ -102,30 +109,23 @@ def _dw_product(x, dy):
 def _dw_rule(axis_size, in_batched, x, dy):
   if not all(in_batched) or axis_size * max(x.shape[1], dy.shape[1]) > FOLD_MAX_WIDTH:
     return _batched(_nt, axis_size, in_batched, x, dy)
-  k, m = axis_size, x.shape[-1]
-  full = _nt(x.reshape(k * x.shape[1], m), dy.reshape(k * dy.shape[1], m))
-  return _diag_blocks(full, k), True
+  return _diag_blocks(_nt(_merge(x), _merge(dy)), axis_size), True
 
 
 @jax.custom_vjp
-def _linear2d(kernel, bias, x2):
-  return _fwd_product(kernel, x2) + bias[:, None]
-
-
-def _linear2d_fwd(kernel, bias, x2):
-  return _linear2d(kernel, bias, x2), (kernel, x2)
-
-
-def _linear2d_bwd(res, dy):
-  kernel, x2 = res
-  return _dw_product(x2, dy), jnp.sum(dy, axis=1), _dx_product(kernel, dy)
-
-
-_linear2d.defvjp(_linear2d_fwd, _linear2d_bwd)
-
-
 def linear_fm(kernel: jax.Array, bias: jax.Array, x: jax.Array) -> jax.Array:
   """kernel^T x + bias over axis 0 of a feature-major x (in, ...) -> (out, ...)."""
-  rest = x.shape[1:]
-  y = _linear2d(kernel, bias, x.reshape(x.shape[0], -1))
-  return y.reshape(kernel.shape[1], *rest)
+  return _fwd_product(kernel, x) + bias.reshape(-1, *(1,) * (x.ndim - 1))
+
+
+def _linear_fwd(kernel, bias, x):
+  return linear_fm(kernel, bias, x), (kernel, x)
+
+
+def _linear_bwd(res, dy):
+  kernel, x = res
+  return (_dw_product(x, dy), jnp.sum(dy, axis=tuple(range(1, dy.ndim))),
+          _dx_product(kernel, dy))
+
+
+linear_fm.defvjp(_linear_fwd, _linear_bwd)
