@@ -54,7 +54,7 @@ import time
 
 import numpy as np
 
-from emojax import cli, errors, metrics
+from emojax import cli, errors, fileio, metrics
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -380,12 +380,12 @@ def row_spec(row: Row, profile: str) -> dict:
   """What the profile runs for `row` (recorded in <runs>/<row>/row.json): a row whose record
   differs (e.g. the profile's epochs were raised) is stale: not read, and trained again."""
   arg, overrides = _profile_args(row, profile)
-  return {"config": arg, "overrides": {k: overrides[k] for k in sorted(overrides)}}
+  return fileio.to_jsonable({"config": arg,
+                             "overrides": {k: overrides[k] for k in sorted(overrides)}})
 
 
 def _recorded_spec(root: pathlib.Path, row: Row):
-  f = root / row.key / ROW_SPEC
-  return json.loads(f.read_text()) if f.exists() else None
+  return fileio.read_json(root / row.key / ROW_SPEC)
 
 
 def _is_stale(root: pathlib.Path, row: Row, profile) -> bool:
@@ -394,7 +394,7 @@ def _is_stale(root: pathlib.Path, row: Row, profile) -> bool:
   if profile not in PROFILES:
     return False
   rec = _recorded_spec(root, row)
-  return rec is not None and rec != json.loads(json.dumps(row_spec(row, profile), default=str))
+  return rec is not None and rec != row_spec(row, profile)
 
 
 def _set_aside_if_stale(root: pathlib.Path, row: Row, profile: str) -> None:
@@ -410,7 +410,7 @@ def _set_aside_if_stale(root: pathlib.Path, row: Row, profile: str) -> None:
           f"{row_spec(row, profile)}: moved to {dest}, training again", flush=True)
   if not (d / ROW_SPEC).exists():
     d.mkdir(parents=True, exist_ok=True)
-    (d / ROW_SPEC).write_text(json.dumps(row_spec(row, profile), indent=1, default=str) + "\n")
+    fileio.write_json(d / ROW_SPEC, row_spec(row, profile))
 
 
 def _trial_dirs(root: pathlib.Path, row: Row, seeds, profile=None) -> dict[int, pathlib.Path]:

@@ -64,8 +64,9 @@ def _diag_blocks(full, k):
   return jnp.stack([f[m, :, m, :] for m in range(k)])
 
 
-def _fits(k, w_shape) -> bool:
-  return k * max(w_shape[-2], w_shape[-1]) <= FOLD_MAX_WIDTH
+def _fits(k, sides) -> bool:
+  """Whether K members of a layer with these (in, out) sides are folded."""
+  return k * max(sides) <= FOLD_MAX_WIDTH
 
 
 def _batched(fn, axis_size, in_batched, *args):
@@ -74,30 +75,26 @@ def _batched(fn, axis_size, in_batched, *args):
   return jax.vmap(fn, in_axes=axes)(*args), True
 
 
-@jax.custom_batching.custom_vmap
-def _fwd_product(w, x):
-  return _tn(w, x)
+def _kernel_product(plain, out_side: int):
+  """`plain(w, a)` for a kernel w (I, O) and activations a, whose vmap over K members is one GEMM
+  of blockdiag(w_1 ... w_K) with the members' activations stacked; the result's member rows are
+  w.shape[out_side] long (O for the forward, I for the input gradient)."""
+
+  @jax.custom_batching.custom_vmap
+  def product(w, a):
+    return plain(w, a)
+
+  @product.def_vmap
+  def rule(axis_size, in_batched, w, a):
+    if not all(in_batched) or not _fits(axis_size, w.shape[1:]):
+      return _batched(plain, axis_size, in_batched, w, a)
+    y = plain(_block_diag(w), _merge(a))
+    return y.reshape(axis_size, w.shape[out_side], *y.shape[1:]), True
+  return product
 
 
-@_fwd_product.def_vmap
-def _fwd_rule(axis_size, in_batched, w, x):
-  if not all(in_batched) or not _fits(axis_size, w.shape):
-    return _batched(_tn, axis_size, in_batched, w, x)
-  y = _tn(_block_diag(w), _merge(x))
-  return y.reshape(axis_size, w.shape[2], *y.shape[1:]), True
-
-
-@jax.custom_batching.custom_vmap
-def _dx_product(w, dy):
-  return _nn(w, dy)
-
-
-@_dx_product.def_vmap
-def _dx_rule(axis_size, in_batched, w, dy):
-  if not all(in_batched) or not _fits(axis_size, w.shape):
-    return _batched(_nn, axis_size, in_batched, w, dy)
-  dx = _nn(_block_diag(w), _merge(dy))
-  return dx.reshape(axis_size, w.shape[1], *dx.shape[1:]), True
+_fwd_product = _kernel_product(_tn, 2)   # y = w^T x
+_dx_product = _kernel_product(_nn, 1)    # dx = w dy
 
 
 @jax.custom_batching.custom_vmap
@@ -107,7 +104,7 @@ def _dw_product(x, dy):
 
 @_dw_product.def_vmap
 def _dw_rule(axis_size, in_batched, x, dy):
-  if not all(in_batched) or axis_size * max(x.shape[1], dy.shape[1]) > FOLD_MAX_WIDTH:
+  if not all(in_batched) or not _fits(axis_size, (x.shape[1], dy.shape[1])):
     return _batched(_nt, axis_size, in_batched, x, dy)
   return _diag_blocks(_nt(_merge(x), _merge(dy)), axis_size), True
 
