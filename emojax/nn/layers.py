@@ -544,7 +544,15 @@ def gru_scan_streams(gates_K_TxBx3H: list[jax.Array], w_hh_KxHx3H: jax.Array,
 
 @functools.lru_cache(maxsize=None)
 def _gru_scan_fn(masked: bool, unroll: int, k: int):
-  """The custom-VJP GRU scan of K streams for one (masked, unroll, K)."""
+  """The custom-VJP GRU scan of K streams for one (masked, unroll, K).
+
+  What the loops write per step and stream (docs/benchmarks.md, GRU + MoE, branch gru5): the
+  forward loop the carried state h_t (which is also the next step's h_prev, so h_prev is not
+  saved apart; the masked output where(m, h_t, 0) is taken outside the loop) and, for the
+  gradient, r|z, n and h W_hn + b_hn; the backward loop d(r|z pre-activations), d(n
+  pre-activation) and d(h W_hn) (= d(n pre-activation) * r), from which the input projections'
+  gradient is one concatenation outside the loop and dW_hh two plain 2-D products.
+  """
 
   def forward(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB, keep_residuals):
     t, b, h3 = gates_K[0].shape
@@ -561,19 +569,19 @@ def _gru_scan_fn(masked: bool, unroll: int, k: int):
       n = jnp.tanh(g_KxBx3H[..., 2 * h:] + r * hn)
       h_new = n + z * (h_prev - n)
       if masked:
-        m = m_KxB[..., None]
-        h_new = jnp.where(m, h_new, h_prev)
-        out = jnp.where(m, h_new, 0.0)
-      else:
-        out = h_new
-      res = tuple(tuple(a[i] for i in range(k)) for a in (h_prev, rz, n, hn)) if keep_residuals \
+        h_new = jnp.where(m_KxB[..., None], h_new, h_prev)
+      res = tuple(tuple(a[i] for i in range(k)) for a in (rz, n, hn)) if keep_residuals \
           else None
-      return h_new, (tuple(out[i] for i in range(k)), res)
+      return h_new, (tuple(h_new[i] for i in range(k)), res)
 
     xs = (gates_K, mask_TxKxB) if masked else gates_K
     zeros = jnp.zeros((k, b, h), gates_K[0].dtype)
-    h_last, (out, res) = jax.lax.scan(step, zeros, xs, unroll=unroll)
-    return out, h_last, res
+    h_last, (hs_K, res) = jax.lax.scan(step, zeros, xs, unroll=unroll)
+    if masked:   # the output is 0 at an invalid step (the carried state is held there)
+      out_K = tuple(jnp.where(mask_TxKxB[:, i, :, None], hs_K[i], 0.0) for i in range(k))
+    else:
+      out_K = hs_K
+    return out_K, h_last, (hs_K,) + (res or ())
 
   @jax.custom_vjp
   def scan(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB):
@@ -585,9 +593,12 @@ def _gru_scan_fn(masked: bool, unroll: int, k: int):
     return (out, h_last), (res, w_KxHx3H, mask_TxKxB)
 
   def scan_bwd(saved, cotangents):
-    res, w_KxHx3H, mask_TxKxB = saved
+    (hs_K, rz_K, n_K, hn_K), w_KxHx3H, mask_TxKxB = saved
     dout_K, dh_last = cotangents
     h = w_KxHx3H.shape[1]
+    # h_prev of every step: the carried states shifted by one (zero state first), contiguous
+    # (T, B, H) per stream for dW_hh's products.
+    h_prev_K = tuple(jnp.concatenate([jnp.zeros_like(s[:1]), s[:-1]]) for s in hs_K)
 
     def step(dh, inputs):
       if masked:
@@ -601,23 +612,30 @@ def _gru_scan_fn(masked: bool, unroll: int, k: int):
       r, z = rz[..., :h], rz[..., h:]
       dn = dh_tot * (1.0 - z)
       dz = dh_tot * (h_prev - n)
-      da_n = dn * (1.0 - n * n)
-      dr = da_n * hn
-      drz = jnp.concatenate([dr * r * (1.0 - r), dz * z * (1.0 - z)], axis=-1)
-      dgh = jnp.concatenate([drz, da_n * r], axis=-1)      # d(h W_hh + [0, 0, b_hn])
-      dgi = jnp.concatenate([drz, da_n], axis=-1)          # d(input projections)
+      da_n = dn * (1.0 - n * n)                             # d(n pre-activation) = d(x W_in)
+      drz = jnp.concatenate([da_n * hn * r * (1.0 - r), dz * z * (1.0 - z)], axis=-1)
+      dhn = da_n * r                                        # d(h W_hn + b_hn)
+      dgh = jnp.concatenate([drz, dhn], axis=-1)            # d(h W_hh + [0, 0, b_hn])
       dh_prev = dh_tot * z + jnp.einsum('kbg,khg->kbh', dgh, w_KxHx3H)
       if masked:
-        dgh = jnp.where(m, dgh, 0.0)
-        dgi = jnp.where(m, dgi, 0.0)
+        drz = jnp.where(m, drz, 0.0)
+        da_n = jnp.where(m, da_n, 0.0)
+        dhn = jnp.where(m, dhn, 0.0)
         dh_prev = jnp.where(m, dh_prev, dh)
-      return dh_prev, (tuple(dgi[i] for i in range(k)), tuple(dgh[i] for i in range(k)))
+      return dh_prev, tuple(tuple(a[i] for i in range(k)) for a in (drz, da_n, dhn))
 
+    res = (h_prev_K, rz_K, n_K, hn_K)
     xs = (dout_K, res) + ((mask_TxKxB,) if masked else ())
-    _, (dgi_K, dgh_K) = jax.lax.scan(step, dh_last, xs, reverse=True, unroll=unroll)
-    h_prev_K = res[0]
-    dw_KxHx3H = jnp.stack([jnp.einsum('tbh,tbg->hg', h_prev_K[i], dgh_K[i]) for i in range(k)])
-    db_hn_KxH = jnp.stack([jnp.sum(dgh_K[i][..., 2 * h:], axis=(0, 1)) for i in range(k)])
+    _, (drz_K, da_n_K, dhn_K) = jax.lax.scan(step, dh_last, xs, reverse=True, unroll=unroll)
+    dgi_K = tuple(jnp.concatenate([a, c], axis=-1) for a, c in zip(drz_K, da_n_K))
+    # dW_hh = sum over steps of h_prev^T d(h W_hh): 2-D products contracting the (T B) rows of
+    # the arrays as they lie (an Eigen dot; the 3-D einsum's lowering copied both operands and
+    # ran ~1.7x slower, docs/benchmarks.md).
+    rows = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
+    dw_KxHx3H = jnp.stack([
+        jnp.concatenate([rows(hp).T @ rows(drz), rows(hp).T @ rows(dhn)], axis=-1)
+        for hp, drz, dhn in zip(h_prev_K, drz_K, dhn_K)])
+    db_hn_KxH = jnp.stack([jnp.sum(dhn, axis=(0, 1)) for dhn in dhn_K])
     dmask = None if mask_TxKxB is None else np.zeros(mask_TxKxB.shape, jax.dtypes.float0)
     return dgi_K, dw_KxHx3H, db_hn_KxH, dmask
 
