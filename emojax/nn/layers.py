@@ -546,42 +546,48 @@ def gru_scan_streams(gates_K_TxBx3H: list[jax.Array], w_hh_KxHx3H: jax.Array,
 def _gru_scan_fn(masked: bool, unroll: int, k: int):
   """The custom-VJP GRU scan of K streams for one (masked, unroll, K).
 
-  What the loops write per step and stream (docs/benchmarks.md, GRU + MoE, branch gru5): the
-  forward loop the carried state h_t (which is also the next step's h_prev, so h_prev is not
-  saved apart; the masked output where(m, h_t, 0) is taken outside the loop) and, for the
-  gradient, r|z, n and h W_hn + b_hn; the backward loop d(r|z pre-activations), d(n
-  pre-activation) and d(h W_hn) (= d(n pre-activation) * r), from which the input projections'
-  gradient is one concatenation outside the loop and dW_hh two plain 2-D products.
+  The loop bodies work on each stream apart (K (B, H) x (H, 3H) dots per step, no stacking of
+  the K streams' gates, states or saved activations into (K, B, .) copies), and write per step
+  and stream (docs/benchmarks.md, GRU + MoE, branch gru5): forward, the carried state h_t (which
+  is also the next step's h_prev, so h_prev is not saved apart; the masked output
+  where(m, h_t, 0) is taken outside the loop) and, for the gradient, r|z, n and h W_hn + b_hn;
+  backward, d(r|z pre-activations), d(n pre-activation) and d(h W_hn) (= d(n pre-activation) *
+  r), from which the input projections' gradient is one concatenation outside the loop and
+  dW_hh two plain 2-D products.
   """
+
+  def cell(g_Bx3H, h_prev, w_Hx3H, b_hn_H, m_B):
+    h = h_prev.shape[-1]
+    a = h_prev @ w_Hx3H
+    rz = jax.nn.sigmoid(g_Bx3H[:, :2 * h] + a[:, :2 * h])
+    r, z = rz[:, :h], rz[:, h:]
+    hn = a[:, 2 * h:] + b_hn_H
+    n = jnp.tanh(g_Bx3H[:, 2 * h:] + r * hn)
+    h_new = n + z * (h_prev - n)
+    if m_B is not None:
+      h_new = jnp.where(m_B[:, None], h_new, h_prev)
+    return h_new, (rz, n, hn)
 
   def forward(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB, keep_residuals):
     t, b, h3 = gates_K[0].shape
     h = h3 // 3
-    b_hn = b_hn_KxH[:, None, :]
 
-    def step(h_prev, inputs):
+    def step(h_K, inputs):
       g_K, m_KxB = inputs if masked else (inputs, None)
-      g_KxBx3H = jnp.stack(g_K)
-      a_KxBx3H = jnp.einsum('kbh,khg->kbg', h_prev, w_KxHx3H)
-      rz = jax.nn.sigmoid(g_KxBx3H[..., :2 * h] + a_KxBx3H[..., :2 * h])
-      r, z = rz[..., :h], rz[..., h:]
-      hn = a_KxBx3H[..., 2 * h:] + b_hn
-      n = jnp.tanh(g_KxBx3H[..., 2 * h:] + r * hn)
-      h_new = n + z * (h_prev - n)
-      if masked:
-        h_new = jnp.where(m_KxB[..., None], h_new, h_prev)
-      res = tuple(tuple(a[i] for i in range(k)) for a in (rz, n, hn)) if keep_residuals \
-          else None
-      return h_new, (tuple(h_new[i] for i in range(k)), res)
+      new = [cell(g_K[i], h_K[i], w_KxHx3H[i], b_hn_KxH[i], None if m_KxB is None else m_KxB[i])
+             for i in range(k)]
+      h_new_K = tuple(hn_ for hn_, _ in new)
+      res = tuple(tuple(r_[j] for _, r_ in new) for j in range(3)) if keep_residuals else None
+      return h_new_K, (h_new_K, res)
 
     xs = (gates_K, mask_TxKxB) if masked else gates_K
-    zeros = jnp.zeros((k, b, h), gates_K[0].dtype)
-    h_last, (hs_K, res) = jax.lax.scan(step, zeros, xs, unroll=unroll)
+    zeros = tuple(jnp.zeros((b, h), gates_K[0].dtype) for _ in range(k))
+    h_last_K, (hs_K, res) = jax.lax.scan(step, zeros, xs, unroll=unroll)
     if masked:   # the output is 0 at an invalid step (the carried state is held there)
       out_K = tuple(jnp.where(mask_TxKxB[:, i, :, None], hs_K[i], 0.0) for i in range(k))
     else:
       out_K = hs_K
-    return out_K, h_last, (hs_K,) + (res or ())
+    return out_K, jnp.stack(h_last_K), (hs_K,) + (res or ())
 
   @jax.custom_vjp
   def scan(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB):
@@ -592,41 +598,39 @@ def _gru_scan_fn(masked: bool, unroll: int, k: int):
     out, h_last, res = forward(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB, True)
     return (out, h_last), (res, w_KxHx3H, mask_TxKxB)
 
+  def cell_bwd(dh, dout, h_prev, rz, n, hn, w_Hx3H, m_B):
+    h = h_prev.shape[-1]
+    dh_tot = dh + (dout if m_B is None else jnp.where(m_B[:, None], dout, 0.0))
+    r, z = rz[:, :h], rz[:, h:]
+    dz = dh_tot * (h_prev - n)
+    da_n = dh_tot * (1.0 - z) * (1.0 - n * n)             # d(n pre-activation) = d(x W_in)
+    drz = jnp.concatenate([da_n * hn * r * (1.0 - r), dz * z * (1.0 - z)], axis=-1)
+    dhn = da_n * r                                        # d(h W_hn + b_hn)
+    dgh = jnp.concatenate([drz, dhn], axis=-1)            # d(h W_hh + [0, 0, b_hn])
+    dh_prev = dh_tot * z + dgh @ w_Hx3H.T
+    if m_B is not None:
+      m = m_B[:, None]
+      drz, da_n, dhn = (jnp.where(m, a, 0.0) for a in (drz, da_n, dhn))
+      dh_prev = jnp.where(m, dh_prev, dh)
+    return dh_prev, (drz, da_n, dhn)
+
   def scan_bwd(saved, cotangents):
     (hs_K, rz_K, n_K, hn_K), w_KxHx3H, mask_TxKxB = saved
     dout_K, dh_last = cotangents
-    h = w_KxHx3H.shape[1]
     # h_prev of every step: the carried states shifted by one (zero state first), contiguous
     # (T, B, H) per stream for dW_hh's products.
     h_prev_K = tuple(jnp.concatenate([jnp.zeros_like(s[:1]), s[:-1]]) for s in hs_K)
 
-    def step(dh, inputs):
-      if masked:
-        dout_K, res_K, m_KxB = inputs
-        m = m_KxB[..., None]
-        dh_tot = dh + jnp.where(m, jnp.stack(dout_K), 0.0)
-      else:
-        dout_K, res_K = inputs
-        dh_tot = dh + jnp.stack(dout_K)
-      h_prev, rz, n, hn = (jnp.stack(a) for a in res_K)
-      r, z = rz[..., :h], rz[..., h:]
-      dn = dh_tot * (1.0 - z)
-      dz = dh_tot * (h_prev - n)
-      da_n = dn * (1.0 - n * n)                             # d(n pre-activation) = d(x W_in)
-      drz = jnp.concatenate([da_n * hn * r * (1.0 - r), dz * z * (1.0 - z)], axis=-1)
-      dhn = da_n * r                                        # d(h W_hn + b_hn)
-      dgh = jnp.concatenate([drz, dhn], axis=-1)            # d(h W_hh + [0, 0, b_hn])
-      dh_prev = dh_tot * z + jnp.einsum('kbg,khg->kbh', dgh, w_KxHx3H)
-      if masked:
-        drz = jnp.where(m, drz, 0.0)
-        da_n = jnp.where(m, da_n, 0.0)
-        dhn = jnp.where(m, dhn, 0.0)
-        dh_prev = jnp.where(m, dh_prev, dh)
-      return dh_prev, tuple(tuple(a[i] for i in range(k)) for a in (drz, da_n, dhn))
+    def step(dh_K, inputs):
+      (dout_K, hp_K, rz_K, n_K, hn_K), m_KxB = inputs if masked else (inputs, None)
+      new = [cell_bwd(dh_K[i], dout_K[i], hp_K[i], rz_K[i], n_K[i], hn_K[i], w_KxHx3H[i],
+                      None if m_KxB is None else m_KxB[i]) for i in range(k)]
+      return tuple(d for d, _ in new), tuple(tuple(g[j] for _, g in new) for j in range(3))
 
-    res = (h_prev_K, rz_K, n_K, hn_K)
-    xs = (dout_K, res) + ((mask_TxKxB,) if masked else ())
-    _, (drz_K, da_n_K, dhn_K) = jax.lax.scan(step, dh_last, xs, reverse=True, unroll=unroll)
+    per_step = (dout_K, h_prev_K, rz_K, n_K, hn_K)
+    xs = (per_step, mask_TxKxB) if masked else per_step
+    dh0 = tuple(dh_last[i] for i in range(k))
+    _, (drz_K, da_n_K, dhn_K) = jax.lax.scan(step, dh0, xs, reverse=True, unroll=unroll)
     dgi_K = tuple(jnp.concatenate([a, c], axis=-1) for a, c in zip(drz_K, da_n_K))
     # dW_hh = sum over steps of h_prev^T d(h W_hh): 2-D products contracting the (T B) rows of
     # the arrays as they lie (an Eigen dot; the 3-D einsum's lowering copied both operands and
