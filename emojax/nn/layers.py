@@ -500,9 +500,9 @@ class MultiBiLSTM(nnx.Module):
 # w_hh = weight_hh_l{n}.T (H, 3H), b_ih = bias_ih_l{n}, b_hh = bias_hh_l{n}; initialisation is
 # torch's (uniform in [-1/sqrt(H), 1/sqrt(H)]). As for the BiLSTM, the input projections of all
 # steps (with b_ih and the r, z parts of b_hh folded in) are one matmul outside the recurrence, the
-# K recurrences of a layer (one per modality) share one `lax.scan` whose body is one batched
-# (K, B, H) x (K, H, 3H) dot, and the gradient is hand-written. For the GRU the K streams' per-step
-# arrays stay apart outside the scan body (`gru_scan_streams`) and the first layer projects its
+# K recurrences of a layer (one per modality) share one `lax.scan`, and the gradient is
+# hand-written. For the GRU the K streams' per-step arrays stay apart, inside the scan body too
+# (K (B, H) x (H, 3H) dots per step, `gru_scan_streams`), and the first layer projects its
 # batch-major input in place, its weight gradient a (G, D) product over the input in place
 # (`time_major_projection`). Masks: at an invalid step the state
 # is held and the output is 0, so left padding (film starts) starts the recurrence at the first valid
@@ -516,12 +516,14 @@ def gru_scan_streams(gates_K_TxBx3H: list[jax.Array], w_hh_KxHx3H: jax.Array,
   streams' per-step arrays kept apart: gates, outputs, the saved activations and their gradients
   are K arrays (T, B, .) each, never one (T, K, B, .).
 
-  The gradient is a `jax.custom_vjp`: the backward scan carries only dh and does one batched
-  (K, B, 3H) x (K, 3H, H) dot per step (the scan body stacks the K streams' states for it); dW_hh
-  and db_hn are reductions over all steps afterwards, K plain (H, T B) x (T B, 3H) products over
-  contiguous saved states. No stacking copy of the projections feeds the scan, and each stream's
-  input gradient is contiguous for its own projection's weight gradient (docs/benchmarks.md,
-  GRU + MoE).
+  The loop bodies work on each stream apart: K (B, H) x (H, 3H) dots per step forward and K
+  (B, 3H) x (3H, H) backward, no (K, B, .) stacking copies inside the loops. The gradient is a
+  `jax.custom_vjp`: the forward loop saves the carried states (h_prev is the previous step's
+  state, not saved apart), r|z, n and h W_hn + b_hn; the backward scan carries only dh; dW_hh and
+  db_hn are reductions over all steps afterwards, plain 2-D products over the (T B) rows of the
+  saved states and gradients as they lie. No stacking copy of the projections feeds the scan, and
+  each stream's input gradient is contiguous for its own projection's weight gradient
+  (docs/benchmarks.md, GRU + MoE, branches rnn2 and gru5).
 
   Args:
     gates_K_TxBx3H: per stream, the input projections per step: x W_ih + b_ih + [b_hr, b_hz, 0].
@@ -633,8 +635,8 @@ def _gru_scan_fn(masked: bool, unroll: int, k: int):
     _, (drz_K, da_n_K, dhn_K) = jax.lax.scan(step, dh0, xs, reverse=True, unroll=unroll)
     dgi_K = tuple(jnp.concatenate([a, c], axis=-1) for a, c in zip(drz_K, da_n_K))
     # dW_hh = sum over steps of h_prev^T d(h W_hh): 2-D products contracting the (T B) rows of
-    # the arrays as they lie (an Eigen dot; the 3-D einsum's lowering copied both operands and
-    # ran ~1.7x slower, docs/benchmarks.md).
+    # the arrays as they lie (an Eigen dot; the 3-D einsum's lowering copied both operands into
+    # a YNN dot: 1.7x the CPU time in a probe of the products alone, docs/benchmarks.md).
     rows = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
     dw_KxHx3H = jnp.stack([
         jnp.concatenate([rows(hp).T @ rows(drz), rows(hp).T @ rows(dhn)], axis=-1)
