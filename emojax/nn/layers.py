@@ -634,12 +634,9 @@ def _gru_scan_fn(masked: bool, unroll: int, k: int):
     dh0 = tuple(dh_last[i] for i in range(k))
     _, (drz_K, da_n_K, dhn_K) = jax.lax.scan(step, dh0, xs, reverse=True, unroll=unroll)
     dgi_K = tuple(jnp.concatenate([a, c], axis=-1) for a, c in zip(drz_K, da_n_K))
-    # dW_hh = sum over steps of h_prev^T d(h W_hh): 2-D products contracting the (T B) rows of
-    # the arrays as they lie (an Eigen dot; the 3-D einsum's lowering copied both operands into
-    # a YNN dot: 1.7x the CPU time in a probe of the products alone, docs/benchmarks.md).
-    rows = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731
     dw_KxHx3H = jnp.stack([
-        jnp.concatenate([rows(hp).T @ rows(drz), rows(hp).T @ rows(dhn)], axis=-1)
+        jnp.concatenate([_sum_of_products(hp, drz, w_KxHx3H[0]),
+                         _sum_of_products(hp, dhn, w_KxHx3H[0])], axis=-1)
         for hp, drz, dhn in zip(h_prev_K, drz_K, dhn_K)])
     db_hn_KxH = jnp.stack([jnp.sum(dhn, axis=(0, 1)) for dhn in dhn_K])
     dmask = None if mask_TxKxB is None else np.zeros(mask_TxKxB.shape, jax.dtypes.float0)
@@ -647,6 +644,20 @@ def _gru_scan_fn(masked: bool, unroll: int, k: int):
 
   scan.defvjp(scan_fwd, scan_bwd)
   return scan
+
+
+def _sum_of_products(a_TxBxH: jax.Array, b_TxBxG: jax.Array, like: jax.Array) -> jax.Array:
+  """sum over (t, b) of a[t, b]^T b[t, b]: (H, G), e.g. dW_hh = sum of h_prev^T d(h W_hh).
+
+  A 2-D product contracting the (T B) rows of both arrays as they lie (an Eigen dot); the 3-D
+  einsum's lowering copied both operands into a YNN dot: 1.7x the CPU time in a probe of dW_hh
+  alone (docs/benchmarks.md, GRU + MoE, branch gru5). A batch sharded with sharding in types (the
+  harness's explicit "data" axis) keeps the einsum, its result sharded as `like` (the weight):
+  JAX refuses the rows-flattening reshape."""
+  sharding = _contracted_batch_sharding(a_TxBxH, like)
+  if sharding is not None:
+    return jnp.einsum('tbh,tbg->hg', a_TxBxH, b_TxBxG, out_sharding=sharding)
+  return a_TxBxH.reshape(-1, a_TxBxH.shape[-1]).T @ b_TxBxG.reshape(-1, b_TxBxG.shape[-1])
 
 
 def time_major_projection(x: jax.Array, w_DxG: jax.Array, b_G: jax.Array,
