@@ -500,9 +500,9 @@ class MultiBiLSTM(nnx.Module):
 # w_hh = weight_hh_l{n}.T (H, 3H), b_ih = bias_ih_l{n}, b_hh = bias_hh_l{n}; initialisation is
 # torch's (uniform in [-1/sqrt(H), 1/sqrt(H)]). As for the BiLSTM, the input projections of all
 # steps (with b_ih and the r, z parts of b_hh folded in) are one matmul outside the recurrence, the
-# K recurrences of a layer (one per modality) share one `lax.scan` whose body is one batched
-# (K, B, H) x (K, H, 3H) dot, and the gradient is hand-written. For the GRU the K streams' per-step
-# arrays stay apart outside the scan body (`gru_scan_streams`) and the first layer projects its
+# K recurrences of a layer (one per modality) share one `lax.scan`, and the gradient is
+# hand-written. For the GRU the K streams' per-step arrays stay apart, inside the scan body too
+# (K (B, H) x (H, 3H) dots per step, `gru_scan_streams`), and the first layer projects its
 # batch-major input in place, its weight gradient a (G, D) product over the input in place
 # (`time_major_projection`). Masks: at an invalid step the state
 # is held and the output is 0, so left padding (film starts) starts the recurrence at the first valid
@@ -516,12 +516,14 @@ def gru_scan_streams(gates_K_TxBx3H: list[jax.Array], w_hh_KxHx3H: jax.Array,
   streams' per-step arrays kept apart: gates, outputs, the saved activations and their gradients
   are K arrays (T, B, .) each, never one (T, K, B, .).
 
-  The gradient is a `jax.custom_vjp`: the backward scan carries only dh and does one batched
-  (K, B, 3H) x (K, 3H, H) dot per step (the scan body stacks the K streams' states for it); dW_hh
-  and db_hn are reductions over all steps afterwards, K plain (H, T B) x (T B, 3H) products over
-  contiguous saved states. No stacking copy of the projections feeds the scan, and each stream's
-  input gradient is contiguous for its own projection's weight gradient (docs/benchmarks.md,
-  GRU + MoE).
+  The loop bodies work on each stream apart: K (B, H) x (H, 3H) dots per step forward and K
+  (B, 3H) x (3H, H) backward, no (K, B, .) stacking copies inside the loops. The gradient is a
+  `jax.custom_vjp`: the forward loop saves the carried states (h_prev is the previous step's
+  state, not saved apart), r|z, n and h W_hn + b_hn; the backward scan carries only dh; dW_hh and
+  db_hn are reductions over all steps afterwards, plain 2-D products over the (T B) rows of the
+  saved states and gradients as they lie. No stacking copy of the projections feeds the scan, and
+  each stream's input gradient is contiguous for its own projection's weight gradient
+  (docs/benchmarks.md, GRU + MoE, branches rnn2 and gru5).
 
   Args:
     gates_K_TxBx3H: per stream, the input projections per step: x W_ih + b_ih + [b_hr, b_hz, 0].
@@ -544,36 +546,50 @@ def gru_scan_streams(gates_K_TxBx3H: list[jax.Array], w_hh_KxHx3H: jax.Array,
 
 @functools.lru_cache(maxsize=None)
 def _gru_scan_fn(masked: bool, unroll: int, k: int):
-  """The custom-VJP GRU scan of K streams for one (masked, unroll, K)."""
+  """The custom-VJP GRU scan of K streams for one (masked, unroll, K).
+
+  The loop bodies work on each stream apart (K (B, H) x (H, 3H) dots per step, no stacking of
+  the K streams' gates, states or saved activations into (K, B, .) copies), and write per step
+  and stream (docs/benchmarks.md, GRU + MoE, branch gru5): forward, the carried state h_t (which
+  is also the next step's h_prev, so h_prev is not saved apart; the masked output
+  where(m, h_t, 0) is taken outside the loop) and, for the gradient, r|z, n and h W_hn + b_hn;
+  backward, d(r|z pre-activations), d(n pre-activation) and d(h W_hn) (= d(n pre-activation) *
+  r), from which the input projections' gradient is one concatenation outside the loop and
+  dW_hh two plain 2-D products.
+  """
+
+  def cell(g_Bx3H, h_prev, w_Hx3H, b_hn_H, m_B):
+    h = h_prev.shape[-1]
+    a = h_prev @ w_Hx3H
+    rz = jax.nn.sigmoid(g_Bx3H[:, :2 * h] + a[:, :2 * h])
+    r, z = rz[:, :h], rz[:, h:]
+    hn = a[:, 2 * h:] + b_hn_H
+    n = jnp.tanh(g_Bx3H[:, 2 * h:] + r * hn)
+    h_new = n + z * (h_prev - n)
+    if m_B is not None:
+      h_new = jnp.where(m_B[:, None], h_new, h_prev)
+    return h_new, (rz, n, hn)
 
   def forward(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB, keep_residuals):
     t, b, h3 = gates_K[0].shape
     h = h3 // 3
-    b_hn = b_hn_KxH[:, None, :]
 
-    def step(h_prev, inputs):
+    def step(h_K, inputs):
       g_K, m_KxB = inputs if masked else (inputs, None)
-      g_KxBx3H = jnp.stack(g_K)
-      a_KxBx3H = jnp.einsum('kbh,khg->kbg', h_prev, w_KxHx3H)
-      rz = jax.nn.sigmoid(g_KxBx3H[..., :2 * h] + a_KxBx3H[..., :2 * h])
-      r, z = rz[..., :h], rz[..., h:]
-      hn = a_KxBx3H[..., 2 * h:] + b_hn
-      n = jnp.tanh(g_KxBx3H[..., 2 * h:] + r * hn)
-      h_new = n + z * (h_prev - n)
-      if masked:
-        m = m_KxB[..., None]
-        h_new = jnp.where(m, h_new, h_prev)
-        out = jnp.where(m, h_new, 0.0)
-      else:
-        out = h_new
-      res = tuple(tuple(a[i] for i in range(k)) for a in (h_prev, rz, n, hn)) if keep_residuals \
-          else None
-      return h_new, (tuple(out[i] for i in range(k)), res)
+      new = [cell(g_K[i], h_K[i], w_KxHx3H[i], b_hn_KxH[i], None if m_KxB is None else m_KxB[i])
+             for i in range(k)]
+      h_new_K = tuple(hn_ for hn_, _ in new)
+      res = tuple(tuple(r_[j] for _, r_ in new) for j in range(3)) if keep_residuals else None
+      return h_new_K, (h_new_K, res)
 
     xs = (gates_K, mask_TxKxB) if masked else gates_K
-    zeros = jnp.zeros((k, b, h), gates_K[0].dtype)
-    h_last, (out, res) = jax.lax.scan(step, zeros, xs, unroll=unroll)
-    return out, h_last, res
+    zeros = tuple(jnp.zeros((b, h), gates_K[0].dtype) for _ in range(k))
+    h_last_K, (hs_K, res) = jax.lax.scan(step, zeros, xs, unroll=unroll)
+    if masked:   # the output is 0 at an invalid step (the carried state is held there)
+      out_K = tuple(jnp.where(mask_TxKxB[:, i, :, None], hs_K[i], 0.0) for i in range(k))
+    else:
+      out_K = hs_K
+    return out_K, jnp.stack(h_last_K), (hs_K,) + (res or ())
 
   @jax.custom_vjp
   def scan(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB):
@@ -584,45 +600,64 @@ def _gru_scan_fn(masked: bool, unroll: int, k: int):
     out, h_last, res = forward(gates_K, w_KxHx3H, b_hn_KxH, mask_TxKxB, True)
     return (out, h_last), (res, w_KxHx3H, mask_TxKxB)
 
+  def cell_bwd(dh, dout, h_prev, rz, n, hn, w_Hx3H, m_B):
+    h = h_prev.shape[-1]
+    dh_tot = dh + (dout if m_B is None else jnp.where(m_B[:, None], dout, 0.0))
+    r, z = rz[:, :h], rz[:, h:]
+    dz = dh_tot * (h_prev - n)
+    da_n = dh_tot * (1.0 - z) * (1.0 - n * n)             # d(n pre-activation) = d(x W_in)
+    drz = jnp.concatenate([da_n * hn * r * (1.0 - r), dz * z * (1.0 - z)], axis=-1)
+    dhn = da_n * r                                        # d(h W_hn + b_hn)
+    dgh = jnp.concatenate([drz, dhn], axis=-1)            # d(h W_hh + [0, 0, b_hn])
+    dh_prev = dh_tot * z + dgh @ w_Hx3H.T
+    if m_B is not None:
+      m = m_B[:, None]
+      drz, da_n, dhn = (jnp.where(m, a, 0.0) for a in (drz, da_n, dhn))
+      dh_prev = jnp.where(m, dh_prev, dh)
+    return dh_prev, (drz, da_n, dhn)
+
   def scan_bwd(saved, cotangents):
-    res, w_KxHx3H, mask_TxKxB = saved
+    (hs_K, rz_K, n_K, hn_K), w_KxHx3H, mask_TxKxB = saved
     dout_K, dh_last = cotangents
-    h = w_KxHx3H.shape[1]
+    # h_prev of every step: the carried states shifted by one (zero state first), contiguous
+    # (T, B, H) per stream for dW_hh's products.
+    h_prev_K = tuple(jnp.concatenate([jnp.zeros_like(s[:1]), s[:-1]]) for s in hs_K)
 
-    def step(dh, inputs):
-      if masked:
-        dout_K, res_K, m_KxB = inputs
-        m = m_KxB[..., None]
-        dh_tot = dh + jnp.where(m, jnp.stack(dout_K), 0.0)
-      else:
-        dout_K, res_K = inputs
-        dh_tot = dh + jnp.stack(dout_K)
-      h_prev, rz, n, hn = (jnp.stack(a) for a in res_K)
-      r, z = rz[..., :h], rz[..., h:]
-      dn = dh_tot * (1.0 - z)
-      dz = dh_tot * (h_prev - n)
-      da_n = dn * (1.0 - n * n)
-      dr = da_n * hn
-      drz = jnp.concatenate([dr * r * (1.0 - r), dz * z * (1.0 - z)], axis=-1)
-      dgh = jnp.concatenate([drz, da_n * r], axis=-1)      # d(h W_hh + [0, 0, b_hn])
-      dgi = jnp.concatenate([drz, da_n], axis=-1)          # d(input projections)
-      dh_prev = dh_tot * z + jnp.einsum('kbg,khg->kbh', dgh, w_KxHx3H)
-      if masked:
-        dgh = jnp.where(m, dgh, 0.0)
-        dgi = jnp.where(m, dgi, 0.0)
-        dh_prev = jnp.where(m, dh_prev, dh)
-      return dh_prev, (tuple(dgi[i] for i in range(k)), tuple(dgh[i] for i in range(k)))
+    def step(dh_K, inputs):
+      (dout_K, hp_K, rz_K, n_K, hn_K), m_KxB = inputs if masked else (inputs, None)
+      new = [cell_bwd(dh_K[i], dout_K[i], hp_K[i], rz_K[i], n_K[i], hn_K[i], w_KxHx3H[i],
+                      None if m_KxB is None else m_KxB[i]) for i in range(k)]
+      return tuple(d for d, _ in new), tuple(tuple(g[j] for _, g in new) for j in range(3))
 
-    xs = (dout_K, res) + ((mask_TxKxB,) if masked else ())
-    _, (dgi_K, dgh_K) = jax.lax.scan(step, dh_last, xs, reverse=True, unroll=unroll)
-    h_prev_K = res[0]
-    dw_KxHx3H = jnp.stack([jnp.einsum('tbh,tbg->hg', h_prev_K[i], dgh_K[i]) for i in range(k)])
-    db_hn_KxH = jnp.stack([jnp.sum(dgh_K[i][..., 2 * h:], axis=(0, 1)) for i in range(k)])
+    per_step = (dout_K, h_prev_K, rz_K, n_K, hn_K)
+    xs = (per_step, mask_TxKxB) if masked else per_step
+    dh0 = tuple(dh_last[i] for i in range(k))
+    _, (drz_K, da_n_K, dhn_K) = jax.lax.scan(step, dh0, xs, reverse=True, unroll=unroll)
+    dgi_K = tuple(jnp.concatenate([a, c], axis=-1) for a, c in zip(drz_K, da_n_K))
+    dw_KxHx3H = jnp.stack([
+        jnp.concatenate([_sum_of_products(hp, drz, w_KxHx3H[0]),
+                         _sum_of_products(hp, dhn, w_KxHx3H[0])], axis=-1)
+        for hp, drz, dhn in zip(h_prev_K, drz_K, dhn_K)])
+    db_hn_KxH = jnp.stack([jnp.sum(dhn, axis=(0, 1)) for dhn in dhn_K])
     dmask = None if mask_TxKxB is None else np.zeros(mask_TxKxB.shape, jax.dtypes.float0)
     return dgi_K, dw_KxHx3H, db_hn_KxH, dmask
 
   scan.defvjp(scan_fwd, scan_bwd)
   return scan
+
+
+def _sum_of_products(a_TxBxH: jax.Array, b_TxBxG: jax.Array, like: jax.Array) -> jax.Array:
+  """sum over (t, b) of a[t, b]^T b[t, b]: (H, G), e.g. dW_hh = sum of h_prev^T d(h W_hh).
+
+  A 2-D product contracting the (T B) rows of both arrays as they lie (an Eigen dot); the 3-D
+  einsum's lowering copied both operands into a YNN dot: 1.7x the CPU time in a probe of dW_hh
+  alone (docs/benchmarks.md, GRU + MoE, branch gru5). A batch sharded with sharding in types (the
+  harness's explicit "data" axis) keeps the einsum, its result sharded as `like` (the weight):
+  JAX refuses the rows-flattening reshape."""
+  sharding = _contracted_batch_sharding(a_TxBxH, like)
+  if sharding is not None:
+    return jnp.einsum('tbh,tbg->hg', a_TxBxH, b_TxBxG, out_sharding=sharding)
+  return a_TxBxH.reshape(-1, a_TxBxH.shape[-1]).T @ b_TxBxG.reshape(-1, b_TxBxG.shape[-1])
 
 
 def time_major_projection(x: jax.Array, w_DxG: jax.Array, b_G: jax.Array,
