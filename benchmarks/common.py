@@ -71,7 +71,7 @@ class HarnessStep:
     import jax  # pylint: disable=import-outside-toplevel
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
     from flax import nnx  # pylint: disable=import-outside-toplevel
-    from emojax import contract, train  # pylint: disable=import-outside-toplevel
+    from emojax import contract, distributed, input_pipeline, train  # pylint: disable=import-outside-toplevel
     method = contract.get_method(config)
     self.model = model if model is not None else method.create(config, feature_dims,
                                                                 nnx.Rngs(seed))
@@ -85,12 +85,18 @@ class HarnessStep:
                                                   ...)
     params, mutable = jax.tree.map(jnp.copy, (params, mutable))
     self.n_params = sum(int(np.prod(v.shape)) for v in jax.tree.leaves(params))
+    # The state replicated and the batch sharded over the mesh's "data" axis, as the Trainer
+    # places them (its axis has size 1 on one device, but the arrays' types say sharded, and
+    # the layers pick their gradient forms from those types).
+    mesh = input_pipeline.make_mesh()
+    params, mutable, frozen, opt_state = distributed.replicate(
+        (params, mutable, frozen, tx.init(params)), mesh)
     build = train.make_train_step if step_options is None else (
         lambda *a: train.build_train_step(*a, **step_options))
     self.step = build(graphdef, phase.forward, phase.task, tx, float(spec["l2"]))
-    self.carry = self.step.start(params, mutable, tx.init(params))
+    self.carry = self.step.start(params, mutable, opt_state)
     self.frozen = frozen
-    self.batch = jax.tree.map(jnp.asarray, batch)
+    self.batch = input_pipeline.shard_batch(batch, mesh)
     self.seed, self.i = seed, 0
     self.pkey = train.phase_key(seed, phase.name)
 

@@ -232,3 +232,31 @@ def test_default_unroll_divides_long_sequences(t, unroll):
 def test_unknown_cell_is_refused():
   with pytest.raises(ValueError, match="unknown recurrent cell"):
     layers.MultiRecurrent(DIMS, H, 1, "rnn", rngs=nnx.Rngs(0))
+
+
+def test_hand_written_gradients_run_on_the_trainers_one_device_batch():
+  """The Trainer types every batch as sharded over its mesh's "data" axis (`shard_batch`), of size
+  1 on one device: the hand-written projection VJP must still be the one that runs there (it
+  was silently replaced by autodiff's slower form on that typing), with the NumPy gradients."""
+  rng = np.random.default_rng(6)
+  x = rng.normal(size=(B, T, 6)).astype(np.float32)
+  w = rng.normal(size=(6, 9)).astype(np.float32)
+  b = rng.normal(size=(9,)).astype(np.float32)
+  dy_TxBxG = rng.normal(size=(T, B, 9)).astype(np.float32)
+  x64, dy64 = x.astype(np.float64), dy_TxBxG.astype(np.float64)
+  mesh = jax.make_mesh((1,), ('data',), devices=jax.devices()[:1])
+  on_mesh = jax.device_put(jnp.asarray(x), jax.sharding.NamedSharding(
+      mesh, jax.sharding.PartitionSpec('data')))
+  assert 'data' in str(jax.typeof(on_mesh))   # typed as sharded, as the Trainer's batches
+
+  def f(x_, w_, b_):
+    return jnp.sum(layers.time_major_projection(x_, w_, b_, True) * dy_TxBxG)
+
+  assert 'custom_vjp_call' in str(jax.make_jaxpr(f)(on_mesh, w, b))
+  dx, dw, db = jax.jit(jax.grad(f, argnums=(0, 1, 2)))(on_mesh, jnp.asarray(w), jnp.asarray(b))
+  np.testing.assert_allclose(np.asarray(dw), np.einsum('btd,tbg->dg', x64, dy64), rtol=1e-5,
+                             atol=1e-4)
+  np.testing.assert_allclose(np.asarray(db), dy64.sum(axis=(0, 1)), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(dx), np.einsum('tbg,dg->btd', dy64, w.astype(np.float64)),
+                             rtol=1e-5, atol=1e-5)
+  assert 'data' in str(jax.typeof(dx))   # the input's gradient keeps the input's typing

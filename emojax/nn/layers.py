@@ -236,6 +236,20 @@ def bilstm_unrolled(gates_M_x8H: list[jax.Array], w_hh_KxHx4H: jax.Array,
   return list(ys), h_last
 
 
+def _one_device_unsharded(x: jax.Array) -> jax.Array:
+  """`x` typed unsharded where its sharding in types names only mesh axes of size 1 (the
+  harness's explicit "data" axis on one device: the Trainer shards every batch over it), else `x`
+  itself. A no-op on the data; it lets the row-flattening reshapes of the hand-written gradients
+  below run on one device, which JAX refuses on a batch typed as sharded whatever the axis size."""
+  sharding = getattr(jax.typeof(x), "sharding", None)
+  spec = getattr(sharding, "spec", None)
+  names = [n for a in (spec or ()) if a is not None for n in (a if isinstance(a, tuple) else (a,))]
+  if not names or any(sharding.mesh.shape[n] != 1 for n in names):
+    return x
+  return jax.sharding.reshard(x, jax.sharding.NamedSharding(sharding.mesh,
+                                                            jax.sharding.PartitionSpec()))
+
+
 def _contracted_batch_sharding(x: jax.Array, like: jax.Array):
   """`out_sharding` of a product that sums over the batch of `x`: `like`'s sharding where the
   batch is sharded with sharding in types (the harness's explicit "data" axis, under which JAX
@@ -651,9 +665,11 @@ def _sum_of_products(a_TxBxH: jax.Array, b_TxBxG: jax.Array, like: jax.Array) ->
 
   A 2-D product contracting the (T B) rows of both arrays as they lie (an Eigen dot); the 3-D
   einsum's lowering copied both operands into a YNN dot: 1.7x the CPU time in a probe of dW_hh
-  alone (docs/benchmarks.md, GRU + MoE, branch gru5). A batch sharded with sharding in types (the
-  harness's explicit "data" axis) keeps the einsum, its result sharded as `like` (the weight):
-  JAX refuses the rows-flattening reshape."""
+  alone (docs/benchmarks.md, GRU + MoE, branch gru5). A batch sharded with sharding in types over
+  more than one device (the harness's explicit "data" axis) keeps the einsum, its result sharded
+  as `like` (the weight): JAX refuses the rows-flattening reshape there. On one device the
+  Trainer's "data" axis has size 1 and the 2-D product runs (`_one_device_unsharded`)."""
+  a_TxBxH, b_TxBxG = _one_device_unsharded(a_TxBxH), _one_device_unsharded(b_TxBxG)
   sharding = _contracted_batch_sharding(a_TxBxH, like)
   if sharding is not None:
     return jnp.einsum('tbh,tbg->hg', a_TxBxH, b_TxBxG, out_sharding=sharding)
@@ -674,10 +690,12 @@ def time_major_projection(x: jax.Array, w_DxG: jax.Array, b_G: jax.Array,
   dW^T = dY^T X, a (G, D) product over the T B rows with the input in its own layout, then
   transposed (G x D, small); autodiff's dW = X^T dY ran as an Eigen dot at half the speed
   (docs/benchmarks.md, GRU + MoE: 2x at G = 96, 1.1x at G = 768 on this CPU). An input whose batch
-  is sharded with sharding in types (the harness's explicit "data" axis) keeps autodiff's
-  gradient: JAX refuses the VJP's row-flattening reshape of a sharded batch.
+  is sharded with sharding in types over more than one device (the harness's explicit "data"
+  axis) keeps autodiff's gradient: JAX refuses the VJP's row-flattening reshape of a sharded
+  batch. On one device (the axis of size 1 the Trainer shards over) the hand-written gradient
+  runs (`_one_device_unsharded`).
   """
-  if _contracted_batch_sharding(x, w_DxG) is not None:
+  if _contracted_batch_sharding(_one_device_unsharded(x), w_DxG) is not None:
     return _project(batch_major, x, w_DxG, b_G)
   return _projection(batch_major, x, w_DxG, b_G)
 
@@ -698,7 +716,8 @@ def _projection_fwd(batch_major, x, w_DxG, b_G):
 
 
 def _projection_bwd(batch_major, saved, dy_TxBxG):
-  x, w_DxG = saved
+  x_in, w_DxG = saved
+  x, dy_TxBxG = _one_device_unsharded(x_in), _one_device_unsharded(dy_TxBxG)
   # dy in the input's own row order, rows flattened: a copy of the G-wide gradient, never of the
   # D-wide input (contracting over (B, T) of a transposed dy let XLA transpose x instead). The
   # barrier keeps the simplifier from folding the final transpose back into the dot (the slower
@@ -708,6 +727,8 @@ def _projection_bwd(batch_major, saved, dy_TxBxG):
   x_NxD = x.reshape(-1, x.shape[-1])
   dw_GxD = jax.lax.optimization_barrier(jnp.einsum('ng,nd->gd', dy_NxG, x_NxD))
   dx = (dy_NxG @ w_DxG.T).reshape(x.shape)   # dropped by XLA where x needs no gradient
+  if x is not x_in:   # back to the input's sharding type
+    dx = jax.sharding.reshard(dx, jax.typeof(x_in).sharding)
   return dx.astype(x.dtype), dw_GxD.T.astype(w_DxG.dtype), jnp.sum(dy_TxBxG, axis=(0, 1))
 
 
