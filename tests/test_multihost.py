@@ -84,7 +84,9 @@ def _csv(path: pathlib.Path) -> np.ndarray:
 def test_two_processes_train_like_one_and_resume_after_a_worker_dies(tmp_path, reference_run):
   config, one, _ = reference_run
   # Every phase's two latest steps kept (not pruned once finished) to check how they were written.
-  overrides = [*_overrides(config), "--config.checkpoint.finished=all", "--config.checkpoint.keep=2"]
+  # Plots on: only process 0 may draw them (checked at the end).
+  overrides = [*_overrides(config), "--config.checkpoint.finished=all",
+               "--config.checkpoint.keep=2", "--config.eval.plots=True"]
   two, logs = tmp_path / "two", tmp_path / "logs"
 
   # Process 1 dies (SIGKILL) right after step 3 of the last phase (the earlier two are finished);

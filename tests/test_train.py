@@ -32,6 +32,7 @@ def test_train_and_evaluate_writes_the_contract(tmp_path, capsys):
   with config.unlocked():   # 11 phases: one validation and one checkpoint each, at its end
     config.train.eval_every_steps = config.checkpoint.every_steps = 4   # (mid-phase ones:
     # reference_run, every 2 / 3 steps, read by the resume tests)
+    config.eval.plots = True   # read below (toy_config turns them off)
   flat = train.train_and_evaluate(config, tmp_path / "run")
   run = tmp_path / "run"
   # Printed: per phase its validation scores only; test scores once, at the end of the run.
@@ -116,7 +117,7 @@ def _overrides(config) -> list[str]:
           f"{tuple(c.per_target.arousal.inputs.streams)}",
           f"--config.train.steps={c.train.steps}",
           "--config.train.eval_every_steps=3", "--config.checkpoint.every_steps=2",
-          "--config.log.every_steps=3"]
+          "--config.log.every_steps=3", f"--config.eval.plots={c.eval.plots}"]
 
 
 def test_eight_devices_give_the_same_result_as_one(tmp_path, reference_run):
