@@ -161,6 +161,9 @@ def base_config(method: str) -> ml_collections.ConfigDict:
 
   for name in ("model", "inputs", "eval", "per_target"):
     block(c, name)
+  block(c, "eval").plots = True, ours(
+      "the evaluation draws its plots (plots/*.png beside the CSVs); False: metrics, CSVs and "
+      "ablation.md only, e.g. in sweeps whose plots nobody reads")
   i = block(c, "inputs")
   i.streams = (), ours("set by each method's config")
   t = block(c, "train")

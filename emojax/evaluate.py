@@ -32,12 +32,25 @@ def label_constants(config: ml_collections.ConfigDict, task, stores: dict) -> di
   return train.label_constants(task)
 
 
+def draws_plots(config: ml_collections.ConfigDict) -> bool:
+  """`config.eval.plots`: whether the evaluation draws plots/*.png (True for a config without the
+  key, e.g. one written before it existed)."""
+  value = config.get("eval", {}).get("plots", True)
+  if not isinstance(value, bool):
+    raise errors.ConfigError(f"config.eval.plots={value!r}: must be True or False (False: the "
+                             "evaluation writes no plots/*.png)")
+  return value
+
+
 def evaluate_model(model: nnx.Module, method, config: ml_collections.ConfigDict,
                    stores: dict, workdir: pathlib.Path, mesh,
-                   records: list[dict] | None = None, plots: bool = True,
+                   records: list[dict] | None = None, plots: bool | None = None,
                    constants: dict | None = None) -> dict[str, float]:
   """Writes the evaluation files for every split in `stores` (not "train"); returns flat
-  metrics. `constants`: the trivial baselines (`label_constants`; None = from the data)."""
+  metrics. `constants`: the trivial baselines (`label_constants`; None = from the data);
+  `plots`: draw plots/*.png (None = `config.eval.plots`)."""
+  if plots is None:
+    plots = draws_plots(config)
   task = method.task(config)
   if constants is None:
     constants = label_constants(config, task, stores)

@@ -74,7 +74,8 @@ def _move(d: dict, src: str, dst: str) -> None:
 
 # Harness keys added since a workdir may have been written, with the value that keeps its meaning.
 ADDED_KEYS = {"checkpoint": {"finished": "last"}, "sweep": {"columns": []},
-              "train": {"ensemble_members": []}, "data": {"fraction": 1.0}}
+              "train": {"ensemble_members": []}, "data": {"fraction": 1.0},
+              "eval": {"plots": True}}
 
 
 # A method's keys added since, with the value that keeps a saved run's meaning (resuming it under

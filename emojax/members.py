@@ -91,18 +91,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     for split, preds in member_predictions(mc, workdir / "members" / str(i), stores).items():
       sums[split].append(preds)
   return _write_mean(workdir, task, stores, sums, list(specs),
-                     evaluate.label_constants(config, task, stores))
+                     evaluate.label_constants(config, task, stores), evaluate.draws_plots(config))
 
 
 def _write_mean(workdir: pathlib.Path, task, stores: dict, sums: dict, names: list[str],
-                constants: dict | None = None) -> dict:
+                constants: dict | None = None, plots: bool = True) -> dict:
   """Evaluates the mean of the members' predictions into <workdir>/eval/ (beside the trivial
-  baselines of `constants`, evaluate.label_constants); writes members.json."""
+  baselines of `constants`, evaluate.label_constants; `plots`: config.eval.plots); writes
+  members.json."""
   flat = {}
   for split, store in stores.items():
     mean = jax.tree.map(lambda *a: np.mean(np.stack(a), 0), *sums[split])
     if distributed.is_main():
-      out = store.write_report(workdir / "eval" / split, task, mean, constants=constants)
+      out = store.write_report(workdir / "eval" / split, task, mean, plots, constants=constants)
     else:
       out = store.evaluation(task, mean, constants)
     for target, m in out.items():
@@ -219,7 +220,8 @@ def train_and_evaluate_vmapped(config: ml_collections.ConfigDict,
           model, method.outputs(cfg), store, trainer.mesh, clip_seconds=d.clip_seconds,
           batch_size=d.eval_batch_size))
   return _write_mean(workdir, method.task(cfg), stores, sums,
-                     [f"member {i} of {k} (one jit)" for i in range(k)], constants)
+                     [f"member {i} of {k} (one jit)" for i in range(k)], constants,
+                     evaluate.draws_plots(cfg))
 
 
 def member_records(records: list[dict], i: int) -> list[dict]:

@@ -1,7 +1,9 @@
 """Curve plots of true vs predicted valence/arousal per film (matplotlib Agg, no display).
 
 Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly (no pyplot), so
-plotting needs no display, keeps no global figure state and is safe from threads.
+plotting needs no display, keeps no global figure state and is safe from threads. matplotlib is
+imported at the first figure (`_figure`), not with this module: a run with `config.eval.plots =
+False` never loads it (~0.5 s of CPU per process).
 """
 
 import io
@@ -11,8 +13,6 @@ import pathlib
 from collections.abc import Mapping
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from emojax import fileio
 from emojax.errors import DataError
@@ -22,6 +22,16 @@ from emojax.metrics import ordered_dims
 MINUTES_ABOVE_SECONDS = 600
 _TOP_IN, _BOTTOM_IN, _PANEL_IN, _GAP_IN = 0.65, 0.55, 2.2, 0.4
 _METRIC_LABELS = (("mse", "MSE"), ("pcc", "PCC"), ("ccc", "CCC"))
+
+
+def _figure(figsize: tuple[float, float]):
+  """A matplotlib Figure on its own Agg canvas."""
+  # pylint: disable=import-outside-toplevel  (matplotlib only where a plot is drawn)
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+  fig = Figure(figsize=figsize, dpi=100)
+  FigureCanvasAgg(fig)
+  return fig
 
 
 def _fmt(v) -> str:
@@ -43,7 +53,8 @@ def plot_film(path: str | os.PathLike, seconds_T, curves: Mapping[str, tuple],
 
 
 def film_figure(seconds_T, curves: Mapping[str, tuple], title: str,
-                metrics: Mapping[str, Mapping] | None = None, where: str = "plot") -> Figure:
+                metrics: Mapping[str, Mapping] | None = None,
+                where: str = "plot") -> "matplotlib.figure.Figure":
   """Builds the figure of `plot_film` (one panel per dimension).
 
   Args:
@@ -63,8 +74,7 @@ def film_figure(seconds_T, curves: Mapping[str, tuple], title: str,
   # Fixed margins in inches (constrained layout doubles the cost of a plot on a busy CPU).
   n = len(dims)
   height = _TOP_IN + _BOTTOM_IN + n * _PANEL_IN + (n - 1) * _GAP_IN
-  fig = Figure(figsize=(11, height), dpi=100)
-  FigureCanvasAgg(fig)
+  fig = _figure((11, height))
   fig.subplots_adjust(left=0.07, right=0.985, top=1 - _TOP_IN / height, bottom=_BOTTOM_IN / height,
                       hspace=_GAP_IN / _PANEL_IN)
   axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
@@ -117,7 +127,8 @@ def plot_confusion(path: str | os.PathLike, matrix, class_names, title: str) -> 
   return fileio.atomic_write_bytes(path, buf.getvalue())
 
 
-def confusion_figure(matrix, class_names, title: str, where: str = "plot") -> Figure:
+def confusion_figure(matrix, class_names, title: str,
+                     where: str = "plot") -> "matplotlib.figure.Figure":
   """Builds the figure of `plot_confusion`."""
   m_CxC = np.asarray(matrix)
   names = [str(n) for n in class_names]
@@ -133,8 +144,7 @@ def confusion_figure(matrix, class_names, title: str, where: str = "plot") -> Fi
   share_CxC = np.divide(m_CxC, rows_C, out=np.zeros_like(m_CxC), where=rows_C > 0)
   c = len(names)
   side = 1.2 + 0.9 * c
-  fig = Figure(figsize=(side + 1.2, side), dpi=100)
-  FigureCanvasAgg(fig)
+  fig = _figure((side + 1.2, side))
   ax = fig.add_subplot(1, 1, 1)
   image = ax.imshow(share_CxC, cmap="Blues", vmin=0.0, vmax=1.0)
   fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
@@ -161,7 +171,8 @@ def plot_scatter(path: str | os.PathLike, true_N, pred_N, title: str,
   return fileio.atomic_write_bytes(path, buf.getvalue())
 
 
-def scatter_figure(true_N, pred_N, title: str, label: str = "", where: str = "plot") -> Figure:
+def scatter_figure(true_N, pred_N, title: str, label: str = "",
+                   where: str = "plot") -> "matplotlib.figure.Figure":
   """Builds the figure of `plot_scatter`: one point per clip, the identity line, both axes on
   the range of the values (at least [-1, 1])."""
   t = np.asarray(true_N, np.float64).reshape(-1)
@@ -169,8 +180,7 @@ def scatter_figure(true_N, pred_N, title: str, label: str = "", where: str = "pl
   if t.shape != p.shape or t.size == 0:
     raise DataError(f"{where}: {t.size} true and {p.size} predicted values; a scatter needs the "
                     "same non-zero number of each.")
-  fig = Figure(figsize=(5.2, 5.0), dpi=100)
-  FigureCanvasAgg(fig)
+  fig = _figure((5.2, 5.0))
   ax = fig.add_subplot(1, 1, 1)
   ok = np.isfinite(t) & np.isfinite(p)
   lo = min(-1.0, float(np.min(t[ok], initial=0)), float(np.min(p[ok], initial=0)))

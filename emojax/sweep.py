@@ -40,6 +40,10 @@ On disk, under `<workdir>/sweep/`:
                                 metrics: zero / training mean, or the majority class) in the
                                 same columns; a setting's mean no better than the best of them is
                                 marked ✗
+
+Each trial evaluates as a run does, its plots included; `config.eval.plots = False` (e.g.
+`--config.eval.plots=False`) leaves them out of every trial when only the tables are read: the same
+metrics, ~0.1 s of CPU less per plotted film and no matplotlib import.
 """
 
 import csv

@@ -56,6 +56,8 @@ def check_config(config: ml_collections.ConfigDict, task: contract.Task) -> None
     contract.make_optimizer(contract.optimizer_spec(config.optim), steps=1, steps_per_epoch=1)
   if not config.dataset.splits.train:
     raise errors.ConfigError("config.dataset.splits.train is empty: name the training split")
+  from emojax import evaluate  # pylint: disable=g-import-not-at-top  (as train_and_evaluate)
+  evaluate.draws_plots(config)   # config.eval.plots: a bool
 
 
 # --------------------------------------------------------------------------------------------

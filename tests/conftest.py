@@ -98,6 +98,7 @@ def films_config(data_dir, extractors=("visual_stats", "audio_functionals")):
     c.train.steps = 4
     c.train.eval_every_steps = 2
     c.checkpoint.every_steps = 2
+    c.eval.plots = False   # no test reads the films run's evaluation plots
   return c
 
 
@@ -139,6 +140,8 @@ def toy_config(workdir_data: pathlib.Path | None = None, *, targets=("arousal",)
     c.train.eval_every_steps = 3
     c.checkpoint.every_steps = 2
     c.log.every_steps = 3
+    c.eval.plots = False   # read by no test of this config but test_train's contract run, which
+    # turns them on (as test_multihost's two-process run and test_harness_checks' old workdir)
   return c
 
 
@@ -264,4 +267,5 @@ def ridge_toy_config():
     c.dataset = base.dataset
     c.data.clip_seconds = 5
     c.data.batch_size = c.data.eval_batch_size = 8
+    c.eval.plots = False  # no test reads its evaluation plots (config.eval.plots)
   return c

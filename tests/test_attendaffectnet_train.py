@@ -28,6 +28,7 @@ def test_feature_temporal_trains_and_evaluates_on_the_toy_dataset(tmp_path):
     c.data.batch_size = 8
     c.data.eval_batch_size = 8
     c.train.steps = 4
+    c.eval.plots = False  # no test reads its evaluation plots (config.eval.plots)
     c.train.eval_every_steps = 2
     c.checkpoint.every_steps = 2
   run = tmp_path / "run"
@@ -50,6 +51,7 @@ def test_leave_one_film_out_on_the_cognimuse_fixture(tmp_path):
     c.dataset.data_dir = str(tmp_path / "data")
     c.model.encoder_layers = 1
     c.data.batch_size = 2
+    c.eval.plots = False  # no test reads its evaluation plots (config.eval.plots)
     c.data.eval_batch_size = 4
     c.train.steps = 2
     c.train.eval_every_steps = 1
@@ -104,7 +106,8 @@ def test_mediaeval2016_global_trains_through_main_on_the_liris_fixture(tmp_path)
            "--config.train.steps=2", "--config.train.epochs=0", "--config.train.eval_every_steps=1",
            "--config.train.eval_every_epochs=0", "--config.model.encoder_layers=1",
            "--config.model.decoder_layers=1", "--config.data.batch_size=4",
-           "--config.data.eval_batch_size=4", "--config.checkpoint.every_steps=1"]
+           "--config.data.eval_batch_size=4", "--config.checkpoint.every_steps=1",
+           "--config.eval.plots=False"]   # no test reads the evaluation plots
   want = {n: a for n, _, a in lf.GLOBAL16}
   for variant in ("feature", "temporal"):
     run = tmp_path / variant

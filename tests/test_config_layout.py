@@ -99,6 +99,18 @@ def test_evaluate_loads_an_old_workdirs_config(tmp_path):
   assert got.per_target.valence.model.num_clips == 4
   assert got.train.steps == 20 and got.train.inter_clip_steps == 20
   assert layout.for_target(got, "arousal").eval.ema_beta == 0.98
+  # Written before config.eval.plots: its evaluation draws the plots, as it did then.
+  assert "plots" not in BEFORE["two_timescale:valence,runlocal"].get("eval", {})
+  assert got.eval.plots is True and evaluate.draws_plots(got) is True
+
+
+@pytest.mark.parametrize("value", ["no", 0, 1, None])
+def test_eval_plots_must_be_a_bool(value):
+  c = ml_collections.ConfigDict(dict(eval=dict(plots=value)))
+  with pytest.raises(errors.ConfigError, match=r"config\.eval\.plots=.*must be True or False"):
+    evaluate.draws_plots(c)
+  assert evaluate.draws_plots(ml_collections.ConfigDict(dict(eval=dict(plots=False)))) is False
+  assert evaluate.draws_plots(ml_collections.ConfigDict(dict(eval={}))) is True   # no key: drawn
 
 
 def test_per_target_keys_override_the_shared_ones():

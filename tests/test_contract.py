@@ -24,6 +24,7 @@ def _stateful_config(data_dir, **train_overrides):
   c = stateful_method.get_config()
   with c.unlocked():
     c.dataset.data_dir = str(data_dir)
+    c.eval.plots = False  # no test reads its evaluation plots (config.eval.plots)
     for k, v in train_overrides.items():
       c.train[k] = v
   return c

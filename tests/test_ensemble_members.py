@@ -26,7 +26,8 @@ TOY = ["--config=configs/gru_moe.py:runlocal", "--config.dataset.name=emojax_toy
        "--config.inputs.streams=('audio','expression')", "--config.model.hidden=4",
        "--config.model.window_seconds=3", "--config.data.batch_size=8",
        "--config.data.eval_batch_size=8", "--config.train.steps=2",
-       "--config.train.eval_every_steps=2", "--config.train.retrain_on_dev=False"]
+       "--config.train.eval_every_steps=2", "--config.train.retrain_on_dev=False",
+       "--config.eval.plots=False"]   # no test reads the evaluation plots
 
 
 def _check_mean_of_members(run, k):
@@ -181,6 +182,7 @@ def _toy_config(**train):
   c.model.update(dict(hidden=4, window_seconds=3))
   c.data.update(dict(batch_size=8, eval_batch_size=8))
   c.eval.postprocess = "none"
+  c.eval.plots = False  # no test reads its evaluation plots (config.eval.plots)
   c.checkpoint.every_steps = 2
   c.train.update(dict(steps=6, eval_every_steps=1, retrain_on_dev=False, ensemble=3))
   c.train.update(train)

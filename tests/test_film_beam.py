@@ -7,19 +7,28 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
-beam = pytest.importorskip("apache_beam")
-import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from emojax.datasets import synthetic_films  # pylint: disable=g-import-not-at-top,wrong-import-position
-import test_film_builder as fakes  # pylint: disable=g-import-not-at-top,wrong-import-position
-from emojax.datasets import film_builder  # pylint: disable=g-import-not-at-top,wrong-import-position
+from emojax.datasets import synthetic_films
+import test_film_builder as fakes
+from emojax.datasets import film_builder
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+def _beam():
+  """apache_beam, imported by the tests that run it (not at collection: ~2-4 s of CPU in every
+  pytest worker); a test is skipped where it is not installed."""
+  return pytest.importorskip("apache_beam")
+
+
+@pytest.fixture(autouse=True)
+def _needs_beam():
+  _beam()
+
+
 def _direct_runner():
-  options = beam.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])
+  options = _beam().options.pipeline_options.PipelineOptions(["--runner=DirectRunner"])
   return tfds.download.DownloadConfig(beam_options=options)
 
 
@@ -99,7 +108,7 @@ def test_beam_multi_processing_equals_the_in_process_build(tmp_path, monkeypatch
                                           **kwargs)
   log = tmp_path / "pids.txt"
   beamed._extract_fn = functools.partial(_pid_logging_extract, log=str(log))  # pylint: disable=protected-access
-  options = beam.options.pipeline_options.PipelineOptions([
+  options = _beam().options.pipeline_options.PipelineOptions([
       "--runner=DirectRunner", "--direct_running_mode=multi_processing",
       "--direct_num_workers=2"])
   beamed.download_and_prepare(

@@ -26,6 +26,7 @@ def _config(fusion="modal", target="arousal", **model):
     c.model.lstm_hidden = 5
     c.model.mlp_hidden = 4
     c.model.update(model)
+    c.eval.plots = False  # no test reads its evaluation plots (config.eval.plots)
   return c
 
 

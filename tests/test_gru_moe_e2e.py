@@ -28,6 +28,7 @@ def test_runlocal_trains_and_evaluates_end_to_end(tmp_path, model):
     c.checkpoint.every_steps = 2
     c.log.every_steps = 2
     c.model.update(model)
+    c.eval.plots = False  # no test reads its evaluation plots (config.eval.plots)
   flat = train.train_and_evaluate(c, tmp_path / "run")
   run = tmp_path / "run"
   records = json.loads((run / "phases.json").read_text())

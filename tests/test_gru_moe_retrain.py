@@ -19,6 +19,7 @@ def _config(arg="runlocal", **train):
   c = gru_moe_config.get_config(arg)
   with c.unlocked():
     c.model.hidden = 4
+    c.eval.plots = False  # no test reads its evaluation plots (config.eval.plots)
     for k, v in train.items():
       c.train[k] = v
   return c

@@ -89,6 +89,7 @@ def test_evaluate_mode_from_the_command_line_reproduces_the_training_evaluation(
                       f"--workdir={run}"], cwd=REPO, env=env, capture_output=True, text=True,
                      timeout=600)
   assert r.returncode == 0, r.stderr[-2000:]
+  assert not (run / "eval" / "test" / "plots").exists()   # its config.json: eval.plots = False
   after = json.loads((run / "eval" / "test" / "metrics.json").read_text())
   assert after["arousal"]["mse"] == pytest.approx(before["arousal"]["mse"], rel=1e-6)
   assert after["arousal"]["film_mean"]["pcc"] == pytest.approx(
@@ -105,15 +106,24 @@ def test_evaluate_mode_from_the_command_line_reproduces_the_training_evaluation(
              or after["arousal"]["ccc"] <= 0)
   assert ("! eval test arousal: no better than a constant" in r.stdout) == flagged, r.stdout
   # A workdir written before the contract (no optim / holdout_fraction in its config.json, no task
-  # in the model meta) still evaluates (main.py's entry in-process), to the same numbers.
+  # in the model meta) and before config.eval.plots (so its plots are drawn, as then) still
+  # evaluates (main.py's entry in-process), to the same numbers and the same prediction files.
   saved = json.loads((run / "config.json").read_text())
-  del saved["optim"], saved["data"]["holdout_fraction"]
+  del saved["optim"], saved["data"]["holdout_fraction"], saved["eval"]["plots"]
   fileio.write_json(run / "config.json", saved)
   (run / "eval" / "test" / "metrics.json").unlink()
   code, err = refusals.run_main("--mode=evaluate", f"--workdir={run}")
   assert code == 0, err[-2000:]
   again = json.loads((run / "eval" / "test" / "metrics.json").read_text())
   assert again["arousal"]["mse"] == pytest.approx(before["arousal"]["mse"], rel=1e-6)
+  for split in ("validation", "test"):
+    films = sorted(p.name for p in (reference_run[1] / "eval" / split / "predictions").iterdir())
+    assert films and not (reference_run[1] / "eval" / split / "plots").exists()
+    for name in films:   # plots drawn or not, the same predictions to the byte
+      assert ((run / "eval" / split / "predictions" / name).read_bytes()
+              == (reference_run[1] / "eval" / split / "predictions" / name).read_bytes())
+      png = run / "eval" / split / "plots" / name.replace(".csv", ".png")
+      assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
 
 
 def test_stage1_ranking_puts_undefined_scores_last_and_never_uses_test(tmp_path):

@@ -26,7 +26,8 @@ def _toy_args(tmp_path) -> list[str]:
           f"--config.dataset.name={c.dataset.name}", "--config.dataset.config=",
           f"--config.dataset.import_module={c.dataset.import_module}",
           f"--config.dataset.data_dir={c.dataset.data_dir}", "--config.data.clip_seconds=5",
-          "--config.per_target.arousal.inputs.streams=('audio', 'action')", "--config.log.every_steps=2"]
+          "--config.per_target.arousal.inputs.streams=('audio', 'action')", "--config.log.every_steps=2",
+          "--config.eval.plots=False"]   # no test reads the evaluation plots
 
 
 def _main(argv: list[str]) -> int:

@@ -22,7 +22,9 @@ def _train(tmp_path, config, *overrides, epochs=1.0):
                                 f"--config.dataset.data_dir={tmp_path / 'data'}",
                                 f"--config.train.epochs={epochs}",
                                 f"--config.train.eval_every_epochs={epochs}",
-                                "--config.checkpoint.every_steps=100", *overrides)
+                                "--config.checkpoint.every_steps=100",
+                                "--config.eval.plots=False",   # (predict's own plot is read)
+                                *overrides)
   assert code == 0, err[-3000:]
   return run
 

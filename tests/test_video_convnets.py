@@ -171,6 +171,7 @@ def test_trains_end_to_end_through_the_harness(tmp_path, monkeypatch):
     c.data.holdout_fraction = 0.2
     c.model.crop, c.model.conv_lowering, c.model.autotune = 16, "frames2d", False
     c.train.epochs = 8.0
+    c.eval.plots = False  # no test reads its evaluation plots (config.eval.plots)
   trainer = train.Trainer(c, tmp_path / "run")
   trainer.run()
   flat = evaluate.evaluate_trainer(trainer)
